@@ -1,0 +1,38 @@
+"""PostgreSQL adapter: the asyncpg pool with JSON codecs. Needs the ``pg`` extra."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+__all__ = ["create_pool", "init_connection"]
+
+
+async def init_connection(conn: asyncpg.Connection[Any]) -> None:
+    """Decode json/jsonb to Python objects on every pooled connection."""
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool[Any]:
+    """Open a pool; call it from a lifespan or ``main()``, never at import.
+
+    Args:
+        dsn: PostgreSQL URL.
+        min_size: connections kept open.
+        max_size: upper bound of connections.
+
+    Returns:
+        An open pool whose connections decode JSON.
+    """
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=init_connection
+    )
+    assert pool is not None  # create_pool returns None only when awaited lazily
+    return pool

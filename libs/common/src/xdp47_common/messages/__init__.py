@@ -1,0 +1,41 @@
+"""Versioned wire contracts carried over RabbitMQ and the device protocol."""
+
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter
+
+from xdp47_common.messages.envelope import Envelope
+from xdp47_common.messages.heartbeat import (
+    DesiredState,
+    Heartbeat,
+    HeartbeatBody,
+    HeartbeatReceived,
+)
+from xdp47_common.messages.rollout import (
+    AbortRollout,
+    RetryRollout,
+    RolloutCommand,
+    RolloutEvent,
+    StartRollout,
+)
+
+__all__ = [
+    "COMMAND_ADAPTER",
+    "HEARTBEAT_ADAPTER",
+    "AbortRollout",
+    "DesiredState",
+    "Envelope",
+    "Heartbeat",
+    "HeartbeatBody",
+    "HeartbeatReceived",
+    "RetryRollout",
+    "RolloutCommand",
+    "RolloutEvent",
+    "StartRollout",
+]
+
+# One decoder per queue; an unknown ``type`` fails validation and is dead-lettered.
+COMMAND_ADAPTER: TypeAdapter[RolloutCommand] = TypeAdapter(
+    Annotated[RolloutCommand, Field(discriminator="type")]
+)
+HEARTBEAT_ADAPTER: TypeAdapter[HeartbeatReceived] = TypeAdapter(HeartbeatReceived)

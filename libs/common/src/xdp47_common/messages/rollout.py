@@ -1,0 +1,54 @@
+"""Rollout commands (imperative, consumed by the scheduler) and events (past tense,
+published on ``xdp47.events`` for the UI, the CLI and integrations)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from xdp47_common.messages.envelope import Envelope
+
+__all__ = [
+    "AbortRollout",
+    "RetryRollout",
+    "RolloutCommand",
+    "RolloutEvent",
+    "StartRollout",
+]
+
+
+class _RolloutCommandBase(Envelope):
+    version: Literal[1] = 1
+    rollout_id: UUID
+    requested_by: str | None = None
+
+
+class StartRollout(_RolloutCommandBase):
+    type: Literal["rollout.start"] = "rollout.start"
+
+
+class RetryRollout(_RolloutCommandBase):
+    type: Literal["rollout.retry"] = "rollout.retry"
+
+
+class AbortRollout(_RolloutCommandBase):
+    type: Literal["rollout.abort"] = "rollout.abort"
+    reason: str | None = None
+
+
+RolloutCommand = StartRollout | RetryRollout | AbortRollout
+
+
+class RolloutEvent(Envelope):
+    """A scheduler decision: ``event`` names it (``wave_started``, ``completed`` …)."""
+
+    type: Literal["rollout.event"] = "rollout.event"
+    version: Literal[1] = 1
+    rollout_id: UUID
+    event: str
+    wave: int | None = None
+    status: str | None = None
+    reason: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,54 @@
+"""Pydantic aggregates.
+
+``X`` is what the system hands out, ``XCreate`` what a client sends.
+"""
+
+from xdp47_common.models.api_token import (
+    ALL_SCOPES,
+    READ_SCOPES,
+    ApiToken,
+    ApiTokenCreate,
+    ApiTokenCreated,
+    Scope,
+    expand_scopes,
+)
+from xdp47_common.models.artifact import Artifact, ArtifactCreate
+from xdp47_common.models.device import (
+    ApplyResult,
+    Device,
+    DeviceClaim,
+    DeviceClaimed,
+    DeviceStatus,
+    Health,
+    LastApply,
+)
+from xdp47_common.models.policy import Policy, PolicyCreate, PolicyFields
+from xdp47_common.models.rollout import Rollout, RolloutCreate, RolloutRun
+from xdp47_common.models.tenant import Tenant, TenantCreate
+
+__all__ = [
+    "ALL_SCOPES",
+    "READ_SCOPES",
+    "ApiToken",
+    "ApiTokenCreate",
+    "ApiTokenCreated",
+    "ApplyResult",
+    "Artifact",
+    "ArtifactCreate",
+    "Device",
+    "DeviceClaim",
+    "DeviceClaimed",
+    "DeviceStatus",
+    "Health",
+    "LastApply",
+    "Policy",
+    "PolicyCreate",
+    "PolicyFields",
+    "Rollout",
+    "RolloutCreate",
+    "RolloutRun",
+    "Scope",
+    "Tenant",
+    "TenantCreate",
+    "expand_scopes",
+]

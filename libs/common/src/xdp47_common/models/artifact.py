@@ -1,0 +1,55 @@
+"""Artifact aggregate: a release a device can download, pinned by its SHA256."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AnyHttpUrl, Field, field_validator
+
+from xdp47_common.models.base import ReadModel, TenantId, WriteModel
+
+__all__ = ["Artifact", "ArtifactCreate"]
+
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+
+
+class ArtifactCreate(WriteModel):
+    tenant: TenantId
+    uri: AnyHttpUrl = Field(description="Where devices download it: http or https.")
+    sha256: Sha256Hex = Field(description="SHA256 of the content, 64 hex characters.")
+    size: Annotated[int, Field(ge=0, le=1 << 40)] | None = Field(
+        default=None, description="Size in bytes; devices refuse more."
+    )
+    type: Annotated[str, Field(min_length=1, max_length=64)] = "application"
+    version: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    signature: Annotated[str, Field(max_length=512)] | None = Field(
+        default=None, description="Base64 Ed25519 signature over the raw SHA256 digest."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if len(str(v)) > 16_384:
+            raise ValueError("metadata must serialise to at most 16 KiB")
+        return v
+
+
+class Artifact(ReadModel):
+    id: UUID
+    tenant: str
+    uri: str
+    sha256: str
+    size: int | None
+    type: str
+    version: str | None
+    signature: str | None
+    metadata: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,97 @@
+"""Device aggregate: identity, labels, reported state and desired state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import Field
+
+from xdp47_common.models.base import (
+    DeviceId,
+    LabelKey,
+    LabelValue,
+    ReadModel,
+    TenantId,
+    WriteModel,
+)
+
+__all__ = [
+    "ApplyResult",
+    "Device",
+    "DeviceClaim",
+    "DeviceClaimed",
+    "DeviceStatus",
+    "Health",
+    "LastApply",
+]
+
+Labels = dict[LabelKey, LabelValue]
+ChannelName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
+
+
+class DeviceStatus(StrEnum):
+    UNKNOWN = "unknown"  # claimed, never heard from
+    ONLINE = "online"
+    OFFLINE = "offline"  # silent for longer than the offline timeout
+
+
+class Health(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+    UNKNOWN = "unknown"
+
+
+class ApplyResult(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+class LastApply(ReadModel):
+    """The outcome of the device's most recent attempt to apply an artifact."""
+
+    artifact_id: UUID
+    result: ApplyResult
+    reason: Annotated[str, Field(max_length=500)] | None = None
+    at: datetime | None = None
+
+
+class DeviceClaim(WriteModel):
+    tenant: TenantId
+    labels: Annotated[Labels, Field(max_length=64)] = Field(default_factory=dict)
+    device_id: DeviceId | None = Field(
+        default=None,
+        description="Claim this id (idempotent); a new id is generated when omitted.",
+    )
+    channel: ChannelName = "stable"
+
+
+class DeviceClaimed(ReadModel):
+    device_id: str
+    tenant: str
+    credential: str = Field(
+        description="Device credential for heartbeats. Shown once; claiming again "
+        "rotates it."
+    )
+
+
+class Device(ReadModel):
+    id: str
+    tenant: str
+    labels: dict[str, str]
+    channel: str
+    status: DeviceStatus
+    health: Health
+    current_version: str | None
+    current_artifact_id: UUID | None
+    desired_artifact_id: UUID | None
+    desired_version: str | None
+    desired_rollout_id: UUID | None
+    last_apply: LastApply | None
+    last_seq: int
+    last_seen: datetime | None
+    last_metrics: dict[str, Any] | None
+    claimed_at: datetime

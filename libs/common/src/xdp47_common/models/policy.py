@@ -1,0 +1,61 @@
+"""Policy aggregate: the gate settings of a rollout. A null field takes the
+scheduler's default from its ``XDP47_SCHED_*`` environment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import Field
+
+from xdp47_common.models.base import ReadModel, TenantId, WriteModel
+
+__all__ = ["Policy", "PolicyCreate", "PolicyFields"]
+
+
+class PolicyFields(WriteModel):
+    require_ok: bool | None = Field(
+        default=None,
+        description="Count a device only once it reports healthy on the new version.",
+    )
+    skip_offline: bool | None = Field(
+        default=None, description="Skip devices offline at wave start."
+    )
+    grace_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = Field(
+        default=None, description="Wait this long after a wave starts before judging."
+    )
+    min_success_ratio: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+        default=None,
+        description="Share of a wave's eligible devices that must succeed.",
+    )
+    max_failures_per_wave: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="More failures than this in a wave fail the rollout."
+    )
+    abort_on_zero_eligible: bool | None = Field(
+        default=None, description="Fail the rollout when a wave has no eligible device."
+    )
+    wave_deadline_seconds: Annotated[int, Field(ge=1, le=7 * 86_400)] | None = Field(
+        default=None,
+        description="A device told to update that neither succeeds nor fails within "
+        "this time counts as failed (timed_out).",
+    )
+
+
+class PolicyCreate(PolicyFields):
+    tenant: TenantId
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Policy(ReadModel):
+    id: UUID
+    tenant: str
+    name: str
+    require_ok: bool | None
+    skip_offline: bool | None
+    grace_seconds: int | None
+    min_success_ratio: float | None
+    max_failures_per_wave: int | None
+    abort_on_zero_eligible: bool | None
+    wave_deadline_seconds: int | None
+    created_at: datetime

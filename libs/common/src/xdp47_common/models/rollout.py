@@ -1,0 +1,96 @@
+"""Rollout and RolloutRun aggregates: a release sent to a selection of devices in
+waves, and the history of each wave."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import Field, field_validator, model_validator
+
+from xdp47_common.models.base import (
+    LabelKey,
+    LabelValue,
+    ReadModel,
+    TenantId,
+    WriteModel,
+)
+from xdp47_common.models.device import ChannelName
+from xdp47_common.rollout.status import RolloutStatus, WaveOutcome
+
+__all__ = ["Rollout", "RolloutCreate", "RolloutRun"]
+
+MAX_WAVES = 100
+
+
+class RolloutCreate(WriteModel):
+    tenant: TenantId
+    artifact_id: UUID
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    selector: Annotated[dict[LabelKey, LabelValue], Field(max_length=32)] = Field(
+        default_factory=dict,
+        description="Label selector: every key=value pair must match.",
+    )
+    channel: ChannelName = "stable"
+    waves: Annotated[int, Field(ge=1, le=MAX_WAVES)] = 1
+    wave_percentages: list[Annotated[int, Field(ge=1, le=100)]] | None = Field(
+        default=None,
+        description="Share of the devices per wave, in percent, summing to 100; "
+        "when given, its length is the number of waves.",
+    )
+    policy_id: UUID | None = None
+
+    @field_validator("wave_percentages")
+    @classmethod
+    def _sums_to_100(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and sum(v) != 100:
+            raise ValueError(f"wave_percentages must sum to 100, got {sum(v)}")
+        if v is not None and len(v) > MAX_WAVES:
+            raise ValueError(f"at most {MAX_WAVES} waves")
+        return v
+
+    @model_validator(mode="after")
+    def _waves_match(self) -> RolloutCreate:
+        if self.wave_percentages is not None:
+            if "waves" in self.model_fields_set and self.waves != len(
+                self.wave_percentages
+            ):
+                raise ValueError(
+                    f"waves is {self.waves} but wave_percentages lists "
+                    f"{len(self.wave_percentages)} waves"
+                )
+            self.waves = len(self.wave_percentages)
+        return self
+
+
+class Rollout(ReadModel):
+    id: UUID
+    tenant: str
+    name: str | None
+    artifact_id: UUID
+    policy_id: UUID | None
+    selector: dict[str, str]
+    channel: str
+    waves: int
+    wave_percentages: list[int] | None
+    status: RolloutStatus
+    reason: str | None
+    current_wave: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RolloutRun(ReadModel):
+    rollout_id: UUID
+    wave: int
+    attempt: int
+    eligible: int
+    succeeded: int
+    failed: int
+    skipped: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: WaveOutcome | None
+    reason: str | None

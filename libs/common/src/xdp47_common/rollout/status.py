@@ -1,0 +1,76 @@
+"""Status vocabularies of rollouts, waves and per-device targets.
+
+These enums are the single spelling shared by the pure core, the database CHECK
+constraints (see ``migrations/0001_initial.sql``), the API and the UI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "TRANSITIONS",
+    "RolloutStatus",
+    "TargetState",
+    "WaveOutcome",
+]
+
+
+class RolloutStatus(StrEnum):
+    """Lifecycle: ``draft -> running -> completed|partial|failed|aborted``."""
+
+    DRAFT = "draft"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+TERMINAL_STATUSES: frozenset[RolloutStatus] = frozenset(
+    {
+        RolloutStatus.COMPLETED,
+        RolloutStatus.PARTIAL,
+        RolloutStatus.FAILED,
+        RolloutStatus.ABORTED,
+    }
+)
+
+# Retry reopens a finished rollout that left failed or skipped devices behind; it is
+# the only way out of a terminal status and it starts a new attempt of those waves.
+TRANSITIONS: Mapping[RolloutStatus, frozenset[RolloutStatus]] = {
+    RolloutStatus.DRAFT: frozenset({RolloutStatus.RUNNING, RolloutStatus.ABORTED}),
+    RolloutStatus.RUNNING: frozenset(
+        {
+            RolloutStatus.COMPLETED,
+            RolloutStatus.PARTIAL,
+            RolloutStatus.FAILED,
+            RolloutStatus.ABORTED,
+        }
+    ),
+    RolloutStatus.COMPLETED: frozenset(),
+    RolloutStatus.PARTIAL: frozenset({RolloutStatus.RUNNING}),
+    RolloutStatus.FAILED: frozenset({RolloutStatus.RUNNING}),
+    RolloutStatus.ABORTED: frozenset(),
+}
+
+
+class TargetState(StrEnum):
+    """State of one device inside one rollout."""
+
+    PENDING = "pending"  # planned into a wave that has not started yet
+    ASSIGNED = "assigned"  # its wave started; the device was told to update
+    APPLIED = "applied"  # the device reported the new version (healthy, if required)
+    FAILED = "failed"  # the device reported a failed apply, or timed out
+    SKIPPED = "skipped"  # offline at wave start under skip_offline, or aborted
+
+
+class WaveOutcome(StrEnum):
+    """Verdict of a finished wave, recorded on its RolloutRun."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    SKIPPED = "skipped"  # no eligible device in the wave

@@ -1,0 +1,120 @@
+"""Control-plane settings, read once from ``XDP47_*`` environment variables.
+
+Every field is documented in ``docs/configuration.md``; the names are the seed's.
+Services build one ``ControlSettings`` in their bootstrap and pass plain values down:
+the pure core never sees settings. Needs the ``settings`` extra.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEV_TOKEN_PLACEHOLDER", "ControlSettings", "Environment", "get_settings"]
+
+DEV_TOKEN_PLACEHOLDER = "devtoken123"
+
+
+class Environment(StrEnum):
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+
+
+class ControlSettings(BaseSettings):
+    """Settings shared by api, ingest and scheduler."""
+
+    model_config = SettingsConfigDict(env_prefix="XDP47_", extra="ignore")
+
+    env: Environment = Field(
+        default=Environment.PRODUCTION,
+        description="production or development. Development allows the dev token.",
+    )
+    db_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/xdp47",
+        description="PostgreSQL DSN.",
+    )
+    db_pool_min: Annotated[int, Field(ge=0)] = Field(default=1)
+    db_pool_max: Annotated[int, Field(ge=1)] = Field(default=10)
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL."
+    )
+    amqp_namespace: str = Field(
+        default="",
+        pattern=r"^[a-z0-9_-]*$",
+        description="Prefix for every exchange and queue name; empty in production, "
+        "set by tests to isolate runs on one broker.",
+    )
+    listen_addr: str = Field(
+        default="127.0.0.1:8080", description="host:port the HTTP server binds."
+    )
+    dev_token_enabled: bool = Field(
+        default=False,
+        description="Accept the dev token (XDP47_AGENT_TOKEN) with every scope for "
+        "tenant XDP47_DEV_TENANT. Refused unless XDP47_ENV=development.",
+    )
+    agent_token: SecretStr = Field(
+        default=SecretStr(DEV_TOKEN_PLACEHOLDER),
+        description="The development token, accepted only with dev_token_enabled.",
+    )
+    dev_tenant: str = Field(default="default", description="Tenant of the dev token.")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=1 << 20, description="Request bodies above this size get 413."
+    )
+    publish_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=5.0,
+        description="Seconds to wait for a broker confirm before answering 503.",
+    )
+    sched_interval: Annotated[float, Field(gt=0)] = Field(
+        default=2.0, description="Seconds between gate evaluations on the timer."
+    )
+    sched_grace: Annotated[float, Field(ge=0)] = Field(
+        default=0.0, description="Default grace_seconds after a wave starts."
+    )
+    sched_require_ok: bool = Field(
+        default=True, description="Default require_ok: count only healthy devices."
+    )
+    sched_skip_offline: bool = Field(
+        default=True, description="Default skip_offline at wave start."
+    )
+    sched_min_success_ratio: Annotated[float, Field(ge=0, le=1)] = Field(default=1.0)
+    sched_max_failures_per_wave: Annotated[int, Field(ge=0)] = Field(default=0)
+    sched_abort_on_zero_eligible: bool = Field(default=False)
+    sched_wave_deadline: Annotated[float, Field(gt=0)] = Field(
+        default=900.0, description="Default per-wave deadline in seconds (timed_out)."
+    )
+    sched_offline_after: Annotated[float, Field(gt=0)] = Field(
+        default=90.0, description="Seconds of silence after which a device is offline."
+    )
+    sched_batch_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=500, description="Heartbeats written per database transaction."
+    )
+    sched_prefetch: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=1000, description="AMQP prefetch of the heartbeat consumer."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_dev_token_in_production(self) -> Self:
+        if self.env is Environment.PRODUCTION and self.dev_token_enabled:
+            raise ValueError(
+                "XDP47_DEV_TOKEN_ENABLED=true is refused with XDP47_ENV=production; "
+                "set XDP47_ENV=development for a development setup"
+            )
+        return self
+
+    @property
+    def listen_host(self) -> str:
+        return self.listen_addr.rsplit(":", 1)[0] or "0.0.0.0"
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen_addr.rsplit(":", 1)[1])
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ControlSettings:
+    """Build the settings once per process."""
+    return ControlSettings()

@@ -1,0 +1,68 @@
+"""Session fixtures: a throwaway migrated database and an AMQP namespace per run."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.support.services import service_url, unique_name, with_database
+from xdp47_common.adapters.migrations import migrate
+from xdp47_common.adapters.pg import create_pool
+
+
+@pytest.fixture(scope="session")
+def server_db_url() -> Iterator[str]:
+    with service_url("db") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    with service_url("amqp") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def amqp_namespace() -> str:
+    return unique_name("t").lower()
+
+
+async def create_database(server_url: str, name: str) -> str:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(server_url, name)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def db_url(server_db_url: str) -> AsyncIterator[str]:
+    """A fresh database with every migration applied, dropped after the session."""
+    name = unique_name("xdp47_test")
+    url = await create_database(server_db_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield url
+    await drop_database(server_db_url, name)
+
+
+@pytest.fixture(scope="session")
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
+    p = await create_pool(db_url, min_size=1, max_size=10)
+    yield p
+    await p.close()
