@@ -1,1 +1,19 @@
-"""XDP47 demoapp."""
+"""XDP47 demo app: per-device /metrics that follow the agent's applied version."""
+
+from xdp47_demoapp.metrics import (
+    is_bad,
+    metrics_for,
+    parse_bad_versions,
+    read_applied_version,
+    read_metrics,
+)
+from xdp47_demoapp.server import DemoApp
+
+__all__ = [
+    "DemoApp",
+    "is_bad",
+    "metrics_for",
+    "parse_bad_versions",
+    "read_applied_version",
+    "read_metrics",
+]

@@ -3,7 +3,8 @@
 Needs the ``amqp`` extra. Work queues are quorum queues with an explicit delivery
 limit and at-least-once dead-lettering to ``xdp47.dlx``, one dead queue per work
 queue. Every message is persistent and carries its ``message_id`` and the envelope
-``type`` and ``version`` as AMQP properties.
+``type`` and ``version`` as AMQP properties. Consuming in batches lives in
+``xdp47_common.adapters.amqp_batch`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -17,10 +18,24 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from xdp47_common.adapters.amqp_batch import (
+    BatchConsumer,
+    PoisonMessage,
+    consume_batches,
+)
 from xdp47_common.messages.envelope import Envelope
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
-__all__ = ["AmqpPublisher", "PublishFailed", "connect", "declare_topology"]
+__all__ = [
+    "AmqpPublisher",
+    "BatchConsumer",
+    "PoisonMessage",
+    "PublishFailed",
+    "connect",
+    "consume_batches",
+    "declare_topology",
+    "to_message",
+]
 
 
 class PublishFailed(RuntimeError):
@@ -116,6 +131,15 @@ class AmqpPublisher:
     async def close(self) -> None:
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
+
+    @property
+    def is_ready(self) -> bool:
+        """True while connected with an open channel (for readiness probes)."""
+        return (
+            self._channel is not None
+            and not self._channel.is_closed
+            and self._connection.connected.is_set()
+        )
 
     async def publish(
         self, exchange: str, routing_key: str, envelope: Envelope

@@ -1,5 +1,46 @@
 """The pure rollout core: planning, gates and the state machine. No I/O, no clock."""
 
+from xdp47_common.rollout.exclusions import (
+    PLANNING_EXCLUSIONS,
+    Exclusion,
+    classify_device,
+    matches_selector,
+)
+from xdp47_common.rollout.gates import (
+    GATE_RULES,
+    GateContext,
+    GateRule,
+    GateVerdict,
+    Verdict,
+    WaveCounters,
+    deadline_at,
+    deadline_passed,
+    evaluate_gate,
+)
+from xdp47_common.rollout.machine import (
+    Decision,
+    DecisionEvent,
+    EventName,
+    InvalidTransition,
+    RolloutState,
+    WaveFinish,
+    abort,
+    check_transition,
+    decide,
+    retry,
+    start,
+)
+from xdp47_common.rollout.planner import (
+    SQL_ORDER_BY,
+    SQL_ORDERING_KEY,
+    SQL_WAVE_OF_RANK,
+    ordering_key,
+    plan_waves,
+    wave_bounds,
+    wave_of_rank,
+    wave_sizes,
+)
+from xdp47_common.rollout.policy import EffectivePolicy, PolicyOverrides
 from xdp47_common.rollout.status import (
     TERMINAL_STATUSES,
     TRANSITIONS,
@@ -9,9 +50,43 @@ from xdp47_common.rollout.status import (
 )
 
 __all__ = [
+    "GATE_RULES",
+    "PLANNING_EXCLUSIONS",
+    "SQL_ORDERING_KEY",
+    "SQL_ORDER_BY",
+    "SQL_WAVE_OF_RANK",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
+    "Decision",
+    "DecisionEvent",
+    "EffectivePolicy",
+    "EventName",
+    "Exclusion",
+    "GateContext",
+    "GateRule",
+    "GateVerdict",
+    "InvalidTransition",
+    "PolicyOverrides",
+    "RolloutState",
     "RolloutStatus",
     "TargetState",
+    "Verdict",
+    "WaveCounters",
+    "WaveFinish",
     "WaveOutcome",
+    "abort",
+    "check_transition",
+    "classify_device",
+    "deadline_at",
+    "deadline_passed",
+    "decide",
+    "evaluate_gate",
+    "matches_selector",
+    "ordering_key",
+    "plan_waves",
+    "retry",
+    "start",
+    "wave_bounds",
+    "wave_of_rank",
+    "wave_sizes",
 ]

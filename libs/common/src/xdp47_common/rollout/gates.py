@@ -1,0 +1,279 @@
+"""Gate evaluation: judge one running wave from its counters, never device lists.
+
+A gate is a priority-ordered list of small rules (Prefect's orchestration rules);
+the first rule with an opinion decides. The order encodes the semantics:
+
+1. ``ZeroEligible``: no eligible device (all skipped, or an empty wave) fails with
+   ``abort_on_zero_eligible``, else the wave passes as skipped.
+2. ``TooManyFailures``: more than ``max_failures_per_wave`` failures fails at once,
+   even inside the grace period: a bad release is stopped as fast as possible.
+3. ``RatioUnreachable``: fails once the ratio cannot reach ``min_success_ratio``
+   even if every pending device succeeds (after all finished: the final ratio).
+4. ``Grace``: waits until ``grace_seconds`` after the wave started.
+5. ``PendingDevices``: waits while devices are pending. A wave never passes early
+   with devices still updating; the per-wave deadline (``deadline_passed``) turns
+   those into ``timed_out`` failures, so no wave waits forever.
+6. ``AllFinished``: passes (rule 3 already guaranteed the ratio).
+
+Counters: ``eligible`` devices were told to update (``succeeded + failed +
+pending``); ``skipped`` ones were not (offline at wave start under skip_offline).
+The success ratio is ``succeeded / eligible``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import ClassVar, Protocol
+
+from xdp47_common.rollout.policy import EffectivePolicy
+from xdp47_common.rollout.status import WaveOutcome
+
+__all__ = [
+    "GATE_RULES",
+    "GateContext",
+    "GateRule",
+    "GateVerdict",
+    "Verdict",
+    "WaveCounters",
+    "deadline_at",
+    "deadline_passed",
+    "evaluate_gate",
+]
+
+
+def _require_aware(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class WaveCounters:
+    """The counters of one wave in one attempt (a RolloutRun plus ``pending``)."""
+
+    eligible: int
+    succeeded: int
+    failed: int
+    skipped: int
+    pending: int
+
+    def __post_init__(self) -> None:
+        for name in ("eligible", "succeeded", "failed", "skipped", "pending"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.succeeded + self.failed + self.pending != self.eligible:
+            raise ValueError(
+                f"succeeded {self.succeeded} + failed {self.failed} + pending "
+                f"{self.pending} must equal eligible {self.eligible}"
+            )
+
+    @classmethod
+    def from_run(
+        cls, eligible: int, succeeded: int, failed: int, skipped: int
+    ) -> WaveCounters:
+        """Build counters from a RolloutRun row; pending is what is left."""
+        return cls(
+            eligible=eligible,
+            succeeded=succeeded,
+            failed=failed,
+            skipped=skipped,
+            pending=eligible - succeeded - failed,
+        )
+
+
+class Verdict(StrEnum):
+    WAIT = "wait"
+    PASS = "pass"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class GateVerdict:
+    """What the gate says about a wave now.
+
+    ``outcome`` is set for pass (succeeded, or skipped when nobody was eligible) and
+    fail; ``until`` tells a waiting scheduler when the grace period ends.
+    """
+
+    verdict: Verdict
+    reason: str
+    outcome: WaveOutcome | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def wait(cls, reason: str, until: datetime | None = None) -> GateVerdict:
+        return cls(Verdict.WAIT, reason, None, until)
+
+    @classmethod
+    def passed(cls, reason: str, outcome: WaveOutcome) -> GateVerdict:
+        return cls(Verdict.PASS, reason, outcome)
+
+    @classmethod
+    def failed(cls, reason: str) -> GateVerdict:
+        return cls(Verdict.FAIL, reason, WaveOutcome.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class GateContext:
+    """Everything a gate rule may look at."""
+
+    wave: int
+    counters: WaveCounters
+    started_at: datetime
+    now: datetime
+    policy: EffectivePolicy
+
+
+class GateRule(Protocol):
+    """One rule: return a verdict to decide, or None to let the next rule judge."""
+
+    name: ClassVar[str]
+
+    def __call__(self, ctx: GateContext) -> GateVerdict | None: ...
+
+
+def _ratio(n: int, d: int) -> str:
+    return f"{n / d:.2f}"
+
+
+class ZeroEligible:
+    name: ClassVar[str] = "zero_eligible"
+
+    def __call__(self, ctx: GateContext) -> GateVerdict | None:
+        if ctx.counters.eligible > 0:
+            return None
+        if ctx.policy.abort_on_zero_eligible:
+            return GateVerdict.failed(f"wave {ctx.wave}: no eligible devices")
+        return GateVerdict.passed(
+            f"wave {ctx.wave}: no eligible devices, skipped", WaveOutcome.SKIPPED
+        )
+
+
+class TooManyFailures:
+    name: ClassVar[str] = "too_many_failures"
+
+    def __call__(self, ctx: GateContext) -> GateVerdict | None:
+        limit = ctx.policy.max_failures_per_wave
+        if ctx.counters.failed <= limit:
+            return None
+        return GateVerdict.failed(
+            f"wave {ctx.wave}: {ctx.counters.failed} failures > "
+            f"max_failures_per_wave {limit}"
+        )
+
+
+class RatioUnreachable:
+    name: ClassVar[str] = "ratio_unreachable"
+
+    def __call__(self, ctx: GateContext) -> GateVerdict | None:
+        c, minimum = ctx.counters, ctx.policy.min_success_ratio
+        best = c.succeeded + c.pending
+        # Compare quotients, not ``best < minimum * eligible``: 0.7 * 10 is
+        # 7.000000000000001 in binary floating point, while 7 / 10 == 0.7 exactly.
+        if best / c.eligible >= minimum:
+            return None
+        if c.pending:
+            return GateVerdict.failed(
+                f"wave {ctx.wave}: success ratio at most {_ratio(best, c.eligible)} "
+                f"< min_success_ratio {minimum:.2f}"
+            )
+        return GateVerdict.failed(
+            f"wave {ctx.wave}: success ratio {_ratio(c.succeeded, c.eligible)} "
+            f"< min_success_ratio {minimum:.2f}"
+        )
+
+
+class Grace:
+    name: ClassVar[str] = "grace"
+
+    def __call__(self, ctx: GateContext) -> GateVerdict | None:
+        until = ctx.started_at + timedelta(seconds=ctx.policy.grace_seconds)
+        if ctx.now >= until:
+            return None
+        return GateVerdict.wait(f"grace period until {until.isoformat()}", until)
+
+
+class PendingDevices:
+    name: ClassVar[str] = "pending_devices"
+
+    def __call__(self, ctx: GateContext) -> GateVerdict | None:
+        c = ctx.counters
+        if c.pending == 0:
+            return None
+        return GateVerdict.wait(f"{c.pending} of {c.eligible} devices pending")
+
+
+class AllFinished:
+    name: ClassVar[str] = "all_finished"
+
+    def __call__(self, ctx: GateContext) -> GateVerdict | None:
+        c = ctx.counters
+        return GateVerdict.passed(
+            f"wave {ctx.wave}: {c.succeeded} of {c.eligible} succeeded "
+            f"(ratio {_ratio(c.succeeded, c.eligible)})",
+            WaveOutcome.SUCCEEDED,
+        )
+
+
+GATE_RULES: tuple[GateRule, ...] = (
+    ZeroEligible(),
+    TooManyFailures(),
+    RatioUnreachable(),
+    Grace(),
+    PendingDevices(),
+    AllFinished(),
+)
+
+
+def evaluate_gate(
+    wave: int,
+    counters: WaveCounters,
+    started_at: datetime,
+    now: datetime,
+    policy: EffectivePolicy,
+    rules: Sequence[GateRule] = GATE_RULES,
+) -> GateVerdict:
+    """Judge a running wave.
+
+    Args:
+        wave: The wave number (for reasons).
+        counters: The wave's counters in the current attempt.
+        started_at: When the wave started (aware).
+        now: The current time (aware).
+        policy: The effective policy.
+        rules: The rules in priority order; the default is ``GATE_RULES``.
+
+    Returns:
+        The first verdict a rule gives; WAIT if none does.
+
+    Raises:
+        ValueError: When a datetime is naive.
+    """
+    _require_aware("started_at", started_at)
+    _require_aware("now", now)
+    ctx = GateContext(wave, counters, started_at, now, policy)
+    for rule in rules:
+        verdict = rule(ctx)
+        if verdict is not None:
+            return verdict
+    return GateVerdict.wait(f"wave {wave}: no rule decided")
+
+
+def deadline_at(started_at: datetime, policy: EffectivePolicy) -> datetime:
+    """Return when devices of a wave started at ``started_at`` time out."""
+    return started_at + timedelta(seconds=policy.wave_deadline_seconds)
+
+
+def deadline_passed(
+    started_at: datetime, now: datetime, policy: EffectivePolicy
+) -> bool:
+    """Tell whether devices still pending in this wave now count as ``timed_out``.
+
+    Raises:
+        ValueError: When a datetime is naive.
+    """
+    _require_aware("started_at", started_at)
+    _require_aware("now", now)
+    return now >= deadline_at(started_at, policy)

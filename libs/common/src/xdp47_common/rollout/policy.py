@@ -1,0 +1,80 @@
+"""The effective gate policy of a rollout: its policy fields over scheduler defaults.
+
+``EffectivePolicy`` is what the gates read. It is resolved once (a null policy field
+takes the scheduler's ``XDP47_SCHED_*`` default) and, being a frozen pydantic model,
+round-trips through the ``rollouts.effective_policy`` jsonb column unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["EffectivePolicy", "PolicyOverrides"]
+
+
+class PolicyOverrides(Protocol):
+    """Anything shaped like ``models.PolicyFields``: None means "use the default"."""
+
+    @property
+    def require_ok(self) -> bool | None: ...
+    @property
+    def skip_offline(self) -> bool | None: ...
+    @property
+    def grace_seconds(self) -> int | None: ...
+    @property
+    def min_success_ratio(self) -> float | None: ...
+    @property
+    def max_failures_per_wave(self) -> int | None: ...
+    @property
+    def abort_on_zero_eligible(self) -> bool | None: ...
+    @property
+    def wave_deadline_seconds(self) -> int | None: ...
+
+
+class EffectivePolicy(BaseModel):
+    """The complete, resolved gate settings a rollout runs under."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    require_ok: bool
+    skip_offline: bool
+    grace_seconds: Annotated[float, Field(ge=0)]
+    min_success_ratio: Annotated[float, Field(ge=0, le=1)]
+    max_failures_per_wave: Annotated[int, Field(ge=0)]
+    abort_on_zero_eligible: bool
+    wave_deadline_seconds: Annotated[float, Field(gt=0)]
+
+    @classmethod
+    def resolve(
+        cls,
+        overrides: PolicyOverrides | Mapping[str, object] | None,
+        defaults: EffectivePolicy,
+    ) -> EffectivePolicy:
+        """Return ``defaults`` with every non-null field of ``overrides`` applied.
+
+        Args:
+            overrides: A policy (``Policy``/``PolicyFields``), a mapping such as a
+                database record of the policy columns (unknown keys are ignored),
+                or None for no policy.
+            defaults: The scheduler defaults, complete.
+
+        Returns:
+            The effective policy.
+
+        Raises:
+            pydantic.ValidationError: When an override is out of range.
+        """
+        if overrides is None:
+            return defaults
+        values = defaults.model_dump()
+        for name in cls.model_fields:
+            if isinstance(overrides, Mapping):
+                value = overrides.get(name)
+            else:
+                value = getattr(overrides, name, None)
+            if value is not None:
+                values[name] = value
+        return cls.model_validate(values)

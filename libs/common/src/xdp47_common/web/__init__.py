@@ -1,0 +1,75 @@
+"""FastAPI helpers shared by the HTTP services (api, ingest). Needs the ``web`` extra.
+
+``install_web_basics`` wires the pieces every service wants: JSON error handlers,
+the body size limit, request metrics, ``/metrics`` and the health endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from xdp47_common.web.body_limit import BodySizeLimitMiddleware, BodyTooLarge
+from xdp47_common.web.errors import (
+    RETRY_AFTER_SECONDS,
+    CatchAllMiddleware,
+    ErrorBody,
+    ServiceUnavailable,
+    format_validation_errors,
+    install_exception_handlers,
+)
+from xdp47_common.web.health import Check, HealthStatus, health_router
+from xdp47_common.web.metrics import HttpMetrics, MetricsMiddleware, metrics_router
+
+__all__ = [
+    "RETRY_AFTER_SECONDS",
+    "BodySizeLimitMiddleware",
+    "BodyTooLarge",
+    "CatchAllMiddleware",
+    "Check",
+    "ErrorBody",
+    "HealthStatus",
+    "HttpMetrics",
+    "MetricsMiddleware",
+    "ServiceUnavailable",
+    "format_validation_errors",
+    "health_router",
+    "install_exception_handlers",
+    "install_web_basics",
+    "metrics_router",
+]
+
+
+def install_web_basics(
+    app: FastAPI,
+    *,
+    max_body_bytes: int,
+    checks: Mapping[str, Check],
+    registry: CollectorRegistry | None = None,
+    metrics_prefix: str = "xdp47",
+) -> HttpMetrics:
+    """Install error handlers, body limit, metrics and health routes on ``app``.
+
+    Args:
+        app: the application.
+        max_body_bytes: request bodies above this size get 413.
+        checks: readiness checks served by ``/readyz``.
+        registry: the Prometheus registry; a fresh one when omitted.
+        metrics_prefix: prefix of the HTTP metric names.
+
+    Returns:
+        The HTTP metrics, whose registry services may add their own metrics to.
+    """
+    metrics = HttpMetrics(registry or CollectorRegistry(), prefix=metrics_prefix)
+    install_exception_handlers(app)
+    # Middleware added last runs first. Metrics see the final status of every
+    # request, the catch-all turns a bug into a JSON 500 for them, and the size
+    # limit answers its own 413 before the catch-all could mistake it for a bug.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.include_router(health_router(checks))
+    app.include_router(metrics_router(metrics.registry))
+    return metrics

@@ -1,0 +1,164 @@
+"""Bounded, streamed artifact download into the staging dir.
+
+Never writes more than the declared size (or the configured maximum when none is
+declared), gives up when no byte arrives for ``stall_timeout`` or the whole
+transfer exceeds ``deadline``, only speaks http(s), and follows a redirect only
+to the same scheme, host and port. The partial file is removed on every failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from xdp47_agent.fsutil import FaultHook, no_fault
+from xdp47_agent.verify import ApplyRefused, Reason
+
+__all__ = ["DownloadLimits", "check_uri", "download"]
+
+_MAX_REDIRECTS = 3
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    max_bytes: int
+    stall_timeout: float
+    deadline: float
+    connect_timeout: float = 10.0
+
+
+def check_uri(uri: str) -> httpx.URL:
+    """Refuse anything but a plain http(s) URL with a host and no userinfo.
+
+    Raises:
+        ApplyRefused: with ``Reason.URI_REFUSED``.
+    """
+    try:
+        url = httpx.URL(uri)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ApplyRefused(Reason.URI_REFUSED, "not a URL") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ApplyRefused(Reason.URI_REFUSED, f"scheme {url.scheme!r} not allowed")
+    if url.userinfo:
+        raise ApplyRefused(Reason.URI_REFUSED, "credentials in the URL")
+    return url
+
+
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+async def _open(
+    client: httpx.AsyncClient, url: httpx.URL, http_timeout: httpx.Timeout
+) -> httpx.Response:
+    origin = url
+    for _ in range(_MAX_REDIRECTS + 1):
+        request = client.build_request(
+            "GET", url, headers={"Accept-Encoding": "identity"}, timeout=http_timeout
+        )
+        response = await client.send(request, stream=True, follow_redirects=False)
+        if not response.is_redirect:
+            return response
+        await response.aclose()
+        target = url.join(response.headers.get("location", ""))
+        if not _same_origin(origin, target):
+            raise ApplyRefused(
+                Reason.REDIRECT_REFUSED,
+                f"to {target.scheme}://{target.host}:{target.port or ''}",
+            )
+        url = target
+    raise ApplyRefused(Reason.REDIRECT_REFUSED, f"more than {_MAX_REDIRECTS}")
+
+
+async def _stream_to(
+    response: httpx.Response, fd: int, limit: int, fault: FaultHook
+) -> tuple[int, bytes]:
+    hasher = hashlib.sha256()
+    received = 0
+    async for chunk in response.aiter_bytes():
+        if received + len(chunk) > limit:
+            raise ApplyRefused(Reason.SIZE_EXCEEDED, f"more than {limit} bytes")
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+        hasher.update(chunk)
+        received += len(chunk)
+        fault("download:chunk")
+    os.fsync(fd)
+    return received, hasher.digest()
+
+
+async def download(
+    client: httpx.AsyncClient,
+    uri: str,
+    dest: Path,
+    *,
+    size: int | None,
+    limits: DownloadLimits,
+    fault: FaultHook = no_fault,
+) -> bytes:
+    """Download ``uri`` into ``dest`` (fsynced) and return its SHA256 digest.
+
+    Raises:
+        ApplyRefused: for every refusal; ``dest`` is gone afterwards.
+    """
+    url = check_uri(uri)
+    if size is not None and size > limits.max_bytes:
+        raise ApplyRefused(
+            Reason.SIZE_EXCEEDED, f"declared {size} > {limits.max_bytes}"
+        )
+    limit = limits.max_bytes if size is None else size
+    timeout = httpx.Timeout(
+        limits.stall_timeout,
+        connect=limits.connect_timeout,
+        pool=limits.connect_timeout,
+    )
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        async with asyncio.timeout(limits.deadline):
+            response = await _open(client, url, timeout)
+            try:
+                if response.status_code != 200:
+                    raise ApplyRefused(
+                        Reason.HTTP_ERROR, f"HTTP {response.status_code}"
+                    )
+                declared = response.headers.get("content-length")
+                if (
+                    declared is not None
+                    and declared.isdigit()
+                    and int(declared) > limit
+                ):
+                    raise ApplyRefused(
+                        Reason.SIZE_EXCEEDED, f"Content-Length {declared} > {limit}"
+                    )
+                received, digest = await _stream_to(response, fd, limit, fault)
+            finally:
+                await response.aclose()
+        if size is not None and received != size:
+            raise ApplyRefused(Reason.SIZE_MISMATCH, f"got {received} of {size} bytes")
+        return digest
+    except BaseException as exc:
+        os.close(fd)
+        fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(dest)
+        if isinstance(exc, ApplyRefused):
+            raise
+        if isinstance(exc, TimeoutError):
+            raise ApplyRefused(Reason.DEADLINE, f"after {limits.deadline}s") from exc
+        if isinstance(exc, httpx.TimeoutException):
+            raise ApplyRefused(Reason.STALLED, type(exc).__name__) from exc
+        if isinstance(exc, httpx.HTTPError):
+            raise ApplyRefused(Reason.HTTP_ERROR, type(exc).__name__) from exc
+        if isinstance(exc, OSError):
+            raise ApplyRefused(Reason.IO_ERROR, str(exc)) from exc
+        raise
+    finally:
+        if fd >= 0:
+            os.close(fd)

@@ -1,0 +1,107 @@
+"""Where heartbeat metrics and health come from.
+
+``HttpMetrics`` reads the demo app's ``/metrics`` JSON; health follows its
+``status`` field. When no URL is configured, or the app does not answer,
+``synthetic_metrics`` stands in (marked ``synthetic: true``) so the control plane
+still sees a live device: health ``ok`` when there is no app to watch,
+``degraded`` when the configured app is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from xdp47_common.models import Health
+
+__all__ = ["HttpMetrics", "MetricsSource", "Sample", "synthetic_metrics", "to_sample"]
+
+log = logging.getLogger(__name__)
+
+MetricValue = float | int | str | bool | None
+_MAX_METRICS = 60  # the body allows 64; leave room for the agent's own keys
+_MAX_KEY = 64
+_HEALTH_BY_STATUS = {
+    "ok": Health.OK,
+    "healthy": Health.OK,
+    "degraded": Health.DEGRADED,
+    "failing": Health.FAILING,
+    "unhealthy": Health.FAILING,
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    health: Health
+    metrics: dict[str, MetricValue] = field(default_factory=dict)
+
+
+class MetricsSource(Protocol):
+    """Anything that can produce one sample per heartbeat."""
+
+    async def sample(self, device_id: str, seq: int) -> Sample: ...
+
+
+def synthetic_metrics(device_id: str, seq: int, health: Health) -> Sample:
+    """Plausible, deterministic values for (device, seq), so tests can predict them."""
+    rng = random.Random(f"{device_id}:{seq}")
+    return Sample(
+        health=health,
+        metrics={
+            "cpu": round(rng.uniform(5, 30), 2),
+            "mem": round(rng.uniform(100, 250), 1),
+            "error_rate": round(rng.uniform(0, 0.01), 4),
+            "synthetic": True,
+        },
+    )
+
+
+def to_sample(data: Any) -> Sample | None:
+    """Keep the scalar fields the heartbeat can carry; None when not a JSON object."""
+    if not isinstance(data, dict):
+        return None
+    metrics: dict[str, MetricValue] = {}
+    for key, value in data.items():
+        if len(metrics) >= _MAX_METRICS:
+            break
+        if isinstance(key, str) and len(key) <= _MAX_KEY:
+            if value is None or isinstance(value, bool | int | float):
+                metrics[key] = value
+            elif isinstance(value, str):
+                metrics[key] = value[:256]
+    status = data.get("status")
+    health = (
+        _HEALTH_BY_STATUS.get(status, Health.UNKNOWN)
+        if isinstance(status, str)
+        else Health.UNKNOWN
+    )
+    return Sample(health=health, metrics=metrics)
+
+
+class HttpMetrics:
+    """GET a metrics URL; synthetic values when it is unset or does not answer."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, url: str | None, *, timeout: float = 2.0
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._timeout = timeout
+
+    async def sample(self, device_id: str, seq: int) -> Sample:
+        if self._url is None:
+            return synthetic_metrics(device_id, seq, Health.OK)
+        try:
+            response = await self._client.get(self._url, timeout=self._timeout)
+            response.raise_for_status()
+            sample = to_sample(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            log.debug("metrics from %s unavailable: %s", self._url, exc)
+            sample = None
+        if sample is None:
+            return synthetic_metrics(device_id, seq, Health.DEGRADED)
+        return sample

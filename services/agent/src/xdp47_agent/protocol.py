@@ -1,0 +1,175 @@
+"""The device protocol over HTTP: claim and heartbeat, with retries.
+
+Network errors and 429/502/503/504 are retried with jittered exponential backoff
+(tenacity), never sooner than the server's ``Retry-After``. A 401 on heartbeat
+surfaces as ``CredentialRejected`` so the agent can re-claim; other 4xx are
+``ProtocolError`` (a bug or a misconfiguration, not worth hammering the server).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from xdp47_agent.config import AgentConfig
+from xdp47_common.clock import utcnow
+from xdp47_common.messages import HeartbeatBody
+from xdp47_common.models import DeviceClaim, DeviceClaimed
+
+__all__ = [
+    "ControlClient",
+    "CredentialRejected",
+    "ProtocolError",
+    "Retryable",
+    "parse_retry_after",
+]
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CredentialRejected(Exception):
+    """The server answered 401: the stored credential is no longer valid."""
+
+
+class ProtocolError(Exception):
+    """A non-retryable answer (4xx other than 401, or a malformed body)."""
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or utcnow())).total_seconds())
+
+
+def _check(response: httpx.Response, what: str) -> None:
+    if response.status_code in _RETRY_STATUSES:
+        raise Retryable(
+            f"{what}: HTTP {response.status_code}",
+            parse_retry_after(response.headers.get("retry-after")),
+        )
+    if response.status_code == 401:
+        raise CredentialRejected(f"{what}: HTTP 401")
+    if response.status_code >= 400:
+        raise ProtocolError(
+            f"{what}: HTTP {response.status_code}: {response.text[:300]}"
+        )
+
+
+class ControlClient:
+    """Claim and heartbeat calls on one shared keep-alive ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        config: AgentConfig,
+        *,
+        sleep: Sleep,
+        attempts: int = 8,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._sleep = sleep
+        self._attempts = attempts
+        self._jitter = wait_random_exponential(multiplier=0.5, max=max_backoff)
+
+    def _wait(self, state: RetryCallState) -> float:
+        delay = float(self._jitter(state))
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Retryable) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, self._config.max_retry_after))
+        log.info("retrying in %.2fs after %s", delay, exc)
+        return delay
+
+    async def _post(
+        self, url: str, token: str, payload: dict[str, Any], what: str
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Retryable),
+            wait=self._wait,
+            stop=stop_after_attempt(self._attempts),
+            sleep=self._sleep,
+            reraise=True,
+        ):
+            with attempt:
+                try:
+                    response = await self._client.post(
+                        url,
+                        json=payload,
+                        headers=headers,
+                        timeout=self._config.request_timeout,
+                        follow_redirects=False,
+                    )
+                except httpx.TransportError as exc:
+                    raise Retryable(f"{what}: {type(exc).__name__}: {exc}") from exc
+                _check(response, what)
+                try:
+                    data = response.json()
+                except ValueError as exc:
+                    raise ProtocolError(f"{what}: response is not JSON") from exc
+                if not isinstance(data, dict):
+                    raise ProtocolError(f"{what}: response is not a JSON object")
+                return data
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def claim(self, device_id: str | None) -> DeviceClaimed:
+        """Claim (or re-claim, rotating the credential) this device."""
+        body = DeviceClaim(
+            tenant=self._config.tenant,
+            labels=dict(self._config.device_labels),
+            device_id=device_id,
+            channel=self._config.channel,
+        )
+        data = await self._post(
+            f"{self._config.control_url}/api/devices/claim",
+            self._config.agent_token.get_secret_value(),
+            body.model_dump(mode="json"),
+            "claim",
+        )
+        try:
+            return DeviceClaimed.model_validate(data)
+        except ValueError as exc:
+            raise ProtocolError(f"claim: unexpected response: {exc}") from exc
+
+    async def heartbeat(
+        self, device_id: str, credential: str, body: HeartbeatBody
+    ) -> dict[str, Any]:
+        """Post one heartbeat; returns the raw desired-state object to validate."""
+        return await self._post(
+            f"{self._config.heartbeat_base_url}/api/devices/{device_id}/heartbeat",
+            credential,
+            body.model_dump(mode="json"),
+            "heartbeat",
+        )

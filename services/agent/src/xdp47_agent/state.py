@@ -1,0 +1,229 @@
+"""The agent's state dir: identity, heartbeat sequence and the applied artifact.
+
+Layout (all under ``state_dir``)::
+
+    device_id            the device id (plain text), written before the first claim
+    credential           {"device_id", "credential"} as JSON, mode 0600
+    seq                  heartbeat seq high-water mark (reserved block ceiling)
+    current.json         {"artifact_id", "version", "sha256", "applied_at"}: the
+                         commit point of an apply
+    applied_version      the applied version string (read by the demo app)
+    applied_<uuid>       the applied artifact's bytes
+    staging/<uuid>.part  a download in progress
+
+``current.json`` is the single commit point: ``applied_version`` and the
+``applied_<uuid>`` files are derived from it, and ``recover()`` brings them back in
+line after a crash, so the state is always exactly the old or exactly the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from uuid import UUID
+
+from xdp47_agent.fsutil import (
+    TMP_SUFFIX,
+    FaultHook,
+    atomic_write,
+    no_fault,
+    remove_durably,
+    replace_durably,
+)
+
+__all__ = ["SEQ_BLOCK", "Applied", "Identity", "StateDir", "artifact_name"]
+
+log = logging.getLogger(__name__)
+
+# The seq file stores a ceiling; seqs below it may have been used. Persisting once
+# per block keeps heartbeats free of disk writes, and a restart starting above
+# the stored ceiling never reuses a seq even after a crash.
+SEQ_BLOCK = 1000
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_APPLIED_PREFIX = "applied_"
+
+
+def artifact_name(artifact_id: UUID | str) -> str:
+    """The canonical UUID text, the only form an artifact id takes in a path.
+
+    Raises:
+        ValueError: ``artifact_id`` is not a canonical UUID (e.g. holds ``../``).
+    """
+    text = str(artifact_id)
+    if not _UUID_RE.fullmatch(text):
+        raise ValueError(f"artifact id {text[:80]!r} is not a canonical UUID")
+    return text
+
+
+@dataclass(frozen=True)
+class Identity:
+    device_id: str
+    credential: str
+
+
+@dataclass(frozen=True)
+class Applied:
+    artifact_id: UUID
+    version: str
+    sha256: str
+    applied_at: datetime
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "artifact_id": str(self.artifact_id),
+                "version": self.version,
+                "sha256": self.sha256,
+                "applied_at": self.applied_at.isoformat(),
+            },
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Applied:
+        data = json.loads(raw)
+        return cls(
+            artifact_id=UUID(artifact_name(data["artifact_id"])),
+            version=str(data["version"]),
+            sha256=str(data["sha256"]),
+            applied_at=datetime.fromisoformat(data["applied_at"]),
+        )
+
+
+class StateDir:
+    """Reads and durably changes one device's state dir."""
+
+    def __init__(self, root: Path, *, fault: FaultHook = no_fault) -> None:
+        self.root = root
+        self.staging = root / "staging"
+        self._fault = fault
+        self._seq_next = 0
+        self._seq_ceiling = 0
+
+    # -- recovery -------------------------------------------------------------
+
+    def recover(self) -> Applied | None:
+        """Create the layout and repair what a crash may have left; idempotent.
+
+        Returns:
+            The applied artifact, or None when nothing was ever applied.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.staging.mkdir(exist_ok=True)
+        for leftover in self.root.glob(f"*{TMP_SUFFIX}"):
+            leftover.unlink()
+        for partial in self.staging.iterdir():
+            if partial.is_file() or partial.is_symlink():
+                partial.unlink()
+        current = self.load_current()
+        if current is not None:
+            version_file = self.root / "applied_version"
+            if not version_file.exists() or version_file.read_bytes() != (
+                current.version.encode()
+            ):
+                atomic_write(version_file, current.version.encode())
+        keep = self.artifact_path(current.artifact_id) if current else None
+        for path in self.root.glob(f"{_APPLIED_PREFIX}*"):
+            if path.name != "applied_version" and path != keep:
+                remove_durably(path)
+        self._load_seq()
+        return current
+
+    # -- identity -------------------------------------------------------------
+
+    def load_device_id(self) -> str | None:
+        try:
+            return (self.root / "device_id").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def save_device_id(self, device_id: str) -> None:
+        atomic_write(self.root / "device_id", device_id.encode(), fault=self._fault)
+
+    def load_identity(self) -> Identity | None:
+        """The stored credential, if it belongs to the stored device id."""
+        device_id = self.load_device_id()
+        try:
+            data = json.loads((self.root / "credential").read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        if device_id is None or data.get("device_id") != device_id:
+            return None
+        return Identity(device_id=device_id, credential=str(data["credential"]))
+
+    def save_identity(self, identity: Identity) -> None:
+        """Store the claim result: the device id first, then its credential."""
+        if self.load_device_id() != identity.device_id:
+            self.save_device_id(identity.device_id)
+        payload = json.dumps(
+            {"device_id": identity.device_id, "credential": identity.credential}
+        ).encode()
+        atomic_write(self.root / "credential", payload, mode=0o600, fault=self._fault)
+
+    # -- heartbeat sequence ---------------------------------------------------
+
+    def _load_seq(self) -> None:
+        try:
+            ceiling = int((self.root / "seq").read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            ceiling = 0
+        self._seq_next = max(ceiling, 0) + 1
+        self._seq_ceiling = self._seq_next  # the first next_seq() reserves a block
+
+    def next_seq(self) -> int:
+        """A seq never handed out before, in this run or any earlier one."""
+        if self._seq_next >= self._seq_ceiling:
+            ceiling = self._seq_next + SEQ_BLOCK
+            atomic_write(self.root / "seq", str(ceiling).encode(), fault=self._fault)
+            self._seq_ceiling = ceiling
+        seq = self._seq_next
+        self._seq_next += 1
+        return seq
+
+    # -- applied artifact -----------------------------------------------------
+
+    def load_current(self) -> Applied | None:
+        try:
+            return Applied.from_json((self.root / "current.json").read_bytes())
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            # Cannot happen with atomic writes; if someone edits it, say so loudly
+            # and behave as a fresh device rather than crash-looping.
+            log.error("ignoring unreadable current.json: %s", exc)
+            return None
+
+    def artifact_path(self, artifact_id: UUID) -> Path:
+        return self.root / f"{_APPLIED_PREFIX}{artifact_name(artifact_id)}"
+
+    def staging_path(self, artifact_id: UUID) -> Path:
+        return self.staging / f"{artifact_name(artifact_id)}.part"
+
+    def commit(self, applied: Applied, staged: Path) -> None:
+        """Make ``staged`` (complete, verified, fsynced) the applied artifact.
+
+        Order: rename the artifact in (harmless while current.json still names the
+        old one), write current.json (the commit point), then the derived
+        applied_version, then drop the old artifact. ``recover()`` finishes or
+        undoes any prefix of this after a crash.
+        """
+        previous = self.load_current()
+        replace_durably(
+            staged, self.artifact_path(applied.artifact_id), fault=self._fault
+        )
+        atomic_write(self.root / "current.json", applied.to_json(), fault=self._fault)
+        atomic_write(
+            self.root / "applied_version", applied.version.encode(), fault=self._fault
+        )
+        if previous is not None and previous.artifact_id != applied.artifact_id:
+            remove_durably(self.artifact_path(previous.artifact_id))
+        self._fault("commit:done")
+
+    def discard_staging(self, artifact_id: UUID) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.staging_path(artifact_id).unlink()

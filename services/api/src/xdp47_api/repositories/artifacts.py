@@ -1,0 +1,78 @@
+"""Artifacts: releases pinned by SHA256, per tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from xdp47_api.pagination import Page, time_id_cursor
+from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_common.models import Artifact, ArtifactCreate
+
+__all__ = ["PgArtifactRepository"]
+
+_COLUMNS = (
+    "id, tenant, uri, sha256, size, type, version, signature, metadata, created_at"
+)
+
+INSERT_ARTIFACT = f"""
+INSERT INTO artifacts (id, tenant, uri, sha256, size, type, version, signature,
+                       metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING {_COLUMNS}
+"""
+GET_ARTIFACT = f"SELECT {_COLUMNS} FROM artifacts WHERE tenant = $1 AND id = $2"
+LIST_ARTIFACTS = f"""
+SELECT {_COLUMNS} FROM artifacts
+WHERE tenant = $1
+  AND ($2::text IS NULL OR version = $2)
+  AND ($3::text IS NULL OR type = $3)
+  AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))
+ORDER BY created_at, id LIMIT $6
+"""
+
+
+def _artifact(row: asyncpg.Record) -> Artifact:
+    return Artifact.model_validate(dict(row))
+
+
+class PgArtifactRepository:
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    async def create(self, body: ArtifactCreate) -> Artifact:
+        row = await self._pool.fetchrow(
+            INSERT_ARTIFACT,
+            uuid4(),
+            body.tenant,
+            str(body.uri),
+            body.sha256,
+            body.size,
+            body.type,
+            body.version,
+            body.signature,
+            body.metadata,
+        )
+        assert row is not None
+        return _artifact(row)
+
+    async def get(self, tenant: str, artifact_id: UUID) -> Artifact | None:
+        row = await self._pool.fetchrow(GET_ARTIFACT, tenant, artifact_id)
+        return None if row is None else _artifact(row)
+
+    async def list(
+        self,
+        tenant: str,
+        *,
+        version: str | None,
+        type_: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Artifact]:
+        at, ident = time_id_cursor(cursor) or (None, None)
+        rows = await self._pool.fetch(
+            LIST_ARTIFACTS, tenant, version, type_, at, ident, limit + 1
+        )
+        return page_of([_artifact(r) for r in rows], limit, time_id_key)

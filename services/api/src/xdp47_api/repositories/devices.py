@@ -1,0 +1,104 @@
+"""Devices: list and read (with the desired version joined from artifacts), and
+the claim upsert that issues a device credential."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from xdp47_api.pagination import Page, decode_cursor
+from xdp47_api.repositories._paging import page_of
+from xdp47_common.models import Device, DeviceStatus
+
+__all__ = ["DeviceFilter", "PgDeviceRepository"]
+
+_SELECT = """
+SELECT d.id, d.tenant, d.labels, d.channel, d.status, d.health, d.current_version,
+       d.current_artifact_id, d.desired_artifact_id, a.version AS desired_version,
+       d.desired_rollout_id, d.last_apply, d.last_seq, d.last_seen, d.last_metrics,
+       d.claimed_at
+FROM devices d
+LEFT JOIN artifacts a ON a.tenant = d.tenant AND a.id = d.desired_artifact_id
+"""
+GET_DEVICE = _SELECT + "WHERE d.tenant = $1 AND d.id = $2"
+# labels @> {} matches every device; a filter uses the GIN index on labels.
+LIST_DEVICES = (
+    _SELECT
+    + """
+WHERE d.tenant = $1
+  AND d.labels @> $2::jsonb
+  AND ($3::text IS NULL OR d.status = $3)
+  AND ($4::text IS NULL OR d.current_version = $4)
+  AND ($5::text IS NULL OR d.channel = $5)
+  AND ($6::text IS NULL OR starts_with(d.id, $6))
+  AND ($7::text IS NULL OR d.id > $7)
+ORDER BY d.id LIMIT $8
+"""
+)
+CLAIM_DEVICE = """
+INSERT INTO devices (tenant, id, labels, channel, credential_hash)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (tenant, id) DO UPDATE
+SET labels = EXCLUDED.labels, channel = EXCLUDED.channel,
+    credential_hash = EXCLUDED.credential_hash, updated_at = now()
+RETURNING (xmax = 0) AS inserted
+"""
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    labels: dict[str, str] = field(default_factory=dict)
+    status: DeviceStatus | None = None
+    version: str | None = None
+    channel: str | None = None
+    id_prefix: str | None = None
+
+
+def _device(row: asyncpg.Record) -> Device:
+    return Device.model_validate(dict(row))
+
+
+class PgDeviceRepository:
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    async def get(self, tenant: str, device_id: str) -> Device | None:
+        row = await self._pool.fetchrow(GET_DEVICE, tenant, device_id)
+        return None if row is None else _device(row)
+
+    async def list(
+        self, tenant: str, filt: DeviceFilter, *, limit: int, cursor: str | None
+    ) -> Page[Device]:
+        after = None if cursor is None else str(decode_cursor(cursor, 1)[0])
+        rows = await self._pool.fetch(
+            LIST_DEVICES,
+            tenant,
+            filt.labels,
+            filt.status.value if filt.status else None,
+            filt.version,
+            filt.channel,
+            filt.id_prefix,
+            after,
+            limit + 1,
+        )
+        return page_of([_device(r) for r in rows], limit, lambda d: (d.id,))
+
+    async def claim(
+        self,
+        tenant: str,
+        device_id: str,
+        labels: dict[str, str],
+        channel: str,
+        credential_hash: bytes,
+    ) -> bool:
+        """Create or re-claim a device, rotating its credential.
+
+        Returns:
+            True when the device is new, False when it was claimed before.
+        """
+        inserted = await self._pool.fetchval(
+            CLAIM_DEVICE, tenant, device_id, labels, channel, credential_hash
+        )
+        return bool(inserted)

@@ -1,0 +1,71 @@
+"""Policies: the gate settings a rollout runs under, per tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from xdp47_api.pagination import Page, time_id_cursor
+from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_common.models import Policy, PolicyCreate
+
+__all__ = ["PgPolicyRepository"]
+
+_COLUMNS = (
+    "id, tenant, name, require_ok, skip_offline, grace_seconds, min_success_ratio, "
+    "max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds, created_at"
+)
+
+INSERT_POLICY = f"""
+INSERT INTO policies (id, tenant, name, require_ok, skip_offline, grace_seconds,
+                      min_success_ratio, max_failures_per_wave,
+                      abort_on_zero_eligible, wave_deadline_seconds)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING {_COLUMNS}
+"""
+GET_POLICY = f"SELECT {_COLUMNS} FROM policies WHERE tenant = $1 AND id = $2"
+LIST_POLICIES = f"""
+SELECT {_COLUMNS} FROM policies
+WHERE tenant = $1
+  AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
+ORDER BY created_at, id LIMIT $4
+"""
+
+
+def _policy(row: asyncpg.Record) -> Policy:
+    return Policy.model_validate(dict(row))
+
+
+class PgPolicyRepository:
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    async def create(self, body: PolicyCreate) -> Policy:
+        row = await self._pool.fetchrow(
+            INSERT_POLICY,
+            uuid4(),
+            body.tenant,
+            body.name,
+            body.require_ok,
+            body.skip_offline,
+            body.grace_seconds,
+            body.min_success_ratio,
+            body.max_failures_per_wave,
+            body.abort_on_zero_eligible,
+            body.wave_deadline_seconds,
+        )
+        assert row is not None
+        return _policy(row)
+
+    async def get(self, tenant: str, policy_id: UUID) -> Policy | None:
+        row = await self._pool.fetchrow(GET_POLICY, tenant, policy_id)
+        return None if row is None else _policy(row)
+
+    async def list(
+        self, tenant: str, *, limit: int, cursor: str | None
+    ) -> Page[Policy]:
+        at, ident = time_id_cursor(cursor) or (None, None)
+        rows = await self._pool.fetch(LIST_POLICIES, tenant, at, ident, limit + 1)
+        return page_of([_policy(r) for r in rows], limit, time_id_key)

@@ -1,0 +1,123 @@
+"""Rollouts (drafts written by the API; status owned by the scheduler) and the
+history of their waves."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from xdp47_api.pagination import (
+    Page,
+    decode_cursor,
+    invalid_cursor,
+    time_id_cursor,
+)
+from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_common.models import Rollout, RolloutCreate, RolloutRun
+from xdp47_common.rollout.status import RolloutStatus
+
+__all__ = ["PgRolloutRepository"]
+
+_COLUMNS = (
+    "id, tenant, name, artifact_id, policy_id, selector, channel, waves, "
+    "wave_percentages, status, reason, current_wave, created_at, started_at, "
+    "finished_at"
+)
+
+INSERT_ROLLOUT = f"""
+INSERT INTO rollouts (id, tenant, name, artifact_id, policy_id, selector, channel,
+                      waves, wave_percentages, status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft')
+RETURNING {_COLUMNS}
+"""
+GET_ROLLOUT = f"SELECT {_COLUMNS} FROM rollouts WHERE tenant = $1 AND id = $2"
+LIST_ROLLOUTS = f"""
+SELECT {_COLUMNS} FROM rollouts
+WHERE tenant = $1
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
+ORDER BY created_at, id LIMIT $5
+"""
+ARTIFACT_EXISTS = (
+    "SELECT EXISTS (SELECT 1 FROM artifacts WHERE tenant = $1 AND id = $2)"
+)
+POLICY_EXISTS = "SELECT EXISTS (SELECT 1 FROM policies WHERE tenant = $1 AND id = $2)"
+LIST_RUNS = """
+SELECT rollout_id, wave, attempt, eligible, succeeded, failed, skipped, started_at,
+       finished_at, outcome, reason
+FROM rollout_runs
+WHERE rollout_id = $1
+  AND ($2::int IS NULL OR (attempt, wave) > ($2, $3::int))
+ORDER BY attempt, wave LIMIT $4
+"""
+
+
+def _rollout(row: asyncpg.Record) -> Rollout:
+    return Rollout.model_validate(dict(row))
+
+
+class PgRolloutRepository:
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    async def artifact_exists(self, tenant: str, artifact_id: UUID) -> bool:
+        return bool(await self._pool.fetchval(ARTIFACT_EXISTS, tenant, artifact_id))
+
+    async def policy_exists(self, tenant: str, policy_id: UUID) -> bool:
+        return bool(await self._pool.fetchval(POLICY_EXISTS, tenant, policy_id))
+
+    async def create(self, body: RolloutCreate) -> Rollout:
+        row = await self._pool.fetchrow(
+            INSERT_ROLLOUT,
+            uuid4(),
+            body.tenant,
+            body.name,
+            body.artifact_id,
+            body.policy_id,
+            dict(body.selector),
+            body.channel,
+            body.waves,
+            body.wave_percentages,
+        )
+        assert row is not None
+        return _rollout(row)
+
+    async def get(self, tenant: str, rollout_id: UUID) -> Rollout | None:
+        row = await self._pool.fetchrow(GET_ROLLOUT, tenant, rollout_id)
+        return None if row is None else _rollout(row)
+
+    async def list(
+        self,
+        tenant: str,
+        *,
+        status: RolloutStatus | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Rollout]:
+        at, ident = time_id_cursor(cursor) or (None, None)
+        rows = await self._pool.fetch(
+            LIST_ROLLOUTS,
+            tenant,
+            status.value if status else None,
+            at,
+            ident,
+            limit + 1,
+        )
+        return page_of([_rollout(r) for r in rows], limit, time_id_key)
+
+    async def runs(
+        self, rollout_id: UUID, *, limit: int, cursor: str | None
+    ) -> Page[RolloutRun]:
+        """Runs of a rollout the caller has already found in its tenant."""
+        attempt: int | None = None
+        wave: int | None = None
+        if cursor is not None:
+            a, w = decode_cursor(cursor, 2)
+            if not isinstance(a, int) or not isinstance(w, int):
+                raise invalid_cursor()
+            attempt, wave = a, w
+        rows = await self._pool.fetch(LIST_RUNS, rollout_id, attempt, wave, limit + 1)
+        items = [RolloutRun.model_validate(dict(r)) for r in rows]
+        return page_of(items, limit, lambda r: (r.attempt, r.wave))

@@ -1,0 +1,19 @@
+"""HTTP routes of the API: thin functions over the repositories and the publisher."""
+
+from xdp47_api.routes.artifacts import router as artifacts_router
+from xdp47_api.routes.devices import router as devices_router
+from xdp47_api.routes.policies import router as policies_router
+from xdp47_api.routes.rollouts import router as rollouts_router
+from xdp47_api.routes.tenants import router as tenants_router
+from xdp47_api.routes.tokens import router as tokens_router
+
+ROUTERS = (
+    devices_router,
+    artifacts_router,
+    policies_router,
+    rollouts_router,
+    tenants_router,
+    tokens_router,
+)
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,33 @@
+"""OpenAPI response declarations shared by the routes, so that every operation
+documents the errors it can answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException
+
+from xdp47_common.web import ErrorBody
+
+__all__ = ["errors", "not_found"]
+
+_DESCRIPTIONS = {
+    401: "Missing, malformed, unknown, expired or revoked bearer token",
+    403: "The token lacks the scope this operation needs",
+    404: "No such resource in the caller's tenant",
+    409: "Conflicts with the current state",
+    413: "Request body larger than the configured limit",
+    422: "Invalid input; the message names the field",
+    503: "Database or message broker unavailable; retry after Retry-After seconds",
+}
+
+
+def errors(*extra: int) -> dict[int | str, dict[str, Any]]:
+    """401, 403, 422 and 503 for every authenticated operation, plus ``extra``."""
+    codes = sorted({401, 403, 422, 503, *extra})
+    return {c: {"model": ErrorBody, "description": _DESCRIPTIONS[c]} for c in codes}
+
+
+def not_found(what: str, ident: object) -> HTTPException:
+    """The 404 for an id that is missing or belongs to another tenant."""
+    return HTTPException(status_code=404, detail=f"{what} '{ident}' not found")

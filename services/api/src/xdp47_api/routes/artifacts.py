@@ -1,0 +1,71 @@
+"""Artifact routes: register a release and read the catalogue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+
+from xdp47_api.auth import Principal, require
+from xdp47_api.pagination import CursorParam, LimitParam, publish_page
+from xdp47_api.repositories import PgArtifactRepository
+from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.state import ServicesDep
+from xdp47_common.models import Artifact, ArtifactCreate, Scope
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/artifacts", tags=["artifacts"])
+
+
+@router.get(
+    "", response_model=list[Artifact], summary="List artifacts", responses=errors()
+)
+async def list_artifacts(
+    request: Request,
+    response: Response,
+    principal: Annotated[Principal, require(Scope.ARTIFACTS_READ)],
+    services: ServicesDep,
+    version: Annotated[str | None, Query(max_length=128)] = None,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    limit: LimitParam = 100,
+    cursor: CursorParam = None,
+) -> list[Artifact]:
+    page = await PgArtifactRepository(services.pool).list(
+        principal.tenant, version=version, type_=type, limit=limit, cursor=cursor
+    )
+    return publish_page(request, response, page)
+
+
+@router.post(
+    "",
+    response_model=Artifact,
+    status_code=201,
+    summary="Register an artifact",
+    responses=errors(404, 413),
+)
+async def create_artifact(
+    body: ArtifactCreate,
+    principal: Annotated[Principal, require(Scope.ARTIFACTS_WRITE)],
+    services: ServicesDep,
+) -> Artifact:
+    principal.own_tenant(body.tenant)
+    return await PgArtifactRepository(services.pool).create(body)
+
+
+@router.get(
+    "/{artifact_id}",
+    response_model=Artifact,
+    summary="Read an artifact",
+    responses=errors(404),
+)
+async def get_artifact(
+    artifact_id: UUID,
+    principal: Annotated[Principal, require(Scope.ARTIFACTS_READ)],
+    services: ServicesDep,
+) -> Artifact:
+    found = await PgArtifactRepository(services.pool).get(principal.tenant, artifact_id)
+    if found is None:
+        raise not_found("artifact", artifact_id)
+    return found

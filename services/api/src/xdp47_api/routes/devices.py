@@ -1,0 +1,121 @@
+"""Device routes: list with filters, read one, claim (which issues a credential)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+
+from xdp47_api.auth import Principal, require
+from xdp47_api.pagination import CursorParam, LimitParam, publish_page
+from xdp47_api.repositories import DeviceFilter, PgDeviceRepository
+from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.state import ServicesDep
+from xdp47_common.models import Device, DeviceClaim, DeviceClaimed, DeviceStatus, Scope
+from xdp47_common.models.base import DEVICE_ID_PATTERN, LABEL_KEY_PATTERN
+from xdp47_common.tokens import SecretKind, hash_secret, new_secret
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/devices", tags=["devices"])
+
+DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, max_length=128)]
+
+
+def _parse_labels(raw: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not re.match(LABEL_KEY_PATTERN, key) or "," in value:
+            raise HTTPException(
+                status_code=422,
+                detail=f"query.label: expected key=value, got {item!r}",
+            )
+        out[key] = value
+    return out
+
+
+@router.get(
+    "",
+    response_model=list[Device],
+    summary="List devices",
+    responses=errors(),
+)
+async def list_devices(
+    request: Request,
+    response: Response,
+    principal: Annotated[Principal, require(Scope.DEVICES_READ)],
+    services: ServicesDep,
+    label: Annotated[
+        list[str],
+        Query(description="key=value; repeat for more (all must match)."),
+    ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    status: DeviceStatus | None = None,
+    version: Annotated[
+        str | None, Query(max_length=128, description="current_version")
+    ] = None,
+    channel: Annotated[str | None, Query(max_length=32)] = None,
+    q: Annotated[str | None, Query(max_length=128, description="id prefix")] = None,
+    limit: LimitParam = 100,
+    cursor: CursorParam = None,
+) -> list[Device]:
+    filt = DeviceFilter(
+        labels=_parse_labels(label),
+        status=status,
+        version=version,
+        channel=channel,
+        id_prefix=q,
+    )
+    page = await PgDeviceRepository(services.pool).list(
+        principal.tenant, filt, limit=limit, cursor=cursor
+    )
+    return publish_page(request, response, page)
+
+
+@router.get(
+    "/{device_id}",
+    response_model=Device,
+    summary="Read a device",
+    responses=errors(404),
+)
+async def get_device(
+    device_id: DeviceIdPath,
+    principal: Annotated[Principal, require(Scope.DEVICES_READ)],
+    services: ServicesDep,
+) -> Device:
+    device = await PgDeviceRepository(services.pool).get(principal.tenant, device_id)
+    if device is None:
+        raise not_found("device", device_id)
+    return device
+
+
+@router.post(
+    "/claim",
+    response_model=DeviceClaimed,
+    status_code=201,
+    summary="Claim a device (idempotent per device_id; rotates the credential)",
+    responses={
+        **errors(404, 413),
+        200: {"model": DeviceClaimed, "description": "Claimed before: re-claimed"},
+    },
+)
+async def claim_device(
+    body: DeviceClaim,
+    response: Response,
+    principal: Annotated[Principal, require(Scope.DEVICES_CLAIM)],
+    services: ServicesDep,
+) -> DeviceClaimed:
+    principal.own_tenant(body.tenant)
+    device_id = body.device_id or f"dev-{uuid.uuid4().hex[:16]}"
+    credential = new_secret(SecretKind.DEVICE_CREDENTIAL)
+    created = await PgDeviceRepository(services.pool).claim(
+        body.tenant,
+        device_id,
+        dict(body.labels),
+        body.channel,
+        hash_secret(credential),
+    )
+    response.status_code = 201 if created else 200
+    return DeviceClaimed(device_id=device_id, tenant=body.tenant, credential=credential)

@@ -1,0 +1,202 @@
+"""Rollout routes: create drafts, read them and their runs, and send the
+scheduler the start/retry/abort commands (the scheduler owns status changes)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from xdp47_api.auth import Principal, require
+from xdp47_api.pagination import CursorParam, LimitParam, publish_page
+from xdp47_api.repositories import PgRolloutRepository
+from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.state import ServicesDep
+from xdp47_common.adapters.amqp import PublishFailed
+from xdp47_common.messages import AbortRollout, RetryRollout, StartRollout
+from xdp47_common.models import Rollout, RolloutCreate, RolloutRun, Scope
+from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.web import ServiceUnavailable
+
+__all__ = ["COMMAND_FROM", "router"]
+
+router = APIRouter(prefix="/api/rollouts", tags=["rollouts"])
+
+Reader = Annotated[Principal, require(Scope.ROLLOUTS_READ)]
+Writer = Annotated[Principal, require(Scope.ROLLOUTS_WRITE)]
+
+Command = type[StartRollout] | type[RetryRollout] | type[AbortRollout]
+
+# The statuses from which each command means something. Start on a running
+# rollout is a harmless repeat (the scheduler's start is idempotent).
+COMMAND_FROM: dict[str, frozenset[RolloutStatus]] = {
+    "start": frozenset({RolloutStatus.DRAFT, RolloutStatus.RUNNING}),
+    "retry": frozenset(
+        {RolloutStatus.FAILED, RolloutStatus.PARTIAL, RolloutStatus.RUNNING}
+    ),
+    "abort": frozenset({RolloutStatus.DRAFT, RolloutStatus.RUNNING}),
+}
+
+
+@router.get(
+    "", response_model=list[Rollout], summary="List rollouts", responses=errors()
+)
+async def list_rollouts(
+    request: Request,
+    response: Response,
+    principal: Reader,
+    services: ServicesDep,
+    status: RolloutStatus | None = None,
+    limit: LimitParam = 100,
+    cursor: CursorParam = None,
+) -> list[Rollout]:
+    page = await PgRolloutRepository(services.pool).list(
+        principal.tenant, status=status, limit=limit, cursor=cursor
+    )
+    return publish_page(request, response, page)
+
+
+@router.post(
+    "",
+    response_model=Rollout,
+    status_code=201,
+    summary="Create a rollout (status draft)",
+    responses=errors(404, 413),
+)
+async def create_rollout(
+    body: RolloutCreate, principal: Writer, services: ServicesDep
+) -> Rollout:
+    principal.own_tenant(body.tenant)
+    repo = PgRolloutRepository(services.pool)
+    if not await repo.artifact_exists(body.tenant, body.artifact_id):
+        raise HTTPException(
+            status_code=422,
+            detail=f"body.artifact_id: artifact '{body.artifact_id}' not found",
+        )
+    if body.policy_id is not None and not await repo.policy_exists(
+        body.tenant, body.policy_id
+    ):
+        raise HTTPException(
+            status_code=422,
+            detail=f"body.policy_id: policy '{body.policy_id}' not found",
+        )
+    return await repo.create(body)
+
+
+async def _found(
+    rollout_id: UUID, principal: Principal, services: ServicesDep
+) -> Rollout:
+    rollout = await PgRolloutRepository(services.pool).get(principal.tenant, rollout_id)
+    if rollout is None:
+        raise not_found("rollout", rollout_id)
+    return rollout
+
+
+@router.get(
+    "/{rollout_id}",
+    response_model=Rollout,
+    summary="Read a rollout",
+    responses=errors(404),
+)
+async def get_rollout(
+    rollout_id: UUID, principal: Reader, services: ServicesDep
+) -> Rollout:
+    return await _found(rollout_id, principal, services)
+
+
+@router.get(
+    "/{rollout_id}/runs",
+    response_model=list[RolloutRun],
+    summary="Wave history, ordered by attempt and wave",
+    responses=errors(404),
+)
+async def list_runs(
+    rollout_id: UUID,
+    request: Request,
+    response: Response,
+    principal: Reader,
+    services: ServicesDep,
+    limit: LimitParam = 100,
+    cursor: CursorParam = None,
+) -> list[RolloutRun]:
+    await _found(rollout_id, principal, services)
+    page = await PgRolloutRepository(services.pool).runs(
+        rollout_id, limit=limit, cursor=cursor
+    )
+    return publish_page(request, response, page)
+
+
+async def _command(
+    verb: str,
+    command: Command,
+    rollout_id: UUID,
+    principal: Principal,
+    services: ServicesDep,
+) -> Rollout:
+    rollout = await _found(rollout_id, principal, services)
+    allowed = COMMAND_FROM[verb]
+    if rollout.status not in allowed:
+        raise HTTPException(
+            status_code=409,
+            detail=f"cannot {verb} a rollout in status '{rollout.status.value}'; "
+            f"{verb} needs status {' or '.join(sorted(s.value for s in allowed))}",
+        )
+    message = command(
+        tenant=principal.tenant, rollout_id=rollout.id, requested_by=principal.actor
+    )
+    try:
+        await services.publisher.publish(
+            services.topology.commands,
+            services.topology.command_key(message.type),
+            message,
+        )
+    except PublishFailed as exc:
+        raise ServiceUnavailable(
+            f"the message broker did not accept the {verb} command; retry later"
+        ) from exc
+    return rollout
+
+
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Command published; the scheduler acts on it"}
+}
+
+
+@router.post(
+    "/{rollout_id}:start",
+    response_model=Rollout,
+    status_code=202,
+    summary="Start a draft rollout",
+    responses={**errors(404, 409), **_ACCEPTED},
+)
+async def start_rollout(
+    rollout_id: UUID, principal: Writer, services: ServicesDep
+) -> Rollout:
+    return await _command("start", StartRollout, rollout_id, principal, services)
+
+
+@router.post(
+    "/{rollout_id}:retry",
+    response_model=Rollout,
+    status_code=202,
+    summary="Retry the failed and skipped devices",
+    responses={**errors(404, 409), **_ACCEPTED},
+)
+async def retry_rollout(
+    rollout_id: UUID, principal: Writer, services: ServicesDep
+) -> Rollout:
+    return await _command("retry", RetryRollout, rollout_id, principal, services)
+
+
+@router.post(
+    "/{rollout_id}:abort",
+    response_model=Rollout,
+    status_code=202,
+    summary="Abort: devices not yet updated keep their version",
+    responses={**errors(404, 409), **_ACCEPTED},
+)
+async def abort_rollout(
+    rollout_id: UUID, principal: Writer, services: ServicesDep
+) -> Rollout:
+    return await _command("abort", AbortRollout, rollout_id, principal, services)

@@ -1,0 +1,37 @@
+"""The per-process services the routes use, owned by the app lifespan.
+
+Routes reach them through the ``Annotated`` dependencies below, never through
+module globals, so a test can build as many apps as it likes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+from aio_pika.abc import AbstractRobustConnection
+from fastapi import Depends, Request
+
+from xdp47_common.adapters.amqp import AmqpPublisher
+from xdp47_common.settings import ControlSettings
+from xdp47_common.topology import Topology
+
+__all__ = ["Services", "ServicesDep", "get_services"]
+
+
+@dataclass
+class Services:
+    settings: ControlSettings
+    pool: asyncpg.Pool[Any]
+    connection: AbstractRobustConnection
+    publisher: AmqpPublisher
+    topology: Topology
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,195 @@
+"""The ingest HTTP app: heartbeat and desired-state endpoints.
+
+The lifespan owns the PostgreSQL pool (read-only use: identity and desired state)
+and one AMQP publisher channel with confirms, shared by every request so that
+confirms pipeline instead of queueing behind a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, FastAPI, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from xdp47_common.adapters.amqp import AmqpPublisher, PublishFailed, connect
+from xdp47_common.adapters.pg import create_pool
+from xdp47_common.clock import utcnow
+from xdp47_common.messages import (
+    DesiredState,
+    Heartbeat,
+    HeartbeatBody,
+    HeartbeatReceived,
+)
+from xdp47_common.models.base import DEVICE_ID_PATTERN
+from xdp47_common.topology import Topology
+from xdp47_common.web import ErrorBody, ServiceUnavailable, install_web_basics
+from xdp47_ingest.auth import bearer_credential, forbidden, unauthorized
+from xdp47_ingest.desired import DeviceView, etag_matches, etag_of, read_device
+from xdp47_ingest.settings import IngestSettings
+
+__all__ = ["create_app"]
+
+DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+Credential = Annotated[str, Depends(bearer_credential)]
+
+
+@dataclass
+class _Deps:
+    pool: asyncpg.Pool[Any]
+    publisher: AmqpPublisher
+    topology: Topology
+
+
+def _deps(request: Request) -> _Deps:
+    d: _Deps = request.app.state.deps
+    return d
+
+
+# Module level: FastAPI resolves these annotations from the module's globals.
+Deps = Annotated[_Deps, Depends(_deps)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "missing, malformed or unknown"},
+    403: {"model": ErrorBody, "description": "the credential is another device's"},
+    422: {"model": ErrorBody, "description": "invalid body; names the field"},
+    503: {"model": ErrorBody, "description": "broker or database down; Retry-After"},
+}
+
+
+def create_app(settings: IngestSettings) -> FastAPI:
+    """Build the ingest app; connections open in its lifespan."""
+    topology = Topology(settings.amqp_namespace)
+    retry_after = settings.ingest_retry_after
+    db_timeout = settings.publish_timeout
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings.db_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
+        try:
+            connection = await connect(settings.amqp_url)
+        except BaseException:
+            await pool.close()
+            raise
+        publisher = AmqpPublisher(
+            connection, topology, timeout=settings.publish_timeout
+        )
+        try:
+            await publisher.start()
+            app.state.deps = _Deps(pool, publisher, topology)
+            yield
+        finally:
+            await publisher.close()
+            await connection.close()
+            await pool.close()
+
+    app = FastAPI(title="XDP47 ingest", version="1", lifespan=lifespan)
+
+    async def db_ready() -> None:
+        await app.state.deps.pool.fetchval("SELECT 1")
+
+    async def broker_ready() -> None:
+        if not app.state.deps.publisher.is_ready:
+            raise ConnectionError("no open channel to the broker")
+
+    install_web_basics(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        checks={"postgres": db_ready, "rabbitmq": broker_ready},
+        metrics_prefix="xdp47_ingest",
+    )
+
+    async def authenticate(d: _Deps, credential: str, device_id: str) -> DeviceView:
+        try:
+            view = await read_device(d.pool, credential, db_timeout=db_timeout)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise ServiceUnavailable(
+                "the device database is unavailable; retry later", retry_after
+            ) from exc
+        if view is None:
+            raise unauthorized("unknown device credential")
+        if view.device_id != device_id:
+            raise forbidden(device_id)
+        return view
+
+    @app.post(
+        "/api/devices/{device_id}/heartbeat",
+        status_code=202,
+        response_model=DesiredState,
+        responses=_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": HeartbeatBody.model_json_schema()}
+                },
+            }
+        },
+        summary="Report the device's whole state; answers its desired state",
+    )
+    async def heartbeat(
+        device_id: DeviceIdPath,
+        request: Request,
+        credential: Credential,
+        d: Deps,
+    ) -> Response:
+        # Authenticate before reading the body: an anonymous caller learns nothing
+        # about the body format, and a 401 costs no parsing.
+        view = await authenticate(d, credential, device_id)
+        try:
+            body = HeartbeatBody.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from exc
+        now = utcnow()
+        message = HeartbeatReceived(
+            tenant=view.tenant,
+            occurred_at=now,
+            heartbeat=Heartbeat(
+                **body.model_dump(), device_id=view.device_id, received_at=now
+            ),
+        )
+        try:
+            await d.publisher.publish(
+                d.topology.telemetry, d.topology.heartbeat_key(view.tenant), message
+            )
+        except PublishFailed as exc:
+            raise ServiceUnavailable(
+                f"heartbeat not accepted: {exc}; retry later", retry_after
+            ) from exc
+        answer = view.desired.model_copy(update={"server_time": now})
+        return Response(
+            answer.model_dump_json(), status_code=202, media_type="application/json"
+        )
+
+    @app.get(
+        "/api/devices/{device_id}/desired",
+        response_model=DesiredState,
+        responses={**_ERRORS, 304: {"description": "unchanged (If-None-Match)"}},
+        summary="The device's desired state, with a strong ETag",
+    )
+    async def desired(
+        device_id: DeviceIdPath,
+        request: Request,
+        credential: Credential,
+        d: Deps,
+    ) -> Response:
+        view = await authenticate(d, credential, device_id)
+        payload = view.desired.model_dump_json().encode()
+        etag = etag_of(payload)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        return Response(payload, media_type="application/json", headers=headers)
+
+    return app

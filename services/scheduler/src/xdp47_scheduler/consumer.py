@@ -1,0 +1,94 @@
+"""The heartbeat consumer: batches from ``scheduler.heartbeats`` into PostgreSQL.
+
+One transaction per batch: ``write_heartbeats`` and then the pluggable
+``after_write`` (the rollout engine updates rollout targets there) commit together,
+and the batch is acked only after that commit. A database outage is retried in
+place (the deliveries stay unacked); anything else nacks, and the queue's delivery
+limit dead-letters a message that can never be written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+import asyncpg
+from aio_pika.abc import AbstractChannel
+
+from xdp47_common.adapters.amqp import BatchConsumer
+from xdp47_common.messages import HEARTBEAT_ADAPTER, HeartbeatReceived
+from xdp47_common.topology import Topology
+from xdp47_scheduler.heartbeats import (
+    Connection,
+    HeartbeatWriteResult,
+    write_heartbeats,
+)
+
+__all__ = ["AfterWrite", "HeartbeatConsumer", "is_transient_db_error"]
+
+AfterWrite: TypeAlias = Callable[[Connection, HeartbeatWriteResult], Awaitable[None]]
+
+_TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Errors that go away by themselves: retry the batch, do not nack it."""
+    return isinstance(exc, _TRANSIENT_DB_ERRORS)
+
+
+class HeartbeatConsumer:
+    """Consume heartbeats in batches; ``start`` / ``stop`` from the scheduler's main.
+
+    The channel is the caller's and must be used by this consumer only (prefetch is
+    per channel).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        channel: AbstractChannel,
+        topology: Topology,
+        *,
+        batch_size: int = 500,
+        prefetch: int = 1000,
+        max_wait_ms: float = 50,
+        after_write: AfterWrite | None = None,
+    ) -> None:
+        self._pool = pool
+        self._after_write = after_write
+        self._consumer = BatchConsumer(
+            channel,
+            topology.heartbeats_queue,
+            HEARTBEAT_ADAPTER.validate_json,
+            self.handle,
+            max_batch=batch_size,
+            max_wait_ms=max_wait_ms,
+            prefetch=max(prefetch, batch_size),
+            is_transient=is_transient_db_error,
+        )
+
+    async def handle(self, batch: list[HeartbeatReceived]) -> None:
+        """Write one batch in one transaction (public for tests and replays)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            result = await write_heartbeats(conn, batch)
+            if self._after_write is not None:
+                await self._after_write(conn, result)
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def wait(self) -> None:
+        await self._consumer.wait()

@@ -1,0 +1,71 @@
+"""Fixtures of the API integration tests: one app for the session, driven in
+process through httpx's ASGI transport, on the session's database and broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.integration.api.support import client_for, make_tenant, running_app
+from xdp47_common.adapters.amqp import connect
+from xdp47_common.settings import ControlSettings
+from xdp47_common.topology import Topology
+
+MAX_BODY = 8192
+
+
+@pytest.fixture(scope="session")
+def api_namespace(amqp_namespace: str) -> str:
+    # Own prefix inside the session's namespace: other suites' consumers of
+    # scheduler.commands must not take the commands these tests look for.
+    return f"{amqp_namespace}_api"
+
+
+@pytest.fixture(scope="session")
+def api_settings(db_url: str, amqp_url: str, api_namespace: str) -> ControlSettings:
+    return ControlSettings(
+        db_url=db_url,
+        amqp_url=amqp_url,
+        amqp_namespace=api_namespace,
+        max_body_bytes=MAX_BODY,
+        publish_timeout=5.0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(api_settings: ControlSettings) -> AsyncIterator[FastAPI]:
+    async with running_app(api_settings) as application:
+        yield application
+    await _delete_topology(api_settings.amqp_url, Topology(api_settings.amqp_namespace))
+
+
+async def _delete_topology(url: str, topology: Topology) -> None:
+    connection = await connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for queue, _, _ in topology.work_queues:
+            await channel.queue_delete(queue)
+            await channel.queue_delete(topology.dead_queue(queue))
+        for exchange in (
+            topology.telemetry,
+            topology.commands,
+            topology.events,
+            topology.dlx,
+        ):
+            await channel.exchange_delete(exchange)
+
+
+@pytest.fixture(scope="session")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as c:
+        yield c
+
+
+@pytest.fixture
+async def tenant(pool: asyncpg.Pool[Any]) -> str:
+    return await make_tenant(pool, "a")

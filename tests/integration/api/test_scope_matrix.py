@@ -1,0 +1,147 @@
+"""The scope matrix: every operation of the OpenAPI document by token kinds (none,
+no scope, each single scope, all scopes). An operation missing from ``REQUIRED``
+fails the test, so a new route cannot ship without a declared scope."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.integration.api.support import auth, mint
+from xdp47_common.models import ALL_SCOPES, Scope, expand_scopes
+
+pytestmark = pytest.mark.integration
+
+PUBLIC = None
+REQUIRED: dict[tuple[str, str], Scope | None] = {
+    ("GET", "/api/devices"): Scope.DEVICES_READ,
+    ("GET", "/api/devices/{device_id}"): Scope.DEVICES_READ,
+    ("POST", "/api/devices/claim"): Scope.DEVICES_CLAIM,
+    ("GET", "/api/artifacts"): Scope.ARTIFACTS_READ,
+    ("POST", "/api/artifacts"): Scope.ARTIFACTS_WRITE,
+    ("GET", "/api/artifacts/{artifact_id}"): Scope.ARTIFACTS_READ,
+    ("GET", "/api/policies"): Scope.POLICIES_READ,
+    ("POST", "/api/policies"): Scope.POLICIES_WRITE,
+    ("GET", "/api/policies/{policy_id}"): Scope.POLICIES_READ,
+    ("GET", "/api/rollouts"): Scope.ROLLOUTS_READ,
+    ("POST", "/api/rollouts"): Scope.ROLLOUTS_WRITE,
+    ("GET", "/api/rollouts/{rollout_id}"): Scope.ROLLOUTS_READ,
+    ("GET", "/api/rollouts/{rollout_id}/runs"): Scope.ROLLOUTS_READ,
+    ("POST", "/api/rollouts/{rollout_id}:start"): Scope.ROLLOUTS_WRITE,
+    ("POST", "/api/rollouts/{rollout_id}:retry"): Scope.ROLLOUTS_WRITE,
+    ("POST", "/api/rollouts/{rollout_id}:abort"): Scope.ROLLOUTS_WRITE,
+    ("GET", "/api/tenants"): Scope.TENANTS_READ,
+    ("POST", "/api/tenants"): Scope.TENANTS_WRITE,
+    ("GET", "/api/tokens"): Scope.TOKENS_READ,
+    ("POST", "/api/tokens"): Scope.TOKENS_WRITE,
+    ("GET", "/api/tokens/{token_id}"): Scope.TOKENS_READ,
+    ("POST", "/api/tokens/{token_id}:revoke"): Scope.TOKENS_WRITE,
+    ("DELETE", "/api/tokens/{token_id}"): Scope.TOKENS_WRITE,
+    ("GET", "/livez"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+}
+
+
+def _operations(openapi: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (method.upper(), path)
+        for path, item in openapi["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+
+
+async def test_every_operation_has_a_row(client):
+    ops = _operations((await client.get("/openapi.json")).json())
+    assert set(ops) == set(REQUIRED), "update REQUIRED for new or removed routes"
+
+
+async def test_operations_declare_bearer_security_and_errors(client):
+    doc = (await client.get("/openapi.json")).json()
+    for method, path in _operations(doc):
+        op = doc["paths"][path][method.lower()]
+        if REQUIRED[(method, path)] is None:
+            assert "security" not in op, path
+            continue
+        # OpenAPI 3.1 lets a bearer requirement list the roles (here: the scope).
+        needed = REQUIRED[(method, path)]
+        assert needed is not None
+        expected = [{"bearer": [needed.value]}]
+        assert op["security"] == expected, (method, path)
+        assert {"401", "403", "422", "503"} <= set(op["responses"]), (method, path)
+
+
+@pytest.fixture
+async def fixtures(client, pool, tenant):
+    """One resource of each kind in ``tenant``; the rollout is finished, so the
+    action routes answer 409 to an authorised caller and publish nothing."""
+    admin = await mint(pool, tenant, ALL_SCOPES)
+    h = auth(admin)
+    await client.post(
+        "/api/devices/claim", headers=h, json={"tenant": tenant, "device_id": "m1"}
+    )
+    art = await client.post(
+        "/api/artifacts",
+        headers=h,
+        json={"tenant": tenant, "uri": "https://e.com/a", "sha256": "0" * 64},
+    )
+    pol = await client.post(
+        "/api/policies", headers=h, json={"tenant": tenant, "name": "p"}
+    )
+    ro = await client.post(
+        "/api/rollouts",
+        headers=h,
+        json={"tenant": tenant, "artifact_id": art.json()["id"]},
+    )
+    await pool.execute(
+        "UPDATE rollouts SET status = 'completed' WHERE id = $1",
+        uuid.UUID(ro.json()["id"]),
+    )
+    victim = await client.post(
+        "/api/tokens", headers=h, json={"name": "victim", "scopes": ["devices:read"]}
+    )
+    return {
+        "device_id": "m1",
+        "artifact_id": art.json()["id"],
+        "policy_id": pol.json()["id"],
+        "rollout_id": ro.json()["id"],
+        "token_id": victim.json()["id"],
+    }
+
+
+async def test_scope_matrix(client, pool, tenant, fixtures):
+    kinds: dict[str, str | None] = {"no token": None}
+    kinds["no scope"] = await mint(pool, tenant, [])
+    for scope in Scope:
+        kinds[scope.value] = await mint(pool, tenant, {scope})
+    kinds["all scopes"] = await mint(pool, tenant, ALL_SCOPES)
+    held = {
+        "no token": frozenset(),
+        "no scope": frozenset(),
+        "all scopes": ALL_SCOPES,
+        **{s.value: expand_scopes({s}) for s in Scope},
+    }
+    failures = []
+    for (method, template), needed in REQUIRED.items():
+        path = template.format(**fixtures)
+        for kind, token in kinds.items():
+            headers = auth(token) if token else {}
+            kwargs: dict[str, Any] = {"json": {}} if method == "POST" and needed else {}
+            r = await client.request(method, path, headers=headers, **kwargs)
+            if needed is None:
+                ok = r.status_code == 200
+            elif token is None:
+                ok = r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+            elif needed not in held[kind]:
+                ok = r.status_code == 403 and needed.value in r.json()["detail"]
+            elif method == "GET":
+                ok = r.status_code == 200
+            else:
+                ok = r.status_code not in (401, 403, 404, 500)
+            if not ok:
+                failures.append((method, template, kind, r.status_code, r.text[:120]))
+    assert failures == []

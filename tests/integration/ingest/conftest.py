@@ -1,0 +1,140 @@
+"""Fixtures for the heartbeat path: the ingest app, the heartbeat consumer, devices."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from fastapi import FastAPI
+
+from tests.support.amqp import declared
+from tests.support.tcp_proxy import TcpProxy
+from xdp47_common.adapters.amqp import connect
+from xdp47_common.tokens import SecretKind, hash_secret, new_secret
+from xdp47_common.topology import Topology
+from xdp47_ingest import IngestSettings, create_app
+from xdp47_scheduler.consumer import HeartbeatConsumer
+from xdp47_scheduler.heartbeats import HeartbeatWriteResult
+
+
+@dataclass(frozen=True)
+class Device:
+    tenant: str
+    id: str
+    credential: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential}"}
+
+
+async def make_device(pool: asyncpg.Pool[Any], tenant: str | None = None) -> Device:
+    tenant = tenant or f"t-{uuid.uuid4().hex[:8]}"
+    credential = new_secret(SecretKind.DEVICE_CREDENTIAL)
+    device_id = f"dev-{uuid.uuid4().hex[:10]}"
+    await pool.execute(
+        "INSERT INTO tenants (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", tenant
+    )
+    await pool.execute(
+        "INSERT INTO devices (tenant, id, credential_hash) VALUES ($1, $2, $3)",
+        tenant,
+        device_id,
+        hash_secret(credential),
+    )
+    return Device(tenant, device_id, credential)
+
+
+@pytest.fixture(scope="module")
+async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
+    conn = await connect(amqp_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def topology(
+    connection: AbstractRobustConnection, amqp_namespace: str
+) -> AsyncIterator[Topology]:
+    async with declared(connection, amqp_namespace) as t:
+        yield t
+
+
+def settings_for(db_url: str, amqp_url: str, topology: Topology) -> IngestSettings:
+    return IngestSettings(
+        db_url=db_url,
+        amqp_url=amqp_url,
+        amqp_namespace=topology.namespace,
+        publish_timeout=1.0,
+        ingest_retry_after=3,
+    )
+
+
+@pytest.fixture(scope="module")
+async def client(
+    db_url: str, amqp_url: str, topology: Topology
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings_for(db_url, amqp_url, topology))
+    async with running(app) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and talk to it in-process."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ingest"
+        ) as c,
+    ):
+        yield c
+
+
+@pytest.fixture
+async def proxy(amqp_url: str) -> AsyncIterator[TcpProxy]:
+    parts = urlsplit(amqp_url)
+    p = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    await p.start()
+    yield p
+    await p.close()
+
+
+def through(amqp_url: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(amqp_url)
+    netloc = parts.netloc.rsplit("@", 1)
+    creds = f"{netloc[0]}@" if len(netloc) == 2 else ""
+    return parts._replace(netloc=f"{creds}127.0.0.1:{proxy.port}").geturl()
+
+
+@pytest.fixture(scope="module")
+def written() -> list[HeartbeatWriteResult]:
+    """Every write result of the running consumer, in commit order."""
+    return []
+
+
+@pytest.fixture(scope="module")
+async def consumer(
+    pool: asyncpg.Pool[Any],
+    connection: AbstractRobustConnection,
+    topology: Topology,
+    written: list[HeartbeatWriteResult],
+) -> AsyncIterator[HeartbeatConsumer]:
+    async def record(conn: Any, result: HeartbeatWriteResult) -> None:
+        written.append(result)
+
+    channel = await connection.channel()
+    hc = HeartbeatConsumer(
+        pool, channel, topology, batch_size=50, max_wait_ms=20, after_write=record
+    )
+    await hc.start()
+    yield hc
+    await hc.stop()
+    await channel.close()

@@ -1,0 +1,96 @@
+"""Broker outage → 503 with Retry-After; /desired with a strong ETag and 304."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+
+from tests.integration.ingest.conftest import (
+    make_device,
+    running,
+    settings_for,
+    through,
+)
+from tests.support.tcp_proxy import TcpProxy
+from xdp47_ingest import create_app
+
+pytestmark = pytest.mark.integration
+
+
+async def test_broker_unreachable_gives_503_with_retry_after(
+    db_url: str, amqp_url: str, topology, pool, proxy: TcpProxy
+) -> None:
+    """With the broker cut off, a heartbeat is refused (never a false 202)."""
+    device = await make_device(pool)
+    app = create_app(settings_for(db_url, through(amqp_url, proxy), topology))
+    async with running(app) as client:
+        url = f"/api/devices/{device.id}/heartbeat"
+        ok = await client.post(url, json={"seq": 1}, headers=device.auth)
+        assert ok.status_code == 202
+        await proxy.cut()
+        r = await client.post(url, json={"seq": 2}, headers=device.auth)
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "3"
+        assert "retry" in r.json()["detail"]
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["rabbitmq"] != "ok"
+        assert (await client.get("/livez")).status_code == 200
+
+
+async def test_desired_state_etag_and_304(client, pool) -> None:
+    device = await make_device(pool)
+    url = f"/api/devices/{device.id}/desired"
+    first = await client.get(url, headers=device.auth)
+    assert first.status_code == 200
+    assert first.json()["action"] == "none"
+    etag = first.headers["etag"]
+    assert etag.startswith('"')
+    assert not etag.startswith("W/")
+
+    same = await client.get(url, headers={**device.auth, "If-None-Match": etag})
+    assert same.status_code == 304
+    assert same.headers["etag"] == etag
+    assert same.content == b""
+
+    artifact = uuid.uuid4()
+    sha = hashlib.sha256(b"release").hexdigest()
+    await pool.execute(
+        "INSERT INTO artifacts (id, tenant, uri, sha256, size, version, signature)"
+        " VALUES ($1, $2, 'https://cdn.example/r.tar', $3, 7, '2.0.0', 'c2ln')",
+        artifact,
+        device.tenant,
+        sha,
+    )
+    rollout = uuid.uuid4()
+    await pool.execute(
+        "UPDATE devices SET desired_artifact_id = $1, desired_rollout_id = $2"
+        " WHERE tenant = $3 AND id = $4",
+        artifact,
+        rollout,
+        device.tenant,
+        device.id,
+    )
+    changed = await client.get(url, headers={**device.auth, "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    body = changed.json()
+    assert body["action"] == "update"
+    assert (body["artifact_id"], body["rollout_id"]) == (str(artifact), str(rollout))
+    assert (body["sha256"], body["size"], body["version"]) == (sha, 7, "2.0.0")
+    assert body["signature"] == "c2ln"
+
+    # The heartbeat answer carries the same desired state.
+    hb = await client.post(
+        f"/api/devices/{device.id}/heartbeat", json={"seq": 1}, headers=device.auth
+    )
+    assert hb.status_code == 202
+    assert hb.json()["artifact_id"] == str(artifact)
+
+
+async def test_metrics_are_served(client) -> None:
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    assert "xdp47_ingest_http_requests_total" in r.text

@@ -1,0 +1,255 @@
+"""The rollout state machine: transitions, commands and wave progression."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.unit.rollout.support import RID, T0, make_policy
+from xdp47_common.rollout import (
+    TERMINAL_STATUSES,
+    DecisionEvent,
+    EventName,
+    InvalidTransition,
+    RolloutState,
+    RolloutStatus,
+    WaveCounters,
+    WaveFinish,
+    WaveOutcome,
+    abort,
+    check_transition,
+    decide,
+    retry,
+    start,
+)
+
+S = RolloutStatus
+# Written out independently of TRANSITIONS: the lifecycle the product promises.
+ALLOWED = {
+    (S.DRAFT, S.RUNNING),
+    (S.DRAFT, S.ABORTED),
+    (S.RUNNING, S.COMPLETED),
+    (S.RUNNING, S.PARTIAL),
+    (S.RUNNING, S.FAILED),
+    (S.RUNNING, S.ABORTED),
+    (S.FAILED, S.RUNNING),
+    (S.PARTIAL, S.RUNNING),
+}
+
+
+@pytest.mark.parametrize(("from_", "to"), list(itertools.product(S, S)))
+def test_status_matrix(from_, to):
+    if (from_, to) in ALLOWED:
+        check_transition(from_, to)
+    else:
+        with pytest.raises(InvalidTransition) as err:
+            check_transition(from_, to)
+        assert (err.value.from_, err.value.to) == (from_, to)
+        assert f"from {from_} to {to}" in str(err.value)
+
+
+def state(status=S.RUNNING, wave=1, waves=3, attempt=1, shortfall=False):
+    return RolloutState(
+        id=RID,
+        status=status,
+        waves=waves,
+        current_wave=wave,
+        current_wave_started_at=T0 if wave else None,
+        attempt=attempt,
+        shortfall=shortfall,
+    )
+
+
+def ok(n=5, failed=0, skipped=0, pending=0):
+    return WaveCounters(n + failed + pending, n, failed, skipped, pending)
+
+
+LATER = T0 + timedelta(seconds=60)
+
+# (command, from status) -> resulting status, "noop", or InvalidTransition.
+COMMANDS = {
+    "start": {S.DRAFT: S.RUNNING, S.RUNNING: "noop"},
+    "abort": {S.DRAFT: S.ABORTED, S.RUNNING: S.ABORTED, S.ABORTED: "noop"},
+    "retry": {S.FAILED: S.RUNNING, S.PARTIAL: S.RUNNING, S.RUNNING: "noop"},
+}
+
+
+def run_command(name, rollout):
+    if name == "start":
+        return start(rollout)
+    if name == "abort":
+        return abort(rollout, "alice")
+    return retry(rollout)
+
+
+@pytest.mark.parametrize(("name", "from_"), list(itertools.product(COMMANDS, S)))
+def test_command_matrix(name, from_):
+    rollout = state(status=from_, wave=None if from_ is S.DRAFT else 2, attempt=1)
+    expected = COMMANDS[name].get(from_)
+    if expected is None:
+        with pytest.raises(InvalidTransition):
+            run_command(name, rollout)
+        return
+    decision = run_command(name, rollout)
+    if expected == "noop":
+        assert not decision.changed
+        assert decision.status is from_
+        assert decision.events == ()
+    else:
+        assert decision.changed
+        assert decision.status is expected
+
+
+def test_start_runs_wave_one_of_attempt_one():
+    decision = start(state(status=S.DRAFT, wave=None, attempt=0))
+    assert (decision.status, decision.attempt, decision.start_wave) == (S.RUNNING, 1, 1)
+    assert [e.name for e in decision.events] == [
+        EventName.STARTED,
+        EventName.WAVE_STARTED,
+    ]
+
+
+def test_start_of_failed_rollout_points_to_retry():
+    with pytest.raises(InvalidTransition, match="use retry"):
+        start(state(status=S.FAILED))
+
+
+def test_abort_closes_the_running_wave():
+    decision = abort(state(wave=2), "alice", "bad build")
+    assert decision.status is S.ABORTED
+    assert decision.reason == "aborted by alice: bad build"
+    assert decision.finish_wave == WaveFinish(2, WaveOutcome.ABORTED, decision.reason)
+    assert decision.events == (
+        DecisionEvent(EventName.ABORTED, 2, S.ABORTED, "aborted by alice: bad build"),
+    )
+
+
+def test_abort_of_draft_has_no_wave_to_close():
+    decision = abort(state(status=S.DRAFT, wave=None, attempt=0), "bob")
+    assert (decision.reason, decision.finish_wave) == ("aborted by bob", None)
+
+
+def test_retry_starts_a_new_attempt_at_wave_one():
+    decision = retry(state(status=S.FAILED, wave=2, attempt=1))
+    assert (decision.status, decision.attempt, decision.start_wave) == (S.RUNNING, 2, 1)
+    assert decision.events[0].name is EventName.RETRIED
+
+
+def test_passing_wave_starts_the_next():
+    decision = decide(state(wave=1), ok(), make_policy(), LATER)
+    assert decision.finish_wave is not None
+    assert decision.finish_wave.outcome is WaveOutcome.SUCCEEDED
+    assert (decision.status, decision.start_wave, decision.current_wave) == (
+        S.RUNNING,
+        2,
+        2,
+    )
+    assert [e.name for e in decision.events] == [
+        EventName.WAVE_FINISHED,
+        EventName.WAVE_STARTED,
+    ]
+
+
+def test_last_wave_passing_completes():
+    decision = decide(state(wave=3), ok(), make_policy(), LATER)
+    assert decision.status is S.COMPLETED
+    assert decision.reason == "all 3 waves passed"
+    assert decision.start_wave is None
+    assert decision.events[-1] == DecisionEvent(
+        EventName.COMPLETED, 3, S.COMPLETED, "all 3 waves passed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("shortfall", "current"),
+    [(True, ok()), (False, ok(failed=1)), (False, ok(skipped=1))],
+)
+def test_tolerated_losses_end_partial(shortfall, current):
+    policy = make_policy(max_failures_per_wave=1, min_success_ratio=0.5)
+    decision = decide(state(wave=3, shortfall=shortfall), current, policy, LATER)
+    assert decision.status is S.PARTIAL
+
+
+def test_failing_gate_fails_the_rollout_with_its_reason():
+    decision = decide(
+        state(wave=1),
+        ok(n=1, failed=3, pending=6),
+        make_policy(max_failures_per_wave=2),
+        T0,
+    )
+    assert decision.status is S.FAILED
+    assert decision.reason == "wave 1: 3 failures > max_failures_per_wave 2"
+    assert decision.finish_wave == WaveFinish(1, WaveOutcome.FAILED, decision.reason)
+    assert decision.start_wave is None
+
+
+def test_waiting_gate_is_a_no_op_with_the_reason():
+    decision = decide(state(wave=1), ok(n=1, pending=2), make_policy(), LATER)
+    assert not decision.changed
+    assert decision.reason == "2 of 3 devices pending"
+
+
+def test_deadline_times_out_pending_devices_first():
+    policy = make_policy(wave_deadline_seconds=30)
+    decision = decide(state(wave=2), ok(n=1, pending=2), policy, LATER)
+    assert decision.timed_out_wave == 2
+    assert decision.status is S.RUNNING
+    assert decision.finish_wave is None
+    assert decision.events[0].name is EventName.WAVE_TIMED_OUT
+    assert decision.reason == "wave 2: 2 devices timed_out after 30s"
+
+
+def test_retry_attempt_skips_waves_with_nothing_to_retry():
+    policy = make_policy(abort_on_zero_eligible=True)
+    decision = decide(state(wave=1, attempt=2), ok(n=0), policy, LATER)
+    assert decision.finish_wave == WaveFinish(
+        1, WaveOutcome.SKIPPED, "wave 1: nothing to retry, skipped"
+    )
+    assert decision.start_wave == 2
+
+
+def test_first_attempt_empty_wave_obeys_abort_on_zero_eligible():
+    policy = make_policy(abort_on_zero_eligible=True)
+    decision = decide(state(wave=1, attempt=1), ok(n=0), policy, LATER)
+    assert decision.status is S.FAILED
+    assert decision.reason == "wave 1: no eligible devices"
+
+
+def test_running_without_a_wave_restarts_wave_one():
+    decision = decide(state(wave=None), None, make_policy(), LATER)
+    assert decision.start_wave == 1
+
+
+def test_running_wave_needs_counters():
+    with pytest.raises(ValueError, match="needs its start time and counters"):
+        decide(state(wave=1), None, make_policy(), LATER)
+
+
+@pytest.mark.parametrize("status", [S.DRAFT, *TERMINAL_STATUSES])
+def test_decide_leaves_non_running_rollouts_alone(status):
+    decision = decide(state(status=status, wave=2), ok(), make_policy(), LATER)
+    assert not decision.changed
+    assert decision.status is status
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"waves": 0, "current_wave": None}, "waves must be"),
+        ({"current_wave": 4}, "outside 1..3"),
+        ({"attempt": -1}, "attempt must be"),
+    ],
+)
+def test_invalid_state_is_rejected(changes, message):
+    args: dict[str, Any] = {
+        "id": RID,
+        "status": S.RUNNING,
+        "waves": 3,
+        "current_wave": 1,
+    }
+    args.update(changes)
+    with pytest.raises(ValueError, match=message):
+        RolloutState(**args)
