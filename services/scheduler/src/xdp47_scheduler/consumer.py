@@ -2,9 +2,11 @@
 
 One transaction per batch: ``write_heartbeats`` and then the pluggable
 ``after_write`` (the rollout engine updates rollout targets there) commit together,
-and the batch is acked only after that commit. A database outage is retried in
-place (the deliveries stay unacked); anything else nacks, and the queue's delivery
-limit dead-letters a message that can never be written.
+and the batch is acked only after that commit. ``after_commit`` runs after the
+commit and before the ack (the engine evaluates the gates the batch moved). A
+database outage is retried in place (the deliveries stay unacked); anything else
+nacks, and the queue's delivery limit dead-letters a message that can never be
+written.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from xdp47_scheduler.heartbeats import (
     write_heartbeats,
 )
 
-__all__ = ["AfterWrite", "HeartbeatConsumer", "is_transient_db_error"]
+__all__ = ["AfterCommit", "AfterWrite", "HeartbeatConsumer", "is_transient_db_error"]
 
 AfterWrite: TypeAlias = Callable[[Connection, HeartbeatWriteResult], Awaitable[None]]
+AfterCommit: TypeAlias = Callable[[HeartbeatWriteResult], Awaitable[None]]
 
 _TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -63,9 +66,11 @@ class HeartbeatConsumer:
         prefetch: int = 1000,
         max_wait_ms: float = 50,
         after_write: AfterWrite | None = None,
+        after_commit: AfterCommit | None = None,
     ) -> None:
         self._pool = pool
         self._after_write = after_write
+        self._after_commit = after_commit
         self._consumer = BatchConsumer(
             channel,
             topology.heartbeats_queue,
@@ -83,6 +88,8 @@ class HeartbeatConsumer:
             result = await write_heartbeats(conn, batch)
             if self._after_write is not None:
                 await self._after_write(conn, result)
+        if self._after_commit is not None:
+            await self._after_commit(result)
 
     async def start(self) -> None:
         await self._consumer.start()

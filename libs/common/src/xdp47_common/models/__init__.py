@@ -22,6 +22,7 @@ from xdp47_common.models.device import (
     Health,
     LastApply,
 )
+from xdp47_common.models.plan import PlanExclusion, PlannedDevice, PlanWave, RolloutPlan
 from xdp47_common.models.policy import Policy, PolicyCreate, PolicyFields
 from xdp47_common.models.rollout import Rollout, RolloutCreate, RolloutRun
 from xdp47_common.models.tenant import Tenant, TenantCreate
@@ -41,11 +42,15 @@ __all__ = [
     "DeviceStatus",
     "Health",
     "LastApply",
+    "PlanExclusion",
+    "PlanWave",
+    "PlannedDevice",
     "Policy",
     "PolicyCreate",
     "PolicyFields",
     "Rollout",
     "RolloutCreate",
+    "RolloutPlan",
     "RolloutRun",
     "Scope",
     "Tenant",

@@ -1,0 +1,323 @@
+"""The rollout engine: applies the pure core's decisions to PostgreSQL.
+
+Handlers: ``handle_command`` (start / retry / abort), ``evaluate`` (the gates of one
+rollout), ``tick`` (the timer: offline marking, every running rollout, reconcile)
+and the heartbeat hooks ``after_write`` / ``after_commit``.
+
+Every change of a rollout happens in one transaction that first locks the rollout
+row; decisions come from ``xdp47_common.rollout`` (``start``, ``retry``, ``abort``,
+``decide``) and are applied in the order ``Decision`` documents. After a decision
+that starts a wave the gates are asked again in the same transaction, so a wave
+that is already decided (nobody eligible, every device already updated) does not
+wait for the timer. Events are published after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from xdp47_common.adapters.planning import Connection, write_plan
+from xdp47_common.clock import utcnow
+from xdp47_common.messages import (
+    AbortRollout,
+    RetryRollout,
+    RolloutCommand,
+    RolloutEvent,
+    StartRollout,
+)
+from xdp47_common.rollout import (
+    TERMINAL_STATUSES,
+    Decision,
+    EffectivePolicy,
+    InvalidTransition,
+    RolloutStatus,
+    abort,
+    decide,
+    retry,
+    start,
+)
+from xdp47_scheduler import progress, store
+from xdp47_scheduler.events import EventSink, event_messages
+from xdp47_scheduler.heartbeats import HeartbeatWriteResult, mark_offline
+from xdp47_scheduler.metrics import (
+    COMMANDS,
+    GATE_EVALUATIONS,
+    HEARTBEAT_LAG,
+    ROLLOUTS,
+    WAVES_STARTED,
+)
+from xdp47_scheduler.reconcile import reconcile
+
+__all__ = ["COMMAND_CONSUMER", "Clock", "RolloutEngine"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Work = Callable[[Connection], Awaitable[list[RolloutEvent]]]
+
+COMMAND_CONSUMER = "scheduler.commands"
+_INBOX = """
+INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)
+ON CONFLICT DO NOTHING RETURNING 1
+"""
+_RUNNING = "SELECT id FROM rollouts WHERE status = 'running' ORDER BY id"
+_BY_STATUS = "SELECT status, count(*) AS n FROM rollouts GROUP BY status"
+
+# Races between schedulers (and with heartbeat batches) that a retry resolves: a
+# deadlock, or a device taken by another rollout between our read and our write.
+_RETRYABLE = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.UniqueViolationError,
+)
+_ATTEMPTS = 5
+
+
+class RolloutEngine:
+    """Applies commands and gate decisions; one instance per scheduler process."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        defaults: EffectivePolicy,
+        events: EventSink,
+        *,
+        clock: Clock = utcnow,
+        offline_after: float = 90.0,
+    ) -> None:
+        self._pool = pool
+        self._defaults = defaults
+        self._events = events
+        self._clock = clock
+        self._offline_after = timedelta(seconds=offline_after)
+        self._touched: set[UUID] = set()
+
+    # -- plumbing -----------------------------------------------------------
+
+    async def _run(self, work: Work) -> None:
+        """Run ``work`` in a transaction (retried on races), then publish."""
+        events: list[RolloutEvent] = []
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    events = await work(conn)
+                break
+            except _RETRYABLE as exc:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                log.info("retrying after %s", exc.__class__.__name__)
+                await asyncio.sleep(0.01 * 2**attempt)
+        if events:
+            await self._events.publish(events)
+
+    async def _policy(self, conn: Connection, row: store.RolloutRow) -> EffectivePolicy:
+        if row.effective_policy is not None:
+            return EffectivePolicy.model_validate(row.effective_policy)
+        overrides = await store.load_policy_overrides(conn, row.tenant, row.policy_id)
+        return EffectivePolicy.resolve(overrides, self._defaults)
+
+    async def _apply(
+        self,
+        conn: Connection,
+        row: store.RolloutRow,
+        decision: Decision,
+        policy: EffectivePolicy,
+        reason: str | None,
+    ) -> list[RolloutEvent]:
+        finish = decision.finish_wave
+        if finish is not None:
+            await store.finish_run(
+                conn, row.id, row.attempt, finish.wave, finish.outcome, finish.reason
+            )
+        await store.update_rollout(conn, row.id, decision, reason)
+        if decision.start_wave is not None:
+            started = await store.start_wave(
+                conn,
+                row,
+                attempt=decision.attempt,
+                wave=decision.start_wave,
+                skip_offline=policy.skip_offline,
+            )
+            if started is not None:
+                WAVES_STARTED.inc()
+                await progress.settle_wave(conn, row.id, decision.start_wave)
+        if decision.status in TERMINAL_STATUSES:
+            await store.release_targets(conn, row.id, decision.status)
+        return event_messages(row.tenant, row.id, decision.attempt, decision.events)
+
+    async def _settle(
+        self, conn: Connection, rollout_id: UUID, policy: EffectivePolicy
+    ) -> list[RolloutEvent]:
+        """Decide and apply until the rollout waits; the caller holds the lock."""
+        events: list[RolloutEvent] = []
+        for _ in range(250):  # bounded: each step starts a wave or ends the loop
+            row = await store.lock_rollout(conn, rollout_id)
+            if row is None or row.status is not RolloutStatus.RUNNING:
+                break
+            counters = await store.read_counters(conn, row)
+            if row.current_wave is not None and counters is None:
+                # A running wave without its run: repair by starting it again.
+                log.warning(
+                    "rollout %s: run of wave %s missing", row.id, row.current_wave
+                )
+                await store.start_wave(
+                    conn,
+                    row,
+                    attempt=max(row.attempt, 1),
+                    wave=row.current_wave,
+                    skip_offline=policy.skip_offline,
+                )
+                continue
+            state = row.state(shortfall=await store.shortfall(conn, row))
+            decision = decide(state, counters, policy, self._clock())
+            if not decision.changed:
+                GATE_EVALUATIONS.labels("wait").inc()
+                break
+            if decision.timed_out_wave is not None:
+                GATE_EVALUATIONS.labels("timed_out").inc()
+                await store.time_out_wave(
+                    conn, row.id, row.attempt, decision.timed_out_wave
+                )
+                events += event_messages(
+                    row.tenant, row.id, row.attempt, decision.events
+                )
+                continue
+            GATE_EVALUATIONS.labels(
+                "advanced" if decision.start_wave else "finished"
+            ).inc()
+            events += await self._apply(conn, row, decision, policy, decision.reason)
+            if decision.start_wave is None:
+                break
+        return events
+
+    # -- commands -------------------------------------------------------------
+
+    async def handle_command(self, command: RolloutCommand) -> None:
+        """Apply a start, retry or abort command once (inbox + state machine)."""
+        kind = command.type.removeprefix("rollout.")
+        outcome = "applied"
+
+        async def work(conn: Connection) -> list[RolloutEvent]:
+            nonlocal outcome
+            outcome = "applied"
+            if (
+                await conn.fetchval(_INBOX, COMMAND_CONSUMER, command.message_id)
+                is None
+            ):
+                outcome = "duplicate"
+                return []
+            row = await store.lock_rollout(conn, command.rollout_id)
+            if row is None or row.tenant != command.tenant:
+                outcome = "unknown_rollout"
+                log.warning("%s for unknown rollout %s", kind, command.rollout_id)
+                return []
+            try:
+                events = await self._command(conn, row, command)
+            except InvalidTransition as exc:
+                outcome = "rejected"
+                log.warning("%s of rollout %s rejected: %s", kind, row.id, exc)
+                return []
+            if not events:
+                outcome = "no_op"
+            return events
+
+        await self._run(work)
+        COMMANDS.labels(kind, outcome).inc()
+
+    async def _command(
+        self, conn: Connection, row: store.RolloutRow, command: RolloutCommand
+    ) -> list[RolloutEvent]:
+        if isinstance(command, StartRollout):
+            decision = start(row.state())
+            if not decision.changed:
+                return []
+            policy = await self._policy(conn, row)
+            await store.save_policy(conn, row.id, policy)
+            await write_plan(conn, row.plan_target())
+            reason = decision.reason
+        elif isinstance(command, RetryRollout):
+            decision = retry(row.state())
+            if not decision.changed:
+                return []
+            policy = await self._policy(conn, row)
+            _, left_out = await store.reset_for_retry(conn, row.id)
+            reason = decision.reason
+            if left_out:
+                reason = f"{reason}; {left_out} devices left out: in another rollout"
+        else:
+            assert isinstance(command, AbortRollout)
+            decision = abort(
+                row.state(), by=command.requested_by or "operator", note=command.reason
+            )
+            if not decision.changed:
+                return []
+            policy = await self._policy(conn, row)
+            reason = decision.reason
+        events = await self._apply(conn, row, decision, policy, reason)
+        if decision.start_wave is not None:
+            events += await self._settle(conn, row.id, policy)
+        return events
+
+    # -- gates ------------------------------------------------------------------
+
+    async def evaluate(self, rollout_id: UUID, *, skip_locked: bool = False) -> None:
+        """Evaluate the gates of one running rollout and apply what they decide."""
+
+        async def work(conn: Connection) -> list[RolloutEvent]:
+            row = await store.lock_rollout(conn, rollout_id, skip_locked=skip_locked)
+            if row is None:
+                GATE_EVALUATIONS.labels("skipped_locked").inc()
+                return []
+            if row.status is not RolloutStatus.RUNNING:
+                return []
+            return await self._settle(conn, row.id, await self._policy(conn, row))
+
+        await self._run(work)
+
+    async def tick(self) -> None:
+        """The timer: offline marking, the gates of every running rollout, repair."""
+        async with self._pool.acquire() as conn:
+            await mark_offline(conn, self._clock() - self._offline_after)
+            ids = [r["id"] for r in await conn.fetch(_RUNNING)]
+        for rollout_id in ids:
+            try:
+                # Another scheduler evaluating it now has it covered.
+                await self.evaluate(rollout_id, skip_locked=True)
+            except Exception:
+                log.exception("gate evaluation of rollout %s failed", rollout_id)
+        await reconcile(self._pool)
+        counts = {r["status"]: r["n"] for r in await self._pool.fetch(_BY_STATUS)}
+        for status in RolloutStatus:
+            ROLLOUTS.labels(status.value).set(counts.get(status.value, 0))
+
+    # -- heartbeat hooks ----------------------------------------------------------
+
+    async def after_write(self, conn: Connection, result: HeartbeatWriteResult) -> None:
+        """In the heartbeat batch's transaction: move the changed devices' targets."""
+        now = self._clock()
+        for device in result.changed:
+            HEARTBEAT_LAG.observe(max(0.0, (now - device.last_seen).total_seconds()))
+        # Only a device told to update by a rollout can have an assigned target
+        # (reconcile repairs the rare device whose desired state was lost).
+        devices = [
+            (d.tenant, d.device_id)
+            for d in result.changed
+            if d.desired_rollout_id is not None
+        ]
+        self._touched |= await progress.settle_devices(conn, devices)
+
+    async def after_commit(self, result: HeartbeatWriteResult) -> None:
+        """After the batch committed: judge the rollouts whose counters moved."""
+        touched, self._touched = self._touched, set()
+        for rollout_id in sorted(touched):
+            try:
+                await self.evaluate(rollout_id)
+            except Exception:
+                log.exception("gate evaluation of rollout %s failed", rollout_id)

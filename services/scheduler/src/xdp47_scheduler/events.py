@@ -1,0 +1,76 @@
+"""Rollout events: the scheduler's decisions on ``xdp47.events``, after commit.
+
+Events are notifications; PostgreSQL holds the truth. A publish that fails is
+logged and counted and the decision stands (no outbox: the issue does not ask for
+one, and ``/api/rollouts/{id}/runs`` shows every decision). Each event has a
+deterministic message id, so a consumer can drop the rare duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+from uuid import UUID
+
+from xdp47_common.adapters.amqp import AmqpPublisher, PublishFailed
+from xdp47_common.messages import RolloutEvent
+from xdp47_common.rollout import DecisionEvent
+from xdp47_common.topology import Topology
+from xdp47_scheduler.metrics import EVENTS_PUBLISHED
+
+__all__ = ["AmqpEventSink", "EventSink", "event_messages"]
+
+log = logging.getLogger(__name__)
+
+_EVENT_NS = UUID("6f0c9b8e-4c1d-4a57-9d0e-47a1c2d3e4f5")
+
+
+class EventSink(Protocol):
+    async def publish(self, events: Sequence[RolloutEvent]) -> None: ...
+
+
+def event_messages(
+    tenant: str,
+    rollout_id: UUID,
+    attempt: int,
+    events: Sequence[DecisionEvent],
+) -> list[RolloutEvent]:
+    """Turn a decision's events into messages (``data.attempt`` says which try)."""
+    out = []
+    for e in events:
+        # Each event happens at most once per (attempt, wave) of a rollout.
+        key = f"{rollout_id}:{attempt}:{e.wave}:{e.name.value}"
+        out.append(
+            RolloutEvent(
+                message_id=uuid.uuid5(_EVENT_NS, key),
+                tenant=tenant,
+                rollout_id=rollout_id,
+                event=e.name.value,
+                wave=e.wave,
+                status=e.status.value if e.status else None,
+                reason=e.reason,
+                data={"attempt": attempt},
+            )
+        )
+    return out
+
+
+class AmqpEventSink:
+    """Publishes to ``topology.events`` with ``rollout.<tenant>.<event>`` keys."""
+
+    def __init__(self, publisher: AmqpPublisher, topology: Topology) -> None:
+        self._publisher = publisher
+        self._topology = topology
+
+    async def publish(self, events: Sequence[RolloutEvent]) -> None:
+        for event in events:
+            key = self._topology.rollout_event_key(event.tenant, event.event)
+            try:
+                await self._publisher.publish(self._topology.events, key, event)
+            except PublishFailed as exc:
+                EVENTS_PUBLISHED.labels("failed").inc()
+                log.warning("event %s of %s lost: %s", key, event.rollout_id, exc)
+            else:
+                EVENTS_PUBLISHED.labels("published").inc()

@@ -1,0 +1,104 @@
+"""``xdp47-scheduler``: check the dependencies, run the scheduler until a signal.
+
+Fails fast with one line on stderr (exit 1) when PostgreSQL or RabbitMQ cannot be
+reached or the schema is missing, and with exit 2 on invalid configuration.
+SIGTERM/SIGINT stop consuming, let the timer's tick finish and close cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from urllib.parse import urlsplit
+
+import aio_pika
+import asyncpg
+from pydantic import ValidationError
+
+from xdp47_scheduler.service import Scheduler
+from xdp47_scheduler.settings import SchedulerSettings
+
+__all__ = ["StartupError", "main", "preflight"]
+
+log = logging.getLogger("xdp47_scheduler")
+
+# Columns of the newest migration the scheduler relies on.
+_SCHEMA_CHECK = """
+SELECT count(*) FROM (VALUES ('rollouts', 'effective_policy'),
+                             ('rollout_targets', 'baseline_apply')) AS c(t, col)
+WHERE NOT EXISTS (
+    SELECT 1 FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = c.t AND column_name = c.col
+)
+"""
+
+
+class StartupError(RuntimeError):
+    """A dependency is missing; the message is the one line the operator sees."""
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)  # host and port only: never print credentials
+    return f"{parts.hostname}:{parts.port or ''}{parts.path}"
+
+
+async def preflight(settings: SchedulerSettings) -> None:
+    """Raise ``StartupError`` unless PostgreSQL (with schema) and RabbitMQ answer."""
+    try:
+        conn = await asyncpg.connect(settings.db_url, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise StartupError(
+            f"cannot reach PostgreSQL at {_where(settings.db_url)}: {exc}"
+        ) from exc
+    try:
+        missing = await conn.fetchval(_SCHEMA_CHECK)
+    finally:
+        await conn.close()
+    if missing:
+        raise StartupError(
+            f"the database at {_where(settings.db_url)} has no current XDP47 schema; "
+            "run xdp47-migrate first"
+        )
+    try:
+        amqp = await aio_pika.connect(settings.amqp_url, timeout=5)
+    except Exception as exc:  # aiormq raises many types for an unreachable broker
+        raise StartupError(
+            f"cannot reach RabbitMQ at {_where(settings.amqp_url)}: "
+            f"{exc.__class__.__name__}"
+        ) from exc
+    await amqp.close()
+
+
+async def _serve(settings: SchedulerSettings) -> None:
+    await preflight(settings)
+    scheduler = Scheduler(settings)
+    await scheduler.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("signal received, stopping")
+    await scheduler.stop()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        settings = SchedulerSettings()
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        sys.stderr.write(
+            f"xdp47-scheduler: invalid XDP47_{where.upper()}: {first['msg']}\n"
+        )
+        raise SystemExit(2) from None
+    try:
+        asyncio.run(_serve(settings))
+    except StartupError as exc:
+        sys.stderr.write(f"xdp47-scheduler: {exc}\n")
+        raise SystemExit(1) from None

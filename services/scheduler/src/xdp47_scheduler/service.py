@@ -1,0 +1,150 @@
+"""The scheduler process as an object: ``Scheduler(settings).start()`` / ``stop()``.
+
+Wires the adapters (``bootstrap``): an asyncpg pool, one robust AMQP connection
+with the topology declared, the events publisher, and three concurrent loops:
+the heartbeat consumer (its own channel; the engine's hooks), the command consumer
+(its own channel) and the timer (every ``XDP47_SCHED_INTERVAL``). Tests run it
+in-process; ``main`` runs it until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+from xdp47_common.adapters.amqp import AmqpPublisher, connect, declare_topology
+from xdp47_common.adapters.pg import create_pool
+from xdp47_common.adapters.planning import default_policy
+from xdp47_common.clock import utcnow
+from xdp47_common.topology import Topology
+from xdp47_scheduler.commands import CommandConsumer
+from xdp47_scheduler.consumer import HeartbeatConsumer
+from xdp47_scheduler.engine import Clock, RolloutEngine
+from xdp47_scheduler.events import AmqpEventSink
+from xdp47_scheduler.http import ProbeServer
+from xdp47_scheduler.settings import SchedulerSettings
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """One scheduler instance; several may run against the same database."""
+
+    def __init__(self, settings: SchedulerSettings, *, clock: Clock = utcnow) -> None:
+        self.settings = settings
+        self.topology = Topology(settings.amqp_namespace)
+        self._clock = clock
+        self._pool: asyncpg.Pool[Any] | None = None
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AmqpPublisher | None = None
+        self._channels: list[AbstractChannel] = []
+        self._heartbeats: HeartbeatConsumer | None = None
+        self._commands: CommandConsumer | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._probe: ProbeServer | None = None
+        self.engine: RolloutEngine | None = None
+
+    @property
+    def probe_port(self) -> int | None:
+        return self._probe.port if self._probe is not None else None
+
+    async def start(self) -> None:
+        s = self.settings
+        self._pool = await create_pool(
+            s.db_url, min_size=s.db_pool_min, max_size=s.db_pool_max
+        )
+        self._connection = await connect(s.amqp_url)
+        setup = await self._connection.channel()
+        await declare_topology(setup, self.topology)
+        await setup.close()
+        self._publisher = AmqpPublisher(
+            self._connection, self.topology, timeout=s.publish_timeout
+        )
+        await self._publisher.start()
+        self.engine = engine = RolloutEngine(
+            self._pool,
+            default_policy(s),
+            AmqpEventSink(self._publisher, self.topology),
+            clock=self._clock,
+            offline_after=s.sched_offline_after,
+        )
+        self._heartbeats = HeartbeatConsumer(
+            self._pool,
+            await self._channel(),
+            self.topology,
+            batch_size=s.sched_batch_size,
+            prefetch=s.sched_prefetch,
+            after_write=engine.after_write,
+            after_commit=engine.after_commit,
+        )
+        self._commands = CommandConsumer(
+            engine,
+            await self._channel(),
+            self.topology,
+            batch_size=s.sched_command_batch,
+        )
+        await self._heartbeats.start()
+        await self._commands.start()
+        self._timer = asyncio.create_task(self._tick_loop(), name="scheduler-timer")
+        if s.sched_http_addr:
+            self._probe = ProbeServer(s.sched_http_addr, self.ready)
+            await self._probe.start()
+        log.info("scheduler started (namespace %r)", self.topology.namespace)
+
+    async def _channel(self) -> AbstractChannel:
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        self._channels.append(channel)
+        return channel
+
+    async def _tick_loop(self) -> None:
+        assert self.engine is not None
+        while not self._stopping.is_set():
+            try:
+                await self.engine.tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+            # Sleep until the next tick, or until stop() asks us to end.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), timeout=self.settings.sched_interval
+                )
+
+    async def ready(self) -> bool:
+        """Readiness: the database answers and the broker connection is up."""
+        if self._pool is None or self._connection is None:
+            return False
+        await self._pool.fetchval("SELECT 1")
+        return self._connection.connected.is_set()
+
+    async def stop(self) -> None:
+        """Stop consuming, let the current tick finish, close everything."""
+        self._stopping.set()
+        for consumer in (self._commands, self._heartbeats):
+            if consumer is not None:
+                await consumer.stop()
+        if self._timer is not None:
+            try:
+                await asyncio.wait_for(self._timer, timeout=30)
+            except TimeoutError:
+                log.warning("timer did not finish in time; cancelled")
+        if self._probe is not None:
+            await self._probe.close()
+        for channel in self._channels:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        if self._publisher is not None:
+            await self._publisher.close()
+        if self._connection is not None:
+            await self._connection.close()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("scheduler stopped")
