@@ -1,0 +1,1 @@
+"""XDP47 operator CLI."""

@@ -1,0 +1,85 @@
+"""Options and helpers shared by the resource commands: paging, key=value parsing,
+and typing responses with the common models before rendering them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+
+from xdp47_cli.client import Query
+from xdp47_cli.errors import CliError
+from xdp47_cli.output import Column, OutputFormat, emit_list
+from xdp47_cli.runtime import runtime
+
+__all__ = [
+    "AllOption",
+    "LimitOption",
+    "list_into",
+    "pairs_query",
+    "parse_pairs",
+    "typed",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+LimitOption = Annotated[
+    int,
+    typer.Option("--limit", min=1, help="Show at most this many (follows pages)."),
+]
+AllOption = Annotated[bool, typer.Option("--all", help="Fetch every page.")]
+
+
+def typed(model: type[M], data: Any) -> M:
+    """Check an API object against its model; the raw dict is what gets shown."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(
+            f"unexpected answer from the API ({model.__name__}.{where}: "
+            f"{first['msg']}); is the CLI older than the API?"
+        ) from exc
+
+
+def list_into(
+    ctx: typer.Context,
+    path: str,
+    model: type[BaseModel],
+    columns: Sequence[Column],
+    fmt: OutputFormat,
+    *,
+    limit: int,
+    fetch_all: bool,
+    params: Query | None = None,
+) -> list[dict[str, Any]]:
+    """Fetch a list (following pages), check each item, render, return it."""
+    with runtime(ctx).client() as client:
+        items = list(
+            client.pages(path, params=params, limit=None if fetch_all else limit)
+        )
+    for item in items:
+        typed(model, item)
+    emit_list(items, columns, fmt)
+    return items
+
+
+def parse_pairs(values: Iterable[str], option: str) -> dict[str, str]:
+    """``k=v`` items, each maybe a comma-separated list of them."""
+    out: dict[str, str] = {}
+    for value in values:
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            key, sep, val = part.partition("=")
+            if not sep or not key.strip():
+                raise CliError(f"{option}: expected key=value, got {part!r}")
+            out[key.strip()] = val.strip()
+    return out
+
+
+def pairs_query(pairs: Mapping[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in pairs.items()]

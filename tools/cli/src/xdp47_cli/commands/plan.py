@@ -1,0 +1,82 @@
+"""``xdp47 rollouts plan``: the devices per wave and the devices left out.
+
+``GET /api/rollouts/{id}/plan`` is newer than the rest of the API; an API without
+it answers 405, or 404 with FastAPI's bare "Not Found" (a missing rollout's 404
+names the rollout), and the CLI says so in one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from rich.table import Table
+from rich.text import Text
+
+from xdp47_cli.client import ApiClient
+from xdp47_cli.commands._common import typed
+from xdp47_cli.errors import ApiError, CliError
+from xdp47_cli.output import OutputFormat, cell, console, emit_json
+from xdp47_common.models import RolloutPlan
+
+__all__ = ["fetch_plan", "show_plan"]
+
+SHOWN_DEVICES = 8  # device ids listed per wave in the table
+
+
+def fetch_plan(client: ApiClient, rollout_id: UUID) -> dict[str, Any]:
+    path = f"/api/rollouts/{rollout_id}/plan"
+    try:
+        plan: dict[str, Any] = client.get(path)
+    except ApiError as exc:
+        if exc.status == 405 or (exc.status == 404 and exc.detail == "Not Found"):
+            raise CliError(
+                f"this API has no plan endpoint (GET {path} answered {exc.status}); "
+                "it needs a newer xdp47-api"
+            ) from exc
+        raise
+    return plan
+
+
+def show_plan(client: ApiClient, rollout_id: UUID, fmt: OutputFormat) -> None:
+    raw = fetch_plan(client, rollout_id)
+    plan = typed(RolloutPlan, raw)
+    if fmt is OutputFormat.JSON:
+        emit_json(raw)
+        return
+    out = console()
+    kind = (
+        "preview (draft: what starting now would do)"
+        if plan.preview
+        else "stored targets"
+    )
+    out.print(
+        Text(
+            f"rollout {plan.rollout_id} {plan.status.value}: {kind}\n"
+            f"{plan.total} devices in {len(plan.waves)} waves; "
+            f"skip_offline={'yes' if plan.skip_offline else 'no'}"
+        )
+    )
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for header in ("WAVE", "SIZE", "STATES", "DEVICES"):
+        table.add_column(header, overflow="fold")
+    for wave in plan.waves:
+        ids = [
+            d.device_id + (" (would skip)" if d.would_skip else "")
+            for d in wave.devices[:SHOWN_DEVICES]
+        ]
+        more = wave.size - len(ids)
+        if more > 0:
+            ids.append(f"… {more} more")
+        table.add_row(
+            str(wave.wave),
+            str(wave.size),
+            Text(cell(wave.states)),
+            Text(", ".join(ids) or "-"),
+        )
+    out.print(table)
+    if plan.excluded_counts:
+        counts = ", ".join(
+            f"{reason}: {n}" for reason, n in plan.excluded_counts.items()
+        )
+        out.print(Text(f"excluded: {counts}"))

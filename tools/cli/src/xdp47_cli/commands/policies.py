@@ -1,0 +1,119 @@
+"""``xdp47 policies ls|get|create``: the gate settings of rollouts. An option left
+out stays null, so the scheduler's default applies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+
+from xdp47_cli.commands._common import AllOption, LimitOption, list_into, typed
+from xdp47_cli.errors import guarded
+from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, get
+from xdp47_cli.runtime import runtime
+from xdp47_common.models import Policy
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Rollout policies (gates).", no_args_is_help=True)
+
+COLUMNS = [
+    Column("id", get("id")),
+    Column("name", get("name")),
+    Column("require ok", get("require_ok")),
+    Column("skip offline", get("skip_offline")),
+    Column("grace s", get("grace_seconds")),
+    Column("min ratio", get("min_success_ratio")),
+    Column("max fail", get("max_failures_per_wave")),
+    Column("abort on 0", get("abort_on_zero_eligible")),
+    Column("deadline s", get("wave_deadline_seconds")),
+]
+
+
+@app.command("ls")
+@guarded
+def list_policies(
+    ctx: typer.Context,
+    fmt: OutputFormat = OutputOption,
+    limit: LimitOption = 100,
+    fetch_all: AllOption = False,
+) -> None:
+    """List policies."""
+    list_into(
+        ctx, "/api/policies", Policy, COLUMNS, fmt, limit=limit, fetch_all=fetch_all
+    )
+
+
+@app.command("get")
+@guarded
+def get_policy(
+    ctx: typer.Context,
+    policy_id: Annotated[UUID, typer.Argument(metavar="POLICY_ID")],
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Show one policy."""
+    with runtime(ctx).client() as client:
+        policy = client.get(f"/api/policies/{policy_id}")
+    typed(Policy, policy)
+    emit_record(policy, fmt)
+
+
+@app.command("create")
+@guarded
+def create_policy(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Policy name.")],
+    require_ok: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-ok/--no-require-ok", help="Count only healthy devices."
+        ),
+    ] = None,
+    skip_offline: Annotated[
+        bool | None,
+        typer.Option(
+            "--skip-offline/--no-skip-offline",
+            help="Skip devices offline at wave start.",
+        ),
+    ] = None,
+    grace_seconds: Annotated[
+        int | None, typer.Option(help="Wait this long after a wave starts.")
+    ] = None,
+    min_success_ratio: Annotated[
+        float | None, typer.Option(help="Share of eligible devices that must succeed.")
+    ] = None,
+    max_failures_per_wave: Annotated[
+        int | None, typer.Option(help="More failures than this fail the rollout.")
+    ] = None,
+    abort_on_zero_eligible: Annotated[
+        bool | None,
+        typer.Option(
+            "--abort-on-zero-eligible/--no-abort-on-zero-eligible",
+            help="Fail when a wave has no eligible device.",
+        ),
+    ] = None,
+    wave_deadline_seconds: Annotated[
+        int | None, typer.Option(help="A device not done by then counts as failed.")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Create a policy; options left out take the scheduler's defaults."""
+    rt = runtime(ctx)
+    fields: dict[str, Any] = {
+        "require_ok": require_ok,
+        "skip_offline": skip_offline,
+        "grace_seconds": grace_seconds,
+        "min_success_ratio": min_success_ratio,
+        "max_failures_per_wave": max_failures_per_wave,
+        "abort_on_zero_eligible": abort_on_zero_eligible,
+        "wave_deadline_seconds": wave_deadline_seconds,
+    }
+    body = {"tenant": rt.require_tenant(tenant), "name": name} | {
+        k: v for k, v in fields.items() if v is not None
+    }
+    with rt.client() as client:
+        created = client.post("/api/policies", body)
+    typed(Policy, created)
+    emit_record(created, fmt)

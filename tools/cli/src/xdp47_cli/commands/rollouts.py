@@ -1,0 +1,264 @@
+"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|runs|watch``.
+
+start/abort/retry send a command: the API answers 202 with the rollout as it is
+and the scheduler moves the status afterwards, so the CLI says "requested", not
+"done"; ``watch`` follows what happens next.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+from rich.console import Console
+
+from xdp47_cli.commands._common import (
+    AllOption,
+    LimitOption,
+    list_into,
+    parse_pairs,
+    typed,
+)
+from xdp47_cli.commands.plan import show_plan
+from xdp47_cli.errors import CliError, guarded
+from xdp47_cli.output import (
+    Column,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_json,
+    emit_record,
+    emit_value,
+    get,
+)
+from xdp47_cli.runtime import runtime
+from xdp47_cli.watch import watch
+from xdp47_common.models import Rollout, RolloutRun
+from xdp47_common.rollout.status import RolloutStatus
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Rollouts: create, plan, start, follow.", no_args_is_help=True)
+
+RolloutIdArg = Annotated[UUID, typer.Argument(metavar="ROLLOUT_ID")]
+
+COLUMNS = [
+    Column("id", get("id")),
+    Column("name", get("name")),
+    Column("status", get("status")),
+    Column("wave", lambda r: f"{r.get('current_wave') or '-'}/{r.get('waves')}"),
+    Column("artifact", get("artifact_id")),
+    Column("selector", get("selector")),
+    Column("channel", get("channel")),
+    Column("created", get("created_at")),
+]
+
+RUN_COLUMNS = [
+    Column("attempt", get("attempt")),
+    Column("wave", get("wave")),
+    Column("eligible", get("eligible")),
+    Column("succeeded", get("succeeded")),
+    Column("failed", get("failed")),
+    Column("skipped", get("skipped")),
+    Column("outcome", get("outcome")),
+    Column("started", get("started_at")),
+    Column("finished", get("finished_at")),
+    Column("reason", get("reason")),
+]
+
+
+@app.command("ls")
+@guarded
+def list_rollouts(
+    ctx: typer.Context,
+    status: Annotated[
+        RolloutStatus | None, typer.Option(help="Only this status.")
+    ] = None,
+    fmt: OutputFormat = OutputOption,
+    limit: LimitOption = 100,
+    fetch_all: AllOption = False,
+) -> None:
+    """List rollouts."""
+    params = {"status": status.value if status else None}
+    list_into(
+        ctx,
+        "/api/rollouts",
+        Rollout,
+        COLUMNS,
+        fmt,
+        limit=limit,
+        fetch_all=fetch_all,
+        params=params,
+    )
+
+
+@app.command("get")
+@guarded
+def get_rollout(
+    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Show one rollout."""
+    with runtime(ctx).client() as client:
+        rollout = client.get(f"/api/rollouts/{rollout_id}")
+    typed(Rollout, rollout)
+    emit_record(rollout, fmt)
+
+
+def _percentages(raw: str) -> list[int]:
+    try:
+        values = [int(p) for p in raw.split(",") if p.strip()]
+    except ValueError as exc:
+        raise CliError(
+            f"--percentages: expected integers like 10,30,60, got {raw!r}"
+        ) from exc
+    if not values:
+        raise CliError("--percentages: give at least one percentage")
+    return values
+
+
+@app.command("create")
+@guarded
+def create_rollout(
+    ctx: typer.Context,
+    artifact: Annotated[UUID, typer.Option("--artifact", "-a", help="Artifact id.")],
+    waves: Annotated[int | None, typer.Option(help="Number of equal waves.")] = None,
+    percentages: Annotated[
+        str | None, typer.Option(help="Share per wave, e.g. 10,30,60 (sums to 100).")
+    ] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="Channel (API default stable).")
+    ] = None,
+    policy: Annotated[UUID | None, typer.Option(help="Policy id.")] = None,
+    selector: Annotated[
+        list[str] | None,
+        typer.Option("--selector", "-l", help="key=value; repeat or comma-separate."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Create a rollout (status draft); `start` it when the plan looks right."""
+    rt = runtime(ctx)
+    body: dict[str, Any] = {
+        "tenant": rt.require_tenant(tenant),
+        "artifact_id": str(artifact),
+        "selector": parse_pairs(selector or [], "--selector"),
+    }
+    optional: dict[str, Any] = {
+        "waves": waves,
+        "wave_percentages": _percentages(percentages) if percentages else None,
+        "channel": channel,
+        "policy_id": str(policy) if policy else None,
+        "name": name,
+    }
+    body |= {k: v for k, v in optional.items() if v is not None}
+    with rt.client() as client:
+        created = client.post("/api/rollouts", body)
+    typed(Rollout, created)
+    emit_record(created, fmt)
+
+
+@app.command("plan")
+@guarded
+def plan_rollout(
+    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Show the devices per wave (a preview for a draft) and who is left out."""
+    with runtime(ctx).client() as client:
+        show_plan(client, rollout_id, fmt)
+
+
+def _command(
+    ctx: typer.Context, verb: str, rollout_id: UUID, fmt: OutputFormat
+) -> None:
+    with runtime(ctx).client() as client:
+        answer = client.post(f"/api/rollouts/{rollout_id}:{verb}")
+    rollout = typed(Rollout, answer)
+    if fmt is OutputFormat.JSON:
+        emit_json(answer)
+        return
+    emit_value(
+        f"{verb} requested for rollout {rollout.id} (status {rollout.status.value}); "
+        f"follow it with `xdp47 rollouts watch {rollout.id}`"
+    )
+
+
+@app.command("start")
+@guarded
+def start_rollout(
+    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Start a draft rollout."""
+    _command(ctx, "start", rollout_id, fmt)
+
+
+@app.command("abort")
+@guarded
+def abort_rollout(
+    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Abort: devices not yet updated keep their version."""
+    _command(ctx, "abort", rollout_id, fmt)
+
+
+@app.command("retry")
+@guarded
+def retry_rollout(
+    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Retry the failed and skipped devices of a failed or partial rollout."""
+    _command(ctx, "retry", rollout_id, fmt)
+
+
+@app.command("runs")
+@guarded
+def list_runs(
+    ctx: typer.Context,
+    rollout_id: RolloutIdArg,
+    fmt: OutputFormat = OutputOption,
+    limit: LimitOption = 100,
+    fetch_all: AllOption = False,
+) -> None:
+    """The wave history of a rollout, by attempt and wave."""
+    list_into(
+        ctx,
+        f"/api/rollouts/{rollout_id}/runs",
+        RolloutRun,
+        RUN_COLUMNS,
+        fmt,
+        limit=limit,
+        fetch_all=fetch_all,
+    )
+
+
+@app.command("watch")
+@guarded
+def watch_rollout(
+    ctx: typer.Context,
+    rollout_id: RolloutIdArg,
+    timeout: Annotated[
+        float | None,
+        typer.Option(min=0, help="Give up after this many seconds (exit 6)."),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(min=0.05, help="Seconds between polls.")
+    ] = 1.0,
+) -> None:
+    """Follow a rollout live until it ends.
+
+    Exit codes: 0 completed, 3 partial, 4 failed, 5 aborted, 6 timeout, 1 error.
+    """
+    rt = runtime(ctx)
+    with rt.client() as client:
+        code = watch(
+            client,
+            rollout_id,
+            timeout=timeout,
+            interval=interval,
+            clock=rt.clock,
+            sleep=rt.sleep,
+            out=console(),
+            err=Console(stderr=True, highlight=False),
+        )
+    raise typer.Exit(int(code))

@@ -1,0 +1,53 @@
+"""``xdp47 tenants ls|create``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from xdp47_cli.commands._common import AllOption, LimitOption, list_into, typed
+from xdp47_cli.errors import guarded
+from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, get
+from xdp47_cli.runtime import runtime
+from xdp47_common.models import Tenant
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Tenants (create needs tenants:write).", no_args_is_help=True)
+
+COLUMNS = [
+    Column("id", get("id")),
+    Column("name", get("name")),
+    Column("created", get("created_at")),
+]
+
+
+@app.command("ls")
+@guarded
+def list_tenants(
+    ctx: typer.Context,
+    fmt: OutputFormat = OutputOption,
+    limit: LimitOption = 100,
+    fetch_all: AllOption = False,
+) -> None:
+    """List tenants: yours, or all of them with tenants:write."""
+    list_into(
+        ctx, "/api/tenants", Tenant, COLUMNS, fmt, limit=limit, fetch_all=fetch_all
+    )
+
+
+@app.command("create")
+@guarded
+def create_tenant(
+    ctx: typer.Context,
+    tenant_id: Annotated[str, typer.Argument(metavar="ID", help="Tenant id.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Create a tenant."""
+    body = {"id": tenant_id} | ({} if name is None else {"name": name})
+    with runtime(ctx).client() as client:
+        created = client.post("/api/tenants", body)
+    typed(Tenant, created)
+    emit_record(created, fmt)

@@ -1,0 +1,122 @@
+"""``xdp47 tokens ls|create|revoke``. ``create`` prints the secret once: the API
+stores only its hash."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import typer
+
+from xdp47_cli.commands._common import AllOption, LimitOption, list_into, typed
+from xdp47_cli.errors import CliError, guarded
+from xdp47_cli.output import (
+    Column,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_json,
+    emit_record,
+    get,
+)
+from xdp47_cli.runtime import runtime
+from xdp47_common.models import ApiToken, ApiTokenCreated, Scope
+
+__all__ = ["app"]
+
+app = typer.Typer(help="API tokens of your tenant.", no_args_is_help=True)
+
+COLUMNS = [
+    Column("id", get("id")),
+    Column("name", get("name")),
+    Column("prefix", get("prefix")),
+    Column("scopes", get("scopes")),
+    Column("expires", get("expires_at")),
+    Column("revoked", get("revoked_at")),
+    Column("last used", get("last_used_at")),
+]
+
+
+@app.command("ls")
+@guarded
+def list_tokens(
+    ctx: typer.Context,
+    fmt: OutputFormat = OutputOption,
+    limit: LimitOption = 100,
+    fetch_all: AllOption = False,
+) -> None:
+    """List the tenant's tokens (never their secrets)."""
+    list_into(
+        ctx, "/api/tokens", ApiToken, COLUMNS, fmt, limit=limit, fetch_all=fetch_all
+    )
+
+
+def _scopes(values: list[str]) -> list[str]:
+    out: list[str] = []
+    known = {s.value for s in Scope}
+    for value in values:
+        for scope in filter(None, (v.strip() for v in value.split(","))):
+            if scope not in known:
+                choices = ", ".join(sorted(known))
+                raise CliError(f"--scope: unknown scope {scope!r}; one of {choices}")
+            out.append(scope)
+    if not out:
+        raise CliError("--scope: give at least one scope")
+    return out
+
+
+@app.command("create")
+@guarded
+def create_token(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Token name.")],
+    scope: Annotated[
+        list[str],
+        typer.Option("--scope", "-s", help="Scope; repeat or comma-separate."),
+    ],
+    expires_in_days: Annotated[
+        int | None, typer.Option(help="Lifetime in days (API default 90).")
+    ] = None,
+    never_expires: Annotated[
+        bool, typer.Option("--never-expires", help="A token without expiry.")
+    ] = False,
+    tenant: Annotated[
+        str | None, typer.Option(help="Another tenant (needs tenants:write).")
+    ] = None,
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Mint a token. The secret is printed once and cannot be read again."""
+    if never_expires and expires_in_days is not None:
+        raise CliError("--never-expires and --expires-in-days exclude each other")
+    body: dict[str, object] = {"name": name, "scopes": _scopes(scope)}
+    if never_expires:
+        body["expires_in_days"] = None
+    elif expires_in_days is not None:
+        body["expires_in_days"] = expires_in_days
+    if tenant is not None:
+        body["tenant"] = tenant
+    with runtime(ctx).client() as client:
+        created = client.post("/api/tokens", body)
+    token = typed(ApiTokenCreated, created)
+    if fmt is OutputFormat.JSON:
+        emit_json(created)
+        return
+    emit_record({k: v for k, v in created.items() if k != "token"}, fmt)
+    out = console()
+    out.print()
+    out.print("[bold]token[/] (shown once; store it now):")
+    out.print(token.token, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("revoke")
+@guarded
+def revoke_token(
+    ctx: typer.Context,
+    token_id: Annotated[UUID, typer.Argument(metavar="TOKEN_ID")],
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Revoke a token (idempotent)."""
+    with runtime(ctx).client() as client:
+        revoked = client.post(f"/api/tokens/{token_id}:revoke")
+    typed(ApiToken, revoked)
+    emit_record(revoked, fmt)
