@@ -1,0 +1,124 @@
+"""Parsing of the UI's HTML forms into the API's write models, with errors keyed
+by form field so the templates can show each one next to its input."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from xdp47_common.models.base import LABEL_KEY_PATTERN
+
+__all__ = [
+    "FieldErrors",
+    "FormInvalid",
+    "errors_from_validation",
+    "field",
+    "optional_int",
+    "parse_json_object",
+    "parse_percentages",
+    "parse_selector",
+]
+
+FieldErrors = dict[str, str]
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+
+
+class FormInvalid(Exception):
+    def __init__(self, errors: FieldErrors) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def field(form: FormData, name: str) -> str:
+    """A text field, stripped; '' when absent or a file."""
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def optional_int(value: str, name: str, errors: FieldErrors) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        errors[name] = f"expected a whole number, got {value!r}"
+        return None
+
+
+def parse_selector(text: str) -> dict[str, str]:
+    """``key=value`` pairs, one per line or separated by commas.
+
+    Raises:
+        ValueError: naming the first malformed pair.
+    """
+    out: dict[str, str] = {}
+    for raw in re.split(r"[,\n]", text):
+        item = raw.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not _LABEL_KEY.match(key):
+            raise ValueError(f"expected key=value, got {item!r}")
+        if key in out and out[key] != value:
+            raise ValueError(f"label {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+def parse_percentages(text: str) -> list[int] | None:
+    """Comma- or space-separated whole percentages, or None when empty.
+
+    Raises:
+        ValueError: naming the first item that is not a whole number.
+    """
+    items = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    if not items:
+        return None
+    out = []
+    for item in items:
+        try:
+            out.append(int(item.rstrip("%")))
+        except ValueError:
+            raise ValueError(f"expected whole percentages, got {item!r}") from None
+    return out
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """A JSON object, ``{}`` when empty.
+
+    Raises:
+        ValueError: invalid JSON (with line and column) or not an object.
+    """
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def errors_from_validation(
+    exc: ValidationError, aliases: Mapping[str, str] | None = None
+) -> FieldErrors:
+    """Map pydantic errors to form fields (first error per field wins)."""
+    out: FieldErrors = {}
+    for err in exc.errors():
+        loc = err.get("loc", ())
+        name = str(loc[0]) if loc else "form"
+        name = (aliases or {}).get(name, name)
+        msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        out.setdefault(name, msg.removeprefix("Value error, "))
+    return out

@@ -1,0 +1,23 @@
+"""The UI's pages, one router per area, gathered in ``PAGE_ROUTERS``."""
+
+from xdp47_api.ui.pages.artifacts import router as artifacts_router
+from xdp47_api.ui.pages.devices import router as devices_router
+from xdp47_api.ui.pages.policies import router as policies_router
+from xdp47_api.ui.pages.rollout_detail import router as rollout_detail_router
+from xdp47_api.ui.pages.rollouts import router as rollouts_router
+from xdp47_api.ui.pages.signin import router as signin_router
+from xdp47_api.ui.pages.system import router as system_router
+from xdp47_api.ui.pages.tenants import router as tenants_router
+
+PAGE_ROUTERS = (
+    signin_router,
+    devices_router,
+    artifacts_router,
+    policies_router,
+    rollouts_router,
+    rollout_detail_router,
+    tenants_router,
+    system_router,
+)
+
+__all__ = ["PAGE_ROUTERS"]

@@ -1,0 +1,36 @@
+"""Helpers shared by the page modules: call the REST route functions (the same
+code path as the API) and turn their HTTP errors into UI errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from fastapi import HTTPException, Request
+
+from xdp47_api.ui.session import UiError, UiSession
+from xdp47_common.models import Scope
+from xdp47_common.web import ServiceUnavailable
+
+__all__ = ["call_api", "is_htmx", "page_scope"]
+
+T = TypeVar("T")
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def page_scope(session: UiSession, scope: Scope) -> None:
+    """A page the token may not read answers 403 (and is not in the menu)."""
+    session.require(scope)
+
+
+async def call_api(call: Awaitable[T]) -> T:
+    """Await a REST route function; its HTTP errors become UI errors."""
+    try:
+        return await call
+    except HTTPException as exc:
+        raise UiError(exc.status_code, str(exc.detail)) from exc
+    except ServiceUnavailable as exc:
+        raise UiError(503, exc.detail) from exc

@@ -1,0 +1,99 @@
+"""``/ui/policies``: create gate policies and list them; saved through the REST
+route function with the API's ``PolicyCreate`` validation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+
+from xdp47_api.repositories import PgPolicyRepository
+from xdp47_api.routes.policies import create_policy
+from xdp47_api.state import ServicesDep
+from xdp47_api.ui.forms import FieldErrors, errors_from_validation, field
+from xdp47_api.ui.pages._common import call_api, page_scope
+from xdp47_api.ui.session import SessionDep, UiSession, WriteSessionDep
+from xdp47_api.ui.templating import render
+from xdp47_common.models import PolicyCreate, Scope
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/ui/policies", include_in_schema=False)
+
+BOOLS = ("require_ok", "skip_offline", "abort_on_zero_eligible")
+NUMBERS = (
+    "grace_seconds",
+    "min_success_ratio",
+    "max_failures_per_wave",
+    "wave_deadline_seconds",
+)
+LIST_LIMIT = 200
+
+
+async def _page(
+    request: Request,
+    session: UiSession,
+    services: ServicesDep,
+    *,
+    values: dict[str, str] | None = None,
+    errors: FieldErrors | None = None,
+    created: UUID | None = None,
+    status: int = 200,
+) -> Response:
+    page = await PgPolicyRepository(services.pool).list(
+        session.tenant, limit=LIST_LIMIT, cursor=None
+    )
+    return render(
+        request,
+        "policies.html",
+        session,
+        status=status,
+        policies=page.items,
+        more=page.next_cursor is not None,
+        values=values or {},
+        errors=errors or {},
+        created=created,
+    )
+
+
+@router.get("")
+async def policies_page(
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    created: Annotated[UUID | None, Query()] = None,
+) -> Response:
+    page_scope(session, Scope.POLICIES_READ)
+    return await _page(request, session, services, created=created)
+
+
+@router.post("")
+async def create(
+    request: Request, session: WriteSessionDep, services: ServicesDep
+) -> Response:
+    session.require(Scope.POLICIES_WRITE)
+    form = await request.form()
+    values = {name: field(form, name) for name in ("name", *BOOLS, *NUMBERS)}
+    fields: dict[str, Any] = {"tenant": session.tenant, "name": values["name"]}
+    errors: FieldErrors = {}
+    for name in BOOLS:
+        if values[name] in ("true", "false"):
+            fields[name] = values[name] == "true"
+        elif values[name]:
+            errors[name] = "choose yes, no or the scheduler default"
+    for name in NUMBERS:
+        if values[name]:
+            fields[name] = values[name]  # pydantic parses and range-checks
+    try:
+        body = PolicyCreate.model_validate(fields)
+    except ValidationError as exc:
+        errors = {**errors_from_validation(exc), **errors}
+    if errors:
+        return await _page(
+            request, session, services, values=values, errors=errors, status=422
+        )
+    policy = await call_api(create_policy(body, session.principal, services))
+    return RedirectResponse(f"/ui/policies?created={policy.id}", status_code=303)

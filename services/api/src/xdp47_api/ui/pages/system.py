@@ -1,0 +1,85 @@
+"""``/ui/system``: runtime metrics of the control plane as this API process sees
+them: its uptime, the depth and consumer count of every work queue and its dead
+queue (passive declares on a short-lived channel, so nothing is created), the
+tenant's heartbeat rate, and this process's database pool. Refreshed by polling."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
+from xdp47_api.state import Services, ServicesDep
+from xdp47_api.ui.pages._common import is_htmx
+from xdp47_api.ui.session import SessionDep
+from xdp47_api.ui.templating import render
+
+__all__ = ["QueueStat", "router"]
+
+router = APIRouter(prefix="/ui/system", include_in_schema=False)
+
+POLL_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class QueueStat:
+    name: str
+    messages: int | None
+    consumers: int | None
+    problem: str | None = None
+
+
+async def _queue_stats(services: Services) -> list[QueueStat]:
+    names: list[str] = []
+    for work_queue, _, _ in services.topology.work_queues:
+        names += [work_queue, services.topology.dead_queue(work_queue)]
+    stats: list[QueueStat] = []
+    try:
+        channel = await services.connection.channel()
+    except Exception as exc:  # aio-pika raises many types on a broken link
+        return [
+            QueueStat(n, None, None, f"broker: {type(exc).__name__}") for n in names
+        ]
+    try:
+        for name in names:
+            if channel.is_closed:  # a failed passive declare closes the channel
+                channel = await services.connection.channel()
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except Exception as exc:
+                stats.append(QueueStat(name, None, None, type(exc).__name__))
+                continue
+            result = queue.declaration_result
+            stats.append(QueueStat(name, result.message_count, result.consumer_count))
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return stats
+
+
+@router.get("")
+async def system_page(
+    request: Request, session: SessionDep, services: ServicesDep
+) -> Response:
+    started = float(request.app.state.ui_started)
+    activity = await PgRolloutProgressRepository(services.pool).fleet_activity(
+        session.tenant
+    )
+    pool = services.pool
+    ctx: dict[str, Any] = {
+        "uptime_seconds": int(time.monotonic() - started),
+        "queues": await _queue_stats(services),
+        "activity": activity,
+        "heartbeats_per_second": activity.seen_last_minute / 60,
+        "pool_size": pool.get_size(),
+        "pool_idle": pool.get_idle_size(),
+        "pool_max": pool.get_max_size(),
+        "pool_min": pool.get_min_size(),
+        "poll_seconds": POLL_SECONDS,
+    }
+    name = "_system_stats.html" if is_htmx(request) else "system.html"
+    return render(request, name, session, **ctx)

@@ -1,0 +1,298 @@
+"""The operator UI in a real browser (Debian's chromium, headless): sign in,
+create an artifact, a policy and a rollout, start it, watch the wave timeline
+change as device progress is written, abort a second rollout through its
+confirmation dialog; a read-only token sees no write controls; another tenant's
+objects never appear. Every page: no console error, no request to another host,
+and a screenshot under artifacts/screenshots/.
+
+Until the scheduler runs in these tests, the test plays its part: it writes
+``rollouts``/``rollout_targets``/``rollout_runs`` rows and publishes a
+``RolloutEvent`` on the events exchange, as the scheduler does after a decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect
+
+from tests.browser.conftest import LiveServer
+from tests.browser.support import (
+    add_devices,
+    execute,
+    make_tenant_with_artifact,
+    mint,
+    publish_event,
+    rollout_id_by_name,
+)
+from xdp47_common.models import READ_SCOPES
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+SHA = "5e" * 32
+TIMEOUT_MS = 20_000
+PAGES = (
+    "devices",
+    "artifacts",
+    "policies",
+    "rollouts",
+    "tenants",
+    "system",
+)
+
+
+@dataclass
+class Watch:
+    """Console errors and request URLs of one page."""
+
+    origin: str
+    errors: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+    seen_html: list[str] = field(default_factory=list)
+
+    def attach(self, page: Page) -> None:
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                self.errors.append(message.text)
+
+        def on_request(request: Request) -> None:
+            self.urls.append(request.url)
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("request", on_request)
+
+    def check(self) -> None:
+        assert self.errors == [], self.errors
+        foreign = [
+            u
+            for u in self.urls
+            if not (u.startswith(self.origin + "/") or u.startswith("data:"))
+        ]
+        assert foreign == [], foreign
+
+
+@pytest.fixture
+def watched(chromium: Browser, live_server: LiveServer) -> Iterator[tuple[Page, Watch]]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    watch = Watch(live_server.url)
+    watch.attach(page)
+    yield page, watch
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def other_tenant(live_server: LiveServer) -> str:
+    """Another tenant with an artifact whose version must never show."""
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    make_tenant_with_artifact(live_server, other, f"{other}-secret-version")
+    return other
+
+
+def sign_in(page: Page, server: LiveServer, token: str) -> None:
+    page.goto(f"{server.url}/ui/signin")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    expect(page.locator("header .tenant")).to_have_text(server.tenant)
+
+
+def shot(page: Page, folder: Path, name: str, watch: Watch) -> None:
+    watch.seen_html.append(page.content())
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def test_operator_flow(
+    watched: tuple[Page, Watch],
+    live_server: LiveServer,
+    screenshots: Path,
+    other_tenant: str,
+) -> None:
+    page, watch = watched
+    server = live_server
+    devices = [f"lab-{n}" for n in range(1, 10)]
+    add_devices(server, server.tenant, devices, {"site": "lab"})
+
+    page.goto(f"{server.url}/ui/signin")
+    page.fill("input[name=token]", "xdp47t_not-a-token")
+    page.click("button[type=submit]")
+    expect(page.locator("#signin-error")).to_contain_text("Sign-in failed")
+    # The browser logs the 401 answer of a refused sign-in; nothing else may.
+    assert all("401" in e for e in watch.errors), watch.errors
+    watch.errors.clear()
+    shot(page, screenshots, "signin", watch)
+    sign_in(page, server, server.token)
+
+    # an artifact, a policy
+    page.goto(f"{server.url}/ui/artifacts")
+    page.click("summary:has-text('Register an artifact')")
+    page.fill("input[name=uri]", "https://releases.example.com/app-2.0.0.tar")
+    page.fill("input[name=sha256]", SHA)
+    page.fill("input[name=version]", "2.0.0-browser")
+    page.fill("textarea[name=metadata]", '{"notes": "from the browser test"}')
+    page.click("button:has-text('Register artifact')")
+    expect(page.locator(".notice")).to_contain_text("registered")
+    expect(page.locator("table")).to_contain_text("2.0.0-browser")
+    shot(page, screenshots, "artifacts", watch)
+
+    page.goto(f"{server.url}/ui/policies")
+    page.click("summary:has-text('Create a policy')")
+    page.fill("input[name=name]", "browser-policy")
+    page.fill("input[name=min_success_ratio]", "0.5")
+    page.click("button:has-text('Create policy')")
+    expect(page.locator("table")).to_contain_text("browser-policy")
+    shot(page, screenshots, "policies", watch)
+
+    # a rollout over the lab devices, started
+    create_rollout(page, server, "first-rollout", "site=lab", "50, 50")
+    expect(page.locator("#rollout-status")).to_have_attribute("data-status", "draft")
+    shot(page, screenshots, "rollout-draft", watch)
+    page.click("button[data-action=start]")
+    expect(page.locator(".notice")).to_contain_text("start command was sent")
+    first = rollout_id_by_name(server, "first-rollout")
+
+    # the scheduler's part: wave 1 starts ...
+    wave1, wave2 = devices[:3], devices[3:6]
+    execute(
+        server,
+        (
+            "UPDATE rollouts SET status = 'running', current_wave = 1, "
+            "started_at = now() WHERE id = $1",
+            (first,),
+        ),
+        *[
+            (
+                "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, "
+                "state) VALUES ($1, $2, $3, $4, $5)",
+                (first, server.tenant, d, w, "assigned" if w == 1 else "pending"),
+            )
+            for w, ids in ((1, wave1), (2, wave2))
+            for d in ids
+        ],
+        (
+            "INSERT INTO rollout_runs (rollout_id, wave, attempt, eligible, "
+            "started_at) VALUES ($1, 1, 1, 3, now())",
+            (first,),
+        ),
+    )
+    publish_event(server, first, "wave_started")
+    expect(page.locator("#rollout-status")).to_have_attribute("data-status", "running")
+    wave_one = page.locator("g.wave[data-wave='1']")
+    expect(wave_one).to_have_attribute("data-updating", "3")
+    # ... and its devices report
+    execute(
+        server,
+        (
+            "UPDATE rollout_targets SET state = 'applied' "
+            "WHERE rollout_id = $1 AND device_id = ANY($2)",
+            (first, wave1[:2]),
+        ),
+        (
+            "UPDATE rollout_targets SET state = 'failed', reason = 'apply failed' "
+            "WHERE rollout_id = $1 AND device_id = $2",
+            (first, wave1[2]),
+        ),
+        (
+            "UPDATE rollout_runs SET succeeded = 2, failed = 1, finished_at = now(), "
+            "outcome = 'succeeded', reason = '2/3 succeeded, ratio 0.5 met' "
+            "WHERE rollout_id = $1 AND wave = 1",
+            (first,),
+        ),
+    )
+    publish_event(server, first, "wave_finished")
+    expect(wave_one).to_have_attribute("data-succeeded", "2")
+    expect(wave_one).to_have_attribute("data-failed", "1")
+    expect(page.locator("#gate-verdict")).to_contain_text("ratio 0.5 met")
+    expect(page.locator("#runs")).to_contain_text("2/3 succeeded")
+    shot(page, screenshots, "rollout-running", watch)
+
+    # a second rollout, running with three devices not yet updated, aborted
+    create_rollout(page, server, "second-rollout", "site=lab", "")
+    second = rollout_id_by_name(server, "second-rollout")
+    execute(
+        server,
+        (
+            "UPDATE rollouts SET status = 'running', current_wave = 1 WHERE id = $1",
+            (second,),
+        ),
+        *[
+            (
+                "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave) "
+                "VALUES ($1, $2, $3, 1)",
+                (second, server.tenant, d),
+            )
+            for d in devices[6:]
+        ],
+    )
+    publish_event(server, second, "started")
+    expect(page.locator("#rollout-status")).to_have_attribute("data-status", "running")
+    page.click("button[data-action=abort]")
+    dialog = page.locator("dialog#abort-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#abort-affected")).to_have_attribute("data-affected", "3")
+    expect(dialog).to_contain_text("3 devices not yet updated")
+    shot(page, screenshots, "abort-dialog", watch)
+    dialog.locator("[data-confirm-abort]").click()
+    expect(page.locator(".notice")).to_contain_text("abort command was sent")
+
+    for name in PAGES:
+        page.goto(f"{server.url}/ui/{name}")
+        expect(page.locator("h1")).to_be_visible()
+        shot(page, screenshots, name, watch)
+    expect(page.locator("#queues")).to_contain_text("scheduler.commands")
+
+    # The dev token holds tenants:write (platform operator), so the tenants page
+    # lists every tenant by design; no other page, and no object, ever shows.
+    for html in watch.seen_html:
+        assert f"{other_tenant}-secret-version" not in html
+        if 'aria-current="page">Tenants' not in html:
+            assert other_tenant not in html
+    watch.check()
+
+
+def create_rollout(
+    page: Page, server: LiveServer, name: str, selector: str, percentages: str
+) -> None:
+    page.goto(f"{server.url}/ui/rollouts")
+    page.click("summary:has-text('Create a rollout')")
+    page.fill("input[name=name]", name)
+    option = page.locator("select[name=artifact_id] option", has_text="2.0.0-browser")
+    page.select_option("select[name=artifact_id]", value=option.get_attribute("value"))
+    page.select_option("select[name=policy_id]", label="browser-policy")
+    page.fill("input[name=percentages]", percentages)
+    page.fill("input[name=waves]", "" if percentages else "1")
+    page.fill("textarea[name=selector]", selector)
+    page.click("button:has-text('Create draft')")
+    expect(page.locator("h1")).to_contain_text(name)
+
+
+def test_read_only_token_sees_no_write_controls(
+    watched: tuple[Page, Watch],
+    live_server: LiveServer,
+    screenshots: Path,
+    other_tenant: str,
+) -> None:
+    page, watch = watched
+    sign_in(page, live_server, mint(live_server, set(READ_SCOPES)))
+    for name in PAGES:
+        page.goto(f"{live_server.url}/ui/{name}")
+        expect(page.locator("h1")).to_be_visible()
+        # the sign-out form is the only form that posts
+        expect(page.locator("form[method=post]")).to_have_count(1)
+        expect(page.locator("[data-action]")).to_have_count(0)
+        expect(page.locator("details.create")).to_have_count(0)
+        shot(page, screenshots, f"read-only-{name}", watch)
+    rollout_links = page.locator("a[href^='/ui/rollouts/']")
+    page.goto(f"{live_server.url}/ui/rollouts")
+    if rollout_links.count():
+        rollout_links.first.click()
+        expect(page.locator("[data-action]")).to_have_count(0)
+        shot(page, screenshots, "read-only-rollout", watch)
+    for html in watch.seen_html:
+        assert other_tenant not in html
+    watch.check()

@@ -1,0 +1,148 @@
+"""Rollout actions publish the API's commands; the page's progress, abort count and
+the event fan-out reflect the database and the events exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+from fastapi import FastAPI
+from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
+
+from tests.integration.api.support import make_tenant, mint
+from tests.integration.ui.support import insert_devices, post_form, signed_in
+from xdp47_common.adapters.amqp import connect, to_message
+from xdp47_common.messages import COMMAND_ADAPTER, RolloutEvent
+from xdp47_common.models import ALL_SCOPES, Scope
+from xdp47_common.settings import ControlSettings
+from xdp47_common.topology import Topology
+
+pytestmark = pytest.mark.integration
+
+SHA = "ef" * 32
+TENANT_SCOPES = ALL_SCOPES - {Scope.TENANTS_WRITE}
+
+
+async def _draft(client: Any, waves: int = 2) -> str:
+    created = await post_form(
+        client,
+        "/ui/artifacts",
+        "/ui/artifacts",
+        {"uri": "https://x.example/a", "sha256": SHA, "version": "3.0.0"},
+    )
+    artifact_id = created.headers["location"].split("created=")[1]
+    rollout = await post_form(
+        client,
+        "/ui/rollouts",
+        "/ui/rollouts",
+        {"artifact_id": artifact_id, "waves": str(waves), "name": "live"},
+    )
+    assert rollout.status_code == 303, rollout.text
+    return str(rollout.headers["location"].rsplit("/", 1)[1])
+
+
+async def _targets(
+    pool: asyncpg.Pool[Any], tenant: str, rollout_id: str, states: dict[str, str]
+) -> None:
+    """Simulate the scheduler: running, wave 1, targets in the given states."""
+    await insert_devices(pool, tenant, list(states))
+    await pool.execute(
+        "UPDATE rollouts SET status = 'running', current_wave = 1 WHERE id = $1",
+        uuid.UUID(rollout_id),
+    )
+    await pool.executemany(
+        "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, state) "
+        "VALUES ($1, $2, $3, 1, $4)",
+        [(uuid.UUID(rollout_id), tenant, d, s) for d, s in states.items()],
+    )
+
+
+async def test_start_publishes_the_apis_command(
+    pool: asyncpg.Pool[Any], ui_app: FastAPI, ui_settings: ControlSettings
+) -> None:
+    tenant = await make_tenant(pool, "act")
+    async with signed_in(ui_app, await mint(pool, tenant, TENANT_SCOPES)) as client:
+        rollout_id = await _draft(client)
+        started = await post_form(
+            client, f"/ui/rollouts/{rollout_id}", f"/ui/rollouts/{rollout_id}/start", {}
+        )
+        assert started.status_code == 303
+        assert started.headers["location"].endswith("?sent=start")
+    queue_name = Topology(ui_settings.amqp_namespace).commands_queue
+    connection = await connect(ui_settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+        seen = []
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(10), wait=wait_fixed(0.1), reraise=True
+        ):
+            with attempt:
+                message = await queue.get(no_ack=True, fail=False)
+                if message is not None:
+                    seen.append(COMMAND_ADAPTER.validate_json(message.body))
+                assert any(
+                    str(c.rollout_id) == rollout_id and c.type == "rollout.start"
+                    for c in seen
+                )
+
+
+async def test_progress_and_abort_count_come_from_the_targets(
+    pool: asyncpg.Pool[Any], ui_app: FastAPI
+) -> None:
+    tenant = await make_tenant(pool, "prog")
+    async with signed_in(ui_app, await mint(pool, tenant, TENANT_SCOPES)) as client:
+        rollout_id = await _draft(client)
+        states = {
+            f"{tenant}-a": "applied",
+            f"{tenant}-b": "applied",
+            f"{tenant}-c": "failed",
+            f"{tenant}-d": "assigned",
+            f"{tenant}-e": "pending",
+            f"{tenant}-f": "skipped",
+        }
+        await _targets(pool, tenant, rollout_id, states)
+        live = (await client.get(f"/ui/rollouts/{rollout_id}/live")).text
+        assert 'data-status="running"' in live
+        for word, n in {
+            "succeeded": 2,
+            "failed": 1,
+            "updating": 1,
+            "pending": 1,
+            "skipped": 1,
+        }.items():
+            assert f'data-{word}="{n}"' in live, word
+        dialog = (await client.get(f"/ui/rollouts/{rollout_id}/abort")).text
+        assert 'data-affected="2"' in dialog  # assigned + pending keep their version
+
+
+async def test_events_reach_only_their_tenants_subscribers(
+    pool: asyncpg.Pool[Any], ui_app: FastAPI, ui_settings: ControlSettings
+) -> None:
+    hub = ui_app.state.ui_events
+    topology = Topology(ui_settings.amqp_namespace)
+    rollout_id = uuid.uuid4()
+    connection = await connect(ui_settings.amqp_url)
+    async with (
+        connection,
+        hub.subscribe("hub-a", rollout_id) as mine,
+        hub.subscribe("hub-b", rollout_id) as theirs,
+    ):
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            topology.events, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        event = RolloutEvent(
+            tenant="hub-a", rollout_id=rollout_id, event="wave_started", wave=1
+        )
+        await exchange.publish(
+            to_message(event),
+            routing_key=Topology.rollout_event_key("hub-a", event.event),
+        )
+        got = await asyncio.wait_for(mine.queue.get(), timeout=10)
+        assert got.message_id == event.message_id
+        assert theirs.queue.empty()
