@@ -1,0 +1,108 @@
+{{/* Names, labels and the shared pieces of every workload. */}}
+
+{{- define "xdp47.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "xdp47.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "xdp47.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The component's resource name: <fullname>-<component>. Call with (dict "root" $ "component" "api"). */}}
+{{- define "xdp47.componentName" -}}
+{{- printf "%s-%s" (include "xdp47.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "xdp47.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "xdp47.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Standard labels. Call with (dict "root" $ "component" "api"). */}}
+{{- define "xdp47.labels" -}}
+helm.sh/chart: {{ include "xdp47.chart" .root }}
+{{ include "xdp47.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: xdp47
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end }}
+
+{{/* image reference: repository:tag, the tag defaulting to appVersion. Call with (dict "root" $ "image" .Values.api.image). */}}
+{{- define "xdp47.image" -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag -}}
+{{- if eq (toString $tag) "latest" }}
+{{- fail "image tags must be pinned: \"latest\" is refused" }}
+{{- end }}
+{{- printf "%s:%s" .image.repository (toString $tag) }}
+{{- end }}
+
+{{- define "xdp47.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "xdp47.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the Secret the chart renders (holds only values given inline). */}}
+{{- define "xdp47.secretName" -}}
+{{- printf "%s-secrets" (include "xdp47.fullname" .) }}
+{{- end }}
+
+{{/*
+A secretKeyRef for one of postgresql / rabbitmq / agentToken. Call with
+(dict "root" $ "block" .Values.postgresql "inline" .Values.postgresql.url "key" "db-url" "what" "postgresql.url").
+*/}}
+{{- define "xdp47.secretRef" -}}
+{{- if .block.existingSecret -}}
+secretKeyRef:
+  name: {{ .block.existingSecret }}
+  key: {{ .block.existingSecretKey }}
+{{- else if .inline -}}
+secretKeyRef:
+  name: {{ include "xdp47.secretName" .root }}
+  key: {{ .key }}
+{{- else -}}
+{{- fail (printf "set %s or %s.existingSecret" .what (splitList "." .what | first)) }}
+{{- end }}
+{{- end }}
+
+{{- define "xdp47.dbUrlRef" -}}
+{{- include "xdp47.secretRef" (dict "root" . "block" .Values.postgresql "inline" .Values.postgresql.url "key" "db-url" "what" "postgresql.url") }}
+{{- end }}
+
+{{- define "xdp47.amqpUrlRef" -}}
+{{- include "xdp47.secretRef" (dict "root" . "block" .Values.rabbitmq "inline" .Values.rabbitmq.url "key" "amqp-url" "what" "rabbitmq.url") }}
+{{- end }}
+
+{{- define "xdp47.agentTokenRef" -}}
+{{- include "xdp47.secretRef" (dict "root" . "block" .Values.agentToken "inline" .Values.agentToken.value "key" "agent-token" "what" "agentToken.value") }}
+{{- end }}
+
+{{/* True (non-empty) when the control plane needs XDP47_AGENT_TOKEN: the dev token is on. */}}
+{{- define "xdp47.devTokenEnabled" -}}
+{{- if eq (toString (index .Values.config "XDP47_DEV_TOKEN_ENABLED" | default "false")) "true" }}true{{ end }}
+{{- end }}
+
+{{/* Service base URLs inside the cluster. */}}
+{{- define "xdp47.apiUrl" -}}
+{{- printf "http://%s:%v" (include "xdp47.componentName" (dict "root" . "component" "api")) .Values.api.service.port }}
+{{- end }}
+
+{{- define "xdp47.ingestUrl" -}}
+{{- printf "http://%s:%v" (include "xdp47.componentName" (dict "root" . "component" "ingest")) .Values.ingest.service.port }}
+{{- end }}
