@@ -17,6 +17,7 @@ from xdp47_common.settings import ControlSettings
 from xdp47_common.topology import Topology
 
 MAX_BODY = 8192
+MAX_UPLOAD = 64 << 10  # above MAX_BODY: the upload route has a limit of its own
 
 
 @pytest.fixture(scope="session")
@@ -27,12 +28,19 @@ def api_namespace(amqp_namespace: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def api_settings(db_url: str, amqp_url: str, api_namespace: str) -> ControlSettings:
+def api_settings(
+    db_url: str,
+    amqp_url: str,
+    api_namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ControlSettings:
     return ControlSettings(
         db_url=db_url,
         amqp_url=amqp_url,
         amqp_namespace=api_namespace,
         max_body_bytes=MAX_BODY,
+        max_upload_bytes=MAX_UPLOAD,
+        blob_dir=str(tmp_path_factory.mktemp("blobs")),
         publish_timeout=5.0,
     )
 

@@ -1,6 +1,8 @@
 """The scope matrix: every operation of the OpenAPI document by token kinds (none,
-no scope, each single scope, all scopes). An operation missing from ``REQUIRED``
-fails the test, so a new route cannot ship without a declared scope."""
+no scope, each single scope, all scopes, a device credential). An operation missing
+from ``REQUIRED`` fails the test, so a new route cannot ship without a declared
+scope. A device credential opens only the operations in ``DEVICE_ALLOWED`` (and
+the public ones); everywhere else it is refused like a malformed token (401)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("GET", "/api/artifacts"): Scope.ARTIFACTS_READ,
     ("POST", "/api/artifacts"): Scope.ARTIFACTS_WRITE,
     ("GET", "/api/artifacts/{artifact_id}"): Scope.ARTIFACTS_READ,
+    ("POST", "/api/artifacts/upload"): Scope.ARTIFACTS_WRITE,
+    ("GET", "/api/artifacts/{artifact_id}/content"): Scope.ARTIFACTS_READ,
     ("GET", "/api/policies"): Scope.POLICIES_READ,
     ("POST", "/api/policies"): Scope.POLICIES_WRITE,
     ("GET", "/api/policies/{policy_id}"): Scope.POLICIES_READ,
@@ -29,6 +33,7 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("POST", "/api/rollouts"): Scope.ROLLOUTS_WRITE,
     ("GET", "/api/rollouts/{rollout_id}"): Scope.ROLLOUTS_READ,
     ("GET", "/api/rollouts/{rollout_id}/runs"): Scope.ROLLOUTS_READ,
+    ("GET", "/api/rollouts/{rollout_id}/plan"): Scope.ROLLOUTS_READ,
     ("POST", "/api/rollouts/{rollout_id}:start"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:retry"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:abort"): Scope.ROLLOUTS_WRITE,
@@ -44,6 +49,9 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }
+
+# Operations a device credential (xdp47d_…) of the tenant may call.
+DEVICE_ALLOWED = {("GET", "/api/artifacts/{artifact_id}/content")}
 
 
 def _operations(openapi: dict[str, Any]) -> list[tuple[str, str]]:
@@ -81,14 +89,17 @@ async def fixtures(client, pool, tenant):
     action routes answer 409 to an authorised caller and publish nothing."""
     admin = await mint(pool, tenant, ALL_SCOPES)
     h = auth(admin)
-    await client.post(
+    claim = await client.post(
         "/api/devices/claim", headers=h, json={"tenant": tenant, "device_id": "m1"}
     )
+    # Uploaded, so that its content route answers 200 to an authorised caller.
     art = await client.post(
-        "/api/artifacts",
-        headers=h,
-        json={"tenant": tenant, "uri": "https://e.com/a", "sha256": "0" * 64},
+        "/api/artifacts/upload",
+        headers={**h, "Content-Type": "application/octet-stream"},
+        params={"tenant": tenant},
+        content=b"matrix artifact",
     )
+    assert art.status_code == 201, art.text
     pol = await client.post(
         "/api/policies", headers=h, json={"tenant": tenant, "name": "p"}
     )
@@ -105,6 +116,7 @@ async def fixtures(client, pool, tenant):
         "/api/tokens", headers=h, json={"name": "victim", "scopes": ["devices:read"]}
     )
     return {
+        "credential": claim.json()["credential"],
         "device_id": "m1",
         "artifact_id": art.json()["id"],
         "policy_id": pol.json()["id"],
@@ -119,10 +131,12 @@ async def test_scope_matrix(client, pool, tenant, fixtures):
     for scope in Scope:
         kinds[scope.value] = await mint(pool, tenant, {scope})
     kinds["all scopes"] = await mint(pool, tenant, ALL_SCOPES)
+    kinds["device"] = fixtures["credential"]
     held = {
         "no token": frozenset(),
         "no scope": frozenset(),
         "all scopes": ALL_SCOPES,
+        "device": frozenset(),
         **{s.value: expand_scopes({s}) for s in Scope},
     }
     failures = []
@@ -134,6 +148,9 @@ async def test_scope_matrix(client, pool, tenant, fixtures):
             r = await client.request(method, path, headers=headers, **kwargs)
             if needed is None:
                 ok = r.status_code == 200
+            elif kind == "device":
+                allowed = (method, template) in DEVICE_ALLOWED
+                ok = r.status_code == 200 if allowed else r.status_code == 401
             elif token is None:
                 ok = r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
             elif needed not in held[kind]:

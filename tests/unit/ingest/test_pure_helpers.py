@@ -16,7 +16,7 @@ from xdp47_common.messages import (
     HeartbeatReceived,
 )
 from xdp47_common.tokens import SecretKind, new_secret
-from xdp47_ingest.auth import bearer_credential
+from xdp47_common.web.device_auth import bearer_credential
 from xdp47_ingest.desired import etag_matches, etag_of
 from xdp47_scheduler.heartbeats import dedupe_heartbeats
 

@@ -64,6 +64,20 @@ class ControlSettings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
         default=1 << 20, description="Request bodies above this size get 413."
     )
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=512 << 20,
+        description="Limit of an artifact upload (api), instead of max_body_bytes.",
+    )
+    blob_dir: str = Field(
+        default="./var/blobs",
+        description="Directory of uploaded artifact content (api); replicas share it.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
+        description="Base URL devices reach the api at, for the URIs of uploaded "
+        "artifacts; derived from each upload request when unset.",
+    )
     publish_timeout: Annotated[float, Field(gt=0)] = Field(
         default=5.0,
         description="Seconds to wait for a broker confirm before answering 503.",

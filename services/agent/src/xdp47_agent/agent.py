@@ -264,6 +264,11 @@ class Agent:
                 size=desired.size,
                 limits=self._limits,
                 fault=self._fault,
+                credential=self._identity.credential if self._identity else None,
+                trusted_origins=(
+                    self.config.control_url,
+                    self.config.heartbeat_base_url,
+                ),
             )
             if digest.hex() != expected:
                 raise ApplyRefused(Reason.SHA256_MISMATCH, f"got {digest.hex()}")

@@ -4,6 +4,10 @@ Never writes more than the declared size (or the configured maximum when none is
 declared), gives up when no byte arrives for ``stall_timeout`` or the whole
 transfer exceeds ``deadline``, only speaks http(s), and follows a redirect only
 to the same scheme, host and port. The partial file is removed on every failure.
+
+The device credential is sent (``Authorization: Bearer``) only to an origin the
+agent already trusts with it, the control or ingest URL, where the control plane
+serves uploaded artifacts; a third-party artifact host never sees it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +25,7 @@ import httpx
 from xdp47_agent.fsutil import FaultHook, no_fault
 from xdp47_agent.verify import ApplyRefused, Reason
 
-__all__ = ["DownloadLimits", "check_uri", "download"]
+__all__ = ["DownloadLimits", "check_uri", "download", "origin_trusted"]
 
 _MAX_REDIRECTS = 3
 
@@ -54,13 +59,27 @@ def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 
 
+def origin_trusted(url: httpx.URL, trusted: Iterable[str]) -> bool:
+    """Whether ``url`` has the scheme, host and port of one of ``trusted``."""
+    # httpx.URL.port is None for the scheme's default port, on both sides.
+    return any(_same_origin(url, httpx.URL(base)) for base in trusted)
+
+
 async def _open(
-    client: httpx.AsyncClient, url: httpx.URL, http_timeout: httpx.Timeout
+    client: httpx.AsyncClient,
+    url: httpx.URL,
+    http_timeout: httpx.Timeout,
+    credential: str | None,
 ) -> httpx.Response:
     origin = url
+    headers = {"Accept-Encoding": "identity"}
+    if credential is not None:
+        headers["Authorization"] = f"Bearer {credential}"
     for _ in range(_MAX_REDIRECTS + 1):
+        # Redirects stay on the first URL's origin (below), so the credential
+        # never follows one to another host.
         request = client.build_request(
-            "GET", url, headers={"Accept-Encoding": "identity"}, timeout=http_timeout
+            "GET", url, headers=headers, timeout=http_timeout
         )
         response = await client.send(request, stream=True, follow_redirects=False)
         if not response.is_redirect:
@@ -102,13 +121,19 @@ async def download(
     size: int | None,
     limits: DownloadLimits,
     fault: FaultHook = no_fault,
+    credential: str | None = None,
+    trusted_origins: Iterable[str] = (),
 ) -> bytes:
     """Download ``uri`` into ``dest`` (fsynced) and return its SHA256 digest.
+
+    ``credential`` is sent as a bearer token only when ``uri`` has the origin of
+    one of ``trusted_origins`` (the control and ingest base URLs).
 
     Raises:
         ApplyRefused: for every refusal; ``dest`` is gone afterwards.
     """
     url = check_uri(uri)
+    send_credential = credential if origin_trusted(url, trusted_origins) else None
     if size is not None and size > limits.max_bytes:
         raise ApplyRefused(
             Reason.SIZE_EXCEEDED, f"declared {size} > {limits.max_bytes}"
@@ -122,7 +147,7 @@ async def download(
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         async with asyncio.timeout(limits.deadline):
-            response = await _open(client, url, timeout)
+            response = await _open(client, url, timeout, send_credential)
             try:
                 if response.status_code != 200:
                     raise ApplyRefused(

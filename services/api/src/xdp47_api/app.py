@@ -9,9 +9,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from xdp47_api.blobs import FsBlobStore
 from xdp47_api.repositories import PgTenantRepository
 from xdp47_api.routes import ROUTERS
+from xdp47_api.routes.artifact_content import UPLOAD_PATH
 from xdp47_api.state import Services
+from xdp47_api.ui import install_ui
 from xdp47_common.adapters.amqp import AmqpPublisher, connect
 from xdp47_common.adapters.pg import create_pool
 from xdp47_common.settings import ControlSettings
@@ -57,6 +60,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
                 connection=connection,
                 publisher=publisher,
                 topology=topology,
+                blobs=FsBlobStore(settings.blob_dir),
             )
             yield
 
@@ -77,8 +81,11 @@ def create_app(settings: ControlSettings) -> FastAPI:
     install_web_basics(
         app,
         max_body_bytes=settings.max_body_bytes,
+        body_limit_overrides={UPLOAD_PATH: settings.max_upload_bytes},
         checks={"postgres": postgres_ready, "rabbitmq": rabbitmq_ready},
     )
     for router in ROUTERS:
         app.include_router(router)
+    # The operator web UI under /ui (pages, static files, SSE); see docs/ui.md.
+    install_ui(app)
     return app

@@ -23,8 +23,17 @@ from xdp47_api.state import ServicesDep
 from xdp47_common.clock import utcnow
 from xdp47_common.models import ALL_SCOPES, Scope, expand_scopes
 from xdp47_common.tokens import SecretKind, hash_secret, looks_valid, secrets_equal
+from xdp47_common.web import bind_request_context
 
-__all__ = ["Principal", "authenticate", "bearer_scheme", "not_found_tenant", "require"]
+__all__ = [
+    "Principal",
+    "authenticate",
+    "bearer_scheme",
+    "not_found_tenant",
+    "principal_for_digest",
+    "principal_for_secret",
+    "require",
+]
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -97,6 +106,7 @@ async def authenticate(
     if credentials is None or not credentials.credentials:
         raise _unauthorized("missing bearer token")
     principal = await _principal(services, credentials.credentials)
+    bind_request_context(tenant=principal.tenant)
     for name in security_scopes.scopes:
         if not principal.has(Scope(name)):
             raise HTTPException(
@@ -106,14 +116,46 @@ async def authenticate(
 
 
 async def _principal(services: ServicesDep, secret: str) -> Principal:
-    settings = services.settings
     digest = hash_secret(secret)
-    if settings.dev_token_enabled and secrets_equal(
-        digest, hash_secret(settings.agent_token.get_secret_value())
-    ):
-        return Principal(tenant=settings.dev_tenant, scopes=ALL_SCOPES, token_id=None)
+    if _is_dev_token(services, digest):
+        return _dev_principal(services)
     if not looks_valid(secret, SecretKind.API_TOKEN):
         raise _unauthorized("malformed token")
+    return await principal_for_digest(services, digest)
+
+
+def _is_dev_token(services: ServicesDep, digest: bytes) -> bool:
+    settings = services.settings
+    return settings.dev_token_enabled and secrets_equal(
+        digest, hash_secret(settings.agent_token.get_secret_value())
+    )
+
+
+def _dev_principal(services: ServicesDep) -> Principal:
+    return Principal(
+        tenant=services.settings.dev_tenant, scopes=ALL_SCOPES, token_id=None
+    )
+
+
+async def principal_for_secret(services: ServicesDep, secret: str) -> Principal:
+    """Resolve a presented token exactly as ``authenticate`` does (the web UI's
+    sign-in uses it).
+
+    Raises:
+        HTTPException: 401 for a malformed, unknown, expired or revoked token.
+    """
+    return await _principal(services, secret)
+
+
+async def principal_for_digest(services: ServicesDep, digest: bytes) -> Principal:
+    """Resolve a token by its SHA256 (the web UI keeps only that in a session),
+    re-checking revocation and expiry on every call.
+
+    Raises:
+        HTTPException: 401 for an unknown, expired or revoked token.
+    """
+    if _is_dev_token(services, digest):
+        return _dev_principal(services)
     tokens = PgTokenRepository(services.pool)
     record = await tokens.lookup(digest)
     if record is None:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from xdp47_api.app import create_app
 from xdp47_common.adapters.amqp import connect
+from xdp47_common.logging import configure_logging
 from xdp47_common.settings import ControlSettings
 
 __all__ = ["check_dependencies", "main"]
@@ -46,6 +47,10 @@ async def check_dependencies(settings: ControlSettings) -> str | None:
 
 def main() -> None:
     try:
+        configure_logging("api")
+    except ValueError as exc:
+        sys.exit(f"xdp47-api: {exc}")
+    try:
         settings = ControlSettings()
     except ValidationError as exc:
         errors = "; ".join(
@@ -63,4 +68,5 @@ def main() -> None:
         port=settings.listen_port,
         proxy_headers=True,
         log_level="info",
+        log_config=None,  # keep configure_logging's structured handler
     )

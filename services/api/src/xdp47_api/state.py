@@ -13,6 +13,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import Depends, Request
 
+from xdp47_api.blobs import BlobStore
 from xdp47_common.adapters.amqp import AmqpPublisher
 from xdp47_common.settings import ControlSettings
 from xdp47_common.topology import Topology
@@ -27,6 +28,7 @@ class Services:
     connection: AbstractRobustConnection
     publisher: AmqpPublisher
     topology: Topology
+    blobs: BlobStore
 
 
 def get_services(request: Request) -> Services:

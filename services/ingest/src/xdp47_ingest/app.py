@@ -29,7 +29,7 @@ from xdp47_common.messages import (
 from xdp47_common.models.base import DEVICE_ID_PATTERN
 from xdp47_common.topology import Topology
 from xdp47_common.web import ErrorBody, ServiceUnavailable, install_web_basics
-from xdp47_ingest.auth import bearer_credential, forbidden, unauthorized
+from xdp47_common.web.device_auth import bearer_credential, forbidden, unauthorized
 from xdp47_ingest.desired import DeviceView, etag_matches, etag_of, read_device
 from xdp47_ingest.settings import IngestSettings
 

@@ -14,6 +14,7 @@ import aio_pika
 import asyncpg
 import uvicorn
 
+from xdp47_common.logging import configure_logging
 from xdp47_ingest.app import create_app
 from xdp47_ingest.settings import IngestSettings
 
@@ -56,6 +57,11 @@ async def preflight(settings: IngestSettings) -> None:
 
 def main() -> None:
     """Console entry point."""
+    try:
+        configure_logging("ingest")
+    except ValueError as exc:
+        sys.stderr.write(f"xdp47-ingest: {exc}\n")
+        raise SystemExit(2) from None
     settings = IngestSettings()
     try:
         asyncio.run(preflight(settings))
@@ -67,5 +73,6 @@ def main() -> None:
         host=settings.listen_host,
         port=settings.listen_port,
         access_log=False,
+        log_config=None,  # keep configure_logging's structured handler
         timeout_keep_alive=75,  # devices keep connections alive between heartbeats
     )

@@ -1,7 +1,8 @@
 """FastAPI helpers shared by the HTTP services (api, ingest). Needs the ``web`` extra.
 
 ``install_web_basics`` wires the pieces every service wants: JSON error handlers,
-the body size limit, request metrics, ``/metrics`` and the health endpoints.
+the request id, the body size limit, request metrics, ``/metrics`` and the health
+endpoints.
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ from xdp47_common.web.errors import (
 )
 from xdp47_common.web.health import Check, HealthStatus, health_router
 from xdp47_common.web.metrics import HttpMetrics, MetricsMiddleware, metrics_router
+from xdp47_common.web.request_id import (
+    REQUEST_ID_HEADER,
+    RequestIdMiddleware,
+    bind_request_context,
+)
 
 __all__ = [
+    "REQUEST_ID_HEADER",
     "RETRY_AFTER_SECONDS",
     "BodySizeLimitMiddleware",
     "BodyTooLarge",
@@ -33,7 +40,9 @@ __all__ = [
     "HealthStatus",
     "HttpMetrics",
     "MetricsMiddleware",
+    "RequestIdMiddleware",
     "ServiceUnavailable",
+    "bind_request_context",
     "format_validation_errors",
     "health_router",
     "install_exception_handlers",
@@ -49,6 +58,7 @@ def install_web_basics(
     checks: Mapping[str, Check],
     registry: CollectorRegistry | None = None,
     metrics_prefix: str = "xdp47",
+    body_limit_overrides: Mapping[str, int] | None = None,
 ) -> HttpMetrics:
     """Install error handlers, body limit, metrics and health routes on ``app``.
 
@@ -58,6 +68,8 @@ def install_web_basics(
         checks: readiness checks served by ``/readyz``.
         registry: the Prometheus registry; a fresh one when omitted.
         metrics_prefix: prefix of the HTTP metric names.
+        body_limit_overrides: exact request paths with a limit of their own
+            (a streamed upload route), instead of ``max_body_bytes``.
 
     Returns:
         The HTTP metrics, whose registry services may add their own metrics to.
@@ -67,9 +79,16 @@ def install_web_basics(
     # Middleware added last runs first. Metrics see the final status of every
     # request, the catch-all turns a bug into a JSON 500 for them, and the size
     # limit answers its own 413 before the catch-all could mistake it for a bug.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
+    # The request id is outermost: every answer carries it, and every log line
+    # of the request (the catch-all's included) has it.
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=max_body_bytes,
+        overrides=body_limit_overrides,
+    )
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router(checks))
     app.include_router(metrics_router(metrics.registry))
     return metrics

@@ -3,11 +3,16 @@
 A body above the limit gets 413 before it is read whole: a ``Content-Length`` above
 the limit is refused before the application runs, and a chunked or lying body is
 counted as it streams in and cut off at the first byte over the limit.
+
+A route that takes large bodies by design (the API's artifact upload) gets its own
+limit through ``overrides`` (exact request path → bytes), so the general limit stays
+small for every other route.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,17 +35,27 @@ class BodyTooLarge(HTTPException):
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies larger than ``max_body_bytes`` with 413."""
+    """Refuse request bodies larger than ``max_body_bytes`` with 413.
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    ``overrides`` maps exact request paths to their own limit.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        overrides: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.overrides = dict(overrides or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
+        limit = self.overrides.get(scope.get("path", ""), self.max_body_bytes)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _send_413(send, limit)

@@ -1,4 +1,5 @@
-"""Artifacts: releases pinned by SHA256, per tenant."""
+"""Artifacts: releases pinned by SHA256, per tenant. ``content_stored`` marks the
+ones whose bytes the control plane holds (uploaded) and serves."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ _COLUMNS = (
 
 INSERT_ARTIFACT = f"""
 INSERT INTO artifacts (id, tenant, uri, sha256, size, type, version, signature,
-                       metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                       metadata, content_stored)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING {_COLUMNS}
 """
 GET_ARTIFACT = f"SELECT {_COLUMNS} FROM artifacts WHERE tenant = $1 AND id = $2"
+GET_STORED_ARTIFACT = GET_ARTIFACT + " AND content_stored"
 LIST_ARTIFACTS = f"""
 SELECT {_COLUMNS} FROM artifacts
 WHERE tenant = $1
@@ -42,10 +44,18 @@ class PgArtifactRepository:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
 
-    async def create(self, body: ArtifactCreate) -> Artifact:
+    async def create(
+        self,
+        body: ArtifactCreate,
+        *,
+        artifact_id: UUID | None = None,
+        content_stored: bool = False,
+    ) -> Artifact:
+        """Insert an artifact; an upload passes the id its ``uri`` names and
+        ``content_stored=True``."""
         row = await self._pool.fetchrow(
             INSERT_ARTIFACT,
-            uuid4(),
+            artifact_id or uuid4(),
             body.tenant,
             str(body.uri),
             body.sha256,
@@ -54,12 +64,18 @@ class PgArtifactRepository:
             body.version,
             body.signature,
             body.metadata,
+            content_stored,
         )
         assert row is not None
         return _artifact(row)
 
     async def get(self, tenant: str, artifact_id: UUID) -> Artifact | None:
         row = await self._pool.fetchrow(GET_ARTIFACT, tenant, artifact_id)
+        return None if row is None else _artifact(row)
+
+    async def get_stored(self, tenant: str, artifact_id: UUID) -> Artifact | None:
+        """The artifact if it is the tenant's and its content was uploaded."""
+        row = await self._pool.fetchrow(GET_STORED_ARTIFACT, tenant, artifact_id)
         return None if row is None else _artifact(row)
 
     async def list(

@@ -15,7 +15,13 @@ from xdp47_api.pagination import (
     time_id_cursor,
 )
 from xdp47_api.repositories._paging import page_of, time_id_key
-from xdp47_common.models import Rollout, RolloutCreate, RolloutRun
+from xdp47_common.adapters.planning import (
+    PlanTarget,
+    preview_plan,
+    stored_plan,
+)
+from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RolloutRun
+from xdp47_common.rollout.policy import EffectivePolicy
 from xdp47_common.rollout.status import RolloutStatus
 
 __all__ = ["PgRolloutRepository"]
@@ -51,6 +57,15 @@ FROM rollout_runs
 WHERE rollout_id = $1
   AND ($2::int IS NULL OR (attempt, wave) > ($2, $3::int))
 ORDER BY attempt, wave LIMIT $4
+"""
+
+PLAN_POLICY = """
+SELECT r.effective_policy::text AS effective_policy, p.require_ok, p.skip_offline,
+       p.grace_seconds, p.min_success_ratio, p.max_failures_per_wave,
+       p.abort_on_zero_eligible, p.wave_deadline_seconds
+FROM rollouts AS r
+LEFT JOIN policies AS p ON p.tenant = r.tenant AND p.id = r.policy_id
+WHERE r.id = $1
 """
 
 
@@ -121,3 +136,38 @@ class PgRolloutRepository:
         rows = await self._pool.fetch(LIST_RUNS, rollout_id, attempt, wave, limit + 1)
         items = [RolloutRun.model_validate(dict(r)) for r in rows]
         return page_of(items, limit, lambda r: (r.attempt, r.wave))
+
+    async def plan(
+        self, rollout: Rollout, defaults: EffectivePolicy, *, limit: int
+    ) -> RolloutPlan:
+        """The plan of a rollout: a preview while draft, its targets once started.
+
+        The preview runs the scheduler's planning SQL read-only, under the policy
+        the rollout would start with (its policy over ``defaults``).
+        """
+        target = PlanTarget(
+            rollout_id=rollout.id,
+            tenant=rollout.tenant,
+            channel=rollout.channel,
+            selector=rollout.selector,
+            waves=rollout.waves,
+            wave_percentages=rollout.wave_percentages,
+        )
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(PLAN_POLICY, rollout.id)
+            assert row is not None  # the caller found the rollout
+            if row["effective_policy"] is not None:
+                policy = EffectivePolicy.model_validate_json(row["effective_policy"])
+            else:
+                # A LEFT JOIN without a policy gives nulls: the defaults apply.
+                policy = EffectivePolicy.resolve(dict(row), defaults)
+            make = (
+                preview_plan if rollout.status is RolloutStatus.DRAFT else stored_plan
+            )
+            return await make(
+                conn,
+                target,
+                status=rollout.status,
+                skip_offline=policy.skip_offline,
+                limit=limit,
+            )

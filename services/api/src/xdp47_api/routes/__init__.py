@@ -1,5 +1,6 @@
 """HTTP routes of the API: thin functions over the repositories and the publisher."""
 
+from xdp47_api.routes.artifact_content import router as artifact_content_router
 from xdp47_api.routes.artifacts import router as artifacts_router
 from xdp47_api.routes.devices import router as devices_router
 from xdp47_api.routes.policies import router as policies_router
@@ -10,6 +11,7 @@ from xdp47_api.routes.tokens import router as tokens_router
 ROUTERS = (
     devices_router,
     artifacts_router,
+    artifact_content_router,
     policies_router,
     rollouts_router,
     tenants_router,

@@ -17,6 +17,8 @@ _DESCRIPTIONS = {
     404: "No such resource in the caller's tenant",
     409: "Conflicts with the current state",
     413: "Request body larger than the configured limit",
+    415: "Unsupported request content type",
+    416: "Range not satisfiable",
     422: "Invalid input; the message names the field",
     503: "Database or message broker unavailable; retry after Retry-After seconds",
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
@@ -14,8 +14,15 @@ from xdp47_api.repositories import PgRolloutRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import ServicesDep
 from xdp47_common.adapters.amqp import PublishFailed
+from xdp47_common.adapters.planning import default_policy
 from xdp47_common.messages import AbortRollout, RetryRollout, StartRollout
-from xdp47_common.models import Rollout, RolloutCreate, RolloutRun, Scope
+from xdp47_common.models import (
+    Rollout,
+    RolloutCreate,
+    RolloutPlan,
+    RolloutRun,
+    Scope,
+)
 from xdp47_common.rollout.status import RolloutStatus
 from xdp47_common.web import ServiceUnavailable
 
@@ -125,6 +132,29 @@ async def list_runs(
         rollout_id, limit=limit, cursor=cursor
     )
     return publish_page(request, response, page)
+
+
+@router.get(
+    "/{rollout_id}/plan",
+    response_model=RolloutPlan,
+    summary="Devices of each wave, and the devices left out with the reason",
+    description="For a draft: what starting now would plan (the scheduler's "
+    "planning SQL, read-only), with the devices of the tenant that are excluded "
+    "and why (wrong_channel, label_mismatch, in_another_rollout, offline). Once "
+    "started: the stored targets by wave with their state. Device lists are capped "
+    "at `limit` per wave and per reason; counts are exact.",
+    responses=errors(404),
+)
+async def get_plan(
+    rollout_id: UUID,
+    principal: Reader,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> RolloutPlan:
+    rollout = await _found(rollout_id, principal, services)
+    return await PgRolloutRepository(services.pool).plan(
+        rollout, default_policy(services.settings), limit=limit
+    )
 
 
 async def _command(

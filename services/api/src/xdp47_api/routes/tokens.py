@@ -6,18 +6,17 @@ another tenant needs ``tenants:write``.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from xdp47_api.auth import Principal, not_found_tenant, require
+from xdp47_api.minting import mint_token
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
 from xdp47_api.repositories import PgTenantRepository, PgTokenRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import ServicesDep
-from xdp47_common.clock import utcnow
 from xdp47_common.models import (
     ApiToken,
     ApiTokenCreate,
@@ -25,7 +24,6 @@ from xdp47_common.models import (
     Scope,
     expand_scopes,
 )
-from xdp47_common.tokens import SecretKind, display_prefix, hash_secret, new_secret
 
 __all__ = ["router"]
 
@@ -66,22 +64,14 @@ async def create_token(
             + ", ".join(f"'{s.value}'" for s in missing),
         )
     tenant = await _target_tenant(principal, body.tenant, services)
-    secret = new_secret(SecretKind.API_TOKEN)
-    expires_at = (
-        None
-        if body.expires_in_days is None
-        else utcnow() + timedelta(days=body.expires_in_days)
-    )
-    token = await PgTokenRepository(services.pool).create(
+    return await mint_token(
+        PgTokenRepository(services.pool),
         tenant=tenant,
         name=body.name,
-        prefix=display_prefix(secret),
-        token_hash=hash_secret(secret),
-        scopes=sorted(set(body.scopes)),
+        scopes=body.scopes,
         created_by=principal.token_id,
-        expires_at=expires_at,
+        expires_in_days=body.expires_in_days,
     )
-    return ApiTokenCreated(**token.model_dump(), token=secret)
 
 
 @router.get(

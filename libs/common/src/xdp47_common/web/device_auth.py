@@ -1,0 +1,89 @@
+"""Device authentication shared by the HTTP services: the ``xdp47d_`` bearer
+credential a device presents, and which device (of which tenant) it belongs to.
+
+A malformed credential (wrong prefix, length, alphabet or checksum) is refused with
+401 before any database access. A well-formed one is looked up by its SHA256 in
+``devices.credential_hash`` (unique, indexed); a rotated or unknown credential
+matches nothing. Ingest reads identity and desired state in one query of its own;
+the API's artifact download uses ``identify_device``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import HTTPException, Request
+
+from xdp47_common.tokens import SecretKind, hash_secret, looks_valid
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "DeviceIdentity",
+    "bearer_credential",
+    "forbidden",
+    "identify_device",
+    "is_device_credential",
+    "unauthorized",
+]
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="xdp47-devices"'}
+_IDENTIFY = "SELECT tenant, id FROM devices WHERE credential_hash = $1"
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """The device a credential belongs to."""
+
+    tenant: str
+    device_id: str
+
+
+def unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers=_CHALLENGE)
+
+
+def forbidden(device_id: str) -> HTTPException:
+    return HTTPException(
+        status_code=403,
+        detail=f"this credential does not belong to device {device_id!r}; "
+        "a device may only speak for itself",
+    )
+
+
+def is_device_credential(secret: str) -> bool:
+    """Whether ``secret`` is a well-formed device credential (checked offline)."""
+    return looks_valid(secret, SecretKind.DEVICE_CREDENTIAL)
+
+
+def bearer_credential(request: Request) -> str:
+    """The device credential of ``Authorization: Bearer …``, checked offline.
+
+    Raises:
+        HTTPException: 401 when the header is missing or the credential malformed.
+    """
+    header = request.headers.get("authorization")
+    if not header:
+        raise unauthorized("missing Authorization: Bearer <device credential>")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise unauthorized("Authorization must use the Bearer scheme")
+    credential = credential.strip()
+    if not is_device_credential(credential):
+        raise unauthorized("malformed device credential")
+    return credential
+
+
+async def identify_device(
+    pool: asyncpg.Pool[Any], credential: str
+) -> DeviceIdentity | None:
+    """The device holding ``credential``; ``None`` when it is malformed, unknown
+    or rotated. A malformed credential costs no query."""
+    if not is_device_credential(credential):
+        return None
+    row = await pool.fetchrow(_IDENTIFY, hash_secret(credential))
+    if row is None:
+        return None
+    return DeviceIdentity(tenant=row["tenant"], device_id=row["id"])
