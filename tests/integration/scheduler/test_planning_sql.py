@@ -11,6 +11,7 @@ import pytest
 from tests.integration.scheduler.support import add_devices, make_fleet, make_rollout
 from xdp47_common.adapters.planning import (
     PlanTarget,
+    materialise_waves,
     preview_plan,
     write_plan,
 )
@@ -51,7 +52,11 @@ async def test_sql_plan_equals_the_reference(pool, waves, percentages) -> None:
         )
         async with conn.transaction():
             sizes = await write_plan(conn, target)
+            # The plan is stored compactly; writing every wave's targets must give
+            # exactly the reference waves.
+            written = await materialise_waves(conn, target, waves)
     assert sizes == wave_sizes(300, waves, percentages)
+    assert written == 300
     rows = await pool.fetch(
         "SELECT device_id, wave FROM rollout_targets WHERE rollout_id = $1", rid
     )
@@ -87,6 +92,8 @@ async def test_planning_leaves_out_ineligible_devices(pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         sizes = await write_plan(conn, target)
         again = await write_plan(conn, target)  # idempotent
+        await materialise_waves(conn, target, 2)
+        assert await materialise_waves(conn, target, 2) == 0  # written once
     planned = {
         r["device_id"]
         for r in await pool.fetch(

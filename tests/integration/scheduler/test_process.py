@@ -4,12 +4,7 @@ right after."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +20,12 @@ from tests.integration.scheduler.support import (
     wait_for,
 )
 from tests.support.amqp import delete_topology
+from tests.support.processes import (
+    ManagedProcess,
+    ProcessGroup,
+    clean_env,
+    free_port,
+)
 from tests.support.tcp_proxy import TcpProxy
 from xdp47_common.adapters.amqp import AmqpPublisher, connect
 from xdp47_common.messages import StartRollout
@@ -33,45 +34,34 @@ from xdp47_ingest import IngestSettings, create_app
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(sys.executable).parent / "xdp47-scheduler"
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[ProcessGroup]:
+    """The shared process harness; stops what a test started, whatever happened."""
+    with ProcessGroup(tmp_path / "logs") as g:
+        yield g
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _start(group: ProcessGroup, **env: str) -> ManagedProcess:
+    return group.start("scheduler", "xdp47-scheduler", clean_env(**env), wait=False)
 
 
-async def _run(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        str(SCRIPT),
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+def test_fails_fast_with_one_line_when_postgres_is_unreachable(amqp_url, group) -> None:
+    port = free_port()
+    proc = _start(
+        group,
+        XDP47_DB_URL=f"postgresql://postgres@127.0.0.1:{port}/x",
+        XDP47_AMQP_URL=amqp_url,
     )
-
-
-async def test_fails_fast_with_one_line_when_postgres_is_unreachable(
-    amqp_url,
-) -> None:
-    port = _free_port()
-    proc = await _run(
-        {
-            "XDP47_DB_URL": f"postgresql://postgres@127.0.0.1:{port}/x",
-            "XDP47_AMQP_URL": amqp_url,
-        }
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 1
-    lines = err.decode().strip().splitlines()
+    assert proc.wait_exit(30) == 1
+    lines = proc.log_path.read_text().strip().splitlines()
     assert lines[-1].startswith("xdp47-scheduler: cannot reach PostgreSQL at 127.0.0.1")
 
 
-async def test_fails_fast_when_the_schema_is_missing(server_db_url, amqp_url) -> None:
-    proc = await _run({"XDP47_DB_URL": server_db_url, "XDP47_AMQP_URL": amqp_url})
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 1
-    assert "run xdp47-migrate first" in err.decode()
+def test_fails_fast_when_the_schema_is_missing(server_db_url, amqp_url, group) -> None:
+    proc = _start(group, XDP47_DB_URL=server_db_url, XDP47_AMQP_URL=amqp_url)
+    assert proc.wait_exit(30) == 1
+    assert "run xdp47-migrate first" in proc.log_path.read_text()
 
 
 @pytest.fixture
@@ -84,17 +74,16 @@ async def proc_topology(amqp_url, amqp_namespace) -> AsyncIterator[Topology]:
 
 
 async def test_the_process_runs_a_rollout_and_stops_on_sigterm(
-    pool, db_url, amqp_url, proc_topology
+    pool, db_url, amqp_url, proc_topology, group
 ) -> None:
-    port = _free_port()
-    proc = await _run(
-        {
-            "XDP47_DB_URL": db_url,
-            "XDP47_AMQP_URL": amqp_url,
-            "XDP47_AMQP_NAMESPACE": proc_topology.namespace,
-            "XDP47_SCHED_INTERVAL": "0.2",
-            "XDP47_SCHED_HTTP_ADDR": f"127.0.0.1:{port}",
-        }
+    port = free_port()
+    proc = _start(
+        group,
+        XDP47_DB_URL=db_url,
+        XDP47_AMQP_URL=amqp_url,
+        XDP47_AMQP_NAMESPACE=proc_topology.namespace,
+        XDP47_SCHED_INTERVAL="0.2",
+        XDP47_SCHED_HTTP_ADDR=f"127.0.0.1:{port}",
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
@@ -139,10 +128,10 @@ async def test_the_process_runs_a_rollout_and_stops_on_sigterm(
             metrics = (await probe.get("/metrics")).text
             assert "xdp47_scheduler_waves_started_total" in metrics
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 0, err.decode()[-2000:]
-    assert "scheduler stopped" in err.decode()
+        code = proc.stop(timeout=30)
+    log = proc.log_path.read_text()
+    assert code == 0, log[-2000:]
+    assert "scheduler stopped" in log
 
 
 async def test_a_202_heartbeat_is_stored_though_the_broker_link_is_cut_after(

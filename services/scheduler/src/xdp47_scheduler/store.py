@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from xdp47_common.adapters.planning import Connection, PlanTarget
+from xdp47_common.adapters.planning import Connection, PlanTarget, wave_members_ctes
 from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
@@ -112,11 +112,29 @@ ON CONFLICT DO NOTHING
 RETURNING 1
 """
 
-# The wave's pending targets are told to update (or skipped when offline under
-# skip_offline) and their devices get the desired artifact, in one statement.
-# ``assigned_at`` is the wave start (equal to the run's ``started_at``) for both.
-_ASSIGN = """
-WITH moved AS (
+# Wave start, one statement. ``fresh``: the wave's devices from the compact plan
+# (``wave_members_ctes``: today's candidates in the wave's rank-key range) are
+# written directly in their start state; ``moved``: targets written before (a
+# retry, or a rollout planned before compact plans) go from pending to their start
+# state. Both are told to update (assigned) or skipped when offline under
+# skip_offline, and their devices get the desired artifact. ``assigned_at`` is the
+# wave start (equal to the run's ``started_at``) for both.
+_ASSIGN = f"""
+WITH {wave_members_ctes("$1", "$6", "$7", "$8", "$2")}, fresh AS (
+    INSERT INTO rollout_targets AS t (rollout_id, tenant, device_id, wave, state,
+        reason, active, assigned_at, finished_at, baseline_apply)
+    SELECT $1, m.tenant, m.id, m.wave,
+        CASE WHEN m.wave < $2 THEN 'pending'
+             WHEN $4 AND m.status <> 'online' THEN 'skipped' ELSE 'assigned' END,
+        CASE WHEN m.wave = $2 AND $4 AND m.status <> 'online' THEN 'offline' END,
+        true,
+        CASE WHEN m.wave = $2 THEN now() END,
+        CASE WHEN m.wave = $2 AND $4 AND m.status <> 'online' THEN now() END,
+        CASE WHEN m.wave = $2 THEN m.last_apply END
+    FROM members AS m
+    ON CONFLICT DO NOTHING
+    RETURNING t.tenant, t.device_id, t.state, t.wave
+), moved AS (
     UPDATE rollout_targets AS t SET
         state = CASE WHEN $4 AND d.status <> 'online' THEN 'skipped' ELSE 'assigned'
                 END,
@@ -128,16 +146,20 @@ WITH moved AS (
     WHERE t.rollout_id = $1 AND t.wave = $2 AND t.state = 'pending' AND t.active
       AND d.tenant = t.tenant AND d.id = t.device_id
     RETURNING t.tenant, t.device_id, t.state
+), started AS (
+    SELECT tenant, device_id, state FROM fresh WHERE wave = $2
+    UNION ALL
+    SELECT tenant, device_id, state FROM moved
 ), told AS (
     UPDATE devices AS d
     SET desired_artifact_id = $3, desired_rollout_id = $1, updated_at = now()
-    FROM moved AS m
+    FROM started AS m
     WHERE m.state = 'assigned' AND d.tenant = m.tenant AND d.id = m.device_id
     RETURNING 1
 )
 UPDATE rollout_runs SET
-    eligible = (SELECT count(*) FROM moved WHERE state = 'assigned'),
-    skipped = (SELECT count(*) FROM moved WHERE state = 'skipped')
+    eligible = (SELECT count(*) FROM started WHERE state = 'assigned'),
+    skipped = (SELECT count(*) FROM started WHERE state = 'skipped')
 WHERE rollout_id = $1 AND attempt = $5 AND wave = $2
 RETURNING eligible, skipped
 """
@@ -291,7 +313,15 @@ async def start_wave(
     if await conn.fetchval(_NEW_RUN, row.id, attempt, wave) is None:
         return None
     r = await conn.fetchrow(
-        _ASSIGN, row.id, wave, row.artifact_id, skip_offline, attempt
+        _ASSIGN,
+        row.id,
+        wave,
+        row.artifact_id,
+        skip_offline,
+        attempt,
+        row.tenant,
+        row.channel,
+        json.dumps(row.selector, sort_keys=True),
     )
     assert r is not None  # the run row was inserted just above
     return int(r["eligible"]), int(r["skipped"])

@@ -7,9 +7,13 @@ them set-based. The candidates of a rollout are the devices of its tenant with
 another rollout (``exclusions.PLANNING_EXCLUSIONS``); offline devices stay planned
 and are skipped at their wave's start under ``skip_offline``.
 
-``write_plan`` is what START runs; ``preview_plan`` is the same ranking as a
-read-only SELECT (plus the excluded devices with their reason), and
-``stored_plan`` shows the targets of a rollout that has started.
+``write_plan`` is what START runs: it stores the plan compactly (``rollout_plans``:
+the rank key of each wave's first device), and each wave's target rows are written
+when the wave starts (``wave_members_ctes``). ``preview_plan`` is the same ranking
+as a read-only SELECT (plus the excluded devices with their reason), and
+``stored_plan`` shows a started rollout: the targets of its started waves, and the
+waves to come as they would start now. A running rollout with waves still to
+write reserves the devices matching its selector against later rollouts.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from xdp47_common.models.plan import (
     RolloutPlan,
 )
 from xdp47_common.rollout.exclusions import Exclusion
-from xdp47_common.rollout.planner import SQL_ORDER_BY, SQL_WAVE_OF_RANK, wave_bounds
+from xdp47_common.rollout.planner import SQL_ORDERING_KEY, wave_bounds
 from xdp47_common.rollout.policy import EffectivePolicy
-from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.rollout.status import RolloutStatus, TargetState
 from xdp47_common.settings import ControlSettings
 
 __all__ = [
@@ -40,8 +44,10 @@ __all__ = [
     "PlanTarget",
     "count_candidates",
     "default_policy",
+    "materialise_waves",
     "preview_plan",
     "stored_plan",
+    "wave_members_ctes",
     "write_plan",
 ]
 
@@ -77,8 +83,34 @@ def default_policy(settings: ControlSettings) -> EffectivePolicy:
     )
 
 
+# The rank key of ``devices AS d`` in rollout $1: the planner's ordering key followed
+# by the id. md5 hex is fixed-width, so ordering by this one string under "C" is
+# exactly ordering by (key, id), the rule of ``plan_waves``.
+_RANK_KEY = f'({SQL_ORDERING_KEY} || d.id) COLLATE "C"'
+# Greater than every rank key (hex digits and id characters are all below '~'):
+# the first key of an empty trailing wave.
+_AFTER_ALL = "~"
+
+
+def _reserving(rid: str, tenant: str) -> str:
+    """CTE ``reserving``: running rollouts that started before rollout ``rid`` and
+    still have waves to write. Each reserves the devices matching its channel and
+    selector, so a later rollout cannot take a device out of its unwritten waves.
+    Precedence by (started_at, id) keeps two such rollouts from excluding each
+    other's devices; a draft comes after every running rollout."""
+    return f"""reserving AS MATERIALIZED (
+    SELECT o.channel, o.selector FROM rollouts AS o
+    JOIN rollout_plans AS p ON p.rollout_id = o.id
+    WHERE o.status = 'running' AND o.tenant = {tenant} AND o.id <> {rid}::uuid
+      AND p.materialised < o.waves
+      AND (o.started_at, o.id) < (
+          SELECT coalesce(me.started_at, 'infinity'::timestamptz), me.id
+          FROM rollouts AS me WHERE me.id = {rid}::uuid)
+)"""
+
+
 def _candidates(rid: str, tenant: str, channel: str, selector: str) -> str:
-    """The candidate predicate over ``devices AS d`` with the given placeholders.
+    """The candidate predicate over ``devices AS d`` (needs the ``reserving`` CTE).
 
     The selector is passed as text and cast, so the query works on connections with
     or without a jsonb codec.
@@ -90,35 +122,80 @@ def _candidates(rid: str, tenant: str, channel: str, selector: str) -> str:
         SELECT 1 FROM rollout_targets AS o
         WHERE o.tenant = d.tenant AND o.device_id = d.id AND o.active
           AND o.rollout_id <> {rid}::uuid
+    )
+    AND NOT EXISTS (
+        SELECT 1 FROM reserving AS v
+        WHERE v.channel = d.channel AND d.labels @> v.selector
     )"""
 
 
-_COUNT = (
-    f"SELECT count(*) FROM devices AS d WHERE {_candidates('$1', '$2', '$3', '$4')}"
-)
+def wave_members_ctes(
+    rid: str, tenant: str, channel: str, selector: str, wave: str
+) -> str:
+    """CTEs ``plan``, ``bump``, ``reserving`` and ``members`` for a wave start.
 
-# $1 rollout id and $2 bounds are fixed by the planner's SQL constants. The guard
-# ``rn <= bounds[last]`` keeps a device that became a candidate between the count
-# and this statement out of the plan instead of giving it no wave.
-_RANKED = f"""
-ranked AS (
-    SELECT d.id, d.status, row_number() OVER (ORDER BY {SQL_ORDER_BY}) AS rn
-    FROM devices AS d
-    WHERE {_candidates("$1", "$3", "$4", "$5")}
-), placed AS (
-    SELECT id, status, rn, {SQL_WAVE_OF_RANK}::int AS wave
-    FROM ranked WHERE rn <= ($2::int[])[cardinality($2::int[])]
+    ``members`` (tenant, id, status, last_apply, wave) are today's candidates whose
+    rank key falls in waves ``materialised + 1 .. wave`` of the stored plan; ``bump``
+    records those waves as written. Empty when the waves were written already (or
+    the rollout was planned before compact plans, with every target written).
+    Use in one statement that inserts ``members`` into ``rollout_targets``.
+    """
+    return f"""plan AS (
+    SELECT firsts, materialised FROM rollout_plans
+    WHERE rollout_id = {rid}::uuid AND materialised < {wave}
+), bump AS (
+    UPDATE rollout_plans SET materialised = {wave}
+    WHERE rollout_id = {rid}::uuid AND materialised < {wave}
+), {_reserving(rid, tenant)}, members AS (
+    SELECT d.tenant, d.id, d.status, d.last_apply, w.wave
+    FROM plan CROSS JOIN devices AS d
+    CROSS JOIN LATERAL (SELECT width_bucket({_RANK_KEY}, plan.firsts) AS wave) AS w
+    WHERE {_candidates(rid, tenant, channel, selector)}
+      AND w.wave > plan.materialised AND w.wave <= {wave}
 )"""
 
-_INSERT = f"""
-WITH {_RANKED}, inserted AS (
-    INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, state, active)
-    SELECT $1, $3, id, wave, 'pending', true FROM placed
-    ON CONFLICT DO NOTHING
-    RETURNING wave
-)
-SELECT wave, count(*) AS n FROM inserted GROUP BY wave
+
+_COUNT = f"""
+WITH {_reserving("$1", "$2")}
+SELECT count(*) FROM devices AS d WHERE {_candidates("$1", "$2", "$3", "$4")}
 """
+
+# Rank every candidate once and keep the keys at the given ranks ($5, ``int8[]``).
+_FIRSTS = f"""
+WITH {_reserving("$1", "$2")}, ranked AS (
+    SELECT {_RANK_KEY} AS rk, row_number() OVER (ORDER BY {_RANK_KEY}) AS rn
+    FROM devices AS d WHERE {_candidates("$1", "$2", "$3", "$4")}
+)
+SELECT rn, rk FROM ranked WHERE rn = ANY($5::int8[])
+"""
+
+_SAVE_PLAN = """
+INSERT INTO rollout_plans (rollout_id, total, bounds, firsts)
+VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1
+"""
+
+_MATERIALISE = f"""
+WITH {wave_members_ctes("$1", "$2", "$3", "$4", "$5")}, inserted AS (
+    INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, state, active)
+    SELECT $1, m.tenant, m.id, m.wave, 'pending', true FROM members AS m
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM inserted
+"""
+
+# $5 is the first rank of each wave (``int8[]``, see ``_first_ranks``): the wave
+# of rank rn is the number of first ranks <= rn. The guard ``rn <= total`` keeps a
+# device that became a candidate between the count and this statement out.
+_RANKED = f"""
+{_reserving("$1", "$2")}, ranked AS (
+    SELECT d.id, d.status, row_number() OVER (ORDER BY {_RANK_KEY}) AS rn
+    FROM devices AS d
+    WHERE {_candidates("$1", "$2", "$3", "$4")}
+), placed AS (
+    SELECT id, status, rn, width_bucket(rn, $5::int8[]) AS wave
+    FROM ranked WHERE rn <= $6
+)"""
 
 _PREVIEW = f"""
 WITH {_RANKED}, numbered AS (
@@ -128,13 +205,13 @@ WITH {_RANKED}, numbered AS (
                AS online
     FROM placed
 )
-SELECT wave, id, status, online FROM numbered WHERE k <= $6 ORDER BY wave, k
+SELECT wave, id, status, online FROM numbered WHERE k <= $7 ORDER BY wave, k
 """
 
 # The order of the CASE is the order of ``Exclusion`` (first reason wins), as in
 # ``exclusions.classify_device``.
-_EXCLUDED = """
-WITH classified AS (
+_EXCLUDED = f"""
+WITH {_reserving("$1", "$2")}, classified AS (
     SELECT d.id, CASE
         WHEN d.channel <> $3 THEN 'wrong_channel'
         WHEN NOT d.labels @> $4::text::jsonb THEN 'label_mismatch'
@@ -142,6 +219,9 @@ WITH classified AS (
             SELECT 1 FROM rollout_targets AS o
             WHERE o.tenant = d.tenant AND o.device_id = d.id AND o.active
               AND o.rollout_id <> $1
+        ) OR EXISTS (
+            SELECT 1 FROM reserving AS v
+            WHERE v.channel = d.channel AND d.labels @> v.selector
         ) THEN 'in_another_rollout'
         WHEN $5 AND d.status <> 'online' THEN 'offline'
     END AS reason
@@ -170,48 +250,80 @@ _STORED_COUNTS = """
 SELECT wave, state, count(*) AS n FROM rollout_targets WHERE rollout_id = $1
 GROUP BY wave, state
 """
+# The waves not written yet: who they would hold if they started now ($5 limit).
+_UNWRITTEN = f"""
+WITH {_reserving("$1", "$2")}, plan AS (
+    SELECT firsts, materialised FROM rollout_plans WHERE rollout_id = $1
+), placed AS (
+    SELECT d.id, d.status, w.wave, {_RANK_KEY} AS rk
+    FROM plan CROSS JOIN devices AS d
+    CROSS JOIN LATERAL (SELECT width_bucket({_RANK_KEY}, plan.firsts) AS wave) AS w
+    WHERE {_candidates("$1", "$2", "$3", "$4")} AND w.wave > plan.materialised
+), numbered AS (
+    SELECT wave, id, status, count(*) OVER (PARTITION BY wave) AS n,
+           row_number() OVER (PARTITION BY wave ORDER BY rk) AS k
+    FROM placed
+)
+SELECT wave, id, status, n FROM numbered WHERE k <= $5 ORDER BY wave, k
+"""
+
+
+def _base(target: PlanTarget) -> tuple[Any, ...]:
+    return (target.rollout_id, target.tenant, target.channel, target.selector_json)
+
+
+def _first_ranks(bounds: Sequence[int]) -> list[int]:
+    """The rank of each wave's first device; ``total + 1`` for an empty tail."""
+    return [1, *(b + 1 for b in bounds[:-1])]
 
 
 async def count_candidates(conn: Connection, target: PlanTarget) -> int:
     """Count the devices a rollout would plan now."""
-    n = await conn.fetchval(
-        _COUNT, target.rollout_id, target.tenant, target.channel, target.selector_json
-    )
-    return int(n)
-
-
-def _args(target: PlanTarget, bounds: Sequence[int]) -> tuple[Any, ...]:
-    return (
-        target.rollout_id,
-        list(bounds),
-        target.tenant,
-        target.channel,
-        target.selector_json,
-    )
+    return int(await conn.fetchval(_COUNT, *_base(target)))
 
 
 async def write_plan(conn: Connection, target: PlanTarget) -> list[int]:
-    """Plan a rollout into ``rollout_targets`` (pending, active); idempotent.
+    """Plan a rollout as a compact description in ``rollout_plans``; idempotent.
 
-    Call inside the transaction that holds the rollout's row lock. Devices already
-    planned, or active in another rollout by now, are left as they are
-    (``ON CONFLICT DO NOTHING``).
+    Ranks today's candidates once (``plan_waves``' rule) and stores, per wave, the
+    rank key of its first device. No target row is written: wave ``k``'s targets
+    are written when it starts (``wave_members_ctes``, ``materialise_waves``), as
+    the candidates then whose rank key falls in its range, so an unchanged fleet
+    gets exactly the waves ranked here. Call inside the transaction that holds the
+    rollout's row lock.
 
     Args:
         conn: A connection inside a transaction.
         target: The rollout.
 
     Returns:
-        The number of targets written per wave (index 0 is wave 1).
+        The planned size of each wave (index 0 is wave 1); all zeros when the
+        rollout was planned already.
     """
     n = await count_candidates(conn, target)
     bounds = wave_bounds(n, target.waves, target.wave_percentages)
-    sizes = [0] * target.waves
-    if n == 0:
-        return sizes
-    for row in await conn.fetch(_INSERT, *_args(target, bounds)):
-        sizes[row["wave"] - 1] = int(row["n"])
-    return sizes
+    ranks = _first_ranks(bounds)
+    keys = {
+        int(r["rn"]): r["rk"]
+        for r in await conn.fetch(_FIRSTS, *_base(target), [k for k in ranks if k <= n])
+    }
+    # Wave 1 starts before every key, so devices ranked before the first one today
+    # still have a wave when it starts.
+    firsts = ["", *(keys.get(k, _AFTER_ALL) for k in ranks[1:])]
+    saved = await conn.fetchval(_SAVE_PLAN, target.rollout_id, n, bounds, firsts)
+    if saved is None:
+        return [0] * target.waves
+    return [b - a for a, b in zip([0, *bounds], bounds, strict=False)]
+
+
+async def materialise_waves(conn: Connection, target: PlanTarget, wave: int) -> int:
+    """Write the targets (pending) of the planned waves up to ``wave`` not written yet.
+
+    The scheduler writes a wave's targets in the statement that starts it (with
+    their start state, see ``wave_members_ctes``); this pending-only form is for
+    checks and tooling. Returns the number of targets written.
+    """
+    return int(await conn.fetchval(_MATERIALISE, *_base(target), wave))
 
 
 async def preview_plan(
@@ -237,16 +349,12 @@ async def preview_plan(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         n = await count_candidates(conn, target)
         bounds = wave_bounds(n, target.waves, target.wave_percentages)
-        rows = await conn.fetch(_PREVIEW, *_args(target, bounds), limit) if n else []
-        excluded_rows = await conn.fetch(
-            _EXCLUDED,
-            target.rollout_id,
-            target.tenant,
-            target.channel,
-            target.selector_json,
-            skip_offline,
-            limit,
+        rows = (
+            await conn.fetch(_PREVIEW, *_base(target), _first_ranks(bounds), n, limit)
+            if n
+            else []
         )
+        excluded_rows = await conn.fetch(_EXCLUDED, *_base(target), skip_offline, limit)
     sizes = [b - a for a, b in zip([0, *bounds], bounds, strict=False)]
     listed: dict[int, list[PlannedDevice]] = {w: [] for w in range(1, len(bounds) + 1)}
     online: dict[int, int] = {}
@@ -315,6 +423,16 @@ async def stored_plan(
     for r in await conn.fetch(_STORED_COUNTS, target.rollout_id):
         counts.setdefault(r["wave"], {})[r["state"]] = int(r["n"])
     listed: dict[int, list[PlannedDevice]] = {w: [] for w in counts}
+    # Waves not written yet are shown as they would start now: pending, or
+    # skipped once an abort made sure they never start.
+    unwritten = (
+        TargetState.SKIPPED if status is RolloutStatus.ABORTED else TargetState.PENDING
+    )
+    for r in await conn.fetch(_UNWRITTEN, *_base(target), limit):
+        counts[r["wave"]] = {unwritten.value: int(r["n"])}
+        listed[r["wave"]].append(
+            PlannedDevice(device_id=r["id"], device_status=r["status"], state=unwritten)
+        )
     for r in await conn.fetch(_STORED, target.rollout_id, limit):
         listed[r["wave"]].append(
             PlannedDevice(
