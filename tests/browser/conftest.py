@@ -1,6 +1,9 @@
-"""Browser-test fixtures: Debian's chromium through pytest-playwright, and the API
-(with the UI) served by uvicorn in a subprocess on a free 127.0.0.1 port, in
-development mode with the dev token, against the session's database and broker.
+"""Browser-test fixtures: Debian's chromium through pytest-playwright, and the
+control plane as processes (``xdp47-api`` with the UI, ``xdp47-ingest`` and
+``xdp47-scheduler``, started by the shared harness in ``tests.support``) on free
+127.0.0.1 ports, in development mode with the dev token, on a database of their own
+(migrated by ``xdp47-migrate``) and an AMQP namespace of their own (deleted after).
+The real scheduler moves the rollouts on as simulated devices report.
 
 Chromium is never downloaded by Playwright: ``scripts/ensure-browser`` installs
 Debian's package and the tests launch ``/usr/bin/chromium``.
@@ -14,19 +17,20 @@ started only after every async fixture it needs (through ``live_server``).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from tests.support.control_plane import (
+    delete_namespace,
+    fresh_database,
+    start_control_plane,
+)
+from tests.support.processes import ProcessGroup
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -50,6 +54,7 @@ class LiveServer:
     namespace: str
     tenant: str
     token: str
+    ingest_url: str
 
 
 @pytest.fixture(scope="session")
@@ -58,58 +63,43 @@ def screenshots() -> Path:
     return SCREENSHOTS
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(
-    db_url: str, amqp_url: str, amqp_namespace: str, tmp_path_factory: Any
+    server_db_url: str,
+    amqp_url: str,
+    amqp_namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveServer]:
-    port = _free_port()
+    root = tmp_path_factory.mktemp("server")
     tenant = f"browser-{uuid.uuid4().hex[:8]}"
     namespace = f"{amqp_namespace}_browser"
-    env = {
-        **os.environ,
-        "XDP47_ENV": "development",
-        "XDP47_DEV_TOKEN_ENABLED": "true",
-        "XDP47_AGENT_TOKEN": DEV_TOKEN,
-        "XDP47_DEV_TENANT": tenant,
-        "XDP47_DB_URL": db_url,
-        "XDP47_AMQP_URL": amqp_url,
-        "XDP47_AMQP_NAMESPACE": namespace,
-        "XDP47_LISTEN_ADDR": f"127.0.0.1:{port}",
-        "XDP47_BLOB_DIR": str(tmp_path_factory.mktemp("blobs")),
-    }
-    log = (tmp_path_factory.mktemp("server") / "api.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from xdp47_api.main import main; main()"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for attempt in Retrying(
-            stop=stop_after_delay(30),
-            wait=wait_fixed(0.2),
-            retry=retry_if_exception_type((httpx.HTTPError, AssertionError)),
-            reraise=True,
-        ):
-            with attempt:
-                assert process.poll() is None, "the API process exited"
-                assert httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        yield LiveServer(url, db_url, amqp_url, namespace, tenant, DEV_TOKEN)
-    finally:
-        process.terminate()  # the browser is gone by now, so no SSE stream holds it
+    with (
+        fresh_database(server_db_url, root, "xdp47_browser") as db_url,
+        ProcessGroup(root / "logs") as group,
+    ):
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            plane = start_control_plane(
+                group,
+                db_url=db_url,
+                amqp_url=amqp_url,
+                namespace=namespace,
+                blob_dir=root / "blobs",
+                tenant=tenant,
+                token=DEV_TOKEN,
+            )
+            yield LiveServer(
+                plane.api_url,
+                db_url,
+                amqp_url,
+                namespace,
+                tenant,
+                DEV_TOKEN,
+                plane.ingest_url,
+            )
+        finally:
+            # The browser is gone by now, so no SSE stream holds the api.
+            group.stop_all()
+            delete_namespace(amqp_url, namespace)
 
 
 @pytest.fixture(scope="module")

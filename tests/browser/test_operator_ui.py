@@ -1,13 +1,14 @@
 """The operator UI in a real browser (Debian's chromium, headless): sign in,
 create an artifact, a policy and a rollout, start it, watch the wave timeline
-change as device progress is written, abort a second rollout through its
+change as simulated devices report, abort a second rollout through its
 confirmation dialog; a read-only token sees no write controls; another tenant's
 objects never appear. Every page: no console error, no request to another host,
 and a screenshot under artifacts/screenshots/.
 
-Until the scheduler runs in these tests, the test plays its part: it writes
-``rollouts``/``rollout_targets``/``rollout_runs`` rows and publishes a
-``RolloutEvent`` on the events exchange, as the scheduler does after a decision.
+Nothing is faked behind the UI: the devices are claimed through the API and
+heartbeat through the real ingest, and the real scheduler starts, judges and
+advances the waves; the test only decides what each device does when told to
+update (hold, apply, fail).
 """
 
 from __future__ import annotations
@@ -22,19 +23,23 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect
 
 from tests.browser.conftest import LiveServer
 from tests.browser.support import (
-    add_devices,
-    execute,
+    SimFleet,
     make_tenant_with_artifact,
     mint,
-    publish_event,
     rollout_id_by_name,
+    wave_members,
 )
+from tests.support.processes import wait_until
 from xdp47_common.models import READ_SCOPES
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 SHA = "5e" * 32
 TIMEOUT_MS = 20_000
+# The timeline follows the real scheduler: an event re-renders it at once, and a
+# missed one is made up by the page's periodic refresh (every 5 s), so waits on
+# live changes get more than Playwright's 5 s default.
+LIVE_MS = 20_000
 PAGES = (
     "devices",
     "artifacts",
@@ -87,6 +92,16 @@ def watched(chromium: Browser, live_server: LiveServer) -> Iterator[tuple[Page, 
     context.close()
 
 
+@pytest.fixture
+def fleet(live_server: LiveServer) -> Iterator[SimFleet]:
+    """Simulated devices heartbeating through ingest for the test's duration."""
+    sim = SimFleet(live_server)
+    sim.start()
+    yield sim
+    sim.stop()
+    assert sim.errors == [], sim.errors[:5]
+
+
 @pytest.fixture(scope="module")
 def other_tenant(live_server: LiveServer) -> str:
     """Another tenant with an artifact whose version must never show."""
@@ -112,11 +127,14 @@ def test_operator_flow(
     live_server: LiveServer,
     screenshots: Path,
     other_tenant: str,
+    fleet: SimFleet,
 ) -> None:
     page, watch = watched
     server = live_server
     devices = [f"lab-{n}" for n in range(1, 10)]
-    add_devices(server, server.tenant, devices, {"site": "lab"})
+    annex = [f"annex-{n}" for n in range(1, 4)]
+    fleet.claim(devices, {"site": "lab"})
+    fleet.claim(annex, {"site": "annex"})
 
     page.goto(f"{server.url}/ui/signin")
     page.fill("input[name=token]", "xdp47t_not-a-token")
@@ -144,11 +162,13 @@ def test_operator_flow(
     page.click("summary:has-text('Create a policy')")
     page.fill("input[name=name]", "browser-policy")
     page.fill("input[name=min_success_ratio]", "0.5")
+    # One failed device per wave is tolerated; the ratio decides.
+    page.fill("input[name=max_failures_per_wave]", "1")
     page.click("button:has-text('Create policy')")
     expect(page.locator("table")).to_contain_text("browser-policy")
     shot(page, screenshots, "policies", watch)
 
-    # a rollout over the lab devices, started
+    # a rollout over the lab devices, started; they hold the update for now
     create_rollout(page, server, "first-rollout", "site=lab", "50, 50")
     expect(page.locator("#rollout-status")).to_have_attribute("data-status", "draft")
     shot(page, screenshots, "rollout-draft", watch)
@@ -156,81 +176,61 @@ def test_operator_flow(
     expect(page.locator(".notice")).to_contain_text("start command was sent")
     first = rollout_id_by_name(server, "first-rollout")
 
-    # the scheduler's part: wave 1 starts ...
-    wave1, wave2 = devices[:3], devices[3:6]
-    execute(
-        server,
-        (
-            "UPDATE rollouts SET status = 'running', current_wave = 1, "
-            "started_at = now() WHERE id = $1",
-            (first,),
-        ),
-        *[
-            (
-                "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, "
-                "state) VALUES ($1, $2, $3, $4, $5)",
-                (first, server.tenant, d, w, "assigned" if w == 1 else "pending"),
-            )
-            for w, ids in ((1, wave1), (2, wave2))
-            for d in ids
-        ],
-        (
-            "INSERT INTO rollout_runs (rollout_id, wave, attempt, eligible, "
-            "started_at) VALUES ($1, 1, 1, 3, now())",
-            (first,),
-        ),
+    # the scheduler starts wave 1: its devices are told to update ...
+    expect(page.locator("#rollout-status")).to_have_attribute(
+        "data-status", "running", timeout=LIVE_MS
     )
-    publish_event(server, first, "wave_started")
-    expect(page.locator("#rollout-status")).to_have_attribute("data-status", "running")
-    wave_one = page.locator("g.wave[data-wave='1']")
-    expect(wave_one).to_have_attribute("data-updating", "3")
-    # ... and its devices report
-    execute(
-        server,
-        (
-            "UPDATE rollout_targets SET state = 'applied' "
-            "WHERE rollout_id = $1 AND device_id = ANY($2)",
-            (first, wave1[:2]),
-        ),
-        (
-            "UPDATE rollout_targets SET state = 'failed', reason = 'apply failed' "
-            "WHERE rollout_id = $1 AND device_id = $2",
-            (first, wave1[2]),
-        ),
-        (
-            "UPDATE rollout_runs SET succeeded = 2, failed = 1, finished_at = now(), "
-            "outcome = 'succeeded', reason = '2/3 succeeded, ratio 0.5 met' "
-            "WHERE rollout_id = $1 AND wave = 1",
-            (first,),
-        ),
-    )
-    publish_event(server, first, "wave_finished")
-    expect(wave_one).to_have_attribute("data-succeeded", "2")
-    expect(wave_one).to_have_attribute("data-failed", "1")
-    expect(page.locator("#gate-verdict")).to_contain_text("ratio 0.5 met")
-    expect(page.locator("#runs")).to_contain_text("2/3 succeeded")
-    shot(page, screenshots, "rollout-running", watch)
+    wave1: list[str] = []
 
-    # a second rollout, running with three devices not yet updated, aborted
-    create_rollout(page, server, "second-rollout", "site=lab", "")
-    second = rollout_id_by_name(server, "second-rollout")
-    execute(
-        server,
-        (
-            "UPDATE rollouts SET status = 'running', current_wave = 1 WHERE id = $1",
-            (second,),
-        ),
-        *[
-            (
-                "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave) "
-                "VALUES ($1, $2, $3, 1)",
-                (second, server.tenant, d),
-            )
-            for d in devices[6:]
-        ],
+    def wave_one_started() -> None:
+        wave1[:] = wave_members(server, first, 1)
+        assert 0 < len(wave1) < len(devices), wave1
+
+    wait_until(wave_one_started, within=20)
+    wave_one = page.locator("g.wave[data-wave='1']")
+    expect(wave_one).to_have_attribute(
+        "data-updating", str(len(wave1)), timeout=LIVE_MS
     )
-    publish_event(server, second, "started")
-    expect(page.locator("#rollout-status")).to_have_attribute("data-status", "running")
+    # ... and report: all but one apply it, one fails
+    fleet.behave(wave1[:-1], "apply")
+    fleet.behave(wave1[-1:], "fail")
+    expect(wave_one).to_have_attribute(
+        "data-succeeded", str(len(wave1) - 1), timeout=LIVE_MS
+    )
+    expect(wave_one).to_have_attribute("data-failed", "1", timeout=LIVE_MS)
+    expect(page.locator("#runs")).to_contain_text(
+        f"wave 1: {len(wave1) - 1} of {len(wave1)} succeeded", timeout=LIVE_MS
+    )
+    # the gate passed wave 1 and the scheduler moved on to wave 2
+    wave2 = sorted(set(devices) - set(wave1))
+    wave_two = page.locator("g.wave[data-wave='2']")
+    expect(wave_two).to_have_attribute(
+        "data-updating", str(len(wave2)), timeout=LIVE_MS
+    )
+    expect(page.locator("#gate-verdict")).to_contain_text("wave 2", timeout=LIVE_MS)
+    shot(page, screenshots, "rollout-running", watch)
+    fleet.behave(wave2, "apply")
+    expect(wave_two).to_have_attribute(
+        "data-succeeded", str(len(wave2)), timeout=LIVE_MS
+    )
+    # Every wave passed its gate, but one device failed: partial, not completed.
+    expect(page.locator("#rollout-status")).to_have_attribute(
+        "data-status", "partial", timeout=LIVE_MS
+    )
+    expect(page.locator("#gate-verdict")).to_contain_text(
+        f"wave 2: {len(wave2)} of {len(wave2)} succeeded", timeout=LIVE_MS
+    )
+    shot(page, screenshots, "rollout-completed", watch)
+
+    # a second rollout over the annex devices, which hold the update: aborted
+    create_rollout(page, server, "second-rollout", "site=annex", "")
+    page.click("button[data-action=start]")
+    expect(page.locator("#rollout-status")).to_have_attribute(
+        "data-status", "running", timeout=LIVE_MS
+    )
+    expect(page.locator("g.wave[data-wave='1']")).to_have_attribute(
+        "data-updating", "3", timeout=LIVE_MS
+    )
     page.click("button[data-action=abort]")
     dialog = page.locator("dialog#abort-dialog")
     expect(dialog).to_be_visible()
@@ -239,6 +239,9 @@ def test_operator_flow(
     shot(page, screenshots, "abort-dialog", watch)
     dialog.locator("[data-confirm-abort]").click()
     expect(page.locator(".notice")).to_contain_text("abort command was sent")
+    expect(page.locator("#rollout-status")).to_have_attribute(
+        "data-status", "aborted", timeout=LIVE_MS
+    )
 
     for name in PAGES:
         page.goto(f"{server.url}/ui/{name}")

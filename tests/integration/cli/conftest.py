@@ -1,28 +1,23 @@
-"""A live API for the CLI tests: ``xdp47-api`` as a process on a free port, on the
-session's database and broker (its own AMQP namespace), in development with the
-dev token enabled; and a runner for the ``xdp47`` script against it."""
+"""A live API for the CLI tests: ``xdp47-api`` as a process on a free port (the
+shared harness in ``tests.support.processes``), on the session's database and
+broker (its own AMQP namespace), in development with the dev token enabled; and a
+runner for the ``xdp47`` script against it."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from tests.support.processes import BIN, ProcessGroup, clean_env, free_port
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.topology import Topology
-
-BIN = Path(sys.executable).parent
 
 
 @dataclass(frozen=True)
@@ -39,12 +34,6 @@ class Ran:
     stderr: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def cli_namespace(amqp_namespace: str) -> str:
     return f"{amqp_namespace}_cli"
@@ -57,44 +46,26 @@ def live_api(
     cli_namespace: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveApi]:
-    port = _free_port()
+    port = free_port()
     token = f"devtoken-{uuid.uuid4().hex[:12]}"
     tenant = f"cli-{uuid.uuid4().hex[:8]}"
-    logs = tmp_path_factory.mktemp("api") / "api.log"
-    env = os.environ | {
-        "XDP47_ENV": "development",
-        "XDP47_DEV_TOKEN_ENABLED": "true",
-        "XDP47_AGENT_TOKEN": token,
-        "XDP47_DEV_TENANT": tenant,
-        "XDP47_DB_URL": db_url,
-        "XDP47_AMQP_URL": amqp_url,
-        "XDP47_AMQP_NAMESPACE": cli_namespace,
-        "XDP47_LISTEN_ADDR": f"127.0.0.1:{port}",
-        "XDP47_BLOB_DIR": str(tmp_path_factory.mktemp("blobs")),
-    }
-    with logs.open("w") as log:
-        process = subprocess.Popen(
-            [str(BIN / "xdp47-api")], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+    root = tmp_path_factory.mktemp("api")
+    (root / "blobs").mkdir()
+    env = clean_env(
+        XDP47_ENV="development",
+        XDP47_DEV_TOKEN_ENABLED="true",
+        XDP47_AGENT_TOKEN=token,
+        XDP47_DEV_TENANT=tenant,
+        XDP47_DB_URL=db_url,
+        XDP47_AMQP_URL=amqp_url,
+        XDP47_AMQP_NAMESPACE=cli_namespace,
+        XDP47_LISTEN_ADDR=f"127.0.0.1:{port}",
+        XDP47_BLOB_DIR=str(root / "blobs"),
+    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        for attempt in Retrying(
-            stop=stop_after_delay(30),
-            wait=wait_fixed(0.2),
-            retry=retry_if_exception_type((httpx.TransportError, AssertionError)),
-            reraise=True,
-        ):
-            with attempt:
-                assert process.poll() is None, logs.read_text()
-                assert httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    with ProcessGroup(root) as group:
+        group.start("api", "xdp47-api", env, ready_url=f"{url}/readyz")
         yield LiveApi(url=url, token=token, tenant=tenant)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from tests.support.amqp import declared
 from tests.support.tcp_proxy import TcpProxy
 from xdp47_common.adapters.amqp import connect
+from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 from xdp47_common.topology import Topology
 from xdp47_ingest import IngestSettings, create_app
@@ -130,11 +131,10 @@ async def consumer(
     async def record(conn: Any, result: HeartbeatWriteResult) -> None:
         written.append(result)
 
-    channel = await connection.channel()
+    bus = AmqpBus("", topology, connection=connection)  # the topology is declared
     hc = HeartbeatConsumer(
-        pool, channel, topology, batch_size=50, max_wait_ms=20, after_write=record
+        pool, bus, topology, batch_size=50, max_wait_ms=20, after_write=record
     )
     await hc.start()
     yield hc
     await hc.stop()
-    await channel.close()

@@ -7,10 +7,10 @@ from typing import Any, cast
 import asyncpg
 import httpx
 import pytest
-from aio_pika.abc import AbstractChannel
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
 from tests.integration.ingest.conftest import make_device
+from xdp47_common.bus import WorkQueues
 from xdp47_common.tokens import SecretKind, new_secret
 from xdp47_scheduler.consumer import HeartbeatConsumer
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult
@@ -187,7 +187,7 @@ async def test_after_write_runs_in_the_same_transaction(pool, topology) -> None:
 
     hc = HeartbeatConsumer(
         pool,
-        channel=cast(AbstractChannel, _NoChannel()),
+        queues=cast(WorkQueues, _NoChannel()),
         topology=topology,
         after_write=boom,
     )

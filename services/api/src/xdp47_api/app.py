@@ -1,6 +1,7 @@
-"""The application factory: wires settings, the database pool, the publisher, the
-shared web basics and the routes. ``create_app(settings)`` is what ``main`` serves
-and what tests drive."""
+"""The application factory: wires settings, the database pool, the message bus,
+the shared web basics and the routes. ``create_app(settings)`` is what ``main``
+serves and what tests drive; ``create_app(settings, bus=...)`` runs the API over a
+bus the caller owns (the embedded demo shares one ``InMemoryBus``)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from xdp47_api.routes import ROUTERS
 from xdp47_api.routes.artifact_content import UPLOAD_PATH
 from xdp47_api.state import Services
 from xdp47_api.ui import install_ui
-from xdp47_common.adapters.amqp import AmqpPublisher, connect
+from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
+from xdp47_common.bus import Bus
 from xdp47_common.settings import ControlSettings
 from xdp47_common.topology import Topology
 from xdp47_common.web import install_web_basics
@@ -28,8 +30,12 @@ policies and rollouts. Every `/api` operation needs a bearer token of the caller
 tenant with the scope named in the operation's description; see docs/api.md."""
 
 
-def create_app(settings: ControlSettings) -> FastAPI:
-    """Build the API app; its lifespan opens the pool and the broker connection.
+def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
+    """Build the API app; its lifespan opens the pool and the bus.
+
+    Without ``bus`` the lifespan connects an ``AmqpBus`` to ``XDP47_AMQP_URL`` and
+    closes it at the end; a given bus is started (idempotent) but left open: its
+    owner closes it.
 
     In development with the dev token enabled, the lifespan also makes sure the dev
     tenant exists, so the seed's scripts work against an empty database.
@@ -44,22 +50,24 @@ def create_app(settings: ControlSettings) -> FastAPI:
                 max_size=settings.db_pool_max,
             )
             stack.push_async_callback(pool.close)
-            connection = await connect(settings.amqp_url)
-            stack.push_async_callback(connection.close)
-            topology = Topology(settings.amqp_namespace)
-            publisher = AmqpPublisher(
-                connection, topology, timeout=settings.publish_timeout
-            )
-            await publisher.start()
-            stack.push_async_callback(publisher.close)
+            the_bus: Bus
+            if bus is None:
+                the_bus = AmqpBus(
+                    settings.amqp_url,
+                    Topology(settings.amqp_namespace),
+                    publish_timeout=settings.publish_timeout,
+                )
+                stack.push_async_callback(the_bus.close)
+            else:
+                the_bus = bus
+            await the_bus.start()
             if settings.dev_token_enabled:
                 await PgTenantRepository(pool).ensure(settings.dev_tenant)
             app.state.services = Services(
                 settings=settings,
                 pool=pool,
-                connection=connection,
-                publisher=publisher,
-                topology=topology,
+                bus=the_bus,
+                topology=the_bus.topology,
                 blobs=FsBlobStore(settings.blob_dir),
             )
             yield
@@ -75,7 +83,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
         await app.state.services.pool.fetchval("SELECT 1")
 
     async def rabbitmq_ready() -> None:
-        if app.state.services.connection.is_closed:
+        if not app.state.services.bus.is_ready:
             raise ConnectionError("the broker connection is closed")
 
     install_web_basics(

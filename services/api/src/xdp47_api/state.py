@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
-from aio_pika.abc import AbstractRobustConnection
 from fastapi import Depends, Request
 
 from xdp47_api.blobs import BlobStore
-from xdp47_common.adapters.amqp import AmqpPublisher
+from xdp47_common.bus import Bus
 from xdp47_common.settings import ControlSettings
 from xdp47_common.topology import Topology
 
@@ -25,10 +24,14 @@ __all__ = ["Services", "ServicesDep", "get_services"]
 class Services:
     settings: ControlSettings
     pool: asyncpg.Pool[Any]
-    connection: AbstractRobustConnection
-    publisher: AmqpPublisher
+    bus: Bus
     topology: Topology
     blobs: BlobStore
+
+    @property
+    def publisher(self) -> Bus:
+        """The bus in its publishing role (commands)."""
+        return self.bus
 
 
 def get_services(request: Request) -> Services:

@@ -1,8 +1,9 @@
 """The ingest HTTP app: heartbeat and desired-state endpoints.
 
 The lifespan owns the PostgreSQL pool (read-only use: identity and desired state)
-and one AMQP publisher channel with confirms, shared by every request so that
-confirms pipeline instead of queueing behind a lock.
+and the bus: by default an ``AmqpBus`` whose one publisher channel with confirms
+is shared by every request, so that confirms pipeline instead of queueing behind
+a lock; ``create_app(settings, bus=...)`` publishes on a bus the caller owns.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from fastapi import Depends, FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from xdp47_common.adapters.amqp import AmqpPublisher, PublishFailed, connect
+from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
+from xdp47_common.bus import Bus, PublishFailed
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
     DesiredState,
@@ -42,7 +44,7 @@ Credential = Annotated[str, Depends(bearer_credential)]
 @dataclass
 class _Deps:
     pool: asyncpg.Pool[Any]
-    publisher: AmqpPublisher
+    publisher: Bus
     topology: Topology
 
 
@@ -62,9 +64,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(settings: IngestSettings) -> FastAPI:
-    """Build the ingest app; connections open in its lifespan."""
-    topology = Topology(settings.amqp_namespace)
+def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
+    """Build the ingest app; connections open in its lifespan.
+
+    Without ``bus`` the lifespan connects an ``AmqpBus`` and closes it at the end;
+    a given bus is started (idempotent) and left open for its owner to close.
+    """
+    topology = bus.topology if bus is not None else Topology(settings.amqp_namespace)
     retry_after = settings.ingest_retry_after
     db_timeout = settings.publish_timeout
 
@@ -75,21 +81,21 @@ def create_app(settings: IngestSettings) -> FastAPI:
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
         )
-        try:
-            connection = await connect(settings.amqp_url)
-        except BaseException:
-            await pool.close()
-            raise
-        publisher = AmqpPublisher(
-            connection, topology, timeout=settings.publish_timeout
+        owned = bus is None
+        publisher: Bus = (
+            AmqpBus(
+                settings.amqp_url, topology, publish_timeout=settings.publish_timeout
+            )
+            if bus is None
+            else bus
         )
         try:
             await publisher.start()
             app.state.deps = _Deps(pool, publisher, topology)
             yield
         finally:
-            await publisher.close()
-            await connection.close()
+            if owned:
+                await publisher.close()
             await pool.close()
 
     app = FastAPI(title="XDP47 ingest", version="1", lifespan=lifespan)

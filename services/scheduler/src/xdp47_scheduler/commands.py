@@ -1,16 +1,14 @@
 """The command consumer: start / retry / abort from ``scheduler.commands``.
 
 Decoded with ``COMMAND_ADAPTER``: an unknown ``type`` or a malformed body is
-dead-lettered by ``BatchConsumer``. Each command is applied by the engine in its own
-transaction with an ``inbox`` row, so a redelivered command has no second effect;
-the batch is acked after every command of it committed.
+dead-lettered by the bus's batch consumer. Each command is applied by the engine in
+its own transaction with an ``inbox`` row, so a redelivered command has no second
+effect; the batch is acked after every command of it committed.
 """
 
 from __future__ import annotations
 
-from aio_pika.abc import AbstractChannel
-
-from xdp47_common.adapters.amqp import BatchConsumer
+from xdp47_common.bus import WorkConsumer, WorkQueues
 from xdp47_common.messages import COMMAND_ADAPTER, RolloutCommand
 from xdp47_common.topology import Topology
 from xdp47_scheduler.consumer import is_transient_db_error
@@ -20,19 +18,18 @@ __all__ = ["CommandConsumer"]
 
 
 class CommandConsumer:
-    """Consume rollout commands on a channel of its own."""
+    """Consume rollout commands from the bus (a consumer of its own)."""
 
     def __init__(
         self,
         engine: RolloutEngine,
-        channel: AbstractChannel,
+        queues: WorkQueues,
         topology: Topology,
         *,
         batch_size: int = 20,
     ) -> None:
         self._engine = engine
-        self._consumer = BatchConsumer(
-            channel,
+        self._consumer: WorkConsumer = queues.batch_consumer(
             topology.commands_queue,
             COMMAND_ADAPTER.validate_json,
             self.handle,

@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 import asyncpg
-from aio_pika.abc import AbstractChannel
 
-from xdp47_common.adapters.amqp import BatchConsumer
+from xdp47_common.bus import WorkConsumer, WorkQueues
 from xdp47_common.messages import HEARTBEAT_ADAPTER, HeartbeatReceived
 from xdp47_common.topology import Topology
 from xdp47_scheduler.heartbeats import (
@@ -52,14 +51,14 @@ def is_transient_db_error(exc: BaseException) -> bool:
 class HeartbeatConsumer:
     """Consume heartbeats in batches; ``start`` / ``stop`` from the scheduler's main.
 
-    The channel is the caller's and must be used by this consumer only (prefetch is
-    per channel).
+    ``queues`` is the bus (its ``WorkQueues`` role); the consumer is subscribed at
+    ``start``, with a prefetch of its own.
     """
 
     def __init__(
         self,
         pool: asyncpg.Pool[Any],
-        channel: AbstractChannel,
+        queues: WorkQueues,
         topology: Topology,
         *,
         batch_size: int = 500,
@@ -71,16 +70,12 @@ class HeartbeatConsumer:
         self._pool = pool
         self._after_write = after_write
         self._after_commit = after_commit
-        self._consumer = BatchConsumer(
-            channel,
-            topology.heartbeats_queue,
-            HEARTBEAT_ADAPTER.validate_json,
-            self.handle,
-            max_batch=batch_size,
-            max_wait_ms=max_wait_ms,
-            prefetch=max(prefetch, batch_size),
-            is_transient=is_transient_db_error,
-        )
+        self._queues = queues
+        self._queue_name = topology.heartbeats_queue
+        self._batch_size = batch_size
+        self._max_wait_ms = max_wait_ms
+        self._prefetch = max(prefetch, batch_size)
+        self._consumer: WorkConsumer | None = None
 
     async def handle(self, batch: list[HeartbeatReceived]) -> None:
         """Write one batch in one transaction (public for tests and replays)."""
@@ -92,10 +87,21 @@ class HeartbeatConsumer:
             await self._after_commit(result)
 
     async def start(self) -> None:
+        self._consumer = self._queues.batch_consumer(
+            self._queue_name,
+            HEARTBEAT_ADAPTER.validate_json,
+            self.handle,
+            max_batch=self._batch_size,
+            max_wait_ms=self._max_wait_ms,
+            prefetch=self._prefetch,
+            is_transient=is_transient_db_error,
+        )
         await self._consumer.start()
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     async def wait(self) -> None:
-        await self._consumer.wait()
+        if self._consumer is not None:
+            await self._consumer.wait()

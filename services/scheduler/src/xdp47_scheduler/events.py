@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from typing import Protocol
 from uuid import UUID
 
-from xdp47_common.adapters.amqp import AmqpPublisher, PublishFailed
+from xdp47_common.bus import Publisher, PublishFailed
 from xdp47_common.messages import RolloutEvent
 from xdp47_common.rollout import DecisionEvent
 from xdp47_common.topology import Topology
 from xdp47_scheduler.metrics import EVENTS_PUBLISHED
 
-__all__ = ["AmqpEventSink", "EventSink", "event_messages"]
+__all__ = ["AmqpEventSink", "BusEventSink", "EventSink", "event_messages"]
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,10 @@ def event_messages(
     return out
 
 
-class AmqpEventSink:
+class BusEventSink:
     """Publishes to ``topology.events`` with ``rollout.<tenant>.<event>`` keys."""
 
-    def __init__(self, publisher: AmqpPublisher, topology: Topology) -> None:
+    def __init__(self, publisher: Publisher, topology: Topology) -> None:
         self._publisher = publisher
         self._topology = topology
 
@@ -74,3 +74,7 @@ class AmqpEventSink:
                 log.warning("event %s of %s lost: %s", key, event.rollout_id, exc)
             else:
                 EVENTS_PUBLISHED.labels("published").inc()
+
+
+# The name from before the bus port; the sink works on any ``Publisher``.
+AmqpEventSink = BusEventSink

@@ -1,10 +1,11 @@
 """The scheduler process as an object: ``Scheduler(settings).start()`` / ``stop()``.
 
-Wires the adapters (``bootstrap``): an asyncpg pool, one robust AMQP connection
-with the topology declared, the events publisher, and three concurrent loops:
-the heartbeat consumer (its own channel; the engine's hooks), the command consumer
-(its own channel) and the timer (every ``XDP47_SCHED_INTERVAL``). Tests run it
-in-process; ``main`` runs it until SIGTERM/SIGINT.
+Wires the adapters (``bootstrap``): an asyncpg pool, the bus (by default an
+``AmqpBus`` on ``XDP47_AMQP_URL`` with the topology declared; or one the caller
+passes and owns, like the embedded demo's ``InMemoryBus``), the events sink, and
+three concurrent loops: the heartbeat consumer (the engine's hooks), the command
+consumer and the timer (every ``XDP47_SCHED_INTERVAL``). Tests run it in-process;
+``main`` runs it until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import logging
 from typing import Any
 
 import asyncpg
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from xdp47_common.adapters.amqp import AmqpPublisher, connect, declare_topology
+from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
 from xdp47_common.adapters.planning import default_policy
+from xdp47_common.bus import Bus
 from xdp47_common.clock import utcnow
 from xdp47_common.topology import Topology
 from xdp47_scheduler.commands import CommandConsumer
 from xdp47_scheduler.consumer import HeartbeatConsumer
 from xdp47_scheduler.engine import Clock, RolloutEngine
-from xdp47_scheduler.events import AmqpEventSink
+from xdp47_scheduler.events import BusEventSink
 from xdp47_scheduler.http import ProbeServer
 from xdp47_scheduler.settings import SchedulerSettings
 
@@ -37,14 +38,24 @@ log = logging.getLogger(__name__)
 class Scheduler:
     """One scheduler instance; several may run against the same database."""
 
-    def __init__(self, settings: SchedulerSettings, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        *,
+        clock: Clock = utcnow,
+        bus: Bus | None = None,
+    ) -> None:
         self.settings = settings
-        self.topology = Topology(settings.amqp_namespace)
+        self._owns_bus = bus is None
+        self.bus: Bus = bus or AmqpBus(
+            settings.amqp_url,
+            Topology(settings.amqp_namespace),
+            publish_timeout=settings.publish_timeout,
+        )
+        self.topology = self.bus.topology
         self._clock = clock
         self._pool: asyncpg.Pool[Any] | None = None
-        self._connection: AbstractRobustConnection | None = None
-        self._publisher: AmqpPublisher | None = None
-        self._channels: list[AbstractChannel] = []
+        self._bus_started = False
         self._heartbeats: HeartbeatConsumer | None = None
         self._commands: CommandConsumer | None = None
         self._timer: asyncio.Task[None] | None = None
@@ -61,24 +72,18 @@ class Scheduler:
         self._pool = await create_pool(
             s.db_url, min_size=s.db_pool_min, max_size=s.db_pool_max
         )
-        self._connection = await connect(s.amqp_url)
-        setup = await self._connection.channel()
-        await declare_topology(setup, self.topology)
-        await setup.close()
-        self._publisher = AmqpPublisher(
-            self._connection, self.topology, timeout=s.publish_timeout
-        )
-        await self._publisher.start()
+        await self.bus.start()
+        self._bus_started = True
         self.engine = engine = RolloutEngine(
             self._pool,
             default_policy(s),
-            AmqpEventSink(self._publisher, self.topology),
+            BusEventSink(self.bus, self.topology),
             clock=self._clock,
             offline_after=s.sched_offline_after,
         )
         self._heartbeats = HeartbeatConsumer(
             self._pool,
-            await self._channel(),
+            self.bus,
             self.topology,
             batch_size=s.sched_batch_size,
             prefetch=s.sched_prefetch,
@@ -87,7 +92,7 @@ class Scheduler:
         )
         self._commands = CommandConsumer(
             engine,
-            await self._channel(),
+            self.bus,
             self.topology,
             batch_size=s.sched_command_batch,
         )
@@ -98,12 +103,6 @@ class Scheduler:
             self._probe = ProbeServer(s.sched_http_addr, self.ready)
             await self._probe.start()
         log.info("scheduler started (namespace %r)", self.topology.namespace)
-
-    async def _channel(self) -> AbstractChannel:
-        assert self._connection is not None
-        channel = await self._connection.channel()
-        self._channels.append(channel)
-        return channel
 
     async def _tick_loop(self) -> None:
         assert self.engine is not None
@@ -120,10 +119,10 @@ class Scheduler:
 
     async def ready(self) -> bool:
         """Readiness: the database answers and the broker connection is up."""
-        if self._pool is None or self._connection is None:
+        if self._pool is None or not self._bus_started:
             return False
         await self._pool.fetchval("SELECT 1")
-        return self._connection.connected.is_set()
+        return self.bus.is_ready
 
     async def stop(self) -> None:
         """Stop consuming, let the current tick finish, close everything."""
@@ -138,13 +137,8 @@ class Scheduler:
                 log.warning("timer did not finish in time; cancelled")
         if self._probe is not None:
             await self._probe.close()
-        for channel in self._channels:
-            with contextlib.suppress(Exception):
-                await channel.close()
-        if self._publisher is not None:
-            await self._publisher.close()
-        if self._connection is not None:
-            await self._connection.close()
+        if self._owns_bus and self._bus_started:
+            await self.bus.close()
         if self._pool is not None:
             await self._pool.close()
         log.info("scheduler stopped")

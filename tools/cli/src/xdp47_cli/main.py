@@ -22,6 +22,7 @@ from xdp47_cli.commands import (
     tenants,
     tokens,
 )
+from xdp47_cli.demo import demo
 from xdp47_cli.runtime import Runtime
 
 __all__ = ["app"]
@@ -79,3 +80,4 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(policies.app, name="policies")
 app.add_typer(rollouts.app, name="rollouts")
+app.command("demo")(demo)

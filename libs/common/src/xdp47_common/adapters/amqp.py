@@ -23,6 +23,7 @@ from xdp47_common.adapters.amqp_batch import (
     PoisonMessage,
     consume_batches,
 )
+from xdp47_common.bus import PublishFailed
 from xdp47_common.messages.envelope import Envelope
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
@@ -36,10 +37,6 @@ __all__ = [
     "declare_topology",
     "to_message",
 ]
-
-
-class PublishFailed(RuntimeError):
-    """The broker did not confirm a publish in time, or refused it."""
 
 
 async def connect(url: str, *, heartbeat: int = 30) -> AbstractRobustConnection:

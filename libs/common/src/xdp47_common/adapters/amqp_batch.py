@@ -29,7 +29,12 @@ from typing import Generic, TypeVar
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, ConsumerTag
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from prometheus_client import Counter, Histogram
-from pydantic import ValidationError
+
+from xdp47_common.bus import (
+    PoisonMessage,
+    classify_decode_error,
+    default_is_transient,
+)
 
 __all__ = [
     "BATCH_SIZE",
@@ -73,36 +78,7 @@ Handle = Callable[[list[T]], Awaitable[None]]
 OnPoison = Callable[[AbstractIncomingMessage, str], None]
 
 
-class PoisonMessage(ValueError):
-    """A decoder raises this to dead-letter a message with a named reason."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-
-
-def classify_decode_error(exc: BaseException) -> str:
-    """Name why a body could not be decoded: the ``reason`` label of the counter."""
-    if isinstance(exc, PoisonMessage):
-        return exc.reason
-    if isinstance(exc, ValidationError):
-        errors = exc.errors(include_url=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            return "bad_json"
-        if any(
-            e["type"] in ("union_tag_invalid", "union_tag_not_found")
-            or e["loc"][:1] == ("type",)
-            for e in errors
-        ):
-            return "unknown_type"
-        return "invalid"
-    if isinstance(exc, UnicodeDecodeError | ValueError):
-        return "bad_json"
-    return "undecodable"
-
-
-def _default_is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, OSError | TimeoutError)
+_default_is_transient = default_is_transient
 
 
 def _is_live(message: AbstractIncomingMessage) -> bool:

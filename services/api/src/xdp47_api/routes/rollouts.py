@@ -13,8 +13,8 @@ from xdp47_api.pagination import CursorParam, LimitParam, publish_page
 from xdp47_api.repositories import PgRolloutRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import ServicesDep
-from xdp47_common.adapters.amqp import PublishFailed
 from xdp47_common.adapters.planning import default_policy
+from xdp47_common.bus import PublishFailed
 from xdp47_common.messages import AbortRollout, RetryRollout, StartRollout
 from xdp47_common.models import (
     Rollout,
@@ -176,7 +176,7 @@ async def _command(
         tenant=principal.tenant, rollout_id=rollout.id, requested_by=principal.actor
     )
     try:
-        await services.publisher.publish(
+        await services.bus.publish(
             services.topology.commands,
             services.topology.command_key(message.type),
             message,

@@ -32,7 +32,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = app.state.services
     app.state.ui_started = time.monotonic()
-    hub = RolloutEventHub(services.connection, services.topology)
+    hub = RolloutEventHub(services.bus, services.topology)
     app.state.ui_events = hub
     try:
         yield

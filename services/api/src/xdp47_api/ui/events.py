@@ -1,11 +1,11 @@
 """Fan-out of rollout events to the SSE streams of this API process.
 
-One exclusive, auto-delete, server-named queue per process is bound to the events
-exchange with ``rollout.<tenant>.#`` for each tenant that has a connected browser;
-every event is handed to the subscribers of its tenant and rollout. Queues are
-bounded: a slow browser misses an event, which the stream's periodic refresh makes
-up for (events are triggers, the database is the truth). The hub starts lazily with
-the first subscriber and stops with the app.
+One private, auto-delete subscription per process (the bus's ``EventFanout``) is
+bound to the events exchange with ``rollout.<tenant>.#`` for each tenant that has a
+connected browser; every event is handed to the subscribers of its tenant and
+rollout. Queues are bounded: a slow browser misses an event, which the stream's
+periodic refresh makes up for (events are triggers, the database is the truth).
+The hub starts lazily with the first subscriber and stops with the app.
 """
 
 from __future__ import annotations
@@ -16,17 +16,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from uuid import UUID
 
-import aio_pika
 import structlog
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
 from pydantic import ValidationError
 
+from xdp47_common.bus import Delivery, EventFanout, EventSubscription
 from xdp47_common.messages import RolloutEvent
 from xdp47_common.topology import Topology
 
@@ -46,27 +39,19 @@ class Subscription:
 
 
 class RolloutEventHub:
-    def __init__(self, connection: AbstractRobustConnection, topology: Topology):
-        self._connection = connection
+    def __init__(self, bus: EventFanout, topology: Topology):
+        self._bus = bus
         self._topology = topology
         self._lock = asyncio.Lock()
-        self._channel: AbstractChannel | None = None
-        self._exchange: AbstractExchange | None = None
-        self._queue: AbstractQueue | None = None
+        self._queue: EventSubscription | None = None
         self._subs: dict[str, set[Subscription]] = {}
         self.closed = asyncio.Event()
 
-    async def _start(self) -> AbstractQueue:
+    async def _start(self) -> EventSubscription:
         if self._queue is None:
-            channel = await self._connection.channel()
-            self._exchange = await channel.declare_exchange(
-                self._topology.events, aio_pika.ExchangeType.TOPIC, durable=True
+            self._queue = await self._bus.subscribe(
+                self._topology.events, self._deliver, max_length=10_000
             )
-            queue = await channel.declare_queue(
-                exclusive=True, auto_delete=True, arguments={"x-max-length": 10_000}
-            )
-            await queue.consume(self._deliver, no_ack=True)
-            self._channel, self._queue = channel, queue
         return self._queue
 
     @contextlib.asynccontextmanager
@@ -78,10 +63,7 @@ class RolloutEventHub:
         async with self._lock:
             queue = await self._start()
             if tenant not in self._subs:
-                assert self._exchange is not None
-                await queue.bind(
-                    self._exchange, Topology.rollout_event_key(tenant, "#")
-                )
+                await queue.bind(Topology.rollout_event_key(tenant, "#"))
                 self._subs[tenant] = set()
             self._subs[tenant].add(sub)
         try:
@@ -97,13 +79,13 @@ class RolloutEventHub:
             subs.discard(sub)
             if not subs and not self.closed.is_set():
                 del self._subs[sub.tenant]
-                if self._queue is not None and self._exchange is not None:
+                if self._queue is not None:
                     with contextlib.suppress(Exception):  # the link may be gone
                         await self._queue.unbind(
-                            self._exchange, Topology.rollout_event_key(sub.tenant, "#")
+                            Topology.rollout_event_key(sub.tenant, "#")
                         )
 
-    async def _deliver(self, message: AbstractIncomingMessage) -> None:
+    async def _deliver(self, message: Delivery) -> None:
         try:
             event = RolloutEvent.model_validate_json(message.body)
         except ValidationError:
@@ -118,6 +100,6 @@ class RolloutEventHub:
 
     async def close(self) -> None:
         self.closed.set()
-        if self._channel is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):
-                await self._channel.close()
+        if self._queue is not None:
+            with contextlib.suppress(Exception):  # the link may be gone
+                await self._queue.close()

@@ -1,6 +1,6 @@
 """``/ui/system``: runtime metrics of the control plane as this API process sees
 them: its uptime, the depth and consumer count of every work queue and its dead
-queue (passive declares on a short-lived channel, so nothing is created), the
+queue (the bus's ``queue_depth``: a passive look that creates nothing), the
 tenant's heartbeat rate, and this process's database pool. Refreshed by polling."""
 
 from __future__ import annotations
@@ -38,26 +38,13 @@ async def _queue_stats(services: Services) -> list[QueueStat]:
     for work_queue, _, _ in services.topology.work_queues:
         names += [work_queue, services.topology.dead_queue(work_queue)]
     stats: list[QueueStat] = []
-    try:
-        channel = await services.connection.channel()
-    except Exception as exc:  # aio-pika raises many types on a broken link
-        return [
-            QueueStat(n, None, None, f"broker: {type(exc).__name__}") for n in names
-        ]
-    try:
-        for name in names:
-            if channel.is_closed:  # a failed passive declare closes the channel
-                channel = await services.connection.channel()
-            try:
-                queue = await channel.declare_queue(name, passive=True)
-            except Exception as exc:
-                stats.append(QueueStat(name, None, None, type(exc).__name__))
-                continue
-            result = queue.declaration_result
-            stats.append(QueueStat(name, result.message_count, result.consumer_count))
-    finally:
-        if not channel.is_closed:
-            await channel.close()
+    for name in names:
+        try:
+            depth = await services.bus.queue_depth(name)
+        except LookupError as exc:
+            stats.append(QueueStat(name, None, None, str(exc) or "unknown"))
+            continue
+        stats.append(QueueStat(name, depth.messages, depth.consumers))
     return stats
 
 

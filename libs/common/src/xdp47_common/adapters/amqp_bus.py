@@ -1,0 +1,259 @@
+"""``AmqpBus``: the bus port (``xdp47_common.bus.Bus``) on RabbitMQ.
+
+A thin composition of what ``adapters.amqp`` and ``adapters.amqp_batch`` already
+do: one robust connection, the topology declared at start, one confirming
+publisher channel (``AmqpPublisher``), and a channel of its own for each batch
+consumer (prefetch is per channel) and each event subscription. Needs the
+``amqp`` extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from xdp47_common.adapters.amqp import AmqpPublisher, connect
+from xdp47_common.adapters.amqp_batch import BatchConsumer
+from xdp47_common.bus import (
+    Decode,
+    Handle,
+    OnEvent,
+    OnPoison,
+    PublishFailed,
+    QueueDepth,
+    default_is_transient,
+)
+from xdp47_common.messages.envelope import Envelope
+from xdp47_common.topology import Topology
+
+__all__ = ["AmqpBus"]
+
+T = TypeVar("T")
+
+
+class _ChannelConsumer(Generic[T]):
+    """A ``BatchConsumer`` on a channel it opens at start and closes at stop.
+
+    Closing the channel is what hands unacked deliveries back to the broker.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[AbstractChannel], BatchConsumer[T]],
+        queue_name: str,
+        owner: AmqpBus,
+    ) -> None:
+        self._make = make
+        self._queue_name = queue_name
+        self._owner = owner
+        self._channel: AbstractChannel | None = None
+        self._consumer: BatchConsumer[T] | None = None
+
+    @property
+    def queue_name(self) -> str:
+        return self._queue_name
+
+    async def start(self) -> None:
+        self._channel = await self._owner.connection.channel()
+        self._consumer = self._make(self._channel)
+        self._owner._consumers.add(self)
+        await self._consumer.start()
+
+    async def wait(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.wait()
+
+    async def stop(self) -> None:
+        self._owner._consumers.discard(self)
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._channel is not None:
+            with contextlib.suppress(Exception):  # the link may be gone already
+                await self._channel.close()
+            self._channel = None
+
+
+class _AmqpSubscription:
+    def __init__(
+        self,
+        owner: AmqpBus,
+        channel: AbstractChannel,
+        exchange: str,
+        queue: AbstractQueue,
+    ) -> None:
+        self._owner = owner
+        self._channel = channel
+        self._exchange = exchange
+        self._queue = queue
+
+    async def bind(self, pattern: str) -> None:
+        await self._queue.bind(self._exchange, routing_key=pattern)
+
+    async def unbind(self, pattern: str) -> None:
+        await self._queue.unbind(self._exchange, routing_key=pattern)
+
+    async def close(self) -> None:
+        self._owner._subscriptions.discard(self)
+        if not self._channel.is_closed:
+            with contextlib.suppress(Exception):  # exclusive queue goes with it
+                await self._channel.close()
+
+
+class AmqpBus:
+    """The bus on RabbitMQ at ``url``, names from ``topology``.
+
+    Args:
+        url: the broker URL.
+        topology: exchange and queue names.
+        publish_timeout: seconds to wait for a publisher confirm.
+        connection: an open connection to use instead of opening one (the
+            caller keeps owning it).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        publish_timeout: float = 5.0,
+        connection: AbstractRobustConnection | None = None,
+    ) -> None:
+        self._url = url
+        self._topology = topology
+        self._timeout = publish_timeout
+        self._connection = connection
+        self._owns_connection = connection is None
+        self._publisher: AmqpPublisher | None = None
+        self._consumers: set[_ChannelConsumer[Any]] = set()
+        self._subscriptions: set[_AmqpSubscription] = set()
+        self._closed = False
+
+    @property
+    def topology(self) -> Topology:
+        return self._topology
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("AmqpBus is not started")
+        return self._connection
+
+    @property
+    def is_ready(self) -> bool:
+        return self._publisher is not None and self._publisher.is_ready
+
+    async def start(self) -> None:
+        if self._publisher is not None:
+            return
+        if self._connection is None:
+            self._connection = await connect(self._url)
+        # The publisher declares the whole topology on its channel (idempotent).
+        publisher = AmqpPublisher(
+            self._connection, self._topology, timeout=self._timeout
+        )
+        await publisher.start()
+        self._publisher = publisher
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for consumer in tuple(self._consumers):
+            await consumer.stop()
+        for sub in tuple(self._subscriptions):
+            await sub.close()
+        if self._publisher is not None:
+            await self._publisher.close()
+        if self._owns_connection and self._connection is not None:
+            await self._connection.close()
+
+    async def publish(
+        self, exchange: str, routing_key: str, envelope: Envelope
+    ) -> None:
+        if self._publisher is None:
+            raise PublishFailed("the bus is not started")
+        await self._publisher.publish(exchange, routing_key, envelope)
+
+    def batch_consumer(
+        self,
+        queue_name: str,
+        decode: Decode[T],
+        handle: Handle[T],
+        *,
+        max_batch: int = 500,
+        max_wait_ms: float = 50,
+        prefetch: int = 1000,
+        on_poison: OnPoison | None = None,
+        max_message_bytes: int = 1 << 20,
+        is_transient: Callable[[BaseException], bool] = default_is_transient,
+    ) -> _ChannelConsumer[T]:
+        def make(channel: AbstractChannel) -> BatchConsumer[T]:
+            return BatchConsumer(
+                channel,
+                queue_name,
+                decode,
+                handle,
+                max_batch=max_batch,
+                max_wait_ms=max_wait_ms,
+                prefetch=prefetch,
+                on_poison=on_poison,
+                max_message_bytes=max_message_bytes,
+                is_transient=is_transient,
+            )
+
+        return _ChannelConsumer(make, queue_name, self)
+
+    async def subscribe(
+        self, exchange: str, on_event: OnEvent, *, max_length: int = 10_000
+    ) -> _AmqpSubscription:
+        channel = await self.connection.channel()
+        try:
+            ex = await channel.declare_exchange(
+                exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            queue = await channel.declare_queue(
+                exclusive=True,
+                auto_delete=True,
+                arguments={"x-max-length": max_length},
+            )
+
+            async def deliver(message: AbstractIncomingMessage) -> None:
+                await on_event(message)
+
+            await queue.consume(deliver, no_ack=True)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise
+        sub = _AmqpSubscription(self, channel, ex.name, queue)
+        self._subscriptions.add(sub)
+        return sub
+
+    async def queue_depth(self, queue_name: str) -> QueueDepth:
+        try:
+            channel = await self.connection.channel()
+        except Exception as exc:  # aio-pika raises many types on a broken link
+            raise LookupError(f"broker: {type(exc).__name__}") from exc
+        try:
+            # Passive: never creates the queue; a missing one closes the channel.
+            queue = await channel.declare_queue(queue_name, passive=True)
+        except Exception as exc:  # aio-pika raises many types here
+            raise LookupError(type(exc).__name__) from exc
+        finally:
+            if not channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+        result = queue.declaration_result
+        return QueueDepth(
+            int(result.message_count or 0), int(result.consumer_count or 0)
+        )

@@ -1,0 +1,1 @@
+"""End-to-end tests: the services as processes, devices as agent processes."""

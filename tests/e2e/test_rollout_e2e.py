@@ -1,0 +1,154 @@
+"""The whole loop with every part a real process: api, ingest and scheduler on
+the real PostgreSQL and RabbitMQ, six devices each an ``xdp47-agent`` with its
+``xdp47-demoapp``. Releases are uploaded to the api and downloaded from it by the
+agents. A good release rolls out in three waves; a bad one (the demo app reports
+``failing`` for a version containing ``bad``) stops at wave 1 under
+``require_ok`` and nobody outside wave 1 is ever told to install it; an agent
+killed in the middle of a download converges after a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import pytest
+
+from tests.e2e.fleet import Fleet
+from tests.e2e.operator_api import Operator
+from tests.e2e.slow_server import held_file_server
+from tests.support.control_plane import ControlPlane
+from tests.support.processes import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+GOOD = "2.0.0"
+BAD = "3.0.0-bad"
+NEXT = "2.1.0"
+
+
+@pytest.fixture(scope="module")
+def good_rollout(e2e_fleet: Fleet, e2e_plane: ControlPlane) -> dict[str, Any]:
+    """The good release uploaded and rolled out to the fleet in three waves."""
+    operator = Operator(e2e_plane)
+    try:
+        artifact = operator.upload(os.urandom(64 * 1024), GOOD)
+        rollout = operator.rollout(
+            artifact["id"], e2e_fleet.label, waves=3, name="good"
+        )
+        operator.start(rollout["id"])
+        final = operator.wait_status(rollout["id"], "completed")
+        return {"artifact": artifact, "rollout": final}
+    finally:
+        operator.close()
+
+
+def test_a_good_release_completes_in_three_waves_on_every_device(
+    good_rollout: dict[str, Any], e2e_fleet: Fleet, e2e_plane: ControlPlane, operator
+) -> None:
+    artifact = good_rollout["artifact"]
+    # The agents downloaded it from the api, with their device credential.
+    assert artifact["uri"].startswith(f"{e2e_plane.api_url}/api/artifacts/")
+    rows = e2e_fleet.rows()
+    assert {r["current_version"] for r in rows.values()} == {GOOD}, rows
+    assert {r["current_artifact_id"] for r in rows.values()} == {artifact["id"]}
+    assert {r["health"] for r in rows.values()} == {"ok"}
+    runs = operator.runs(good_rollout["rollout"]["id"])
+    assert [(r["wave"], r["outcome"]) for r in runs] == [
+        (1, "succeeded"),
+        (2, "succeeded"),
+        (3, "succeeded"),
+    ]
+    assert sum(r["succeeded"] for r in runs) == len(e2e_fleet.devices)
+    assert all(r["eligible"] == 2 and r["failed"] == 0 for r in runs), runs
+    for device in e2e_fleet.devices:
+        assert device.applied_version == GOOD
+        assert device.applied_files() == [f"applied_{artifact['id']}"]
+        assert device.staging() == []
+
+
+def test_a_bad_release_fails_at_wave_one_and_goes_no_further(
+    good_rollout: dict[str, Any], e2e_fleet: Fleet, operator: Operator
+) -> None:
+    good_id = good_rollout["artifact"]["id"]
+    bad = operator.upload(os.urandom(64 * 1024), BAD)
+    policy = operator.policy(
+        "require-ok", require_ok=True, max_failures_per_wave=0, grace_seconds=1
+    )
+    rollout = operator.rollout(
+        bad["id"], e2e_fleet.label, waves=3, policy_id=policy["id"], name="bad"
+    )
+    operator.start(rollout["id"])
+    final = operator.wait_status(rollout["id"], "failed")
+    assert final["current_wave"] == 1, final
+
+    runs = operator.runs(rollout["id"])
+    assert [(r["wave"], r["outcome"]) for r in runs] == [(1, "failed")], runs
+    targets = operator.targets(rollout["id"])
+    wave1 = {d for d, t in targets.items() if t["wave"] == 1}
+    outside = set(e2e_fleet.ids) - wave1
+    assert len(wave1) == 2
+    assert len(outside) == 4
+    rows = e2e_fleet.rows()
+    for device_id in outside:
+        # Never assigned, never told: its desired state never named the release.
+        # (Targets of later waves are written when their wave starts, or ahead.)
+        target = targets.get(device_id)
+        if target is not None:
+            assert target["assigned_at"] is None, target
+            assert target["state"] == "pending", target
+        row = rows[device_id]
+        assert row["current_version"] == GOOD, row
+        assert row["current_artifact_id"] == good_id
+        assert row["desired_artifact_id"] != bad["id"]
+        device = e2e_fleet.by_id(device_id)
+        assert device.applied_version == GOOD
+        assert device.applied_files() == [f"applied_{good_id}"]
+        assert bad["id"] not in device.agent.log_path.read_text()
+    # The first wave-1 device on the release reported its demo app failing and
+    # stopped the rollout (its partner may not have applied it by then).
+    failed = {d for d in wave1 if targets[d]["state"] == "failed"}
+    assert 1 <= runs[0]["failed"] <= len(failed), (runs, targets)
+    for device_id in failed:
+        assert rows[device_id]["current_version"] == BAD, rows[device_id]
+        assert rows[device_id]["health"] == "failing"
+        assert e2e_fleet.by_id(device_id).applied_version == BAD
+
+
+def test_an_agent_killed_mid_download_converges_after_restart(
+    good_rollout: dict[str, Any], e2e_fleet: Fleet, operator: Operator
+) -> None:
+    content = os.urandom(512 * 1024)
+    with held_file_server(content) as host:
+        host.hold.set()  # every download stops half-way until released
+        artifact = operator.register(
+            host.url, hashlib.sha256(content).hexdigest(), len(content), NEXT
+        )
+        rollout = operator.rollout(
+            artifact["id"], e2e_fleet.label, waves=1, name="crash"
+        )
+        operator.start(rollout["id"])
+        victim = e2e_fleet.devices[0]
+
+        def half_downloaded() -> None:
+            parts = [p.stat().st_size for p in victim.staging()]
+            assert len(parts) == 1, parts
+            assert 0 < parts[0] < len(content), parts
+
+        wait_until(half_downloaded, within=30)
+        assert victim.agent.kill() == -9
+        assert victim.staging(), "the kill left no partial download behind"
+
+        host.hold.clear()
+        host.release.set()
+        e2e_fleet.restart_agent(victim)
+        operator.wait_status(rollout["id"], "completed")
+
+    rows = e2e_fleet.rows()
+    assert {r["current_version"] for r in rows.values()} == {NEXT}, rows
+    assert victim.agent.running
+    assert victim.applied_version == NEXT
+    assert victim.applied_files() == [f"applied_{artifact['id']}"]
+    assert victim.staging() == []
+    assert (victim.state_dir / f"applied_{artifact['id']}").read_bytes() == content
