@@ -10,13 +10,15 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from xdp47_cli.client import Query
-from xdp47_cli.errors import CliError
-from xdp47_cli.output import Column, OutputFormat, emit_list
+from xdp47_cli.errors import CliError, guarded
+from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_list, emit_record
 from xdp47_cli.runtime import runtime
 
 __all__ = [
     "AllOption",
     "LimitOption",
+    "add_get_command",
+    "add_ls_command",
     "list_into",
     "pairs_query",
     "parse_pairs",
@@ -65,6 +67,51 @@ def list_into(
         typed(model, item)
     emit_list(items, columns, fmt)
     return items
+
+
+def add_ls_command(
+    app: typer.Typer,
+    path: str,
+    model: type[BaseModel],
+    columns: Sequence[Column],
+    help_text: str,
+) -> None:
+    """Register ``ls`` for a resource whose list takes no filters."""
+
+    @app.command("ls", help=help_text)
+    @guarded
+    def _ls(
+        ctx: typer.Context,
+        fmt: OutputFormat = OutputOption,
+        limit: LimitOption = 100,
+        fetch_all: AllOption = False,
+    ) -> None:
+        list_into(ctx, path, model, columns, fmt, limit=limit, fetch_all=fetch_all)
+
+
+def add_get_command(
+    app: typer.Typer, path: str, model: type[BaseModel], id_type: type, metavar: str
+) -> None:
+    """Register ``get ID`` showing ``{path}/{ID}`` checked against ``model``."""
+
+    def _get(
+        ctx: typer.Context, object_id: Any, fmt: OutputFormat = OutputOption
+    ) -> None:
+        with runtime(ctx).client() as client:
+            record = client.get(f"{path}/{object_id}")
+        typed(model, record)
+        emit_record(record, fmt)
+
+    # The id's type is a parameter of this factory, so its annotation is set here
+    # rather than written in the signature (which would be a string under PEP 563
+    # that typer could not resolve).
+    _get.__annotations__ = {
+        **_get.__annotations__,
+        "ctx": typer.Context,
+        "object_id": Annotated[id_type, typer.Argument(metavar=metavar)],
+        "fmt": OutputFormat,
+    }
+    app.command("get", help=f"Show one {model.__name__.lower()}.")(guarded(_get))
 
 
 def parse_pairs(values: Iterable[str], option: str) -> dict[str, str]:

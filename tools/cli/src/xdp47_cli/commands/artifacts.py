@@ -23,6 +23,7 @@ from xdp47_cli.client import ApiClient
 from xdp47_cli.commands._common import (
     AllOption,
     LimitOption,
+    add_get_command,
     list_into,
     parse_pairs,
     typed,
@@ -48,6 +49,8 @@ COLUMNS = [
     Column("uri", get("uri")),
     Column("created", get("created_at")),
 ]
+
+add_get_command(app, "/api/artifacts", Artifact, UUID, "ARTIFACT_ID")
 
 
 def file_digest(path: Path) -> tuple[str, int]:
@@ -85,20 +88,6 @@ def list_artifacts(
         fetch_all=fetch_all,
         params={"version": version, "type": type_},
     )
-
-
-@app.command("get")
-@guarded
-def get_artifact(
-    ctx: typer.Context,
-    artifact_id: Annotated[UUID, typer.Argument(metavar="ARTIFACT_ID")],
-    fmt: OutputFormat = OutputOption,
-) -> None:
-    """Show one artifact."""
-    with runtime(ctx).client() as client:
-        artifact = client.get(f"/api/artifacts/{artifact_id}")
-    typed(Artifact, artifact)
-    emit_record(artifact, fmt)
 
 
 @app.command("create")

@@ -9,14 +9,13 @@ import typer
 from xdp47_cli.commands._common import (
     AllOption,
     LimitOption,
+    add_get_command,
     list_into,
     pairs_query,
     parse_pairs,
-    typed,
 )
 from xdp47_cli.errors import guarded
-from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, get
-from xdp47_cli.runtime import runtime
+from xdp47_cli.output import Column, OutputFormat, OutputOption, get
 from xdp47_common.models import Device, DeviceStatus
 
 __all__ = ["app"]
@@ -33,6 +32,8 @@ COLUMNS = [
     Column("labels", get("labels")),
     Column("last seen", get("last_seen")),
 ]
+
+add_get_command(app, "/api/devices", Device, str, "DEVICE_ID")
 
 
 @app.command("ls")
@@ -69,17 +70,3 @@ def list_devices(
         fetch_all=fetch_all,
         params=params,
     )
-
-
-@app.command("get")
-@guarded
-def get_device(
-    ctx: typer.Context,
-    device_id: Annotated[str, typer.Argument(metavar="DEVICE_ID")],
-    fmt: OutputFormat = OutputOption,
-) -> None:
-    """Show one device."""
-    with runtime(ctx).client() as client:
-        device = client.get(f"/api/devices/{device_id}")
-    typed(Device, device)
-    emit_record(device, fmt)

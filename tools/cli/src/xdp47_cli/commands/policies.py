@@ -8,7 +8,11 @@ from uuid import UUID
 
 import typer
 
-from xdp47_cli.commands._common import AllOption, LimitOption, list_into, typed
+from xdp47_cli.commands._common import (
+    add_get_command,
+    add_ls_command,
+    typed,
+)
 from xdp47_cli.errors import guarded
 from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, get
 from xdp47_cli.runtime import runtime
@@ -30,33 +34,8 @@ COLUMNS = [
     Column("deadline s", get("wave_deadline_seconds")),
 ]
 
-
-@app.command("ls")
-@guarded
-def list_policies(
-    ctx: typer.Context,
-    fmt: OutputFormat = OutputOption,
-    limit: LimitOption = 100,
-    fetch_all: AllOption = False,
-) -> None:
-    """List policies."""
-    list_into(
-        ctx, "/api/policies", Policy, COLUMNS, fmt, limit=limit, fetch_all=fetch_all
-    )
-
-
-@app.command("get")
-@guarded
-def get_policy(
-    ctx: typer.Context,
-    policy_id: Annotated[UUID, typer.Argument(metavar="POLICY_ID")],
-    fmt: OutputFormat = OutputOption,
-) -> None:
-    """Show one policy."""
-    with runtime(ctx).client() as client:
-        policy = client.get(f"/api/policies/{policy_id}")
-    typed(Policy, policy)
-    emit_record(policy, fmt)
+add_ls_command(app, "/api/policies", Policy, COLUMNS, "List policies.")
+add_get_command(app, "/api/policies", Policy, UUID, "POLICY_ID")
 
 
 @app.command("create")

@@ -16,6 +16,7 @@ from rich.console import Console
 from xdp47_cli.commands._common import (
     AllOption,
     LimitOption,
+    add_get_command,
     list_into,
     parse_pairs,
     typed,
@@ -54,6 +55,8 @@ COLUMNS = [
     Column("created", get("created_at")),
 ]
 
+add_get_command(app, "/api/rollouts", Rollout, UUID, "ROLLOUT_ID")
+
 RUN_COLUMNS = [
     Column("attempt", get("attempt")),
     Column("wave", get("wave")),
@@ -91,18 +94,6 @@ def list_rollouts(
         fetch_all=fetch_all,
         params=params,
     )
-
-
-@app.command("get")
-@guarded
-def get_rollout(
-    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Show one rollout."""
-    with runtime(ctx).client() as client:
-        rollout = client.get(f"/api/rollouts/{rollout_id}")
-    typed(Rollout, rollout)
-    emit_record(rollout, fmt)
 
 
 def _percentages(raw: str) -> list[int]:

@@ -6,7 +6,10 @@ from typing import Annotated
 
 import typer
 
-from xdp47_cli.commands._common import AllOption, LimitOption, list_into, typed
+from xdp47_cli.commands._common import (
+    add_ls_command,
+    typed,
+)
 from xdp47_cli.errors import guarded
 from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, get
 from xdp47_cli.runtime import runtime
@@ -22,19 +25,13 @@ COLUMNS = [
     Column("created", get("created_at")),
 ]
 
-
-@app.command("ls")
-@guarded
-def list_tenants(
-    ctx: typer.Context,
-    fmt: OutputFormat = OutputOption,
-    limit: LimitOption = 100,
-    fetch_all: AllOption = False,
-) -> None:
-    """List tenants: yours, or all of them with tenants:write."""
-    list_into(
-        ctx, "/api/tenants", Tenant, COLUMNS, fmt, limit=limit, fetch_all=fetch_all
-    )
+add_ls_command(
+    app,
+    "/api/tenants",
+    Tenant,
+    COLUMNS,
+    "List tenants: yours, or all of them with tenants:write.",
+)
 
 
 @app.command("create")

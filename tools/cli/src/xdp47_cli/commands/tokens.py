@@ -8,7 +8,10 @@ from uuid import UUID
 
 import typer
 
-from xdp47_cli.commands._common import AllOption, LimitOption, list_into, typed
+from xdp47_cli.commands._common import (
+    add_ls_command,
+    typed,
+)
 from xdp47_cli.errors import CliError, guarded
 from xdp47_cli.output import (
     Column,
@@ -36,19 +39,13 @@ COLUMNS = [
     Column("last used", get("last_used_at")),
 ]
 
-
-@app.command("ls")
-@guarded
-def list_tokens(
-    ctx: typer.Context,
-    fmt: OutputFormat = OutputOption,
-    limit: LimitOption = 100,
-    fetch_all: AllOption = False,
-) -> None:
-    """List the tenant's tokens (never their secrets)."""
-    list_into(
-        ctx, "/api/tokens", ApiToken, COLUMNS, fmt, limit=limit, fetch_all=fetch_all
-    )
+add_ls_command(
+    app,
+    "/api/tokens",
+    ApiToken,
+    COLUMNS,
+    "List the tenant's tokens (never their secrets).",
+)
 
 
 def _scopes(values: list[str]) -> list[str]:
