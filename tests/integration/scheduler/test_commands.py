@@ -47,9 +47,12 @@ async def test_abort_keeps_devices_not_yet_updated_on_their_version(
     await commands.start(fleet.tenant, rid)
     await wait_for(lambda: _assigned(pool, rid))
     t = await targets(pool, rid)
-    # Only the started wave's targets are written (the plan is stored compactly).
-    wave1 = [d for d in fleet.devices if d.id in t and t[d.id]["wave"] == 1]
-    assert len(wave1) == len(t) == 3
+    # The started wave's targets and, written ahead as pending, the next wave's.
+    await wait_for(lambda: _written(pool, rid, 6))
+    t = await targets(pool, rid)
+    wave1 = [d for d in fleet.devices if t[d.id]["wave"] == 1]
+    assert len(wave1) == 3
+    assert {r["state"] for r in t.values() if r["wave"] == 2} == {"pending"}
     lucky = wave1[0]
 
     async def lucky_applied():
@@ -72,10 +75,9 @@ async def test_abort_keeps_devices_not_yet_updated_on_their_version(
     for d in fleet.devices:
         if d is lucky:
             continue
-        if d in wave1:
-            assert (t[d.id]["state"], t[d.id]["reason"]) == ("skipped", "aborted")
-        else:  # wave 2 never started: never written, never told
-            assert d.id not in t
+        # Wave 2 never started (never told); its targets written ahead are
+        # skipped like the rest.
+        assert (t[d.id]["state"], t[d.id]["reason"]) == ("skipped", "aborted")
         assert devices[d.id]["desired_artifact_id"] is None
         assert devices[d.id]["current_artifact_id"] is None
     assert not any(r["active"] for r in t.values())
@@ -84,6 +86,10 @@ async def test_abort_keeps_devices_not_yet_updated_on_their_version(
     # A second abort is a no-op.
     await commands.abort(fleet.tenant, rid)
     await wait_for(lambda: _event(events, rid, "aborted"))
+
+
+async def _written(pool, rid, n):
+    assert len(await targets(pool, rid)) == n
 
 
 async def _assigned(pool, rid):

@@ -77,10 +77,15 @@ async def test_bad_release_stops_at_wave_one_and_spares_the_fleet(
     t = await targets(pool, rid)
     later = [d for d in fleet.devices if d.id not in t or t[d.id]["wave"] > 1]
     assert len(later) == 6
-    # Never told to update, in any heartbeat answer, and nothing desired now; the
-    # waves that never started were never written (the plan is stored compactly).
+    # Never told to update, in any heartbeat answer, and nothing desired now; of
+    # the waves that never started at most wave 2 was written (ahead, pending,
+    # never assigned), wave 3 never (the plan is stored compactly).
     assert all(d.told == [] for d in later)
-    assert all(d.id not in t for d in later)
+    assert all(
+        d.id not in t or (t[d.id]["wave"] == 2 and t[d.id]["assigned_at"] is None)
+        for d in later
+    )
+    assert not any(r["wave"] == 3 for r in t.values())
     desired = await pool.fetch(
         "SELECT desired_artifact_id FROM devices WHERE tenant = $1", fleet.tenant
     )

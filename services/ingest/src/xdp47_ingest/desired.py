@@ -1,9 +1,13 @@
 """The desired-state read: identity and desired artifact in one indexed query.
 
-``devices.credential_hash`` is unique (indexed) and the artifact join uses the
-artifacts primary key, so this is one round trip of two index probes. The result
-authenticates the device (which tenant and device the credential belongs to) and
-answers it (what it should run). Also owns the strong ETag of a desired state.
+``devices.credential_hash`` is unique (indexed); what the device should run is
+derived in the same query by the shared definition
+(``xdp47_common.adapters.desired``: its active target by the partial unique index
+and that target's rollout), and the artifact join uses the artifacts primary key.
+One round trip of four index probes. The result authenticates the device (which
+tenant and device the credential belongs to) and answers it (what it should run),
+so a wave is visible to its devices with the commit that starts it. Also owns the
+strong ETag of a desired state.
 """
 
 from __future__ import annotations
@@ -14,16 +18,31 @@ from typing import Any
 
 import asyncpg
 
+from xdp47_common.adapters.desired import (
+    DESIRED_ARTIFACT,
+    DESIRED_JOIN,
+    DESIRED_ROLLOUT,
+)
 from xdp47_common.messages import DesiredState
 from xdp47_common.tokens import hash_secret
 
-__all__ = ["DeviceView", "etag_matches", "etag_of", "read_device"]
+__all__ = [
+    "READ_DEVICE",
+    "DeviceView",
+    "desired_of",
+    "etag_matches",
+    "etag_of",
+    "read_device",
+]
 
-_READ = """
-SELECT d.tenant, d.id, d.current_artifact_id, d.desired_artifact_id,
-       d.desired_rollout_id, a.version, a.uri, a.sha256, a.size, a.signature
+READ_DEVICE = f"""
+SELECT d.tenant, d.id, d.current_artifact_id,
+       {DESIRED_ARTIFACT} AS desired_artifact_id,
+       {DESIRED_ROLLOUT} AS desired_rollout_id,
+       a.version, a.uri, a.sha256, a.size, a.signature
 FROM devices AS d
-LEFT JOIN artifacts AS a ON a.tenant = d.tenant AND a.id = d.desired_artifact_id
+{DESIRED_JOIN}
+LEFT JOIN artifacts AS a ON a.tenant = d.tenant AND a.id = {DESIRED_ARTIFACT}
 WHERE d.credential_hash = $1
 """
 
@@ -41,20 +60,24 @@ async def read_device(
     pool: asyncpg.Pool[Any], credential: str, *, db_timeout: float
 ) -> DeviceView | None:
     """Look a credential up; ``None`` when no device has it (unknown or rotated)."""
-    row = await pool.fetchrow(_READ, hash_secret(credential), timeout=db_timeout)
+    row = await pool.fetchrow(READ_DEVICE, hash_secret(credential), timeout=db_timeout)
     if row is None:
         return None
-    return DeviceView(tenant=row["tenant"], device_id=row["id"], desired=_desired(row))
+    return DeviceView(
+        tenant=row["tenant"], device_id=row["id"], desired=desired_of(row)
+    )
 
 
-def _desired(row: asyncpg.Record) -> DesiredState:
+def desired_of(row: asyncpg.Record) -> DesiredState:
+    """The device's answer from a ``READ_DEVICE`` row."""
     if row["desired_artifact_id"] is None or row["uri"] is None:
-        return DesiredState(action="none")
+        return DesiredState(action="none", device_id=row["id"])
     # "update" only when the device is not known to run it already; the agent
     # compares with what it applied anyway, so a lagging current_artifact_id is safe.
     done = row["current_artifact_id"] == row["desired_artifact_id"]
     return DesiredState(
         action="none" if done else "update",
+        device_id=row["id"],
         artifact_id=row["desired_artifact_id"],
         version=row["version"],
         uri=row["uri"],

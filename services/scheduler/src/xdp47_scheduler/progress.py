@@ -13,8 +13,11 @@ brought it. An ``assigned`` target of a running rollout becomes
 
 The same statement adds the moves to the counters of the current attempt's run,
 in the transaction of the device write, so gates read counters and never count a
-wave. Two entry points: the heartbeat hook (the changed devices) and a wave start
-(devices that already run the artifact count at once).
+wave, and keeps the artifact of an ``applied`` target as the device's desired
+state (``devices.desired_artifact_id``: what it should run once the rollout has
+ended, see ``xdp47_common.adapters.desired``). Entry points: the heartbeat hook
+(the changed devices) and the wave-start follow-up (devices just told that
+already run the artifact count at once).
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from uuid import UUID
 
 from xdp47_common.adapters.planning import Connection
 
-__all__ = ["settle_devices", "settle_wave"]
+__all__ = ["settle_devices"]
 
 _MOVE = """
 judged AS (
-    SELECT s.rollout_id, s.device_id,
+    SELECT s.rollout_id, s.device_id, s.tid,
         CASE
             WHEN d.current_artifact_id = r.artifact_id
                  AND (NOT p.require_ok OR d.health = 'ok') THEN 'applied'
@@ -59,9 +62,15 @@ judged AS (
     UPDATE rollout_targets AS t
     SET state = j.state, reason = j.reason, finished_at = now()
     FROM judged AS j
-    WHERE j.state IS NOT NULL AND t.rollout_id = j.rollout_id
-      AND t.device_id = j.device_id AND t.state = 'assigned' AND t.active
-    RETURNING t.rollout_id, t.wave, t.state
+    WHERE j.state IS NOT NULL AND t.ctid = j.tid
+      AND (t.rollout_id = j.rollout_id AND t.device_id = j.device_id
+           AND t.state = 'assigned' AND t.active) IS TRUE
+    RETURNING t.rollout_id, t.tenant, t.device_id, t.wave, t.state
+), kept AS (
+    UPDATE devices AS d SET desired_artifact_id = r.artifact_id,
+                            desired_rollout_id = r.id
+    FROM moved AS m JOIN rollouts AS r ON r.id = m.rollout_id
+    WHERE m.state = 'applied' AND d.tenant = m.tenant AND d.id = m.device_id
 ), tally AS (
     SELECT rollout_id, wave,
            count(*) FILTER (WHERE state = 'applied') AS ok,
@@ -78,23 +87,29 @@ judged AS (
 SELECT DISTINCT rollout_id FROM bumped
 """
 
+# Shaped so the plan cannot depend on the statistics of rollout_targets, which are
+# stale right after a wave's 100k targets were written or moved (an estimate of
+# "2 assigned rows" once produced a nested loop scanning the whole wave for each
+# device): each device probes the partial unique index of active targets once
+# (LATERAL … LIMIT 1 keeps the subquery from being flattened into a join), and
+# the UPDATE finds its rows by TID (its other conditions are wrapped in IS TRUE,
+# which no index can serve, so the planner cannot prefer scanning the wave by
+# state; they are still rechecked on a concurrently updated row). A target
+# changed concurrently since the read
+# fails the TID recheck and is left for the device's next heartbeat
+# (level-triggered).
 _BY_DEVICES = (
     """
 WITH scope AS (
-    SELECT t.rollout_id, t.tenant, t.device_id, t.baseline_apply
+    SELECT t.rollout_id, c.tenant, c.device_id, t.baseline_apply, t.tid
     FROM unnest($1::text[], $2::text[]) AS c(tenant, device_id)
-    JOIN rollout_targets AS t ON t.tenant = c.tenant AND t.device_id = c.device_id
-    WHERE t.active AND t.state = 'assigned'
-), """
-    + _MOVE
-)
-
-_BY_WAVE = (
-    """
-WITH scope AS (
-    SELECT t.rollout_id, t.tenant, t.device_id, t.baseline_apply
-    FROM rollout_targets AS t
-    WHERE t.rollout_id = $1 AND t.wave = $2 AND t.state = 'assigned' AND t.active
+    CROSS JOIN LATERAL (
+        SELECT o.rollout_id, o.state, o.baseline_apply, o.ctid AS tid
+        FROM rollout_targets AS o
+        WHERE o.tenant = c.tenant AND o.device_id = c.device_id AND o.active
+        LIMIT 1
+    ) AS t
+    WHERE t.state = 'assigned'
 ), """
     + _MOVE
 )
@@ -114,13 +129,3 @@ async def settle_devices(
         _BY_DEVICES, [t for t, _ in devices], [d for _, d in devices]
     )
     return {r["rollout_id"] for r in rows}
-
-
-async def settle_wave(conn: Connection, rollout_id: UUID, wave: int) -> bool:
-    """Move the targets of one wave by their devices' current state.
-
-    Returns:
-        Whether any target moved.
-    """
-    rows = await conn.fetch(_BY_WAVE, rollout_id, wave)
-    return bool(rows)

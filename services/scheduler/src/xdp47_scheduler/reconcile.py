@@ -4,15 +4,18 @@ Decisions and their side effects commit together, so in normal operation there i
 nothing to repair; these statements are the safety net of DESIGN principle 1, each
 cheap when nothing is wrong:
 
-1. ``desired``: a device with an ``assigned`` target of a running rollout whose
-   desired artifact is not the rollout's gets it again (the desired state was
-   overwritten or lost).
-2. ``stale_desired``: a device whose desired state still points at a rollout
+1. ``stale_desired``: a device whose kept desired state still points at a rollout
    that finished (in the last hour) without it applying forgets it (keeps its
-   version).
-3. ``counters``: the current run of a running rollout whose counters disagree with
-   its targets (pending counter vs. ``assigned`` targets) is recounted from the
-   targets judged at that wave's start (``assigned_at = run.started_at``).
+   version). Since 0007 the kept state is only written for applied targets, so
+   this only finds rows written before.
+2. ``counters``: the current run of a running rollout whose counters disagree with
+   its targets (pending counter vs. targets told and not judged: ``assigned``, or
+   ``pending`` before the wave-start follow-up moved them) is recounted from the
+   targets of that wave's start (``assigned_at = run.started_at``, or pending).
+
+Nothing repairs "told" devices: being told is derived at read time from the
+targets and the rollout (``xdp47_common.adapters.desired``), so it cannot drift;
+the wave-start follow-up left by a crash is picked up by the engine's timer.
 """
 
 from __future__ import annotations
@@ -27,17 +30,6 @@ from xdp47_scheduler.metrics import RECONCILE_REPAIRS
 __all__ = ["reconcile"]
 
 log = logging.getLogger(__name__)
-
-_DESIRED = """
-UPDATE devices AS d
-SET desired_artifact_id = r.artifact_id, desired_rollout_id = r.id, updated_at = now()
-FROM rollouts AS r
-JOIN rollout_targets AS t ON t.rollout_id = r.id
-WHERE r.status = 'running' AND t.active AND t.state = 'assigned'
-  AND d.tenant = t.tenant AND d.id = t.device_id
-  AND (d.desired_artifact_id IS DISTINCT FROM r.artifact_id
-       OR d.desired_rollout_id IS DISTINCT FROM r.id)
-"""
 
 # Driven from the few targets not applied (index on (rollout_id, state)) of
 # rollouts that finished in the last hour: the clean-up commits with the status
@@ -63,7 +55,7 @@ WITH cur AS (
       AND rr.eligible - rr.succeeded - rr.failed <> (
           SELECT count(*) FROM rollout_targets AS t
           WHERE t.rollout_id = r.id AND t.wave = r.current_wave
-            AND t.state = 'assigned' AND t.active)
+            AND t.state IN ('assigned', 'pending') AND t.active)
 ), actual AS (
     SELECT cur.rollout_id, cur.attempt, cur.wave,
            count(*) FILTER (WHERE t.state <> 'skipped') AS eligible,
@@ -72,7 +64,8 @@ WITH cur AS (
            count(*) FILTER (WHERE t.state = 'skipped') AS skipped
     FROM cur
     JOIN rollout_targets AS t ON t.rollout_id = cur.rollout_id AND t.wave = cur.wave
-                             AND t.assigned_at = cur.started_at
+                             AND (t.assigned_at = cur.started_at
+                                  OR (t.state = 'pending' AND t.active))
     GROUP BY cur.rollout_id, cur.attempt, cur.wave
 )
 UPDATE rollout_runs AS rr SET eligible = a.eligible, succeeded = a.succeeded,
@@ -94,7 +87,6 @@ async def reconcile(pool: asyncpg.Pool[Any]) -> dict[str, int]:
     """
     repaired: dict[str, int] = {}
     for kind, sql in (
-        ("desired", _DESIRED),
         ("stale_desired", _STALE_DESIRED),
         ("counters", _COUNTERS),
     ):

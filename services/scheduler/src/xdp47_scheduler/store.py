@@ -2,7 +2,9 @@
 
 Every function runs inside the caller's transaction, which holds the rollout's row
 lock (``lock_rollout``), so a rollout changes in one place at a time even with
-several schedulers. Counters of ``rollout_runs`` are changed by relative
+several schedulers; except the wave-start follow-up (``assign_chunk``,
+``prewrite_next``), which runs after the start committed and must not hold up
+gate evaluations (see each). Counters of ``rollout_runs`` are changed by relative
 increments in the statements that move targets, never recounted from a wave.
 """
 
@@ -14,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from xdp47_common.adapters.planning import Connection, PlanTarget, wave_members_ctes
+from xdp47_common.adapters.planning import Connection, PlanTarget, materialise_waves
 from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
@@ -26,9 +28,12 @@ from xdp47_common.rollout import (
 
 __all__ = [
     "RolloutRow",
+    "assign_chunk",
     "finish_run",
+    "follow_up_due",
     "load_policy_overrides",
     "lock_rollout",
+    "prewrite_next",
     "read_counters",
     "release_targets",
     "reset_for_retry",
@@ -112,56 +117,81 @@ ON CONFLICT DO NOTHING
 RETURNING 1
 """
 
-# Wave start, one statement. ``fresh``: the wave's devices from the compact plan
-# (``wave_members_ctes``: today's candidates in the wave's rank-key range) are
-# written directly in their start state; ``moved``: targets written before (a
-# retry, or a rollout planned before compact plans) go from pending to their start
-# state. Both are told to update (assigned) or skipped when offline under
-# skip_offline, and their devices get the desired artifact. ``assigned_at`` is the
-# wave start (equal to the run's ``started_at``) for both.
-_ASSIGN = f"""
-WITH {wave_members_ctes("$1", "$6", "$7", "$8", "$2")}, fresh AS (
-    INSERT INTO rollout_targets AS t (rollout_id, tenant, device_id, wave, state,
-        reason, active, assigned_at, finished_at, baseline_apply)
-    SELECT $1, m.tenant, m.id, m.wave,
-        CASE WHEN m.wave < $2 THEN 'pending'
-             WHEN $4 AND m.status <> 'online' THEN 'skipped' ELSE 'assigned' END,
-        CASE WHEN m.wave = $2 AND $4 AND m.status <> 'online' THEN 'offline' END,
-        true,
-        CASE WHEN m.wave = $2 THEN now() END,
-        CASE WHEN m.wave = $2 AND $4 AND m.status <> 'online' THEN now() END,
-        CASE WHEN m.wave = $2 THEN m.last_apply END
-    FROM members AS m
-    ON CONFLICT DO NOTHING
-    RETURNING t.tenant, t.device_id, t.state, t.wave
+# Wave start is a flip: ``rollouts.current_wave`` (``update_rollout``) and the run
+# row below. The wave's targets were written ahead as pending (``materialise_waves``,
+# with their count in ``rollout_waves``), so ``eligible`` is known without counting
+# the wave; devices are told by the read-time definition (``adapters.desired``).
+# The count is the fallback for rollouts planned before 0007 (no ``rollout_waves``
+# row); COALESCE evaluates it only then.
+_OPEN_RUN = """
+UPDATE rollout_runs SET eligible = coalesce(
+    (SELECT pending FROM rollout_waves WHERE rollout_id = $1 AND wave = $3),
+    (SELECT count(*) FROM rollout_targets
+     WHERE rollout_id = $1 AND wave = $3 AND state = 'pending' AND active))
+WHERE rollout_id = $1 AND attempt = $2 AND wave = $3
+RETURNING eligible, skipped
+"""
+
+_MATERIALISED = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1"
+_LOCK_PLAN = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1 FOR UPDATE"
+
+_PREWRITE_TARGET = """
+SELECT tenant, channel, selector::text AS selector, waves, wave_percentages,
+       status, current_wave
+FROM rollouts WHERE id = $1
+"""
+
+# The follow-up of a wave start, in chunks: pending targets of the current wave
+# move to ``assigned`` (``assigned_at`` = the wave's start, ``baseline_apply`` =
+# the device's last apply now) or, under skip_offline, to ``skipped``/``offline``
+# when the device is not online (the read-time definition never told it). Skips
+# leave ``eligible`` for ``skipped`` in the same statement. SKIP LOCKED lets two
+# schedulers share the work; the rollout must still be running.
+_ASSIGN_CHUNK = """
+WITH cur AS (
+    SELECT r.id, r.attempt, r.current_wave AS wave, rr.started_at,
+           coalesce((r.effective_policy->>'skip_offline')::boolean, false) AS skip
+    FROM rollouts AS r
+    JOIN rollout_runs AS rr ON rr.rollout_id = r.id AND rr.attempt = r.attempt
+                           AND rr.wave = r.current_wave
+    WHERE r.id = $1 AND r.status = 'running'
+), batch AS (
+    SELECT t.device_id FROM rollout_targets AS t JOIN cur ON t.rollout_id = cur.id
+    WHERE t.wave = cur.wave AND t.state = 'pending' AND t.active
+    LIMIT $2
+    FOR UPDATE OF t SKIP LOCKED
 ), moved AS (
     UPDATE rollout_targets AS t SET
-        state = CASE WHEN $4 AND d.status <> 'online' THEN 'skipped' ELSE 'assigned'
-                END,
-        reason = CASE WHEN $4 AND d.status <> 'online' THEN 'offline' END,
-        assigned_at = now(),
-        finished_at = CASE WHEN $4 AND d.status <> 'online' THEN now() END,
+        state = CASE WHEN cur.skip AND d.status <> 'online' THEN 'skipped'
+                     ELSE 'assigned' END,
+        reason = CASE WHEN cur.skip AND d.status <> 'online' THEN 'offline' END,
+        assigned_at = cur.started_at,
+        finished_at = CASE WHEN cur.skip AND d.status <> 'online' THEN now() END,
         baseline_apply = d.last_apply
-    FROM devices AS d
-    WHERE t.rollout_id = $1 AND t.wave = $2 AND t.state = 'pending' AND t.active
+    FROM batch AS b CROSS JOIN cur, devices AS d
+    WHERE t.rollout_id = cur.id AND t.device_id = b.device_id
       AND d.tenant = t.tenant AND d.id = t.device_id
     RETURNING t.tenant, t.device_id, t.state
-), started AS (
-    SELECT tenant, device_id, state FROM fresh WHERE wave = $2
-    UNION ALL
-    SELECT tenant, device_id, state FROM moved
-), told AS (
-    UPDATE devices AS d
-    SET desired_artifact_id = $3, desired_rollout_id = $1, updated_at = now()
-    FROM started AS m
-    WHERE m.state = 'assigned' AND d.tenant = m.tenant AND d.id = m.device_id
-    RETURNING 1
+), counted AS (
+    UPDATE rollout_runs AS rr
+    SET eligible = rr.eligible - s.n, skipped = rr.skipped + s.n
+    FROM cur, (SELECT count(*) AS n FROM moved WHERE state = 'skipped') AS s
+    WHERE s.n > 0 AND rr.rollout_id = cur.id AND rr.attempt = cur.attempt
+      AND rr.wave = cur.wave
 )
-UPDATE rollout_runs SET
-    eligible = (SELECT count(*) FROM started WHERE state = 'assigned'),
-    skipped = (SELECT count(*) FROM started WHERE state = 'skipped')
-WHERE rollout_id = $1 AND attempt = $5 AND wave = $2
-RETURNING eligible, skipped
+SELECT tenant, device_id, state FROM moved
+"""
+
+# Is there follow-up work: pending targets in the current wave, or the next wave
+# not written yet?
+_FOLLOW_UP_DUE = """
+SELECT r.status = 'running' AND (
+    EXISTS (SELECT 1 FROM rollout_targets AS t
+            WHERE t.rollout_id = r.id AND t.wave = r.current_wave
+              AND t.state = 'pending' AND t.active)
+    OR coalesce(p.materialised < least(r.current_wave + 1, r.waves), false))
+FROM rollouts AS r LEFT JOIN rollout_plans AS p ON p.rollout_id = r.id
+WHERE r.id = $1
 """
 
 _FINISH_RUN = """
@@ -181,11 +211,14 @@ UPDATE rollouts SET
 WHERE id = $1
 """
 
+# ``pending`` too: a target of the started wave whose follow-up never ran (a crash)
+# is in ``eligible`` and must not hold the wave open.
 _TIME_OUT = """
 WITH gone AS (
     UPDATE rollout_targets SET state = 'failed', reason = 'timed_out',
                                finished_at = now()
-    WHERE rollout_id = $1 AND wave = $2 AND state = 'assigned' AND active
+    WHERE rollout_id = $1 AND wave = $2 AND state IN ('assigned', 'pending')
+      AND active
     RETURNING 1
 )
 UPDATE rollout_runs SET failed = failed + (SELECT count(*) FROM gone)
@@ -193,12 +226,13 @@ WHERE rollout_id = $1 AND attempt = $3 AND wave = $2
 RETURNING (SELECT count(*) FROM gone) AS n
 """
 
-# Terminal: the rollout lets go of its devices. Devices it told to update and that
-# did not apply it forget the desired artifact (they keep their version); pending
-# targets of an aborted rollout, and targets still updating, become skipped.
+# Terminal: the rollout lets go of its devices; pending targets of an aborted
+# rollout, and targets still updating, become skipped. Devices stop being told at
+# the commit of the status change (the read-time definition needs ``running``);
+# the kept desired state names a rollout only for devices that applied it, and
+# the second statement clears it for any other (rows written before 0007).
 _RELEASE = """
-WITH released AS (
-    UPDATE rollout_targets SET
+UPDATE rollout_targets SET
         active = false,
         state = CASE WHEN state = 'assigned' OR (state = 'pending' AND $2)
                      THEN 'skipped' ELSE state END,
@@ -206,18 +240,20 @@ WITH released AS (
                       THEN $3 ELSE reason END,
         finished_at = CASE WHEN state = 'assigned' OR (state = 'pending' AND $2)
                            THEN now() ELSE finished_at END
-    WHERE rollout_id = $1 AND active
-    RETURNING tenant, device_id, state
-)
+WHERE rollout_id = $1 AND active
+"""
+_FORGET = """
 UPDATE devices AS d SET desired_artifact_id = NULL, desired_rollout_id = NULL,
                         updated_at = now()
-FROM released AS r
-WHERE r.state <> 'applied' AND d.tenant = r.tenant AND d.id = r.device_id
-  AND d.desired_rollout_id = $1
+WHERE d.desired_rollout_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM rollout_targets AS t
+    WHERE t.rollout_id = $1 AND t.device_id = d.id AND t.tenant = d.tenant
+      AND t.state = 'applied')
 """
 
 # Retry: every target not applied is planned again in its wave, unless the device
-# has meanwhile become a target of another running rollout.
+# has meanwhile become a target of another running rollout; ``rollout_waves`` then
+# holds the per-wave counts of those (what each wave of the new attempt tells).
 _RETRY = """
 WITH again AS (
     UPDATE rollout_targets AS t SET state = 'pending', reason = NULL, active = true,
@@ -228,7 +264,14 @@ WITH again AS (
           WHERE o.tenant = t.tenant AND o.device_id = t.device_id AND o.active
             AND o.rollout_id <> $1
       )
-    RETURNING 1
+    RETURNING t.wave
+), sized AS (
+    INSERT INTO rollout_waves AS w (rollout_id, wave, pending)
+    SELECT $1, g.wave, count(a.wave)
+    FROM generate_series(1, (SELECT waves FROM rollouts WHERE id = $1)) AS g(wave)
+    LEFT JOIN again AS a ON a.wave = g.wave
+    GROUP BY g.wave
+    ON CONFLICT (rollout_id, wave) DO UPDATE SET pending = EXCLUDED.pending
 )
 SELECT (SELECT count(*) FROM again) AS again,
        (SELECT count(*) FROM rollout_targets
@@ -298,33 +341,81 @@ async def read_counters(conn: Connection, row: RolloutRow) -> WaveCounters | Non
 
 
 async def start_wave(
-    conn: Connection,
-    row: RolloutRow,
-    *,
-    attempt: int,
-    wave: int,
-    skip_offline: bool,
+    conn: Connection, row: RolloutRow, *, attempt: int, wave: int
 ) -> tuple[int, int] | None:
-    """Start ``wave`` of ``attempt`` exactly once.
+    """Start ``wave`` of ``attempt`` exactly once: its run row, with ``eligible``
+    from the targets written ahead (``rollout_waves``).
+
+    Devices are told by the read-time definition once the caller's
+    ``update_rollout`` (``current_wave``) commits; ``assign_started`` moves the
+    target rows afterwards. The wave's targets are written here only if they were
+    not written ahead (wave 1 at START, or a follow-up that has not run yet).
 
     Returns:
         (eligible, skipped), or None when this wave of this attempt already started.
     """
     if await conn.fetchval(_NEW_RUN, row.id, attempt, wave) is None:
         return None
-    r = await conn.fetchrow(
-        _ASSIGN,
-        row.id,
-        wave,
-        row.artifact_id,
-        skip_offline,
-        attempt,
-        row.tenant,
-        row.channel,
-        json.dumps(row.selector, sort_keys=True),
-    )
+    materialised = await conn.fetchval(_MATERIALISED, row.id)
+    if materialised is not None and materialised < wave:
+        # Waits for a follow-up writing this wave right now, then writes what is
+        # still missing (usually nothing). Lock order: rollout row, then plan row.
+        await conn.fetchval(_LOCK_PLAN, row.id)
+        await materialise_waves(conn, row.plan_target(), wave)
+    r = await conn.fetchrow(_OPEN_RUN, row.id, attempt, wave)
     assert r is not None  # the run row was inserted just above
     return int(r["eligible"]), int(r["skipped"])
+
+
+async def assign_chunk(
+    conn: Connection, rollout_id: UUID, limit: int
+) -> tuple[int, list[tuple[str, str]]]:
+    """Move up to ``limit`` pending targets of the current wave to their start
+    state (assigned, or skipped offline); repeat until it moves none.
+
+    Returns:
+        How many moved, and the (tenant, device) pairs that became ``assigned``:
+        settle those (``progress.settle_devices``) in the same transaction.
+    """
+    rows = await conn.fetch(_ASSIGN_CHUNK, rollout_id, limit)
+    told = [(r["tenant"], r["device_id"]) for r in rows if r["state"] == "assigned"]
+    return len(rows), told
+
+
+async def prewrite_next(conn: Connection, rollout_id: UUID) -> int | None:
+    """Write the next wave's targets (pending) ahead of its start.
+
+    Runs without the rollout's row lock, so a gate evaluation never waits for it:
+    it locks the plan row instead (a wave start that needs the same wave, and a
+    terminal release, lock it too) and then re-reads the rollout, so targets are
+    never written for a rollout that has ended.
+
+    Returns:
+        Targets written; None when the rollout has no compact plan.
+    """
+    materialised = await conn.fetchval(_LOCK_PLAN, rollout_id)
+    if materialised is None:
+        return None
+    r = await conn.fetchrow(_PREWRITE_TARGET, rollout_id)
+    if r is None or r["status"] != RolloutStatus.RUNNING.value:
+        return 0
+    nxt = min((r["current_wave"] or 0) + 1, r["waves"])
+    if materialised >= nxt:
+        return 0
+    target = PlanTarget(
+        rollout_id=rollout_id,
+        tenant=r["tenant"],
+        channel=r["channel"],
+        selector=_json(r["selector"]) or {},
+        waves=r["waves"],
+        wave_percentages=r["wave_percentages"],
+    )
+    return await materialise_waves(conn, target, nxt)
+
+
+async def follow_up_due(conn: Connection, rollout_id: UUID) -> bool:
+    """Whether a running rollout has wave-start work left (cheap index probes)."""
+    return bool(await conn.fetchval(_FOLLOW_UP_DUE, rollout_id))
 
 
 async def finish_run(
@@ -367,7 +458,11 @@ async def release_targets(
 ) -> None:
     aborted = status is RolloutStatus.ABORTED
     reason = "aborted" if aborted else f"rollout_{status.value}"
+    # A follow-up writing targets ahead holds the plan row: wait for it, so the
+    # statement below sees (and releases) what it wrote.
+    await conn.fetchval(_LOCK_PLAN, rollout_id)
     await conn.execute(_RELEASE, rollout_id, aborted, reason)
+    await conn.execute(_FORGET, rollout_id)
 
 
 async def reset_for_retry(conn: Connection, rollout_id: UUID) -> tuple[int, int]:

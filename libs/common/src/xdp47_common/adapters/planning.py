@@ -8,12 +8,14 @@ another rollout (``exclusions.PLANNING_EXCLUSIONS``); offline devices stay plann
 and are skipped at their wave's start under ``skip_offline``.
 
 ``write_plan`` is what START runs: it stores the plan compactly (``rollout_plans``:
-the rank key of each wave's first device), and each wave's target rows are written
-when the wave starts (``wave_members_ctes``). ``preview_plan`` is the same ranking
-as a read-only SELECT (plus the excluded devices with their reason), and
-``stored_plan`` shows a started rollout: the targets of its started waves, and the
-waves to come as they would start now. A running rollout with waves still to
-write reserves the devices matching its selector against later rollouts.
+the rank key of each wave's first device); each wave's target rows are written as
+``pending`` by ``materialise_waves`` ahead of the wave (wave 1 at START, wave k+1
+right after wave k started), with their count in ``rollout_waves``.
+``preview_plan`` is the same ranking as a read-only SELECT (plus the excluded
+devices with their reason), and ``stored_plan`` shows a started rollout: the
+targets of its written waves (states as devices see them), and the waves to come
+as they would start now. A running rollout with waves still to write reserves the
+devices matching its selector against later rollouts.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from xdp47_common.adapters.desired import target_state
 from xdp47_common.models.plan import (
     PlanExclusion,
     PlannedDevice,
@@ -174,12 +177,21 @@ INSERT INTO rollout_plans (rollout_id, total, bounds, firsts)
 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1
 """
 
+# Also records how many targets each written wave got (``rollout_waves``, every
+# wave of the range, zeros included): the run's ``eligible`` when the wave starts.
 _MATERIALISE = f"""
 WITH {wave_members_ctes("$1", "$2", "$3", "$4", "$5")}, inserted AS (
     INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, state, active)
     SELECT $1, m.tenant, m.id, m.wave, 'pending', true FROM members AS m
     ON CONFLICT DO NOTHING
-    RETURNING 1
+    RETURNING wave
+), sized AS (
+    INSERT INTO rollout_waves AS w (rollout_id, wave, pending)
+    SELECT $1, g.wave, count(i.wave)
+    FROM plan CROSS JOIN generate_series(plan.materialised + 1, $5) AS g(wave)
+    LEFT JOIN inserted AS i ON i.wave = g.wave
+    GROUP BY g.wave
+    ON CONFLICT (rollout_id, wave) DO UPDATE SET pending = w.pending + EXCLUDED.pending
 )
 SELECT count(*) FROM inserted
 """
@@ -234,21 +246,26 @@ WITH {_reserving("$1", "$2")}, classified AS (
 SELECT reason, id, n FROM numbered WHERE k <= $6 ORDER BY reason, k
 """
 
-_STORED = """
+# States as devices see them (``target_state``: a pending target of a started
+# wave is told, before the scheduler's follow-up moves the row).
+_STORED = f"""
 WITH numbered AS (
-    SELECT t.wave, t.device_id, t.state, t.reason, d.status,
+    SELECT t.wave, t.device_id, {target_state("t", "r")} AS state, t.reason, d.status,
            row_number() OVER (PARTITION BY t.wave ORDER BY t.device_id COLLATE "C")
                AS k
     FROM rollout_targets AS t
+    JOIN rollouts AS r ON r.id = t.rollout_id
     JOIN devices AS d ON d.tenant = t.tenant AND d.id = t.device_id
     WHERE t.rollout_id = $1
 )
 SELECT wave, device_id, state, reason, status FROM numbered WHERE k <= $2
 ORDER BY wave, k
 """
-_STORED_COUNTS = """
-SELECT wave, state, count(*) AS n FROM rollout_targets WHERE rollout_id = $1
-GROUP BY wave, state
+_STORED_COUNTS = f"""
+SELECT t.wave, {target_state("t", "r")} AS state, count(*) AS n
+FROM rollout_targets AS t JOIN rollouts AS r ON r.id = t.rollout_id
+WHERE t.rollout_id = $1
+GROUP BY 1, 2
 """
 # The waves not written yet: who they would hold if they started now ($5 limit).
 _UNWRITTEN = f"""
@@ -287,7 +304,7 @@ async def write_plan(conn: Connection, target: PlanTarget) -> list[int]:
 
     Ranks today's candidates once (``plan_waves``' rule) and stores, per wave, the
     rank key of its first device. No target row is written: wave ``k``'s targets
-    are written when it starts (``wave_members_ctes``, ``materialise_waves``), as
+    are written ahead of it (``materialise_waves``, when wave ``k - 1`` starts), as
     the candidates then whose rank key falls in its range, so an unchanged fleet
     gets exactly the waves ranked here. Call inside the transaction that holds the
     rollout's row lock.
@@ -319,9 +336,10 @@ async def write_plan(conn: Connection, target: PlanTarget) -> list[int]:
 async def materialise_waves(conn: Connection, target: PlanTarget, wave: int) -> int:
     """Write the targets (pending) of the planned waves up to ``wave`` not written yet.
 
-    The scheduler writes a wave's targets in the statement that starts it (with
-    their start state, see ``wave_members_ctes``); this pending-only form is for
-    checks and tooling. Returns the number of targets written.
+    The scheduler writes wave 1 at START and wave k+1 right after wave k started
+    (off the gate's critical path); starting a wave then only flips
+    ``rollouts.current_wave``. Each written wave's count goes to ``rollout_waves``.
+    Idempotent (a wave is written once). Returns the number of targets written.
     """
     return int(await conn.fetchval(_MATERIALISE, *_base(target), wave))
 

@@ -1,5 +1,6 @@
-"""Devices: list and read (with the desired version joined from artifacts), and
-the claim upsert that issues a device credential."""
+"""Devices: list and read (with the desired state derived by the shared definition,
+``xdp47_common.adapters.desired``, and its version joined from artifacts), and the
+claim upsert that issues a device credential."""
 
 from __future__ import annotations
 
@@ -10,17 +11,23 @@ import asyncpg
 
 from xdp47_api.pagination import Page, decode_cursor
 from xdp47_api.repositories._paging import page_of
+from xdp47_common.adapters.desired import (
+    DESIRED_ARTIFACT,
+    DESIRED_JOIN,
+    DESIRED_ROLLOUT,
+)
 from xdp47_common.models import Device, DeviceStatus
 
 __all__ = ["DeviceFilter", "PgDeviceRepository"]
 
-_SELECT = """
+_SELECT = f"""
 SELECT d.id, d.tenant, d.labels, d.channel, d.status, d.health, d.current_version,
-       d.current_artifact_id, d.desired_artifact_id, a.version AS desired_version,
-       d.desired_rollout_id, d.last_apply, d.last_seq, d.last_seen, d.last_metrics,
-       d.claimed_at
+       d.current_artifact_id, {DESIRED_ARTIFACT} AS desired_artifact_id,
+       a.version AS desired_version, {DESIRED_ROLLOUT} AS desired_rollout_id,
+       d.last_apply, d.last_seq, d.last_seen, d.last_metrics, d.claimed_at
 FROM devices d
-LEFT JOIN artifacts a ON a.tenant = d.tenant AND a.id = d.desired_artifact_id
+{DESIRED_JOIN}
+LEFT JOIN artifacts a ON a.tenant = d.tenant AND a.id = {DESIRED_ARTIFACT}
 """
 GET_DEVICE = _SELECT + "WHERE d.tenant = $1 AND d.id = $2"
 # labels @> {} matches every device; a filter uses the GIN index on labels.

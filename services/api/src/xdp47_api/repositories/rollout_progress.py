@@ -19,6 +19,9 @@ from xdp47_common.rollout.status import TargetState
 
 __all__ = ["FleetActivity", "PgRolloutProgressRepository", "RolloutExtras"]
 
+# Stored states: for the seconds the scheduler's wave-start follow-up takes, the
+# targets of a wave that has just started still count as pending, though their
+# devices are already told (``xdp47_common.adapters.desired``).
 WAVE_STATE_COUNTS = """
 SELECT t.wave, t.state, count(*) AS n
 FROM rollout_targets t

@@ -1,0 +1,61 @@
+"""What a device should run: the one SQL definition of "desired", read-time derived.
+
+Starting a wave only moves ``rollouts.current_wave``; nobody writes the wave's
+devices at that moment. A device's desired artifact is derived whenever it is
+read, by ingest (the device's own poll and heartbeat answer), the API and the UI,
+all with the fragments below over ``devices AS d``:
+
+1. **live**: the device's active target (the partial unique index
+   ``rollout_targets_one_active``, one probe) whose rollout is ``running`` and has
+   reached the target's wave (``wave <= current_wave``; a retry restarts at wave
+   1, so a later wave's re-planned targets wait for it again). Its rollout's
+   artifact is desired when the target is ``assigned``, ``applied`` or ``failed``
+   (as when the column was written at wave start), or still ``pending`` after
+   the flip (not yet moved by the scheduler's follow-up) unless the rollout skips
+   offline devices and this one is not ``online``: the follow-up will mark it
+   ``skipped``, so it is never told.
+2. otherwise **kept**: ``devices.desired_artifact_id`` / ``desired_rollout_id``,
+   which the scheduler writes only when a target becomes ``applied`` (the
+   device keeps naming the version it updated to after the rollout ends).
+
+So abort and failure take effect with the commit that changes the rollout's
+status: a device that did not apply the artifact is answered from (2), which
+never names that rollout, and a device that applied it keeps it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DESIRED_ARTIFACT", "DESIRED_JOIN", "DESIRED_ROLLOUT", "target_state"]
+
+# LEFT JOIN LATERAL over ``devices AS d`` giving ``live(artifact_id, rollout_id)``.
+DESIRED_JOIN = """
+LEFT JOIN LATERAL (
+    SELECT r.artifact_id, r.id AS rollout_id
+    FROM rollout_targets AS t
+    JOIN rollouts AS r ON r.id = t.rollout_id
+    WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
+      AND r.status = 'running' AND t.wave <= r.current_wave
+      AND (t.state IN ('assigned', 'applied', 'failed')
+           OR (t.state = 'pending'
+               AND (d.status = 'online'
+                    OR NOT coalesce((r.effective_policy->>'skip_offline')::boolean,
+                                    false))))
+) AS live ON true
+"""
+# The desired artifact and the rollout that asks for it (NULL: nothing desired).
+DESIRED_ARTIFACT = "coalesce(live.artifact_id, d.desired_artifact_id)"
+DESIRED_ROLLOUT = (
+    "CASE WHEN live.artifact_id IS NULL THEN d.desired_rollout_id "
+    "ELSE live.rollout_id END"
+)
+
+
+def target_state(t: str = "t", r: str = "r") -> str:
+    """A target's state as devices experience it (alias ``t`` of rollout_targets,
+    ``r`` of its rollout): a ``pending`` target of a wave its running rollout has
+    reached is ``assigned`` (told), though the scheduler moves the row itself
+    shortly after the wave starts."""
+    return (
+        f"CASE WHEN {t}.state = 'pending' AND {t}.active AND {r}.status = 'running' "
+        f"AND {t}.wave <= {r}.current_wave THEN 'assigned' ELSE {t}.state END"
+    )
