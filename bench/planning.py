@@ -283,7 +283,7 @@ async def wave_start(conn: asyncpg.Connection[Any], target: PlanTarget) -> float
         row = await store.lock_rollout(conn, target.rollout_id)
         assert row is not None
         started = time.perf_counter()
-        await store.start_wave(conn, row, attempt=1, wave=1, skip_offline=True)
+        await store.start_wave(conn, row, attempt=1, wave=1)
         return time.perf_counter() - started
     finally:
         await tr.rollback()

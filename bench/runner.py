@@ -1,0 +1,467 @@
+"""The benchmark runner behind ``bench/run``: B1-B5, one JSON line each.
+
+Starts the system under test (``stack.open_stack``: fresh database, unique AMQP
+namespace, real processes pinned to CPU 0), generates load with the fleet
+simulator in a separate process on CPU 1, measures each variant in interleaved
+rounds (the order rotates every round), and reads the CPU time of every process
+under test from ``/proc``. A run counts only when it is correct: no non-2xx and
+no transport error, every accepted heartbeat committed by the scheduler, the
+queue drained, nothing dead-lettered, each device's ``last_seq`` equal to its
+highest accepted seq. Otherwise its line says ``"ok": false`` with the reason and
+carries no figure.
+
+    bench/run                       # B1 B2 B3 B4 B5 with default sizes
+    bench/run --only B1,B2 --rounds 5
+    bench/run --only B5 --devices 100000 --minutes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fleet import claim_devices, save_devices
+from soak import soak
+from stack import BENCH, Stack, open_stack, read_result
+
+__all__ = ["bench_heartbeats", "bench_polls", "main", "measure", "run_script"]
+
+DB_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+B1_TARGET, B1_RATIO_TARGET, B2_TARGET = 5000, 0.6, 10_000
+SHARED = (
+    "broker and postgres are shared system servers: their CPU in the window "
+    "includes any other load on them"
+)
+
+
+def emit(line: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+def seq_base() -> int:
+    """A seq above any earlier run's: milliseconds since the epoch x 1000."""
+    return int(time.time() * 1000) * 1000
+
+
+async def measure(
+    stack: Stack,
+    variant: str,
+    fleet_args: list[str],
+    devices_file: Path,
+    *,
+    groups: list[str],
+    persisted: bool,
+) -> dict[str, Any]:
+    """One fleet run against ``variant``; CPU of ``groups`` (``ingest`` is the
+    variant's process) from the first request until drained; checks."""
+    out = stack.workdir / f"fleet-{variant}-{uuid.uuid4().hex[:6]}.json"
+    before = await stack.committed() if persisted else 0.0
+    cpu = await stack.cpu_groups([variant])
+    names = {"ingest": f"ingest:{variant}"}
+    proc = stack.fleet(
+        "run",
+        "--ingest",
+        stack.urls[variant],
+        "--devices-file",
+        str(devices_file),
+        "--seq-base",
+        str(seq_base()),
+        *fleet_args,
+        out=out,
+    )
+    assert proc.stdout is not None
+    await asyncio.to_thread(proc.stdout.readline)  # {"event": "started"}
+    cpu.start()
+    started = time.perf_counter()
+    code = await asyncio.to_thread(proc.wait)
+    proc.stdout.close()
+    load_seconds = time.perf_counter() - started
+    if code != 0:
+        return {"ok": False, "reason": f"fleet exited {code}"}
+    result = read_result(out)
+    ok, reason = result["non_2xx"] == 0, ""
+    if not ok:
+        bad = {k: v for k, v in result["counts"].items() if k.split(" ")[1][0] != "2"}
+        reason = f"non-2xx or errors: {bad}"
+    committed = 0.0
+    if persisted and ok:
+        ok, reason, committed = await stack.drained(result["accepted"], before)
+        if ok:
+            ok, reason = await stack.seqs_match(result["accepted_seq"])
+    deltas = cpu.stop()
+    spent = {names.get(g, g): deltas[names.get(g, g)] for g in groups}
+    return {
+        "ok": ok,
+        "reason": reason,
+        "accepted": result["accepted"],
+        "polls": result["polls"],
+        "committed": committed,
+        "counts": result["counts"],
+        "cpu": {k.split(":")[0]: round(v, 3) for k, v in spent.items()},
+        "cpu_total": sum(spent.values()),
+        "load_seconds": load_seconds,
+        "p99_ms": result["heartbeat_p99_ms"] or result["poll_p99_ms"],
+    }
+
+
+def _rounds(variants: list[str], rounds: int) -> list[list[str]]:
+    """Each round rotates the order: ABC, BCA, CAB ..."""
+    return [
+        variants[r % len(variants) :] + variants[: r % len(variants)]
+        for r in range(rounds)
+    ]
+
+
+def _ratio_stats(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+async def _claim(stack: Stack, n: int, name: str) -> Path:
+    devices = await claim_devices(
+        stack.cp.api_url, stack.cp.token, stack.cp.tenant, n, prefix=name
+    )
+    path = stack.workdir / f"devices-{name}.json"
+    save_devices(devices, path)
+    return path
+
+
+async def bench_heartbeats(
+    stack: Stack,
+    *,
+    devices: int,
+    interval: float,
+    seconds: float,
+    rounds: int,
+    connections: int = 64,
+    warmup: float = 2.0,
+) -> dict[str, Any]:
+    """B1: heartbeats per CPU-s end to end (batched and unbatched ingest) and
+    the empty FastAPI handler's requests per CPU-s, interleaved."""
+    stack.add_ingest("unbatched", XDP47_INGEST_BATCH_MAX="1")
+    stack.add_baseline()
+    path = await _claim(stack, devices, "b1")
+    args = [
+        "--interval",
+        str(interval),
+        "--duration",
+        str(seconds),
+        "--connections",
+        str(connections),
+    ]
+    e2e = ["ingest", "broker", "scheduler", "postgres"]
+    # Warm-up: every variant once, short, not measured.
+    warm = [
+        "--interval",
+        str(interval),
+        "--duration",
+        str(warmup),
+        "--connections",
+        str(connections),
+    ]
+    for v in ("batched", "unbatched", "empty"):
+        w = await measure(
+            stack, v, warm, path, groups=["ingest"], persisted=v != "empty"
+        )
+        if not w["ok"]:
+            return {
+                "bench": "B1_heartbeats",
+                "ok": False,
+                "reason": f"warm-up {v}: {w['reason']}",
+            }
+    runs: dict[str, list[dict[str, Any]]] = {
+        "batched": [],
+        "unbatched": [],
+        "empty": [],
+    }
+    for order in _rounds(list(runs), rounds):
+        for v in order:
+            r = await measure(
+                stack,
+                v,
+                args,
+                path,
+                groups=["ingest"] if v == "empty" else e2e,
+                persisted=v != "empty",
+            )
+            if not r["ok"]:
+                return {
+                    "bench": "B1_heartbeats",
+                    "ok": False,
+                    "variant": v,
+                    "reason": r["reason"],
+                }
+            runs[v].append(r)
+
+    def rate(r: dict[str, Any]) -> float:
+        return float(r["accepted"]) / float(r["cpu_total"])
+
+    batched = [rate(r) for r in runs["batched"]]
+    unbatched = [rate(r) for r in runs["unbatched"]]
+    empty = [rate(r) for r in runs["empty"]]
+    ratio = [b / e for b, e in zip(batched, empty, strict=True)]
+    gain = [b / u for b, u in zip(batched, unbatched, strict=True)]
+    figure = statistics.median(batched)
+    accepted = sum(r["accepted"] for r in runs["batched"])
+
+    def per_stage(rs: list[dict[str, Any]]) -> dict[str, float]:
+        n = sum(r["accepted"] for r in rs)
+        return {
+            k: round(sum(r["cpu"][k] for r in rs) / n * 1e6, 1) for k in rs[0]["cpu"]
+        }
+
+    return {
+        "bench": "B1_heartbeats",
+        "ok": True,
+        "figure": round(figure),
+        "unit": "heartbeats per CPU-second (ingest + broker + scheduler + postgres)",
+        "target": B1_TARGET,
+        "meets_target": figure >= B1_TARGET,
+        "baseline": round(statistics.median(empty)),
+        "baseline_unit": "requests per CPU-second of an empty FastAPI POST handler",
+        "ratio": _ratio_stats(ratio)["median"],
+        "ratio_min_max": [_ratio_stats(ratio)["min"], _ratio_stats(ratio)["max"]],
+        "ratio_target": B1_RATIO_TARGET,
+        "meets_ratio_target": statistics.median(ratio) >= B1_RATIO_TARGET,
+        "unbatched": round(statistics.median(unbatched)),
+        "batched_over_unbatched": _ratio_stats(gain),
+        "us_per_heartbeat_batched": per_stage(runs["batched"]),
+        "us_per_heartbeat_unbatched": per_stage(runs["unbatched"]),
+        "wall_hb_per_s_batched": round(
+            statistics.median(
+                r["accepted"] / r["load_seconds"] for r in runs["batched"]
+            )
+        ),
+        "p99_ms_batched": max(r["p99_ms"] for r in runs["batched"]),
+        "rounds": rounds,
+        "devices": devices,
+        "accepted_total": accepted,
+        "persisted_total": sum(r["committed"] for r in runs["batched"]),
+        "non_2xx": 0,
+        "pinned": stack.pinned,
+        "note": SHARED,
+    }
+
+
+async def bench_polls(
+    stack: Stack, *, devices: int, interval: float, seconds: float, rounds: int
+) -> dict[str, Any]:
+    """B2: desired-state polls with ETag/304 per CPU-s of ingest + PostgreSQL,
+    beside the empty handler's GET."""
+    if "empty" not in stack.urls:
+        stack.add_baseline()
+    path = await _claim(stack, devices, "b2")
+    args = ["--poll-interval", str(interval), "--duration", str(seconds)]
+    runs: dict[str, list[dict[str, Any]]] = {"batched": [], "empty": []}
+    await measure(
+        stack,
+        "batched",
+        ["--poll-interval", str(interval), "--duration", "2"],
+        path,
+        groups=["ingest"],
+        persisted=False,
+    )
+    for order in _rounds(list(runs), rounds):
+        for v in order:
+            r = await measure(
+                stack,
+                v,
+                args,
+                path,
+                groups=["ingest"] if v == "empty" else ["ingest", "postgres"],
+                persisted=False,
+            )
+            if not r["ok"]:
+                return {
+                    "bench": "B2_polls",
+                    "ok": False,
+                    "variant": v,
+                    "reason": r["reason"],
+                }
+            runs[v].append(r)
+    polls = [r["polls"] / r["cpu_total"] for r in runs["batched"]]
+    empty = [r["polls"] / r["cpu_total"] for r in runs["empty"]]
+    n304 = sum(r["counts"].get("poll 304", 0) for r in runs["batched"])
+    n = sum(r["polls"] for r in runs["batched"])
+    ratio = [p / e for p, e in zip(polls, empty, strict=True)]
+    figure = statistics.median(polls)
+    return {
+        "bench": "B2_polls",
+        "ok": True,
+        "figure": round(figure),
+        "unit": "desired-state polls per CPU-second (ingest + postgres)",
+        "target": B2_TARGET,
+        "meets_target": figure >= B2_TARGET,
+        "baseline": round(statistics.median(empty)),
+        "baseline_unit": "requests per CPU-second of an empty FastAPI GET handler",
+        "ratio": _ratio_stats(ratio)["median"],
+        "ratio_min_max": [_ratio_stats(ratio)["min"], _ratio_stats(ratio)["max"]],
+        "share_304": round(n304 / n, 3) if n else 0,
+        "us_per_poll": {
+            k: round(sum(r["cpu"][k] for r in runs["batched"]) / n * 1e6, 1)
+            for k in runs["batched"][0]["cpu"]
+        },
+        "p99_ms": max(r["p99_ms"] for r in runs["batched"]),
+        "rounds": rounds,
+        "devices": devices,
+        "non_2xx": 0,
+        "pinned": stack.pinned,
+        "note": SHARED,
+    }
+
+
+def run_script(
+    name: str, args: list[str], *, db_url: str | None = None
+) -> list[dict[str, Any]]:
+    """Run ``bench/<name>`` (its own database on ``db_url``'s server) and pass
+    its JSON lines through."""
+    url = db_url or os.environ.get("XDP47_DB_URL", DB_URL)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / name), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "XDP47_DB_URL": url},
+    )
+    lines = []
+    for raw in done.stdout.splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            continue
+    if done.returncode != 0 and not lines:
+        lines.append(
+            {
+                "bench": name,
+                "ok": False,
+                "reason": f"exited {done.returncode}: {done.stderr[-500:]}",
+            }
+        )
+    return lines
+
+
+async def run(args: argparse.Namespace) -> int:
+    only = {b.strip().upper() for b in args.only.split(",")}
+    db_url = os.environ.get("XDP47_DB_URL", DB_URL)
+    amqp_url = os.environ.get("XDP47_AMQP_URL", AMQP_URL)
+    failed = 0
+    lines: list[dict[str, Any]] = []
+    env = (
+        {}
+        if args.batch_wait_ms is None
+        else {"XDP47_INGEST_BATCH_WAIT_MS": str(args.batch_wait_ms)}
+    )
+    if only & {"B1", "B2"}:
+        with open_stack(
+            db_url, amqp_url, pin_cpus=not args.no_pin, extra_env=env
+        ) as stack:
+            try:
+                if "B1" in only:
+                    lines.append(
+                        await bench_heartbeats(
+                            stack,
+                            devices=args.b1_devices,
+                            interval=args.b1_interval,
+                            seconds=args.seconds,
+                            rounds=args.rounds,
+                        )
+                    )
+                    emit(lines[-1])
+                if "B2" in only:
+                    lines.append(
+                        await bench_polls(
+                            stack,
+                            devices=args.b1_devices,
+                            interval=args.b1_interval,
+                            seconds=args.seconds,
+                            rounds=args.rounds,
+                        )
+                    )
+                    emit(lines[-1])
+            finally:
+                await stack.close()
+    if "B3" in only:
+        for line in run_script(
+            "planning.py",
+            ["--devices", *map(str, args.b3_devices), "--rounds", str(args.b3_rounds)],
+        ):
+            lines.append(line)
+            emit(line)
+    if "B4" in only:
+        if (BENCH / "wave_advance.py").exists():
+            for line in run_script("wave_advance.py", []):
+                lines.append(line)
+                emit(line)
+        else:
+            lines.append(
+                {
+                    "bench": "B4_wave_advance",
+                    "ok": False,
+                    "reason": "bench/wave_advance.py does not exist yet",
+                }
+            )
+            emit(lines[-1])
+    if "B5" in only:
+        # Not pinned: the soak checks loss, backlog and memory at a fixed rate,
+        # and the whole system under test needs more than the one CPU it would
+        # get pinned (its per-CPU figures are B1's business).
+        with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
+            try:
+                lines.append(
+                    await soak(stack, devices=args.devices, minutes=args.minutes)
+                )
+                emit(lines[-1])
+            finally:
+                await stack.close()
+    failed = sum(1 for line in lines if not line.get("ok"))
+    return 1 if failed else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--only", default="B1,B2,B3,B4,B5")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--no-pin", action="store_true", help="do not pin the processes to CPUs"
+    )
+    p.add_argument("--seconds", type=float, default=8.0, help="B1/B2 window per run")
+    p.add_argument("--b1-devices", type=int, default=2000)
+    p.add_argument(
+        "--b1-interval",
+        type=float,
+        default=0.25,
+        help="per-device interval in B1/B2 (offered rate = devices/interval)",
+    )
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        help="ingest's XDP47_INGEST_BATCH_WAIT_MS (default: the service's)",
+    )
+    p.add_argument("--b3-devices", type=int, nargs="+", default=[1_000_000])
+    p.add_argument("--b3-rounds", type=int, default=3)
+    p.add_argument("--devices", type=int, default=100_000, help="B5 fleet size")
+    p.add_argument("--minutes", type=float, default=10.0, help="B5 duration")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""The system under test for the benchmarks, as real processes.
+
+Reuses the test harness (``tests/support``): a fresh migrated database, a unique
+AMQP namespace, ``xdp47-api`` + ``xdp47-ingest`` + ``xdp47-scheduler`` started
+by ``start_control_plane``, plus extra ingest variants (other environment, own
+port) and the empty FastAPI baseline. Pins what it starts to CPU 0 and the load
+generator to CPU 1 (when the machine has two CPUs). PostgreSQL and RabbitMQ are
+the machine's shared servers: they are measured, never pinned (pinning them
+would slow down everyone else using them).
+
+Also owns the correctness checks every measured run must pass: the queue is
+drained, nothing was dead-lettered, the scheduler committed at least as many
+heartbeats as ingest accepted, and each device's stored ``last_seq`` is the
+highest seq ingest answered 202 for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # tests.support is the process harness we reuse
+    sys.path.insert(0, str(ROOT))
+
+from procstat import CpuGroups, beam_pids, pin  # noqa: E402
+from tests.support.control_plane import (  # noqa: E402
+    ControlPlane,
+    delete_namespace,
+    fresh_database,
+    start_control_plane,
+)
+from tests.support.processes import ManagedProcess, ProcessGroup, clean_env, free_port  # noqa: E402
+
+from xdp47_common.adapters.amqp import connect  # noqa: E402
+from xdp47_common.topology import Topology  # noqa: E402
+
+__all__ = ["Stack", "open_stack"]
+
+BENCH = Path(__file__).resolve().parent
+SUT_CPUS = {0}
+LOAD_CPUS = {1}
+_COMMITTED = re.compile(r"^xdp47_scheduler_heartbeats_committed_total (\S+)$", re.M)
+
+
+@dataclass
+class Stack:
+    """A running control plane plus the variants and helpers a benchmark needs."""
+
+    cp: ControlPlane
+    group: ProcessGroup
+    server_url: str
+    workdir: Path
+    ingests: dict[str, ManagedProcess] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    pinned: bool = False
+    pin_enabled: bool = True
+    _db: asyncpg.Connection[Any] | None = None
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(self.cp.namespace)
+
+    async def db(self) -> asyncpg.Connection[Any]:
+        if self._db is None:
+            self._db = await asyncpg.connect(self.cp.db_url)
+        return self._db
+
+    def add_ingest(self, name: str, **env: str) -> str:
+        """Start another ingest with ``env`` overrides; return its URL."""
+        port = free_port()
+        proc = self.group.start(
+            f"ingest-{name}",
+            "xdp47-ingest",
+            self.cp.ingest.env | {"XDP47_LISTEN_ADDR": f"127.0.0.1:{port}", **env},
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+        )
+        self.ingests[name] = proc
+        self.urls[name] = f"http://127.0.0.1:{port}"
+        self._pin(proc.pid)
+        return self.urls[name]
+
+    def add_baseline(self) -> str:
+        port = free_port()
+        proc = self.group.start(
+            "baseline",
+            [sys.executable, str(BENCH / "baseline_app.py"), "--port", str(port)],
+            clean_env(),
+            ready_url=f"http://127.0.0.1:{port}/livez",
+        )
+        self.ingests["empty"] = proc
+        self.urls["empty"] = f"http://127.0.0.1:{port}"
+        self._pin(proc.pid)
+        return self.urls["empty"]
+
+    def _pin(self, pid: int) -> None:
+        if self.pin_enabled and len(os.sched_getaffinity(0)) >= 2:
+            self.pinned = pin(pid, SUT_CPUS) or self.pinned
+
+    async def pg_pids(self, *, client: bool = True, aux: bool = True) -> list[int]:
+        """Backends of our database (not ours) and the server's own processes
+        (postmaster, checkpointer, WAL writer ...: shared with other load)."""
+        db = await self.db()
+        rows = await db.fetch(
+            "SELECT pid, backend_type, datname FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid()"
+        )
+        name = self.cp.db_url.rsplit("/", 1)[1]
+        pids = [
+            r["pid"]
+            for r in rows
+            if (client and r["datname"] == name)
+            or (aux and r["backend_type"] != "client backend")
+        ]
+        if aux and pids:
+            ppid = _ppid(pids[0])
+            if ppid:
+                pids.append(ppid)
+        return pids
+
+    async def cpu_groups(self, names: list[str]) -> CpuGroups:
+        """CPU groups: the named ingest variants, scheduler, broker, postgres."""
+        pg = await self.pg_pids()
+        beams = beam_pids()
+        groups = {f"ingest:{n}": _const(self.ingests[n].pid) for n in names}
+        groups |= {
+            "scheduler": _const(self.cp.scheduler.pid),
+            "broker": lambda: beams,
+            "postgres": _later(self, pg),
+        }
+        return CpuGroups(groups)
+
+    async def committed(self) -> float:
+        """The scheduler's count of heartbeats in committed batches."""
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{self.cp.scheduler_url}/metrics")).text
+        found = _COMMITTED.search(text)
+        return float(found.group(1)) if found else 0.0
+
+    async def depth(self) -> tuple[int, int]:
+        """(ready heartbeats, dead-lettered heartbeats) in the namespace."""
+        t = self.topology
+        connection = await connect(self.cp.amqp_url)
+        try:
+            channel = await connection.channel()
+            q = await channel.declare_queue(t.heartbeats_queue, passive=True)
+            dead = await channel.declare_queue(
+                t.dead_queue(t.heartbeats_queue), passive=True
+            )
+            return (
+                int(q.declaration_result.message_count or 0),
+                int(dead.declaration_result.message_count or 0),
+            )
+        finally:
+            await connection.close()
+
+    async def drained(
+        self, accepted: int, before: float, *, within: float = 120.0
+    ) -> tuple[bool, str, float]:
+        """Wait until the scheduler committed ``accepted`` heartbeats since
+        ``before`` and the queue is empty; (ok, reason, committed delta)."""
+        deadline = time.monotonic() + within
+        while True:
+            committed = await self.committed() - before
+            ready, dead = await self.depth()
+            if dead:
+                return False, f"{dead} heartbeats dead-lettered", committed
+            if committed >= accepted and ready == 0:
+                return True, "", committed
+            if time.monotonic() > deadline:
+                return (
+                    False,
+                    f"not drained in {within:.0f}s: committed {committed:.0f} "
+                    f"of {accepted} accepted, {ready} ready",
+                    committed,
+                )
+            await asyncio.sleep(0.2)
+
+    async def seqs_match(self, accepted_seq: dict[str, int]) -> tuple[bool, str]:
+        """Every device's stored last_seq equals its highest accepted seq."""
+        db = await self.db()
+        rows = await db.fetch(
+            "SELECT id, last_seq FROM devices WHERE tenant = $1 AND id = ANY($2)",
+            self.cp.tenant,
+            list(accepted_seq),
+        )
+        stored = {r["id"]: r["last_seq"] for r in rows}
+        wrong = [d for d, s in accepted_seq.items() if stored.get(d) != s]
+        if wrong:
+            d = wrong[0]
+            return False, (
+                f"{len(wrong)} devices' last_seq differs from the last accepted "
+                f"seq (e.g. {d}: stored {stored.get(d)}, accepted {accepted_seq[d]})"
+            )
+        return True, ""
+
+    def fleet(self, *args: str, out: Path) -> subprocess.Popen[str]:
+        """Start ``bench/fleet.py`` (the load generator) on the load CPU."""
+        proc = subprocess.Popen(
+            [sys.executable, str(BENCH / "fleet.py"), *args, "--out", str(out)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        if self.pinned:
+            pin(proc.pid, LOAD_CPUS)
+        return proc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+
+
+def _ppid(pid: int) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    return None
+
+
+def _const(pid: int) -> Any:
+    return lambda: [pid]
+
+
+def _later(stack: Stack, first: list[int]) -> Any:
+    """PostgreSQL PIDs: those of the start plus any backend opened since."""
+    pids = set(first)
+
+    def current() -> list[int]:
+        with contextlib.suppress(OSError):
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit() and int(entry.name) not in pids:
+                    with contextlib.suppress(OSError):
+                        cmd = (entry / "cmdline").read_bytes()
+                        name = stack.cp.db_url.rsplit("/", 1)[1].encode()
+                        if cmd.startswith(b"postgres: ") and name in cmd:
+                            pids.add(int(entry.name))
+        return sorted(pids)
+
+    return current
+
+
+@contextlib.contextmanager
+def open_stack(
+    server_url: str,
+    amqp_url: str,
+    *,
+    extra_env: dict[str, str] | None = None,
+    pin_cpus: bool = True,
+) -> Iterator[Stack]:
+    """A fresh database and namespace with api, ingest and scheduler running;
+    everything is stopped, dropped and deleted afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="xdp47-bench-"))
+    namespace = f"bench_{uuid.uuid4().hex[:10]}"
+    sys.stderr.write(f"bench: logs in {workdir}\n")
+    env = {
+        "XDP47_LOG_LEVEL": "WARNING",
+        "XDP47_SCHED_OFFLINE_AFTER": "600",
+        "XDP47_SCHED_WAVE_DEADLINE": "3600",
+        "XDP47_DB_POOL_MAX": "4",
+    } | dict(extra_env or {})
+    with fresh_database(server_url, workdir, "xdp47_bench") as db_url:
+        group = ProcessGroup(workdir / "logs")
+        try:
+            cp = start_control_plane(
+                group,
+                db_url=db_url,
+                amqp_url=amqp_url,
+                namespace=namespace,
+                blob_dir=workdir / "blobs",
+                sched_interval=0.5,
+                extra_env=env,
+            )
+            stack = Stack(cp, group, server_url, workdir, pin_enabled=pin_cpus)
+            stack.ingests["batched"] = cp.ingest
+            stack.urls["batched"] = cp.ingest_url
+            for proc in (cp.ingest, cp.scheduler):
+                stack._pin(proc.pid)
+            yield stack  # the caller closes ``stack`` (its loop owns the connection)
+        finally:
+            group.stop_all()
+            with contextlib.suppress(Exception):
+                delete_namespace(amqp_url, namespace)
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result

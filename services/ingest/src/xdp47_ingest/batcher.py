@@ -1,0 +1,123 @@
+"""Micro-batched, confirmed publishing of heartbeats: one confirm for many.
+
+Each request hands its heartbeat to ``HeartbeatBatcher.submit`` and waits. The
+batcher collects the heartbeats of one tenant for at most ``max_wait`` seconds (or
+until ``max_batch`` are waiting), publishes them as ONE persistent
+``HeartbeatBatch`` message and, when the broker confirms it, releases every
+waiting request at once; a nack or no confirm in time fails every one of them
+with ``PublishFailed`` (each answers 503). So a 202 is still sent only after the
+confirm that covers that heartbeat, while the broker, the publisher channel and
+the consumer handle one message per batch instead of one per heartbeat
+(``docs/performance.md``).
+
+A request that is cancelled (its client went away) leaves its heartbeat in the
+batch: the batch is published anyway, which is harmless (the consumer's
+``seq > last_seq`` guard makes a duplicate a no-op).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from xdp47_common.bus import Publisher, PublishFailed
+from xdp47_common.messages import Heartbeat, HeartbeatBatch
+from xdp47_common.topology import Topology
+
+__all__ = ["HeartbeatBatcher"]
+
+
+class _Pending:
+    """The open batch of one tenant and the future its requests wait on."""
+
+    __slots__ = ("beats", "done", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.beats: list[Heartbeat] = []
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.timer: asyncio.Handle | None = None
+
+
+class HeartbeatBatcher:
+    """Collect heartbeats per tenant, publish each batch once, confirm all.
+
+    Args:
+        publisher: the bus (its ``Publisher`` role); ``publish`` returns after the
+            confirm and raises ``PublishFailed`` otherwise.
+        topology: where heartbeats go (``telemetry``, ``heartbeat.<tenant>``).
+        max_batch: publish as soon as this many heartbeats wait.
+        max_wait: seconds the first heartbeat of a batch waits for company; 0
+            publishes at the next turn of the event loop (what arrived together).
+    """
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        topology: Topology,
+        *,
+        max_batch: int = 256,
+        max_wait: float = 0.01,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._publisher = publisher
+        self._topology = topology
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._open: dict[str, _Pending] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def submit(self, tenant: str, heartbeat: Heartbeat) -> None:
+        """Return once the batch holding ``heartbeat`` is confirmed.
+
+        Raises:
+            PublishFailed: the broker refused or did not confirm that batch.
+        """
+        pending = self._open.get(tenant)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = self._open[tenant] = _Pending(loop)
+            if self._max_wait > 0:
+                pending.timer = loop.call_later(self._max_wait, self._flush, tenant)
+            else:
+                pending.timer = loop.call_soon(self._flush, tenant)
+        pending.beats.append(heartbeat)
+        if len(pending.beats) >= self._max_batch:
+            self._flush(tenant)
+        # shield: one waiter being cancelled must not cancel the others' future.
+        await asyncio.shield(pending.done)
+
+    def _flush(self, tenant: str) -> None:
+        pending = self._open.pop(tenant, None)
+        if pending is None:
+            return
+        if pending.timer is not None:
+            pending.timer.cancel()
+        task = asyncio.get_running_loop().create_task(self._publish(tenant, pending))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _publish(self, tenant: str, pending: _Pending) -> None:
+        message = HeartbeatBatch(tenant=tenant, heartbeats=pending.beats)
+        try:
+            await self._publisher.publish(
+                self._topology.telemetry, self._topology.heartbeat_key(tenant), message
+            )
+        except PublishFailed as exc:
+            pending.done.set_exception(exc)
+            # Mark it retrieved: every waiter may have gone away already.
+            pending.done.exception()
+        except BaseException as exc:  # cancelled at shutdown, or a bug
+            pending.done.set_exception(PublishFailed(f"publish aborted: {exc!r}"))
+            pending.done.exception()
+            raise
+        else:
+            pending.done.set_result(None)
+
+    async def close(self) -> None:
+        """Publish what is open and wait for every batch in flight."""
+        for tenant in list(self._open):
+            self._flush(tenant)
+        if self._inflight:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*self._inflight, return_exceptions=True)

@@ -1,0 +1,56 @@
+"""The benchmark harness at a small size: correctness only, never speed.
+
+B1 runs through the runner's own code (real api, ingest variants, scheduler and
+the empty baseline as processes, the fleet simulator as a separate process) and
+B3 through ``bench/run``'s script call. Only correctness is asserted: the run is
+``ok``, no non-2xx answer, every accepted heartbeat persisted, queues drained
+(``measure`` fails a run whose queue does not drain or whose devices' ``last_seq``
+differ from the last accepted seq).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+if str(BENCH) not in sys.path:  # the bench scripts import each other by name
+    sys.path.insert(0, str(BENCH))
+
+runner = importlib.import_module("runner")
+open_stack = importlib.import_module("stack").open_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+async def test_b1_heartbeats_end_to_end_are_all_persisted(
+    server_db_url: str, amqp_url: str
+) -> None:
+    with open_stack(server_db_url, amqp_url, pin_cpus=False) as stack:
+        try:
+            line = await runner.bench_heartbeats(
+                stack, devices=200, interval=0.5, seconds=2, rounds=1, warmup=1
+            )
+            before = await stack.committed()
+            ready, dead = await stack.depth()
+        finally:
+            await stack.close()
+    assert line["ok"], line
+    assert line["non_2xx"] == 0
+    assert line["accepted_total"] > 0
+    assert line["persisted_total"] >= line["accepted_total"]
+    assert before >= line["accepted_total"]
+    assert (ready, dead) == (0, 0)
+    # The figures exist (their size is not this test's business).
+    assert {"figure", "baseline", "ratio", "unbatched"} <= line.keys()
+
+
+def test_b3_planning_through_the_runner(server_db_url: str) -> None:
+    lines = runner.run_script(
+        "planning.py", ["--devices", "2000", "--rounds", "1"], db_url=server_db_url
+    )
+    assert [line.get("selector") for line in lines] == ["100%", "25%", "7%"], lines
+    assert all(line["ok"] and line["same_plan"] for line in lines), lines

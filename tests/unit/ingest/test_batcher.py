@@ -1,0 +1,115 @@
+"""The heartbeat micro-batcher: one confirmed message per batch, every waiter
+released by that confirm or failed by its refusal (pure, with a fake publisher)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from xdp47_common.bus import PublishFailed
+from xdp47_common.messages import Heartbeat, HeartbeatBatch
+from xdp47_common.messages.envelope import Envelope
+from xdp47_common.topology import Topology
+from xdp47_ingest.batcher import HeartbeatBatcher
+
+TOPOLOGY = Topology("unit")
+
+
+class FakePublisher:
+    """Records publishes; holds each confirm until ``confirm`` is set."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.published: list[tuple[str, str, Envelope]] = []
+        self.confirm = asyncio.Event()
+        self.fail = fail
+
+    async def publish(
+        self, exchange: str, routing_key: str, envelope: Envelope
+    ) -> None:
+        self.published.append((exchange, routing_key, envelope))
+        await self.confirm.wait()
+        if self.fail:
+            raise PublishFailed("nack")
+
+
+def beat(device: str, seq: int) -> Heartbeat:
+    return Heartbeat(seq=seq, device_id=device, received_at=datetime.now(UTC))
+
+
+async def test_concurrent_heartbeats_share_one_message_and_one_confirm() -> None:
+    pub = FakePublisher()
+    batcher = HeartbeatBatcher(pub, TOPOLOGY, max_batch=100, max_wait=0.001)
+    waiters = [
+        asyncio.create_task(batcher.submit("acme", beat(f"d{i}", i))) for i in range(10)
+    ]
+    for _ in range(100):
+        if pub.published:
+            break
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0)
+    # Published, not confirmed yet: nobody is released.
+    assert not any(w.done() for w in waiters)
+    pub.confirm.set()
+    await asyncio.gather(*waiters)
+    assert len(pub.published) == 1
+    exchange, key, message = pub.published[0]
+    assert (exchange, key) == (TOPOLOGY.telemetry, TOPOLOGY.heartbeat_key("acme"))
+    assert isinstance(message, HeartbeatBatch)
+    assert [b.device_id for b in message.heartbeats] == [f"d{i}" for i in range(10)]
+
+
+async def test_a_refused_batch_fails_every_waiter() -> None:
+    pub = FakePublisher(fail=True)
+    pub.confirm.set()
+    batcher = HeartbeatBatcher(pub, TOPOLOGY, max_batch=100, max_wait=0)
+    results = await asyncio.gather(
+        *(batcher.submit("acme", beat(f"d{i}", i)) for i in range(3)),
+        return_exceptions=True,
+    )
+    assert len(pub.published) == 1
+    assert all(isinstance(r, PublishFailed) for r in results)
+
+
+async def test_tenants_are_batched_apart_and_max_batch_flushes_early() -> None:
+    pub = FakePublisher()
+    pub.confirm.set()
+    batcher = HeartbeatBatcher(pub, TOPOLOGY, max_batch=2, max_wait=10)
+    await asyncio.wait_for(
+        asyncio.gather(
+            batcher.submit("acme", beat("a1", 1)),
+            batcher.submit("acme", beat("a2", 1)),
+            batcher.submit("beta", beat("b1", 1)),
+            batcher.submit("beta", beat("b2", 1)),
+        ),
+        timeout=5,  # max_wait is 10 s: only max_batch can have flushed these
+    )
+    keys = sorted((key, len(m.heartbeats)) for _, key, m in pub.published)  # type: ignore[attr-defined]
+    assert keys == [("heartbeat.acme", 2), ("heartbeat.beta", 2)]
+
+
+async def test_close_publishes_what_is_open() -> None:
+    pub = FakePublisher()
+    pub.confirm.set()
+    batcher = HeartbeatBatcher(pub, TOPOLOGY, max_batch=100, max_wait=10)
+    waiter = asyncio.create_task(batcher.submit("acme", beat("d", 1)))
+    await asyncio.sleep(0)
+    await batcher.close()
+    await asyncio.wait_for(waiter, timeout=5)
+    assert len(pub.published) == 1
+
+
+def test_max_batch_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        HeartbeatBatcher(FakePublisher(), TOPOLOGY, max_batch=0)
+
+
+def test_a_batch_flattens_into_received_heartbeats() -> None:
+    message = HeartbeatBatch(tenant="acme", heartbeats=[beat("d1", 1), beat("d2", 5)])
+    received = message.received()
+    assert [(r.tenant, r.heartbeat.device_id, r.heartbeat.seq) for r in received] == [
+        ("acme", "d1", 1),
+        ("acme", "d2", 5),
+    ]
+    assert all(r.message_id == message.message_id for r in received)
