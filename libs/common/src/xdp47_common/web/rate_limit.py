@@ -1,0 +1,200 @@
+"""Per-credential request rate limits as a pure ASGI middleware (``limits``).
+
+Every request presenting a well-formed credential in ``Authorization: Bearer`` is
+counted against that credential: API tokens (``xdp47t_``) against the token limit
+(``XDP47_RATE_LIMIT``), device credentials (``xdp47d_``) against the device limit
+(``XDP47_DEVICE_RATE_LIMIT``). Over the limit the answer is 429 with
+``Retry-After`` (whole seconds until the window resets) before the request reaches
+the application: no database query, no body read. One token's flood never touches
+another token's counter, so other tenants are unaffected.
+
+What is deliberately not counted: requests without a credential or with a
+malformed one (401 offline, at no cost to the database) and the development token
+(it has no ``xdp47t_`` form; simulated fleets claim with it). A per-address limit
+for anonymous floods belongs to the gateway.
+
+Counters are keyed by a SHA256 prefix of the credential, never the secret itself,
+and live in ``limits`` storage: ``memory://`` by default, which is per process, so
+with N replicas behind a balancer a credential gets up to N times its limit; a
+shared storage URI (``redis://…``, with its client library installed) makes the
+limit global. The strategy is a fixed window: cheapest on the hot path (one counter
+increment), at the price of allowing up to twice the limit across a window
+boundary. A failing shared storage lets requests through (logged): availability
+of the control plane matters more than the limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from xdp47_common.tokens import SecretKind, looks_valid
+
+__all__ = [
+    "OFF_VALUES",
+    "RateLimitMiddleware",
+    "RateLimitSettings",
+    "RateLimits",
+    "parse_rate_limit",
+]
+
+_log = structlog.get_logger(__name__)
+OFF_VALUES = frozenset({"", "0", "off", "none", "false"})
+
+
+class RateLimitSettings(Protocol):
+    """The settings fields the limits are built from (``ControlSettings`` has them)."""
+
+    @property
+    def rate_limit(self) -> str: ...
+    @property
+    def device_rate_limit(self) -> str: ...
+    @property
+    def rate_limit_storage(self) -> str: ...
+
+
+def parse_rate_limit(value: str) -> list[RateLimitItem]:
+    """``"100/second"`` or ``"100/second;3000/minute"``; ``off``/``0`` → no limit.
+
+    Raises:
+        ValueError: not a rate limit expression, naming it.
+    """
+    text = value.strip().lower()
+    if text in OFF_VALUES:
+        return []
+    try:
+        return list(parse_many(text))
+    except ValueError as exc:
+        raise ValueError(
+            f"{value!r} is not a rate limit such as 100/second or "
+            "100/second;3000/minute (or off)"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    limit: RateLimitItem
+    retry_after: int
+
+
+class RateLimits:
+    """The token and device limits over one ``limits`` storage."""
+
+    def __init__(
+        self,
+        *,
+        token_limit: str,
+        device_limit: str,
+        storage_uri: str = "memory://",
+    ) -> None:
+        self.token_limits = parse_rate_limit(token_limit)
+        self.device_limits = parse_rate_limit(device_limit)
+        uri = (
+            storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+        )
+        self._limiter = FixedWindowRateLimiter(storage_from_string(uri))
+
+    @classmethod
+    def from_settings(cls, settings: RateLimitSettings) -> RateLimits:
+        return cls(
+            token_limit=settings.rate_limit,
+            device_limit=settings.device_rate_limit,
+            storage_uri=settings.rate_limit_storage,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token_limits or self.device_limits)
+
+    def limits_for(self, credential: str) -> tuple[str, Sequence[RateLimitItem]]:
+        """Which limits a presented credential counts against, and its kind."""
+        if credential.startswith(SecretKind.DEVICE_CREDENTIAL.value):
+            if looks_valid(credential, SecretKind.DEVICE_CREDENTIAL):
+                return "device", self.device_limits
+        elif credential.startswith(SecretKind.API_TOKEN.value) and looks_valid(
+            credential, SecretKind.API_TOKEN
+        ):
+            return "token", self.token_limits
+        return "", ()
+
+    async def hit(self, credential: str) -> _Verdict | None:
+        """Count one request; the exceeded limit and its wait, or None."""
+        kind, items = self.limits_for(credential)
+        if not items:
+            return None
+        key = hashlib.sha256(credential.encode()).hexdigest()[:32]
+        for item in items:
+            try:
+                allowed = await self._limiter.hit(item, kind, key)
+                if allowed:
+                    continue
+                stats = await self._limiter.get_window_stats(item, kind, key)
+            except Exception as exc:  # fail open: see the module docstring
+                _log.warning("rate limit storage failed", error=repr(exc))
+                return None
+            wait = max(1, math.ceil(stats.reset_time - time.time()))
+            return _Verdict(item, wait)
+        return None
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, credential = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer":
+                return str(credential).strip()
+            return None
+    return None
+
+
+class RateLimitMiddleware:
+    """Answer 429 with ``Retry-After`` to a credential over its rate limit."""
+
+    def __init__(self, app: ASGIApp, *, limits: RateLimits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            credential = _bearer(scope)
+            if credential:
+                verdict = await self.limits.hit(credential)
+                if verdict is not None:
+                    await _send_429(send, verdict)
+                    return
+        await self.app(scope, receive, send)
+
+
+async def _send_429(send: Send, verdict: _Verdict) -> None:
+    limit = verdict.limit
+    unit = limit.GRANULARITY.name
+    window = unit if limit.multiples == 1 else f"{limit.multiples} {unit}s"
+    body = json.dumps(
+        {
+            "detail": f"rate limit of {limit.amount} per {window} exceeded for this "
+            f"credential; retry after {verdict.retry_after} s"
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(verdict.retry_after).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,55 @@
+"""Fixtures of the hostile-input suite: a database of its own, two tenants with
+data and a token each, apps with chosen settings, and the figure lines.
+
+Every test here records its figure with ``figure("...")``; the lines are printed
+in the terminal summary (``== figures ==``) so a CI log shows them, pass or fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.conftest import create_database, drop_database
+from tests.support.services import unique_name
+from xdp47_common.adapters.migrations import migrate
+from xdp47_common.adapters.pg import create_pool
+
+_FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def figure() -> Callable[[str], None]:
+    return _FIGURES.append
+
+
+@pytest.fixture(scope="session")
+async def security_db_url(server_db_url: str) -> AsyncIterator[str]:
+    """A fresh migrated database: the fuzzer creates tenants and tokens at will,
+    which no other suite should see."""
+    name = unique_name("xdp47_sec")
+    url = await create_database(server_db_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield url
+    await drop_database(server_db_url, name)
+
+
+@pytest.fixture(scope="session")
+async def security_pool(security_db_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
+    p = await create_pool(security_db_url, min_size=1, max_size=4)
+    yield p
+    await p.close()
