@@ -22,6 +22,7 @@ from xdp47_common.messages import (
     AbortRollout,
     DesiredState,
     Envelope,
+    HeartbeatBatch,
     HeartbeatBody,
     HeartbeatReceived,
     RetryRollout,
@@ -34,6 +35,7 @@ UPDATE = os.environ.get("XDP47_UPDATE_CONTRACTS") == "1"
 
 PUBLISHED: list[type[BaseModel]] = [
     HeartbeatReceived,
+    HeartbeatBatch,
     StartRollout,
     RetryRollout,
     AbortRollout,

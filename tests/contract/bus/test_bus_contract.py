@@ -21,7 +21,9 @@ from xdp47_common.bus import Delivery, PublishFailed
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
     HEARTBEAT_ADAPTER,
+    HEARTBEAT_MESSAGE_ADAPTER,
     Heartbeat,
+    HeartbeatBatch,
     HeartbeatReceived,
     RolloutEvent,
 )
@@ -113,6 +115,41 @@ async def test_publish_then_consume_keeps_id_and_type(harness: Harness) -> None:
     assert seen[0].message_id == str(sent.message_id)
     assert seen[0].type == sent.type
     assert seen[0].routing_key == "heartbeat.acme"
+
+
+async def test_single_and_batched_heartbeats_share_the_queue(
+    harness: Harness,
+) -> None:
+    """Ingest's micro-batches and single heartbeats travel the same queue and
+    decode with the heartbeat queue's union decoder, in order."""
+    handled: list[HeartbeatReceived | HeartbeatBatch] = []
+
+    async def handle(batch: list[HeartbeatReceived | HeartbeatBatch]) -> None:
+        handled.extend(batch)
+
+    consumer = harness.bus.batch_consumer(
+        harness.topology.heartbeats_queue,
+        HEARTBEAT_MESSAGE_ADAPTER.validate_json,
+        handle,
+    )
+    single = _hb(1)
+    batch = HeartbeatBatch(
+        tenant="acme",
+        heartbeats=[
+            Heartbeat(seq=s, device_id=f"dev-{s}", received_at=utcnow()) for s in (2, 3)
+        ],
+    )
+    await consumer.start()
+    try:
+        await _send(harness, single)
+        await harness.bus.publish(
+            harness.topology.telemetry, Topology.heartbeat_key("acme"), batch
+        )
+        await _eventually(lambda: len(handled) == 2)
+    finally:
+        await consumer.stop()
+    assert handled == [single, batch]
+    assert [r.heartbeat.seq for r in batch.received()] == [2, 3]
 
 
 async def test_topic_routing(harness: Harness) -> None:

@@ -11,7 +11,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEV_TOKEN_PLACEHOLDER", "ControlSettings", "Environment", "get_settings"]
@@ -82,6 +82,21 @@ class ControlSettings(BaseSettings):
         default=5.0,
         description="Seconds to wait for a broker confirm before answering 503.",
     )
+    rate_limit: str = Field(
+        default="100/second",
+        description="Requests per API token (api): e.g. 100/second or "
+        "100/second;3000/minute; off or 0 disables. Over it: 429 with Retry-After.",
+    )
+    device_rate_limit: str = Field(
+        default="100/second",
+        description="Requests per device credential (ingest, artifact download); "
+        "off or 0 disables.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="limits storage URI for the counters: memory:// is per process "
+        "(N replicas allow N times the limit); redis://… shares them.",
+    )
     sched_interval: Annotated[float, Field(gt=0)] = Field(
         default=2.0, description="Seconds between gate evaluations on the timer."
     )
@@ -109,6 +124,25 @@ class ControlSettings(BaseSettings):
     sched_prefetch: Annotated[int, Field(ge=1, le=10_000)] = Field(
         default=1000, description="AMQP prefetch of the heartbeat consumer."
     )
+
+    @field_validator("rate_limit", "device_rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text in ("", "0", "off", "none", "false"):
+            return "off"
+        try:
+            from limits import parse_many
+        except ModuleNotFoundError:  # no web extra: this process serves no HTTP API
+            return text
+        try:
+            parse_many(text)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit such as 100/second or "
+                "100/second;3000/minute (or off)"
+            ) from None
+        return text
 
     @model_validator(mode="after")
     def _refuse_dev_token_in_production(self) -> Self:

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -49,6 +50,33 @@ class _ArtifactBackoff:
 
 def _valid_version(version: str) -> bool:
     return 0 < len(version) <= 128 and version.isprintable()
+
+
+def _issued_at(when: datetime | None) -> datetime | None:
+    """``server_time`` as an aware datetime (a naive one is taken as UTC)."""
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=UTC)
+
+
+def _stale(desired: DesiredState, current: Applied | None) -> str | None:
+    """Why ``desired`` is older than the state already applied, or None.
+
+    The high-water mark is the ``server_time`` of the desired state the applied
+    artifact came from. An update answer issued before it is a replay (an old
+    answer served again), refused. A rollback by the operator is a new rollout
+    of an older artifact: its answers are issued now, so they pass. Once a mark
+    exists, an update without ``server_time`` cannot be ordered and is refused.
+    """
+    mark = current.desired_at if current is not None else None
+    if mark is None:
+        return None
+    issued = _issued_at(desired.server_time)
+    if issued is None:
+        return "update without server_time after a dated apply"
+    if issued < mark:
+        return "older than the applied desired state (replay)"
+    return None
 
 
 class Agent:
@@ -194,6 +222,12 @@ class Agent:
             self._agent_error = f"invalid desired state: {fields or 'body'}"
             log.error("%s: %s", self._agent_error, exc)
             return self._interval(None)
+        if desired.device_id is not None and desired.device_id != identity.device_id:
+            # An answer meant for another device (a mix-up or a replay): acting on
+            # it would install another device's assignment.
+            self._agent_error = "desired state refused: for another device"
+            log.error("%s: %r", self._agent_error, desired.device_id[:130])
+            return self._interval(None)
         self.last_desired = desired
         if desired.action == "update" and await self._reconcile(desired):
             return 0.0
@@ -214,6 +248,11 @@ class Agent:
             self._agent_error = "invalid desired state: update without artifact"
             return False
         if self._current is not None and self._current.artifact_id == aid:
+            return False
+        stale = _stale(desired, self._current)
+        if stale is not None:
+            self._agent_error = f"desired state refused: {stale}"
+            log.error("%s (artifact %s)", self._agent_error, aid)
             return False
         backoff = self._backoff.get(aid)
         if backoff is not None and self._clock() < backoff.not_before:
@@ -279,7 +318,9 @@ class Agent:
                 required=self.config.signatures_required,
             )
             self._fault("verified")
-            applied = Applied(aid, version, expected, utcnow())
+            applied = Applied(
+                aid, version, expected, utcnow(), _issued_at(desired.server_time)
+            )
             self.state.commit(applied, staged)
         except OSError as exc:
             # A failed write/fsync/rename: put the dir back to old-or-new and

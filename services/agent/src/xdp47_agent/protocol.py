@@ -4,11 +4,20 @@ Network errors and 429/502/503/504 are retried with jittered exponential backoff
 (tenacity), never sooner than the server's ``Retry-After``. A 401 on heartbeat
 surfaces as ``CredentialRejected`` so the agent can re-claim; other 4xx are
 ``ProtocolError`` (a bug or a misconfiguration, not worth hammering the server).
+
+A hostile or broken server cannot hold the agent: an answer is read up to
+``MAX_ANSWER_BYTES`` (a larger one is refused, not buffered), and the whole request,
+trickled or not, must finish within ``request_timeout`` (else it is retried like a
+network error). A claim answer must name the device id asked for, in the device id
+alphabet, since the id becomes part of URLs and is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -27,8 +36,10 @@ from xdp47_agent.config import AgentConfig
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import HeartbeatBody
 from xdp47_common.models import DeviceClaim, DeviceClaimed
+from xdp47_common.models.base import DEVICE_ID_PATTERN
 
 __all__ = [
+    "MAX_ANSWER_BYTES",
     "ControlClient",
     "CredentialRejected",
     "ProtocolError",
@@ -40,6 +51,10 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# A desired state or claim answer is a few hundred bytes; anything near this is
+# not one.
+MAX_ANSWER_BYTES = 64 << 10
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
 class Retryable(Exception):
@@ -72,7 +87,18 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or utcnow())).total_seconds())
 
 
-def _check(response: httpx.Response, what: str) -> None:
+async def _read_bounded(response: httpx.Response, what: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise ProtocolError(f"{what}: answer larger than {MAX_ANSWER_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check(response: httpx.Response, body: bytes, what: str) -> None:
     if response.status_code in _RETRY_STATUSES:
         raise Retryable(
             f"{what}: HTTP {response.status_code}",
@@ -81,9 +107,8 @@ def _check(response: httpx.Response, what: str) -> None:
     if response.status_code == 401:
         raise CredentialRejected(f"{what}: HTTP 401")
     if response.status_code >= 400:
-        raise ProtocolError(
-            f"{what}: HTTP {response.status_code}: {response.text[:300]}"
-        )
+        text = body[:300].decode("utf-8", "replace")
+        raise ProtocolError(f"{what}: HTTP {response.status_code}: {text}")
 
 
 class ControlClient:
@@ -124,25 +149,38 @@ class ControlClient:
             reraise=True,
         ):
             with attempt:
+                response, body = await self._send(url, payload, headers, what)
+                _check(response, body, what)
                 try:
-                    response = await self._client.post(
-                        url,
-                        json=payload,
-                        headers=headers,
-                        timeout=self._config.request_timeout,
-                        follow_redirects=False,
-                    )
-                except httpx.TransportError as exc:
-                    raise Retryable(f"{what}: {type(exc).__name__}: {exc}") from exc
-                _check(response, what)
-                try:
-                    data = response.json()
+                    data = json.loads(body)
                 except ValueError as exc:
                     raise ProtocolError(f"{what}: response is not JSON") from exc
                 if not isinstance(data, dict):
                     raise ProtocolError(f"{what}: response is not a JSON object")
                 return data
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _send(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str], what: str
+    ) -> tuple[httpx.Response, bytes]:
+        timeout = self._config.request_timeout
+        request = self._client.build_request(
+            "POST", url, json=payload, headers=headers, timeout=timeout
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._client.send(
+                    request, stream=True, follow_redirects=False
+                )
+                try:
+                    body = await _read_bounded(response, what)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            raise Retryable(f"{what}: no complete answer in {timeout}s") from exc
+        except httpx.TransportError as exc:
+            raise Retryable(f"{what}: {type(exc).__name__}: {exc}") from exc
+        return response, body
 
     async def claim(self, device_id: str | None) -> DeviceClaimed:
         """Claim (or re-claim, rotating the credential) this device."""
@@ -159,9 +197,17 @@ class ControlClient:
             "claim",
         )
         try:
-            return DeviceClaimed.model_validate(data)
+            claimed = DeviceClaimed.model_validate(data)
         except ValueError as exc:
             raise ProtocolError(f"claim: unexpected response: {exc}") from exc
+        if not _DEVICE_ID.fullmatch(claimed.device_id) or (
+            device_id is not None and claimed.device_id != device_id
+        ):
+            raise ProtocolError(
+                f"claim: answer names device {claimed.device_id[:130]!r}, "
+                f"not {device_id!r}"
+            )
+        return claimed
 
     async def heartbeat(
         self, device_id: str, credential: str, body: HeartbeatBody

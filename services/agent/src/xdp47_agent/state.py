@@ -5,8 +5,9 @@ Layout (all under ``state_dir``)::
     device_id            the device id (plain text), written before the first claim
     credential           {"device_id", "credential"} as JSON, mode 0600
     seq                  heartbeat seq high-water mark (reserved block ceiling)
-    current.json         {"artifact_id", "version", "sha256", "applied_at"}: the
-                         commit point of an apply
+    current.json         {"artifact_id", "version", "sha256", "applied_at",
+                         "desired_at"}: the commit point of an apply, and the
+                         high-water mark of the desired states acted on
     applied_version      the applied version string (read by the demo app)
     applied_<uuid>       the applied artifact's bytes
     staging/<uuid>.part  a download in progress
@@ -72,17 +73,20 @@ class Applied:
     version: str
     sha256: str
     applied_at: datetime
+    # The server_time of the desired state this apply acted on: the agent's
+    # high-water mark against replayed, older desired states (None: unknown).
+    desired_at: datetime | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "artifact_id": str(self.artifact_id),
-                "version": self.version,
-                "sha256": self.sha256,
-                "applied_at": self.applied_at.isoformat(),
-            },
-            sort_keys=True,
-        ).encode()
+        data = {
+            "artifact_id": str(self.artifact_id),
+            "version": self.version,
+            "sha256": self.sha256,
+            "applied_at": self.applied_at.isoformat(),
+        }
+        if self.desired_at is not None:
+            data["desired_at"] = self.desired_at.isoformat()
+        return json.dumps(data, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Applied:
@@ -92,6 +96,11 @@ class Applied:
             version=str(data["version"]),
             sha256=str(data["sha256"]),
             applied_at=datetime.fromisoformat(data["applied_at"]),
+            desired_at=(
+                datetime.fromisoformat(data["desired_at"])
+                if data.get("desired_at")
+                else None
+            ),
         )
 
 

@@ -21,7 +21,7 @@ from xdp47_common.adapters.pg import create_pool
 from xdp47_common.bus import Bus
 from xdp47_common.settings import ControlSettings
 from xdp47_common.topology import Topology
-from xdp47_common.web import install_web_basics
+from xdp47_common.web import RateLimits, install_web_basics
 
 __all__ = ["create_app"]
 
@@ -90,6 +90,7 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
         app,
         max_body_bytes=settings.max_body_bytes,
         body_limit_overrides={UPLOAD_PATH: settings.max_upload_bytes},
+        rate_limits=RateLimits.from_settings(settings),
         checks={"postgres": postgres_ready, "rabbitmq": rabbitmq_ready},
     )
     for router in ROUTERS:

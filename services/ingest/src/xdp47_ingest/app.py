@@ -4,6 +4,9 @@ The lifespan owns the PostgreSQL pool (read-only use: identity and desired state
 and the bus: by default an ``AmqpBus`` whose one publisher channel with confirms
 is shared by every request, so that confirms pipeline instead of queueing behind
 a lock; ``create_app(settings, bus=...)`` publishes on a bus the caller owns.
+Heartbeats go through a ``HeartbeatBatcher`` (one ``HeartbeatBatch`` message and
+one confirm per few milliseconds of heartbeats) unless ``XDP47_INGEST_BATCH_MAX``
+is 1, which publishes each as its own ``HeartbeatReceived``.
 """
 
 from __future__ import annotations
@@ -30,15 +33,21 @@ from xdp47_common.messages import (
 )
 from xdp47_common.models.base import DEVICE_ID_PATTERN
 from xdp47_common.topology import Topology
-from xdp47_common.web import ErrorBody, ServiceUnavailable, install_web_basics
-from xdp47_common.web.device_auth import bearer_credential, forbidden, unauthorized
+from xdp47_common.web import (
+    ErrorBody,
+    RateLimits,
+    ServiceUnavailable,
+    install_web_basics,
+)
+from xdp47_common.web.device_auth import device_credential, forbidden, unauthorized
+from xdp47_ingest.batcher import HeartbeatBatcher
 from xdp47_ingest.desired import DeviceView, etag_matches, etag_of, read_device
 from xdp47_ingest.settings import IngestSettings
 
 __all__ = ["create_app"]
 
 DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
-Credential = Annotated[str, Depends(bearer_credential)]
+Credential = Annotated[str, Depends(device_credential)]
 
 
 @dataclass
@@ -46,9 +55,11 @@ class _Deps:
     pool: asyncpg.Pool[Any]
     publisher: Bus
     topology: Topology
+    batcher: HeartbeatBatcher | None = None
 
 
-def _deps(request: Request) -> _Deps:
+async def _deps(request: Request) -> _Deps:
+    # async: FastAPI would run a plain ``def`` dependency in a worker thread.
     d: _Deps = request.app.state.deps
     return d
 
@@ -59,7 +70,9 @@ Deps = Annotated[_Deps, Depends(_deps)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing, malformed or unknown"},
     403: {"model": ErrorBody, "description": "the credential is another device's"},
+    413: {"model": ErrorBody, "description": "body over XDP47_MAX_BODY_BYTES"},
     422: {"model": ErrorBody, "description": "invalid body; names the field"},
+    429: {"model": ErrorBody, "description": "over the device rate; Retry-After"},
     503: {"model": ErrorBody, "description": "broker or database down; Retry-After"},
 }
 
@@ -80,6 +93,9 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
             settings.db_url,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
+            # Single read statements only: no session state to reset, and the
+            # reset would be a second round trip on every request.
+            reset=False,
         )
         owned = bus is None
         publisher: Bus = (
@@ -91,8 +107,22 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
         )
         try:
             await publisher.start()
-            app.state.deps = _Deps(pool, publisher, topology)
-            yield
+            batcher = (
+                HeartbeatBatcher(
+                    publisher,
+                    topology,
+                    max_batch=settings.ingest_batch_max,
+                    max_wait=settings.ingest_batch_wait_ms / 1000,
+                )
+                if settings.ingest_batch_max > 1
+                else None
+            )
+            app.state.deps = _Deps(pool, publisher, topology, batcher)
+            try:
+                yield
+            finally:
+                if batcher is not None:
+                    await batcher.close()
         finally:
             if owned:
                 await publisher.close()
@@ -112,6 +142,7 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         checks={"postgres": db_ready, "rabbitmq": broker_ready},
         metrics_prefix="xdp47_ingest",
+        rate_limits=RateLimits.from_settings(settings),
     )
 
     async def authenticate(d: _Deps, credential: str, device_id: str) -> DeviceView:
@@ -158,17 +189,22 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
                 [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
             ) from exc
         now = utcnow()
-        message = HeartbeatReceived(
-            tenant=view.tenant,
-            occurred_at=now,
-            heartbeat=Heartbeat(
-                **body.model_dump(), device_id=view.device_id, received_at=now
-            ),
+        # The body is validated once; the published copy is built without
+        # validating the same fields again.
+        beat = Heartbeat.model_construct(
+            **dict(body), device_id=view.device_id, received_at=now
         )
         try:
-            await d.publisher.publish(
-                d.topology.telemetry, d.topology.heartbeat_key(view.tenant), message
-            )
+            if d.batcher is not None:
+                await d.batcher.submit(view.tenant, beat)
+            else:
+                await d.publisher.publish(
+                    d.topology.telemetry,
+                    d.topology.heartbeat_key(view.tenant),
+                    HeartbeatReceived(
+                        tenant=view.tenant, occurred_at=now, heartbeat=beat
+                    ),
+                )
         except PublishFailed as exc:
             raise ServiceUnavailable(
                 f"heartbeat not accepted: {exc}; retry later", retry_after

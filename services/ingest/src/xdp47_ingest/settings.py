@@ -19,3 +19,15 @@ class IngestSettings(ControlSettings):
         description="Retry-After seconds sent with a 503 when the broker or the "
         "database is unavailable.",
     )
+    ingest_batch_max: Annotated[int, Field(ge=1, le=5000)] = Field(
+        default=256,
+        description="Most heartbeats published as one HeartbeatBatch message; 1 "
+        "publishes every heartbeat as its own HeartbeatReceived (no batching).",
+    )
+    ingest_batch_wait_ms: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=10.0,
+        description="Milliseconds the first heartbeat of a batch waits for others "
+        "before the batch is published (0: what arrived in the same loop turn). "
+        "Longer windows make bigger batches (cheaper per heartbeat) and add at "
+        "most this much latency; see docs/performance.md for the measured sweep.",
+    )

@@ -1,8 +1,11 @@
 """The heartbeat consumer: batches from ``scheduler.heartbeats`` into PostgreSQL.
 
-One transaction per batch: ``write_heartbeats`` and then the pluggable
-``after_write`` (the rollout engine updates rollout targets there) commit together,
-and the batch is acked only after that commit. ``after_commit`` runs after the
+The queue carries single heartbeats (``HeartbeatReceived``) and ingest's
+micro-batches (``HeartbeatBatch``); both decode here and are flattened into one
+list of heartbeats per consumer batch. One transaction per batch:
+``write_heartbeats`` and then the pluggable ``after_write`` (the rollout engine
+updates rollout targets there) commit together, and the batch is acked only after
+that commit. ``after_commit`` runs after the
 commit and before the ack (the engine evaluates the gates the batch moved). A
 database outage is retried in place (the deliveries stay unacked); anything else
 nacks, and the queue's delivery limit dead-letters a message that can never be
@@ -15,9 +18,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 import asyncpg
+from prometheus_client import Counter
 
-from xdp47_common.bus import WorkConsumer, WorkQueues
-from xdp47_common.messages import HEARTBEAT_ADAPTER, HeartbeatReceived
+from xdp47_common.bus import PoisonMessage, WorkConsumer, WorkQueues
+from xdp47_common.messages import (
+    HEARTBEAT_MESSAGE_ADAPTER,
+    HeartbeatBatch,
+    HeartbeatReceived,
+)
 from xdp47_common.topology import Topology
 from xdp47_scheduler.heartbeats import (
     Connection,
@@ -30,6 +38,13 @@ __all__ = ["AfterCommit", "AfterWrite", "HeartbeatConsumer", "is_transient_db_er
 AfterWrite: TypeAlias = Callable[[Connection, HeartbeatWriteResult], Awaitable[None]]
 AfterCommit: TypeAlias = Callable[[HeartbeatWriteResult], Awaitable[None]]
 
+# Heartbeats (not messages) in committed batches: a benchmark compares it with the
+# heartbeats ingest accepted. A redelivered batch counts again.
+HEARTBEATS_COMMITTED = Counter(
+    "xdp47_scheduler_heartbeats_committed_total",
+    "Heartbeats in consumer batches whose transaction committed.",
+)
+
 _TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
@@ -41,6 +56,21 @@ _TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
 )
+
+
+_KNOWN_TENANTS = "SELECT id FROM tenants WHERE id = ANY($1::text[])"
+
+
+async def _refuse_unknown_tenants(
+    conn: Connection, batch: list[HeartbeatReceived]
+) -> None:
+    """A heartbeat of a tenant that does not exist never came from ingest (which
+    publishes only authenticated devices' heartbeats): it is poison. Raising
+    splits the batch; alone, the message is dead-lettered as ``unknown_tenant``."""
+    tenants = {m.tenant for m in batch}
+    known = {r["id"] for r in await conn.fetch(_KNOWN_TENANTS, sorted(tenants))}
+    if tenants - known:
+        raise PoisonMessage("unknown_tenant", ", ".join(sorted(tenants - known)))
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -80,17 +110,31 @@ class HeartbeatConsumer:
     async def handle(self, batch: list[HeartbeatReceived]) -> None:
         """Write one batch in one transaction (public for tests and replays)."""
         async with self._pool.acquire() as conn, conn.transaction():
+            await _refuse_unknown_tenants(conn, batch)
             result = await write_heartbeats(conn, batch)
             if self._after_write is not None:
                 await self._after_write(conn, result)
+        HEARTBEATS_COMMITTED.inc(len(batch))
         if self._after_commit is not None:
             await self._after_commit(result)
+
+    async def handle_messages(
+        self, messages: list[HeartbeatReceived | HeartbeatBatch]
+    ) -> None:
+        """Flatten singles and micro-batches into one batch, then ``handle`` it."""
+        batch: list[HeartbeatReceived] = []
+        for message in messages:
+            if isinstance(message, HeartbeatBatch):
+                batch.extend(message.received())
+            else:
+                batch.append(message)
+        await self.handle(batch)
 
     async def start(self) -> None:
         self._consumer = self._queues.batch_consumer(
             self._queue_name,
-            HEARTBEAT_ADAPTER.validate_json,
-            self.handle,
+            HEARTBEAT_MESSAGE_ADAPTER.validate_json,
+            self.handle_messages,
             max_batch=self._batch_size,
             max_wait_ms=self._max_wait_ms,
             prefetch=self._prefetch,

@@ -6,10 +6,17 @@ and the heartbeat hooks ``after_write`` / ``after_commit``.
 
 Every change of a rollout happens in one transaction that first locks the rollout
 row; decisions come from ``xdp47_common.rollout`` (``start``, ``retry``, ``abort``,
-``decide``) and are applied in the order ``Decision`` documents. After a decision
-that starts a wave the gates are asked again in the same transaction, so a wave
-that is already decided (nobody eligible, every device already updated) does not
-wait for the timer. Events are published after the commit.
+``decide``) and are applied in the order ``Decision`` documents. Starting a wave
+is a pointer flip (``store.start_wave``): its devices are told by the read-time
+definition of the desired state as soon as that transaction commits. Events are
+published after the commit.
+
+A wave start leaves work that must not delay the next gate: the **follow-up**
+(``follow_up``, one background task per rollout, also scheduled by the timer
+when it finds work left, e.g. after a crash) moves the started wave's pending
+targets to assigned/skipped in chunks, counts devices that already run the
+artifact, asks the gates again, and writes the next wave's targets ahead.
+``drain`` waits for the running follow-ups (shutdown, tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -18,12 +25,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
 
 from xdp47_common.adapters.planning import Connection, write_plan
+from xdp47_common.bus import PoisonMessage
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
     AbortRollout,
@@ -36,6 +44,7 @@ from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
     EffectivePolicy,
+    EventName,
     InvalidTransition,
     RolloutStatus,
     abort,
@@ -61,6 +70,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Work = Callable[[Connection], Awaitable[list[RolloutEvent]]]
+T = TypeVar("T")
 
 COMMAND_CONSUMER = "scheduler.commands"
 _INBOX = """
@@ -69,6 +79,10 @@ ON CONFLICT DO NOTHING RETURNING 1
 """
 _RUNNING = "SELECT id FROM rollouts WHERE status = 'running' ORDER BY id"
 _BY_STATUS = "SELECT status, count(*) AS n FROM rollouts GROUP BY status"
+
+# Targets moved per follow-up transaction: short enough that a heartbeat batch
+# touching one of them waits milliseconds, not the whole wave.
+_CHUNK = 5000
 
 # Races between schedulers (and with heartbeat batches) that a retry resolves: a
 # deadlock, or a device taken by another rollout between our read and our write.
@@ -98,22 +112,31 @@ class RolloutEngine:
         self._clock = clock
         self._offline_after = timedelta(seconds=offline_after)
         self._touched: set[UUID] = set()
+        self._follow_due: set[UUID] = set()
+        self._followers: dict[UUID, asyncio.Task[None]] = {}
 
     # -- plumbing -----------------------------------------------------------
 
-    async def _run(self, work: Work) -> None:
-        """Run ``work`` in a transaction (retried on races), then publish."""
-        events: list[RolloutEvent] = []
+    async def _tx(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction, retried on races."""
         for attempt in range(_ATTEMPTS):
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    events = await work(conn)
-                break
+                    return await work(conn)
             except _RETRYABLE as exc:
                 if attempt == _ATTEMPTS - 1:
                     raise
                 log.info("retrying after %s", exc.__class__.__name__)
                 await asyncio.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _run(self, work: Work) -> None:
+        """Run ``work`` in a transaction (retried on races), then publish and
+        schedule the follow-up of every wave it started."""
+        events = await self._tx(work)
+        for e in events:
+            if e.event == EventName.WAVE_STARTED.value:
+                self._follow(e.rollout_id)
         if events:
             await self._events.publish(events)
 
@@ -139,15 +162,10 @@ class RolloutEngine:
         await store.update_rollout(conn, row.id, decision, reason)
         if decision.start_wave is not None:
             started = await store.start_wave(
-                conn,
-                row,
-                attempt=decision.attempt,
-                wave=decision.start_wave,
-                skip_offline=policy.skip_offline,
+                conn, row, attempt=decision.attempt, wave=decision.start_wave
             )
             if started is not None:
                 WAVES_STARTED.inc()
-                await progress.settle_wave(conn, row.id, decision.start_wave)
         if decision.status in TERMINAL_STATUSES:
             await store.release_targets(conn, row.id, decision.status)
         return event_messages(row.tenant, row.id, decision.attempt, decision.events)
@@ -168,12 +186,9 @@ class RolloutEngine:
                     "rollout %s: run of wave %s missing", row.id, row.current_wave
                 )
                 await store.start_wave(
-                    conn,
-                    row,
-                    attempt=max(row.attempt, 1),
-                    wave=row.current_wave,
-                    skip_offline=policy.skip_offline,
+                    conn, row, attempt=max(row.attempt, 1), wave=row.current_wave
                 )
+                self._follow(row.id)
                 continue
             state = row.state(shortfall=await store.shortfall(conn, row))
             decision = decide(state, counters, policy, self._clock())
@@ -217,7 +232,9 @@ class RolloutEngine:
             if row is None or row.tenant != command.tenant:
                 outcome = "unknown_rollout"
                 log.warning("%s for unknown rollout %s", kind, command.rollout_id)
-                return []
+                # It can never apply: rolled back (no inbox row, so a redelivery
+                # is judged again) and dead-lettered by the consumer, counted.
+                raise PoisonMessage("unknown_rollout", str(command.rollout_id))
             try:
                 events = await self._command(conn, row, command)
             except InvalidTransition as exc:
@@ -228,7 +245,11 @@ class RolloutEngine:
                 outcome = "no_op"
             return events
 
-        await self._run(work)
+        try:
+            await self._run(work)
+        except PoisonMessage:
+            COMMANDS.labels(kind, outcome).inc()
+            raise
         COMMANDS.labels(kind, outcome).inc()
 
     async def _command(
@@ -282,7 +303,8 @@ class RolloutEngine:
         await self._run(work)
 
     async def tick(self) -> None:
-        """The timer: offline marking, the gates of every running rollout, repair."""
+        """The timer: offline marking, the gates and any follow-up left of every
+        running rollout, repair."""
         async with self._pool.acquire() as conn:
             await mark_offline(conn, self._clock() - self._offline_after)
             ids = [r["id"] for r in await conn.fetch(_RUNNING)]
@@ -290,12 +312,75 @@ class RolloutEngine:
             try:
                 # Another scheduler evaluating it now has it covered.
                 await self.evaluate(rollout_id, skip_locked=True)
+                # Wave-start work a crash or a lost task left behind.
+                await self._follow_if_due(rollout_id)
             except Exception:
                 log.exception("gate evaluation of rollout %s failed", rollout_id)
         await reconcile(self._pool)
         counts = {r["status"]: r["n"] for r in await self._pool.fetch(_BY_STATUS)}
         for status in RolloutStatus:
             ROLLOUTS.labels(status.value).set(counts.get(status.value, 0))
+
+    # -- wave-start follow-up ---------------------------------------------------
+
+    async def follow_up(self, rollout_id: UUID) -> None:
+        """The work a wave start leaves, after its commit; idempotent.
+
+        1. The current wave's pending targets become ``assigned`` (or ``skipped``
+           offline under skip_offline, moving them from ``eligible`` to
+           ``skipped``), ``_CHUNK`` per transaction; devices among them that
+           already run the artifact count as applied at once.
+        2. The gates are asked again if anything moved (all skipped, all done).
+        3. The next wave's targets are written ahead (pending), so its start is
+           again only a flip.
+        """
+        moved_any = False
+        while True:
+
+            async def chunk(conn: Connection) -> int:
+                moved, told = await store.assign_chunk(conn, rollout_id, _CHUNK)
+                await progress.settle_devices(conn, told)
+                return moved
+
+            if not await self._tx(chunk):
+                break
+            moved_any = True
+        if moved_any:
+            await self.evaluate(rollout_id)
+        await self._tx(lambda conn: store.prewrite_next(conn, rollout_id))
+
+    def _follow(self, rollout_id: UUID) -> None:
+        """Schedule ``follow_up`` (one task per rollout; a request that arrives
+        while it runs makes it run once more)."""
+        self._follow_due.add(rollout_id)
+        if rollout_id not in self._followers:
+            self._followers[rollout_id] = asyncio.create_task(
+                self._follow_loop(rollout_id), name=f"follow-up-{rollout_id}"
+            )
+
+    async def _follow_loop(self, rollout_id: UUID) -> None:
+        try:
+            while rollout_id in self._follow_due:
+                self._follow_due.discard(rollout_id)
+                try:
+                    await self.follow_up(rollout_id)
+                except Exception:
+                    log.exception("follow-up of rollout %s failed", rollout_id)
+        finally:
+            self._followers.pop(rollout_id, None)
+
+    async def _follow_if_due(self, rollout_id: UUID) -> None:
+        if rollout_id in self._followers:
+            return
+        async with self._pool.acquire() as conn:
+            due = await store.follow_up_due(conn, rollout_id)
+        if due:
+            self._follow(rollout_id)
+
+    async def drain(self) -> None:
+        """Wait until no follow-up runs (including ones they schedule)."""
+        while self._followers:
+            await asyncio.gather(*self._followers.values(), return_exceptions=True)
 
     # -- heartbeat hooks ----------------------------------------------------------
 
@@ -304,13 +389,10 @@ class RolloutEngine:
         now = self._clock()
         for device in result.changed:
             HEARTBEAT_LAG.observe(max(0.0, (now - device.last_seen).total_seconds()))
-        # Only a device told to update by a rollout can have an assigned target
-        # (reconcile repairs the rare device whose desired state was lost).
-        devices = [
-            (d.tenant, d.device_id)
-            for d in result.changed
-            if d.desired_rollout_id is not None
-        ]
+        # Every changed device: being told is derived at read time, so no column
+        # says which devices have a target; the statement probes the partial
+        # unique index of active targets once per device.
+        devices = [(d.tenant, d.device_id) for d in result.changed]
         self._touched |= await progress.settle_devices(conn, devices)
 
     async def after_commit(self, result: HeartbeatWriteResult) -> None:

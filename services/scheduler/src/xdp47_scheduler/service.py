@@ -51,6 +51,7 @@ class Scheduler:
             settings.amqp_url,
             Topology(settings.amqp_namespace),
             publish_timeout=settings.publish_timeout,
+            fault_requeue_share=settings.fault_redeliver_share,
         )
         self.topology = self.bus.topology
         self._clock = clock
@@ -135,6 +136,9 @@ class Scheduler:
                 await asyncio.wait_for(self._timer, timeout=30)
             except TimeoutError:
                 log.warning("timer did not finish in time; cancelled")
+        if self.engine is not None:
+            # Wave-start follow-ups in flight finish (the timer would redo them).
+            await self.engine.drain()
         if self._probe is not None:
             await self._probe.close()
         if self._owns_bus and self._bus_started:

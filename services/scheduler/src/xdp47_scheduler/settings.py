@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
 
-from xdp47_common.settings import ControlSettings
+from pydantic import Field, model_validator
+
+from xdp47_common.settings import ControlSettings, Environment
 
 __all__ = ["SchedulerSettings"]
 
@@ -20,3 +22,20 @@ class SchedulerSettings(ControlSettings):
     sched_command_batch: int = Field(
         default=20, ge=1, le=1000, description="Commands handled per batch."
     )
+    fault_redeliver_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="TEST ONLY (tests/faults): the share of deliveries the "
+        "consumers nack back unprocessed, to prove redelivery is harmless. "
+        "Refused with XDP47_ENV=production.",
+    )
+
+    @model_validator(mode="after")
+    def _refuse_faults_in_production(self) -> Self:
+        if self.fault_redeliver_share and self.env is Environment.PRODUCTION:
+            raise ValueError(
+                "XDP47_FAULT_REDELIVER_SHARE is test-only fault injection and is "
+                "refused with XDP47_ENV=production"
+            )
+        return self

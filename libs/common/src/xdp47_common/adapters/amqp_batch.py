@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -65,6 +66,12 @@ HANDLER_FAILURES = Counter(
     "xdp47_consumer_handler_failures_total",
     "Handler calls that raised, by kind (transient: retried in place).",
     ["queue", "kind"],
+)
+FAULT_REQUEUES = Counter(
+    "xdp47_consumer_fault_requeues_total",
+    "Deliveries nacked back unprocessed by test-only fault injection "
+    "(XDP47_FAULT_REDELIVER_SHARE); always 0 in production.",
+    ["queue"],
 )
 BATCH_SIZE = Histogram(
     "xdp47_consumer_batch_size",
@@ -112,6 +119,7 @@ class BatchConsumer(Generic[T]):
         max_message_bytes: int = 1 << 20,
         is_transient: Callable[[BaseException], bool] = _default_is_transient,
         max_backoff: float = 5.0,
+        requeue_share: float = 0.0,
     ) -> None:
         if max_batch < 1 or prefetch < 1:
             raise ValueError("max_batch and prefetch must be at least 1")
@@ -126,6 +134,10 @@ class BatchConsumer(Generic[T]):
         self._max_message_bytes = max_message_bytes
         self._is_transient = is_transient
         self._max_backoff = max_backoff
+        # Test-only fault injection (XDP47_FAULT_REDELIVER_SHARE, refused in
+        # production): this share of deliveries is nacked back unprocessed.
+        self._requeue_share = requeue_share
+        self._rng = random.Random()
         self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._tag: ConsumerTag | None = None
         self._task: asyncio.Task[None] | None = None
@@ -185,6 +197,9 @@ class BatchConsumer(Generic[T]):
         for message in batch:
             if not _is_live(message):
                 continue  # delivered on a channel that closed: it comes again
+            if self._requeue_share and self._rng.random() < self._requeue_share:
+                await self._fault_requeue(message)
+                continue
             if len(message.body) > self._max_message_bytes:
                 await self._dead_letter(message, "oversized")
                 continue
@@ -197,7 +212,11 @@ class BatchConsumer(Generic[T]):
         BATCH_SIZE.labels(self.queue_name).observe(len(decoded))
         try:
             await self._handle_retrying(decoded)
-        except Exception:
+        except Exception as exc:
+            if len(decoded) == 1 and isinstance(exc, PoisonMessage):
+                # The handler named it poison (e.g. an unknown tenant).
+                await self._dead_letter(decoded[0][0], exc.reason)
+                return
             HANDLER_FAILURES.labels(self.queue_name, "permanent").inc()
             log.exception("handler failed on %s (%d)", self.queue_name, len(decoded))
             if len(decoded) == 1:
@@ -207,6 +226,8 @@ class BatchConsumer(Generic[T]):
             for pair in decoded:
                 try:
                     await self._handle_retrying([pair])
+                except PoisonMessage as poison:
+                    await self._dead_letter(pair[0], poison.reason)
                 except Exception:
                     log.exception("handler failed on message %s", pair[0].message_id)
                     await self._nack([pair])
@@ -257,6 +278,11 @@ class BatchConsumer(Generic[T]):
                 continue
             with contextlib.suppress(ChannelInvalidStateError, AMQPError):
                 await message.nack(requeue=True)
+
+    async def _fault_requeue(self, message: AbstractIncomingMessage) -> None:
+        with contextlib.suppress(ChannelInvalidStateError, AMQPError):
+            await message.nack(requeue=True)
+            FAULT_REQUEUES.labels(self.queue_name).inc()
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         log.warning(

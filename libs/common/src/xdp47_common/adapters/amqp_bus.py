@@ -118,6 +118,8 @@ class AmqpBus:
         publish_timeout: seconds to wait for a publisher confirm.
         connection: an open connection to use instead of opening one (the
             caller keeps owning it).
+        fault_requeue_share: test-only fault injection: the share of deliveries
+            every batch consumer nacks back unprocessed (0 in production).
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class AmqpBus:
         *,
         publish_timeout: float = 5.0,
         connection: AbstractRobustConnection | None = None,
+        fault_requeue_share: float = 0.0,
     ) -> None:
         self._url = url
         self._topology = topology
@@ -137,6 +140,7 @@ class AmqpBus:
         self._consumers: set[_ChannelConsumer[Any]] = set()
         self._subscriptions: set[_AmqpSubscription] = set()
         self._closed = False
+        self._fault_requeue_share = fault_requeue_share
 
     @property
     def topology(self) -> Topology:
@@ -209,6 +213,7 @@ class AmqpBus:
                 on_poison=on_poison,
                 max_message_bytes=max_message_bytes,
                 is_transient=is_transient,
+                requeue_share=self._fault_requeue_share,
             )
 
         return _ChannelConsumer(make, queue_name, self)

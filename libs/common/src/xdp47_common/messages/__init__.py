@@ -8,6 +8,7 @@ from xdp47_common.messages.envelope import Envelope
 from xdp47_common.messages.heartbeat import (
     DesiredState,
     Heartbeat,
+    HeartbeatBatch,
     HeartbeatBody,
     HeartbeatReceived,
 )
@@ -22,10 +23,12 @@ from xdp47_common.messages.rollout import (
 __all__ = [
     "COMMAND_ADAPTER",
     "HEARTBEAT_ADAPTER",
+    "HEARTBEAT_MESSAGE_ADAPTER",
     "AbortRollout",
     "DesiredState",
     "Envelope",
     "Heartbeat",
+    "HeartbeatBatch",
     "HeartbeatBody",
     "HeartbeatReceived",
     "RetryRollout",
@@ -39,3 +42,9 @@ COMMAND_ADAPTER: TypeAdapter[RolloutCommand] = TypeAdapter(
     Annotated[RolloutCommand, Field(discriminator="type")]
 )
 HEARTBEAT_ADAPTER: TypeAdapter[HeartbeatReceived] = TypeAdapter(HeartbeatReceived)
+# What the heartbeats queue carries: single heartbeats and ingest's micro-batches.
+HEARTBEAT_MESSAGE_ADAPTER: TypeAdapter[HeartbeatReceived | HeartbeatBatch] = (
+    TypeAdapter(
+        Annotated[HeartbeatReceived | HeartbeatBatch, Field(discriminator="type")]
+    )
+)

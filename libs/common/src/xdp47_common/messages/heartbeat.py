@@ -15,7 +15,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from xdp47_common.messages.envelope import Envelope
 from xdp47_common.models.device import Health, LastApply
 
-__all__ = ["DesiredState", "Heartbeat", "HeartbeatBody", "HeartbeatReceived"]
+__all__ = [
+    "DesiredState",
+    "Heartbeat",
+    "HeartbeatBatch",
+    "HeartbeatBody",
+    "HeartbeatReceived",
+]
 
 MetricValue = float | int | str | bool | None
 
@@ -52,6 +58,35 @@ class HeartbeatReceived(Envelope):
     heartbeat: Heartbeat
 
 
+class HeartbeatBatch(Envelope):
+    """Several heartbeats of one tenant in one message: ingest's micro-batch.
+
+    Ingest collects the heartbeats that arrive within a few milliseconds and
+    publishes them as one persistent message with one confirm, which costs the
+    broker and the consumer a fraction of a message per heartbeat. Each
+    heartbeat keeps its own ``received_at``; consumers decode this beside
+    ``HeartbeatReceived`` (same queue, same routing key ``heartbeat.<tenant>``).
+    """
+
+    type: Literal["heartbeat.batch"] = "heartbeat.batch"
+    version: Literal[1] = 1
+    heartbeats: Annotated[list[Heartbeat], Field(min_length=1, max_length=10_000)]
+
+    def received(self) -> list[HeartbeatReceived]:
+        """One ``HeartbeatReceived`` per heartbeat (already validated: no copy
+        is validated again), sharing this message's id and tenant."""
+        return [
+            HeartbeatReceived.model_construct(
+                message_id=self.message_id,
+                occurred_at=self.occurred_at,
+                tenant=self.tenant,
+                correlation_id=self.correlation_id,
+                heartbeat=beat,
+            )
+            for beat in self.heartbeats
+        ]
+
+
 class DesiredState(BaseModel):
     """What ingest answers a heartbeat with: the artifact to run, or nothing to do."""
 
@@ -70,3 +105,8 @@ class DesiredState(BaseModel):
         description="Seconds until the next heartbeat, if the server asks.",
     )
     server_time: datetime | None = None
+    device_id: str | None = Field(
+        default=None,
+        description="The device this answer is for; an agent refuses an answer "
+        "naming another device.",
+    )

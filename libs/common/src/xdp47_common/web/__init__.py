@@ -23,6 +23,7 @@ from xdp47_common.web.errors import (
 )
 from xdp47_common.web.health import Check, HealthStatus, health_router
 from xdp47_common.web.metrics import HttpMetrics, MetricsMiddleware, metrics_router
+from xdp47_common.web.rate_limit import RateLimitMiddleware, RateLimits
 from xdp47_common.web.request_id import (
     REQUEST_ID_HEADER,
     RequestIdMiddleware,
@@ -40,6 +41,8 @@ __all__ = [
     "HealthStatus",
     "HttpMetrics",
     "MetricsMiddleware",
+    "RateLimitMiddleware",
+    "RateLimits",
     "RequestIdMiddleware",
     "ServiceUnavailable",
     "bind_request_context",
@@ -59,6 +62,7 @@ def install_web_basics(
     registry: CollectorRegistry | None = None,
     metrics_prefix: str = "xdp47",
     body_limit_overrides: Mapping[str, int] | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> HttpMetrics:
     """Install error handlers, body limit, metrics and health routes on ``app``.
 
@@ -70,6 +74,8 @@ def install_web_basics(
         metrics_prefix: prefix of the HTTP metric names.
         body_limit_overrides: exact request paths with a limit of their own
             (a streamed upload route), instead of ``max_body_bytes``.
+        rate_limits: per-credential limits (429 with Retry-After); none when
+            omitted or disabled.
 
     Returns:
         The HTTP metrics, whose registry services may add their own metrics to.
@@ -86,6 +92,11 @@ def install_web_basics(
         max_body_bytes=max_body_bytes,
         overrides=body_limit_overrides,
     )
+    # Outside the size limit: a credential over its rate gets 429 before any byte
+    # of its body is read; inside the catch-all, metrics and request id, so the
+    # 429 is counted and carries X-Request-ID.
+    if rate_limits is not None and rate_limits.enabled:
+        app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)

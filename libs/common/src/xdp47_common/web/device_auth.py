@@ -11,9 +11,10 @@ the API's artifact download uses ``identify_device``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from xdp47_common.tokens import SecretKind, hash_secret, looks_valid
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DeviceIdentity",
     "bearer_credential",
+    "device_credential",
     "forbidden",
     "identify_device",
     "is_device_credential",
@@ -31,6 +33,14 @@ __all__ = [
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="xdp47-devices"'}
 _IDENTIFY = "SELECT tenant, id FROM devices WHERE credential_hash = $1"
+# Declares the bearer requirement in the OpenAPI document (scheme "device");
+# ``bearer_credential`` still reads and checks the header itself.
+_DEVICE_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="device",
+    bearerFormat="xdp47d_…",
+    description="A device credential (xdp47d_…) in the Authorization header.",
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,12 @@ def is_device_credential(secret: str) -> bool:
     return looks_valid(secret, SecretKind.DEVICE_CREDENTIAL)
 
 
-def bearer_credential(request: Request) -> str:
+def bearer_credential(
+    request: Request,
+    _declared: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_DEVICE_BEARER)
+    ] = None,
+) -> str:
     """The device credential of ``Authorization: Bearer …``, checked offline.
 
     Raises:
@@ -74,6 +89,18 @@ def bearer_credential(request: Request) -> str:
     if not is_device_credential(credential):
         raise unauthorized("malformed device credential")
     return credential
+
+
+async def device_credential(
+    request: Request,
+    declared: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_DEVICE_BEARER)
+    ] = None,
+) -> str:
+    """``bearer_credential`` as an ``async`` dependency: FastAPI runs a plain
+    ``def`` dependency in a worker thread, which cost ingest ~0.3 ms of CPU per
+    request; use this one in ``Depends``."""
+    return bearer_credential(request, declared)
 
 
 async def identify_device(

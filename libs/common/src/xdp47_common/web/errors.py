@@ -130,6 +130,9 @@ def _asyncpg_handlers(app: FastAPI) -> None:
         asyncpg.TooManyConnectionsError,
         asyncpg.InsufficientResourcesError,
         asyncpg.AdminShutdownError,
+        # Raised when a pooled connection is reset after the server died under
+        # it ("cannot switch to state …"): the database went away, not a bug.
+        asyncpg.InternalClientError,
     ):
         app.add_exception_handler(cls, _connection_lost_handler)
     app.add_exception_handler(asyncpg.IntegrityConstraintViolationError, integrity)

@@ -12,6 +12,7 @@ from xdp47_common.web import ErrorBody
 __all__ = ["errors", "not_found"]
 
 _DESCRIPTIONS = {
+    400: "Request body is not decodable (e.g. not UTF-8 JSON)",
     401: "Missing, malformed, unknown, expired or revoked bearer token",
     403: "The token lacks the scope this operation needs",
     404: "No such resource in the caller's tenant",
@@ -20,14 +21,20 @@ _DESCRIPTIONS = {
     415: "Unsupported request content type",
     416: "Range not satisfiable",
     422: "Invalid input; the message names the field",
+    429: "The token is over its rate limit; retry after Retry-After seconds",
     503: "Database or message broker unavailable; retry after Retry-After seconds",
 }
 
 
 def errors(*extra: int) -> dict[int | str, dict[str, Any]]:
-    """401, 403, 422 and 503 for every authenticated operation, plus ``extra``."""
-    codes = sorted({401, 403, 422, 503, *extra})
-    return {c: {"model": ErrorBody, "description": _DESCRIPTIONS[c]} for c in codes}
+    """401, 403, 422, 429 and 503 for every authenticated operation, plus
+    ``extra``."""
+    codes = {401, 403, 422, 429, 503, *extra}
+    if 413 in codes:  # an operation with a body: FastAPI answers 400 to bad bytes
+        codes.add(400)
+    return {
+        c: {"model": ErrorBody, "description": _DESCRIPTIONS[c]} for c in sorted(codes)
+    }
 
 
 def not_found(what: str, ident: object) -> HTTPException:

@@ -32,6 +32,7 @@ from xdp47_api.repositories import PgArtifactRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import ServicesDep
 from xdp47_common.models import Artifact, ArtifactCreate, Scope
+from xdp47_common.models.base import TENANT_ID_PATTERN
 from xdp47_common.web import format_validation_errors
 
 __all__ = ["UPLOAD_PATH", "router"]
@@ -108,7 +109,7 @@ async def upload_artifact(
     request: Request,
     principal: Annotated[Principal, require(Scope.ARTIFACTS_WRITE)],
     services: ServicesDep,
-    tenant: Annotated[str, Query(max_length=63)],
+    tenant: Annotated[str, Query(max_length=63, pattern=TENANT_ID_PATTERN)],
     version: Annotated[str | None, Query(max_length=128)] = None,
     type: Annotated[str | None, Query(max_length=64)] = None,
     signature: Annotated[str | None, Query(max_length=512)] = None,
