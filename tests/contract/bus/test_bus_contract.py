@@ -300,8 +300,42 @@ async def test_poison_is_dead_lettered_and_the_rest_flows(harness: Harness) -> N
     assert await _dead(harness, t.heartbeats_queue, 1) == [b"{not json"]
 
 
+async def test_stop_lets_the_batch_in_progress_commit(harness: Harness) -> None:
+    """Graceful shutdown drains: a batch being handled finishes and is acked."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+    handled: list[HeartbeatReceived] = []
+
+    async def slow(batch: list[HeartbeatReceived]) -> None:
+        started.set()
+        await release.wait()
+        handled.extend(batch)
+
+    queue = harness.topology.heartbeats_queue
+    sent = [_hb(i) for i in range(1, 4)]
+    await _send(harness, *sent)
+    consumer = harness.bus.batch_consumer(
+        queue, HEARTBEAT_ADAPTER.validate_json, slow, max_batch=10, max_wait_ms=20
+    )
+    await consumer.start()
+    await asyncio.wait_for(started.wait(), 20)
+    stopping = asyncio.create_task(consumer.stop())
+    await asyncio.sleep(0.2)  # stop() is now waiting for the batch
+    assert not stopping.done()
+    release.set()
+    await asyncio.wait_for(stopping, 20)
+    assert len(handled) == 3
+    # The broker settles acks asynchronously; poll the depth, bounded.
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(10), wait=wait_fixed(0.05), reraise=True
+    ):
+        with attempt:
+            assert (await harness.bus.queue_depth(queue)).messages == 0
+
+
 async def test_unacked_messages_survive_a_consumer_stop(harness: Harness) -> None:
-    """A consumer stopped mid-batch acks nothing; the next one gets it all."""
+    """A consumer stopped mid-batch whose handler does not finish within the
+    drain time acks nothing; the next one gets it all."""
     started = asyncio.Event()
     never = asyncio.Event()
 

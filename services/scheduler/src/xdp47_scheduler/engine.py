@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
+import structlog
 
 from xdp47_common.adapters.planning import Connection, write_plan
 from xdp47_common.bus import PoisonMessage
@@ -216,6 +217,14 @@ class RolloutEngine:
 
     async def handle_command(self, command: RolloutCommand) -> None:
         """Apply a start, retry or abort command once (inbox + state machine)."""
+        # Logs of this command carry its ids (the consumer task handles commands
+        # one after another, so each binding replaces the previous one).
+        structlog.contextvars.bind_contextvars(
+            message_id=str(command.message_id),
+            correlation_id=command.correlation_id,
+            rollout_id=str(command.rollout_id),
+            tenant=command.tenant,
+        )
         kind = command.type.removeprefix("rollout.")
         outcome = "applied"
 
@@ -290,6 +299,8 @@ class RolloutEngine:
 
     async def evaluate(self, rollout_id: UUID, *, skip_locked: bool = False) -> None:
         """Evaluate the gates of one running rollout and apply what they decide."""
+        structlog.contextvars.unbind_contextvars("message_id", "correlation_id")
+        structlog.contextvars.bind_contextvars(rollout_id=str(rollout_id))
 
         async def work(conn: Connection) -> list[RolloutEvent]:
             row = await store.lock_rollout(conn, rollout_id, skip_locked=skip_locked)

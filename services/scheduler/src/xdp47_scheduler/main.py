@@ -17,6 +17,7 @@ import aio_pika
 import asyncpg
 from pydantic import ValidationError
 
+from xdp47_common.logging import configure_logging
 from xdp47_scheduler.service import Scheduler
 from xdp47_scheduler.settings import SchedulerSettings
 
@@ -85,9 +86,11 @@ async def _serve(settings: SchedulerSettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    try:
+        configure_logging("scheduler")
+    except ValueError as exc:  # a bad XDP47_LOG_* value
+        sys.stderr.write(f"xdp47-scheduler: {exc}\n")
+        raise SystemExit(2) from None
     try:
         settings = SchedulerSettings()
     except ValidationError as exc:

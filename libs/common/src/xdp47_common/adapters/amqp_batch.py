@@ -141,6 +141,10 @@ class BatchConsumer(Generic[T]):
         self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._tag: ConsumerTag | None = None
         self._task: asyncio.Task[None] | None = None
+        # The batch being handled runs as its own task so that stop() can let it
+        # finish (commit and ack) instead of cancelling it half-way.
+        self._current: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Subscribe and start the batching loop; the queue must exist."""
@@ -154,26 +158,38 @@ class BatchConsumer(Generic[T]):
         if self._task is not None:
             await self._task
 
-    async def stop(self) -> None:
-        """Unsubscribe and stop after the batch in progress is settled or dropped.
+    async def stop(self, *, drain_timeout: float = 10.0) -> None:
+        """Unsubscribe, let the batch in progress finish, then stop.
 
-        Buffered, unacked deliveries return to the queue when the channel closes.
+        The batch being handled gets up to ``drain_timeout`` seconds to commit and
+        ack; buffered deliveries that no batch took yet stay unacked and return to
+        the queue when the channel closes.
         """
+        self._stopping = True
         if self._tag is not None and not self._channel.is_closed:
             with contextlib.suppress(AMQPError, ChannelInvalidStateError):
                 queue = await self._channel.get_queue(self.queue_name, ensure=False)
                 await queue.cancel(self._tag)
         self._tag = None
+        current = self._current
+        if current is not None and not current.done():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(current), drain_timeout)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if current is not None and not current.done():
+            current.cancel()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             batch = await self._next_batch()
-            await self._process(batch)
+            if self._stopping:
+                return
+            self._current = asyncio.create_task(self._process(batch))
+            await asyncio.shield(self._current)
 
     async def _next_batch(self) -> list[AbstractIncomingMessage]:
         batch = [await self._buffer.get()]
