@@ -5,6 +5,7 @@ from __future__ import annotations
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from prometheus_client import REGISTRY
 
 from tests.support.amqp import get_one, message_count
 from xdp47_common.adapters.amqp import AmqpPublisher, declare_topology
@@ -56,11 +57,19 @@ async def test_confirmed_publish_arrives_persistent_with_id_and_type(
 ) -> None:
     publisher = AmqpPublisher(connection, topology, timeout=5)
     await publisher.start()
+    labels = {"exchange": topology.telemetry, "result": "confirmed"}
+
+    def confirmed() -> float:
+        value = REGISTRY.get_sample_value("xdp47_messages_published_total", labels)
+        return value or 0.0
+
+    before = confirmed()
     hb = _heartbeat(seq=7)
     await publisher.publish(topology.telemetry, topology.heartbeat_key("acme"), hb)
     start = StartRollout(tenant="acme", rollout_id=hb.message_id)
     await publisher.publish(topology.commands, topology.command_key(start.type), start)
     await publisher.close()
+    assert confirmed() == before + 1  # counted per exchange
 
     channel = await connection.channel()
     got = await get_one(channel, topology.heartbeats_queue)

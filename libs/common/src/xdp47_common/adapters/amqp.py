@@ -17,6 +17,7 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractRobustConnection,
 )
+from prometheus_client import Counter
 
 from xdp47_common.adapters.amqp_batch import (
     BatchConsumer,
@@ -27,7 +28,14 @@ from xdp47_common.bus import PublishFailed
 from xdp47_common.messages.envelope import Envelope
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
+MESSAGES_PUBLISHED = Counter(
+    "xdp47_messages_published_total",
+    "Publishes by exchange and result (confirmed, failed: no confirm or no link).",
+    ["exchange", "result"],
+)
+
 __all__ = [
+    "MESSAGES_PUBLISHED",
     "AmqpPublisher",
     "BatchConsumer",
     "PoisonMessage",
@@ -157,9 +165,12 @@ class AmqpPublisher:
         except (TimeoutError, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and _task_cancelling():
                 raise
+            MESSAGES_PUBLISHED.labels(exchange, "failed").inc()
             raise PublishFailed("the broker did not confirm in time") from exc
         except Exception as exc:  # aiormq raises many types on a broken link
+            MESSAGES_PUBLISHED.labels(exchange, "failed").inc()
             raise PublishFailed(f"publish failed: {exc.__class__.__name__}") from exc
+        MESSAGES_PUBLISHED.labels(exchange, "confirmed").inc()
 
 
 def _task_cancelling() -> bool:
