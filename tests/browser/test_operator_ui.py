@@ -1,6 +1,7 @@
 """The operator UI in a real browser (Debian's chromium, headless): sign in,
-create an artifact, a policy and a rollout, start it, watch the wave timeline
-change as simulated devices report, abort a second rollout through its
+register an artifact and upload another through the form, create a policy and a
+rollout, start it, watch the wave timeline and the page header change as
+simulated devices report, abort a second rollout through its
 confirmation dialog; a read-only token sees no write controls; another tenant's
 objects never appear. Every page: no console error, no request to another host,
 and a screenshot under artifacts/screenshots/.
@@ -13,13 +14,24 @@ update (hold, apply, fail).
 
 from __future__ import annotations
 
+import hashlib
+import random
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    FilePayload,
+    Page,
+    Request,
+    expect,
+)
 
 from tests.browser.conftest import LiveServer
 from tests.browser.support import (
@@ -35,6 +47,7 @@ from xdp47_common.models import READ_SCOPES
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 SHA = "5e" * 32
+UPLOADED = random.Random(47).randbytes(200_000)  # a file for the upload form
 TIMEOUT_MS = 20_000
 # The timeline follows the real scheduler: an event re-renders it at once, and a
 # missed one is made up by the page's periodic refresh (every 5 s), so waits on
@@ -146,16 +159,22 @@ def test_operator_flow(
     shot(page, screenshots, "signin", watch)
     sign_in(page, server, server.token)
 
-    # an artifact, a policy
+    # artifacts: one registered by URI, one uploaded through the form
     page.goto(f"{server.url}/ui/artifacts")
     page.click("summary:has-text('Register an artifact')")
-    page.fill("input[name=uri]", "https://releases.example.com/app-2.0.0.tar")
-    page.fill("input[name=sha256]", SHA)
-    page.fill("input[name=version]", "2.0.0-browser")
-    page.fill("textarea[name=metadata]", '{"notes": "from the browser test"}')
-    page.click("button:has-text('Register artifact')")
+    register = page.locator("#register-form")
+    register.locator("input[name=uri]").fill(
+        "https://releases.example.com/app-2.0.0.tar"
+    )
+    register.locator("input[name=sha256]").fill(SHA)
+    register.locator("input[name=version]").fill("2.0.0-browser")
+    register.locator("textarea[name=metadata]").fill(
+        '{"notes": "from the browser test"}'
+    )
+    register.locator("button:has-text('Register artifact')").click()
     expect(page.locator(".notice")).to_contain_text("registered")
     expect(page.locator("table")).to_contain_text("2.0.0-browser")
+    upload_artifact(page, server, watch, screenshots)
     shot(page, screenshots, "artifacts", watch)
 
     page.goto(f"{server.url}/ui/policies")
@@ -171,15 +190,25 @@ def test_operator_flow(
     # a rollout over the lab devices, started; they hold the update for now
     create_rollout(page, server, "first-rollout", "site=lab", "50, 50")
     expect(page.locator("#rollout-status")).to_have_attribute("data-status", "draft")
+    header = page.locator("#rollout-header-status")
+    expect(header).to_have_text("draft")
+    expect(page.locator("#rollout-started")).to_have_text("—")
+    expect(page.locator("#plan")).to_be_visible()
     shot(page, screenshots, "rollout-draft", watch)
     page.click("button[data-action=start]")
     expect(page.locator(".notice")).to_contain_text("start command was sent")
+    # the notice is one-shot: its query parameter leaves the address at once
+    expect(page).not_to_have_url(re.compile(r"sent="))
     first = rollout_id_by_name(server, "first-rollout")
 
     # the scheduler starts wave 1: its devices are told to update ...
     expect(page.locator("#rollout-status")).to_have_attribute(
         "data-status", "running", timeout=LIVE_MS
     )
+    # ... and the header follows without a reload: running, started, no preview
+    expect(header).to_contain_text("running", timeout=LIVE_MS)
+    expect(page.locator("#rollout-started")).not_to_have_text("—", timeout=LIVE_MS)
+    expect(page.locator("#plan")).to_be_hidden(timeout=LIVE_MS)
     wave1: list[str] = []
 
     def wave_one_started() -> None:
@@ -220,7 +249,15 @@ def test_operator_flow(
     expect(page.locator("#gate-verdict")).to_contain_text(
         f"wave 2: {len(wave2)} of {len(wave2)} succeeded", timeout=LIVE_MS
     )
+    # The page was not reloaded since the start: only the live refresh can have
+    # brought the header from running to partial and set the finish time.
+    expect(header).to_have_attribute("data-status", "partial", timeout=LIVE_MS)
+    expect(header).to_contain_text("partial")
+    expect(page.locator("#rollout-finished")).not_to_have_text("—", timeout=LIVE_MS)
     shot(page, screenshots, "rollout-completed", watch)
+    page.reload()
+    expect(page.locator("h1")).to_contain_text("first-rollout")
+    expect(page.locator(".notice")).to_have_count(0)  # not shown a second time
 
     # a second rollout over the annex devices, which hold the update: aborted
     create_rollout(page, server, "second-rollout", "site=annex", "")
@@ -256,6 +293,58 @@ def test_operator_flow(
         if 'aria-current="page">Tenants' not in html:
             assert other_tenant not in html
     watch.check()
+
+
+def upload_artifact(
+    page: Page, server: LiveServer, watch: Watch, screenshots: Path
+) -> None:
+    """Upload a file through the form; it is listed with the SHA256 and size of
+    its bytes, and the API serves those bytes back."""
+    page.click("summary:has-text('Upload an artifact')")
+    form = page.locator("#upload-form")
+    form.locator("input[name=version]").fill("2.1.0-upload")
+    form.locator("textarea[name=metadata]").fill('{"notes": "uploaded"}')
+    # No file chosen: the form comes back (422) with the reason and the fields.
+    form.locator("button:has-text('Upload artifact')").click()
+    expect(page.locator("#file-error")).to_contain_text("choose a file")
+    expect(form.locator("input[name=version]")).to_have_value("2.1.0-upload")
+    # The browser logs the 422 answer; nothing else may.
+    assert all("422" in e for e in watch.errors), watch.errors
+    watch.errors.clear()
+    shot(page, screenshots, "artifacts-upload-error", watch)
+    # A file over the limit is refused before it is sent (the limit is lowered
+    # in the page: the server's own is far above this file).
+    form.evaluate("f => { f.dataset.maxBytes = '1000'; }")
+    form.locator("input[type=file]").set_input_files(
+        files=FilePayload(name="big.bin", mimeType="x/y", buffer=UPLOADED)
+    )
+    form.locator("button:has-text('Upload artifact')").click()
+    expect(form.locator("[data-file-too-large]")).to_contain_text("more than the limit")
+    form.evaluate("f => { f.dataset.maxBytes = '1000000'; }")
+    form.locator("input[type=file]").set_input_files(
+        files=FilePayload(
+            name="app-2.1.0.tar", mimeType="application/x-tar", buffer=UPLOADED
+        )
+    )
+    form.locator("button:has-text('Upload artifact')").click()
+    row = page.locator("tr[data-artifact]", has_text="2.1.0-upload")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(hashlib.sha256(UPLOADED).hexdigest()[:12])
+    expect(row).to_contain_text(str(len(UPLOADED)))
+    artifact_id = row.get_attribute("data-artifact")
+    assert artifact_id
+    expect(page.locator(".notice")).to_contain_text(artifact_id)
+    expect(page).not_to_have_url(re.compile(r"created="))
+    content = httpx.get(
+        f"{server.url}/api/artifacts/{artifact_id}/content",
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=10,
+    )
+    assert content.status_code == 200, content.text
+    assert content.content == UPLOADED
+    page.reload()  # the notice was one-shot
+    expect(page.locator("tr[data-artifact]", has_text="2.1.0-upload")).to_have_count(1)
+    expect(page.locator(".notice")).to_have_count(0)
 
 
 def create_rollout(

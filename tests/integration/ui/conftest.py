@@ -10,11 +10,27 @@ from fastapi import FastAPI
 from tests.integration.api.support import running_app
 from xdp47_common.settings import ControlSettings
 
+# Small limits, so the upload tests can pass them: an upload above the general
+# body limit must still be taken (it has a limit of its own), one above the upload
+# limit refused.
+MAX_BODY = 32 << 10
+MAX_UPLOAD = 64 << 10
+
 
 @pytest.fixture(scope="session")
-def ui_settings(db_url: str, amqp_url: str, amqp_namespace: str) -> ControlSettings:
+def ui_settings(
+    db_url: str,
+    amqp_url: str,
+    amqp_namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ControlSettings:
     return ControlSettings(
-        db_url=db_url, amqp_url=amqp_url, amqp_namespace=f"{amqp_namespace}_ui"
+        db_url=db_url,
+        amqp_url=amqp_url,
+        amqp_namespace=f"{amqp_namespace}_ui",
+        max_body_bytes=MAX_BODY,
+        max_upload_bytes=MAX_UPLOAD,
+        blob_dir=str(tmp_path_factory.mktemp("ui-blobs")),
     )
 
 

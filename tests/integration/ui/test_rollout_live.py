@@ -146,3 +146,53 @@ async def test_events_reach_only_their_tenants_subscribers(
         got = await asyncio.wait_for(mine.queue.get(), timeout=10)
         assert got.message_id == event.message_id
         assert theirs.queue.empty()
+
+
+async def test_live_refresh_carries_the_header_and_hides_the_plan(
+    pool: asyncpg.Pool[Any], ui_app: FastAPI
+) -> None:
+    """The live fragment (what the SSE stream sends) replaces the header's status,
+    started and finished facts out of band, and the plan preview once started."""
+    tenant = await make_tenant(pool, "head")
+    async with signed_in(ui_app, await mint(pool, tenant, TENANT_SCOPES)) as client:
+        rollout_id = await _draft(client)
+        page = (await client.get(f"/ui/rollouts/{rollout_id}")).text
+        assert '<dd id="rollout-header-status" data-status="draft">' in page
+        assert '<section class="card" id="plan">' in page  # shown, a target
+        draft = (await client.get(f"/ui/rollouts/{rollout_id}/live")).text
+        assert (
+            '<dd id="rollout-header-status" data-status="draft" hx-swap-oob="true">'
+            in draft
+        )
+        assert 'id="plan"' not in draft  # a draft's preview stays as it is
+        await _targets(pool, tenant, rollout_id, {f"{tenant}-a": "assigned"})
+        await pool.execute(
+            "UPDATE rollouts SET started_at = '2031-02-03 04:05:06+00' WHERE id = $1",
+            uuid.UUID(rollout_id),
+        )
+        running = (await client.get(f"/ui/rollouts/{rollout_id}/live")).text
+        assert (
+            '<dd id="rollout-header-status" data-status="running" hx-swap-oob="true">'
+            in running
+        )
+        assert (
+            '<dd id="rollout-started" hx-swap-oob="true">2031-02-03 04:05:06 UTC</dd>'
+            in running
+        )
+        assert '<dd id="rollout-finished" hx-swap-oob="true">—</dd>' in running
+        assert '<section class="card" id="plan" hx-swap-oob="true" hidden>' in running
+        await pool.execute(
+            "UPDATE rollouts SET status = 'completed', "
+            "finished_at = '2031-02-03 05:00:00+00' WHERE id = $1",
+            uuid.UUID(rollout_id),
+        )
+        done = (await client.get(f"/ui/rollouts/{rollout_id}/live")).text
+        assert 'data-status="completed" hx-swap-oob="true"' in done
+        assert (
+            '<dd id="rollout-finished" hx-swap-oob="true">2031-02-03 05:00:00 UTC</dd>'
+            in done
+        )
+        page = (await client.get(f"/ui/rollouts/{rollout_id}")).text
+        assert '<dd id="rollout-header-status" data-status="completed">' in page
+        assert '<section class="card" id="plan" hidden>' in page
+        assert "hx-swap-oob" not in page  # the page holds the targets only

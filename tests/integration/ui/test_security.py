@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 SHA = "cd" * 32
 WRITE_POSTS = (
     "/ui/artifacts",
+    "/ui/artifacts/upload",
     "/ui/policies",
     "/ui/rollouts",
     "/ui/tenants/tokens",

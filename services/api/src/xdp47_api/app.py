@@ -16,6 +16,8 @@ from xdp47_api.routes import ROUTERS
 from xdp47_api.routes.artifact_content import UPLOAD_PATH
 from xdp47_api.state import Services
 from xdp47_api.ui import install_ui
+from xdp47_api.ui.pages.artifacts import UPLOAD_FORM_OVERHEAD
+from xdp47_api.ui.pages.artifacts import UPLOAD_PATH as UI_UPLOAD_PATH
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
 from xdp47_common.bus import Bus
@@ -89,7 +91,12 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
     install_web_basics(
         app,
         max_body_bytes=settings.max_body_bytes,
-        body_limit_overrides={UPLOAD_PATH: settings.max_upload_bytes},
+        body_limit_overrides={
+            UPLOAD_PATH: settings.max_upload_bytes,
+            # The UI's upload form: the file plus its text fields and framing;
+            # the file itself is held to max_upload_bytes by the form's handler.
+            UI_UPLOAD_PATH: settings.max_upload_bytes + UPLOAD_FORM_OVERHEAD,
+        },
         rate_limits=RateLimits.from_settings(settings),
         checks={"postgres": postgres_ready, "rabbitmq": rabbitmq_ready},
     )

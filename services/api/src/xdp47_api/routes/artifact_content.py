@@ -5,7 +5,9 @@
 body streams into the blob store while its SHA256 and size are computed; it has its
 own limit (``XDP47_MAX_UPLOAD_BYTES``) instead of the general body limit. The new
 artifact's ``uri`` is this service's download URL for it, under
-``XDP47_PUBLIC_URL`` (or the URL the upload request came in on).
+``XDP47_PUBLIC_URL`` (or the URL the upload request came in on). The steps of an
+upload (``check_upload``, ``store_upload``, ``create_uploaded``) are public so the
+web UI's multipart upload form goes through the same code.
 
 ``GET /api/artifacts/{id}/content`` serves the bytes to the tenant's devices (their
 ``xdp47d_`` credential) and to tokens with ``artifacts:read``, with single byte
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -25,17 +27,26 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from xdp47_api.auth import Principal, require
-from xdp47_api.blobs import BlobTooLarge
+from xdp47_api.blobs import BlobInfo, BlobTooLarge
 from xdp47_api.device_access import require_device_or
 from xdp47_api.ranges import RangeNotSatisfiable, byte_range, content_range
 from xdp47_api.repositories import PgArtifactRepository
 from xdp47_api.routes._responses import errors, not_found
-from xdp47_api.state import ServicesDep
+from xdp47_api.state import Services, ServicesDep
 from xdp47_common.models import Artifact, ArtifactCreate, Scope
 from xdp47_common.models.base import TENANT_ID_PATTERN
 from xdp47_common.web import format_validation_errors
 
-__all__ = ["UPLOAD_PATH", "router"]
+__all__ = [
+    "UPLOAD_PATH",
+    "check_upload",
+    "client_filename",
+    "create_uploaded",
+    "router",
+    "store_upload",
+    "too_large",
+    "upload_fields",
+]
 
 router = APIRouter(prefix="/api/artifacts", tags=["artifacts"])
 UPLOAD_PATH = "/api/artifacts/upload"
@@ -83,14 +94,90 @@ def _metadata(raw: str | None, filename: str | None) -> dict[str, Any]:
     return data
 
 
-def _validated(fields: dict[str, Any]) -> ArtifactCreate:
-    try:
-        return ArtifactCreate.model_validate(fields)
-    except ValidationError as exc:
-        detail, _ = format_validation_errors(
-            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]
-        )
-        raise HTTPException(status_code=422, detail=detail) from None
+def _unprocessable(exc: ValidationError) -> HTTPException:
+    detail, _ = format_validation_errors(
+        [{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]
+    )
+    return HTTPException(status_code=422, detail=detail)
+
+
+def client_filename(name: str | None) -> str | None:
+    """The name a browser sent for a file, made fit for ``metadata.filename``.
+
+    Path parts are dropped and characters the download's ``Content-Disposition``
+    would not carry become ``_``; ``None`` when nothing usable is left.
+    """
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = re.sub(r"[^A-Za-z0-9 ._+-]", "_", base).lstrip(" ")[:255]
+    if not _FILENAME.match(cleaned) or cleaned in (".", ".."):
+        return None
+    return cleaned
+
+
+def upload_fields(
+    *,
+    tenant: str,
+    version: str | None,
+    type: str | None,
+    signature: str | None,
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """The artifact fields of an upload: everything but what its bytes decide."""
+    fields: dict[str, Any] = {
+        "tenant": tenant,
+        "version": version,
+        "signature": signature,
+        "metadata": metadata,
+    }
+    if type is not None:
+        fields["type"] = type
+    return fields
+
+
+def check_upload(principal: Principal, fields: Mapping[str, Any]) -> None:
+    """Refuse bad fields, or another tenant, before any byte is stored.
+
+    Raises ``ValidationError`` (the fields, as ``ArtifactCreate`` judges them) or
+    ``HTTPException`` 404 (a tenant not the caller's).
+    """
+    ArtifactCreate.model_validate({**fields, **_PLACEHOLDER})
+    principal.own_tenant(str(fields["tenant"]))
+
+
+async def store_upload(services: Services, chunks: AsyncIterable[bytes]) -> BlobInfo:
+    """Stream ``chunks`` into the blob store, at most ``max_upload_bytes``.
+
+    Raises ``BlobTooLarge`` past the limit; nothing is stored then.
+    """
+    limit = services.settings.max_upload_bytes
+    return await services.blobs.put(chunks, max_bytes=limit)
+
+
+def too_large(limit: int) -> str:
+    return f"upload larger than the limit of {limit} bytes"
+
+
+async def create_uploaded(
+    request: Request, services: Services, fields: Mapping[str, Any], blob: BlobInfo
+) -> Artifact:
+    """Save the artifact of stored bytes; its ``uri`` is this service's download
+    URL. Raises ``ValidationError`` when the fields (checked by ``check_upload``
+    before the bytes) do not make an artifact after all."""
+    artifact_id = uuid4()
+    base = services.settings.public_url
+    uri = (
+        f"{base.rstrip('/')}/api/artifacts/{artifact_id}/content"
+        if base
+        else str(request.url_for("download_artifact", artifact_id=artifact_id))
+    )
+    body = ArtifactCreate.model_validate(
+        {**fields, "uri": uri, "sha256": blob.sha256, "size": blob.size}
+    )
+    return await PgArtifactRepository(services.pool).create(
+        body, artifact_id=artifact_id, content_stored=True
+    )
 
 
 @router.post(
@@ -116,40 +203,31 @@ async def upload_artifact(
     filename: Annotated[str | None, Query(max_length=255)] = None,
     metadata: Annotated[str | None, Query(max_length=16_384)] = None,
 ) -> Artifact:
-    fields: dict[str, Any] = {
-        "tenant": tenant,
-        "version": version,
-        "signature": signature,
-        "metadata": _metadata(metadata, filename),
-    }
-    if type is not None:
-        fields["type"] = type
-    _validated({**fields, **_PLACEHOLDER})  # refuse bad fields before any byte
-    principal.own_tenant(tenant)
+    fields = upload_fields(
+        tenant=tenant,
+        version=version,
+        type=type,
+        signature=signature,
+        metadata=_metadata(metadata, filename),
+    )
+    try:
+        check_upload(principal, fields)
+    except ValidationError as exc:
+        raise _unprocessable(exc) from None
     media = request.headers.get("content-type", _OCTETS).split(";")[0].strip()
     if media.lower() != _OCTETS:
         raise HTTPException(
             status_code=415,
             detail=f"content-type: send the raw bytes as {_OCTETS}, not {media!r}",
         )
-    limit = services.settings.max_upload_bytes
     try:
-        blob = await services.blobs.put(request.stream(), max_bytes=limit)
-    except BlobTooLarge:
-        raise HTTPException(
-            status_code=413, detail=f"upload larger than the limit of {limit} bytes"
-        ) from None
-    artifact_id = uuid4()
-    base = services.settings.public_url
-    uri = (
-        f"{base.rstrip('/')}/api/artifacts/{artifact_id}/content"
-        if base
-        else str(request.url_for("download_artifact", artifact_id=artifact_id))
-    )
-    body = _validated({**fields, "uri": uri, "sha256": blob.sha256, "size": blob.size})
-    return await PgArtifactRepository(services.pool).create(
-        body, artifact_id=artifact_id, content_stored=True
-    )
+        blob = await store_upload(services, request.stream())
+    except BlobTooLarge as exc:
+        raise HTTPException(status_code=413, detail=too_large(exc.limit)) from None
+    try:
+        return await create_uploaded(request, services, fields, blob)
+    except ValidationError as exc:
+        raise _unprocessable(exc) from None
 
 
 def _etag_listed(header: str | None, etag: str) -> bool:

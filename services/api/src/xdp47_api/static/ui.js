@@ -24,4 +24,33 @@
       dialog.remove();
     }
   }, true);
+  // A one-shot notice (e.g. "rollout started", "artifact registered") comes from a
+  // query parameter of the redirect after a POST; drop that parameter from the
+  // address once shown, so a reload or a return to the page does not repeat it.
+  var flashes = document.querySelectorAll("[data-flash]");
+  if (flashes.length && window.history && window.history.replaceState) {
+    var url = new URL(window.location.href);
+    flashes.forEach(function (el) { url.searchParams.delete(el.dataset.flash); });
+    window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+  }
+  // The upload form: a file over the server's limit is refused here, before its
+  // bytes are sent (the server refuses it too, but only once they arrive).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.dataset.maxBytes) return;
+    var input = form.querySelector("input[type=file]");
+    var note = form.querySelector("[data-file-too-large]");
+    var file = input && input.files && input.files[0];
+    if (!file || !note || file.size <= Number(form.dataset.maxBytes)) return;
+    event.preventDefault();
+    note.textContent = "The file is " + file.size + " bytes, more than the limit of " +
+      form.dataset.maxLabel + " (" + form.dataset.maxBytes + " bytes).";
+    note.hidden = false;
+  });
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.form) return;
+    var note = input.form.querySelector("[data-file-too-large]");
+    if (note) note.hidden = true;
+  });
 })();

@@ -2,7 +2,10 @@
 the runs history and, before start, the plan preview. While the rollout can still
 change, the page holds an SSE stream that sends the re-rendered live fragment on
 every rollout event of this rollout and on a periodic refresh (so it stays right
-without events); htmx swaps it in. The abort dialog says how many devices an abort
+without events); htmx swaps it in. The fragment also carries the header's status,
+started and finished facts, and once the rollout has left draft an empty plan
+preview, which htmx swaps out of band by id (``_rollout_refresh.html``), so the
+whole page follows the rollout. The abort dialog says how many devices an abort
 leaves on their old version."""
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ REFRESH_SECONDS = 5.0
 STREAM_SECONDS = 300.0
 LIVE_STATUSES = frozenset({RolloutStatus.DRAFT, RolloutStatus.RUNNING})
 RUNS_LIMIT = 1000
+REFRESH = "_rollout_refresh.html"  # what a live refresh sends (see the docstring)
 
 
 async def _rollout(services: Services, session: UiSession, rollout_id: UUID) -> Rollout:
@@ -125,10 +129,7 @@ async def live_fragment(
     page_scope(session, Scope.ROLLOUTS_READ)
     rollout = await _rollout(services, session, rollout_id)
     return render(
-        request,
-        "_rollout_live.html",
-        session,
-        **await _live_context(services, session, rollout),
+        request, REFRESH, session, **await _live_context(services, session, rollout)
     )
 
 
@@ -163,7 +164,7 @@ async def _stream(
                 return
             rollout = await _rollout(services, session, rollout.id)
             ctx = await _live_context(services, session, rollout)
-            html = render_fragment(request, "_rollout_live.html", session, **ctx)
+            html = render_fragment(request, REFRESH, session, **ctx)
             yield ServerSentEvent(event="live", raw_data=html, retry=3000)
             if rollout.status not in LIVE_STATUSES:
                 yield ServerSentEvent(event="done", raw_data=rollout.status.value)
