@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 
@@ -64,16 +65,32 @@ async def test_desired_state_etag_and_304(client, pool) -> None:
         device.tenant,
         sha,
     )
+    # A rollout of the device's tenant starts wave 1 (the scheduler's write):
+    # the commit notifies ingest, which must stop answering from memory.
     rollout = uuid.uuid4()
     await pool.execute(
-        "UPDATE devices SET desired_artifact_id = $1, desired_rollout_id = $2"
-        " WHERE tenant = $3 AND id = $4",
+        "INSERT INTO rollouts (id, tenant, artifact_id, waves) VALUES ($1, $2, $3, 1)",
+        rollout,
+        device.tenant,
         artifact,
+    )
+    await pool.execute(
+        "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave)"
+        " VALUES ($1, $2, $3, 1)",
         rollout,
         device.tenant,
         device.id,
     )
-    changed = await client.get(url, headers={**device.auth, "If-None-Match": etag})
+    await pool.execute(
+        "UPDATE rollouts SET status = 'running', current_wave = 1 WHERE id = $1",
+        rollout,
+    )
+    # The notification reaches ingest a moment after the commit.
+    for _ in range(200):
+        changed = await client.get(url, headers={**device.auth, "If-None-Match": etag})
+        if changed.status_code != 304:
+            break
+        await asyncio.sleep(0.01)
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag
     body = changed.json()

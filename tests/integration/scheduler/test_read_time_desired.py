@@ -20,6 +20,7 @@ import pytest
 from xdp47_common.messages import AbortRollout, RolloutEvent, StartRollout
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.rollout.planner import ordering_key
+from xdp47_common.tokens import hash_secret
 from xdp47_ingest.desired import read_device
 from xdp47_scheduler.engine import RolloutEngine
 
@@ -60,7 +61,7 @@ async def engine(pool: asyncpg.Pool[Any]) -> Any:
 
 
 async def _answer(pool: asyncpg.Pool[Any], d: SimDevice) -> dict[str, Any]:
-    view = await read_device(pool, d.credential, db_timeout=5)
+    view = await read_device(pool, hash_secret(d.credential), db_timeout=5)
     assert view is not None
     return view.desired.model_dump(mode="json")
 

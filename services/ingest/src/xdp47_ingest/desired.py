@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -24,7 +27,6 @@ from xdp47_common.adapters.desired import (
     DESIRED_ROLLOUT,
 )
 from xdp47_common.messages import DesiredState
-from xdp47_common.tokens import hash_secret
 
 __all__ = [
     "READ_DEVICE",
@@ -49,18 +51,67 @@ WHERE d.credential_hash = $1
 
 @dataclass(frozen=True)
 class DeviceView:
-    """Who the credential belongs to, and what that device should run."""
+    """Who the credential belongs to, and what that device should run.
+
+    ``desired`` compares with the ``current_artifact_id`` stored when it was
+    read; ``answer`` compares with what a heartbeat reports right now.
+    """
 
     tenant: str
     device_id: str
     desired: DesiredState
 
+    def answer(self, current_artifact_id: UUID | None) -> DesiredState:
+        """The desired state for a device that runs ``current_artifact_id``."""
+        if self.desired.artifact_id is None:
+            return self.desired
+        action = "none" if current_artifact_id == self.desired.artifact_id else "update"
+        if action == self.desired.action:
+            return self.desired
+        return self.desired.model_copy(update={"action": action})
+
+    def answer_json(
+        self, current_artifact_id: UUID | None, server_time: datetime
+    ) -> bytes:
+        """``answer(current_artifact_id)`` with ``server_time``, as JSON.
+
+        Every heartbeat is answered: the JSON of each action is built once per
+        view and only the time is put in per answer (a copy and a serialization
+        of the model cost more than the rest of the answer).
+        """
+        state = self.answer(current_artifact_id)
+        template = self._templates.get(state.action)
+        if template is None:
+            unstamped = state.model_copy(update={"server_time": None})
+            template = self._templates[state.action] = (
+                unstamped.model_dump_json().encode()
+            )
+        stamp = server_time.isoformat().replace("+00:00", "Z").encode()
+        return template.replace(
+            b'"server_time":null', b'"server_time":"' + stamp + b'"', 1
+        )
+
+    @cached_property
+    def _templates(self) -> dict[str, bytes]:
+        return {}
+
+    @cached_property
+    def payload(self) -> bytes:
+        """``desired`` as the JSON body of ``GET /desired`` (computed once)."""
+        return self.desired.model_dump_json().encode()
+
+    @cached_property
+    def etag(self) -> str:
+        """The strong ETag of ``payload``."""
+        return etag_of(self.payload)
+
 
 async def read_device(
-    pool: asyncpg.Pool[Any], credential: str, *, db_timeout: float
+    pool: asyncpg.Pool[Any], credential_hash: bytes, *, db_timeout: float
 ) -> DeviceView | None:
-    """Look a credential up; ``None`` when no device has it (unknown or rotated)."""
-    row = await pool.fetchrow(READ_DEVICE, hash_secret(credential), timeout=db_timeout)
+    """Look a credential up by its hash (``tokens.hash_secret``); ``None`` when no
+    device has it (unknown or rotated)."""
+    row = await pool.fetchrow(READ_DEVICE, credential_hash, timeout=db_timeout)
     if row is None:
         return None
     return DeviceView(

@@ -31,3 +31,15 @@ class IngestSettings(ControlSettings):
         "Longer windows make bigger batches (cheaper per heartbeat) and add at "
         "most this much latency; see docs/performance.md for the measured sweep.",
     )
+    ingest_cache_size: Annotated[int, Field(ge=0, le=50_000_000)] = Field(
+        default=200_000,
+        description="Credentials whose identity and desired state each replica "
+        "keeps in memory (about 1 KB each); 0 turns the cache off. Entries are "
+        "dropped by NOTIFY from PostgreSQL with the commit that changes them "
+        "(docs/ingest.md).",
+    )
+    ingest_cache_ttl_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=600.0,
+        description="Seconds a cached identity and desired state lives at most, "
+        "whatever else happens; 0 turns the cache off.",
+    )

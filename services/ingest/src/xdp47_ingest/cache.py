@@ -1,0 +1,226 @@
+"""Identity and desired state per credential, in memory, invalidated by PostgreSQL.
+
+Every heartbeat and poll needs to know whose credential it carries and what that
+device should run (``read_device``: one indexed query, ~60 µs of ingest's CPU and
+~85 µs of PostgreSQL's). Both change rarely: a credential when a device is
+(re)claimed, the desired state when a rollout starts, advances, ends or is
+retried. So each ingest replica keeps the answer per credential hash and drops it
+the moment it may be wrong:
+
+- **NOTIFY**: migration 0008's triggers send ``NOTIFY xdp47_desired '<tenant>'``
+  in the transaction of every change that alters what that tenant's devices are
+  answered (rollout status / wave / attempt, a credential, a cleared kept
+  desired state, an artifact). NOTIFY is delivered with the commit, never for a
+  rollback, and needs no code path to remember it. One LISTEN connection per
+  replica hears it and invalidates that tenant's entries (a counter per tenant,
+  checked on every hit).
+- **No listener, no cache**: while the LISTEN connection is down (database
+  restart, network), nothing is served from memory and every request reads the
+  database, as without the cache; on reconnect everything cached before is
+  dropped. A stuck connection is found by a ``SELECT 1`` every few seconds.
+- **A read that overlaps a notification is not kept**: its result may predate
+  the change.
+- **TTL** (``XDP47_INGEST_CACHE_TTL_S``) bounds the life of an entry whatever
+  happens, and ``XDP47_INGEST_CACHE_SIZE`` its number (oldest-used first out);
+  either at 0 turns the cache off.
+
+Unknown credentials are never cached: a device claimed a moment ago is known at
+its first request. What the cache does not track is ``devices.current_artifact_id``
+(it changes with every apply): a heartbeat's answer compares the desired artifact
+with what the heartbeat itself reports, and a poll's ``action`` may say
+``update`` for an artifact the device already runs until the entry is refreshed,
+which the agent handles (it compares with what it applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from cachetools import TTLCache
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from xdp47_common.tokens import hash_secret
+from xdp47_ingest.desired import DeviceView, read_device
+
+__all__ = ["CHANNEL", "DesiredCache"]
+
+CHANNEL = "xdp47_desired"
+_log = structlog.get_logger(__name__)
+_LISTEN_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class _Entry:
+    __slots__ = ("epoch", "view")
+
+    def __init__(self, view: DeviceView, epoch: int) -> None:
+        self.view = view
+        self.epoch = epoch
+
+
+class DesiredCache:
+    """``read_device`` with a memory in front of it; see the module docstring.
+
+    Args:
+        pool: the read pool (``read_device`` runs on it).
+        db_url: where the LISTEN connection goes (not a pooled connection: it
+            lives as long as the cache).
+        max_entries: most credentials kept; 0 disables the cache.
+        ttl: seconds an entry lives at most; 0 disables the cache.
+        db_timeout: timeout of the read and of the listener's health check.
+        health_interval: seconds between the listener's ``SELECT 1``.
+        reconnect_delay: first wait before reconnecting a lost listener
+            (doubling up to 5 s).
+        registry: where the cache's metrics go.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        *,
+        db_url: str,
+        max_entries: int,
+        ttl: float,
+        db_timeout: float,
+        health_interval: float = 5.0,
+        reconnect_delay: float = 0.2,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._pool = pool
+        self._db_url = db_url
+        self._db_timeout = db_timeout
+        self._health_interval = health_interval
+        self._reconnect_delay = reconnect_delay
+        self.enabled = max_entries > 0 and ttl > 0
+        self._entries: TTLCache[bytes, _Entry] = TTLCache(
+            maxsize=max(max_entries, 1), ttl=max(ttl, 0.001)
+        )
+        self._epochs: dict[str, int] = {}
+        # Bumped by every invalidation: a read that saw it change is not kept.
+        self._changes = 0
+        self._live = False
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        registry = registry or CollectorRegistry()
+        lookups = Counter(
+            "xdp47_ingest_identity_cache_lookups_total",
+            "Credential lookups by result: hit (memory), miss (read and kept), "
+            "bypass (read; the cache is off, or its listener is down).",
+            ["result"],
+            registry=registry,
+        )
+        self._hit = lookups.labels("hit")
+        self._miss = lookups.labels("miss")
+        self._bypass = lookups.labels("bypass")
+        self._invalidations = Counter(
+            "xdp47_ingest_identity_cache_invalidations_total",
+            "Tenants invalidated by NOTIFY xdp47_desired.",
+            registry=registry,
+        )
+        self._live_gauge = Gauge(
+            "xdp47_ingest_identity_cache_live",
+            "1 while the LISTEN connection is up and the cache is used.",
+            registry=registry,
+        )
+
+    @property
+    def live(self) -> bool:
+        """Whether answers may come from memory now."""
+        return self._live
+
+    async def start(self, *, wait: float = 2.0) -> None:
+        """Start listening; wait up to ``wait`` seconds for the first LISTEN.
+
+        The service starts either way: until the listener is up every request
+        reads the database.
+        """
+        if not self.enabled or self._task is not None:
+            return
+        self._task = asyncio.get_running_loop().create_task(self._listen_forever())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), wait)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._set_live(False)
+
+    async def lookup(self, credential: str) -> DeviceView | None:
+        """Who holds ``credential`` and what that device should run; ``None`` when
+        nobody does.
+
+        Raises:
+            OSError, asyncpg.PostgresError, asyncpg.InterfaceError: the database
+                could not be read (only on a miss).
+        """
+        key = hash_secret(credential)
+        if not self._live:
+            self._bypass.inc()
+            return await read_device(self._pool, key, db_timeout=self._db_timeout)
+        entry = self._entries.get(key)
+        if entry is not None and entry.epoch == self._epochs.get(entry.view.tenant, 0):
+            self._hit.inc()
+            return entry.view
+        self._miss.inc()
+        before = self._changes
+        view = await read_device(self._pool, key, db_timeout=self._db_timeout)
+        if view is not None and self._live and self._changes == before:
+            self._entries[key] = _Entry(view, self._epochs.get(view.tenant, 0))
+        return view
+
+    # -- the listener -------------------------------------------------------
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, tenant: object) -> None:
+        assert isinstance(tenant, str)  # NOTIFY payloads are text
+        self._changes += 1
+        self._epochs[tenant] = self._epochs.get(tenant, 0) + 1
+        self._invalidations.inc()
+
+    def _set_live(self, live: bool) -> None:
+        # Whatever was kept before a (re)connect may have missed notifications.
+        self._changes += 1
+        self._entries.clear()
+        self._live = live
+        self._live_gauge.set(1 if live else 0)
+
+    async def _listen_forever(self) -> None:
+        backoff = self._reconnect_delay
+        while True:
+            try:
+                await self._listen_once()
+                backoff = self._reconnect_delay
+            except (*_LISTEN_ERRORS, TimeoutError) as exc:
+                _log.warning(
+                    "identity cache listener lost; reading the database",
+                    error=repr(exc),
+                    retry_in=backoff,
+                )
+            self._set_live(False)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max(5.0, self._reconnect_delay))
+
+    async def _listen_once(self) -> None:
+        conn = await asyncpg.connect(self._db_url, timeout=self._db_timeout)
+        lost = asyncio.Event()
+        terminated: Callable[[Any], None] = lambda _c: lost.set()  # noqa: E731
+        try:
+            conn.add_termination_listener(terminated)
+            await conn.add_listener(CHANNEL, self._on_notify)
+            self._set_live(True)
+            self._listening.set()
+            _log.info("identity cache listening", channel=CHANNEL)
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self._health_interval)
+                    break
+                await conn.fetchval("SELECT 1", timeout=self._db_timeout)
+        finally:
+            self._set_live(False)
+            conn.terminate()

@@ -1,0 +1,256 @@
+"""Ingest's identity/desired-state cache against the real PostgreSQL.
+
+Answers come from memory only while the LISTEN connection is up, and every
+change that alters an answer reaches the cache with its commit (migration 0008's
+triggers): a re-claimed device's old credential stops working, a rollout's
+start and abort change what its devices are told, and losing the listener
+falls back to reading the database until it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.integration.ingest.conftest import Device, make_device, running, settings_for
+from xdp47_common.tokens import SecretKind, hash_secret, new_secret
+from xdp47_ingest import create_app
+from xdp47_ingest.cache import CHANNEL, DesiredCache
+
+pytestmark = pytest.mark.integration
+
+
+def _lookups(metrics: str, result: str) -> float:
+    name = f'xdp47_ingest_identity_cache_lookups_total{{result="{result}"}}'
+    for line in metrics.splitlines():
+        if line.startswith(name):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def _eventually(
+    probe: Callable[[], Awaitable[httpx.Response]],
+    done: Callable[[httpx.Response], bool],
+) -> httpx.Response:
+    """Probe until ``done``: a notification arrives a moment after its commit."""
+    for _ in range(300):
+        r = await probe()
+        if done(r):
+            return r
+        await asyncio.sleep(0.01)
+    return r
+
+
+async def _artifact(pool: asyncpg.Pool[Any], tenant: str) -> uuid.UUID:
+    artifact = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO artifacts (id, tenant, uri, sha256, size, version)"
+        " VALUES ($1, $2, 'https://cdn.example/a.tar', $3, 1, '3.0.0')",
+        artifact,
+        tenant,
+        hashlib.sha256(artifact.bytes).hexdigest(),
+    )
+    return artifact
+
+
+async def _running_rollout(
+    pool: asyncpg.Pool[Any], device: Device, artifact: uuid.UUID
+) -> uuid.UUID:
+    rollout = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO rollouts (id, tenant, artifact_id, waves) VALUES ($1, $2, $3, 1)",
+        rollout,
+        device.tenant,
+        artifact,
+    )
+    await pool.execute(
+        "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave)"
+        " VALUES ($1, $2, $3, 1)",
+        rollout,
+        device.tenant,
+        device.id,
+    )
+    await pool.execute(
+        "UPDATE rollouts SET status = 'running', current_wave = 1 WHERE id = $1",
+        rollout,
+    )
+    return rollout
+
+
+async def test_answers_come_from_memory_after_the_first_read(client, pool) -> None:
+    device = await make_device(pool)
+    url = f"/api/devices/{device.id}/desired"
+    before = (await client.get("/metrics")).text
+    for _ in range(5):
+        assert (await client.get(url, headers=device.auth)).status_code == 200
+    after = (await client.get("/metrics")).text
+    assert _lookups(after, "miss") - _lookups(before, "miss") == 1
+    assert _lookups(after, "hit") - _lookups(before, "hit") == 4
+    assert "xdp47_ingest_identity_cache_live 1.0" in after
+
+
+async def test_a_reclaimed_device_s_old_credential_stops_working(client, pool) -> None:
+    device = await make_device(pool)
+    url = f"/api/devices/{device.id}/desired"
+    assert (await client.get(url, headers=device.auth)).status_code == 200
+    fresh = new_secret(SecretKind.DEVICE_CREDENTIAL)
+    await pool.execute(
+        "UPDATE devices SET credential_hash = $1 WHERE tenant = $2 AND id = $3",
+        hash_secret(fresh),
+        device.tenant,
+        device.id,
+    )
+    old = await _eventually(
+        lambda: client.get(url, headers=device.auth), lambda r: r.status_code != 200
+    )
+    assert old.status_code == 401
+    new = await client.get(url, headers={"Authorization": f"Bearer {fresh}"})
+    assert new.status_code == 200
+
+
+async def test_rollout_start_and_abort_reach_the_devices(client, pool) -> None:
+    device = await make_device(pool)
+    url = f"/api/devices/{device.id}/desired"
+    assert (await client.get(url, headers=device.auth)).json()["action"] == "none"
+    artifact = await _artifact(pool, device.tenant)
+    rollout = await _running_rollout(pool, device, artifact)
+    told = await _eventually(
+        lambda: client.get(url, headers=device.auth),
+        lambda r: r.json()["action"] == "update",
+    )
+    assert told.json()["rollout_id"] == str(rollout)
+    # The heartbeat's answer compares with what the heartbeat reports.
+    hb = f"/api/devices/{device.id}/heartbeat"
+    ran = await client.post(
+        hb, json={"seq": 1, "current_artifact_id": str(artifact)}, headers=device.auth
+    )
+    assert ran.json()["action"] == "none"
+    await pool.execute("UPDATE rollouts SET status = 'aborted' WHERE id = $1", rollout)
+    dropped = await _eventually(
+        lambda: client.get(url, headers=device.auth),
+        lambda r: r.json()["action"] == "none",
+    )
+    assert dropped.json()["artifact_id"] is None
+
+
+async def test_another_tenant_s_change_keeps_this_tenant_cached(client, pool) -> None:
+    mine = await make_device(pool)
+    other = await make_device(pool)
+    url = f"/api/devices/{mine.id}/desired"
+    await client.get(url, headers=mine.auth)
+    await _running_rollout(pool, other, await _artifact(pool, other.tenant))
+    await asyncio.sleep(0.1)  # the other tenant's notification has arrived
+    before = (await client.get("/metrics")).text
+    await client.get(url, headers=mine.auth)
+    after = (await client.get("/metrics")).text
+    assert _lookups(after, "hit") - _lookups(before, "hit") == 1
+
+
+async def test_without_its_listener_the_cache_reads_the_database(
+    db_url: str, pool
+) -> None:
+    """Kill the LISTEN backend: answers keep coming, read from the database (so
+    a change made meanwhile is seen without a notification), and memory is used
+    again once the listener is back."""
+    device = await make_device(pool)
+    cache = DesiredCache(
+        pool, db_url=db_url, max_entries=10, ttl=60, db_timeout=5, reconnect_delay=1.0
+    )
+    await cache.start()
+    try:
+        assert cache.live
+        first = await cache.lookup(device.credential)
+        assert first is not None
+        assert first.desired.action == "none"
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+            f"LISTEN%{CHANNEL}%",
+        )
+        assert killed >= 1
+        for _ in range(100):
+            if not cache.live:
+                break
+            await asyncio.sleep(0.005)
+        assert not cache.live
+        await _running_rollout(pool, device, await _artifact(pool, device.tenant))
+        down = await cache.lookup(device.credential)
+        assert down is not None
+        assert down.desired.action == "update"
+        assert len(cache._entries) == 0  # nothing kept while down
+        for _ in range(300):
+            if cache.live:
+                break
+            await asyncio.sleep(0.01)
+        assert cache.live
+        back = await cache.lookup(device.credential)
+        assert back is not None
+        assert back.desired.action == "update"
+        assert len(cache._entries) == 1
+    finally:
+        await cache.close()
+
+
+async def test_size_zero_turns_the_cache_off(
+    db_url: str, amqp_url: str, topology, pool
+) -> None:
+    settings = settings_for(db_url, amqp_url, topology).model_copy(
+        update={"ingest_cache_size": 0}
+    )
+    app = create_app(settings)
+    async with running(app) as client:
+        device = await make_device(pool)
+        url = f"/api/devices/{device.id}/desired"
+        for _ in range(3):
+            assert (await client.get(url, headers=device.auth)).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        assert _lookups(metrics, "bypass") == 3
+        assert _lookups(metrics, "hit") == 0
+
+
+class _SlowPool:
+    """A pool whose read is overtaken by a notification while it runs."""
+
+    def __init__(self, real: asyncpg.Pool[Any], during: Callable[[], None]) -> None:
+        self.real = real
+        self.during = during
+
+    async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
+        row = await self.real.fetchrow(*args, **kwargs)
+        self.during()
+        return row
+
+
+async def test_a_read_overtaken_by_a_notification_is_not_kept(
+    db_url: str, pool
+) -> None:
+    device = await make_device(pool)
+    holder: list[DesiredCache] = []
+    slow = _SlowPool(
+        pool, lambda: holder[0]._on_notify(None, 0, CHANNEL, device.tenant)
+    )
+    cache = DesiredCache(
+        slow,  # type: ignore[arg-type]
+        db_url=db_url,
+        max_entries=10,
+        ttl=60,
+        db_timeout=5,
+    )
+    holder.append(cache)
+    await cache.start()
+    try:
+        assert cache.live
+        assert (await cache.lookup(device.credential)) is not None
+        assert len(cache._entries) == 0
+        slow.during = lambda: None
+        assert (await cache.lookup(device.credential)) is not None
+        assert len(cache._entries) == 1
+    finally:
+        await cache.close()
