@@ -92,6 +92,13 @@ class ControlSettings(BaseSettings):
         description="Requests per device credential (ingest, artifact download); "
         "off or 0 disables.",
     )
+    otel: bool = Field(
+        default=False,
+        description="Let FastAPI's native OpenTelemetry instrumentation trace and "
+        "measure HTTP requests through the process's global providers (api, "
+        "ingest). Off, FastAPI skips it; on, it checks for providers on every "
+        "request even when none is configured (~10 µs each).",
+    )
     rate_limit_storage: str = Field(
         default="memory://",
         description="limits storage URI for the counters: memory:// is per process "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import zlib
 from enum import StrEnum
@@ -27,6 +28,9 @@ __all__ = [
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BODY_LEN = 43  # ceil(256 / log2(62))
 _CHECK_LEN = 6
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+_CHECK_MOD = 62**_CHECK_LEN
+_SHAPE = re.compile(f"[0-9A-Za-z]{{{_BODY_LEN + _CHECK_LEN}}}")
 
 
 class SecretKind(StrEnum):
@@ -57,10 +61,15 @@ def looks_valid(secret: str, kind: SecretKind) -> bool:
     if not secret.startswith(kind.value):
         return False
     rest = secret[len(kind.value) :]
-    if len(rest) != _BODY_LEN + _CHECK_LEN or any(c not in _ALPHABET for c in rest):
+    # Every device request checks its credential: a regex, not a Python loop.
+    if _SHAPE.fullmatch(rest) is None:
         return False
     body, check = rest[:_BODY_LEN], rest[_BODY_LEN:]
-    return hmac.compare_digest(_checksum(body), check)
+    # Decode the check digits rather than encode the CRC: cheaper, same answer.
+    value = 0
+    for c in check:
+        value = value * 62 + _INDEX[c]
+    return bool(value == zlib.crc32(body.encode()) % _CHECK_MOD)
 
 
 def hash_secret(secret: str) -> bytes:

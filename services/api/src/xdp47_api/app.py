@@ -23,7 +23,7 @@ from xdp47_common.adapters.pg import create_pool
 from xdp47_common.bus import Bus
 from xdp47_common.settings import ControlSettings
 from xdp47_common.topology import Topology
-from xdp47_common.web import RateLimits, install_web_basics
+from xdp47_common.web import RateLimits, fastapi_telemetry, install_web_basics
 
 __all__ = ["create_app"]
 
@@ -79,6 +79,7 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(settings.otel),
     )
 
     async def postgres_ready() -> None:

@@ -28,14 +28,24 @@ __all__ = ["HeartbeatBatcher"]
 
 
 class _Pending:
-    """The open batch of one tenant and the future its requests wait on."""
+    """The open batch of one tenant and the futures its requests wait on (one
+    each: a request that is cancelled cancels only its own)."""
 
-    __slots__ = ("beats", "done", "timer")
+    __slots__ = ("beats", "timer", "waiters")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self) -> None:
         self.beats: list[Heartbeat] = []
-        self.done: asyncio.Future[None] = loop.create_future()
+        self.waiters: list[asyncio.Future[None]] = []
         self.timer: asyncio.Handle | None = None
+
+    def release(self, error: BaseException | None) -> None:
+        for waiter in self.waiters:
+            if waiter.done():
+                continue  # its request went away
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
 
 
 class HeartbeatBatcher:
@@ -73,19 +83,20 @@ class HeartbeatBatcher:
         Raises:
             PublishFailed: the broker refused or did not confirm that batch.
         """
+        loop = asyncio.get_running_loop()
         pending = self._open.get(tenant)
         if pending is None:
-            loop = asyncio.get_running_loop()
-            pending = self._open[tenant] = _Pending(loop)
+            pending = self._open[tenant] = _Pending()
             if self._max_wait > 0:
                 pending.timer = loop.call_later(self._max_wait, self._flush, tenant)
             else:
                 pending.timer = loop.call_soon(self._flush, tenant)
+        waiter: asyncio.Future[None] = loop.create_future()
         pending.beats.append(heartbeat)
+        pending.waiters.append(waiter)
         if len(pending.beats) >= self._max_batch:
             self._flush(tenant)
-        # shield: one waiter being cancelled must not cancel the others' future.
-        await asyncio.shield(pending.done)
+        await waiter
 
     def _flush(self, tenant: str) -> None:
         pending = self._open.pop(tenant, None)
@@ -104,15 +115,12 @@ class HeartbeatBatcher:
                 self._topology.telemetry, self._topology.heartbeat_key(tenant), message
             )
         except PublishFailed as exc:
-            pending.done.set_exception(exc)
-            # Mark it retrieved: every waiter may have gone away already.
-            pending.done.exception()
+            pending.release(exc)
         except BaseException as exc:  # cancelled at shutdown, or a bug
-            pending.done.set_exception(PublishFailed(f"publish aborted: {exc!r}"))
-            pending.done.exception()
+            pending.release(PublishFailed(f"publish aborted: {exc!r}"))
             raise
         else:
-            pending.done.set_result(None)
+            pending.release(None)
 
     async def close(self) -> None:
         """Publish what is open and wait for every batch in flight."""

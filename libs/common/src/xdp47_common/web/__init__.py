@@ -8,26 +8,37 @@ endpoints.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
+from xdp47_common.web.basics import RequestBasicsMiddleware
 from xdp47_common.web.body_limit import BodySizeLimitMiddleware, BodyTooLarge
 from xdp47_common.web.errors import (
     RETRY_AFTER_SECONDS,
-    CatchAllMiddleware,
     ErrorBody,
     ServiceUnavailable,
+    answer_error,
+    error_answer,
     format_validation_errors,
     install_exception_handlers,
 )
 from xdp47_common.web.health import Check, HealthStatus, health_router
-from xdp47_common.web.metrics import HttpMetrics, MetricsMiddleware, metrics_router
+from xdp47_common.web.metrics import HttpMetrics, metrics_router
 from xdp47_common.web.rate_limit import RateLimitMiddleware, RateLimits
+from xdp47_common.web.raw_routes import (
+    RawHandler,
+    RawRoutes,
+    RawRoutesMiddleware,
+    RouteTemplate,
+)
 from xdp47_common.web.request_id import (
     REQUEST_ID_HEADER,
-    RequestIdMiddleware,
     bind_request_context,
+    request_id_of,
 )
 
 __all__ = [
@@ -35,23 +46,38 @@ __all__ = [
     "RETRY_AFTER_SECONDS",
     "BodySizeLimitMiddleware",
     "BodyTooLarge",
-    "CatchAllMiddleware",
     "Check",
     "ErrorBody",
     "HealthStatus",
     "HttpMetrics",
-    "MetricsMiddleware",
     "RateLimitMiddleware",
     "RateLimits",
-    "RequestIdMiddleware",
+    "RawHandler",
+    "RawRoutes",
+    "RawRoutesMiddleware",
+    "RequestBasicsMiddleware",
+    "RouteTemplate",
     "ServiceUnavailable",
+    "answer_error",
     "bind_request_context",
+    "error_answer",
+    "fastapi_telemetry",
     "format_validation_errors",
     "health_router",
     "install_exception_handlers",
     "install_web_basics",
     "metrics_router",
+    "request_id_of",
 ]
+
+
+def fastapi_telemetry(enabled: bool) -> TelemetryConfig | None:
+    """``FastAPI(telemetry=...)`` for ``XDP47_OTEL``: FastAPI's defaults when
+    enabled; otherwise tracing, metrics and logs off, so that a request does not
+    pay for looking up providers nobody configured (Prometheus serves metrics)."""
+    if enabled:
+        return None
+    return {"tracing": False, "metrics": False, "logs": False}
 
 
 def install_web_basics(
@@ -63,6 +89,7 @@ def install_web_basics(
     metrics_prefix: str = "xdp47",
     body_limit_overrides: Mapping[str, int] | None = None,
     rate_limits: RateLimits | None = None,
+    raw_routes: RawRoutes | None = None,
 ) -> HttpMetrics:
     """Install error handlers, body limit, metrics and health routes on ``app``.
 
@@ -76,30 +103,42 @@ def install_web_basics(
             (a streamed upload route), instead of ``max_body_bytes``.
         rate_limits: per-credential limits (429 with Retry-After); none when
             omitted or disabled.
+        raw_routes: hot routes served as plain ASGI handlers, in front of
+            FastAPI but inside the same middleware (``raw_routes`` module).
 
     Returns:
         The HTTP metrics, whose registry services may add their own metrics to.
     """
     metrics = HttpMetrics(registry or CollectorRegistry(), prefix=metrics_prefix)
     install_exception_handlers(app)
-    # Middleware added last runs first. Metrics see the final status of every
-    # request, the catch-all turns a bug into a JSON 500 for them, and the size
-    # limit answers its own 413 before the catch-all could mistake it for a bug.
-    # The request id is outermost: every answer carries it, and every log line
-    # of the request (the catch-all's included) has it.
-    app.add_middleware(
-        BodySizeLimitMiddleware,
-        max_body_bytes=max_body_bytes,
-        overrides=body_limit_overrides,
-    )
-    # Outside the size limit: a credential over its rate gets 429 before any byte
-    # of its body is read; inside the catch-all, metrics and request id, so the
-    # 429 is counted and carries X-Request-ID.
+    # Outermost first. The basics (request id, metrics, JSON errors, catch-all)
+    # see every request and its final status. A credential over its rate gets
+    # 429 before any byte of its body is read, inside the basics, so the 429 is
+    # counted and carries X-Request-ID. The size limit answers its own 413.
+    layers: list[tuple[type[Any], dict[str, Any]]] = [
+        (RequestBasicsMiddleware, {"metrics": metrics}),
+    ]
     if rate_limits is not None and rate_limits.enabled:
-        app.add_middleware(RateLimitMiddleware, limits=rate_limits)
-    app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestIdMiddleware)
+        layers.append((RateLimitMiddleware, {"limits": rate_limits}))
+    layers.append(
+        (
+            BodySizeLimitMiddleware,
+            {"max_body_bytes": max_body_bytes, "overrides": body_limit_overrides},
+        )
+    )
+    # Middleware added last runs first.
+    for cls, options in reversed(layers):
+        app.add_middleware(cls, **options)
+    if raw_routes is not None:
+        # In front of the whole stack FastAPI builds (its server-error, body
+        # limit and telemetry layers included): a raw route passes only through
+        # its own copy of ``layers``.
+        build = app.build_middleware_stack
+
+        def build_with_raw_routes() -> ASGIApp:
+            return RawRoutesMiddleware(build(), routes=raw_routes, layers=layers)
+
+        app.build_middleware_stack = build_with_raw_routes  # type: ignore[method-assign]
     app.include_router(health_router(checks))
     app.include_router(metrics_router(metrics.registry))
     return metrics

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
+    "DEVICE_BEARER",
     "DeviceIdentity",
     "bearer_credential",
+    "credential_from_header",
     "device_credential",
     "forbidden",
     "identify_device",
@@ -35,7 +37,7 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="xdp47-devices"'}
 _IDENTIFY = "SELECT tenant, id FROM devices WHERE credential_hash = $1"
 # Declares the bearer requirement in the OpenAPI document (scheme "device");
 # ``bearer_credential`` still reads and checks the header itself.
-_DEVICE_BEARER = HTTPBearer(
+DEVICE_BEARER = HTTPBearer(
     auto_error=False,
     scheme_name="device",
     bearerFormat="xdp47d_…",
@@ -71,7 +73,7 @@ def is_device_credential(secret: str) -> bool:
 def bearer_credential(
     request: Request,
     _declared: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_DEVICE_BEARER)
+        HTTPAuthorizationCredentials | None, Depends(DEVICE_BEARER)
     ] = None,
 ) -> str:
     """The device credential of ``Authorization: Bearer …``, checked offline.
@@ -79,7 +81,16 @@ def bearer_credential(
     Raises:
         HTTPException: 401 when the header is missing or the credential malformed.
     """
-    header = request.headers.get("authorization")
+    return credential_from_header(request.headers.get("authorization"))
+
+
+def credential_from_header(header: str | None) -> str:
+    """The device credential in an ``Authorization`` header value, checked
+    offline (``bearer_credential`` for plain ASGI routes).
+
+    Raises:
+        HTTPException: 401 when the header is missing or the credential malformed.
+    """
     if not header:
         raise unauthorized("missing Authorization: Bearer <device credential>")
     scheme, _, credential = header.partition(" ")
@@ -94,7 +105,7 @@ def bearer_credential(
 async def device_credential(
     request: Request,
     declared: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_DEVICE_BEARER)
+        HTTPAuthorizationCredentials | None, Depends(DEVICE_BEARER)
     ] = None,
 ) -> str:
     """``bearer_credential`` as an ``async`` dependency: FastAPI runs a plain

@@ -3,13 +3,12 @@
 Validation errors give 422 naming each field (``body.sha256: ...``); HTTP errors
 keep their status and headers; a lost database or broker gives 503 with
 ``Retry-After`` (never 500); integrity violations the models did not catch give
-409/422. ``CatchAllMiddleware`` answers 500 only for what nothing else explains,
-after logging it.
+409/422. ``RequestBasicsMiddleware`` answers 500 only for what nothing else
+explains, after logging it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,13 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "RETRY_AFTER_SECONDS",
-    "CatchAllMiddleware",
     "ErrorBody",
     "ServiceUnavailable",
+    "answer_error",
+    "error_answer",
     "format_validation_errors",
     "install_exception_handlers",
 ]
@@ -67,41 +66,41 @@ def format_validation_errors(errors: Sequence[Any]) -> tuple[str, list[dict[str,
     return detail or "invalid request", items
 
 
-async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    detail, items = format_validation_errors(exc.errors())
-    return JSONResponse(status_code=422, content={"detail": detail, "errors": items})
+def error_answer(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """Status, JSON body and headers answering a validation, HTTP or dependency
+    error: what the FastAPI handlers send, and what ``RequestBasicsMiddleware``
+    sends for plain ASGI routes.
+
+    Raises:
+        TypeError: ``exc`` is none of those (a bug: the catch-all's business).
+    """
+    if isinstance(exc, RequestValidationError):
+        detail, items = format_validation_errors(exc.errors())
+        return 422, {"detail": detail, "errors": items}, None
+    if isinstance(exc, HTTPException):
+        headers = dict(exc.headers) if exc.headers else None
+        return exc.status_code, {"detail": exc.detail}, headers
+    if isinstance(exc, ServiceUnavailable):
+        return 503, {"detail": exc.detail}, {"Retry-After": str(exc.retry_after)}
+    raise TypeError(f"not an answerable error: {exc!r}")
 
 
-async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    return JSONResponse(
-        status_code=exc.status_code,
-        content={"detail": exc.detail},
-        headers=dict(exc.headers) if exc.headers else None,
-    )
+def answer_error(exc: Exception) -> JSONResponse:
+    """``error_answer`` as a response (an ASGI app too)."""
+    status, content, headers = error_answer(exc)
+    return JSONResponse(status_code=status, content=content, headers=headers)
 
 
-def _unavailable(detail: str, retry_after: int = RETRY_AFTER_SECONDS) -> JSONResponse:
-    return JSONResponse(
-        status_code=503,
-        content={"detail": detail},
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
-async def _service_unavailable_handler(
-    request: Request, exc: Exception
-) -> JSONResponse:
-    assert isinstance(exc, ServiceUnavailable)
-    return _unavailable(exc.detail, exc.retry_after)
+async def _answer_handler(request: Request, exc: Exception) -> JSONResponse:
+    return answer_error(exc)
 
 
 async def _connection_lost_handler(request: Request, exc: Exception) -> JSONResponse:
     _log.warning(
         "dependency unavailable", error=exc.__class__.__name__, path=request.url.path
     )
-    return _unavailable("a backing service is unavailable; retry later")
+    lost = ServiceUnavailable("a backing service is unavailable; retry later")
+    return answer_error(lost)
 
 
 def _asyncpg_handlers(app: FastAPI) -> None:
@@ -141,51 +140,8 @@ def _asyncpg_handlers(app: FastAPI) -> None:
 
 def install_exception_handlers(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app`` (see ``CatchAllMiddleware``)."""
-    app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(HTTPException, _http_handler)
-    app.add_exception_handler(ServiceUnavailable, _service_unavailable_handler)
+    for cls in (RequestValidationError, HTTPException, ServiceUnavailable):
+        app.add_exception_handler(cls, _answer_handler)
     # OSError covers refused connections and TimeoutError (pool acquire timeouts).
     app.add_exception_handler(OSError, _connection_lost_handler)
     _asyncpg_handlers(app)
-
-
-class CatchAllMiddleware:
-    """Last resort: log an unexplained exception and answer a JSON 500.
-
-    Starlette's own server-error handler re-raises after answering; this one does
-    not, so a bug costs one request and one log line, not a traceback per client.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            _log.exception("unhandled error", path=scope.get("path"))
-            if started:
-                raise
-            body = json.dumps({"detail": "internal error"}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})

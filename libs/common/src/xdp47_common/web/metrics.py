@@ -1,4 +1,5 @@
-"""Prometheus metrics: ``/metrics`` and a request counter/latency middleware.
+"""Prometheus metrics: ``/metrics`` and the request counter/latency
+(``RequestBasicsMiddleware`` observes every request).
 
 Each app gets its own ``CollectorRegistry`` so that several apps in one process
 (tests) do not collide. Paths are labelled by their route template
@@ -7,7 +8,7 @@ Each app gets its own ``CollectorRegistry`` so that several apps in one process
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import (
@@ -17,9 +18,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["HttpMetrics", "MetricsMiddleware", "metrics_router"]
+__all__ = ["HttpMetrics", "metrics_router"]
 
 
 class HttpMetrics:
@@ -40,38 +40,21 @@ class HttpMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        # labels() takes a lock and builds a key on every call: the children of
+        # a (method, route) are looked up once (bounded: route templates).
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-
-class MetricsMiddleware:
-    """Count every HTTP request and time it."""
-
-    def __init__(self, app: ASGIApp, *, metrics: HttpMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        start = time.perf_counter()
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(
-                time.perf_counter() - start
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
             )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def metrics_router(registry: CollectorRegistry) -> APIRouter:

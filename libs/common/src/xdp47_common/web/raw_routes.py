@@ -1,0 +1,70 @@
+"""Plain ASGI routes in front of a FastAPI app, behind the same basic middleware.
+
+FastAPI's routing, dependency solving and response classes cost a device request
+more than everything else ingest does for it (docs/performance.md). A service
+with a few hot routes lets them answer as plain ASGI handlers: the
+``RawRoutesMiddleware`` (in front of FastAPI's whole middleware stack) asks its
+``RawRoutes`` whether a request is one of them and, if so, runs the handler
+inside its own copy of the service's basic middleware (request id, metrics under
+the route's template, JSON error answers, catch-all, rate limit, body limit), so
+the answers, headers, limits and metrics are those of every other route.
+Everything else goes to FastAPI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["RawHandler", "RawRoutes", "RawRoutesMiddleware", "RouteTemplate"]
+
+RawHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
+Layer = tuple[type[Any], dict[str, Any]]
+
+
+class RouteTemplate:
+    """What ``scope["route"]`` holds for a raw route: its template, for metrics."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+class RawRoutes(Protocol):
+    def resolve(self, scope: Scope) -> tuple[RouteTemplate, RawHandler] | None:
+        """The route template and handler of an HTTP request, or None (FastAPI's)."""
+        ...
+
+
+class RawRoutesMiddleware:
+    """Serve ``routes`` as plain ASGI inside ``layers`` (outermost first)."""
+
+    def __init__(
+        self, app: ASGIApp, *, routes: RawRoutes, layers: Sequence[Layer]
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.layers = tuple(layers)
+        self._wrapped: dict[RawHandler, ASGIApp] = {}
+
+    def _stack(self, handler: RawHandler) -> ASGIApp:
+        wrapped = self._wrapped.get(handler)
+        if wrapped is None:
+            wrapped = handler
+            for cls, options in reversed(self.layers):
+                wrapped = cls(wrapped, **options)
+            self._wrapped[handler] = wrapped
+        return wrapped
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            found = self.routes.resolve(scope)
+            if found is not None:
+                template, handler = found
+                scope["route"] = template
+                await self._stack(handler)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

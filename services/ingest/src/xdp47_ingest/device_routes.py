@@ -1,0 +1,302 @@
+"""The two device endpoints as plain ASGI handlers, and their OpenAPI description.
+
+``POST /api/devices/{device_id}/heartbeat`` and ``GET /api/devices/{device_id}/desired``
+are ingest's whole load: every device, every interval. They are served by
+``DeviceRoutes`` through ``xdp47_common.web.raw_routes`` (in front of FastAPI,
+inside the same request id / metrics / catch-all / rate limit / body limit
+middleware, errors answered exactly as FastAPI's handlers answer them), because
+FastAPI's dependency solving, request and response objects cost a device request
+more than the rest of ingest's work for it (docs/performance.md). The checks are
+the same, in the same order: credential (401), device id in the path (422), who
+the credential belongs to (401 unknown, 403 another device's, 503 database
+down), then the body (422, 413) and the publish (503). The OpenAPI document
+describes both operations (``device_operations``), so schema-driven tests and
+clients see them as before.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from xdp47_common.bus import PublishFailed
+from xdp47_common.clock import utcnow
+from xdp47_common.messages import (
+    DesiredState,
+    Heartbeat,
+    HeartbeatBody,
+    HeartbeatReceived,
+)
+from xdp47_common.models.base import DEVICE_ID_PATTERN
+from xdp47_common.web import ErrorBody, RawHandler, RouteTemplate, ServiceUnavailable
+from xdp47_common.web.device_auth import (
+    DEVICE_BEARER,
+    credential_from_header,
+    forbidden,
+    unauthorized,
+)
+from xdp47_ingest.desired import DeviceView, etag_matches
+
+if TYPE_CHECKING:
+    from xdp47_ingest.app import Deps
+
+__all__ = ["DeviceRoutes", "device_operations"]
+
+PREFIX = "/api/devices/"
+HEARTBEAT = RouteTemplate(PREFIX + "{device_id}/heartbeat")
+DESIRED = RouteTemplate(PREFIX + "{device_id}/desired")
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+_JSON = (b"content-type", b"application/json")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _not_allowed(allowed: str) -> HTTPException:
+    return HTTPException(405, "Method Not Allowed", headers={"Allow": allowed})
+
+
+def _checked_device_id(device_id: str) -> str:
+    if _DEVICE_ID.match(device_id) is None:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("path", "device_id"),
+                    "msg": f"String should match pattern '{DEVICE_ID_PATTERN}'",
+                    "type": "string_pattern_mismatch",
+                }
+            ]
+        )
+    return device_id
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    if body:
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class DeviceRoutes:
+    """``RawRoutes`` for the device endpoints; ``app.state.deps`` holds what they
+    use (set by the lifespan)."""
+
+    def __init__(self, app: FastAPI, *, retry_after: int) -> None:
+        self._app = app
+        self._retry_after = retry_after
+
+    def resolve(self, scope: Scope) -> tuple[RouteTemplate, RawHandler] | None:
+        path: str = scope["path"]
+        if not path.startswith(PREFIX):
+            return None
+        device_id, _, leaf = path[len(PREFIX) :].partition("/")
+        if not device_id:
+            return None
+        if leaf == "heartbeat":
+            return HEARTBEAT, self.heartbeat
+        if leaf == "desired":
+            return DESIRED, self.desired
+        return None
+
+    async def _authenticate(self, scope: Scope) -> DeviceView:
+        credential = credential_from_header(_header(scope, b"authorization"))
+        path: str = scope["path"]
+        device_id = _checked_device_id(path[len(PREFIX) :].partition("/")[0])
+        deps: Deps = self._app.state.deps
+        try:
+            view = await deps.cache.lookup(credential)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise ServiceUnavailable(
+                "the device database is unavailable; retry later", self._retry_after
+            ) from exc
+        if view is None:
+            raise unauthorized("unknown device credential")
+        if view.device_id != device_id:
+            raise forbidden(device_id)
+        return view
+
+    async def heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Report the device's whole state; answers its desired state (202)."""
+        if scope["method"] != "POST":
+            raise _not_allowed("POST")
+        # Authenticate before reading the body: an anonymous caller learns nothing
+        # about the body format, and a 401 costs no parsing.
+        view = await self._authenticate(scope)
+        try:
+            raw = await _read_body(receive)
+        except ClientDisconnect:
+            return  # nobody to answer; nothing was accepted
+        try:
+            body = HeartbeatBody.model_validate_json(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from exc
+        now = utcnow()
+        # The body is validated once; the published copy is built without
+        # validating the same fields again.
+        # (``__dict__``: ``dict(body)`` probes for ``keys`` through pydantic's
+        # slow ``__getattr__``.)
+        beat = Heartbeat.model_construct(
+            **body.__dict__, device_id=view.device_id, received_at=now
+        )
+        deps: Deps = self._app.state.deps
+        try:
+            if deps.batcher is not None:
+                await deps.batcher.submit(view.tenant, beat)
+            else:
+                await deps.publisher.publish(
+                    deps.topology.telemetry,
+                    deps.topology.heartbeat_key(view.tenant),
+                    HeartbeatReceived(
+                        tenant=view.tenant, occurred_at=now, heartbeat=beat
+                    ),
+                )
+        except PublishFailed as exc:
+            raise ServiceUnavailable(
+                f"heartbeat not accepted: {exc}; retry later", self._retry_after
+            ) from exc
+        # "update" unless the heartbeat says the device runs the desired artifact.
+        await _send(send, 202, view.answer_json(body.current_artifact_id, now), [_JSON])
+
+    async def desired(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The device's desired state, with a strong ETag (304 when unchanged)."""
+        if scope["method"] != "GET":
+            raise _not_allowed("GET")
+        view = await self._authenticate(scope)
+        etag = view.etag
+        headers = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
+        if etag_matches(_header(scope, b"if-none-match"), etag):
+            await _send(send, 304, b"", headers)
+        else:
+            await _send(send, 200, view.payload, [_JSON, *headers])
+
+
+# -- OpenAPI -----------------------------------------------------------------
+
+_REF = "#/components/schemas/{model}"
+_ERRORS = {
+    "401": "missing, malformed or unknown",
+    "403": "the credential is another device's",
+    "413": "body over XDP47_MAX_BODY_BYTES",
+    "422": "invalid body; names the field",
+    "429": "over the device rate; Retry-After",
+    "503": "broker or database down; Retry-After",
+}
+
+
+def _json_ref(model: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": _REF.format(model=model)}}}
+
+
+def device_operations() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The OpenAPI ``paths``, ``components.schemas`` and
+    ``components.securitySchemes`` entries of the two device endpoints."""
+    errors = {
+        status: {"description": text, "content": _json_ref("ErrorBody")}
+        for status, text in _ERRORS.items()
+    }
+    common = {
+        "parameters": [
+            {
+                "in": "path",
+                "name": "device_id",
+                "required": True,
+                "schema": {
+                    "pattern": DEVICE_ID_PATTERN,
+                    "title": "Device Id",
+                    "type": "string",
+                },
+            }
+        ],
+        "security": [{"device": []}],
+    }
+    answer = {
+        "description": "Successful Response",
+        "content": _json_ref("DesiredState"),
+    }
+    paths = {
+        HEARTBEAT.path: {
+            "post": {
+                **common,
+                "operationId": "heartbeat_api_devices__device_id__heartbeat_post",
+                "summary": "Report the device's whole state; answers its desired state",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": HeartbeatBody.model_json_schema()
+                        }
+                    },
+                },
+                "responses": {"202": answer, **errors},
+            }
+        },
+        DESIRED.path: {
+            "get": {
+                **common,
+                "operationId": "desired_api_devices__device_id__desired_get",
+                "summary": "The device's desired state, with a strong ETag",
+                "responses": {
+                    "200": answer,
+                    "304": {"description": "unchanged (If-None-Match)"},
+                    **errors,
+                },
+            }
+        },
+    }
+    schemas = {
+        "DesiredState": DesiredState.model_json_schema(
+            mode="serialization", ref_template=_REF
+        ),
+        "ErrorBody": ErrorBody.model_json_schema(ref_template=_REF),
+    }
+    security = {
+        "device": DEVICE_BEARER.model.model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+    }
+    return paths, schemas, security
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` describe the device endpoints too."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = base()
+            paths, schemas, security = device_operations()
+            schema.setdefault("paths", {}).update(paths)
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(schemas)
+            components.setdefault("securitySchemes", {}).update(security)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

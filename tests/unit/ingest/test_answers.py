@@ -1,0 +1,65 @@
+"""The heartbeat answer's bytes: built once per action, stamped per answer, and
+equal to what serializing the model would give."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from xdp47_common.messages import DesiredState
+from xdp47_ingest.desired import DeviceView
+
+ARTIFACT = uuid.uuid4()
+
+
+def _view(current: uuid.UUID | None) -> DeviceView:
+    desired = DesiredState(
+        action="none" if current == ARTIFACT else "update",
+        device_id="d1",
+        artifact_id=ARTIFACT,
+        version="2.0.0",
+        uri="https://cdn.example/a.tar",
+        sha256="0" * 64,
+        size=7,
+        rollout_id=uuid.uuid4(),
+    )
+    return DeviceView(tenant="t", device_id="d1", desired=desired)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC),
+    ],
+)
+@pytest.mark.parametrize("reported", [None, ARTIFACT, uuid.uuid4()])
+def test_answer_json_is_the_model_s_json(
+    stamp: datetime, reported: uuid.UUID | None
+) -> None:
+    view = _view(current=None)
+    expected = view.answer(reported).model_copy(update={"server_time": stamp})
+    raw = view.answer_json(reported, stamp)
+    assert raw == expected.model_dump_json().encode()
+    assert DesiredState.model_validate_json(raw) == expected
+
+
+def test_the_action_follows_what_the_heartbeat_reports() -> None:
+    view = _view(current=None)
+    now = datetime.now(UTC)
+    assert json.loads(view.answer_json(ARTIFACT, now))["action"] == "none"
+    assert json.loads(view.answer_json(None, now))["action"] == "update"
+    # Each answer has its own time; the cached bytes are not stamped.
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    assert json.loads(view.answer_json(None, later))["server_time"] == (
+        "2030-01-01T00:00:00Z"
+    )
+
+
+def test_nothing_desired_answers_none_whatever_the_device_runs() -> None:
+    view = DeviceView("t", "d1", DesiredState(action="none", device_id="d1"))
+    answer = json.loads(view.answer_json(uuid.uuid4(), datetime.now(UTC)))
+    assert (answer["action"], answer["artifact_id"]) == ("none", None)
