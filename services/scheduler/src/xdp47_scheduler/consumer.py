@@ -62,15 +62,22 @@ _KNOWN_TENANTS = "SELECT id FROM tenants WHERE id = ANY($1::text[])"
 
 
 async def _refuse_unknown_tenants(
-    conn: Connection, batch: list[HeartbeatReceived]
+    conn: Connection, batch: list[HeartbeatReceived], known: set[str]
 ) -> None:
     """A heartbeat of a tenant that does not exist never came from ingest (which
     publishes only authenticated devices' heartbeats): it is poison. Raising
-    splits the batch; alone, the message is dead-lettered as ``unknown_tenant``."""
-    tenants = {m.tenant for m in batch}
-    known = {r["id"] for r in await conn.fetch(_KNOWN_TENANTS, sorted(tenants))}
-    if tenants - known:
-        raise PoisonMessage("unknown_tenant", ", ".join(sorted(tenants - known)))
+    splits the batch; alone, the message is dead-lettered as ``unknown_tenant``.
+
+    ``known`` remembers the tenants found before, so a batch of known tenants
+    costs no query: a tenant that is deleted later has no devices left, and the
+    write ignores heartbeats of unknown devices anyway."""
+    tenants = {m.tenant for m in batch} - known
+    if not tenants:
+        return
+    found = {r["id"] for r in await conn.fetch(_KNOWN_TENANTS, sorted(tenants))}
+    known |= found
+    if tenants - found:
+        raise PoisonMessage("unknown_tenant", ", ".join(sorted(tenants - found)))
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -106,11 +113,12 @@ class HeartbeatConsumer:
         self._max_wait_ms = max_wait_ms
         self._prefetch = max(prefetch, batch_size)
         self._consumer: WorkConsumer | None = None
+        self._known_tenants: set[str] = set()
 
     async def handle(self, batch: list[HeartbeatReceived]) -> None:
         """Write one batch in one transaction (public for tests and replays)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await _refuse_unknown_tenants(conn, batch)
+            await _refuse_unknown_tenants(conn, batch, self._known_tenants)
             result = await write_heartbeats(conn, batch)
             if self._after_write is not None:
                 await self._after_write(conn, result)

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from pydantic_core import to_json
 
 from xdp47_common.messages import Heartbeat, HeartbeatReceived
 
@@ -119,7 +120,8 @@ def dedupe_heartbeats(
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    # pydantic-core's serializer: several times json.dumps' speed on this path.
+    return None if value is None else to_json(value).decode()
 
 
 def _last_apply_json(beat: Heartbeat) -> str | None:
