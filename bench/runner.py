@@ -150,9 +150,12 @@ async def bench_heartbeats(
     connections: int = 64,
     warmup: float = 2.0,
 ) -> dict[str, Any]:
-    """B1: heartbeats per CPU-s end to end (batched and unbatched ingest) and
-    the empty FastAPI handler's requests per CPU-s, interleaved."""
+    """B1: heartbeats per CPU-s end to end (batched and unbatched ingest, and
+    batched without the identity cache) and the empty FastAPI handler's requests
+    per CPU-s, interleaved."""
     stack.add_ingest("unbatched", XDP47_INGEST_BATCH_MAX="1")
+    if "uncached" not in stack.urls:
+        stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
     stack.add_baseline()
     path = await _claim(stack, devices, "b1")
     args = [
@@ -173,7 +176,7 @@ async def bench_heartbeats(
         "--connections",
         str(connections),
     ]
-    for v in ("batched", "unbatched", "empty"):
+    for v in ("batched", "unbatched", "uncached", "empty"):
         w = await measure(
             stack, v, warm, path, groups=["ingest"], persisted=v != "empty"
         )
@@ -186,6 +189,7 @@ async def bench_heartbeats(
     runs: dict[str, list[dict[str, Any]]] = {
         "batched": [],
         "unbatched": [],
+        "uncached": [],
         "empty": [],
     }
     for order in _rounds(list(runs), rounds):
@@ -212,6 +216,7 @@ async def bench_heartbeats(
 
     batched = [rate(r) for r in runs["batched"]]
     unbatched = [rate(r) for r in runs["unbatched"]]
+    uncached = [rate(r) for r in runs["uncached"]]
     empty = [rate(r) for r in runs["empty"]]
     ratio = [b / e for b, e in zip(batched, empty, strict=True)]
     gain = [b / u for b, u in zip(batched, unbatched, strict=True)]
@@ -241,6 +246,11 @@ async def bench_heartbeats(
         "batched_over_unbatched": _ratio_stats(gain),
         "us_per_heartbeat_batched": per_stage(runs["batched"]),
         "us_per_heartbeat_unbatched": per_stage(runs["unbatched"]),
+        "uncached": round(statistics.median(uncached)),
+        "cached_over_uncached": _ratio_stats(
+            [b / u for b, u in zip(batched, uncached, strict=True)]
+        ),
+        "us_per_heartbeat_uncached": per_stage(runs["uncached"]),
         "wall_hb_per_s_batched": round(
             statistics.median(
                 r["accepted"] / r["load_seconds"] for r in runs["batched"]
@@ -264,17 +274,20 @@ async def bench_polls(
     beside the empty handler's GET."""
     if "empty" not in stack.urls:
         stack.add_baseline()
+    if "uncached" not in stack.urls:
+        stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
     path = await _claim(stack, devices, "b2")
     args = ["--poll-interval", str(interval), "--duration", str(seconds)]
-    runs: dict[str, list[dict[str, Any]]] = {"batched": [], "empty": []}
-    await measure(
-        stack,
-        "batched",
-        ["--poll-interval", str(interval), "--duration", "2"],
-        path,
-        groups=["ingest"],
-        persisted=False,
-    )
+    runs: dict[str, list[dict[str, Any]]] = {"batched": [], "uncached": [], "empty": []}
+    for v in ("batched", "uncached"):
+        await measure(
+            stack,
+            v,
+            ["--poll-interval", str(interval), "--duration", "2"],
+            path,
+            groups=["ingest"],
+            persisted=False,
+        )
     for order in _rounds(list(runs), rounds):
         for v in order:
             r = await measure(
@@ -294,6 +307,7 @@ async def bench_polls(
                 }
             runs[v].append(r)
     polls = [r["polls"] / r["cpu_total"] for r in runs["batched"]]
+    uncached = [r["polls"] / r["cpu_total"] for r in runs["uncached"]]
     empty = [r["polls"] / r["cpu_total"] for r in runs["empty"]]
     n304 = sum(r["counts"].get("poll 304", 0) for r in runs["batched"])
     n = sum(r["polls"] for r in runs["batched"])
@@ -311,6 +325,10 @@ async def bench_polls(
         "ratio": _ratio_stats(ratio)["median"],
         "ratio_min_max": [_ratio_stats(ratio)["min"], _ratio_stats(ratio)["max"]],
         "share_304": round(n304 / n, 3) if n else 0,
+        "uncached": round(statistics.median(uncached)),
+        "cached_over_uncached": _ratio_stats(
+            [p / u for p, u in zip(polls, uncached, strict=True)]
+        ),
         "us_per_poll": {
             k: round(sum(r["cpu"][k] for r in runs["batched"]) / n * 1e6, 1)
             for k in runs["batched"][0]["cpu"]
