@@ -75,4 +75,8 @@ def main() -> None:
         access_log=False,
         log_config=None,  # keep configure_logging's structured handler
         timeout_keep_alive=75,  # devices keep connections alive between heartbeats
+        # Ingest uses no client address (devices are known by their credential),
+        # so X-Forwarded-* is not parsed on every request; no Server header.
+        proxy_headers=False,
+        server_header=False,
     )

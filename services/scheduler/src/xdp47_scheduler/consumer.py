@@ -14,7 +14,7 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -28,8 +28,10 @@ from xdp47_common.messages import (
 )
 from xdp47_common.topology import Topology
 from xdp47_scheduler.heartbeats import (
+    Beat,
     Connection,
     HeartbeatWriteResult,
+    TenantHeartbeat,
     write_heartbeats,
 )
 
@@ -62,7 +64,7 @@ _KNOWN_TENANTS = "SELECT id FROM tenants WHERE id = ANY($1::text[])"
 
 
 async def _refuse_unknown_tenants(
-    conn: Connection, batch: list[HeartbeatReceived], known: set[str]
+    conn: Connection, batch: Sequence[TenantHeartbeat], known: set[str]
 ) -> None:
     """A heartbeat of a tenant that does not exist never came from ingest (which
     publishes only authenticated devices' heartbeats): it is poison. Raising
@@ -115,7 +117,7 @@ class HeartbeatConsumer:
         self._consumer: WorkConsumer | None = None
         self._known_tenants: set[str] = set()
 
-    async def handle(self, batch: list[HeartbeatReceived]) -> None:
+    async def handle(self, batch: Sequence[TenantHeartbeat]) -> None:
         """Write one batch in one transaction (public for tests and replays)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await _refuse_unknown_tenants(conn, batch, self._known_tenants)
@@ -130,10 +132,11 @@ class HeartbeatConsumer:
         self, messages: list[HeartbeatReceived | HeartbeatBatch]
     ) -> None:
         """Flatten singles and micro-batches into one batch, then ``handle`` it."""
-        batch: list[HeartbeatReceived] = []
+        batch: list[TenantHeartbeat] = []
         for message in messages:
             if isinstance(message, HeartbeatBatch):
-                batch.extend(message.received())
+                tenant = message.tenant
+                batch.extend(Beat(tenant, beat) for beat in message.heartbeats)
             else:
                 batch.append(message)
         await self.handle(batch)

@@ -14,19 +14,21 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, Protocol, TypeAlias
 from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic_core import to_json
 
-from xdp47_common.messages import Heartbeat, HeartbeatReceived
+from xdp47_common.messages import Heartbeat
 
 __all__ = [
+    "Beat",
     "Connection",
     "DeviceHeartbeatState",
     "HeartbeatWriteResult",
+    "TenantHeartbeat",
     "dedupe_heartbeats",
     "mark_offline",
     "write_heartbeats",
@@ -106,11 +108,26 @@ WHERE status = 'online' AND last_seen < $1
 """
 
 
+class TenantHeartbeat(Protocol):
+    """A heartbeat and its tenant: a ``HeartbeatReceived``, or a ``Beat`` (what a
+    ``HeartbeatBatch`` is flattened into, without building an envelope each)."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def heartbeat(self) -> Heartbeat: ...
+
+
+class Beat(NamedTuple):
+    tenant: str
+    heartbeat: Heartbeat
+
+
 def dedupe_heartbeats(
-    batch: Sequence[HeartbeatReceived],
-) -> dict[tuple[str, str], HeartbeatReceived]:
+    batch: Sequence[TenantHeartbeat],
+) -> dict[tuple[str, str], TenantHeartbeat]:
     """Keep the highest ``seq`` per (tenant, device); the first one on a tie."""
-    newest: dict[tuple[str, str], HeartbeatReceived] = {}
+    newest: dict[tuple[str, str], TenantHeartbeat] = {}
     for message in batch:
         key = (message.tenant, message.heartbeat.device_id)
         kept = newest.get(key)
@@ -129,7 +146,7 @@ def _last_apply_json(beat: Heartbeat) -> str | None:
 
 
 async def write_heartbeats(
-    conn: Connection, batch: Sequence[HeartbeatReceived]
+    conn: Connection, batch: Sequence[TenantHeartbeat]
 ) -> HeartbeatWriteResult:
     """Apply a batch of heartbeats to ``devices``; call inside a transaction.
 
