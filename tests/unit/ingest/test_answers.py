@@ -26,7 +26,7 @@ def _view(current: uuid.UUID | None) -> DeviceView:
         size=7,
         rollout_id=uuid.uuid4(),
     )
-    return DeviceView(tenant="t", device_id="d1", desired=desired)
+    return DeviceView.of("t", "d1", desired)
 
 
 @pytest.mark.parametrize(
@@ -41,10 +41,20 @@ def test_answer_json_is_the_model_s_json(
     stamp: datetime, reported: uuid.UUID | None
 ) -> None:
     view = _view(current=None)
-    expected = view.answer(reported).model_copy(update={"server_time": stamp})
+    action = "none" if reported == ARTIFACT else "update"
+    expected = view.desired.model_copy(update={"action": action, "server_time": stamp})
     raw = view.answer_json(reported, stamp)
     assert raw == expected.model_dump_json().encode()
     assert DesiredState.model_validate_json(raw) == expected
+
+
+def test_the_stored_action_is_rewritten_both_ways() -> None:
+    done = _view(current=ARTIFACT)  # stored "none": the device ran it
+    assert done.action == "none"
+    now = datetime.now(UTC)
+    assert json.loads(done.answer_json(None, now))["action"] == "update"
+    assert json.loads(done.answer_json(ARTIFACT, now))["action"] == "none"
+    assert done.payload.startswith(b'{"action":"none"')
 
 
 def test_the_action_follows_what_the_heartbeat_reports() -> None:
@@ -60,6 +70,6 @@ def test_the_action_follows_what_the_heartbeat_reports() -> None:
 
 
 def test_nothing_desired_answers_none_whatever_the_device_runs() -> None:
-    view = DeviceView("t", "d1", DesiredState(action="none", device_id="d1"))
+    view = DeviceView.of("t", "d1", DesiredState(action="none", device_id="d1"))
     answer = json.loads(view.answer_json(uuid.uuid4(), datetime.now(UTC)))
     assert (answer["action"], answer["artifact_id"]) == ("none", None)
