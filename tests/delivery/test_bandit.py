@@ -2,7 +2,9 @@
 
 bandit runs with the committed configuration (``[tool.bandit]`` in pyproject.toml)
 over libs, services and tools, and fails on findings of medium or high severity
-with medium or high confidence. CI runs the same gate.
+at any confidence: the low-confidence SQL notes (B608) are each checked and
+marked where they are, so a new one fails until someone looks at it. CI runs the
+same gate.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def test_no_medium_or_high_findings() -> None:
             "--severity-level",
             "medium",
             "--confidence-level",
-            "medium",
+            "low",
             "-f",
             "json",
             "-q",

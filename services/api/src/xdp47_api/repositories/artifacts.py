@@ -23,8 +23,8 @@ INSERT INTO artifacts (id, tenant, uri, sha256, size, type, version, signature,
                        metadata, content_stored)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING {_COLUMNS}
-"""
-GET_ARTIFACT = f"SELECT {_COLUMNS} FROM artifacts WHERE tenant = $1 AND id = $2"
+"""  # nosec B608
+GET_ARTIFACT = f"SELECT {_COLUMNS} FROM artifacts WHERE tenant = $1 AND id = $2"  # nosec B608
 GET_STORED_ARTIFACT = GET_ARTIFACT + " AND content_stored"
 LIST_ARTIFACTS = f"""
 SELECT {_COLUMNS} FROM artifacts
@@ -33,7 +33,7 @@ WHERE tenant = $1
   AND ($3::text IS NULL OR type = $3)
   AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))
 ORDER BY created_at, id LIMIT $6
-"""
+"""  # nosec B608
 
 
 def _artifact(row: asyncpg.Record) -> Artifact:

@@ -28,7 +28,7 @@ SELECT d.id, d.tenant, d.labels, d.channel, d.status, d.health, d.current_versio
 FROM devices d
 {DESIRED_JOIN}
 LEFT JOIN artifacts a ON a.tenant = d.tenant AND a.id = {DESIRED_ARTIFACT}
-"""
+"""  # nosec B608
 GET_DEVICE = _SELECT + "WHERE d.tenant = $1 AND d.id = $2"
 # labels @> {} matches every device; a filter uses the GIN index on labels.
 LIST_DEVICES = (

@@ -24,14 +24,14 @@ INSERT INTO policies (id, tenant, name, require_ok, skip_offline, grace_seconds,
                       abort_on_zero_eligible, wave_deadline_seconds)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING {_COLUMNS}
-"""
-GET_POLICY = f"SELECT {_COLUMNS} FROM policies WHERE tenant = $1 AND id = $2"
+"""  # nosec B608
+GET_POLICY = f"SELECT {_COLUMNS} FROM policies WHERE tenant = $1 AND id = $2"  # nosec B608
 LIST_POLICIES = f"""
 SELECT {_COLUMNS} FROM policies
 WHERE tenant = $1
   AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
 ORDER BY created_at, id LIMIT $4
-"""
+"""  # nosec B608
 
 
 def _policy(row: asyncpg.Record) -> Policy:

@@ -37,15 +37,15 @@ INSERT INTO rollouts (id, tenant, name, artifact_id, policy_id, selector, channe
                       waves, wave_percentages, status)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft')
 RETURNING {_COLUMNS}
-"""
-GET_ROLLOUT = f"SELECT {_COLUMNS} FROM rollouts WHERE tenant = $1 AND id = $2"
+"""  # nosec B608
+GET_ROLLOUT = f"SELECT {_COLUMNS} FROM rollouts WHERE tenant = $1 AND id = $2"  # nosec B608
 LIST_ROLLOUTS = f"""
 SELECT {_COLUMNS} FROM rollouts
 WHERE tenant = $1
   AND ($2::text IS NULL OR status = $2)
   AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
 ORDER BY created_at, id LIMIT $5
-"""
+"""  # nosec B608
 ARTIFACT_EXISTS = (
     "SELECT EXISTS (SELECT 1 FROM artifacts WHERE tenant = $1 AND id = $2)"
 )
