@@ -45,6 +45,9 @@ async def check_dependencies(settings: ControlSettings) -> str | None:
     return None
 
 
+SHUTDOWN_GRACE_SECONDS = 10
+
+
 def main() -> None:
     try:
         configure_logging("api")
@@ -69,4 +72,7 @@ def main() -> None:
         proxy_headers=True,
         log_level="info",
         log_config=None,  # keep configure_logging's structured handler
+        # Live UI streams (SSE) stay open for minutes: on SIGTERM wait this long
+        # for requests to finish, then close what is left and stop.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
