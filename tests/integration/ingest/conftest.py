@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -51,6 +52,45 @@ async def make_device(pool: asyncpg.Pool[Any], tenant: str | None = None) -> Dev
         hash_secret(credential),
     )
     return Device(tenant, device_id, credential)
+
+
+async def add_artifact(pool: asyncpg.Pool[Any], tenant: str) -> uuid.UUID:
+    """An artifact of ``tenant`` (version 3.0.0)."""
+    artifact = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO artifacts (id, tenant, uri, sha256, size, version)"
+        " VALUES ($1, $2, 'https://cdn.example/a.tar', $3, 1, '3.0.0')",
+        artifact,
+        tenant,
+        hashlib.sha256(artifact.bytes).hexdigest(),
+    )
+    return artifact
+
+
+async def running_rollout(
+    pool: asyncpg.Pool[Any], device: Device, artifact: uuid.UUID
+) -> uuid.UUID:
+    """A one-wave rollout of ``artifact`` with ``device`` in it, started as the
+    scheduler starts one (its commit notifies ingest)."""
+    rollout = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO rollouts (id, tenant, artifact_id, waves) VALUES ($1, $2, $3, 1)",
+        rollout,
+        device.tenant,
+        artifact,
+    )
+    await pool.execute(
+        "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave)"
+        " VALUES ($1, $2, $3, 1)",
+        rollout,
+        device.tenant,
+        device.id,
+    )
+    await pool.execute(
+        "UPDATE rollouts SET status = 'running', current_wave = 1 WHERE id = $1",
+        rollout,
+    )
+    return rollout
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from tests.integration.ingest.conftest import (
     make_device,
     running,
+    running_rollout,
     settings_for,
     through,
 )
@@ -67,24 +68,7 @@ async def test_desired_state_etag_and_304(client, pool) -> None:
     )
     # A rollout of the device's tenant starts wave 1 (the scheduler's write):
     # the commit notifies ingest, which must stop answering from memory.
-    rollout = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO rollouts (id, tenant, artifact_id, waves) VALUES ($1, $2, $3, 1)",
-        rollout,
-        device.tenant,
-        artifact,
-    )
-    await pool.execute(
-        "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave)"
-        " VALUES ($1, $2, $3, 1)",
-        rollout,
-        device.tenant,
-        device.id,
-    )
-    await pool.execute(
-        "UPDATE rollouts SET status = 'running', current_wave = 1 WHERE id = $1",
-        rollout,
-    )
+    rollout = await running_rollout(pool, device, artifact)
     # The notification reaches ingest a moment after the commit.
     for _ in range(200):
         changed = await client.get(url, headers={**device.auth, "If-None-Match": etag})

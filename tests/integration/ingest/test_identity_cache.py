@@ -10,8 +10,6 @@ falls back to reading the database until it is back.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +17,13 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.ingest.conftest import Device, make_device, running, settings_for
+from tests.integration.ingest.conftest import (
+    add_artifact,
+    make_device,
+    running,
+    running_rollout,
+    settings_for,
+)
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 from xdp47_ingest import create_app
 from xdp47_ingest.cache import CHANNEL, DesiredCache
@@ -46,42 +50,6 @@ async def _eventually(
             return r
         await asyncio.sleep(0.01)
     return r
-
-
-async def _artifact(pool: asyncpg.Pool[Any], tenant: str) -> uuid.UUID:
-    artifact = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO artifacts (id, tenant, uri, sha256, size, version)"
-        " VALUES ($1, $2, 'https://cdn.example/a.tar', $3, 1, '3.0.0')",
-        artifact,
-        tenant,
-        hashlib.sha256(artifact.bytes).hexdigest(),
-    )
-    return artifact
-
-
-async def _running_rollout(
-    pool: asyncpg.Pool[Any], device: Device, artifact: uuid.UUID
-) -> uuid.UUID:
-    rollout = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO rollouts (id, tenant, artifact_id, waves) VALUES ($1, $2, $3, 1)",
-        rollout,
-        device.tenant,
-        artifact,
-    )
-    await pool.execute(
-        "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave)"
-        " VALUES ($1, $2, $3, 1)",
-        rollout,
-        device.tenant,
-        device.id,
-    )
-    await pool.execute(
-        "UPDATE rollouts SET status = 'running', current_wave = 1 WHERE id = $1",
-        rollout,
-    )
-    return rollout
 
 
 async def test_answers_come_from_memory_after_the_first_read(client, pool) -> None:
@@ -119,8 +87,8 @@ async def test_rollout_start_and_abort_reach_the_devices(client, pool) -> None:
     device = await make_device(pool)
     url = f"/api/devices/{device.id}/desired"
     assert (await client.get(url, headers=device.auth)).json()["action"] == "none"
-    artifact = await _artifact(pool, device.tenant)
-    rollout = await _running_rollout(pool, device, artifact)
+    artifact = await add_artifact(pool, device.tenant)
+    rollout = await running_rollout(pool, device, artifact)
     told = await _eventually(
         lambda: client.get(url, headers=device.auth),
         lambda r: r.json()["action"] == "update",
@@ -145,7 +113,7 @@ async def test_another_tenant_s_change_keeps_this_tenant_cached(client, pool) ->
     other = await make_device(pool)
     url = f"/api/devices/{mine.id}/desired"
     await client.get(url, headers=mine.auth)
-    await _running_rollout(pool, other, await _artifact(pool, other.tenant))
+    await running_rollout(pool, other, await add_artifact(pool, other.tenant))
     await asyncio.sleep(0.1)  # the other tenant's notification has arrived
     before = (await client.get("/metrics")).text
     await client.get(url, headers=mine.auth)
@@ -180,7 +148,7 @@ async def test_without_its_listener_the_cache_reads_the_database(
                 break
             await asyncio.sleep(0.005)
         assert not cache.live
-        await _running_rollout(pool, device, await _artifact(pool, device.tenant))
+        await running_rollout(pool, device, await add_artifact(pool, device.tenant))
         down = await cache.lookup(device.credential)
         assert down is not None
         assert down.desired.action == "update"

@@ -37,6 +37,7 @@ from xdp47_common.messages import (
 )
 from xdp47_common.models.base import DEVICE_ID_PATTERN
 from xdp47_common.web import ErrorBody, RawHandler, RouteTemplate, ServiceUnavailable
+from xdp47_common.web.asgi import send_answer
 from xdp47_common.web.device_auth import (
     DEVICE_BEARER,
     credential_from_header,
@@ -91,15 +92,6 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _send(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    if body:
-        headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class DeviceRoutes:
@@ -182,7 +174,9 @@ class DeviceRoutes:
                 f"heartbeat not accepted: {exc}; retry later", self._retry_after
             ) from exc
         # "update" unless the heartbeat says the device runs the desired artifact.
-        await _send(send, 202, view.answer_json(body.current_artifact_id, now), [_JSON])
+        await send_answer(
+            send, 202, view.answer_json(body.current_artifact_id, now), [_JSON]
+        )
 
     async def desired(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The device's desired state, with a strong ETag (304 when unchanged)."""
@@ -192,9 +186,9 @@ class DeviceRoutes:
         etag = view.etag
         headers = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
         if etag_matches(_header(scope, b"if-none-match"), etag):
-            await _send(send, 304, b"", headers)
+            await send_answer(send, 304, b"", headers)
         else:
-            await _send(send, 200, view.payload, [_JSON, *headers])
+            await send_answer(send, 200, view.payload, [_JSON, *headers])
 
 
 # -- OpenAPI -----------------------------------------------------------------

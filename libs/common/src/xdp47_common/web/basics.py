@@ -22,7 +22,6 @@ device request (ingest's whole load) pays for (docs/performance.md).
 
 from __future__ import annotations
 
-import json
 import time
 
 import structlog
@@ -31,6 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xdp47_common.logging import REQUEST_ID
+from xdp47_common.web.asgi import send_json
 from xdp47_common.web.errors import ServiceUnavailable, answer_error
 from xdp47_common.web.metrics import HttpMetrics
 from xdp47_common.web.request_id import request_id_of
@@ -39,7 +39,6 @@ __all__ = ["RequestBasicsMiddleware"]
 
 _log = structlog.get_logger(__name__)
 _ANSWERABLE = (HTTPException, RequestValidationError, ServiceUnavailable)
-_INTERNAL = json.dumps({"detail": "internal error"}).encode()
 
 
 class RequestBasicsMiddleware:
@@ -77,17 +76,7 @@ class RequestBasicsMiddleware:
             _log.exception("unhandled error", path=scope.get("path"))
             if status:
                 raise
-            await answer(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(_INTERNAL)).encode()),
-                    ],
-                }
-            )
-            await answer({"type": "http.response.body", "body": _INTERNAL})
+            await send_json(answer, 500, {"detail": "internal error"})
         finally:
             REQUEST_ID.reset(token)
             structlog.contextvars.clear_contextvars()

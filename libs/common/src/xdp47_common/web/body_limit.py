@@ -11,11 +11,12 @@ small for every other route.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from xdp47_common.web.asgi import send_json
 
 __all__ = ["BodySizeLimitMiddleware", "BodyTooLarge"]
 
@@ -98,18 +99,9 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {"detail": f"request body larger than the limit of {limit} bytes"}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
+    await send_json(
+        send,
+        413,
+        {"detail": f"request body larger than the limit of {limit} bytes"},
+        [(b"connection", b"close")],
     )
-    await send({"type": "http.response.body", "body": body})

@@ -28,7 +28,6 @@ of the control plane matters more than the limit.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xdp47_common.tokens import SecretKind, looks_valid
+from xdp47_common.web.asgi import send_json
 
 __all__ = [
     "OFF_VALUES",
@@ -228,21 +228,13 @@ async def _send_429(send: Send, verdict: _Verdict) -> None:
     limit = verdict.limit
     unit = limit.GRANULARITY.name
     window = unit if limit.multiples == 1 else f"{limit.multiples} {unit}s"
-    body = json.dumps(
-        {
-            "detail": f"rate limit of {limit.amount} per {window} exceeded for this "
-            f"credential; retry after {verdict.retry_after} s"
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(verdict.retry_after).encode()),
-            ],
-        }
+    detail = (
+        f"rate limit of {limit.amount} per {window} exceeded for this "
+        f"credential; retry after {verdict.retry_after} s"
     )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(
+        send,
+        429,
+        {"detail": detail},
+        [(b"retry-after", str(verdict.retry_after).encode())],
+    )
