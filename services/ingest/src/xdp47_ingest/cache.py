@@ -51,7 +51,6 @@ __all__ = ["CHANNEL", "DesiredCache"]
 
 CHANNEL = "xdp47_desired"
 _log = structlog.get_logger(__name__)
-_LISTEN_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class _Entry:
@@ -196,7 +195,7 @@ class DesiredCache:
             try:
                 await self._listen_once()
                 backoff = self._reconnect_delay
-            except (*_LISTEN_ERRORS, TimeoutError) as exc:
+            except Exception as exc:  # any failure: serve from the database, retry
                 _log.warning(
                     "identity cache listener lost; reading the database",
                     error=repr(exc),
