@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import uuid
 
+import asyncpg
 import pytest
 
 from tests.integration.ingest.conftest import (
@@ -95,3 +96,39 @@ async def test_metrics_are_served(client) -> None:
     r = await client.get("/metrics")
     assert r.status_code == 200
     assert "xdp47_ingest_http_requests_total" in r.text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.InternalClientError("cannot switch to state 12"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed"),
+        ConnectionResetError("reset by peer"),
+        TimeoutError(),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_a_database_failure_is_503_never_500(
+    db_url: str, amqp_url: str, topology, pool, error: Exception
+) -> None:
+    """What PostgreSQL restarts raise in the read (InternalClientError came from
+    a pooled connection reset under a restart, in the fault suite)."""
+    device = await make_device(pool)
+    app = create_app(settings_for(db_url, amqp_url, topology))
+    async with running(app) as client:
+
+        async def fail(credential: str) -> None:
+            raise error
+
+        app.state.deps.cache.lookup = fail
+        for path, method in (("heartbeat", "POST"), ("desired", "GET")):
+            r = await client.request(
+                method,
+                f"/api/devices/{device.id}/{path}",
+                json={"seq": 1} if method == "POST" else None,
+                headers=device.auth,
+            )
+            assert r.status_code == 503, (path, r.text)
+            assert r.headers["retry-after"] == "3"
+            assert "unavailable" in r.json()["detail"]

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from xdp47_common.adapters.pg import DATABASE_UNAVAILABLE
 from xdp47_common.bus import PublishFailed
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
@@ -56,6 +57,12 @@ HEARTBEAT = RouteTemplate(PREFIX + "{device_id}/heartbeat")
 DESIRED = RouteTemplate(PREFIX + "{device_id}/desired")
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _JSON = (b"content-type", b"application/json")
+# A read that failed for a database reason (gone, restarting, a query error or
+# timeout): 503 with Retry-After, never 500.
+_DB_DOWN: tuple[type[Exception], ...] = (
+    *DATABASE_UNAVAILABLE,
+    asyncpg.PostgresError,
+)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -122,7 +129,7 @@ class DeviceRoutes:
         deps: Deps = self._app.state.deps
         try:
             view = await deps.cache.lookup(credential)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _DB_DOWN as exc:
             raise ServiceUnavailable(
                 "the device database is unavailable; retry later", self._retry_after
             ) from exc

@@ -7,7 +7,22 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["create_pool", "init_connection"]
+__all__ = ["DATABASE_UNAVAILABLE", "create_pool", "init_connection"]
+
+# The database went away or cannot serve now (not a bug): answer 503 and retry.
+# OSError covers refused connections and TimeoutError (pool acquire timeouts);
+# InternalClientError is raised when a pooled connection is reset after the
+# server died under it ("cannot switch to state ...").
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InternalClientError,
+)
 
 
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:

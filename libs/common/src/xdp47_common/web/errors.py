@@ -122,24 +122,16 @@ def _asyncpg_handlers(app: FastAPI) -> None:
             status_code=422, content={"detail": f"invalid value: {exc}"}
         )
 
-    for cls in (
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.TooManyConnectionsError,
-        asyncpg.InsufficientResourcesError,
-        asyncpg.AdminShutdownError,
-        # Raised when a pooled connection is reset after the server died under
-        # it ("cannot switch to state …"): the database went away, not a bug.
-        asyncpg.InternalClientError,
-    ):
+    from xdp47_common.adapters.pg import DATABASE_UNAVAILABLE
+
+    for cls in DATABASE_UNAVAILABLE:
         app.add_exception_handler(cls, _connection_lost_handler)
     app.add_exception_handler(asyncpg.IntegrityConstraintViolationError, integrity)
     app.add_exception_handler(asyncpg.DataError, data_error)
 
 
 def install_exception_handlers(app: FastAPI) -> None:
-    """Register the JSON error handlers on ``app`` (see ``CatchAllMiddleware``)."""
+    """Register the JSON error handlers on ``app`` (see ``RequestBasicsMiddleware``)."""
     for cls in (RequestValidationError, HTTPException, ServiceUnavailable):
         app.add_exception_handler(cls, _answer_handler)
     # OSError covers refused connections and TimeoutError (pool acquire timeouts).
