@@ -388,28 +388,17 @@ async def run(args: argparse.Namespace) -> int:
             db_url, amqp_url, pin_cpus=not args.no_pin, extra_env=env
         ) as stack:
             try:
-                if "B1" in only:
-                    lines.append(
-                        await bench_heartbeats(
+                for name, bench in (("B1", bench_heartbeats), ("B2", bench_polls)):
+                    if name in only:
+                        line = await bench(
                             stack,
                             devices=args.b1_devices,
                             interval=args.b1_interval,
                             seconds=args.seconds,
                             rounds=args.rounds,
                         )
-                    )
-                    emit(lines[-1])
-                if "B2" in only:
-                    lines.append(
-                        await bench_polls(
-                            stack,
-                            devices=args.b1_devices,
-                            interval=args.b1_interval,
-                            seconds=args.seconds,
-                            rounds=args.rounds,
-                        )
-                    )
-                    emit(lines[-1])
+                        lines.append(line)
+                        emit(line)
             finally:
                 await stack.close()
     if "B3" in only:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -47,18 +48,28 @@ async def drop_database(server_url: str, name: str) -> None:
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def migrated_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh database named ``<prefix>_…`` with every migration applied; its
+    URL while inside, dropped afterwards."""
+    name = unique_name(prefix)
+    url = await create_database(server_url, name)
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield url
+    finally:
+        await drop_database(server_url, name)
+
+
 @pytest.fixture(scope="session")
 async def db_url(server_db_url: str) -> AsyncIterator[str]:
     """A fresh database with every migration applied, dropped after the session."""
-    name = unique_name("xdp47_test")
-    url = await create_database(server_db_url, name)
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    yield url
-    await drop_database(server_db_url, name)
+    async with migrated_database(server_db_url, "xdp47_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import create_database, drop_database
-from tests.support.services import unique_name
-from xdp47_common.adapters.migrations import migrate
+from tests.conftest import migrated_database
 from xdp47_common.adapters.pg import create_pool
 
 _FIGURES: list[str] = []
@@ -37,15 +35,8 @@ def figure() -> Callable[[str], None]:
 async def security_db_url(server_db_url: str) -> AsyncIterator[str]:
     """A fresh migrated database: the fuzzer creates tenants and tokens at will,
     which no other suite should see."""
-    name = unique_name("xdp47_sec")
-    url = await create_database(server_db_url, name)
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    yield url
-    await drop_database(server_db_url, name)
+    async with migrated_database(server_db_url, "xdp47_sec") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

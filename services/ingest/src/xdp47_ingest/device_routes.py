@@ -108,24 +108,26 @@ class DeviceRoutes:
     def __init__(self, app: FastAPI, *, retry_after: int) -> None:
         self._app = app
         self._retry_after = retry_after
+        self._leaves: dict[str, tuple[RouteTemplate, RawHandler]] = {
+            "heartbeat": (HEARTBEAT, self.heartbeat),
+            "desired": (DESIRED, self.desired),
+        }
 
     def resolve(self, scope: Scope) -> tuple[RouteTemplate, RawHandler] | None:
         path: str = scope["path"]
         if not path.startswith(PREFIX):
             return None
         device_id, _, leaf = path[len(PREFIX) :].partition("/")
-        if not device_id:
+        route = self._leaves.get(leaf)
+        if not device_id or route is None:
             return None
-        if leaf == "heartbeat":
-            return HEARTBEAT, self.heartbeat
-        if leaf == "desired":
-            return DESIRED, self.desired
-        return None
+        # As Starlette does for its routes: the handlers read it from here.
+        scope["path_params"] = {"device_id": device_id}
+        return route
 
     async def _authenticate(self, scope: Scope) -> DeviceView:
         credential = credential_from_header(_header(scope, b"authorization"))
-        path: str = scope["path"]
-        device_id = _checked_device_id(path[len(PREFIX) :].partition("/")[0])
+        device_id = _checked_device_id(scope["path_params"]["device_id"])
         deps: Deps = self._app.state.deps
         try:
             view = await deps.cache.lookup(credential)
