@@ -106,8 +106,9 @@ async def test_same_heartbeat_twice_has_one_effect(
     await _until_seq(pool, marker, 1)
     changes = [c for w in written for c in w.changed if c.device_id == device.id]
     assert len(changes) == 1
-    assert changes[0].health == "degraded"
-    assert changes[0].previous_status == "unknown"
+    assert (changes[0].seq, changes[0].previous_status) == (1, "unknown")
+    health = await pool.fetchval("SELECT health FROM devices WHERE id = $1", device.id)
+    assert health == "degraded"
 
 
 async def test_a_device_cannot_post_for_another(

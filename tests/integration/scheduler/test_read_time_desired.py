@@ -323,13 +323,8 @@ def _changed(tenant: str, ids: list[str]) -> Any:
                 device_id=i,
                 seq=1,
                 previous_status="online",
-                health="ok",
-                current_version=None,
-                current_artifact_id=None,
-                last_apply=None,
                 last_seen=now,
-                desired_artifact_id=None,
-                desired_rollout_id=None,
+                assigned=True,
             )
             for i in ids
         ),

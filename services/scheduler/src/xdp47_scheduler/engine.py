@@ -414,11 +414,11 @@ class RolloutEngine:
         now = self._clock()
         for device in result.changed:
             HEARTBEAT_LAG.observe(max(0.0, (now - device.last_seen).total_seconds()))
-        # Every changed device: being told is derived at read time, so no column
-        # says which devices have a target; the statement probes the partial
-        # unique index of active targets once per device.
-        devices = [(d.tenant, d.device_id) for d in result.changed]
-        self._touched |= await progress.settle_devices(conn, devices)
+        # Only devices whose active target is assigned (the write probed it):
+        # no other target can move, and most batches have none.
+        devices = [(d.tenant, d.device_id) for d in result.changed if d.assigned]
+        if devices:
+            self._touched |= await progress.settle_devices(conn, devices)
 
     async def after_commit(self, result: HeartbeatWriteResult) -> None:
         """After the batch committed: judge the rollouts whose counters moved."""
