@@ -118,10 +118,10 @@ async def test_a_database_failure_is_503_never_500(
     app = create_app(settings_for(db_url, amqp_url, topology))
     async with running(app) as client:
 
-        async def fail(credential: str) -> None:
+        async def fail(key: bytes) -> None:
             raise error
 
-        app.state.deps.cache.lookup = fail
+        app.state.deps.cache.lookup_hash = fail
         for path, method in (("heartbeat", "POST"), ("desired", "GET")):
             r = await client.request(
                 method,

@@ -58,9 +58,10 @@ def new_secret(kind: SecretKind) -> str:
 
 def looks_valid(secret: str, kind: SecretKind) -> bool:
     """Check prefix, length, alphabet and checksum; no database needed."""
-    if not secret.startswith(kind.value):
+    # ``kind`` is a str (StrEnum); its ``.value`` is a slow descriptor lookup.
+    if not secret.startswith(kind):
         return False
-    rest = secret[len(kind.value) :]
+    rest = secret[len(kind) :]
     # Every device request checks its credential: a regex, not a Python loop.
     if _SHAPE.fullmatch(rest) is None:
         return False

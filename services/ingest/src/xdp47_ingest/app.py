@@ -121,14 +121,20 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
         if not app.state.deps.publisher.is_ready:
             raise ConnectionError("no open channel to the broker")
 
+    rate_limits = RateLimits.from_settings(settings)
     install_web_basics(
         app,
         max_body_bytes=settings.max_body_bytes,
         checks={"postgres": db_ready, "rabbitmq": broker_ready},
         registry=registry,
         metrics_prefix="xdp47_ingest",
-        rate_limits=RateLimits.from_settings(settings),
-        raw_routes=DeviceRoutes(app, retry_after=settings.ingest_retry_after),
+        rate_limits=rate_limits,
+        raw_routes=DeviceRoutes(
+            app,
+            retry_after=settings.ingest_retry_after,
+            max_body_bytes=settings.max_body_bytes,
+            rate_limits=rate_limits,
+        ),
     )
     install_openapi(app)
     return app

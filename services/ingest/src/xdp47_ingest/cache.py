@@ -159,7 +159,10 @@ class DesiredCache:
             OSError, asyncpg.PostgresError, asyncpg.InterfaceError: the database
                 could not be read (only on a miss).
         """
-        key = hash_secret(credential)
+        return await self.lookup_hash(hash_secret(credential))
+
+    async def lookup_hash(self, key: bytes) -> DeviceView | None:
+        """``lookup`` by the credential's hash (``tokens.hash_secret``)."""
         if not self._live:
             self._bypass.inc()
             return await read_device(self._pool, key, db_timeout=self._db_timeout)

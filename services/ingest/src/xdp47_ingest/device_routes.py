@@ -7,9 +7,11 @@ inside the same request id / metrics / catch-all / rate limit / body limit
 middleware, errors answered exactly as FastAPI's handlers answer them), because
 FastAPI's dependency solving, request and response objects cost a device request
 more than the rest of ingest's work for it (docs/performance.md). The checks are
-the same, in the same order: credential (401), device id in the path (422), who
-the credential belongs to (401 unknown, 403 another device's, 503 database
-down), then the body (422, 413) and the publish (503). The OpenAPI document
+the same, in the same order: credential (401), its rate (429, counted by the
+credential's hash, which is also the cache key: one check and one hash per
+request), device id in the path (422), who the credential belongs to (401
+unknown, 403 another device's, 503 database down), then the body (413 over
+``XDP47_MAX_BODY_BYTES``, 422) and the publish (503). The OpenAPI document
 describes both operations (``device_operations``), so schema-driven tests and
 clients see them as before.
 """
@@ -37,7 +39,15 @@ from xdp47_common.messages import (
     HeartbeatReceived,
 )
 from xdp47_common.models.base import DEVICE_ID_PATTERN
-from xdp47_common.web import ErrorBody, RawHandler, RouteTemplate, ServiceUnavailable
+from xdp47_common.tokens import hash_secret
+from xdp47_common.web import (
+    ErrorBody,
+    RateLimits,
+    RawHandler,
+    RouteTemplate,
+    ServiceUnavailable,
+    read_body,
+)
 from xdp47_common.web.asgi import send_answer
 from xdp47_common.web.device_auth import (
     DEVICE_BEARER,
@@ -90,24 +100,22 @@ def _checked_device_id(device_id: str) -> str:
     return device_id
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 class DeviceRoutes:
     """``RawRoutes`` for the device endpoints; ``app.state.deps`` holds what they
     use (set by the lifespan)."""
 
-    def __init__(self, app: FastAPI, *, retry_after: int) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        *,
+        retry_after: int,
+        max_body_bytes: int,
+        rate_limits: RateLimits | None = None,
+    ) -> None:
         self._app = app
         self._retry_after = retry_after
+        self._max_body = max_body_bytes
+        self._limits = rate_limits if rate_limits and rate_limits.enabled else None
         self._leaves: dict[str, tuple[RouteTemplate, RawHandler]] = {
             "heartbeat": (HEARTBEAT, self.heartbeat),
             "desired": (DESIRED, self.desired),
@@ -127,10 +135,15 @@ class DeviceRoutes:
 
     async def _authenticate(self, scope: Scope) -> DeviceView:
         credential = credential_from_header(_header(scope, b"authorization"))
+        key = hash_secret(credential)
+        if self._limits is not None:
+            verdict = await self._limits.hit_device(key)
+            if verdict is not None:
+                raise verdict.error()
         device_id = _checked_device_id(scope["path_params"]["device_id"])
         deps: Deps = self._app.state.deps
         try:
-            view = await deps.cache.lookup(credential)
+            view = await deps.cache.lookup_hash(key)
         except _DB_DOWN as exc:
             raise ServiceUnavailable(
                 "the device database is unavailable; retry later", self._retry_after
@@ -149,7 +162,7 @@ class DeviceRoutes:
         # about the body format, and a 401 costs no parsing.
         view = await self._authenticate(scope)
         try:
-            raw = await _read_body(receive)
+            raw = await read_body(scope, receive, self._max_body)
         except ClientDisconnect:
             return  # nobody to answer; nothing was accepted
         try:

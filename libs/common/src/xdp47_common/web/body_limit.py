@@ -14,24 +14,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from xdp47_common.web.asgi import send_json
+from xdp47_common.web.errors import answer_error
 
-__all__ = ["BodySizeLimitMiddleware", "BodyTooLarge"]
+__all__ = ["BodySizeLimitMiddleware", "BodyTooLarge", "read_body"]
 
 
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` when the streamed body passes the limit.
 
     It is an ``HTTPException`` so that a framework reading the body (FastAPI wraps
-    other errors into a 400) passes it on unchanged to the 413 handler.
+    other errors into a 400) passes it on unchanged to the 413 handler. The
+    answer closes the connection: the rest of the body was not read.
     """
 
     def __init__(self, limit: int) -> None:
         super().__init__(
             status_code=413,
             detail=f"request body larger than the limit of {limit} bytes",
+            headers={"Connection": "close"},
         )
 
 
@@ -59,7 +62,7 @@ class BodySizeLimitMiddleware:
         limit = self.overrides.get(scope.get("path", ""), self.max_body_bytes)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _send_413(send, limit)
+            await answer_error(BodyTooLarge(limit))(scope, receive, send)
             return
 
         received = 0
@@ -82,10 +85,37 @@ class BodySizeLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
+        except BodyTooLarge as exc:
             # Only reached when nothing inside turned it into a response already.
             if not started:
-                await _send_413(send, limit)
+                await answer_error(exc)(scope, receive, send)
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, for a plain ASGI route that reads it itself
+    instead of running behind ``BodySizeLimitMiddleware``: the same limit, checked
+    the same way (the declared ``Content-Length`` first, then every chunk).
+
+    Raises:
+        BodyTooLarge: over ``limit`` (413).
+        ClientDisconnect: the client went away before the body was complete.
+    """
+    declared = _content_length(scope)
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(limit)
+    chunks = []
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -96,12 +126,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-async def _send_413(send: Send, limit: int) -> None:
-    await send_json(
-        send,
-        413,
-        {"detail": f"request body larger than the limit of {limit} bytes"},
-        [(b"connection", b"close")],
-    )

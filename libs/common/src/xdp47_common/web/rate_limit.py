@@ -27,7 +27,6 @@ of the control plane matters more than the limit.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -38,17 +37,20 @@ import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from xdp47_common.tokens import SecretKind, looks_valid
-from xdp47_common.web.asgi import send_json
+from xdp47_common.tokens import SecretKind, hash_secret, looks_valid
+from xdp47_common.web.errors import answer_error
 
 __all__ = [
     "OFF_VALUES",
     "RateLimitMiddleware",
     "RateLimitSettings",
     "RateLimits",
+    "RateVerdict",
     "parse_rate_limit",
+    "rate_key",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -85,9 +87,29 @@ def parse_rate_limit(value: str) -> list[RateLimitItem]:
 
 
 @dataclass(frozen=True)
-class _Verdict:
+class RateVerdict:
+    """A credential over ``limit``; it may retry after ``retry_after`` seconds."""
+
     limit: RateLimitItem
     retry_after: int
+
+    def error(self) -> HTTPException:
+        """The 429 answer, with ``Retry-After``."""
+        limit = self.limit
+        unit = limit.GRANULARITY.name
+        window = unit if limit.multiples == 1 else f"{limit.multiples} {unit}s"
+        return HTTPException(
+            status_code=429,
+            detail=f"rate limit of {limit.amount} per {window} exceeded for this "
+            f"credential; retry after {self.retry_after} s",
+            headers={"Retry-After": str(self.retry_after)},
+        )
+
+
+def rate_key(credential_hash: bytes) -> str:
+    """A credential's counter key, from its stored hash (``tokens.hash_secret``):
+    never the secret itself."""
+    return credential_hash[:16].hex()
 
 
 class RateLimits:
@@ -128,21 +150,34 @@ class RateLimits:
 
     def limits_for(self, credential: str) -> tuple[str, Sequence[RateLimitItem]]:
         """Which limits a presented credential counts against, and its kind."""
-        if credential.startswith(SecretKind.DEVICE_CREDENTIAL.value):
+        if credential.startswith(SecretKind.DEVICE_CREDENTIAL):
             if looks_valid(credential, SecretKind.DEVICE_CREDENTIAL):
                 return "device", self.device_limits
-        elif credential.startswith(SecretKind.API_TOKEN.value) and looks_valid(
+        elif credential.startswith(SecretKind.API_TOKEN) and looks_valid(
             credential, SecretKind.API_TOKEN
         ):
             return "token", self.token_limits
         return "", ()
 
-    async def hit(self, credential: str) -> _Verdict | None:
+    async def hit(self, credential: str) -> RateVerdict | None:
         """Count one request; the exceeded limit and its wait, or None."""
         kind, items = self.limits_for(credential)
         if not items:
             return None
-        key = hashlib.sha256(credential.encode()).hexdigest()[:32]
+        return await self._count(items, kind, rate_key(hash_secret(credential)))
+
+    async def hit_device(self, credential_hash: bytes) -> RateVerdict | None:
+        """``hit`` for a device credential already checked offline, by its hash
+        (a device route has both at hand: one check and one hash per request)."""
+        if not self.device_limits:
+            return None
+        return await self._count(
+            self.device_limits, "device", rate_key(credential_hash)
+        )
+
+    async def _count(
+        self, items: Sequence[RateLimitItem], kind: str, key: str
+    ) -> RateVerdict | None:
         if self._local is not None:
             return self._local.hit(items, kind, key)
         assert self._limiter is not None
@@ -156,7 +191,7 @@ class RateLimits:
                 _log.warning("rate limit storage failed", error=repr(exc))
                 return None
             wait = max(1, math.ceil(stats.reset_time - time.time()))
-            return _Verdict(item, wait)
+            return RateVerdict(item, wait)
         return None
 
 
@@ -178,7 +213,7 @@ class _LocalWindows:
 
     def hit(
         self, items: Sequence[RateLimitItem], kind: str, key: str
-    ) -> _Verdict | None:
+    ) -> RateVerdict | None:
         now = time.time()
         for item in items:
             period = item.get_expiry()
@@ -192,7 +227,7 @@ class _LocalWindows:
             counts[key] = n
             if n > item.amount:
                 wait = max(1, math.ceil((index + 1) * period - now))
-                return _Verdict(item, wait)
+                return RateVerdict(item, wait)
         return None
 
 
@@ -219,22 +254,6 @@ class RateLimitMiddleware:
             if credential:
                 verdict = await self.limits.hit(credential)
                 if verdict is not None:
-                    await _send_429(send, verdict)
+                    await answer_error(verdict.error())(scope, receive, send)
                     return
         await self.app(scope, receive, send)
-
-
-async def _send_429(send: Send, verdict: _Verdict) -> None:
-    limit = verdict.limit
-    unit = limit.GRANULARITY.name
-    window = unit if limit.multiples == 1 else f"{limit.multiples} {unit}s"
-    detail = (
-        f"rate limit of {limit.amount} per {window} exceeded for this "
-        f"credential; retry after {verdict.retry_after} s"
-    )
-    await send_json(
-        send,
-        429,
-        {"detail": detail},
-        [(b"retry-after", str(verdict.retry_after).encode())],
-    )

@@ -5,9 +5,11 @@ more than everything else ingest does for it (docs/performance.md). A service
 with a few hot routes lets them answer as plain ASGI handlers: the
 ``RawRoutesMiddleware`` (in front of FastAPI's whole middleware stack) asks its
 ``RawRoutes`` whether a request is one of them and, if so, runs the handler
-inside its own copy of the service's basic middleware (request id, metrics under
-the route's template, JSON error answers, catch-all, rate limit, body limit), so
-the answers, headers, limits and metrics are those of every other route.
+inside its own copy of the layers it is given (``install_web_basics`` gives the
+basics: request id, metrics under the route's template, JSON error answers,
+catch-all), so the answers, headers and metrics are those of every other route.
+Such a handler applies the rate limit and the body limit itself, with the same
+functions the middleware uses (``RateLimits.hit_device``, ``read_body``).
 Everything else goes to FastAPI.
 """
 
