@@ -115,6 +115,14 @@ async def measure(
     }
 
 
+def _busy(runs: list[dict[str, Any]]) -> float:
+    """Median share of one CPU ingest used during the load: near 1 means the
+    generator kept it saturated (the figures are per CPU-second either way)."""
+    return round(
+        statistics.median(r["cpu"]["ingest"] / r["load_seconds"] for r in runs), 2
+    )
+
+
 def _rounds(variants: list[str], rounds: int) -> list[list[str]]:
     """Each round rotates the order: ABC, BCA, CAB ..."""
     return [
@@ -147,7 +155,7 @@ async def bench_heartbeats(
     interval: float,
     seconds: float,
     rounds: int,
-    connections: int = 64,
+    connections: int,
     warmup: float = 2.0,
 ) -> dict[str, Any]:
     """B1: heartbeats per CPU-s end to end (batched and unbatched ingest, and
@@ -257,8 +265,10 @@ async def bench_heartbeats(
             )
         ),
         "p99_ms_batched": max(r["p99_ms"] for r in runs["batched"]),
+        "ingest_busy_batched": _busy(runs["batched"]),
         "rounds": rounds,
         "devices": devices,
+        "connections": connections,
         "accepted_total": accepted,
         "persisted_total": sum(r["committed"] for r in runs["batched"]),
         "non_2xx": 0,
@@ -268,7 +278,13 @@ async def bench_heartbeats(
 
 
 async def bench_polls(
-    stack: Stack, *, devices: int, interval: float, seconds: float, rounds: int
+    stack: Stack,
+    *,
+    devices: int,
+    interval: float,
+    seconds: float,
+    rounds: int,
+    connections: int,
 ) -> dict[str, Any]:
     """B2: desired-state polls with ETag/304 per CPU-s of ingest + PostgreSQL,
     beside the empty handler's GET."""
@@ -277,13 +293,14 @@ async def bench_polls(
     if "uncached" not in stack.urls:
         stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
     path = await _claim(stack, devices, "b2")
-    args = ["--poll-interval", str(interval), "--duration", str(seconds)]
+    conns = ["--connections", str(connections)]
+    args = ["--poll-interval", str(interval), "--duration", str(seconds), *conns]
     runs: dict[str, list[dict[str, Any]]] = {"batched": [], "uncached": [], "empty": []}
     for v in ("batched", "uncached"):
         await measure(
             stack,
             v,
-            ["--poll-interval", str(interval), "--duration", "2"],
+            ["--poll-interval", str(interval), "--duration", "2", *conns],
             path,
             groups=["ingest"],
             persisted=False,
@@ -334,8 +351,10 @@ async def bench_polls(
             for k in runs["batched"][0]["cpu"]
         },
         "p99_ms": max(r["p99_ms"] for r in runs["batched"]),
+        "ingest_busy": _busy(runs["batched"]),
         "rounds": rounds,
         "devices": devices,
+        "connections": connections,
         "non_2xx": 0,
         "pinned": stack.pinned,
         "note": SHARED,
@@ -396,6 +415,7 @@ async def run(args: argparse.Namespace) -> int:
                             interval=args.b1_interval,
                             seconds=args.seconds,
                             rounds=args.rounds,
+                            connections=args.connections,
                         )
                         lines.append(line)
                         emit(line)
@@ -452,6 +472,13 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.25,
         help="per-device interval in B1/B2 (offered rate = devices/interval)",
+    )
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=256,
+        help="B1/B2 keep-alive connections of the generator: how many requests "
+        "can be in flight at once (each device has at most one)",
     )
     p.add_argument(
         "--batch-wait-ms",

@@ -32,7 +32,13 @@ async def test_b1_heartbeats_end_to_end_are_all_persisted(
     with open_stack(server_db_url, amqp_url, pin_cpus=False) as stack:
         try:
             line = await runner.bench_heartbeats(
-                stack, devices=200, interval=0.5, seconds=2, rounds=1, warmup=1
+                stack,
+                devices=200,
+                interval=0.5,
+                seconds=2,
+                rounds=1,
+                connections=64,
+                warmup=1,
             )
             before = await stack.committed()
             ready, dead = await stack.depth()

@@ -66,7 +66,7 @@ class HeartbeatBatcher:
         topology: Topology,
         *,
         max_batch: int = 256,
-        max_wait: float = 0.01,
+        max_wait: float = 0.02,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")

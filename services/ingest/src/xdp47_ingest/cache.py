@@ -166,7 +166,10 @@ class DesiredCache:
         if not self._live:
             self._bypass.inc()
             return await read_device(self._pool, key, db_timeout=self._db_timeout)
-        entry = self._entries.get(key)
+        try:  # one lookup (``get`` is ``in`` plus ``[]``, each checking the TTL)
+            entry: _Entry | None = self._entries[key]
+        except KeyError:
+            entry = None
         if entry is not None and entry.epoch == self._epochs.get(entry.view.tenant, 0):
             self._hit.inc()
             return entry.view

@@ -133,7 +133,7 @@ class DeviceRoutes:
         scope["path_params"] = {"device_id": device_id}
         return route
 
-    async def _authenticate(self, scope: Scope) -> DeviceView:
+    async def _authenticate(self, scope: Scope) -> tuple[Deps, DeviceView]:
         credential = credential_from_header(_header(scope, b"authorization"))
         key = hash_secret(credential)
         if self._limits is not None:
@@ -152,7 +152,7 @@ class DeviceRoutes:
             raise unauthorized("unknown device credential")
         if view.device_id != device_id:
             raise forbidden(device_id)
-        return view
+        return deps, view
 
     async def heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Report the device's whole state; answers its desired state (202)."""
@@ -160,7 +160,7 @@ class DeviceRoutes:
             raise _not_allowed("POST")
         # Authenticate before reading the body: an anonymous caller learns nothing
         # about the body format, and a 401 costs no parsing.
-        view = await self._authenticate(scope)
+        deps, view = await self._authenticate(scope)
         try:
             raw = await read_body(scope, receive, self._max_body)
         except ClientDisconnect:
@@ -179,7 +179,6 @@ class DeviceRoutes:
         beat = Heartbeat.model_construct(
             **body.__dict__, device_id=view.device_id, received_at=now
         )
-        deps: Deps = self._app.state.deps
         try:
             if deps.batcher is not None:
                 await deps.batcher.submit(view.tenant, beat)
@@ -204,7 +203,7 @@ class DeviceRoutes:
         """The device's desired state, with a strong ETag (304 when unchanged)."""
         if scope["method"] != "GET":
             raise _not_allowed("GET")
-        view = await self._authenticate(scope)
+        _, view = await self._authenticate(scope)
         etag = view.etag
         headers = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
         if etag_matches(_header(scope, b"if-none-match"), etag):

@@ -25,7 +25,7 @@ class IngestSettings(ControlSettings):
         "publishes every heartbeat as its own HeartbeatReceived (no batching).",
     )
     ingest_batch_wait_ms: Annotated[float, Field(ge=0, le=100)] = Field(
-        default=10.0,
+        default=20.0,
         description="Milliseconds the first heartbeat of a batch waits for others "
         "before the batch is published (0: what arrived in the same loop turn). "
         "Longer windows make bigger batches (cheaper per heartbeat) and add at "
