@@ -27,7 +27,12 @@ from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
 from xdp47_common.bus import Bus
 from xdp47_common.topology import Topology
-from xdp47_common.web import RateLimits, fastapi_telemetry, install_web_basics
+from xdp47_common.web import (
+    RateLimits,
+    RawRoutesFastAPI,
+    fastapi_telemetry,
+    install_web_basics,
+)
 from xdp47_ingest.batcher import HeartbeatBatcher
 from xdp47_ingest.cache import DesiredCache
 from xdp47_ingest.device_routes import DeviceRoutes, install_openapi
@@ -107,7 +112,7 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
                 await publisher.close()
             await pool.close()
 
-    app = FastAPI(
+    app = RawRoutesFastAPI(
         title="XDP47 ingest",
         version="1",
         lifespan=lifespan,

@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
-from starlette.types import ASGIApp
 
 from xdp47_common.web.basics import RequestBasicsMiddleware
 from xdp47_common.web.body_limit import (
@@ -36,7 +35,7 @@ from xdp47_common.web.rate_limit import RateLimitMiddleware, RateLimits, RateVer
 from xdp47_common.web.raw_routes import (
     RawHandler,
     RawRoutes,
-    RawRoutesMiddleware,
+    RawRoutesFastAPI,
     RouteTemplate,
 )
 from xdp47_common.web.request_id import (
@@ -59,7 +58,7 @@ __all__ = [
     "RateVerdict",
     "RawHandler",
     "RawRoutes",
-    "RawRoutesMiddleware",
+    "RawRoutesFastAPI",
     "RequestBasicsMiddleware",
     "RouteTemplate",
     "ServiceUnavailable",
@@ -142,12 +141,9 @@ def install_web_basics(
         # its own copy of the basics, and counts its credential and limits its
         # body itself (``RateLimits.hit_device``, ``read_body``): one check and
         # one hash of the credential, and two frames fewer on every suspension.
-        build = app.build_middleware_stack
-
-        def build_with_raw_routes() -> ASGIApp:
-            return RawRoutesMiddleware(build(), routes=raw_routes, layers=layers[:1])
-
-        app.build_middleware_stack = build_with_raw_routes  # type: ignore[method-assign]
+        if not isinstance(app, RawRoutesFastAPI):
+            raise TypeError("raw routes need a RawRoutesFastAPI app")
+        app.set_raw_routes(raw_routes, layers[:1])
     app.include_router(health_router(checks))
     app.include_router(metrics_router(metrics.registry))
     return metrics
