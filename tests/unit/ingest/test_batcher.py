@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 import pytest
 
 from xdp47_common.bus import PublishFailed
-from xdp47_common.messages import Heartbeat, HeartbeatBatch
+from xdp47_common.messages import (
+    HEARTBEAT_MESSAGE_ADAPTER,
+    Heartbeat,
+    HeartbeatBatch,
+    HeartbeatBody,
+    PreparedEnvelope,
+    heartbeat_json,
+)
 from xdp47_common.messages.envelope import Envelope
 from xdp47_common.topology import Topology
 from xdp47_ingest.batcher import HeartbeatBatcher
@@ -21,21 +28,26 @@ class FakePublisher:
     """Records publishes; holds each confirm until ``confirm`` is set."""
 
     def __init__(self, *, fail: bool = False) -> None:
-        self.published: list[tuple[str, str, Envelope]] = []
+        self.published: list[tuple[str, str, HeartbeatBatch]] = []
         self.confirm = asyncio.Event()
         self.fail = fail
 
     async def publish(
-        self, exchange: str, routing_key: str, envelope: Envelope
+        self, exchange: str, routing_key: str, envelope: Envelope | PreparedEnvelope
     ) -> None:
-        self.published.append((exchange, routing_key, envelope))
+        # What a consumer decodes from the bytes on the wire.
+        assert isinstance(envelope, PreparedEnvelope)
+        message = HEARTBEAT_MESSAGE_ADAPTER.validate_json(envelope.body)
+        assert isinstance(message, HeartbeatBatch)
+        assert message.message_id == envelope.message_id
+        self.published.append((exchange, routing_key, message))
         await self.confirm.wait()
         if self.fail:
             raise PublishFailed("nack")
 
 
-def beat(device: str, seq: int) -> Heartbeat:
-    return Heartbeat(seq=seq, device_id=device, received_at=datetime.now(UTC))
+def beat(device: str, seq: int) -> bytes:
+    return heartbeat_json(HeartbeatBody(seq=seq), device, datetime.now(UTC))
 
 
 async def test_concurrent_heartbeats_share_one_message_and_one_confirm() -> None:
@@ -85,7 +97,7 @@ async def test_tenants_are_batched_apart_and_max_batch_flushes_early() -> None:
         ),
         timeout=5,  # max_wait is 10 s: only max_batch can have flushed these
     )
-    keys = sorted((key, len(m.heartbeats)) for _, key, m in pub.published)  # type: ignore[attr-defined]
+    keys = sorted((key, len(m.heartbeats)) for _, key, m in pub.published)
     assert keys == [("heartbeat.acme", 2), ("heartbeat.beta", 2)]
 
 
@@ -106,7 +118,11 @@ def test_max_batch_must_be_positive() -> None:
 
 
 def test_a_batch_flattens_into_received_heartbeats() -> None:
-    message = HeartbeatBatch(tenant="acme", heartbeats=[beat("d1", 1), beat("d2", 5)])
+    beats = [
+        Heartbeat(seq=seq, device_id=d, received_at=datetime.now(UTC))
+        for d, seq in (("d1", 1), ("d2", 5))
+    ]
+    message = HeartbeatBatch(tenant="acme", heartbeats=beats)
     received = message.received()
     assert [(r.tenant, r.heartbeat.device_id, r.heartbeat.seq) for r in received] == [
         ("acme", "d1", 1),

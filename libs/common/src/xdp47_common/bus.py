@@ -28,7 +28,7 @@ from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from xdp47_common.messages.envelope import Envelope
+from xdp47_common.messages.envelope import Envelope, PreparedEnvelope
 from xdp47_common.topology import Topology
 
 __all__ = [
@@ -115,9 +115,10 @@ OnEvent = Callable[[Delivery], Awaitable[None]]
 
 class Publisher(Protocol):
     async def publish(
-        self, exchange: str, routing_key: str, envelope: Envelope
+        self, exchange: str, routing_key: str, envelope: Envelope | PreparedEnvelope
     ) -> None:
-        """Publish persistently; return once confirmed.
+        """Publish persistently; return once confirmed. A ``PreparedEnvelope``
+        goes out as its ``body``, the same bytes its model would give.
 
         Raises:
             PublishFailed: no confirm in time, a refusal, or no connection.

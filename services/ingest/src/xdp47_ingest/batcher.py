@@ -1,6 +1,7 @@
 """Micro-batched, confirmed publishing of heartbeats: one confirm for many.
 
-Each request hands its heartbeat to ``HeartbeatBatcher.submit`` and waits. The
+Each request hands its heartbeat, serialized (``heartbeat_json``), to
+``HeartbeatBatcher.submit`` and waits. The
 batcher collects the heartbeats of one tenant for at most ``max_wait`` seconds (or
 until ``max_batch`` are waiting), publishes them as ONE persistent
 ``HeartbeatBatch`` message and, when the broker confirms it, releases every
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 
 from xdp47_common.bus import Publisher, PublishFailed
-from xdp47_common.messages import Heartbeat, HeartbeatBatch
+from xdp47_common.messages import HeartbeatBatch
 from xdp47_common.topology import Topology
 
 __all__ = ["HeartbeatBatcher"]
@@ -34,7 +35,7 @@ class _Pending:
     __slots__ = ("beats", "timer", "waiters")
 
     def __init__(self) -> None:
-        self.beats: list[Heartbeat] = []
+        self.beats: list[bytes] = []
         self.waiters: list[asyncio.Future[None]] = []
         self.timer: asyncio.Handle | None = None
 
@@ -77,8 +78,9 @@ class HeartbeatBatcher:
         self._open: dict[str, _Pending] = {}
         self._inflight: set[asyncio.Task[None]] = set()
 
-    async def submit(self, tenant: str, heartbeat: Heartbeat) -> None:
-        """Return once the batch holding ``heartbeat`` is confirmed.
+    async def submit(self, tenant: str, heartbeat: bytes) -> None:
+        """Return once the batch holding ``heartbeat`` (one ``Heartbeat`` as JSON,
+        ``heartbeat_json``) is confirmed.
 
         Raises:
             PublishFailed: the broker refused or did not confirm that batch.
@@ -109,7 +111,7 @@ class HeartbeatBatcher:
         task.add_done_callback(self._inflight.discard)
 
     async def _publish(self, tenant: str, pending: _Pending) -> None:
-        message = HeartbeatBatch(tenant=tenant, heartbeats=pending.beats)
+        message = HeartbeatBatch.prepared(tenant, pending.beats)
         try:
             await self._publisher.publish(
                 self._topology.telemetry, self._topology.heartbeat_key(tenant), message

@@ -37,6 +37,7 @@ from xdp47_common.messages import (
     Heartbeat,
     HeartbeatBody,
     HeartbeatReceived,
+    heartbeat_json,
 )
 from xdp47_common.models.base import DEVICE_ID_PATTERN
 from xdp47_common.tokens import hash_secret
@@ -172,17 +173,19 @@ class DeviceRoutes:
                 [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
             ) from exc
         now = utcnow()
-        # The body is validated once; the published copy is built without
-        # validating the same fields again.
-        # (``__dict__``: ``dict(body)`` probes for ``keys`` through pydantic's
-        # slow ``__getattr__``.)
-        beat = Heartbeat.model_construct(
-            **body.__dict__, device_id=view.device_id, received_at=now
-        )
+        # The body is validated once; what is published is built from it
+        # without validating the same fields again.
         try:
             if deps.batcher is not None:
-                await deps.batcher.submit(view.tenant, beat)
+                await deps.batcher.submit(
+                    view.tenant, heartbeat_json(body, view.device_id, now)
+                )
             else:
+                # (``__dict__``: ``dict(body)`` probes for ``keys`` through
+                # pydantic's slow ``__getattr__``.)
+                beat = Heartbeat.model_construct(
+                    **body.__dict__, device_id=view.device_id, received_at=now
+                )
                 await deps.publisher.publish(
                     deps.topology.telemetry,
                     deps.topology.heartbeat_key(view.tenant),

@@ -25,7 +25,7 @@ from xdp47_common.adapters.amqp_batch import (
     consume_batches,
 )
 from xdp47_common.bus import PublishFailed
-from xdp47_common.messages.envelope import Envelope
+from xdp47_common.messages.envelope import Envelope, PreparedEnvelope, envelope_json
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
 MESSAGES_PUBLISHED = Counter(
@@ -96,10 +96,10 @@ async def declare_topology(
     return exchanges
 
 
-def to_message(envelope: Envelope) -> aio_pika.Message:
+def to_message(envelope: Envelope | PreparedEnvelope) -> aio_pika.Message:
     """Encode an envelope as a persistent AMQP message."""
     return aio_pika.Message(
-        body=envelope.model_dump_json().encode(),
+        body=envelope_json(envelope),
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=str(envelope.message_id),
@@ -147,7 +147,7 @@ class AmqpPublisher:
         )
 
     async def publish(
-        self, exchange: str, routing_key: str, envelope: Envelope
+        self, exchange: str, routing_key: str, envelope: Envelope | PreparedEnvelope
     ) -> None:
         """Publish and wait for the confirm.
 

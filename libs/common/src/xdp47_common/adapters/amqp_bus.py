@@ -32,7 +32,7 @@ from xdp47_common.bus import (
     QueueDepth,
     default_is_transient,
 )
-from xdp47_common.messages.envelope import Envelope
+from xdp47_common.messages.envelope import Envelope, PreparedEnvelope
 from xdp47_common.topology import Topology
 
 __all__ = ["AmqpBus"]
@@ -182,7 +182,7 @@ class AmqpBus:
             await self._connection.close()
 
     async def publish(
-        self, exchange: str, routing_key: str, envelope: Envelope
+        self, exchange: str, routing_key: str, envelope: Envelope | PreparedEnvelope
     ) -> None:
         if self._publisher is None:
             raise PublishFailed("the bus is not started")

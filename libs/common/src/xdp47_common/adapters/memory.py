@@ -39,7 +39,7 @@ from xdp47_common.bus import (
     QueueDepth,
     default_is_transient,
 )
-from xdp47_common.messages.envelope import Envelope
+from xdp47_common.messages.envelope import Envelope, PreparedEnvelope, envelope_json
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
 __all__ = ["InMemoryBus", "topic_matches"]
@@ -404,12 +404,12 @@ class InMemoryBus:
             task.cancel()
 
     async def publish(
-        self, exchange: str, routing_key: str, envelope: Envelope
+        self, exchange: str, routing_key: str, envelope: Envelope | PreparedEnvelope
     ) -> None:
         self.publish_raw(
             exchange,
             routing_key,
-            envelope.model_dump_json().encode(),
+            envelope_json(envelope),
             message_id=str(envelope.message_id),
             type=envelope.type,
             headers={"x-version": envelope.version, "x-tenant": envelope.tenant},

@@ -4,13 +4,14 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
-from xdp47_common.messages.envelope import Envelope
+from xdp47_common.messages.envelope import Envelope, PreparedEnvelope, envelope_json
 from xdp47_common.messages.heartbeat import (
     DesiredState,
     Heartbeat,
     HeartbeatBatch,
     HeartbeatBody,
     HeartbeatReceived,
+    heartbeat_json,
 )
 from xdp47_common.messages.rollout import (
     AbortRollout,
@@ -31,10 +32,13 @@ __all__ = [
     "HeartbeatBatch",
     "HeartbeatBody",
     "HeartbeatReceived",
+    "PreparedEnvelope",
     "RetryRollout",
     "RolloutCommand",
     "RolloutEvent",
     "StartRollout",
+    "envelope_json",
+    "heartbeat_json",
 ]
 
 # One decoder per queue; an unknown ``type`` fails validation and is dead-lettered.

@@ -6,13 +6,14 @@ needs a new model with the next version, decoded beside the old one until it ret
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from xdp47_common.clock import utcnow
 
-__all__ = ["Envelope"]
+__all__ = ["Envelope", "PreparedEnvelope", "envelope_json"]
 
 
 class Envelope(BaseModel):
@@ -26,3 +27,29 @@ class Envelope(BaseModel):
     occurred_at: AwareDatetime = Field(default_factory=utcnow)
     tenant: str
     correlation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEnvelope:
+    """An envelope already serialized: the ``body`` is its JSON, the other fields
+    are what the bus puts in the message's properties. A hot path that builds
+    the JSON from parts (``HeartbeatBatch.prepared``) publishes this instead of
+    building the model only to serialize it."""
+
+    message_id: UUID
+    type: str
+    version: int
+    tenant: str
+    correlation_id: str | None
+    body: bytes
+
+    def model_dump_json(self) -> str:
+        """The JSON, as ``Envelope.model_dump_json`` gives it."""
+        return self.body.decode()
+
+
+def envelope_json(envelope: Envelope | PreparedEnvelope) -> bytes:
+    """What goes on the wire for ``envelope``."""
+    if isinstance(envelope, PreparedEnvelope):
+        return envelope.body
+    return envelope.model_dump_json().encode()
