@@ -3,8 +3,10 @@
 Claims ``devices`` devices through the api, registers an artifact and starts a
 5-wave rollout of it, then runs the fleet simulator (one heartbeat a minute per
 device, simulated applies that report the new version after 5 s) for
-``minutes``. Every 5 s it samples each service's resident memory (``VmRSS``) and
-the heartbeat queue's backlog. At the end: every accepted heartbeat committed,
+``minutes``. Every 5 s it samples each service's resident memory (``VmRSS``),
+the heartbeat queue's backlog (ready messages) and the heartbeats ingest
+accepted that the scheduler has not committed yet (queued, prefetched or being
+written: ``uncommitted_heartbeats_*``). At the end: every accepted heartbeat committed,
 the backlog back to 0, nothing dead-lettered, every device's ``last_seq`` its
 last accepted seq, and each service's memory slope (least squares, MiB/min):
 ``rss_slope_mib_per_min`` over the second half of the run, when every device
@@ -163,6 +165,10 @@ async def soak(stack: Stack, *, devices: int, minutes: float) -> dict[str, Any]:
     started = time.monotonic()
     rss: dict[str, list[tuple[float, float]]] = {k: [] for k in services}
     backlog: list[int] = []
+    # Accepted by ingest, not yet committed by the scheduler: the queue's ready
+    # messages plus what the consumer has prefetched or is writing.
+    uncommitted: list[float] = []
+    accepted_before = await stack.accepted()
     waves_seen: list[dict[str, Any]] = []
     while proc.poll() is None:
         # The rollout starts once every device has heartbeated (is online).
@@ -175,6 +181,8 @@ async def soak(stack: Stack, *, devices: int, minutes: float) -> dict[str, Any]:
                 rss[name].append((at, mib))
         ready, _ = await stack.depth()
         backlog.append(ready)
+        accepted_now = await stack.accepted() - accepted_before
+        uncommitted.append(max(0.0, accepted_now - (await stack.committed() - before)))
         if rid is not None and len(backlog) % 6 == 0:
             waves_seen.append(await _rollout_state(stack, rid))
         await asyncio.sleep(SAMPLE_EVERY)
@@ -216,6 +224,10 @@ async def soak(stack: Stack, *, devices: int, minutes: float) -> dict[str, Any]:
         "non_2xx": 0,
         "backlog_max": max(backlog, default=0),
         "backlog_final": final_backlog,
+        "uncommitted_heartbeats_max": round(max(uncommitted, default=0)),
+        "uncommitted_heartbeats_final": round(
+            max(0.0, await stack.accepted() - accepted_before - committed)
+        ),
         "dead_lettered": dead,
         "rss_mib_start_end": {
             k: [round(v[0][1], 1), round(v[-1][1], 1)] for k, v in rss.items() if v

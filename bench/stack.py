@@ -56,6 +56,11 @@ BENCH = Path(__file__).resolve().parent
 SUT_CPUS = {0}
 LOAD_CPUS = {1}
 _COMMITTED = re.compile(r"^xdp47_scheduler_heartbeats_committed_total (\S+)$", re.M)
+_ACCEPTED = re.compile(
+    r'^xdp47_ingest_http_requests_total\{method="POST",'
+    r'route="/api/devices/\{device_id\}/heartbeat",status="202"\} (\S+)$',
+    re.M,
+)
 
 
 @dataclass
@@ -152,8 +157,16 @@ class Stack:
         found = _COMMITTED.search(text)
         return float(found.group(1)) if found else 0.0
 
+    async def accepted(self) -> float:
+        """Heartbeats the default ingest answered 202 since it started."""
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{self.cp.ingest_url}/metrics")).text
+        found = _ACCEPTED.search(text)
+        return float(found.group(1)) if found else 0.0
+
     async def depth(self) -> tuple[int, int]:
-        """(ready heartbeats, dead-lettered heartbeats) in the namespace."""
+        """(ready messages, dead-lettered messages) of the heartbeat queue (a
+        message is one heartbeat or one of ingest's batches)."""
         t = self.topology
         connection = await connect(self.cp.amqp_url)
         try:
