@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from fleet import claim_devices, save_devices
 from soak import soak
 from stack import BENCH, Stack, open_stack, read_result
 
-__all__ = ["bench_heartbeats", "bench_polls", "main", "measure", "run_script"]
+__all__ = ["Load", "bench_heartbeats", "bench_polls", "main", "measure", "run_script"]
 
 DB_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -148,15 +149,26 @@ async def _claim(stack: Stack, n: int, name: str) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Load:
+    """The B1/B2 fleet and how it is measured: ``devices`` each at most one
+    request per ``interval`` s, over ``connections`` keep-alive connections,
+    ``rounds`` interleaved runs of ``seconds`` each."""
+
+    devices: int
+    interval: float
+    seconds: float
+    rounds: int
+    connections: int
+
+    def fleet_args(self, *, seconds: float | None = None) -> list[str]:
+        """The generator's flags common to both (the interval flag differs)."""
+        duration = self.seconds if seconds is None else seconds
+        return ["--duration", str(duration), "--connections", str(self.connections)]
+
+
 async def bench_heartbeats(
-    stack: Stack,
-    *,
-    devices: int,
-    interval: float,
-    seconds: float,
-    rounds: int,
-    connections: int,
-    warmup: float = 2.0,
+    stack: Stack, load: Load, *, warmup: float = 2.0
 ) -> dict[str, Any]:
     """B1: heartbeats per CPU-s end to end (batched and unbatched ingest, and
     batched without the identity cache) and the empty FastAPI handler's requests
@@ -165,25 +177,11 @@ async def bench_heartbeats(
     if "uncached" not in stack.urls:
         stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
     stack.add_baseline()
-    path = await _claim(stack, devices, "b1")
-    args = [
-        "--interval",
-        str(interval),
-        "--duration",
-        str(seconds),
-        "--connections",
-        str(connections),
-    ]
+    path = await _claim(stack, load.devices, "b1")
+    args = ["--interval", str(load.interval), *load.fleet_args()]
     e2e = ["ingest", "broker", "scheduler", "postgres"]
     # Warm-up: every variant once, short, not measured.
-    warm = [
-        "--interval",
-        str(interval),
-        "--duration",
-        str(warmup),
-        "--connections",
-        str(connections),
-    ]
+    warm = ["--interval", str(load.interval), *load.fleet_args(seconds=warmup)]
     for v in ("batched", "unbatched", "uncached", "empty"):
         w = await measure(
             stack, v, warm, path, groups=["ingest"], persisted=v != "empty"
@@ -200,7 +198,7 @@ async def bench_heartbeats(
         "uncached": [],
         "empty": [],
     }
-    for order in _rounds(list(runs), rounds):
+    for order in _rounds(list(runs), load.rounds):
         for v in order:
             r = await measure(
                 stack,
@@ -266,9 +264,9 @@ async def bench_heartbeats(
         ),
         "p99_ms_batched": max(r["p99_ms"] for r in runs["batched"]),
         "ingest_busy_batched": _busy(runs["batched"]),
-        "rounds": rounds,
-        "devices": devices,
-        "connections": connections,
+        "rounds": load.rounds,
+        "devices": load.devices,
+        "connections": load.connections,
         "accepted_total": accepted,
         "persisted_total": sum(r["committed"] for r in runs["batched"]),
         "non_2xx": 0,
@@ -277,35 +275,26 @@ async def bench_heartbeats(
     }
 
 
-async def bench_polls(
-    stack: Stack,
-    *,
-    devices: int,
-    interval: float,
-    seconds: float,
-    rounds: int,
-    connections: int,
-) -> dict[str, Any]:
+async def bench_polls(stack: Stack, load: Load) -> dict[str, Any]:
     """B2: desired-state polls with ETag/304 per CPU-s of ingest + PostgreSQL,
     beside the empty handler's GET."""
     if "empty" not in stack.urls:
         stack.add_baseline()
     if "uncached" not in stack.urls:
         stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
-    path = await _claim(stack, devices, "b2")
-    conns = ["--connections", str(connections)]
-    args = ["--poll-interval", str(interval), "--duration", str(seconds), *conns]
+    path = await _claim(stack, load.devices, "b2")
+    args = ["--poll-interval", str(load.interval), *load.fleet_args()]
     runs: dict[str, list[dict[str, Any]]] = {"batched": [], "uncached": [], "empty": []}
     for v in ("batched", "uncached"):
         await measure(
             stack,
             v,
-            ["--poll-interval", str(interval), "--duration", "2", *conns],
+            ["--poll-interval", str(load.interval), *load.fleet_args(seconds=2)],
             path,
             groups=["ingest"],
             persisted=False,
         )
-    for order in _rounds(list(runs), rounds):
+    for order in _rounds(list(runs), load.rounds):
         for v in order:
             r = await measure(
                 stack,
@@ -352,9 +341,9 @@ async def bench_polls(
         },
         "p99_ms": max(r["p99_ms"] for r in runs["batched"]),
         "ingest_busy": _busy(runs["batched"]),
-        "rounds": rounds,
-        "devices": devices,
-        "connections": connections,
+        "rounds": load.rounds,
+        "devices": load.devices,
+        "connections": load.connections,
         "non_2xx": 0,
         "pinned": stack.pinned,
         "note": SHARED,
@@ -403,20 +392,20 @@ async def run(args: argparse.Namespace) -> int:
         else {"XDP47_INGEST_BATCH_WAIT_MS": str(args.batch_wait_ms)}
     )
     if only & {"B1", "B2"}:
+        load = Load(
+            devices=args.b1_devices,
+            interval=args.b1_interval,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            connections=args.connections,
+        )
         with open_stack(
             db_url, amqp_url, pin_cpus=not args.no_pin, extra_env=env
         ) as stack:
             try:
                 for name, bench in (("B1", bench_heartbeats), ("B2", bench_polls)):
                     if name in only:
-                        line = await bench(
-                            stack,
-                            devices=args.b1_devices,
-                            interval=args.b1_interval,
-                            seconds=args.seconds,
-                            rounds=args.rounds,
-                            connections=args.connections,
-                        )
+                        line = await bench(stack, load)
                         lines.append(line)
                         emit(line)
             finally:

@@ -33,11 +33,9 @@ async def test_b1_heartbeats_end_to_end_are_all_persisted(
         try:
             line = await runner.bench_heartbeats(
                 stack,
-                devices=200,
-                interval=0.5,
-                seconds=2,
-                rounds=1,
-                connections=64,
+                runner.Load(
+                    devices=200, interval=0.5, seconds=2, rounds=1, connections=64
+                ),
                 warmup=1,
             )
             before = await stack.committed()

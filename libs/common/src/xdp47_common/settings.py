@@ -126,10 +126,13 @@ class ControlSettings(BaseSettings):
         default=90.0, description="Seconds of silence after which a device is offline."
     )
     sched_batch_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
-        default=500, description="Heartbeats written per database transaction."
+        default=500,
+        description="Most heartbeat messages (a single heartbeat or one of "
+        "ingest's batches) written per database transaction.",
     )
     sched_prefetch: Annotated[int, Field(ge=1, le=10_000)] = Field(
-        default=1000, description="AMQP prefetch of the heartbeat consumer."
+        default=1000,
+        description="AMQP prefetch of the heartbeat consumer, in messages.",
     )
 
     @field_validator("rate_limit", "device_rate_limit")

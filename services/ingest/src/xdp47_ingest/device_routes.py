@@ -3,8 +3,9 @@
 ``POST /api/devices/{device_id}/heartbeat`` and ``GET /api/devices/{device_id}/desired``
 are ingest's whole load: every device, every interval. They are served by
 ``DeviceRoutes`` through ``xdp47_common.web.raw_routes`` (in front of FastAPI,
-inside the same request id / metrics / catch-all / rate limit / body limit
-middleware, errors answered exactly as FastAPI's handlers answer them), because
+inside the same request id / metrics / catch-all basics, errors answered exactly
+as FastAPI's handlers answer them; the rate limit and body limit applied here
+with the middleware's own counters and limit), because
 FastAPI's dependency solving, request and response objects cost a device request
 more than the rest of ingest's work for it (docs/performance.md). The checks are
 the same, in the same order: credential (401), its rate (429, counted by the
