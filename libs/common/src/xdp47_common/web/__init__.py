@@ -121,9 +121,11 @@ def install_web_basics(
     # see every request and its final status. A credential over its rate gets
     # 429 before any byte of its body is read, inside the basics, so the 429 is
     # counted and carries X-Request-ID. The size limit answers its own 413.
-    layers: list[tuple[type[Any], dict[str, Any]]] = [
-        (RequestBasicsMiddleware, {"metrics": metrics}),
-    ]
+    basics: tuple[type[Any], dict[str, Any]] = (
+        RequestBasicsMiddleware,
+        {"metrics": metrics},
+    )
+    layers = [basics]
     if rate_limits is not None and rate_limits.enabled:
         layers.append((RateLimitMiddleware, {"limits": rate_limits}))
     layers.append(
@@ -143,7 +145,7 @@ def install_web_basics(
         # one hash of the credential, and two frames fewer on every suspension.
         if not isinstance(app, RawRoutesFastAPI):
             raise TypeError("raw routes need a RawRoutesFastAPI app")
-        app.set_raw_routes(raw_routes, layers[:1])
+        app.set_raw_routes(raw_routes, [basics])
     app.include_router(health_router(checks))
     app.include_router(metrics_router(metrics.registry))
     return metrics
