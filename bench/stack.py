@@ -152,17 +152,11 @@ class Stack:
 
     async def committed(self) -> float:
         """The scheduler's count of heartbeats in committed batches."""
-        async with httpx.AsyncClient() as client:
-            text = (await client.get(f"{self.cp.scheduler_url}/metrics")).text
-        found = _COMMITTED.search(text)
-        return float(found.group(1)) if found else 0.0
+        return await _metric(self.cp.scheduler_url, _COMMITTED)
 
     async def accepted(self) -> float:
         """Heartbeats the default ingest answered 202 since it started."""
-        async with httpx.AsyncClient() as client:
-            text = (await client.get(f"{self.cp.ingest_url}/metrics")).text
-        found = _ACCEPTED.search(text)
-        return float(found.group(1)) if found else 0.0
+        return await _metric(self.cp.ingest_url, _ACCEPTED)
 
     async def depth(self) -> tuple[int, int]:
         """(ready messages, dead-lettered messages) of the heartbeat queue (a
@@ -237,6 +231,15 @@ class Stack:
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
+
+
+async def _metric(base_url: str, sample: re.Pattern[str]) -> float:
+    """The value of the one ``sample`` line in ``base_url``'s ``/metrics``; 0
+    before it first appears."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{base_url}/metrics")).text
+    found = sample.search(text)
+    return float(found.group(1)) if found else 0.0
 
 
 def _ppid(pid: int) -> int | None:
