@@ -27,6 +27,12 @@ def amqp_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with service_url("redis") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def amqp_namespace() -> str:
     return unique_name("t").lower()
 

@@ -1,7 +1,8 @@
-"""Where the tests find PostgreSQL and RabbitMQ.
+"""Where the tests find PostgreSQL, RabbitMQ and Redis.
 
 Service URLs come from the environment first (``XDP47_TEST_DB_URL``,
-``XDP47_TEST_AMQP_URL``; ``.ci/run`` sets them for the local services). Only when
+``XDP47_TEST_AMQP_URL``, ``XDP47_TEST_REDIS_URL``; ``.ci/run`` sets them for the
+local services). Only when
 one is unset and a Docker engine answers do we start a testcontainer instead.
 """
 
@@ -35,7 +36,8 @@ def _docker_available() -> bool:
 
 @contextlib.contextmanager
 def service_url(kind: str) -> Iterator[str]:
-    """Yield a URL for ``kind`` ("db" or "amqp"): environment first, then Docker."""
+    """Yield a URL for ``kind`` ("db", "amqp" or "redis"): environment first, then
+    Docker."""
     env = f"XDP47_TEST_{kind.upper()}_URL"
     url = os.environ.get(env)
     if url:
@@ -53,6 +55,14 @@ def service_url(kind: str) -> Iterator[str]:
         container = PostgresContainer("postgres:16-alpine", driver=None)
         with container:
             yield container.get_connection_url()
+    elif kind == "redis":
+        from testcontainers.redis import RedisContainer
+
+        container = RedisContainer("redis:7-alpine")
+        with container:
+            host = container.get_container_host_ip()
+            port = container.get_exposed_port(6379)
+            yield f"redis://{host}:{port}/0"
     else:
         from testcontainers.rabbitmq import RabbitMqContainer
 

@@ -9,20 +9,23 @@ the application: no database query, no body read. One token's flood never touche
 another token's counter, so other tenants are unaffected.
 
 What is deliberately not counted: requests without a credential or with a
-malformed one (401 offline, at no cost to the database) and the development token
-(it has no ``xdp47t_`` form; simulated fleets claim with it). A per-address limit
-for anonymous floods belongs to the gateway.
+malformed one (401 offline, at no cost to the database), the development token
+(it has no ``xdp47t_`` form; simulated fleets claim with it) and the probes
+(``PROBE_PATHS``: liveness, readiness, metrics), whatever header they carry: a
+kubelet or a scraper that sends a device's header must never see 429 and restart
+or lose sight of a healthy process. A per-address limit for anonymous floods
+belongs to the gateway.
 
 Counters are keyed by a SHA256 prefix of the credential, never the secret itself,
 and live in ``limits`` storage: ``memory://`` by default, which is per process, so
 with N replicas behind a balancer a credential gets up to N times its limit; a
-shared storage URI (``redis://…``, with its client library installed) makes the
-limit global. The strategy is a fixed window: cheapest on the hot path (one counter
-increment), at the price of allowing up to twice the limit across a window
-boundary. With ``memory://`` the windows are this module's own (``_LocalWindows``:
-clock-aligned, no background sweep), not ``limits``' memory storage. A failing
-shared storage lets requests through (logged): availability
-of the control plane matters more than the limit.
+shared storage URI (``redis://…``, served by redis-py's asyncio client) makes the
+limit global: every replica counts against the same counter. The strategy is a
+fixed window: cheapest on the hot path (one counter increment), at the price of
+allowing up to twice the limit across a window boundary. With ``memory://`` the
+windows are this module's own (``_LocalWindows``: clock-aligned, no background
+sweep), not ``limits``' memory storage. A failing shared storage lets requests
+through (logged): availability of the control plane matters more than the limit.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from xdp47_common.web.errors import answer_error
 
 __all__ = [
     "OFF_VALUES",
+    "PROBE_PATHS",
     "RateLimitMiddleware",
     "RateLimitSettings",
     "RateLimits",
@@ -55,6 +59,7 @@ __all__ = [
 
 _log = structlog.get_logger(__name__)
 OFF_VALUES = frozenset({"", "0", "off", "none", "false"})
+PROBE_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
 
 
 class RateLimitSettings(Protocol):
@@ -134,7 +139,10 @@ class RateLimits:
                 if storage_uri.startswith("async+")
                 else f"async+{storage_uri}"
             )
-            self._limiter = FixedWindowRateLimiter(storage_from_string(uri))
+            # limits' async redis storage defaults to coredis; the project ships
+            # redis-py, the client most operators already run.
+            options = {"implementation": "redispy"} if _is_redis(uri) else {}
+            self._limiter = FixedWindowRateLimiter(storage_from_string(uri, **options))
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings) -> RateLimits:
@@ -231,6 +239,14 @@ class _LocalWindows:
         return None
 
 
+def _is_redis(uri: str) -> bool:
+    return uri.removeprefix("async+").split(":", 1)[0] in {
+        "redis",
+        "rediss",
+        "redis+unix",
+    }
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
@@ -249,7 +265,7 @@ class RateLimitMiddleware:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and scope["path"] not in PROBE_PATHS:
             credential = _bearer(scope)
             if credential:
                 verdict = await self.limits.hit(credential)
