@@ -29,11 +29,12 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["OwnPostgres", "OwnRabbit", "wait_port"]
+__all__ = ["OwnPostgres", "OwnRabbit", "OwnRabbitCluster", "wait_port"]
 
 START_TIMEOUT = 60.0
 
@@ -130,29 +131,45 @@ class _Server:
 class OwnRabbit(_Server):
     """A RabbitMQ node of the test's own (``amqp_url``), guest/guest on loopback."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        node: str | None = None,
+        cookie: str | None = None,
+        peers: list[str] | None = None,
+    ) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="xdp47-rabbit-"))
         self._owns_root = root is None
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.dist_port = _free_port()
-        self.node = f"xdp47f{uuid.uuid4().hex[:8]}@localhost"
+        self.node = node or f"xdp47f{uuid.uuid4().hex[:8]}@localhost"
         self.log_path = self.root / "server.log"
         (self.root / "enabled_plugins").write_text("[].\n")
-        (self.root / "rabbitmq.conf").write_text(
+        conf = (
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
             "loopback_users.guest = true\n"
             "disk_free_limit.absolute = 10MB\n"
             "log.console = true\nlog.console.level = warning\n"
             "log.file = false\n"
         )
+        if peers:
+            # Peer discovery from this list: the first node to boot forms the
+            # cluster, the others join it (RabbitMQ's classic_config backend).
+            conf += "cluster_formation.peer_discovery_backend = classic_config\n"
+            conf += "".join(
+                f"cluster_formation.classic_config.nodes.{i} = {peer}\n"
+                for i, peer in enumerate(peers, 1)
+            )
+        (self.root / "rabbitmq.conf").write_text(conf)
         (self.root / "rabbitmq-env.conf").write_text("")
         home = self.root / "home"
         home.mkdir(exist_ok=True)
-        cookie = home / ".erlang.cookie"
-        if not cookie.exists():
-            cookie.write_text(uuid.uuid4().hex.upper())
-            cookie.chmod(0o400)
+        cookie_file = home / ".erlang.cookie"
+        if not cookie_file.exists():
+            cookie_file.write_text(cookie or uuid.uuid4().hex.upper())
+            cookie_file.chmod(0o400)
 
     @property
     def amqp_url(self) -> str:
@@ -173,7 +190,28 @@ class OwnRabbit(_Server):
             "RABBITMQ_CONF_ENV_FILE": str(self.root / "rabbitmq-env.conf"),
             "RABBITMQ_PID_FILE": str(self.root / "rabbit.pid"),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
+            # Two cores are shared with the services under test (and, for a
+            # cluster, two more nodes): one scheduler thread, no busy waiting.
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1 +sbwt none +sbwtdcpu none"
+            " +sbwtdio none",
         }
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """Run ``rabbitmqctl`` (or ``rabbitmq-queues`` with ``queues=True``)
+        against this node; its standard output."""
+        done = subprocess.run(
+            ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", self.node, *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(
+                f"rabbitmqctl {' '.join(args)} on {self.node}: {done.stderr[-2000:]}"
+            )
+        return done.stdout
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
@@ -196,6 +234,84 @@ class OwnRabbit(_Server):
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+class OwnRabbitCluster:
+    """Three RabbitMQ nodes of the test's own, clustered (one Erlang cookie,
+    classic-config peer discovery), each on its own ports and data dir.
+
+    ``amqp_url`` names every node in the multi-host form the services accept
+    (``XDP47_AMQP_URL``). Quorum queues declared on it get a member on each node.
+    """
+
+    def __init__(self, size: int = 3) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="xdp47-rabbit-cluster-"))
+        cookie = uuid.uuid4().hex.upper()
+        tag = uuid.uuid4().hex[:6]
+        names = [f"xdp47c{tag}n{i}@localhost" for i in range(size)]
+        self.nodes = [
+            OwnRabbit(self.root / f"n{i}", node=name, cookie=cookie, peers=names)
+            for i, name in enumerate(names)
+        ]
+
+    @property
+    def amqp_url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        return f"amqp://guest:guest@{hosts}/"
+
+    def node_named(self, name: str) -> OwnRabbit:
+        return next(n for n in self.nodes if n.node == name)
+
+    def start(self) -> None:
+        # One after the other: the first forms the cluster, the next ones find
+        # it through peer discovery and join before they open their listener.
+        for node in self.nodes:
+            node.start()
+        self.wait_clustered()
+
+    def wait_clustered(self, within: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + within
+        status = ""
+        while time.monotonic() < deadline:
+            status = self.nodes[0].ctl("cluster_status", "--formatter", "json")
+            if all(n.node in status.split("running_nodes", 1)[-1] for n in self.nodes):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"cluster did not form within {within}s: {status}")
+
+    def queue_leader(self, queue: str, *, vhost: str = "/") -> str:
+        """The node that leads quorum queue ``queue`` now (asked of a live node)."""
+        for node in self.nodes:
+            if not node.running:
+                continue
+            out = node.ctl(
+                "list_queues",
+                "-p",
+                vhost,
+                "name",
+                "leader",
+                "--quiet",
+                "--no-table-headers",
+            )
+            for line in out.splitlines():
+                name, _, leader = line.partition("\t")
+                if name.strip() == queue:
+                    return leader.strip()
+        raise AssertionError(f"no live node knows queue {queue}")
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for node in self.nodes:
+            node.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 def _pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if not found:
@@ -204,16 +320,29 @@ def _pg_bin(name: str) -> str:
 
 
 class OwnPostgres(_Server):
-    """A PostgreSQL cluster of the test's own (``url``), trust auth, user postgres."""
+    """A PostgreSQL cluster of the test's own (``url``), trust auth, user postgres.
 
-    def __init__(self) -> None:
+    ``conf`` adds server settings (``-c name=value``). With ``standby_of`` the
+    cluster is a streaming replica of that primary: its data dir comes from
+    ``pg_basebackup -R`` (which writes ``primary_conninfo`` and the standby
+    signal), named ``application_name`` for synchronous replication.
+    """
+
+    def __init__(
+        self,
+        *,
+        conf: Mapping[str, str] | None = None,
+        standby_of: OwnPostgres | None = None,
+        application_name: str = "standby",
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="xdp47-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
         self.log_path = self.root / "server.log"
+        self.conf = dict(conf or {})
         shutil.chown(self.root, "postgres", "postgres")
-        subprocess.run(
-            [
+        if standby_of is None:
+            command = [
                 _pg_bin("initdb"),
                 "-D",
                 str(self.data),
@@ -223,7 +352,27 @@ class OwnPostgres(_Server):
                 "--no-sync",
                 "-E",
                 "UTF8",
-            ],
+            ]
+        else:
+            command = [
+                _pg_bin("pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(standby_of.port),
+                "-U",
+                "postgres",
+                "-D",
+                str(self.data),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                "-d",
+                f"application_name={application_name}",
+            ]
+        subprocess.run(
+            command,
             user="postgres",
             group="postgres",
             extra_groups=[],
@@ -255,6 +404,7 @@ class OwnPostgres(_Server):
                     "max_connections=200",
                     "-c",
                     "shared_buffers=64MB",
+                    *(f"-c{k}={v}" for k, v in self.conf.items()),
                 ],
                 user="postgres",
                 group="postgres",
@@ -280,6 +430,26 @@ class OwnPostgres(_Server):
                 return
             time.sleep(0.1)
         raise AssertionError(f"PostgreSQL on {self.port} not ready")
+
+    def start_on_new_port(self) -> None:
+        """Start this (killed) cluster's data dir again on a port nobody else
+        knows: to read what a dead primary had committed without letting any
+        client of the old address write to it."""
+        self.kill()
+        self.port = _free_port()
+        self.start()
+
+    def promote(self) -> None:
+        """Make this standby the primary (what a failover manager does)."""
+        subprocess.run(
+            [_pg_bin("pg_ctl"), "promote", "-w", "-t", "60", "-D", str(self.data)],
+            user="postgres",
+            group="postgres",
+            extra_groups=[],
+            capture_output=True,
+            check=True,
+            timeout=90,
+        )
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from urllib.parse import urlsplit
 
-import aio_pika
 import asyncpg
 import uvicorn
 
+from xdp47_common.adapters.amqp import connect
 from xdp47_common.logging import configure_logging
+from xdp47_common.urls import describe_url
 from xdp47_ingest.app import create_app
 from xdp47_ingest.settings import IngestSettings
 
@@ -25,12 +25,6 @@ _PREFLIGHT_TIMEOUT = 5.0
 
 class Unreachable(RuntimeError):
     """A dependency did not answer at start."""
-
-
-def _where(url: str) -> str:
-    # Never echo credentials from the URL.
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 async def preflight(settings: IngestSettings) -> None:
@@ -44,14 +38,14 @@ async def preflight(settings: IngestSettings) -> None:
         await conn.close()
     except Exception as exc:
         raise Unreachable(
-            f"cannot reach PostgreSQL at {_where(settings.db_url)}: {exc!r}"
+            f"cannot reach PostgreSQL at {describe_url(settings.db_url)}: {exc!r}"
         ) from exc
     try:
-        amqp = await aio_pika.connect(settings.amqp_url, timeout=_PREFLIGHT_TIMEOUT)
+        amqp = await connect(settings.amqp_url, connect_timeout=_PREFLIGHT_TIMEOUT)
         await amqp.close()
     except Exception as exc:
         raise Unreachable(
-            f"cannot reach RabbitMQ at {_where(settings.amqp_url)}: {exc!r}"
+            f"cannot reach RabbitMQ at {describe_url(settings.amqp_url)}: {exc!r}"
         ) from exc
 
 

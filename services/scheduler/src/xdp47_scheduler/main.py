@@ -11,14 +11,14 @@ import asyncio
 import logging
 import signal
 import sys
-from urllib.parse import urlsplit
 
-import aio_pika
 import asyncpg
 import uvloop
 from pydantic import ValidationError
 
+from xdp47_common.adapters.amqp import connect
 from xdp47_common.logging import configure_logging
+from xdp47_common.urls import describe_url
 from xdp47_scheduler.service import Scheduler
 from xdp47_scheduler.settings import SchedulerSettings
 
@@ -41,18 +41,13 @@ class StartupError(RuntimeError):
     """A dependency is missing; the message is the one line the operator sees."""
 
 
-def _where(url: str) -> str:
-    parts = urlsplit(url)  # host and port only: never print credentials
-    return f"{parts.hostname}:{parts.port or ''}{parts.path}"
-
-
 async def preflight(settings: SchedulerSettings) -> None:
     """Raise ``StartupError`` unless PostgreSQL (with schema) and RabbitMQ answer."""
     try:
         conn = await asyncpg.connect(settings.db_url, timeout=5)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         raise StartupError(
-            f"cannot reach PostgreSQL at {_where(settings.db_url)}: {exc}"
+            f"cannot reach PostgreSQL at {describe_url(settings.db_url)}: {exc}"
         ) from exc
     try:
         missing = await conn.fetchval(_SCHEMA_CHECK)
@@ -60,14 +55,14 @@ async def preflight(settings: SchedulerSettings) -> None:
         await conn.close()
     if missing:
         raise StartupError(
-            f"the database at {_where(settings.db_url)} has no current XDP47 schema; "
-            "run xdp47-migrate first"
+            f"the database at {describe_url(settings.db_url)} has no current XDP47 "
+            "schema; run xdp47-migrate first"
         )
     try:
-        amqp = await aio_pika.connect(settings.amqp_url, timeout=5)
+        amqp = await connect(settings.amqp_url, connect_timeout=5)
     except Exception as exc:  # aiormq raises many types for an unreachable broker
         raise StartupError(
-            f"cannot reach RabbitMQ at {_where(settings.amqp_url)}: "
+            f"cannot reach RabbitMQ at {describe_url(settings.amqp_url)}: "
             f"{exc.__class__.__name__}"
         ) from exc
     await amqp.close()

@@ -24,6 +24,7 @@ from xdp47_common.adapters.amqp_batch import (
     PoisonMessage,
     consume_batches,
 )
+from xdp47_common.adapters.amqp_nodes import connect_nodes
 from xdp47_common.bus import PublishFailed
 from xdp47_common.messages.envelope import Envelope, PreparedEnvelope, envelope_json
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
@@ -47,9 +48,17 @@ __all__ = [
 ]
 
 
-async def connect(url: str, *, heartbeat: int = 30) -> AbstractRobustConnection:
-    """Open a robust connection (it reconnects and restores topology by itself)."""
-    return await aio_pika.connect_robust(url, heartbeat=heartbeat, timeout=10)
+async def connect(
+    url: str, *, heartbeat: int = 30, connect_timeout: float = 10
+) -> AbstractRobustConnection:
+    """Open a robust connection (it reconnects and restores topology by itself).
+
+    ``url`` may name several nodes of a cluster (``amqp_nodes``): the connection
+    goes to the first that answers and fails over to the next one when lost.
+    """
+    return await connect_nodes(
+        url, heartbeat=heartbeat, connect_timeout=connect_timeout
+    )
 
 
 async def declare_topology(

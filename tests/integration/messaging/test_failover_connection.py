@@ -1,0 +1,96 @@
+"""A connection over several broker nodes: it starts on the first node that
+answers, and when its node dies it reconnects to the next one by itself, its
+channels and consumers restored there.
+
+Two standalone nodes of the test's own (not a cluster: what is checked here is
+the client's choice of node; replication is the fault suite's cluster scenario).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any, cast
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
+
+from tests.support.brokers import OwnRabbit
+from tests.support.processes import free_port
+from xdp47_common.adapters.amqp import connect
+
+pytestmark = pytest.mark.integration
+
+
+def _port(connection: AbstractRobustConnection) -> int | None:
+    """The port of the node the connection is on now (aio-pika's ``url``)."""
+    port: int | None = cast(Any, connection).url.port
+    return port
+
+
+@pytest.fixture(scope="module")
+def two_nodes() -> Iterator[tuple[OwnRabbit, OwnRabbit]]:
+    with OwnRabbit() as a, OwnRabbit() as b:
+        yield a, b
+
+
+async def test_starts_on_the_first_node_that_answers(
+    two_nodes: tuple[OwnRabbit, OwnRabbit],
+) -> None:
+    _, b = two_nodes
+    dead = free_port()
+    connection = await connect(
+        f"amqp://guest:guest@127.0.0.1:{dead},127.0.0.1:{b.port}/",
+        connect_timeout=5,
+    )
+    try:
+        assert _port(connection) == b.port
+    finally:
+        await connection.close()
+
+
+async def test_none_answering_raises() -> None:
+    ports = (free_port(), free_port())
+    url = ",".join(f"amqp://guest:guest@127.0.0.1:{p}/" for p in ports)
+    with pytest.raises(ConnectionError):
+        await connect(url, connect_timeout=2)
+
+
+async def test_fails_over_to_the_next_node_and_keeps_consuming(
+    two_nodes: tuple[OwnRabbit, OwnRabbit],
+) -> None:
+    a, b = two_nodes
+    connection = await connect(
+        f"amqp://guest:guest@127.0.0.1:{a.port},127.0.0.1:{b.port}/",
+        connect_timeout=5,
+    )
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+    try:
+        assert _port(connection) == a.port
+        channel = await connection.channel()
+        queue = await channel.declare_queue("failover-probe", durable=True)
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                await received.put(message.body)
+
+        await queue.consume(on_message)
+        await asyncio.to_thread(a.kill)
+        # The robust connection comes back on b: queue redeclared, consumer
+        # restored, so a message published there arrives.
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(60), wait=wait_fixed(0.2), reraise=True
+        ):
+            with attempt:
+                assert _port(connection) == b.port
+                assert not connection.is_closed
+                await channel.default_exchange.publish(
+                    aio_pika.Message(b"after-failover"), routing_key="failover-probe"
+                )
+                body = await asyncio.wait_for(received.get(), timeout=1)
+                assert body == b"after-failover"
+    finally:
+        await connection.close()
+        await asyncio.to_thread(a.start)
