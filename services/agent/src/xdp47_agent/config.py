@@ -24,27 +24,11 @@ from xdp47_common.models.base import (
     LabelValue,
     TenantId,
 )
+from xdp47_common.selectors import parse_labels
 
-__all__ = ["AgentConfig", "AgentSettings", "load_config", "parse_labels"]
+__all__ = ["AgentConfig", "AgentSettings", "load_config"]
 
 ChannelName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
-
-
-def parse_labels(raw: str) -> dict[str, str]:
-    """Parse ``key=val,key2=val2``; an entry without ``=`` or with an empty key
-    is an error naming the entry, so a typo in a unit file fails loudly."""
-    labels: dict[str, str] = {}
-    for entry in (e.strip() for e in raw.split(",")):
-        if not entry:
-            continue
-        key, sep, value = entry.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(
-                f"XDP47_DEVICE_LABELS entry {entry!r} is not key=value "
-                "(expected e.g. 'site=berlin,model=k2')"
-            )
-        labels[key.strip()] = value.strip()
-    return labels
 
 
 def _decode_key(text: str) -> bytes:
@@ -160,7 +144,13 @@ class AgentConfig(BaseModel):
     @field_validator("device_labels", mode="before")
     @classmethod
     def _labels(cls, v: Any) -> Any:
-        return parse_labels(v) if isinstance(v, str) else v
+        # The shared parser: a typo in a unit file fails loudly, naming the entry.
+        if not isinstance(v, str):
+            return v
+        try:
+            return parse_labels(v)
+        except ValueError as exc:
+            raise ValueError(f"XDP47_DEVICE_LABELS: {exc}") from None
 
     @field_validator("verify_keys", mode="before")
     @classmethod
