@@ -14,6 +14,8 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from xdp47_common.cli import parse_listen_addr
+
 __all__ = ["DEV_TOKEN_PLACEHOLDER", "ControlSettings", "Environment", "get_settings"]
 
 DEV_TOKEN_PLACEHOLDER = "devtoken123"
@@ -135,6 +137,12 @@ class ControlSettings(BaseSettings):
         description="AMQP prefetch of the heartbeat consumer, in messages.",
     )
 
+    @field_validator("listen_addr")
+    @classmethod
+    def _check_listen_addr(cls, value: str) -> str:
+        parse_listen_addr(value, "XDP47_LISTEN_ADDR")
+        return value.strip()
+
     @field_validator("rate_limit", "device_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -165,11 +173,11 @@ class ControlSettings(BaseSettings):
 
     @property
     def listen_host(self) -> str:
-        return self.listen_addr.rsplit(":", 1)[0] or "0.0.0.0"
+        return parse_listen_addr(self.listen_addr, "XDP47_LISTEN_ADDR")[0] or "0.0.0.0"
 
     @property
     def listen_port(self) -> int:
-        return int(self.listen_addr.rsplit(":", 1)[1])
+        return parse_listen_addr(self.listen_addr, "XDP47_LISTEN_ADDR")[1]
 
 
 @lru_cache(maxsize=1)

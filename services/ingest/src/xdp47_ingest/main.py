@@ -7,13 +7,19 @@ traceback: the supervisor restarts the process and the operator sees why.
 from __future__ import annotations
 
 import asyncio
-import sys
-from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
 import uvicorn
 
+from xdp47_common.cli import (
+    EXIT_CONFIG,
+    command_line,
+    fail,
+    load_settings,
+    muted,
+    where,
+)
 from xdp47_common.logging import configure_logging
 from xdp47_ingest.app import create_app
 from xdp47_ingest.settings import IngestSettings
@@ -27,47 +33,42 @@ class Unreachable(RuntimeError):
     """A dependency did not answer at start."""
 
 
-def _where(url: str) -> str:
-    # Never echo credentials from the URL.
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
-
-
 async def preflight(settings: IngestSettings) -> None:
     """Connect once to PostgreSQL and RabbitMQ.
 
     Raises:
         Unreachable: naming the first dependency that did not answer.
     """
+    db = where(settings.db_url, "XDP47_DB_URL")
+    broker = where(settings.amqp_url, "XDP47_AMQP_URL")
     try:
         conn = await asyncpg.connect(settings.db_url, timeout=_PREFLIGHT_TIMEOUT)
         await conn.close()
     except Exception as exc:
-        raise Unreachable(
-            f"cannot reach PostgreSQL at {_where(settings.db_url)}: {exc!r}"
-        ) from exc
+        raise Unreachable(f"cannot reach PostgreSQL at {db}: {exc!r}") from exc
     try:
         amqp = await aio_pika.connect(settings.amqp_url, timeout=_PREFLIGHT_TIMEOUT)
         await amqp.close()
     except Exception as exc:
-        raise Unreachable(
-            f"cannot reach RabbitMQ at {_where(settings.amqp_url)}: {exc!r}"
-        ) from exc
+        raise Unreachable(f"cannot reach RabbitMQ at {broker}: {exc!r}") from exc
+
+
+PROG = "xdp47-ingest"
 
 
 def main() -> None:
     """Console entry point."""
+    command_line(PROG, "Serve the XDP47 device-facing heartbeat endpoint.")
     try:
         configure_logging("ingest")
     except ValueError as exc:
-        sys.stderr.write(f"xdp47-ingest: {exc}\n")
-        raise SystemExit(2) from None
-    settings = IngestSettings()
+        fail(PROG, str(exc))
+    settings = load_settings(PROG, IngestSettings)
     try:
-        asyncio.run(preflight(settings))
+        with muted("aiormq", "aio_pika"):
+            asyncio.run(preflight(settings))
     except Unreachable as exc:
-        sys.stderr.write(f"xdp47-ingest: {exc}\n")
-        raise SystemExit(2) from None
+        fail(PROG, str(exc), EXIT_CONFIG)
     uvicorn.run(
         create_app(settings),
         host=settings.listen_host,
