@@ -166,7 +166,7 @@ def test_migrate_against_an_unreachable_or_malformed_url_is_one_line(dsn):
 
 
 def test_admin_against_an_unreachable_database_is_one_line():
-    done = run("xdp47-admin", "create-tenant", "acme", **NOWHERE)
+    done = run("xdp47-admin", "create-tenant", "acme", timeout=60, **NOWHERE)
     assert done.returncode == 1
     assert "PostgreSQL at XDP47_DB_URL is unreachable" in one_line(done)
 

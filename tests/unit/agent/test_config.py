@@ -49,7 +49,7 @@ def test_env_config(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("XDP47_HEARTBEAT_INTERVAL", "2.5")
     config = load_config()
     assert config.control_url == "https://ota.example.com"
-    assert config.heartbeat_base_url == "https://ota.example.com"
+    assert config.ingest_url is None
     assert config.device_labels == {"site": "berlin", "model": "k2"}
     assert config.device_id is None
     assert config.metrics_url is None

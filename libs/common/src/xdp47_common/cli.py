@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from xdp47_common.redact import redact
+
 __all__ = [
     "EXIT_CONFIG",
     "EXIT_UNAVAILABLE",
@@ -82,7 +84,8 @@ def command_line(
 
 def fail(prog: str, message: str, code: int = EXIT_CONFIG) -> NoReturn:
     """Write ``<prog>: <message>`` as one line on stderr and exit with ``code``."""
-    line = " ".join(message.split())  # one line, whatever the message held
+    # One line, whatever the message held, and no credential from a URL in it.
+    line = redact(" ".join(message.split()))
     sys.stderr.write(f"{prog}: {line}\n")
     raise SystemExit(code)
 

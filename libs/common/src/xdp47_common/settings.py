@@ -80,6 +80,13 @@ class ControlSettings(BaseSettings):
         description="Base URL devices reach the api at, for the URIs of uploaded "
         "artifacts; derived from each upload request when unset.",
     )
+    ingest_public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
+        description="Base URL devices reach ingest at, sent with every claim answer "
+        "so an agent knows where to heartbeat (api). Unset: agents heartbeat to "
+        "their XDP47_CONTROL_URL, which suits a gateway routing both.",
+    )
     publish_timeout: Annotated[float, Field(gt=0)] = Field(
         default=5.0,
         description="Seconds to wait for a broker confirm before answering 503.",

@@ -13,6 +13,7 @@ from xdp47_agent.agent import Agent
 from xdp47_agent.config import AgentConfig, load_config
 from xdp47_agent.sdnotify import notify, watchdog_interval
 from xdp47_common.cli import command_line, fail, load_settings
+from xdp47_common.redact import configure_plain_logging
 
 __all__ = ["main", "serve"]
 
@@ -60,9 +61,7 @@ def main() -> None:
         fail(
             PROG, f"XDP47_LOG_LEVEL must be one of {', '.join(_LEVELS)}, not {level!r}"
         )
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_plain_logging(level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_settings(PROG, load_config)
     asyncio.run(serve(config))
 

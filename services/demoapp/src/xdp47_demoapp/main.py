@@ -10,6 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from xdp47_common.cli import command_line, fail
+from xdp47_common.redact import configure_plain_logging
 from xdp47_demoapp.metrics import parse_bad_versions
 from xdp47_demoapp.server import DemoApp, parse_addr
 
@@ -23,9 +24,7 @@ PROG = "xdp47-demoapp"
 
 def main() -> None:
     command_line(PROG, "Serve one demo device's /metrics, derived from its version.")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    configure_plain_logging(logging.INFO, "%(asctime)s %(levelname)s %(message)s")
     try:
         host, port = parse_addr(os.environ.get("XDP47_DEMOAPP_ADDR", "127.0.0.1:9100"))
     except ValueError as exc:

@@ -115,4 +115,9 @@ async def claim_device(
         hash_secret(credential),
     )
     response.status_code = 201 if created else 200
-    return DeviceClaimed(device_id=device_id, tenant=body.tenant, credential=credential)
+    return DeviceClaimed(
+        device_id=device_id,
+        tenant=body.tenant,
+        credential=credential,
+        ingest_url=services.settings.ingest_public_url,
+    )
