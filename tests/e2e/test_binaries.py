@@ -5,6 +5,7 @@ subprocesses, exactly as an operator starts them."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from importlib.metadata import entry_points, version
 
@@ -143,6 +144,24 @@ def test_unreachable_rabbitmq_is_one_line_without_the_password(command, db_url):
     line = one_line(done)
     assert "RabbitMQ" in line
     assert "s3cr3t" not in line
+
+
+@pytest.mark.parametrize("command", ["xdp47-api", "xdp47-ingest"])
+def test_a_busy_port_is_one_line(command, db_url, amqp_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run(
+            command,
+            timeout=60,
+            XDP47_DB_URL=db_url,
+            XDP47_AMQP_URL=amqp_url,
+            XDP47_LISTEN_ADDR=f"127.0.0.1:{port}",
+        )
+    assert done.returncode != 0
+    line = one_line(done)
+    assert f"cannot listen on XDP47_LISTEN_ADDR 127.0.0.1:{port}: " in line
 
 
 def test_migrate_against_a_missing_database_is_one_line(server_db_url):

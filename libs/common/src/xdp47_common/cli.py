@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -25,6 +26,7 @@ from xdp47_common.redact import redact
 __all__ = [
     "EXIT_CONFIG",
     "EXIT_UNAVAILABLE",
+    "check_can_listen",
     "command_line",
     "fail",
     "load_settings",
@@ -142,6 +144,23 @@ def where(url: str, variable: str) -> str:
     if not parts.hostname:
         return variable
     return f"{parts.hostname}{port}{parts.path} ({variable})"
+
+
+def check_can_listen(host: str, port: int, variable: str) -> str | None:
+    """Why the server could not listen on ``host:port`` (a busy port, an unknown
+    host), as one line naming ``variable``; None when it can. Binding once
+    before the server starts turns the server's own multi-line failure into
+    the command's one line."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return f"cannot listen on {variable} {host}:{port}: {reason}"
+    return None
 
 
 def parse_listen_addr(value: str, variable: str) -> tuple[str, int]:

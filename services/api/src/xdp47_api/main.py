@@ -15,6 +15,7 @@ from xdp47_api.app import create_app
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.cli import (
     EXIT_UNAVAILABLE,
+    check_can_listen,
     command_line,
     fail,
     load_settings,
@@ -67,6 +68,11 @@ def main() -> None:
         problem = asyncio.run(check_dependencies(settings))
     if problem is not None:
         fail(PROG, problem, EXIT_UNAVAILABLE)
+    busy = check_can_listen(
+        settings.listen_host, settings.listen_port, "XDP47_LISTEN_ADDR"
+    )
+    if busy is not None:
+        fail(PROG, busy, EXIT_UNAVAILABLE)
     uvicorn.run(
         create_app(settings),
         host=settings.listen_host,

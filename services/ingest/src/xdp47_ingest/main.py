@@ -14,6 +14,7 @@ import uvicorn
 
 from xdp47_common.cli import (
     EXIT_CONFIG,
+    check_can_listen,
     command_line,
     fail,
     load_settings,
@@ -69,6 +70,11 @@ def main() -> None:
             asyncio.run(preflight(settings))
     except Unreachable as exc:
         fail(PROG, str(exc), EXIT_CONFIG)
+    busy = check_can_listen(
+        settings.listen_host, settings.listen_port, "XDP47_LISTEN_ADDR"
+    )
+    if busy is not None:
+        fail(PROG, busy, EXIT_CONFIG)
     uvicorn.run(
         create_app(settings),
         host=settings.listen_host,
