@@ -9,9 +9,19 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.support.processes import leaked_secrets
 from tests.support.services import service_url, unique_name, with_database
 from xdp47_common.adapters.migrations import migrate
 from xdp47_common.adapters.pg import create_pool
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_process_log() -> Iterator[None]:
+    """After the run, no log of any process it started holds an XDP47 secret
+    (tokens and credentials minted by any test, sent in any URL or header)."""
+    yield
+    leaks = leaked_secrets()
+    assert leaks == [], "secrets in process logs:\n" + "\n".join(leaks)
 
 
 @pytest.fixture(scope="session")

@@ -150,11 +150,6 @@ def fetch_json(url: str) -> Any:
         return json.loads(response.read())
 
 
-def parse_selector(raw: str) -> dict[str, str]:
-    pairs = (item.split("=", 1) for item in raw.split(",") if item.strip())
-    return {key.strip(): value.strip() for key, value in pairs}
-
-
 def seed() -> None:
     env = os.environ
     api = Api(
@@ -163,7 +158,8 @@ def seed() -> None:
     tenant = env.get("XDP47_TENANT", "demo")
     artifact_url = env.get("XDP47_DEMO_ARTIFACT_URL", "http://demo-artifacts:8000")
     devices = int(env.get("XDP47_DEMO_DEVICES", "3"))
-    selector = parse_selector(env.get("XDP47_DEMO_SELECTOR", "fleet=demo"))
+    # Handed to the API as typed: it parses selectors (and reports mistakes).
+    selector = env.get("XDP47_DEMO_SELECTOR", "fleet=demo")
     waves = int(env.get("XDP47_DEMO_WAVES", "3"))
     timeout = float(env.get("XDP47_DEMO_TIMEOUT", "180"))
 
@@ -223,9 +219,7 @@ def seed() -> None:
             201,
         )
 
-    label_query = "&".join(
-        urllib.parse.urlencode({"label": f"{k}={v}"}) for k, v in selector.items()
-    )
+    label_query = urllib.parse.urlencode({"label": selector})
 
     def claimed() -> bool:
         found = api.expect("GET", f"/api/devices?limit=1000&{label_query}", None, 200)

@@ -109,8 +109,10 @@ def start_control_plane(
     """Start api, ingest and scheduler together and wait until all are ready.
 
     The api's ``XDP47_PUBLIC_URL`` is its own address, so uploaded artifacts get
-    URIs the agents reach. ``extra_env`` overrides anything (e.g. scheduler
-    defaults such as ``XDP47_SCHED_GRACE``).
+    URIs the agents reach, and its ``XDP47_INGEST_PUBLIC_URL`` is ingest's, so an
+    agent given only the seed's variables finds ingest through its claim.
+    ``extra_env`` overrides anything (e.g. scheduler defaults such as
+    ``XDP47_SCHED_GRACE``).
     """
     tenant = tenant or f"e2e-{uuid.uuid4().hex[:8]}"
     token = token or f"devtoken-{uuid.uuid4().hex[:12]}"
@@ -141,6 +143,8 @@ def start_control_plane(
             **shared,
             XDP47_LISTEN_ADDR=f"127.0.0.1:{api_port}",
             XDP47_PUBLIC_URL=api_url,
+            # No gateway in front: claim answers tell agents where ingest is.
+            XDP47_INGEST_PUBLIC_URL=ingest_url,
             XDP47_BLOB_DIR=str(blob_dir),
         ),
         ready_url=f"{api_url}/readyz",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,7 @@ __all__ = [
     "ProcessGroup",
     "clean_env",
     "free_port",
+    "leaked_secrets",
     "log_sections",
     "run_migrate",
     "wait_until",
@@ -45,6 +47,10 @@ TAIL_LINES = 40
 
 # pid -> process, for the failure report and the last-resort kill at exit.
 _LIVE: dict[int, ManagedProcess] = {}
+# Every log file a process of this run wrote, for the end-of-run secret scan.
+_LOGS: set[Path] = set()
+# An XDP47 secret (API token or device credential) as it would appear unmasked.
+_SECRET = re.compile(r"xdp47[td]_[0-9A-Za-z]{8,}")
 
 
 def free_port() -> int:
@@ -98,6 +104,7 @@ class ManagedProcess:
                 self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         _LIVE[self.popen.pid] = self
+        _LOGS.add(self.log_path)
         return self
 
     @property
@@ -248,6 +255,17 @@ class ProcessGroup:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
+
+
+def leaked_secrets() -> list[str]:
+    """``log: secret…`` for every unmasked XDP47 secret in the log of any process
+    this run started (every service masks them, see ``xdp47_common.redact``)."""
+    found = []
+    for path in sorted(_LOGS):
+        with contextlib.suppress(FileNotFoundError):
+            for match in _SECRET.finditer(path.read_text(errors="replace")):
+                found.append(f"{path}: {match.group()[:12]}…")
+    return found
 
 
 def log_sections(lines: int = TAIL_LINES) -> Iterator[tuple[str, str]]:

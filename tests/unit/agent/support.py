@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from xdp47_agent.config import AgentConfig
 
 CONTROL = "http://control.test"
+INGEST = "http://ingest.test"
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -95,7 +96,10 @@ def desired_for(
 
 
 class FakeControlPlane(httpx.AsyncBaseTransport):
-    """Claim and heartbeat on ``control.test``; any other host goes to the network."""
+    """Claim and heartbeat on ``control.test`` (heartbeats on ``ingest.test`` too);
+    any other host goes to the network. ``ingest_url`` is announced in claim
+    answers; ``ingest_only`` makes ``control.test`` answer heartbeats with 404,
+    like an api without a gateway in front."""
 
     def __init__(self) -> None:
         self._net = httpx.AsyncHTTPTransport()
@@ -105,12 +109,15 @@ class FakeControlPlane(httpx.AsyncBaseTransport):
         self.desired: dict[str, Any] = {"action": "none"}
         self.fail_next: list[tuple[int, dict[str, str]]] = []  # (status, headers)
         self.artifacts: dict[str, bytes] = {}  # path → content, served here too
+        self.ingest_url: str | None = None
+        self.ingest_only = False
+        self.heartbeat_hosts: list[str] = []
 
     def revoke(self, device_id: str) -> None:
         self.credentials[device_id] = "revoked"
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host != "control.test":
+        if request.url.host not in ("control.test", "ingest.test"):
             return await self._net.handle_async_request(request)
         if request.url.path in self.artifacts:
             return httpx.Response(200, content=self.artifacts[request.url.path])
@@ -132,6 +139,7 @@ class FakeControlPlane(httpx.AsyncBaseTransport):
                     "device_id": device_id,
                     "tenant": body["tenant"],
                     "credential": credential,
+                    "ingest_url": self.ingest_url,
                 },
             )
         parts = request.url.path.split("/")
@@ -139,10 +147,12 @@ class FakeControlPlane(httpx.AsyncBaseTransport):
             len(parts) == 5
             and parts[1:3] == ["api", "devices"]
             and parts[4] == "heartbeat"
+            and not (self.ingest_only and request.url.host == "control.test")
         ):
             if auth != f"Bearer {self.credentials.get(parts[3])}":
                 return httpx.Response(401, json={"detail": "bad credential"})
             self.heartbeats.append(json.loads(request.content))
+            self.heartbeat_hosts.append(request.url.host)
             return httpx.Response(202, json=self.desired)
         return httpx.Response(404, json={"detail": "no route"})
 

@@ -10,22 +10,30 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from xdp47_agent.config import AgentConfig, load_config, parse_labels
+from xdp47_agent.config import AgentConfig, load_config
 
 
 def _raw(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes_raw()
 
 
+def _labels(raw: str) -> dict[str, str]:
+    config = AgentConfig(control_url="http://c", agent_token="t", device_labels=raw)
+    return dict(config.device_labels)
+
+
 def test_labels_parse():
-    assert parse_labels("site=berlin, model=k2,,") == {"site": "berlin", "model": "k2"}
-    assert parse_labels("") == {}
+    assert _labels("site=berlin, model=k2,,") == {"site": "berlin", "model": "k2"}
+    assert _labels("site=berlin\nmodel=k2") == {"site": "berlin", "model": "k2"}
+    assert _labels("") == {}
 
 
-@pytest.mark.parametrize("raw", ["site", "=x", "a=b,broken"])
-def test_bad_labels_name_the_entry(raw):
-    with pytest.raises(ValueError, match="is not key=value"):
-        parse_labels(raw)
+@pytest.mark.parametrize(
+    ("raw", "entry"), [("site", "'site'"), ("=x", "'=x'"), ("a=b,broken", "'broken'")]
+)
+def test_bad_labels_name_the_variable_and_entry(raw, entry):
+    with pytest.raises(ValidationError, match=f"XDP47_DEVICE_LABELS: label {entry}"):
+        _labels(raw)
 
 
 def test_env_config(monkeypatch, tmp_path: Path):
@@ -41,7 +49,7 @@ def test_env_config(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("XDP47_HEARTBEAT_INTERVAL", "2.5")
     config = load_config()
     assert config.control_url == "https://ota.example.com"
-    assert config.heartbeat_base_url == "https://ota.example.com"
+    assert config.ingest_url is None
     assert config.device_labels == {"site": "berlin", "model": "k2"}
     assert config.device_id is None
     assert config.metrics_url is None
@@ -55,7 +63,7 @@ def test_bad_labels_in_env_fail_validation(monkeypatch):
     monkeypatch.setenv("XDP47_CONTROL_URL", "http://x")
     monkeypatch.setenv("XDP47_AGENT_TOKEN", "t")
     monkeypatch.setenv("XDP47_DEVICE_LABELS", "oops")
-    with pytest.raises(ValidationError, match="XDP47_DEVICE_LABELS entry 'oops'"):
+    with pytest.raises(ValidationError, match="XDP47_DEVICE_LABELS: label 'oops'"):
         load_config()
 
 

@@ -216,6 +216,27 @@ def test_token_create_prints_the_secret_once() -> None:
     assert list(recorder.bodies()) == [{"name": "ci", "scopes": ["rollouts:read"]}]
 
 
+def test_a_malformed_selector_is_refused_before_calling() -> None:
+    """The CLI parses --selector with the API's own parser and says where."""
+    recorder = Recorder(echo(201))
+    result = invoke(
+        recorder,
+        "rollouts",
+        "create",
+        "--artifact",
+        "00000000-0000-0000-0000-000000000001",
+        "--tenant",
+        "acme",
+        "-l",
+        "fleet=acc,idx",
+    )
+    assert result.exit_code == 1
+    assert "--selector: selector 'idx' at column 11: expected key=value" in (
+        result.stderr
+    )
+    assert recorder.requests == []
+
+
 def test_token_create_rejects_an_unknown_scope_before_calling() -> None:
     recorder = Recorder(echo(201))
     result = invoke(recorder, "tokens", "create", "ci", "-s", "root")

@@ -80,7 +80,7 @@ def test_device_filters_become_query_parameters() -> None:
     )
     assert result.exit_code == 0, result.output
     params = recorder.requests[0].url.params
-    assert params.get_list("label") == ["region=eu", "model=k1", "store=7"]
+    assert params.get_list("label") == ["region=eu,model=k1,store=7"]
     assert params["status"] == "online"
     assert params["version"] == "1.2.0"
     assert params["channel"] == "beta"

@@ -5,6 +5,8 @@ and the stdlib ones (uvicorn, aio-pika, asyncpg) end in one handler on stdout wh
 ``ProcessorFormatter`` renders JSON lines (one object per event) or a console
 format for people. Values bound with ``structlog.contextvars`` (the request id,
 tenant, message or rollout id) appear in every event logged in that context.
+Every line has its credentials masked (``xdp47_common.redact``): tokens in
+query strings, Authorization headers, device credentials, URL passwords.
 Needs structlog (the ``server`` or ``web`` extra).
 
 Environment (read at each call, so the operator can override a service default):
@@ -22,6 +24,8 @@ from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from xdp47_common.redact import redact_value
 
 __all__ = ["LOG_FORMAT_ENV", "LOG_LEVEL_ENV", "REQUEST_ID", "configure_logging"]
 
@@ -76,6 +80,12 @@ def _add_request_id(logger: WrappedLogger, method: str, event: EventDict) -> Eve
     return event
 
 
+def _redact(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    # Last before rendering: the message is formatted (uvicorn's access line
+    # with its query string included) and the traceback is data or text.
+    return {key: redact_value(value) for key, value in event.items()}
+
+
 def configure_logging(
     service: str,
     *,
@@ -113,11 +123,17 @@ def configure_logging(
         final: list[Processor] = [
             structlog.processors.dict_tracebacks,
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _redact,
             renderer,
         ]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
-        final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+        final = [
+            structlog.processors.format_exc_info,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _redact,
+            renderer,
+        ]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared, processors=final
     )

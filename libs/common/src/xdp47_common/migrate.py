@@ -10,7 +10,13 @@ import asyncio
 import os
 import sys
 
+from xdp47_common.cli import EXIT_UNAVAILABLE, command_line, fail, where
+
 __all__ = ["main", "run"]
+
+PROG = "xdp47-migrate"
+_DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/xdp47"
+CONNECT_TIMEOUT = 10.0
 
 
 async def run(dsn: str) -> list[int]:
@@ -19,7 +25,7 @@ async def run(dsn: str) -> list[int]:
 
     from xdp47_common.adapters.migrations import migrate
 
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
     try:
         return await migrate(conn)
     finally:
@@ -27,18 +33,35 @@ async def run(dsn: str) -> list[int]:
 
 
 def main() -> None:
+    command_line(
+        PROG,
+        "Bring the database at XDP47_DB_URL up to the current schema, then exit.",
+        distribution="xdp47-common",
+    )
     try:
-        import asyncpg  # noqa: F401
+        import asyncpg
     except ImportError:
-        sys.exit("xdp47-migrate needs asyncpg: install xdp47-common[pg]")
+        fail(PROG, "needs asyncpg: install xdp47-common[pg]")
     from xdp47_common.adapters.migrations import MigrationError
 
-    dsn = os.environ.get("XDP47_DB_URL", "postgresql://postgres@127.0.0.1:5432/xdp47")
+    dsn = os.environ.get("XDP47_DB_URL", _DEFAULT_DSN)
+    at = where(dsn, "XDP47_DB_URL")
     try:
         applied = asyncio.run(run(dsn))
     except MigrationError as exc:
-        sys.exit(f"xdp47-migrate: {exc}")
-    except OSError as exc:
-        sys.exit(f"xdp47-migrate: cannot reach PostgreSQL at XDP47_DB_URL: {exc}")
+        fail(PROG, str(exc))
+    except asyncpg.InvalidCatalogNameError as exc:
+        fail(PROG, f"PostgreSQL at {at}: {exc}; create the database first")
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        fail(PROG, f"PostgreSQL at {at} refused the login: {exc}")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        # InterfaceError covers a malformed DSN (ClientConfigurationError).
+        fail(PROG, f"PostgreSQL at {at}: {exc}")
+    except (OSError, TimeoutError) as exc:
+        fail(
+            PROG,
+            f"cannot reach PostgreSQL at {at}: {exc or type(exc).__name__}",
+            EXIT_UNAVAILABLE,
+        )
     names = ", ".join(f"{v:04d}" for v in applied) or "none (up to date)"
-    sys.stdout.write(f"xdp47-migrate: applied {names}\n")
+    sys.stdout.write(f"{PROG}: applied {names}\n")

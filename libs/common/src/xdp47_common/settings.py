@@ -14,6 +14,8 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from xdp47_common.cli import parse_listen_addr
+
 __all__ = ["DEV_TOKEN_PLACEHOLDER", "ControlSettings", "Environment", "get_settings"]
 
 DEV_TOKEN_PLACEHOLDER = "devtoken123"
@@ -78,6 +80,13 @@ class ControlSettings(BaseSettings):
         description="Base URL devices reach the api at, for the URIs of uploaded "
         "artifacts; derived from each upload request when unset.",
     )
+    ingest_public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
+        description="Base URL devices reach ingest at, sent with every claim answer "
+        "so an agent knows where to heartbeat (api). Unset: agents heartbeat to "
+        "their XDP47_CONTROL_URL, which suits a gateway routing both.",
+    )
     publish_timeout: Annotated[float, Field(gt=0)] = Field(
         default=5.0,
         description="Seconds to wait for a broker confirm before answering 503.",
@@ -135,6 +144,12 @@ class ControlSettings(BaseSettings):
         description="AMQP prefetch of the heartbeat consumer, in messages.",
     )
 
+    @field_validator("listen_addr")
+    @classmethod
+    def _check_listen_addr(cls, value: str) -> str:
+        parse_listen_addr(value, "XDP47_LISTEN_ADDR")
+        return value.strip()
+
     @field_validator("rate_limit", "device_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -165,11 +180,11 @@ class ControlSettings(BaseSettings):
 
     @property
     def listen_host(self) -> str:
-        return self.listen_addr.rsplit(":", 1)[0] or "0.0.0.0"
+        return parse_listen_addr(self.listen_addr, "XDP47_LISTEN_ADDR")[0] or "0.0.0.0"
 
     @property
     def listen_port(self) -> int:
-        return int(self.listen_addr.rsplit(":", 1)[1])
+        return parse_listen_addr(self.listen_addr, "XDP47_LISTEN_ADDR")[1]
 
 
 @lru_cache(maxsize=1)

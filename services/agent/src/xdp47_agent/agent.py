@@ -26,7 +26,7 @@ from xdp47_agent.config import AgentConfig
 from xdp47_agent.download import DownloadLimits, download
 from xdp47_agent.fsutil import FaultHook, no_fault
 from xdp47_agent.metrics import HttpMetrics, MetricsSource
-from xdp47_agent.protocol import ControlClient, CredentialRejected
+from xdp47_agent.protocol import ControlClient, CredentialRejected, heartbeat_base
 from xdp47_agent.state import Applied, Identity, StateDir, artifact_name
 from xdp47_agent.verify import ApplyRefused, Reason, check_signature
 from xdp47_common.clock import utcnow
@@ -155,10 +155,19 @@ class Agent:
 
     async def _claim(self, device_id: str) -> Identity:
         claimed = await self._control.claim(device_id)
-        identity = Identity(device_id=claimed.device_id, credential=claimed.credential)
+        identity = Identity(
+            device_id=claimed.device_id,
+            credential=claimed.credential,
+            ingest_url=claimed.ingest_url,
+        )
         self.state.save_identity(identity)
         self._identity = identity
-        log.info("claimed device %s for tenant %s", claimed.device_id, claimed.tenant)
+        log.info(
+            "claimed device %s for tenant %s; heartbeats to %s",
+            claimed.device_id,
+            claimed.tenant,
+            heartbeat_base(self.config, claimed.ingest_url)[0],
+        )
         return identity
 
     async def _ensure_identity(self) -> Identity:
@@ -206,13 +215,13 @@ class Agent:
         self.last_body = body
         try:
             raw = await self._control.heartbeat(
-                identity.device_id, identity.credential, body
+                identity.device_id, identity.credential, body, identity.ingest_url
             )
         except CredentialRejected:
             log.warning("credential of %s rejected; re-claiming", identity.device_id)
             identity = await self._claim(identity.device_id)
             raw = await self._control.heartbeat(
-                identity.device_id, identity.credential, body
+                identity.device_id, identity.credential, body, identity.ingest_url
             )
         self._agent_error = None
         try:
@@ -306,7 +315,10 @@ class Agent:
                 credential=self._identity.credential if self._identity else None,
                 trusted_origins=(
                     self.config.control_url,
-                    self.config.heartbeat_base_url,
+                    heartbeat_base(
+                        self.config,
+                        self._identity.ingest_url if self._identity else None,
+                    )[0],
                 ),
             )
             if digest.hex() != expected:

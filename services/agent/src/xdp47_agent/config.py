@@ -24,27 +24,11 @@ from xdp47_common.models.base import (
     LabelValue,
     TenantId,
 )
+from xdp47_common.selectors import parse_labels
 
-__all__ = ["AgentConfig", "AgentSettings", "load_config", "parse_labels"]
+__all__ = ["AgentConfig", "AgentSettings", "check_http_url", "load_config"]
 
 ChannelName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")]
-
-
-def parse_labels(raw: str) -> dict[str, str]:
-    """Parse ``key=val,key2=val2``; an entry without ``=`` or with an empty key
-    is an error naming the entry, so a typo in a unit file fails loudly."""
-    labels: dict[str, str] = {}
-    for entry in (e.strip() for e in raw.split(",")):
-        if not entry:
-            continue
-        key, sep, value = entry.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(
-                f"XDP47_DEVICE_LABELS entry {entry!r} is not key=value "
-                "(expected e.g. 'site=berlin,model=k2')"
-            )
-        labels[key.strip()] = value.strip()
-    return labels
 
 
 def _decode_key(text: str) -> bytes:
@@ -88,7 +72,12 @@ def parse_verify_keys(raw: str) -> list[bytes]:
         raise
 
 
-def _check_http_url(value: str, name: str) -> str:
+def check_http_url(value: str, name: str) -> str:
+    """``value`` without a trailing slash.
+
+    Raises:
+        ValueError: not an http(s) URL with a host, naming ``name``.
+    """
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{name} must be an http(s) URL with a host, got {value!r}")
@@ -102,7 +91,9 @@ class AgentConfig(BaseModel):
 
     control_url: str = Field(description="Base URL of the control plane (api).")
     ingest_url: str | None = Field(
-        default=None, description="Base URL for heartbeats; defaults to control_url."
+        default=None,
+        description="Base URL for heartbeats; when unset, the one the claim answer "
+        "names, else control_url.",
     )
     tenant: TenantId = "default"
     device_labels: Annotated[dict[LabelKey, LabelValue], NoDecode] = Field(
@@ -143,14 +134,14 @@ class AgentConfig(BaseModel):
     @field_validator("control_url")
     @classmethod
     def _control(cls, v: str) -> str:
-        return _check_http_url(v, "XDP47_CONTROL_URL")
+        return check_http_url(v, "XDP47_CONTROL_URL")
 
     @field_validator("ingest_url", "metrics_url", mode="before")
     @classmethod
     def _optional_url(cls, v: Any, info: Any) -> Any:
         if v is None or (isinstance(v, str) and not v.strip()):
             return None
-        return _check_http_url(str(v), f"XDP47_{info.field_name.upper()}")
+        return check_http_url(str(v), f"XDP47_{info.field_name.upper()}")
 
     @field_validator("device_id", mode="before")
     @classmethod
@@ -160,7 +151,13 @@ class AgentConfig(BaseModel):
     @field_validator("device_labels", mode="before")
     @classmethod
     def _labels(cls, v: Any) -> Any:
-        return parse_labels(v) if isinstance(v, str) else v
+        # The shared parser: a typo in a unit file fails loudly, naming the entry.
+        if not isinstance(v, str):
+            return v
+        try:
+            return parse_labels(v)
+        except ValueError as exc:
+            raise ValueError(f"XDP47_DEVICE_LABELS: {exc}") from None
 
     @field_validator("verify_keys", mode="before")
     @classmethod
@@ -170,10 +167,6 @@ class AgentConfig(BaseModel):
         if isinstance(v, list):
             return [_decode_key(k) if isinstance(k, str) else k for k in v]
         return v
-
-    @property
-    def heartbeat_base_url(self) -> str:
-        return self.ingest_url or self.control_url
 
     @property
     def signatures_required(self) -> bool:

@@ -6,18 +6,19 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 
 import httpx
-from pydantic import ValidationError
 
 from xdp47_agent.agent import Agent
 from xdp47_agent.config import AgentConfig, load_config
 from xdp47_agent.sdnotify import notify, watchdog_interval
+from xdp47_common.cli import command_line, fail, load_settings
+from xdp47_common.redact import configure_plain_logging
 
 __all__ = ["main", "serve"]
 
 log = logging.getLogger("xdp47_agent")
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 async def _watchdog(every: float) -> None:
@@ -50,16 +51,18 @@ async def serve(config: AgentConfig) -> None:
     log.info("stopped")
 
 
+PROG = "xdp47-agent"
+
+
 def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("XDP47_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        config = load_config()
-    except ValidationError as exc:
-        sys.stderr.write(f"xdp47-agent: invalid configuration:\n{exc}\n")
-        raise SystemExit(2) from exc
+    command_line(PROG, "Run the XDP47 device agent: claim, heartbeat, apply.")
+    level = os.environ.get("XDP47_LOG_LEVEL", "INFO").strip().upper()
+    if level not in _LEVELS:
+        fail(
+            PROG, f"XDP47_LOG_LEVEL must be one of {', '.join(_LEVELS)}, not {level!r}"
+        )
+    configure_plain_logging(level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_settings(PROG, load_config)
     asyncio.run(serve(config))
 
 

@@ -32,7 +32,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from xdp47_agent.config import AgentConfig
+from xdp47_agent.config import AgentConfig, check_http_url
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import HeartbeatBody
 from xdp47_common.models import DeviceClaim, DeviceClaimed
@@ -44,6 +44,7 @@ __all__ = [
     "CredentialRejected",
     "ProtocolError",
     "Retryable",
+    "heartbeat_base",
     "parse_retry_after",
 ]
 
@@ -55,6 +56,29 @@ _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # not one.
 MAX_ANSWER_BYTES = 64 << 10
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+
+
+# What to change when heartbeats to the URL from each source answer 404.
+_NOT_INGEST = {
+    "XDP47_INGEST_URL": "XDP47_INGEST_URL does not point at ingest; set it to the "
+    "ingest service's base URL",
+    "claim": "the ingest URL the control plane announced does not serve heartbeats; "
+    "fix XDP47_INGEST_PUBLIC_URL on the api, or set XDP47_INGEST_URL on the agent",
+    "XDP47_CONTROL_URL": "XDP47_CONTROL_URL serves no heartbeats (an api without a "
+    "gateway in front); set XDP47_INGEST_URL on the agent to the ingest service's "
+    "base URL, or XDP47_INGEST_PUBLIC_URL on the api so claims announce it",
+}
+
+
+def heartbeat_base(config: AgentConfig, claimed: str | None) -> tuple[str, str]:
+    """The heartbeat base URL and the setting it came from: an explicit
+    ``XDP47_INGEST_URL`` wins over the claim answer, which wins over the
+    control URL."""
+    if config.ingest_url:
+        return config.ingest_url, "XDP47_INGEST_URL"
+    if claimed:
+        return claimed, "claim"
+    return config.control_url, "XDP47_CONTROL_URL"
 
 
 class Retryable(Exception):
@@ -69,6 +93,10 @@ class CredentialRejected(Exception):
 
 class ProtocolError(Exception):
     """A non-retryable answer (4xx other than 401, or a malformed body)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -108,7 +136,9 @@ def _check(response: httpx.Response, body: bytes, what: str) -> None:
         raise CredentialRejected(f"{what}: HTTP 401")
     if response.status_code >= 400:
         text = body[:300].decode("utf-8", "replace")
-        raise ProtocolError(f"{what}: HTTP {response.status_code}: {text}")
+        raise ProtocolError(
+            f"{what}: HTTP {response.status_code}: {text}", response.status_code
+        )
 
 
 class ControlClient:
@@ -207,15 +237,38 @@ class ControlClient:
                 f"claim: answer names device {claimed.device_id[:130]!r}, "
                 f"not {device_id!r}"
             )
+        if claimed.ingest_url is not None:
+            try:
+                url = check_http_url(claimed.ingest_url, "claim answer's ingest_url")
+            except ValueError as exc:
+                raise ProtocolError(f"claim: {exc}") from None
+            claimed = claimed.model_copy(update={"ingest_url": url})
         return claimed
 
     async def heartbeat(
-        self, device_id: str, credential: str, body: HeartbeatBody
+        self,
+        device_id: str,
+        credential: str,
+        body: HeartbeatBody,
+        claimed_ingest_url: str | None = None,
     ) -> dict[str, Any]:
-        """Post one heartbeat; returns the raw desired-state object to validate."""
-        return await self._post(
-            f"{self._config.heartbeat_base_url}/api/devices/{device_id}/heartbeat",
-            credential,
-            body.model_dump(mode="json"),
-            "heartbeat",
-        )
+        """Post one heartbeat; returns the raw desired-state object to validate.
+
+        The base URL is ``XDP47_INGEST_URL`` when set, else the ingest URL of the
+        claim answer, else the control URL. A 404 there means nothing serves
+        heartbeats at that address: the error says which setting to change.
+        """
+        base, source = heartbeat_base(self._config, claimed_ingest_url)
+        try:
+            return await self._post(
+                f"{base}/api/devices/{device_id}/heartbeat",
+                credential,
+                body.model_dump(mode="json"),
+                "heartbeat",
+            )
+        except ProtocolError as exc:
+            if exc.status != 404:
+                raise
+            raise ProtocolError(
+                f"heartbeat: HTTP 404 from {base}: {_NOT_INGEST[source]}", 404
+            ) from None

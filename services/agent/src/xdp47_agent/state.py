@@ -3,7 +3,8 @@
 Layout (all under ``state_dir``)::
 
     device_id            the device id (plain text), written before the first claim
-    credential           {"device_id", "credential"} as JSON, mode 0600
+    credential           {"device_id", "credential", "ingest_url"} as JSON, mode
+                         0600: the claim answer (ingest_url may be null)
     seq                  heartbeat seq high-water mark (reserved block ceiling)
     current.json         {"artifact_id", "version", "sha256", "applied_at",
                          "desired_at"}: the commit point of an apply, and the
@@ -65,6 +66,9 @@ def artifact_name(artifact_id: UUID | str) -> str:
 class Identity:
     device_id: str
     credential: str
+    # Where the control plane said heartbeats go (the claim answer); kept with
+    # the credential so a restarted agent heartbeats to the same place.
+    ingest_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,14 +167,23 @@ class StateDir:
             return None
         if device_id is None or data.get("device_id") != device_id:
             return None
-        return Identity(device_id=device_id, credential=str(data["credential"]))
+        ingest_url = data.get("ingest_url")
+        return Identity(
+            device_id=device_id,
+            credential=str(data["credential"]),
+            ingest_url=str(ingest_url) if ingest_url else None,
+        )
 
     def save_identity(self, identity: Identity) -> None:
         """Store the claim result: the device id first, then its credential."""
         if self.load_device_id() != identity.device_id:
             self.save_device_id(identity.device_id)
         payload = json.dumps(
-            {"device_id": identity.device_id, "credential": identity.credential}
+            {
+                "device_id": identity.device_id,
+                "credential": identity.credential,
+                "ingest_url": identity.ingest_url,
+            }
         ).encode()
         atomic_write(self.root / "credential", payload, mode=0o600, fault=self._fault)
 

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from xdp47_api.minting import mint_token
 from xdp47_api.repositories import PgTenantRepository, PgTokenRepository
 from xdp47_common.adapters.pg import create_pool
+from xdp47_common.cli import command_line, settings_problem
 from xdp47_common.models import ApiTokenCreate, Scope, TenantCreate
 from xdp47_common.settings import ControlSettings
 
@@ -158,12 +159,14 @@ def _fail(message: str) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = command_line(
+        "xdp47-admin", "", argv, distribution="xdp47-api", parser=parser
+    )
     scopes = _scopes(args.scopes, parser) if args.command == "mint-token" else []
     try:
         db_url = ControlSettings().db_url
     except ValidationError as exc:
-        _fail(f"invalid settings: {_invalid(exc)}")
+        _fail(settings_problem(exc))
     try:
         asyncio.run(_run(db_url, args, scopes))
     except Refused as exc:

@@ -7,14 +7,20 @@ not a fallback.
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import asyncpg
 import uvicorn
-from pydantic import ValidationError
 
 from xdp47_api.app import create_app
 from xdp47_common.adapters.amqp import connect
+from xdp47_common.cli import (
+    EXIT_UNAVAILABLE,
+    check_can_listen,
+    command_line,
+    fail,
+    load_settings,
+    muted,
+)
 from xdp47_common.logging import configure_logging
 from xdp47_common.settings import ControlSettings
 
@@ -48,23 +54,25 @@ async def check_dependencies(settings: ControlSettings) -> str | None:
 SHUTDOWN_GRACE_SECONDS = 10
 
 
+PROG = "xdp47-api"
+
+
 def main() -> None:
+    command_line(PROG, "Serve the XDP47 REST API and operator UI.")
     try:
         configure_logging("api")
     except ValueError as exc:
-        sys.exit(f"xdp47-api: {exc}")
-    try:
-        settings = ControlSettings()
-    except ValidationError as exc:
-        errors = "; ".join(
-            (f"XDP47_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
-            + e["msg"]
-            for e in exc.errors()
-        )
-        sys.exit(f"xdp47-api: invalid settings: {errors}")
-    problem = asyncio.run(check_dependencies(settings))
+        fail(PROG, str(exc))
+    settings = load_settings(PROG, ControlSettings)
+    with muted("aiormq", "aio_pika"):
+        problem = asyncio.run(check_dependencies(settings))
     if problem is not None:
-        sys.exit(f"xdp47-api: {problem}")
+        fail(PROG, problem, EXIT_UNAVAILABLE)
+    busy = check_can_listen(
+        settings.listen_host, settings.listen_port, "XDP47_LISTEN_ADDR"
+    )
+    if busy is not None:
+        fail(PROG, busy, EXIT_UNAVAILABLE)
     uvicorn.run(
         create_app(settings),
         host=settings.listen_host,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import FrameType
 
+from xdp47_common.cli import command_line, fail
+from xdp47_common.redact import configure_plain_logging
 from xdp47_demoapp.metrics import parse_bad_versions
 from xdp47_demoapp.server import DemoApp, parse_addr
 
@@ -18,22 +19,26 @@ __all__ = ["main"]
 log = logging.getLogger("xdp47_demoapp")
 
 
+PROG = "xdp47-demoapp"
+
+
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    command_line(PROG, "Serve one demo device's /metrics, derived from its version.")
+    configure_plain_logging(logging.INFO, "%(asctime)s %(levelname)s %(message)s")
     try:
         host, port = parse_addr(os.environ.get("XDP47_DEMOAPP_ADDR", "127.0.0.1:9100"))
     except ValueError as exc:
-        sys.stderr.write(f"xdp47-demoapp: {exc}\n")
-        raise SystemExit(2) from exc
+        fail(PROG, str(exc))
     app = DemoApp(
         Path(os.environ.get("XDP47_STATE_DIR", "/var/lib/xdp47")),
         host,
         port,
         parse_bad_versions(os.environ.get("XDP47_DEMO_BAD_VERSIONS")),
     )
-    url = app.start()
+    try:
+        url = app.start()
+    except OSError as exc:
+        fail(PROG, f"cannot listen on XDP47_DEMOAPP_ADDR {host}:{port}: {exc.strerror}")
     log.info("serving %s for %s", url, app.state_dir)
     stopped = threading.Event()
 

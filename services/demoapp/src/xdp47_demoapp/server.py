@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from xdp47_common.cli import parse_listen_addr
 from xdp47_demoapp.metrics import read_metrics
 
 __all__ = ["DemoApp", "parse_addr"]
@@ -25,10 +26,8 @@ log = logging.getLogger(__name__)
 
 def parse_addr(addr: str) -> tuple[str, int]:
     """``host:port`` → (host, port); raises ValueError naming the bad value."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"XDP47_DEMOAPP_ADDR must be host:port, got {addr!r}")
-    return host or "127.0.0.1", int(port)
+    host, port = parse_listen_addr(addr, "XDP47_DEMOAPP_ADDR")
+    return host or "127.0.0.1", port
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -7,14 +7,21 @@ traceback: the supervisor restarts the process and the operator sees why.
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import asyncpg
 import uvicorn
 
 from xdp47_common.adapters.amqp import connect
+from xdp47_common.cli import (
+    EXIT_CONFIG,
+    check_can_listen,
+    command_line,
+    fail,
+    load_settings,
+    muted,
+    where,
+)
 from xdp47_common.logging import configure_logging
-from xdp47_common.urls import describe_url
 from xdp47_ingest.app import create_app
 from xdp47_ingest.settings import IngestSettings
 
@@ -33,35 +40,41 @@ async def preflight(settings: IngestSettings) -> None:
     Raises:
         Unreachable: naming the first dependency that did not answer.
     """
+    db = where(settings.db_url, "XDP47_DB_URL")
+    broker = where(settings.amqp_url, "XDP47_AMQP_URL")
     try:
         conn = await asyncpg.connect(settings.db_url, timeout=_PREFLIGHT_TIMEOUT)
         await conn.close()
     except Exception as exc:
-        raise Unreachable(
-            f"cannot reach PostgreSQL at {describe_url(settings.db_url)}: {exc!r}"
-        ) from exc
+        raise Unreachable(f"cannot reach PostgreSQL at {db}: {exc!r}") from exc
     try:
         amqp = await connect(settings.amqp_url, connect_timeout=_PREFLIGHT_TIMEOUT)
         await amqp.close()
     except Exception as exc:
-        raise Unreachable(
-            f"cannot reach RabbitMQ at {describe_url(settings.amqp_url)}: {exc!r}"
-        ) from exc
+        raise Unreachable(f"cannot reach RabbitMQ at {broker}: {exc!r}") from exc
+
+
+PROG = "xdp47-ingest"
 
 
 def main() -> None:
     """Console entry point."""
+    command_line(PROG, "Serve the XDP47 device-facing heartbeat endpoint.")
     try:
         configure_logging("ingest")
     except ValueError as exc:
-        sys.stderr.write(f"xdp47-ingest: {exc}\n")
-        raise SystemExit(2) from None
-    settings = IngestSettings()
+        fail(PROG, str(exc))
+    settings = load_settings(PROG, IngestSettings)
     try:
-        asyncio.run(preflight(settings))
+        with muted("aiormq", "aio_pika"):
+            asyncio.run(preflight(settings))
     except Unreachable as exc:
-        sys.stderr.write(f"xdp47-ingest: {exc}\n")
-        raise SystemExit(2) from None
+        fail(PROG, str(exc), EXIT_CONFIG)
+    busy = check_can_listen(
+        settings.listen_host, settings.listen_port, "XDP47_LISTEN_ADDR"
+    )
+    if busy is not None:
+        fail(PROG, busy, EXIT_CONFIG)
     uvicorn.run(
         create_app(settings),
         host=settings.listen_host,

@@ -10,15 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
 import asyncpg
 import uvloop
-from pydantic import ValidationError
 
 from xdp47_common.adapters.amqp import connect
+from xdp47_common.cli import (
+    EXIT_UNAVAILABLE,
+    command_line,
+    fail,
+    load_settings,
+    muted,
+    where,
+)
 from xdp47_common.logging import configure_logging
-from xdp47_common.urls import describe_url
 from xdp47_scheduler.service import Scheduler
 from xdp47_scheduler.settings import SchedulerSettings
 
@@ -43,33 +48,38 @@ class StartupError(RuntimeError):
 
 async def preflight(settings: SchedulerSettings) -> None:
     """Raise ``StartupError`` unless PostgreSQL (with schema) and RabbitMQ answer."""
+    db = where(settings.db_url, "XDP47_DB_URL")
+    broker = where(settings.amqp_url, "XDP47_AMQP_URL")
     try:
         conn = await asyncpg.connect(settings.db_url, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise StartupError(
-            f"cannot reach PostgreSQL at {describe_url(settings.db_url)}: {exc}"
-        ) from exc
+    except (
+        OSError,
+        TimeoutError,
+        ValueError,  # a malformed DSN
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
+        raise StartupError(f"cannot reach PostgreSQL at {db}: {exc}") from exc
     try:
         missing = await conn.fetchval(_SCHEMA_CHECK)
     finally:
         await conn.close()
     if missing:
         raise StartupError(
-            f"the database at {describe_url(settings.db_url)} has no current XDP47 "
-            "schema; run xdp47-migrate first"
+            f"the database at {db} has no current XDP47 schema; run xdp47-migrate first"
         )
     try:
         amqp = await connect(settings.amqp_url, connect_timeout=5)
     except Exception as exc:  # aiormq raises many types for an unreachable broker
         raise StartupError(
-            f"cannot reach RabbitMQ at {describe_url(settings.amqp_url)}: "
-            f"{exc.__class__.__name__}"
+            f"cannot reach RabbitMQ at {broker}: {exc.__class__.__name__}"
         ) from exc
     await amqp.close()
 
 
 async def _serve(settings: SchedulerSettings) -> None:
-    await preflight(settings)
+    with muted("aiormq", "aio_pika"):
+        await preflight(settings)
     scheduler = Scheduler(settings)
     await scheduler.start()
     stop = asyncio.Event()
@@ -81,26 +91,20 @@ async def _serve(settings: SchedulerSettings) -> None:
     await scheduler.stop()
 
 
+PROG = "xdp47-scheduler"
+
+
 def main() -> None:
+    command_line(PROG, "Run the XDP47 scheduler: heartbeats, rollout commands, gates.")
     try:
         configure_logging("scheduler")
     except ValueError as exc:  # a bad XDP47_LOG_* value
-        sys.stderr.write(f"xdp47-scheduler: {exc}\n")
-        raise SystemExit(2) from None
-    try:
-        settings = SchedulerSettings()
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        sys.stderr.write(
-            f"xdp47-scheduler: invalid XDP47_{where.upper()}: {first['msg']}\n"
-        )
-        raise SystemExit(2) from None
+        fail(PROG, str(exc))
+    settings = load_settings(PROG, SchedulerSettings)
     try:
         # uvloop, as under uvicorn: the consumer's per-message and per-query
         # event-loop work costs less than on asyncio's default loop.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(settings))
     except StartupError as exc:
-        sys.stderr.write(f"xdp47-scheduler: {exc}\n")
-        raise SystemExit(1) from None
+        fail(PROG, str(exc), EXIT_UNAVAILABLE)

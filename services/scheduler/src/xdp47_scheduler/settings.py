@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from xdp47_common.cli import parse_listen_addr
 from xdp47_common.settings import ControlSettings, Environment
 
 __all__ = ["SchedulerSettings"]
@@ -16,7 +17,6 @@ class SchedulerSettings(ControlSettings):
 
     sched_http_addr: str | None = Field(
         default=None,
-        pattern=r"^[^:\s]*:\d{1,5}$",
         description="host:port for /livez, /readyz and /metrics; off when unset.",
     )
     sched_command_batch: int = Field(
@@ -30,6 +30,13 @@ class SchedulerSettings(ControlSettings):
         "consumers nack back unprocessed, to prove redelivery is harmless. "
         "Refused with XDP47_ENV=production.",
     )
+
+    @field_validator("sched_http_addr")
+    @classmethod
+    def _check_http_addr(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen_addr(value, "XDP47_SCHED_HTTP_ADDR")
+        return value
 
     @model_validator(mode="after")
     def _refuse_faults_in_production(self) -> Self:

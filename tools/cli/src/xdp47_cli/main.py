@@ -9,6 +9,7 @@ itself here with ``app.command("demo")``.
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Annotated
 
 import typer
@@ -37,6 +38,12 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"xdp47 {version('xdp47-cli')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -61,6 +68,15 @@ def root(
             "--context", envvar="XDP47_CONTEXT", help="Stored context to use."
         ),
     ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Global options override the stored context."""
     # Tests pass a Runtime (with a fake transport and clock) as the click obj.

@@ -9,9 +9,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from xdp47_common.selectors import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
+
 __all__ = [
     "DEVICE_ID_PATTERN",
     "LABEL_KEY_PATTERN",
+    "LABEL_VALUE_PATTERN",
     "TENANT_ID_PATTERN",
     "DeviceId",
     "LabelKey",
@@ -25,12 +28,13 @@ TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # Device ids end up in URL paths, file names on the device and AMQP routing keys,
 # so they keep to a conservative alphabet with no separators of any of those.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
-LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
 
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
-LabelValue = Annotated[str, StringConstraints(max_length=63, pattern=r"^[^,=\s]*$")]
+LabelValue = Annotated[
+    str, StringConstraints(max_length=63, pattern=LABEL_VALUE_PATTERN)
+]
 
 
 class ReadModel(BaseModel):

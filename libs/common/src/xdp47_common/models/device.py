@@ -76,6 +76,11 @@ class DeviceClaimed(ReadModel):
         description="Device credential for heartbeats. Shown once; claiming again "
         "rotates it."
     )
+    ingest_url: str | None = Field(
+        default=None,
+        description="Base URL to send heartbeats to (the api's "
+        "XDP47_INGEST_PUBLIC_URL); null: the URL the claim went to.",
+    )
 
 
 class Device(ReadModel):

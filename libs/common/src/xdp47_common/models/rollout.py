@@ -7,7 +7,13 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from xdp47_common.models.base import (
     LabelKey,
@@ -18,19 +24,50 @@ from xdp47_common.models.base import (
 )
 from xdp47_common.models.device import ChannelName
 from xdp47_common.rollout.status import RolloutStatus, WaveOutcome
+from xdp47_common.selectors import MAX_REQUIREMENTS, coerce_selector
 
-__all__ = ["Rollout", "RolloutCreate", "RolloutRun"]
+__all__ = ["Rollout", "RolloutCreate", "RolloutRun", "SelectorInput"]
 
 MAX_WAVES = 100
+
+# A selector as a client may send it: the JSON object, or either text form, all
+# through the one parser (``xdp47_common.selectors``); the model holds the object.
+SelectorInput = Annotated[
+    dict[LabelKey, LabelValue],
+    Field(max_length=MAX_REQUIREMENTS),
+    BeforeValidator(coerce_selector),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": "string", "maxLength": 63},
+                    "maxProperties": MAX_REQUIREMENTS,
+                    "examples": [{"fleet": "acc", "idx": "0"}],
+                },
+                {
+                    "type": "string",
+                    "description": "key=value requirements separated by commas "
+                    "or newlines",
+                    "examples": ["fleet=acc,idx=0", "fleet=acc\nidx=0"],
+                },
+            ],
+            "title": "Selector",
+        },
+        mode="validation",
+    ),
+]
 
 
 class RolloutCreate(WriteModel):
     tenant: TenantId
     artifact_id: UUID
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    selector: Annotated[dict[LabelKey, LabelValue], Field(max_length=32)] = Field(
+    selector: SelectorInput = Field(
         default_factory=dict,
-        description="Label selector: every key=value pair must match.",
+        description="Label selector: every key=value requirement must match. A "
+        'JSON object {"fleet": "acc"} or text: key=value lines or a comma list '
+        "(docs/api.md#selectors).",
     )
     channel: ChannelName = "stable"
     waves: Annotated[int, Field(ge=1, le=MAX_WAVES)] = 1

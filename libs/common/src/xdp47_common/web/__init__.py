@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 
+from xdp47_common.redact import SENSITIVE_QUERY_PARAMETERS
 from xdp47_common.web.basics import RequestBasicsMiddleware
 from xdp47_common.web.body_limit import (
     BodySizeLimitMiddleware,
@@ -79,10 +80,27 @@ __all__ = [
 def fastapi_telemetry(enabled: bool) -> TelemetryConfig | None:
     """``FastAPI(telemetry=...)`` for ``XDP47_OTEL``: FastAPI's defaults when
     enabled; otherwise tracing, metrics and logs off, so that a request does not
-    pay for looking up providers nobody configured (Prometheus serves metrics)."""
+    pay for looking up providers nobody configured (Prometheus serves metrics).
+
+    Enabled, a span records the query string with the values of FastAPI's
+    sensitive parameters (presigned-URL signatures) replaced; XDP47's credential
+    parameters (``access_token``, ``token`` …) are added to that set, so a token
+    a client put in a URL never reaches a trace.
+    """
     if enabled:
+        _redact_trace_queries()
         return None
     return {"tracing": False, "metrics": False, "logs": False}
+
+
+def _redact_trace_queries() -> None:
+    # FastAPI reads this module-level set on every request (private; checked by
+    # tests/unit/common/test_redact_traces.py against the installed FastAPI).
+    from fastapi.telemetry import _asgi
+
+    _asgi._SENSITIVE_QUERY_PARAMETERS = (
+        _asgi._SENSITIVE_QUERY_PARAMETERS | SENSITIVE_QUERY_PARAMETERS
+    )
 
 
 def install_web_basics(

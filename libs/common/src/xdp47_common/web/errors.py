@@ -58,7 +58,8 @@ def format_validation_errors(errors: Sequence[Any]) -> tuple[str, list[dict[str,
     items: list[dict[str, Any]] = []
     for err in errors:
         loc = _loc(err.get("loc", ()))
-        msg = str(err.get("msg", "invalid"))
+        # A model's own check reads as its message, without pydantic's label.
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
         items.append({"field": loc, "message": msg, "type": err.get("type")})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated
 
@@ -14,7 +13,8 @@ from xdp47_api.repositories import DeviceFilter, PgDeviceRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import ServicesDep
 from xdp47_common.models import Device, DeviceClaim, DeviceClaimed, DeviceStatus, Scope
-from xdp47_common.models.base import DEVICE_ID_PATTERN, LABEL_KEY_PATTERN
+from xdp47_common.models.base import DEVICE_ID_PATTERN
+from xdp47_common.selectors import SelectorError, parse_selector
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 
 __all__ = ["router"]
@@ -25,16 +25,10 @@ DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, max_length=128)]
 
 
 def _parse_labels(raw: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in raw:
-        key, sep, value = item.partition("=")
-        if not sep or not re.match(LABEL_KEY_PATTERN, key) or "," in value:
-            raise HTTPException(
-                status_code=422,
-                detail=f"query.label: expected key=value, got {item!r}",
-            )
-        out[key] = value
-    return out
+    try:
+        return parse_selector("\n".join(raw)).to_json()
+    except SelectorError as exc:
+        raise HTTPException(status_code=422, detail=f"query.label: {exc}") from None
 
 
 @router.get(
@@ -50,7 +44,10 @@ async def list_devices(
     services: ServicesDep,
     label: Annotated[
         list[str],
-        Query(description="key=value; repeat for more (all must match)."),
+        Query(
+            description="A selector: key=value, or a comma list of them; repeat "
+            "for more (all must match)."
+        ),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
     status: DeviceStatus | None = None,
     version: Annotated[
@@ -118,4 +115,9 @@ async def claim_device(
         hash_secret(credential),
     )
     response.status_code = 201 if created else 200
-    return DeviceClaimed(device_id=device_id, tenant=body.tenant, credential=credential)
+    return DeviceClaimed(
+        device_id=device_id,
+        tenant=body.tenant,
+        credential=credential,
+        ingest_url=services.settings.ingest_public_url,
+    )

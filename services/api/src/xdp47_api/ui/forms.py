@@ -11,8 +11,6 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from xdp47_common.models.base import LABEL_KEY_PATTERN
-
 __all__ = [
     "FieldErrors",
     "FormInvalid",
@@ -21,11 +19,9 @@ __all__ = [
     "optional_int",
     "parse_json_object",
     "parse_percentages",
-    "parse_selector",
 ]
 
 FieldErrors = dict[str, str]
-_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
 
 
 class FormInvalid(Exception):
@@ -48,27 +44,6 @@ def optional_int(value: str, name: str, errors: FieldErrors) -> int | None:
     except ValueError:
         errors[name] = f"expected a whole number, got {value!r}"
         return None
-
-
-def parse_selector(text: str) -> dict[str, str]:
-    """``key=value`` pairs, one per line or separated by commas.
-
-    Raises:
-        ValueError: naming the first malformed pair.
-    """
-    out: dict[str, str] = {}
-    for raw in re.split(r"[,\n]", text):
-        item = raw.strip()
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not _LABEL_KEY.match(key):
-            raise ValueError(f"expected key=value, got {item!r}")
-        if key in out and out[key] != value:
-            raise ValueError(f"label {key!r} is given twice")
-        out[key] = value
-    return out
 
 
 def parse_percentages(text: str) -> list[int] | None:

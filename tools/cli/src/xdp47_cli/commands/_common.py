@@ -3,7 +3,7 @@ and typing responses with the common models before rendering them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -13,6 +13,7 @@ from xdp47_cli.client import Query
 from xdp47_cli.errors import CliError, guarded
 from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_list, emit_record
 from xdp47_cli.runtime import runtime
+from xdp47_common.selectors import Selector, SelectorError, parse_selector
 
 __all__ = [
     "AllOption",
@@ -20,8 +21,8 @@ __all__ = [
     "add_get_command",
     "add_ls_command",
     "list_into",
-    "pairs_query",
     "parse_pairs",
+    "selector_option",
     "typed",
 ]
 
@@ -115,7 +116,9 @@ def add_get_command(
 
 
 def parse_pairs(values: Iterable[str], option: str) -> dict[str, str]:
-    """``k=v`` items, each maybe a comma-separated list of them."""
+    """``k=v`` items, each maybe a comma-separated list of them: free-form
+    metadata, whose values may hold what a label value may not (selectors and
+    labels go through ``selector_option``)."""
     out: dict[str, str] = {}
     for value in values:
         for part in value.split(","):
@@ -128,5 +131,9 @@ def parse_pairs(values: Iterable[str], option: str) -> dict[str, str]:
     return out
 
 
-def pairs_query(pairs: Mapping[str, str]) -> list[str]:
-    return [f"{k}={v}" for k, v in pairs.items()]
+def selector_option(values: Iterable[str], option: str) -> Selector:
+    """A selector given as repeated options, each ``k=v`` or a comma list."""
+    try:
+        return parse_selector("\n".join(values))
+    except SelectorError as exc:
+        raise CliError(f"{option}: {exc}") from None

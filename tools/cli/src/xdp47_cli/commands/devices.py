@@ -11,8 +11,7 @@ from xdp47_cli.commands._common import (
     LimitOption,
     add_get_command,
     list_into,
-    pairs_query,
-    parse_pairs,
+    selector_option,
 )
 from xdp47_cli.errors import guarded
 from xdp47_cli.output import Column, OutputFormat, OutputOption, get
@@ -42,7 +41,9 @@ def list_devices(
     ctx: typer.Context,
     label: Annotated[
         list[str] | None,
-        typer.Option("--label", "-l", help="key=value; repeat, all must match."),
+        typer.Option(
+            "--label", "-l", help="key=value or a comma list; repeat, all must match."
+        ),
     ] = None,
     status: Annotated[DeviceStatus | None, typer.Option(help="Device status.")] = None,
     version: Annotated[str | None, typer.Option(help="Current version.")] = None,
@@ -54,7 +55,7 @@ def list_devices(
 ) -> None:
     """List devices, filtered by labels, status, version, channel or id prefix."""
     params = {
-        "label": pairs_query(parse_pairs(label or [], "--label")),
+        "label": selector_option(label or [], "--label").render() or None,
         "status": status.value if status else None,
         "version": version,
         "channel": channel,

@@ -18,7 +18,7 @@ from xdp47_cli.commands._common import (
     LimitOption,
     add_get_command,
     list_into,
-    parse_pairs,
+    selector_option,
     typed,
 )
 from xdp47_cli.commands.plan import show_plan
@@ -134,7 +134,7 @@ def create_rollout(
     body: dict[str, Any] = {
         "tenant": rt.require_tenant(tenant),
         "artifact_id": str(artifact),
-        "selector": parse_pairs(selector or [], "--selector"),
+        "selector": selector_option(selector or [], "--selector").to_json(),
     }
     optional: dict[str, Any] = {
         "waves": waves,

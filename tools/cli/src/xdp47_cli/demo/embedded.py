@@ -115,7 +115,10 @@ class EmbeddedControlPlane:
         ingest_url = f"http://127.0.0.1:{self._ingest_port}"
         api = create_api(
             ControlSettings(
-                **self._settings(self._api_port, db_url), public_url=api_url
+                **self._settings(self._api_port, db_url),
+                public_url=api_url,
+                # api and ingest listen apart: claims tell agents where ingest is.
+                ingest_public_url=ingest_url,
             ),
             bus=bus,
         )

@@ -132,6 +132,9 @@ class ExternalControlPlane:
             port = ports[service.name]
             if port is not None:
                 own["XDP47_LISTEN_ADDR"] = f"127.0.0.1:{port}"
+            if service.name == "api":
+                # api and ingest listen apart: claims tell agents where ingest is.
+                own["XDP47_INGEST_PUBLIC_URL"] = f"http://127.0.0.1:{self._ingest_port}"
             else:
                 own["XDP47_SCHED_HTTP_ADDR"] = f"127.0.0.1:{self._sched_port}"
             service.spawn(own)

@@ -12,11 +12,11 @@ from fastapi.responses import Response
 
 from xdp47_api.repositories import DeviceFilter, PgDeviceRepository
 from xdp47_api.state import ServicesDep
-from xdp47_api.ui.forms import parse_selector
 from xdp47_api.ui.pages._common import is_htmx, page_scope
 from xdp47_api.ui.session import SessionDep
 from xdp47_api.ui.templating import render
 from xdp47_common.models import DeviceStatus, Scope
+from xdp47_common.selectors import parse_selector
 
 __all__ = ["router"]
 
@@ -41,7 +41,7 @@ async def devices_page(
     page_scope(session, Scope.DEVICES_READ)
     errors: dict[str, str] = {}
     try:
-        labels = parse_selector(label)
+        labels = parse_selector(label).to_json()
     except ValueError as exc:
         errors["label"] = str(exc)
         labels = {}

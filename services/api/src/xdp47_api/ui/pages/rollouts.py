@@ -30,13 +30,13 @@ from xdp47_api.ui.forms import (
     field,
     optional_int,
     parse_percentages,
-    parse_selector,
 )
 from xdp47_api.ui.pages._common import call_api, page_scope
 from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import render
 from xdp47_common.models import RolloutCreate, Scope
 from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.selectors import parse_selector
 
 __all__ = ["router"]
 
@@ -133,7 +133,7 @@ def _fields(session: UiSession, values: dict[str, str]) -> tuple[Any, FieldError
                 )
                 fields.pop("waves")
     try:
-        fields["selector"] = parse_selector(values["selector"])
+        fields["selector"] = parse_selector(values["selector"]).to_json()
     except ValueError as exc:
         errors["selector"] = str(exc)
     return fields, errors
