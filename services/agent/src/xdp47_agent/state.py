@@ -19,7 +19,6 @@ line after a crash, so the state is always exactly the old or exactly the new on
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -234,5 +233,12 @@ class StateDir:
         self._fault("commit:done")
 
     def discard_staging(self, artifact_id: UUID) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        """Remove a partial download; best effort. Called from error handlers: a
+        dir that turned read-only (EROFS) must not turn the reported refusal into
+        a crash of the step (``recover`` removes the file once it can)."""
+        try:
             self.staging_path(artifact_id).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("partial download not removed: %s", exc)

@@ -24,6 +24,7 @@ from xdp47_common.models.device import (
 )
 from xdp47_common.models.plan import PlanExclusion, PlannedDevice, PlanWave, RolloutPlan
 from xdp47_common.models.policy import Policy, PolicyCreate, PolicyFields
+from xdp47_common.models.reasons import FailureCode, describe_reason
 from xdp47_common.models.rollout import Rollout, RolloutCreate, RolloutRun
 from xdp47_common.models.tenant import Tenant, TenantCreate
 
@@ -40,6 +41,7 @@ __all__ = [
     "DeviceClaim",
     "DeviceClaimed",
     "DeviceStatus",
+    "FailureCode",
     "Health",
     "LastApply",
     "PlanExclusion",
@@ -55,5 +57,6 @@ __all__ = [
     "Scope",
     "Tenant",
     "TenantCreate",
+    "describe_reason",
     "expand_scopes",
 ]

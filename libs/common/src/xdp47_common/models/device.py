@@ -17,6 +17,7 @@ from xdp47_common.models.base import (
     TenantId,
     WriteModel,
 )
+from xdp47_common.models.reasons import FAILURE_CODE_PATTERN
 
 __all__ = [
     "ApplyResult",
@@ -55,8 +56,15 @@ class LastApply(ReadModel):
 
     artifact_id: UUID
     result: ApplyResult
-    reason: Annotated[str, Field(max_length=500)] | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = Field(
+        default=None, description="A bounded message saying what went wrong."
+    )
     at: datetime | None = None
+    code: Annotated[str, Field(pattern=FAILURE_CODE_PATTERN)] | None = Field(
+        default=None,
+        description="Why the apply failed, as a code (xdp47_common.models."
+        "reasons.FailureCode); absent from agents that predate codes.",
+    )
 
 
 class DeviceClaim(WriteModel):
