@@ -24,9 +24,12 @@ __all__ = [
     "Device",
     "DeviceClaim",
     "DeviceClaimed",
+    "DeviceDetail",
     "DeviceStatus",
     "Health",
     "LastApply",
+    "RecentHeartbeat",
+    "TargetHistoryEntry",
 ]
 
 Labels = dict[LabelKey, LabelValue]
@@ -103,3 +106,43 @@ class Device(ReadModel):
     last_seen: datetime | None
     last_metrics: dict[str, Any] | None
     claimed_at: datetime
+
+
+class RecentHeartbeat(ReadModel):
+    """One of a device's latest heartbeats, as the scheduler stored it."""
+
+    seq: int
+    at: datetime
+    health: Health
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class TargetHistoryEntry(ReadModel):
+    """What one rollout did with the device in one attempt.
+
+    An outcome (``applied``, ``failed``, ``skipped``) is recorded when it is
+    reached; a ``pending`` or ``assigned`` entry is the device's current target.
+    """
+
+    rollout_id: UUID
+    rollout_name: str | None
+    version: str | None = Field(description="The rollout's artifact version.")
+    attempt: int
+    wave: int
+    state: str
+    reason: str | None = Field(description="A code: a FailureCode or a skip reason.")
+    reason_detail: str | None = Field(description="The bounded message beside it.")
+    reason_text: str | None = Field(description="The human sentence for the code.")
+    assigned_at: datetime | None
+    finished_at: datetime | None
+
+
+class DeviceDetail(Device):
+    """``GET /api/devices/{id}``: the device, its latest heartbeats (newest
+    first) and its rollout history (newest first)."""
+
+    last_apply_text: str | None = Field(
+        default=None, description="The human sentence for last_apply.code."
+    )
+    recent_heartbeats: list[RecentHeartbeat] = Field(default_factory=list)
+    rollout_history: list[TargetHistoryEntry] = Field(default_factory=list)
