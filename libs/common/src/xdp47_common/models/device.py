@@ -125,16 +125,24 @@ class TargetHistoryEntry(ReadModel):
     """
 
     rollout_id: UUID
-    rollout_name: str | None
-    version: str | None = Field(description="The rollout's artifact version.")
+    rollout_name: str | None = None
+    version: str | None = Field(
+        default=None, description="The rollout's artifact version."
+    )
     attempt: int
     wave: int
     state: str
-    reason: str | None = Field(description="A code: a FailureCode or a skip reason.")
-    reason_detail: str | None = Field(description="The bounded message beside it.")
-    reason_text: str | None = Field(description="The human sentence for the code.")
-    assigned_at: datetime | None
-    finished_at: datetime | None
+    reason: str | None = Field(
+        default=None, description="A code: a FailureCode or a skip reason."
+    )
+    reason_detail: str | None = Field(
+        default=None, description="The bounded message beside it."
+    )
+    reason_text: str | None = Field(
+        default=None, description="The human sentence for the code."
+    )
+    assigned_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class DeviceDetail(Device):
