@@ -14,7 +14,7 @@ brought it. An ``assigned`` target of a running rollout becomes
   the metric values of the heartbeat that judged it (``error_rate=0.31, ...``).
 
 Every outcome is also appended to ``rollout_target_history`` by the table's
-statement trigger (migration 0011), in this statement's transaction.
+row trigger (migration 0011), in this statement's transaction.
 
 The same statement adds the moves to the counters of the current attempt's run,
 in the transaction of the device write, so gates read counters and never count a

@@ -35,32 +35,31 @@ CREATE TABLE rollout_target_history (
 CREATE INDEX rollout_target_history_device
     ON rollout_target_history (tenant, device_id, id);
 
--- Appended by a statement-level trigger with transition tables, so every writer
--- of target states (heartbeat progress, wave follow-up, time-outs, release) is
--- covered without a statement of its own, set-based: one INSERT per UPDATE
--- statement, whatever its row count. Statements that move no target to an
--- outcome insert nothing.
-CREATE FUNCTION xdp47_record_target_outcomes() RETURNS trigger
+-- Appended by a row trigger whose WHEN clause passes only for a move into an
+-- outcome, so every writer of target states (heartbeat progress, wave follow-up,
+-- time-outs, release) is covered without a statement of its own, and the bulk
+-- moves that reach no outcome (a wave's 100k targets becoming assigned) pay only
+-- the WHEN test: no function call, no queued event (a statement trigger with
+-- transition tables would copy every row of such a move twice).
+CREATE FUNCTION xdp47_record_target_outcome() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO rollout_target_history (rollout_id, tenant, device_id, attempt,
         wave, state, reason, reason_detail, assigned_at, finished_at)
-    SELECT n.rollout_id, n.tenant, n.device_id, r.attempt, n.wave, n.state,
-           n.reason, n.reason_detail, n.assigned_at, n.finished_at
-    FROM new_targets AS n
-    JOIN old_targets AS o
-      ON o.rollout_id = n.rollout_id AND o.device_id = n.device_id
-    JOIN rollouts AS r ON r.id = n.rollout_id
-    WHERE n.state IN ('applied', 'failed', 'skipped')
-      AND o.state IS DISTINCT FROM n.state;
+    SELECT NEW.rollout_id, NEW.tenant, NEW.device_id, r.attempt, NEW.wave,
+           NEW.state, NEW.reason, NEW.reason_detail, NEW.assigned_at,
+           NEW.finished_at
+    FROM rollouts AS r WHERE r.id = NEW.rollout_id;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER rollout_targets_outcomes
-AFTER UPDATE ON rollout_targets
-REFERENCING OLD TABLE AS old_targets NEW TABLE AS new_targets
-FOR EACH STATEMENT EXECUTE FUNCTION xdp47_record_target_outcomes();
+CREATE TRIGGER rollout_targets_outcome
+AFTER UPDATE OF state ON rollout_targets
+FOR EACH ROW
+WHEN (OLD.state IS DISTINCT FROM NEW.state
+      AND NEW.state IN ('applied', 'failed', 'skipped'))
+EXECUTE FUNCTION xdp47_record_target_outcome();
 
 -- Outcomes reached before this migration, as of the rollout's current attempt.
 INSERT INTO rollout_target_history (rollout_id, tenant, device_id, attempt, wave,
