@@ -85,16 +85,13 @@ async def test_read_only_state_dir_is_reported_as_such(
     agent = make_agent(fault=fault)
     await _with_v1(agent, control, server)
     before = snapshot(state_dir)
-    before.pop("seq")  # re-read after the failed write: a new block is reserved
     armed["on"] = True
     server.routes["/v2"] = ArtifactServer.body(V2)
     control.desired = desired_for(V2, server.url("/v2"))
     last = await _report(agent, control)
     assert last["code"] == code
     assert "EROFS" in last["reason"]
-    after = snapshot(state_dir)
-    after.pop("seq")
-    assert after == before
+    assert snapshot(state_dir) == before
 
 
 async def test_staging_cleanup_failing_read_only_still_reports(
@@ -160,3 +157,28 @@ def test_every_code_has_a_sentence():
         assert not sentence.startswith("Reported reason")
     assert describe_reason("brand_new_code") == "Reported reason: brand_new_code."
     assert describe_reason(None) is None
+
+
+async def test_heartbeats_go_on_when_the_seq_cannot_be_stored(
+    make_agent: AgentFactory, control, server, state_dir: Path
+):
+    """A full disk fails the seq block's write too: the agent counts in memory
+    and keeps reporting, so the failure reaches the control plane."""
+    armed = {"on": False}
+
+    def fault(name: str) -> None:
+        if armed["on"] and name.startswith("seq"):
+            raise OSError(errno.ENOSPC, "No space left on device", "seq")
+
+    agent = make_agent(fault=fault)
+    await _with_v1(agent, control, server)
+    armed["on"] = True
+    agent.state._seq_ceiling = agent.state._seq_next  # the block is used up
+    aid = str(uuid.uuid4())
+    (state_dir / "staging" / f"{aid}.part").symlink_to("/dev/full")
+    server.routes["/v2"] = ArtifactServer.body(V2)
+    control.desired = desired_for(V2, server.url("/v2"), artifact_id=aid)
+    last = await _report(agent, control)
+    assert last["code"] == "disk_full"
+    seqs = [beat["seq"] for beat in control.heartbeats]
+    assert seqs == sorted(set(seqs))

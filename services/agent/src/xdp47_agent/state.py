@@ -139,7 +139,11 @@ class StateDir:
         for path in self.root.glob(f"{_APPLIED_PREFIX}*"):
             if path.name != "applied_version" and path != keep:
                 remove_durably(path)
-        self._load_seq()
+        if self._seq_ceiling == 0:
+            # Only on the first recovery: later in this run (after a failed
+            # apply) the counters in memory are ahead of the file, and reading
+            # it again would need a write to reserve a new block.
+            self._load_seq()
         return current
 
     # -- identity -------------------------------------------------------------
@@ -187,7 +191,14 @@ class StateDir:
         """A seq never handed out before, in this run or any earlier one."""
         if self._seq_next >= self._seq_ceiling:
             ceiling = self._seq_next + SEQ_BLOCK
-            atomic_write(self.root / "seq", str(ceiling).encode(), fault=self._fault)
+            try:
+                atomic_write(
+                    self.root / "seq", str(ceiling).encode(), fault=self._fault
+                )
+            except OSError as exc:
+                # A full or read-only disk must not silence the device: go on
+                # counting in memory, so it can still report what is wrong.
+                log.warning("seq ceiling not stored, counting in memory: %s", exc)
             self._seq_ceiling = ceiling
         seq = self._seq_next
         self._seq_next += 1
