@@ -1,8 +1,8 @@
 """A state dir that is really read-only (a read-only bind mount in a private
 mount namespace of the agent process, so nothing outside it changes): the agent
 keeps heartbeating, keeps its old version, and reports the refused update as
-``state_dir_read_only`` (the EROFS case of issue 22: before, the device went
-silent and looked offline)."""
+``state_dir_read_only`` (before, it went silent and looked offline; started on
+such a dir with a leftover ``seq.tmp`` it never sent a heartbeat)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,9 @@ def test_read_only_state_dir_is_reported_and_heartbeats_go_on(
         _poll(lambda: _assert(len(control.heartbeats) >= 2))
     finally:
         assert _stop(proc) == 0
+    # What a power cut in the middle of the seq write leaves; recovery cannot
+    # remove it from a read-only dir (before, the agent never started then).
+    (state_dir / "seq.tmp").write_bytes(b"12")
     before = snapshot(state_dir)
 
     desired = _desired()

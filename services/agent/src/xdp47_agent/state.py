@@ -122,6 +122,24 @@ class StateDir:
             The applied artifact, or None when nothing was ever applied.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._repair()
+        except OSError as exc:
+            # A dir that cannot be written (read-only, full) cannot be tidied
+            # either; current.json still says what is applied, and the agent
+            # must run to report the problem. The next start repairs the rest.
+            log.warning("state dir not repaired: %s", exc)
+        current = self.load_current()
+        if self._seq_ceiling == 0:
+            # Only on the first recovery: later in this run (after a failed
+            # apply) the counters in memory are ahead of the file, and reading
+            # it again would need a write to reserve a new block.
+            self._load_seq()
+        return current
+
+    def _repair(self) -> None:
+        """Drop what a crash left (tmp files, partial downloads, artifacts
+        current.json does not name) and bring applied_version in line."""
         self.staging.mkdir(exist_ok=True)
         for leftover in self.root.glob(f"*{TMP_SUFFIX}"):
             leftover.unlink()
@@ -139,12 +157,6 @@ class StateDir:
         for path in self.root.glob(f"{_APPLIED_PREFIX}*"):
             if path.name != "applied_version" and path != keep:
                 remove_durably(path)
-        if self._seq_ceiling == 0:
-            # Only on the first recovery: later in this run (after a failed
-            # apply) the counters in memory are ahead of the file, and reading
-            # it again would need a write to reserve a new block.
-            self._load_seq()
-        return current
 
     # -- identity -------------------------------------------------------------
 
