@@ -36,9 +36,9 @@ __all__ = [
 
 # How many of a device's latest heartbeats ``devices.recent_heartbeats`` keeps.
 # Measured on a busy 2-core machine (1,000-heartbeat batches, six metrics each,
-# best of 100): the ring adds ~45 % to this statement's time with 5 entries and
-# ~70-140 % with 10, whose ~1.5 kB array is compressed on every write; 5 stays
-# inline and uncompressed.
+# best of 100): the ring adds ~45-75 % to this statement's time with 5 entries
+# and ~70-140 % with 10, whose ~1.5 kB array is compressed on every write; 5
+# stays inline and uncompressed (docs/performance.md).
 RECENT_HEARTBEATS = 5
 
 # A bare connection or one borrowed from a pool.
