@@ -30,19 +30,23 @@ __all__ = ["HISTORY_LIMIT", "DeviceFilter", "PgDeviceRepository"]
 # The device page shows this many rollout history entries, newest first.
 HISTORY_LIMIT = 100
 
-_SELECT = f"""
+
+def _select(extra: str = "") -> str:
+    return f"""
 SELECT d.id, d.tenant, d.labels, d.channel, d.status, d.health, d.current_version,
        d.current_artifact_id, {DESIRED_ARTIFACT} AS desired_artifact_id,
        a.version AS desired_version, {DESIRED_ROLLOUT} AS desired_rollout_id,
-       d.last_apply, d.last_seq, d.last_seen, d.last_metrics, d.claimed_at
+       d.last_apply, d.last_seq, d.last_seen, d.last_metrics, d.claimed_at{extra}
 FROM devices d
 {DESIRED_JOIN}
 LEFT JOIN artifacts a ON a.tenant = d.tenant AND a.id = {DESIRED_ARTIFACT}
 """  # nosec B608
+
+
+_SELECT = _select()
 GET_DEVICE = _SELECT + "WHERE d.tenant = $1 AND d.id = $2"
 GET_DEVICE_DETAIL = (
-    _SELECT.replace("d.claimed_at", "d.claimed_at, d.recent_heartbeats", 1)
-    + "WHERE d.tenant = $1 AND d.id = $2"
+    _select(", d.recent_heartbeats") + "WHERE d.tenant = $1 AND d.id = $2"
 )
 # Outcomes of every attempt (rollout_target_history), then the current target
 # while it is pending or assigned (the partial index of active targets finds it).
