@@ -140,6 +140,7 @@ class SimDevice:
             "current_artifact_id": self.artifact_id,
             "last_apply": self.last_apply,
             "health": "ok",
+            "metrics": {"cpu": 12.5, "error_rate": 0.0},
         }
 
     def react(self, desired: dict[str, Any]) -> None:
@@ -153,7 +154,8 @@ class SimDevice:
             self.last_apply = {
                 "artifact_id": artifact,
                 "result": "failed",
-                "reason": "sha256 mismatch",
+                "code": "sha256_mismatch",
+                "reason": "sha256 mismatch: got 5e5e",
             }
 
 

@@ -4,7 +4,8 @@ the real PostgreSQL and RabbitMQ, six devices each an ``xdp47-agent`` with its
 agents. A good release rolls out in three waves; a bad one (the demo app reports
 ``failing`` for a version containing ``bad``) stops at wave 1 under
 ``require_ok`` and nobody outside wave 1 is ever told to install it; an agent
-killed in the middle of a download converges after a restart.
+killed in the middle of a download converges after a restart; a tampered
+artifact is refused and its failure code reaches the target and the device API.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.fleet import Fleet
-from tests.e2e.operator_api import Operator
+from tests.e2e.operator_api import Operator, query
 from tests.e2e.slow_server import held_file_server
 from tests.support.control_plane import ControlPlane
 from tests.support.processes import wait_until
@@ -152,3 +153,56 @@ def test_an_agent_killed_mid_download_converges_after_restart(
     assert victim.applied_files() == [f"applied_{artifact['id']}"]
     assert victim.staging() == []
     assert (victim.state_dir / f"applied_{artifact['id']}").read_bytes() == content
+
+
+def test_a_tampered_artifact_is_refused_and_says_why_everywhere(
+    good_rollout: dict[str, Any], e2e_fleet: Fleet, operator: Operator
+) -> None:
+    """The host serves other bytes than the SHA256 registered: every agent that
+    tries refuses it, reports ``sha256_mismatch``, and the code reaches the
+    rollout target and ``GET /api/devices/{id}``."""
+    before = {d.id: d.applied_version for d in e2e_fleet.devices}
+    genuine = os.urandom(64 * 1024)
+    tampered = bytearray(genuine)
+    tampered[1000] ^= 0x01
+    with held_file_server(bytes(tampered)) as host:
+        artifact = operator.register(
+            host.url, hashlib.sha256(genuine).hexdigest(), len(genuine), "9.9.9"
+        )
+        policy = operator.policy("strict", max_failures_per_wave=0)
+        rollout = operator.rollout(
+            artifact["id"],
+            e2e_fleet.label,
+            waves=1,
+            policy_id=policy["id"],
+            name="tampered",
+        )
+        operator.start(rollout["id"])
+        operator.wait_status(rollout["id"], "failed")
+
+    rows = query(
+        operator.plane.db_url,
+        "SELECT device_id, state, reason, reason_detail FROM rollout_targets "
+        "WHERE rollout_id = $1::text::uuid AND state = 'failed'",
+        rollout["id"],
+    )
+    assert rows, "no target failed"
+    assert {r["reason"] for r in rows} == {"sha256_mismatch"}, rows
+    assert all(r["reason_detail"].startswith("sha256 mismatch") for r in rows)
+    device_id = rows[0]["device_id"]
+    detail = operator.http.get(f"/api/devices/{device_id}")
+    assert detail.status_code == 200, detail.text
+    body = detail.json()
+    assert body["last_apply"]["code"] == "sha256_mismatch"
+    assert body["last_apply"]["artifact_id"] == artifact["id"]
+    assert body["last_apply_text"].startswith("The downloaded bytes do not match")
+    newest = body["rollout_history"][0]
+    assert (newest["rollout_id"], newest["state"], newest["reason"]) == (
+        rollout["id"],
+        "failed",
+        "sha256_mismatch",
+    )
+    assert newest["reason_text"]
+    assert body["recent_heartbeats"]
+    # Nothing was applied anywhere.
+    assert {d.id: d.applied_version for d in e2e_fleet.devices} == before

@@ -28,6 +28,7 @@ class SimDevice:
     health: str = "ok"
     last_apply: dict[str, Any] | None = None
     told: list[uuid.UUID] = field(default_factory=list)  # every "update" answer
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -42,6 +43,7 @@ class SimDevice:
             ),
             "health": self.health,
             "last_apply": self.last_apply,
+            "metrics": self.metrics,
         }
 
     async def beat(self, client: httpx.AsyncClient) -> dict[str, Any]:
@@ -69,7 +71,8 @@ def fails(device: SimDevice, artifact: uuid.UUID) -> None:
     device.last_apply = {
         "artifact_id": str(artifact),
         "result": "failed",
-        "reason": "sha256_mismatch",
+        "code": "sha256_mismatch",
+        "reason": "sha256 mismatch: got 00ff",
         "at": f"2030-01-01T00:00:{device.seq % 60:02d}Z",
     }
 

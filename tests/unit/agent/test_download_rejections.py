@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,25 @@ async def _baseline(
     assert agent.current.version == "1.0.0"
 
 
+@dataclass(frozen=True, eq=False)
+class Refusal:
+    code: str
+    reason: str
+
+    def __eq__(self, expected: object) -> bool:
+        """Equal to ``"code: reason text"`` when the code matches and the reported
+        message starts with the reason text (its detail follows)."""
+        if not isinstance(expected, str):
+            return NotImplemented
+        code, _, text = expected.partition(": ")
+        return self.code == code and self.reason.startswith(text)
+
+
 async def _refused(
     agent: Agent, control: FakeControlPlane, state_dir: Path, desired: dict[str, object]
-) -> str | None:
-    """Offer ``desired``; assert the state dir is unchanged; return the reason."""
+) -> Refusal | None:
+    """Offer ``desired``; assert the state dir is unchanged; return the code and
+    the reported message."""
     await agent.step()  # report v1 applied
     before = snapshot(state_dir)
     control.desired = desired
@@ -52,7 +68,8 @@ async def _refused(
     if report["last_apply"]["artifact_id"] != desired.get("artifact_id"):
         return None
     assert report["last_apply"]["result"] == "failed"
-    return str(report["last_apply"]["reason"])
+    assert len(report["last_apply"]["reason"]) <= 500
+    return Refusal(report["last_apply"]["code"], report["last_apply"]["reason"])
 
 
 @pytest.mark.parametrize("offset", [0, 1, 4095, 4096, 25_000, 49_999])
@@ -67,7 +84,7 @@ async def test_bit_flip_is_refused(
     reason = await _refused(
         agent, control, state_dir, desired_for(CONTENT, server.url("/a"))
     )
-    assert reason == "sha256 mismatch"
+    assert reason == "sha256_mismatch: sha256 mismatch"
 
 
 async def test_same_length_other_file_is_refused(
@@ -79,11 +96,15 @@ async def test_same_length_other_file_is_refused(
     reason = await _refused(
         agent, control, state_dir, desired_for(CONTENT, server.url("/a"))
     )
-    assert reason == "sha256 mismatch"
+    assert reason == "sha256_mismatch: sha256 mismatch"
 
 
 @pytest.mark.parametrize(
-    ("size", "expected"), [("auto", "size mismatch"), (None, "sha256 mismatch")]
+    ("size", "expected"),
+    [
+        ("auto", "size_mismatch: size mismatch"),
+        (None, "sha256_mismatch: sha256 mismatch"),
+    ],
 )
 async def test_truncated_is_refused(
     make_agent, control, server, state_dir, size, expected
@@ -103,7 +124,8 @@ async def test_server_closing_early_is_refused(make_agent, control, server, stat
     reason = await _refused(
         agent, control, state_dir, desired_for(CONTENT, server.url("/a"))
     )
-    assert reason == "download failed"
+    # A truncated body is a size problem, not a generic download failure.
+    assert reason == "size_mismatch: size mismatch: connection closed after"
 
 
 async def test_one_extra_byte_is_refused(make_agent, control, server, state_dir):
@@ -113,7 +135,7 @@ async def test_one_extra_byte_is_refused(make_agent, control, server, state_dir)
     reason = await _refused(
         agent, control, state_dir, desired_for(CONTENT, server.url("/a"))
     )
-    assert reason == "size exceeded"
+    assert reason == "size_mismatch: size exceeded"
 
 
 @pytest.mark.parametrize("size", ["auto", None])
@@ -123,7 +145,10 @@ async def test_endless_server_is_cut_off(make_agent, control, server, state_dir,
     await _baseline(agent, control, server)
     server.routes["/a"] = ArtifactServer.endless()
     desired = desired_for(CONTENT, server.url("/a"), size=size)
-    assert await _refused(agent, control, state_dir, desired) == "size exceeded"
+    assert (
+        await _refused(agent, control, state_dir, desired)
+        == "size_mismatch: size exceeded"
+    )
 
 
 async def test_declared_size_above_maximum_is_refused_before_connecting(
@@ -135,7 +160,7 @@ async def test_declared_size_above_maximum_is_refused_before_connecting(
     reason = await _refused(
         agent, control, state_dir, desired_for(CONTENT, server.url("/a"))
     )
-    assert reason == "size exceeded"
+    assert reason == "size_mismatch: size exceeded"
     assert server.hits.get("/a", 0) == 0
 
 
@@ -146,7 +171,7 @@ async def test_stalled_server_is_abandoned(make_agent, control, server, state_di
     reason = await _refused(
         agent, control, state_dir, desired_for(CONTENT, server.url("/a"))
     )
-    assert reason == "download stalled"
+    assert reason == "download_failed: download stalled"
 
 
 async def test_trickle_hits_the_overall_deadline(
@@ -168,7 +193,7 @@ async def test_trickle_hits_the_overall_deadline(
     reason = await _refused(
         agent, control, state_dir, desired_for(CONTENT, server.url("/a"))
     )
-    assert reason == "download deadline exceeded"
+    assert reason == "download_failed: download deadline exceeded"
 
 
 async def test_wrong_signature_is_refused(make_agent, control, server, state_dir):
@@ -187,7 +212,10 @@ async def test_wrong_signature_is_refused(make_agent, control, server, state_dir
         "AAAA",
     ):
         desired = desired_for(CONTENT, server.url("/a"), signature=signature)
-        assert await _refused(agent, control, state_dir, desired) == "signature invalid"
+        assert (
+            await _refused(agent, control, state_dir, desired)
+            == "signature_invalid: signature invalid"
+        )
 
 
 @pytest.mark.parametrize("require", [True, None])
@@ -206,7 +234,7 @@ async def test_unsigned_is_refused_when_signatures_required(
     desired = desired_for(CONTENT, server.url("/a"))
     assert (
         await _refused(agent, control, state_dir, desired)
-        == "unsigned artifact refused"
+        == "signature_invalid: unsigned artifact refused"
     )
 
 
@@ -253,7 +281,7 @@ async def test_redirect_off_origin_is_refused(
     reason = await _refused(
         agent, control, state_dir, desired_for(CONTENT, server.url("/r"))
     )
-    assert reason == "redirect refused"
+    assert reason == "download_failed: redirect refused"
     assert server.hits.get("/a", 0) == 0
 
 
@@ -277,7 +305,7 @@ async def test_bad_uri_is_refused_before_connecting(
     await _baseline(agent, control, server)
     assert (
         await _refused(agent, control, state_dir, desired_for(CONTENT, uri))
-        == "uri refused"
+        == "download_failed: uri refused"
     )
 
 
@@ -285,7 +313,10 @@ async def test_http_error_is_refused(make_agent, control, server, state_dir):
     agent = make_agent()
     await _baseline(agent, control, server)
     desired = desired_for(CONTENT, server.url("/missing"))
-    assert await _refused(agent, control, state_dir, desired) == "download failed"
+    assert (
+        await _refused(agent, control, state_dir, desired)
+        == "download_failed: download failed: HTTP 404"
+    )
 
 
 async def test_failed_artifact_is_not_retried_in_a_hot_loop(

@@ -28,7 +28,12 @@ from xdp47_agent.fsutil import FaultHook, no_fault
 from xdp47_agent.metrics import HttpMetrics, MetricsSource
 from xdp47_agent.protocol import ControlClient, CredentialRejected, heartbeat_base
 from xdp47_agent.state import Applied, Identity, StateDir, artifact_name
-from xdp47_agent.verify import ApplyRefused, Reason, check_signature
+from xdp47_agent.verify import (
+    ApplyRefused,
+    Reason,
+    check_signature,
+    refusal_for_os_error,
+)
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import DesiredState, HeartbeatBody
 from xdp47_common.models import ApplyResult, LastApply
@@ -273,7 +278,8 @@ class Agent:
             self._last_apply = LastApply(
                 artifact_id=aid,
                 result=ApplyResult.FAILED,
-                reason=exc.reason,
+                code=exc.code.value,
+                reason=exc.message,
                 at=utcnow(),
             )
             failures = (backoff.failures if backoff else 0) + 1
@@ -338,15 +344,26 @@ class Agent:
             # A failed write/fsync/rename: put the dir back to old-or-new and
             # report; never retry an fsync in place (its error is not sticky).
             self.state.discard_staging(aid)
-            self._opened = False
-            self.open()
+            self._reload_current()
             if self._current is not None and self._current.artifact_id == aid:
                 return  # the failure came after the commit point: it is applied
-            raise ApplyRefused(Reason.IO_ERROR, str(exc)) from exc
+            raise refusal_for_os_error(exc) from exc
         except ApplyRefused:
             self.state.discard_staging(aid)
             raise
         self._current = applied
+
+    def _reload_current(self) -> None:
+        """Read the applied state again after a failed write. A dir that cannot
+        be written cannot be recovered either: then the applied state is what
+        ``current.json`` says (``recover`` repairs the rest once it can)."""
+        self._opened = False
+        try:
+            self.open()
+        except OSError as exc:
+            log.warning("state dir not recovered after a failed apply: %s", exc)
+            self._current = self.state.load_current()
+            self._opened = True
 
     # -- loop -----------------------------------------------------------------
 

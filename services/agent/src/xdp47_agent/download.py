@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from xdp47_agent.fsutil import FaultHook, no_fault
-from xdp47_agent.verify import ApplyRefused, Reason
+from xdp47_agent.verify import ApplyRefused, Reason, refusal_for_os_error
 
 __all__ = ["DownloadLimits", "check_uri", "download", "origin_trusted"]
 
@@ -100,15 +100,26 @@ async def _stream_to(
 ) -> tuple[int, bytes]:
     hasher = hashlib.sha256()
     received = 0
-    async for chunk in response.aiter_bytes():
-        if received + len(chunk) > limit:
-            raise ApplyRefused(Reason.SIZE_EXCEEDED, f"more than {limit} bytes")
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view) :]
-        hasher.update(chunk)
-        received += len(chunk)
-        fault("download:chunk")
+    try:
+        async for chunk in response.aiter_bytes():
+            if received + len(chunk) > limit:
+                raise ApplyRefused(Reason.SIZE_EXCEEDED, f"more than {limit} bytes")
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+            hasher.update(chunk)
+            received += len(chunk)
+            fault("download:chunk")
+    except httpx.RemoteProtocolError as exc:
+        # The server promised more (Content-Length) and closed early: a
+        # truncated body, which is a size problem, not a refused download.
+        declared = response.headers.get("content-length")
+        if declared is None:
+            raise
+        raise ApplyRefused(
+            Reason.SIZE_MISMATCH,
+            f"connection closed after {received} of {declared} bytes",
+        ) from exc
     os.fsync(fd)
     return received, hasher.digest()
 
@@ -144,7 +155,10 @@ async def download(
         connect=limits.connect_timeout,
         pool=limits.connect_timeout,
     )
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as exc:
+        raise refusal_for_os_error(exc) from exc
     try:
         async with asyncio.timeout(limits.deadline):
             response = await _open(client, url, timeout, send_credential)
@@ -171,7 +185,9 @@ async def download(
     except BaseException as exc:
         os.close(fd)
         fd = -1
-        with contextlib.suppress(FileNotFoundError):
+        # The unlink fails too on a state dir that turned read-only; the refusal
+        # must still be reported (recovery removes the partial file later).
+        with contextlib.suppress(OSError):
             os.unlink(dest)
         if isinstance(exc, ApplyRefused):
             raise
@@ -182,7 +198,7 @@ async def download(
         if isinstance(exc, httpx.HTTPError):
             raise ApplyRefused(Reason.HTTP_ERROR, type(exc).__name__) from exc
         if isinstance(exc, OSError):
-            raise ApplyRefused(Reason.IO_ERROR, str(exc)) from exc
+            raise refusal_for_os_error(exc) from exc
         raise
     finally:
         if fd >= 0:

@@ -20,7 +20,6 @@ line after a crash, so the state is always exactly the old or exactly the new on
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -127,6 +126,24 @@ class StateDir:
             The applied artifact, or None when nothing was ever applied.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._repair()
+        except OSError as exc:
+            # A dir that cannot be written (read-only, full) cannot be tidied
+            # either; current.json still says what is applied, and the agent
+            # must run to report the problem. The next start repairs the rest.
+            log.warning("state dir not repaired: %s", exc)
+        current = self.load_current()
+        if self._seq_ceiling == 0:
+            # Only on the first recovery: later in this run (after a failed
+            # apply) the counters in memory are ahead of the file, and reading
+            # it again would need a write to reserve a new block.
+            self._load_seq()
+        return current
+
+    def _repair(self) -> None:
+        """Drop what a crash left (tmp files, partial downloads, artifacts
+        current.json does not name) and bring applied_version in line."""
         self.staging.mkdir(exist_ok=True)
         for leftover in self.root.glob(f"*{TMP_SUFFIX}"):
             leftover.unlink()
@@ -144,8 +161,6 @@ class StateDir:
         for path in self.root.glob(f"{_APPLIED_PREFIX}*"):
             if path.name != "applied_version" and path != keep:
                 remove_durably(path)
-        self._load_seq()
-        return current
 
     # -- identity -------------------------------------------------------------
 
@@ -201,7 +216,14 @@ class StateDir:
         """A seq never handed out before, in this run or any earlier one."""
         if self._seq_next >= self._seq_ceiling:
             ceiling = self._seq_next + SEQ_BLOCK
-            atomic_write(self.root / "seq", str(ceiling).encode(), fault=self._fault)
+            try:
+                atomic_write(
+                    self.root / "seq", str(ceiling).encode(), fault=self._fault
+                )
+            except OSError as exc:
+                # A full or read-only disk must not silence the device: go on
+                # counting in memory, so it can still report what is wrong.
+                log.warning("seq ceiling not stored, counting in memory: %s", exc)
             self._seq_ceiling = ceiling
         seq = self._seq_next
         self._seq_next += 1
@@ -247,5 +269,12 @@ class StateDir:
         self._fault("commit:done")
 
     def discard_staging(self, artifact_id: UUID) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        """Remove a partial download; best effort. Called from error handlers: a
+        dir that turned read-only (EROFS) must not turn the reported refusal into
+        a crash of the step (``recover`` removes the file once it can)."""
+        try:
             self.staging_path(artifact_id).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("partial download not removed: %s", exc)

@@ -1,16 +1,29 @@
-"""Artifact verification: the reasons a download is refused, and the Ed25519
-signature check (over the raw 32-byte SHA256 digest, signature in base64)."""
+"""Artifact verification: the reasons a download is refused, the code each one
+is reported as, and the Ed25519 signature check (over the raw 32-byte SHA256
+digest, signature in base64)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-__all__ = ["ApplyRefused", "Reason", "check_signature"]
+from xdp47_common.models import FailureCode
+
+__all__ = [
+    "MAX_MESSAGE",
+    "ApplyRefused",
+    "Reason",
+    "check_signature",
+    "refusal_for_os_error",
+]
+
+# ``last_apply.reason`` holds at most this many characters (the model's bound).
+MAX_MESSAGE = 500
 
 
 class Reason:
@@ -27,6 +40,32 @@ class Reason:
     URI_REFUSED = "uri refused"
     HTTP_ERROR = "download failed"
     IO_ERROR = "apply failed"
+    DISK_FULL = "disk full"
+    READ_ONLY = "state dir read-only"
+
+
+# The code each reason is reported as (``last_apply.code``): operators act on
+# the code, the reason text and its detail say which case it was.
+_CODES: dict[str, FailureCode] = {
+    Reason.SHA256_MISMATCH: FailureCode.SHA256_MISMATCH,
+    Reason.SIZE_EXCEEDED: FailureCode.SIZE_MISMATCH,
+    Reason.SIZE_MISMATCH: FailureCode.SIZE_MISMATCH,
+    Reason.SIGNATURE_INVALID: FailureCode.SIGNATURE_INVALID,
+    Reason.UNSIGNED_REFUSED: FailureCode.SIGNATURE_INVALID,
+    Reason.STALLED: FailureCode.DOWNLOAD_FAILED,
+    Reason.DEADLINE: FailureCode.DOWNLOAD_FAILED,
+    Reason.REDIRECT_REFUSED: FailureCode.DOWNLOAD_FAILED,
+    Reason.URI_REFUSED: FailureCode.DOWNLOAD_FAILED,
+    Reason.HTTP_ERROR: FailureCode.DOWNLOAD_FAILED,
+    Reason.IO_ERROR: FailureCode.APPLY_FAILED,
+    Reason.DISK_FULL: FailureCode.DISK_FULL,
+    Reason.READ_ONLY: FailureCode.STATE_DIR_READ_ONLY,
+}
+
+# A state dir that cannot be written: mounted read-only, or (for an agent not
+# running as root) files or directories it has no write permission on.
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class ApplyRefused(Exception):
@@ -36,6 +75,33 @@ class ApplyRefused(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+    @property
+    def code(self) -> FailureCode:
+        return _CODES.get(self.reason, FailureCode.APPLY_FAILED)
+
+    @property
+    def message(self) -> str:
+        """The reason and its detail, bounded for ``last_apply.reason``."""
+        text = str(self).replace("\x00", "")
+        if len(text) > MAX_MESSAGE:
+            text = text[: MAX_MESSAGE - 1] + "…"
+        return text
+
+
+def refusal_for_os_error(exc: OSError) -> ApplyRefused:
+    """The refusal a local I/O error stands for: a full disk, a state dir that
+    cannot be written, or another apply failure (EIO, ...)."""
+    if exc.errno in _FULL_ERRNOS:
+        reason = Reason.DISK_FULL
+    elif exc.errno in _READ_ONLY_ERRNOS:
+        reason = Reason.READ_ONLY
+    else:
+        reason = Reason.IO_ERROR
+    name = errno.errorcode.get(exc.errno or 0, "")
+    where = f" ({exc.filename})" if exc.filename else ""
+    detail = f"{name}: {exc.strerror or exc}{where}" if name else str(exc)
+    return ApplyRefused(reason, detail)
 
 
 def check_signature(

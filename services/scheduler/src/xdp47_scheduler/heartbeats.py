@@ -22,6 +22,7 @@ from pydantic_core import to_json
 from xdp47_common.messages import Heartbeat
 
 __all__ = [
+    "RECENT_HEARTBEATS",
     "Beat",
     "Connection",
     "DeviceHeartbeatState",
@@ -32,6 +33,13 @@ __all__ = [
     "write_heartbeats",
 ]
 
+
+# How many of a device's latest heartbeats ``devices.recent_heartbeats`` keeps.
+# Measured on a busy 2-core machine (1,000-heartbeat batches, six metrics each,
+# best of 100): the ring adds ~45-75 % to this statement's time with 5 entries
+# and ~70-140 % with 10, whose ~1.5 kB array is compressed on every write; 5
+# stays inline and uncompressed (docs/performance.md).
+RECENT_HEARTBEATS = 5
 
 # A bare connection or one borrowed from a pool.
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
@@ -71,22 +79,35 @@ class HeartbeatWriteResult:
 # CTE-shaped statement that also told unknown from stale devices cost PostgreSQL
 # twice as much per heartbeat (two more joins over a materialized copy of the
 # batch; docs/performance.md).
-_UPSERT = """
+#
+# ``recent_heartbeats`` keeps the last ``RECENT_HEARTBEATS`` heartbeats (seq, time,
+# health, metrics; newest first) for the device page, in this same statement: the
+# new one prepended and the one that falls off deleted by index (the array is
+# never longer than one over the size).
+_UPSERT = f"""
 UPDATE devices AS d SET
     status = 'online',
     health = i.health,
     current_version = i.current_version,
     current_artifact_id = i.current_artifact_id,
     last_apply = i.last_apply::jsonb,
-    last_metrics = i.last_metrics::jsonb,
+    last_metrics = i.metrics,
+    recent_heartbeats = (
+        jsonb_build_array(jsonb_build_object(
+            'seq', i.seq, 'at', i.received_at, 'health', i.health,
+            'metrics', i.metrics))
+        || coalesce(d.recent_heartbeats, '[]'::jsonb)
+    ) - {RECENT_HEARTBEATS},
     last_seq = i.seq,
     last_seen = i.received_at,
     updated_at = now()
-FROM unnest(
-    $1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::uuid[],
-    $7::text[], $8::text[], $9::timestamptz[]
-) AS i(tenant, device_id, seq, health, current_version, current_artifact_id,
-       last_apply, last_metrics, received_at)
+FROM (
+    SELECT u.*, u.last_metrics::jsonb AS metrics FROM unnest(
+        $1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::uuid[],
+        $7::text[], $8::text[], $9::timestamptz[]
+    ) AS u(tenant, device_id, seq, health, current_version, current_artifact_id,
+           last_apply, last_metrics, received_at)
+) AS i
 JOIN devices AS old ON old.tenant = i.tenant AND old.id = i.device_id
 WHERE d.tenant = i.tenant AND d.id = i.device_id AND i.seq > d.last_seq
   AND old.tenant = d.tenant AND old.id = d.id
@@ -96,7 +117,7 @@ RETURNING d.tenant, d.id, d.last_seq, d.last_seen, old.status AS previous_status
         WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
           AND t.state = 'assigned'
     ) AS assigned
-"""
+"""  # nosec B608 (a constant, not input)
 
 # Only when a batch changed fewer devices than it named: which of the others exist.
 _EXISTING = """

@@ -5,11 +5,16 @@ brought it. An ``assigned`` target of a running rollout becomes
 
 - ``applied`` when the device runs the rollout's artifact and, under
   ``require_ok``, reports health ``ok``;
-- ``failed`` with the device's reason when its last apply of that artifact failed
-  and that report is new since the wave started (``baseline_apply``), so an old
-  failure does not fail a retry;
+- ``failed`` with the device's failure code as ``reason`` (``apply_failed`` from
+  an agent that predates codes) and its message as ``reason_detail``, when its
+  last apply of that artifact failed and that report is new since the wave
+  started (``baseline_apply``), so an old failure does not fail a retry;
 - ``failed`` with reason ``unhealthy`` when it runs the artifact but reports
-  ``failing`` under ``require_ok``.
+  ``failing`` under ``require_ok``; ``reason_detail`` then lists the health and
+  the metric values of the heartbeat that judged it (``error_rate=0.31, ...``).
+
+Every outcome is also appended to ``rollout_target_history`` by the table's
+row trigger (migration 0011), in this statement's transaction.
 
 The same statement adds the moves to the counters of the current attempt's run,
 in the transaction of the device write, so gates read counters and never count a
@@ -47,10 +52,21 @@ judged AS (
             WHEN d.last_apply->>'result' = 'failed'
                  AND d.last_apply->>'artifact_id' = r.artifact_id::text
                  AND d.last_apply IS DISTINCT FROM s.baseline_apply
-                THEN left(coalesce(nullif(d.last_apply->>'reason', ''),
-                                   'apply_failed'), 500)
+                THEN coalesce(d.last_apply->>'code', 'apply_failed')
             ELSE 'unhealthy'
-        END AS reason
+        END AS reason,
+        CASE
+            WHEN d.current_artifact_id = r.artifact_id
+                 AND (NOT p.require_ok OR d.health = 'ok') THEN NULL
+            WHEN d.last_apply->>'result' = 'failed'
+                 AND d.last_apply->>'artifact_id' = r.artifact_id::text
+                 AND d.last_apply IS DISTINCT FROM s.baseline_apply
+                THEN left(d.last_apply->>'reason', 500)
+            ELSE left('health ' || d.health || coalesce(': ' || (
+                SELECT string_agg(m.key || '=' || m.value, ', ' ORDER BY m.key)
+                FROM jsonb_each_text(d.last_metrics) AS m
+                WHERE m.value IS NOT NULL), ''), 500)
+        END AS reason_detail
     FROM scope AS s
     JOIN rollouts AS r ON r.id = s.rollout_id AND r.status = 'running'
     CROSS JOIN LATERAL (
@@ -60,7 +76,8 @@ judged AS (
     JOIN devices AS d ON d.tenant = s.tenant AND d.id = s.device_id
 ), moved AS (
     UPDATE rollout_targets AS t
-    SET state = j.state, reason = j.reason, finished_at = now()
+    SET state = j.state, reason = j.reason, reason_detail = j.reason_detail,
+        finished_at = now()
     FROM judged AS j
     WHERE j.state IS NOT NULL AND t.ctid = j.tid
       AND (t.rollout_id = j.rollout_id AND t.device_id = j.device_id

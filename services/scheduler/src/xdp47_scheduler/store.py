@@ -216,7 +216,7 @@ WHERE id = $1
 _TIME_OUT = """
 WITH gone AS (
     UPDATE rollout_targets SET state = 'failed', reason = 'timed_out',
-                               finished_at = now()
+                               reason_detail = NULL, finished_at = now()
     WHERE rollout_id = $1 AND wave = $2 AND state IN ('assigned', 'pending')
       AND active
     RETURNING 1
@@ -256,7 +256,8 @@ WHERE d.desired_rollout_id = $1 AND NOT EXISTS (
 # holds the per-wave counts of those (what each wave of the new attempt tells).
 _RETRY = """
 WITH again AS (
-    UPDATE rollout_targets AS t SET state = 'pending', reason = NULL, active = true,
+    UPDATE rollout_targets AS t SET state = 'pending', reason = NULL,
+        reason_detail = NULL, active = true,
         assigned_at = NULL, finished_at = NULL, baseline_apply = NULL
     WHERE t.rollout_id = $1 AND t.state <> 'applied' AND NOT t.active
       AND NOT EXISTS (

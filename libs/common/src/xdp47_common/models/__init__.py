@@ -18,12 +18,16 @@ from xdp47_common.models.device import (
     Device,
     DeviceClaim,
     DeviceClaimed,
+    DeviceDetail,
     DeviceStatus,
     Health,
     LastApply,
+    RecentHeartbeat,
+    TargetHistoryEntry,
 )
 from xdp47_common.models.plan import PlanExclusion, PlannedDevice, PlanWave, RolloutPlan
 from xdp47_common.models.policy import Policy, PolicyCreate, PolicyFields
+from xdp47_common.models.reasons import FailureCode, describe_reason
 from xdp47_common.models.rollout import Rollout, RolloutCreate, RolloutRun
 from xdp47_common.models.tenant import Tenant, TenantCreate
 
@@ -39,7 +43,9 @@ __all__ = [
     "Device",
     "DeviceClaim",
     "DeviceClaimed",
+    "DeviceDetail",
     "DeviceStatus",
+    "FailureCode",
     "Health",
     "LastApply",
     "PlanExclusion",
@@ -48,12 +54,15 @@ __all__ = [
     "Policy",
     "PolicyCreate",
     "PolicyFields",
+    "RecentHeartbeat",
     "Rollout",
     "RolloutCreate",
     "RolloutPlan",
     "RolloutRun",
     "Scope",
+    "TargetHistoryEntry",
     "Tenant",
     "TenantCreate",
+    "describe_reason",
     "expand_scopes",
 ]

@@ -17,15 +17,19 @@ from xdp47_common.models.base import (
     TenantId,
     WriteModel,
 )
+from xdp47_common.models.reasons import FAILURE_CODE_PATTERN
 
 __all__ = [
     "ApplyResult",
     "Device",
     "DeviceClaim",
     "DeviceClaimed",
+    "DeviceDetail",
     "DeviceStatus",
     "Health",
     "LastApply",
+    "RecentHeartbeat",
+    "TargetHistoryEntry",
 ]
 
 Labels = dict[LabelKey, LabelValue]
@@ -55,8 +59,15 @@ class LastApply(ReadModel):
 
     artifact_id: UUID
     result: ApplyResult
-    reason: Annotated[str, Field(max_length=500)] | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = Field(
+        default=None, description="A bounded message saying what went wrong."
+    )
     at: datetime | None = None
+    code: Annotated[str, Field(pattern=FAILURE_CODE_PATTERN)] | None = Field(
+        default=None,
+        description="Why the apply failed, as a code (xdp47_common.models."
+        "reasons.FailureCode); absent from agents that predate codes.",
+    )
 
 
 class DeviceClaim(WriteModel):
@@ -100,3 +111,51 @@ class Device(ReadModel):
     last_seen: datetime | None
     last_metrics: dict[str, Any] | None
     claimed_at: datetime
+
+
+class RecentHeartbeat(ReadModel):
+    """One of a device's latest heartbeats, as the scheduler stored it."""
+
+    seq: int
+    at: datetime
+    health: Health
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class TargetHistoryEntry(ReadModel):
+    """What one rollout did with the device in one attempt.
+
+    An outcome (``applied``, ``failed``, ``skipped``) is recorded when it is
+    reached; a ``pending`` or ``assigned`` entry is the device's current target.
+    """
+
+    rollout_id: UUID
+    rollout_name: str | None = None
+    version: str | None = Field(
+        default=None, description="The rollout's artifact version."
+    )
+    attempt: int
+    wave: int
+    state: str
+    reason: str | None = Field(
+        default=None, description="A code: a FailureCode or a skip reason."
+    )
+    reason_detail: str | None = Field(
+        default=None, description="The bounded message beside it."
+    )
+    reason_text: str | None = Field(
+        default=None, description="The human sentence for the code."
+    )
+    assigned_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class DeviceDetail(Device):
+    """``GET /api/devices/{id}``: the device, its latest heartbeats (newest
+    first) and its rollout history (newest first)."""
+
+    last_apply_text: str | None = Field(
+        default=None, description="The human sentence for last_apply.code."
+    )
+    recent_heartbeats: list[RecentHeartbeat] = Field(default_factory=list)
+    rollout_history: list[TargetHistoryEntry] = Field(default_factory=list)

@@ -16,20 +16,62 @@ from xdp47_common.adapters.desired import (
     DESIRED_JOIN,
     DESIRED_ROLLOUT,
 )
-from xdp47_common.models import Device, DeviceStatus
+from xdp47_common.models import (
+    Device,
+    DeviceDetail,
+    DeviceStatus,
+    RecentHeartbeat,
+    TargetHistoryEntry,
+    describe_reason,
+)
 
-__all__ = ["DeviceFilter", "PgDeviceRepository"]
+__all__ = ["HISTORY_LIMIT", "DeviceFilter", "PgDeviceRepository"]
 
-_SELECT = f"""
+# The device page shows this many rollout history entries, newest first.
+HISTORY_LIMIT = 100
+
+
+def _select(extra: str = "") -> str:
+    return f"""
 SELECT d.id, d.tenant, d.labels, d.channel, d.status, d.health, d.current_version,
        d.current_artifact_id, {DESIRED_ARTIFACT} AS desired_artifact_id,
        a.version AS desired_version, {DESIRED_ROLLOUT} AS desired_rollout_id,
-       d.last_apply, d.last_seq, d.last_seen, d.last_metrics, d.claimed_at
+       d.last_apply, d.last_seq, d.last_seen, d.last_metrics, d.claimed_at{extra}
 FROM devices d
 {DESIRED_JOIN}
 LEFT JOIN artifacts a ON a.tenant = d.tenant AND a.id = {DESIRED_ARTIFACT}
 """  # nosec B608
+
+
+_SELECT = _select()
 GET_DEVICE = _SELECT + "WHERE d.tenant = $1 AND d.id = $2"
+GET_DEVICE_DETAIL = (
+    _select(", d.recent_heartbeats") + "WHERE d.tenant = $1 AND d.id = $2"
+)
+# Outcomes of every attempt (rollout_target_history), then the current target
+# while it is pending or assigned (the partial index of active targets finds it).
+DEVICE_HISTORY = """
+SELECT * FROM (
+    SELECT h.rollout_id, r.name AS rollout_name, a.version, h.attempt, h.wave,
+           h.state, h.reason, h.reason_detail, h.assigned_at, h.finished_at,
+           h.recorded_at AS at, h.id AS ord
+    FROM rollout_target_history AS h
+    JOIN rollouts AS r ON r.id = h.rollout_id AND r.tenant = h.tenant
+    LEFT JOIN artifacts AS a ON a.tenant = r.tenant AND a.id = r.artifact_id
+    WHERE h.tenant = $1 AND h.device_id = $2
+    ORDER BY h.id DESC LIMIT $3
+) AS done
+UNION ALL
+SELECT t.rollout_id, r.name, a.version, r.attempt, t.wave, t.state, t.reason,
+       t.reason_detail, t.assigned_at, t.finished_at,
+       coalesce(t.assigned_at, r.started_at, r.created_at), 9223372036854775807
+FROM rollout_targets AS t
+JOIN rollouts AS r ON r.id = t.rollout_id AND r.tenant = t.tenant
+LEFT JOIN artifacts AS a ON a.tenant = r.tenant AND a.id = r.artifact_id
+WHERE t.tenant = $1 AND t.device_id = $2 AND t.active
+  AND t.state IN ('pending', 'assigned')
+ORDER BY ord DESC
+"""
 # labels @> {} matches every device; a filter uses the GIN index on labels.
 LIST_DEVICES = (
     _SELECT
@@ -67,6 +109,12 @@ def _device(row: asyncpg.Record) -> Device:
     return Device.model_validate(dict(row))
 
 
+def _history_entry(row: asyncpg.Record) -> TargetHistoryEntry:
+    return TargetHistoryEntry.model_validate(
+        {**dict(row), "reason_text": describe_reason(row["reason"])}
+    )
+
+
 class PgDeviceRepository:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
@@ -74,6 +122,25 @@ class PgDeviceRepository:
     async def get(self, tenant: str, device_id: str) -> Device | None:
         row = await self._pool.fetchrow(GET_DEVICE, tenant, device_id)
         return None if row is None else _device(row)
+
+    async def detail(self, tenant: str, device_id: str) -> DeviceDetail | None:
+        """The device with its recent heartbeats and rollout history."""
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            row = await conn.fetchrow(GET_DEVICE_DETAIL, tenant, device_id)
+            if row is None:
+                return None
+            history = await conn.fetch(DEVICE_HISTORY, tenant, device_id, HISTORY_LIMIT)
+        data = dict(row)
+        beats = data.pop("recent_heartbeats") or []
+        detail = DeviceDetail.model_validate(data)
+        code = detail.last_apply.code if detail.last_apply else None
+        return detail.model_copy(
+            update={
+                "last_apply_text": describe_reason(code),
+                "recent_heartbeats": [RecentHeartbeat.model_validate(b) for b in beats],
+                "rollout_history": [_history_entry(r) for r in history],
+            }
+        )
 
     async def list(
         self, tenant: str, filt: DeviceFilter, *, limit: int, cursor: str | None

@@ -12,7 +12,14 @@ from xdp47_api.pagination import CursorParam, LimitParam, publish_page
 from xdp47_api.repositories import DeviceFilter, PgDeviceRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import ServicesDep
-from xdp47_common.models import Device, DeviceClaim, DeviceClaimed, DeviceStatus, Scope
+from xdp47_common.models import (
+    Device,
+    DeviceClaim,
+    DeviceClaimed,
+    DeviceDetail,
+    DeviceStatus,
+    Scope,
+)
 from xdp47_common.models.base import DEVICE_ID_PATTERN
 from xdp47_common.selectors import SelectorError, parse_selector
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
@@ -73,16 +80,16 @@ async def list_devices(
 
 @router.get(
     "/{device_id}",
-    response_model=Device,
-    summary="Read a device",
+    response_model=DeviceDetail,
+    summary="Read a device, its latest heartbeats and its rollout history",
     responses=errors(404),
 )
 async def get_device(
     device_id: DeviceIdPath,
     principal: Annotated[Principal, require(Scope.DEVICES_READ)],
     services: ServicesDep,
-) -> Device:
-    device = await PgDeviceRepository(services.pool).get(principal.tenant, device_id)
+) -> DeviceDetail:
+    device = await PgDeviceRepository(services.pool).detail(principal.tenant, device_id)
     if device is None:
         raise not_found("device", device_id)
     return device

@@ -1,21 +1,34 @@
-"""``xdp47 devices ls|get``: the fleet, with the API's filters."""
+"""``xdp47 devices ls|get``: the fleet, with the API's filters; one device with
+its latest heartbeats and its rollout history (each failure with its code and
+the sentence that explains it)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
 from xdp47_cli.commands._common import (
     AllOption,
     LimitOption,
-    add_get_command,
     list_into,
     selector_option,
+    typed,
 )
 from xdp47_cli.errors import guarded
-from xdp47_cli.output import Column, OutputFormat, OutputOption, get
-from xdp47_common.models import Device, DeviceStatus
+from xdp47_cli.output import (
+    Column,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_json,
+    emit_list,
+    emit_record,
+    get,
+)
+from xdp47_cli.runtime import runtime
+from xdp47_common.models import Device, DeviceDetail, DeviceStatus, describe_reason
 
 __all__ = ["app"]
 
@@ -32,7 +45,73 @@ COLUMNS = [
     Column("last seen", get("last_seen")),
 ]
 
-add_get_command(app, "/api/devices", Device, str, "DEVICE_ID")
+
+def _reason(row: Mapping[str, Any]) -> str | None:
+    """``code: sentence (message)``; the sentence from the API, or this
+    version's own for an API that predates it."""
+    code = row.get("reason")
+    if not code:
+        return None
+    sentence = row.get("reason_text") or describe_reason(code)
+    detail = row.get("reason_detail")
+    return f"{code}: {sentence}" + (f" ({detail})" if detail else "")
+
+
+HISTORY_COLUMNS = [
+    Column("rollout", lambda h: h.get("rollout_name") or h.get("rollout_id")),
+    Column("version", get("version")),
+    Column("attempt", get("attempt")),
+    Column("wave", get("wave")),
+    Column("state", get("state")),
+    Column("reason", _reason),
+    Column("assigned", get("assigned_at")),
+    Column("finished", get("finished_at")),
+]
+HEARTBEAT_COLUMNS = [
+    Column("seq", get("seq")),
+    Column("received", get("at")),
+    Column("health", get("health")),
+    Column("metrics", get("metrics")),
+]
+_SECTIONS = ("recent_heartbeats", "rollout_history", "last_apply_text")
+
+
+@app.command("get")
+@guarded
+def get_device(
+    ctx: typer.Context,
+    device_id: Annotated[str, typer.Argument(metavar="DEVICE_ID")],
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Show one device: its state, last apply, rollout history and latest
+    heartbeats."""
+    with runtime(ctx).client() as client:
+        record: dict[str, Any] = client.get(f"/api/devices/{device_id}")
+    typed(DeviceDetail, record)
+    if fmt is OutputFormat.JSON:
+        emit_json(record)
+        return
+    facts = {k: v for k, v in record.items() if k not in _SECTIONS}
+    last = facts.pop("last_apply", None) or {}
+    if last:
+        code = last.get("code")
+        text = record.get("last_apply_text") or describe_reason(code)
+        facts["last_apply"] = " ".join(
+            str(part)
+            for part in (
+                last.get("result"),
+                last.get("artifact_id"),
+                f"{code}: {text}" if code else None,
+                f"({last['reason']})" if last.get("reason") else None,
+            )
+            if part
+        )
+    emit_record(facts, fmt)
+    out = console()
+    out.print("\nROLLOUT HISTORY", style="bold")
+    emit_list(record.get("rollout_history", []), HISTORY_COLUMNS, fmt)
+    out.print("\nLATEST HEARTBEATS", style="bold")
+    emit_list(record.get("recent_heartbeats", []), HEARTBEAT_COLUMNS, fmt)
 
 
 @app.command("ls")

@@ -1,6 +1,7 @@
 """The UI's pages, one router per area, gathered in ``PAGE_ROUTERS``."""
 
 from xdp47_api.ui.pages.artifacts import router as artifacts_router
+from xdp47_api.ui.pages.device_detail import router as device_detail_router
 from xdp47_api.ui.pages.devices import router as devices_router
 from xdp47_api.ui.pages.policies import router as policies_router
 from xdp47_api.ui.pages.rollout_detail import router as rollout_detail_router
@@ -12,6 +13,7 @@ from xdp47_api.ui.pages.tenants import router as tenants_router
 PAGE_ROUTERS = (
     signin_router,
     devices_router,
+    device_detail_router,
     artifacts_router,
     policies_router,
     rollouts_router,

@@ -1,0 +1,40 @@
+"""``/ui/devices/{id}``: one device, what it reports, its latest heartbeats and its
+rollout history, each failure with its code and the sentence that explains it. It
+reads the same repository call as ``GET /api/devices/{id}``."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from xdp47_api.repositories import PgDeviceRepository
+from xdp47_api.state import ServicesDep
+from xdp47_api.ui.pages._common import page_scope
+from xdp47_api.ui.session import SessionDep, UiError
+from xdp47_api.ui.templating import render
+from xdp47_common.models import Scope
+from xdp47_common.models.base import DEVICE_ID_PATTERN
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/ui/devices", include_in_schema=False)
+
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+
+
+@router.get("/{device_id}")
+async def device_page(
+    request: Request, device_id: str, session: SessionDep, services: ServicesDep
+) -> Response:
+    page_scope(session, Scope.DEVICES_READ)
+    # A malformed id names no device: the same answer as another tenant's.
+    device = (
+        await PgDeviceRepository(services.pool).detail(session.tenant, device_id)
+        if _DEVICE_ID.match(device_id)
+        else None
+    )
+    if device is None:
+        raise UiError(404, f"device '{device_id[:128]}' not found")
+    return render(request, "device.html", session, d=device)
