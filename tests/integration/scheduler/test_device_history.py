@@ -18,6 +18,7 @@ from tests.integration.scheduler.support import (
     drive,
     fails,
     make_fleet,
+    make_policy,
     make_rollout,
     reported,
     rollout_row,
@@ -53,7 +54,13 @@ async def test_failure_codes_are_stored_and_every_attempt_is_kept(
 ) -> None:
     fleet = await make_fleet(pool, 3)
     bad, sick, good = fleet.devices
-    rid = await make_rollout(pool, fleet)
+    # A gate that waits for every device: with the default one the first failure
+    # ends the rollout and a device whose report lands in a later batch (a loaded
+    # machine) is skipped instead of failed with its own reason.
+    policy = await make_policy(
+        pool, fleet.tenant, max_failures_per_wave=2, min_success_ratio=0.0
+    )
+    rid = await make_rollout(pool, fleet, policy_id=policy)
     behaviour = {bad.id: fails, sick.id: unhealthy, good.id: applies}
 
     def behave(device: SimDevice, artifact: uuid.UUID) -> None:
