@@ -31,7 +31,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from xdp47_common.adapters.planning import Connection, write_plan
+from xdp47_common.adapters.planning import Connection, count_matched, write_plan
 from xdp47_common.bus import PoisonMessage
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
@@ -42,14 +42,19 @@ from xdp47_common.messages import (
     StartRollout,
 )
 from xdp47_common.rollout import (
+    NOTHING_HEARD,
     TERMINAL_STATUSES,
     Decision,
     EffectivePolicy,
     EventName,
+    Exclusion,
     InvalidTransition,
+    PlanCount,
     RolloutStatus,
     abort,
+    advance_heard_until,
     decide,
+    offline_cutoff,
     retry,
     start,
 )
@@ -70,6 +75,9 @@ __all__ = ["COMMAND_CONSUMER", "Clock", "RolloutEngine"]
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# True when the heartbeat queue has no ready message and this scheduler's
+# consumer holds none (``liveness``: the scheduler has caught up).
+DrainedProbe = Callable[[], Awaitable[bool]]
 Work = Callable[[Connection], Awaitable[list[RolloutEvent]]]
 T = TypeVar("T")
 
@@ -112,6 +120,7 @@ class RolloutEngine:
         *,
         clock: Clock = utcnow,
         offline_after: float = 90.0,
+        drained: DrainedProbe | None = None,
     ) -> None:
         self._pool = pool
         self._defaults = defaults
@@ -123,6 +132,13 @@ class RolloutEngine:
         # offline_after, not on every tick.
         self._offline_every = timedelta(seconds=offline_after / OFFLINE_CHECKS)
         self._next_offline_check: datetime | None = None
+        # The heard-until watermark (``xdp47_common.rollout.liveness``): offline
+        # and wave deadlines are judged from it, never from a clock the heartbeat
+        # queue has not caught up with. Without a probe (an engine fed directly,
+        # as in tests) the scheduler counts as caught up.
+        self._drained = drained
+        self._heard = NOTHING_HEARD
+        self._drained_candidate: datetime | None = None
         self._touched: set[UUID] = set()
         self._follow_due: set[UUID] = set()
         self._followers: dict[UUID, asyncio.Task[None]] = {}
@@ -203,7 +219,9 @@ class RolloutEngine:
                 self._follow(row.id)
                 continue
             state = row.state(shortfall=await store.shortfall(conn, row))
-            decision = decide(state, counters, policy, self._clock())
+            decision = decide(
+                state, counters, policy, self._clock(), self.heard_until()
+            )
             if not decision.changed:
                 GATE_EVALUATIONS.labels("wait").inc()
                 break
@@ -276,12 +294,24 @@ class RolloutEngine:
         self, conn: Connection, row: store.RolloutRow, command: RolloutCommand
     ) -> list[RolloutEvent]:
         if isinstance(command, StartRollout):
-            decision = start(row.state())
-            if not decision.changed:
+            if not start(row.state()).changed:
                 return []
             policy = await self._policy(conn, row)
             await store.save_policy(conn, row.id, policy)
-            await write_plan(conn, row.plan_target())
+            target = row.plan_target()
+            planned = sum(await write_plan(conn, target))
+            plan = PlanCount(planned=planned, matched=planned)
+            if planned == 0:
+                # Zero eligible: say how many the selector matched and why each
+                # is out (the only planning exclusion left after the selector
+                # and channel is another rollout holding the device).
+                matched = await count_matched(conn, target)
+                plan = PlanCount(
+                    planned=0,
+                    matched=matched,
+                    excluded={Exclusion.IN_ANOTHER_ROLLOUT.value: matched},
+                )
+            decision = start(row.state(), plan, policy)
             reason = decision.reason
         elif isinstance(command, RetryRollout):
             decision = retry(row.state())
@@ -324,13 +354,40 @@ class RolloutEngine:
 
         await self._run(work)
 
+    def heard_until(self) -> datetime | None:
+        """The watermark the gates judge deadlines against; None: caught up."""
+        return None if self._drained is None else self._heard
+
+    async def _probe_backlog(self, now: datetime) -> None:
+        """Advance the watermark to the previous probe's time when this one and
+        that one both found the heartbeat queue drained."""
+        if self._drained is None:
+            return
+        try:
+            drained = await self._drained()
+        except Exception:
+            log.exception("heartbeat queue probe failed")
+            drained = False
+        if not drained:
+            self._drained_candidate = None
+            return
+        if self._drained_candidate is not None:
+            self._heard = advance_heard_until(
+                self._heard, now=now, drained_at=self._drained_candidate
+            )
+        self._drained_candidate = now
+
     async def tick(self) -> None:
         """The timer: offline marking, the gates and any follow-up left of every
         running rollout, repair."""
         now = self._clock()
+        await self._probe_backlog(now)
+        heard = self.heard_until()
+        cutoff = offline_cutoff(now if heard is None else heard, self._offline_after)
         async with self._pool.acquire() as conn:
-            if self._next_offline_check is None or now >= self._next_offline_check:
-                await mark_offline(conn, now - self._offline_after)
+            due = self._next_offline_check is None or now >= self._next_offline_check
+            if cutoff is not None and due:
+                await mark_offline(conn, cutoff)
                 self._next_offline_check = now + self._offline_every
             ids = [r["id"] for r in await conn.fetch(_RUNNING)]
         for rollout_id in ids:
@@ -421,7 +478,14 @@ class RolloutEngine:
             self._touched |= await progress.settle_devices(conn, devices)
 
     async def after_commit(self, result: HeartbeatWriteResult) -> None:
-        """After the batch committed: judge the rollouts whose counters moved."""
+        """After the batch committed: advance the watermark to the newest
+        heartbeat committed, judge the rollouts whose counters moved."""
+        if result.changed:
+            self._heard = advance_heard_until(
+                self._heard,
+                now=self._clock(),
+                newest_committed=max(d.last_seen for d in result.changed),
+            )
         touched, self._touched = self._touched, set()
         for rollout_id in sorted(touched):
             try:

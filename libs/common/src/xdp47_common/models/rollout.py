@@ -19,7 +19,7 @@ from xdp47_common.models.base import (
 from xdp47_common.models.device import ChannelName
 from xdp47_common.rollout.status import RolloutStatus, WaveOutcome
 
-__all__ = ["Rollout", "RolloutCreate", "RolloutRun"]
+__all__ = ["Rollout", "RolloutCreate", "RolloutRun", "RolloutStartAnswer"]
 
 MAX_WAVES = 100
 
@@ -94,3 +94,19 @@ class RolloutRun(ReadModel):
     finished_at: datetime | None
     outcome: WaveOutcome | None
     reason: str | None
+
+
+class RolloutStartAnswer(Rollout):
+    """The answer to a start: the rollout, and what its plan looks like now.
+
+    ``planned`` devices would be in its waves if the scheduler planned now;
+    ``excluded`` counts the devices the selector and channel match that are left
+    out, by reason (``in_another_rollout``; ``offline`` ones under skip_offline
+    stay planned but would be skipped at their wave's start). Both are None when
+    the rollout was no longer a draft (a repeated start). ``warnings`` says in
+    words what an operator should know before the scheduler acts.
+    """
+
+    planned: int | None = None
+    excluded: dict[str, int] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
