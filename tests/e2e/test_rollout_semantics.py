@@ -2,14 +2,15 @@
 rollouts, retries judged per wave, what devices are told after a failure, and a
 scheduler outage longer than the offline threshold.
 
-A control plane of its own with ``XDP47_SCHED_OFFLINE_AFTER`` of a few seconds,
-and a fleet of three devices (an ``xdp47-agent`` and an ``xdp47-demoapp``
+A control plane of its own with ``XDP47_SCHED_OFFLINE_AFTER`` of a few seconds
+and a heartbeat batch of one message, and a fleet of three devices (an ``xdp47-agent`` and an ``xdp47-demoapp``
 process each). The scheduler outage runs last: it kills and restarts the
 scheduler process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -20,6 +21,7 @@ import pytest
 
 from tests.e2e.fleet import Fleet, start_fleet
 from tests.e2e.operator_api import Operator
+from tests.e2e.slow_server import HeldFileServer, held_file_server
 from tests.support.control_plane import ControlPlane, start_control_plane
 from tests.support.processes import ProcessGroup, wait_until
 
@@ -44,7 +46,12 @@ def e2e_plane(
         amqp_url=amqp_url,
         namespace=e2e_namespace,
         blob_dir=e2e_dir / "blobs",
-        extra_env={"XDP47_SCHED_OFFLINE_AFTER": str(OFFLINE_AFTER)},
+        # One heartbeat message per scheduler transaction: the backlog of an
+        # outage takes many batches to read, as a large fleet's does.
+        extra_env={
+            "XDP47_SCHED_OFFLINE_AFTER": str(OFFLINE_AFTER),
+            "XDP47_SCHED_BATCH_SIZE": "1",
+        },
     )
 
 
@@ -254,52 +261,64 @@ def test_a_scheduler_outage_longer_than_offline_after_skips_no_device(
     e2e_plane: ControlPlane,
     operator: Operator,
 ) -> None:
-    """The same rollout twice: undisturbed, then with the scheduler killed right
-    after wave 1 started and kept down longer than both the offline threshold and
-    the wave deadline while the agents keep heartbeating through ingest. Both end
-    alike: every wave succeeded with every device, none skipped or timed out."""
-    policy = {
-        "require_ok": True,
-        "skip_offline": True,
-        "max_failures_per_wave": 0,
-        "grace_seconds": 1,
-        "wave_deadline_seconds": 8,
-    }
+    """The same rollout twice: undisturbed, then with the scheduler killed while
+    wave 1's device downloads and kept down longer than both the offline
+    threshold and the wave deadline while every agent keeps heartbeating through
+    ingest (the device finishes its update meanwhile). Both end alike: every
+    wave succeeded with its device, none skipped or timed out."""
+    policy = operator.policy(
+        "outage",
+        require_ok=True,
+        skip_offline=True,
+        max_failures_per_wave=0,
+        grace_seconds=1,
+        wave_deadline_seconds=8,
+    )
+
+    def roll(version: str, host: HeldFileServer) -> str:
+        content = host.content
+        artifact = operator.register(
+            host.url, hashlib.sha256(content).hexdigest(), len(content), version
+        )
+        rollout = operator.rollout(
+            artifact["id"], e2e_fleet.label, waves=3, policy_id=policy["id"]
+        )
+        return str(operator.start(rollout["id"])["id"])
 
     def outcome(rid: str) -> tuple[Any, ...]:
         final = operator.wait_status(rid, "completed", within=90)
-        runs = operator.runs(rid)
         return (
             final["status"],
             final["reason"],
             [
                 (r["wave"], r["outcome"], r["eligible"], r["succeeded"], r["skipped"])
-                for r in runs
+                for r in operator.runs(rid)
             ],
         )
 
-    _, answer = _roll(operator, e2e_fleet, "3.0.0", waves=3, **policy)
-    undisturbed = outcome(answer["id"])
+    with held_file_server(os.urandom(64 * 1024)) as host:
+        undisturbed = outcome(roll("3.0.0", host))
     assert undisturbed[0] == "completed"
 
-    _, answer = _roll(operator, e2e_fleet, "3.1.0", waves=3, **policy)
-    rid = answer["id"]
-    wait_until(lambda: _wave_started(operator, rid), within=30, every=0.05)
-    scheduler = e2e_plane.scheduler
-    assert scheduler.kill() == -9
-    down_since = time.monotonic()
-    # The agents keep heartbeating (ingest queues them); wait out both thresholds.
-    deadline = down_since + max(OFFLINE_AFTER, policy["wave_deadline_seconds"]) + 3
-    while time.monotonic() < deadline:
-        for device in e2e_fleet.devices:
-            assert device.agent.running, device.agent.log_tail()
-        time.sleep(0.5)
-    e2e_group.restart(scheduler, wait=True)
-    assert outcome(rid) == undisturbed
+    with held_file_server(os.urandom(64 * 1024)) as host:
+        host.hold.set()  # wave 1's download stops half-way until released
+        rid = roll("3.1.0", host)
+        wait_until(lambda: _held(host), within=30)
+        scheduler = e2e_plane.scheduler
+        assert scheduler.kill() == -9
+        host.hold.clear()
+        host.release.set()  # the device updates while the scheduler is down
+        # Longer than both thresholds; the agents keep heartbeating (ingest
+        # accepts and queues every heartbeat).
+        until = time.monotonic() + max(OFFLINE_AFTER, 8) + 3
+        while time.monotonic() < until:
+            for device in e2e_fleet.devices:
+                assert device.agent.running, device.agent.log_tail()
+            time.sleep(0.5)
+        e2e_group.restart(scheduler, wait=True)
+        assert outcome(rid) == undisturbed
     assert {d.applied_version for d in e2e_fleet.devices} == {"3.1.0"}
 
 
-def _wave_started(operator: Operator, rid: str) -> None:
-    row = operator.get(rid)
-    assert row["status"] == "running", row
-    assert row["current_wave"] == 1, row
+def _held(host: HeldFileServer) -> None:
+    assert host.held == 1, host.held
