@@ -3,9 +3,9 @@ rollouts, retries judged per wave, what devices are told after a failure, and a
 scheduler outage longer than the offline threshold.
 
 A control plane of its own with ``XDP47_SCHED_OFFLINE_AFTER`` of a few seconds
-and a heartbeat batch of one message, and a fleet of three devices (an ``xdp47-agent`` and an ``xdp47-demoapp``
-process each). The scheduler outage runs last: it kills and restarts the
-scheduler process.
+and a heartbeat batch of one message, and a fleet of three devices (an
+``xdp47-agent`` and an ``xdp47-demoapp`` process each). The scheduler outage
+runs last: it kills and restarts the scheduler process.
 """
 
 from __future__ import annotations
@@ -224,35 +224,47 @@ def _online(fleet: Fleet) -> None:
 def test_after_a_failure_devices_keep_the_release_they_applied(
     e2e_fleet: Fleet, operator: Operator
 ) -> None:
-    """Every device runs 2.0.0 from a completed rollout; a bad release fails at
-    its first unhealthy device. A device that applied the bad release is told to
-    keep it (no fallback to 2.0.0); nothing rolls back behind the operator."""
+    """Every device runs 2.0.0 from a completed rollout; a bad release in two
+    waves fails in wave 1 at its first unhealthy device. A device that applied
+    the bad release is told to keep it (no fallback to 2.0.0, nothing rolls back
+    behind the operator); the wave-2 device, never told, keeps 2.0.0."""
     good, answer = _roll(operator, e2e_fleet, "2.0.0", **SURE)
     operator.wait_status(answer["id"], "completed")
     bad, answer = _roll(
-        operator, e2e_fleet, "2.1.0-bad", require_ok=True, max_failures_per_wave=0
+        operator,
+        e2e_fleet,
+        "2.1.0-bad",
+        waves=2,
+        require_ok=True,
+        max_failures_per_wave=0,
     )
     operator.wait_status(answer["id"], "failed")
-    failed = {
-        d: t
-        for d, t in operator.targets(answer["id"]).items()
-        if t["state"] == "failed"
-    }
+    targets = operator.targets(answer["id"])
+    failed = {d for d, t in targets.items() if t["state"] == "failed"}
     assert failed, "no device failed the bad release"
-    rows = e2e_fleet.rows()
-    for device_id in failed:
-        row = rows[device_id]
-        assert row["current_artifact_id"] == bad["id"], row
-        assert row["desired_artifact_id"] == bad["id"], row
-    # Several heartbeats later, they still run it.
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
+    untold = set(e2e_fleet.ids) - {d for d, t in targets.items() if t["wave"] == 1}
+    assert len(untold) == 1, targets
+
+    def settled() -> None:
+        rows = e2e_fleet.rows()
+        for device_id in failed:
+            assert rows[device_id]["current_artifact_id"] == bad["id"]
+            assert rows[device_id]["desired_artifact_id"] == bad["id"], rows
+        for device_id in untold:
+            assert rows[device_id]["current_artifact_id"] == good["id"]
+            assert rows[device_id]["desired_artifact_id"] == good["id"], rows
+
+    settled()
+    # Several heartbeats later, each still runs what it ran when the rollout
+    # failed (a fallback came about a second after the failure).
+    until = time.monotonic() + 3
+    while time.monotonic() < until:
         for device_id in failed:
             assert e2e_fleet.by_id(device_id).applied_version == "2.1.0-bad"
+        for device_id in untold:
+            assert e2e_fleet.by_id(device_id).applied_version == "2.0.0"
         time.sleep(0.3)
-    rows = e2e_fleet.rows()
-    assert {rows[d]["current_artifact_id"] for d in failed} == {bad["id"]}
-    assert good["id"] not in {rows[d]["desired_artifact_id"] for d in failed}
+    settled()
 
 
 def test_a_scheduler_outage_longer_than_offline_after_skips_no_device(
