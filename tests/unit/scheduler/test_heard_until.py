@@ -100,10 +100,11 @@ async def test_the_service_probe_needs_an_empty_queue_and_an_idle_consumer():
     s = Scheduler(SchedulerSettings(), bus=cast(Any, Bus()))
     s.topology = cast(Any, type("T", (), {"heartbeats_queue": "hb"})())
     assert not await s._heartbeats_drained()  # no consumer yet
-    s._heartbeats = cast(Any, Consumer())
+    consumer = Consumer()
+    s._heartbeats = cast(Any, consumer)
     assert await s._heartbeats_drained()
     Bus.depth.messages = 3
     assert not await s._heartbeats_drained()
     Bus.depth.messages = 0
-    s._heartbeats.idle = False
+    consumer.idle = False
     assert not await s._heartbeats_drained()
