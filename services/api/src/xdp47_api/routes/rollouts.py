@@ -225,8 +225,8 @@ async def _start_answer(rollout: Rollout, services: ServicesDep) -> RolloutStart
         )
     if plan.total == 0:
         warnings.append(
-            "no eligible devices: the rollout ends at once (aborted unless its "
-            "policy sets abort_on_zero_eligible to false)"
+            "no eligible devices: the rollout ends at once without updating any "
+            "device (aborted, or completed under abort_on_zero_eligible: false)"
         )
     return RolloutStartAnswer(
         **rollout.model_dump(),
