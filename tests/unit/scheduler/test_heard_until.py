@@ -53,7 +53,7 @@ def batch(*last_seen: datetime) -> HeartbeatWriteResult:
 
 async def test_a_restarted_scheduler_has_heard_nothing():
     e, _ = engine([])
-    assert e.heard_until() == NOTHING_HEARD
+    assert e.heard.value() == NOTHING_HEARD
 
 
 async def test_committed_heartbeats_move_the_watermark_to_their_ingest_time():
@@ -61,26 +61,26 @@ async def test_committed_heartbeats_move_the_watermark_to_their_ingest_time():
     clock.now = T0 + timedelta(seconds=30)
     # A backlog from the outage: accepted 20 s ago, committed now.
     await e.after_commit(batch(T0 + timedelta(seconds=8), T0 + timedelta(seconds=10)))
-    assert e.heard_until() == T0 + timedelta(seconds=10)
+    assert e.heard.value() == T0 + timedelta(seconds=10)
 
 
 async def test_a_drained_queue_counts_once_the_next_probe_confirms_it():
     e, clock = engine([True, True, False, True])
-    await e._probe_backlog(clock.now)
-    assert e.heard_until() == NOTHING_HEARD  # a delivery may be in transit
+    await e.heard.probe(clock.now)
+    assert e.heard.value() == NOTHING_HEARD  # a delivery may be in transit
     clock.now += timedelta(seconds=1)
-    await e._probe_backlog(clock.now)
-    assert e.heard_until() == T0
+    await e.heard.probe(clock.now)
+    assert e.heard.value() == T0
     clock.now += timedelta(seconds=1)
-    await e._probe_backlog(clock.now)  # not drained: no candidate
+    await e.heard.probe(clock.now)  # not drained: no candidate
     clock.now += timedelta(seconds=1)
-    await e._probe_backlog(clock.now)  # drained again, not confirmed yet
-    assert e.heard_until() == T0
+    await e.heard.probe(clock.now)  # drained again, not confirmed yet
+    assert e.heard.value() == T0
 
 
 async def test_without_a_probe_the_engine_counts_as_caught_up():
     e, _ = engine(None)
-    assert e.heard_until() is None
+    assert e.heard.value() is None
 
 
 async def test_the_service_probe_needs_an_empty_queue_and_an_idle_consumer():

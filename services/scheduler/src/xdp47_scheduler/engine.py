@@ -42,7 +42,6 @@ from xdp47_common.messages import (
     StartRollout,
 )
 from xdp47_common.rollout import (
-    NOTHING_HEARD,
     TERMINAL_STATUSES,
     Decision,
     EffectivePolicy,
@@ -52,13 +51,13 @@ from xdp47_common.rollout import (
     PlanCount,
     RolloutStatus,
     abort,
-    advance_heard_until,
     decide,
     offline_cutoff,
     retry,
     start,
 )
 from xdp47_scheduler import progress, store
+from xdp47_scheduler.backlog import DrainedProbe, HeardUntil
 from xdp47_scheduler.events import EventSink, event_messages
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult, mark_offline
 from xdp47_scheduler.metrics import (
@@ -75,9 +74,6 @@ __all__ = ["COMMAND_CONSUMER", "Clock", "RolloutEngine"]
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-# True when the heartbeat queue has no ready message and this scheduler's
-# consumer holds none (``liveness``: the scheduler has caught up).
-DrainedProbe = Callable[[], Awaitable[bool]]
 Work = Callable[[Connection], Awaitable[list[RolloutEvent]]]
 T = TypeVar("T")
 
@@ -132,13 +128,9 @@ class RolloutEngine:
         # offline_after, not on every tick.
         self._offline_every = timedelta(seconds=offline_after / OFFLINE_CHECKS)
         self._next_offline_check: datetime | None = None
-        # The heard-until watermark (``xdp47_common.rollout.liveness``): offline
-        # and wave deadlines are judged from it, never from a clock the heartbeat
-        # queue has not caught up with. Without a probe (an engine fed directly,
-        # as in tests) the scheduler counts as caught up.
-        self._drained = drained
-        self._heard = NOTHING_HEARD
-        self._drained_candidate: datetime | None = None
+        # Offline and wave deadlines are judged from it, never from a clock the
+        # heartbeat queue has not caught up with.
+        self.heard = HeardUntil(drained)
         self._touched: set[UUID] = set()
         self._follow_due: set[UUID] = set()
         self._followers: dict[UUID, asyncio.Task[None]] = {}
@@ -220,7 +212,7 @@ class RolloutEngine:
                 continue
             state = row.state(shortfall=await store.shortfall(conn, row))
             decision = decide(
-                state, counters, policy, self._clock(), self.heard_until()
+                state, counters, policy, self._clock(), self.heard.value()
             )
             if not decision.changed:
                 GATE_EVALUATIONS.labels("wait").inc()
@@ -354,35 +346,12 @@ class RolloutEngine:
 
         await self._run(work)
 
-    def heard_until(self) -> datetime | None:
-        """The watermark the gates judge deadlines against; None: caught up."""
-        return None if self._drained is None else self._heard
-
-    async def _probe_backlog(self, now: datetime) -> None:
-        """Advance the watermark to the previous probe's time when this one and
-        that one both found the heartbeat queue drained."""
-        if self._drained is None:
-            return
-        try:
-            drained = await self._drained()
-        except Exception:
-            log.exception("heartbeat queue probe failed")
-            drained = False
-        if not drained:
-            self._drained_candidate = None
-            return
-        if self._drained_candidate is not None:
-            self._heard = advance_heard_until(
-                self._heard, now=now, drained_at=self._drained_candidate
-            )
-        self._drained_candidate = now
-
     async def tick(self) -> None:
         """The timer: offline marking, the gates and any follow-up left of every
         running rollout, repair."""
         now = self._clock()
-        await self._probe_backlog(now)
-        heard = self.heard_until()
+        await self.heard.probe(now)
+        heard = self.heard.value()
         cutoff = offline_cutoff(now if heard is None else heard, self._offline_after)
         async with self._pool.acquire() as conn:
             due = self._next_offline_check is None or now >= self._next_offline_check
@@ -480,12 +449,7 @@ class RolloutEngine:
     async def after_commit(self, result: HeartbeatWriteResult) -> None:
         """After the batch committed: advance the watermark to the newest
         heartbeat committed, judge the rollouts whose counters moved."""
-        if result.changed:
-            self._heard = advance_heard_until(
-                self._heard,
-                now=self._clock(),
-                newest_committed=max(d.last_seen for d in result.changed),
-            )
+        self.heard.committed(result, self._clock())
         touched, self._touched = self._touched, set()
         for rollout_id in sorted(touched):
             try:
