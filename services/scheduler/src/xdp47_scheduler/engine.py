@@ -291,7 +291,10 @@ class RolloutEngine:
             policy = await self._policy(conn, row)
             await store.save_policy(conn, row.id, policy)
             target = row.plan_target()
-            planned = sum(await write_plan(conn, target))
+            await write_plan(conn, target)
+            # From the stored plan: ``write_plan`` answers zeros for a plan
+            # written before.
+            planned = await store.planned_total(conn, row.id)
             plan = PlanCount(planned=planned, matched=planned)
             if planned == 0:
                 # Zero eligible: say how many the selector matched and why each

@@ -34,6 +34,7 @@ __all__ = [
     "follow_up_due",
     "load_policy_overrides",
     "lock_rollout",
+    "planned_total",
     "prewrite_next",
     "read_counters",
     "release_targets",
@@ -140,6 +141,7 @@ RETURNING eligible, skipped
 """
 
 _MATERIALISED = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1"
+_PLAN_TOTAL = "SELECT total FROM rollout_plans WHERE rollout_id = $1"
 _LOCK_PLAN = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1 FOR UPDATE"
 
 _PREWRITE_TARGET = """
@@ -392,6 +394,11 @@ async def start_wave(
     r = await conn.fetchrow(_OPEN_RUN, row.id, attempt, wave)
     assert r is not None  # the run row was inserted just above
     return int(r["eligible"]), int(r["skipped"])
+
+
+async def planned_total(conn: Connection, rollout_id: UUID) -> int:
+    """Devices the stored plan put in the waves (0 without a plan)."""
+    return int(await conn.fetchval(_PLAN_TOTAL, rollout_id) or 0)
 
 
 async def assign_chunk(
