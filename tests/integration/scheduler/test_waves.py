@@ -115,7 +115,7 @@ async def test_skip_offline_skips_and_does_not_wait(
     }
 
 
-async def test_abort_on_zero_eligible_fails_an_all_offline_wave(
+async def test_abort_on_zero_eligible_aborts_a_wave_that_lost_every_device(
     pool, scheduler, commands
 ) -> None:
     fleet = await make_fleet(pool, 3, status="offline")
@@ -125,20 +125,24 @@ async def test_abort_on_zero_eligible_fails_an_all_offline_wave(
     rid = await make_rollout(pool, fleet, waves=1, policy_id=pid)
     await commands.start(fleet.tenant, rid)
 
-    async def failed():
+    async def aborted():
         row = await pool.fetchrow("SELECT * FROM rollouts WHERE id = $1", rid)
-        assert row["status"] == "failed"
+        assert row["status"] == "aborted"
         return row
 
-    row = await wait_for(failed)
-    assert row["reason"] == "wave 1: no eligible devices"
+    row = await wait_for(aborted)
+    reason = "wave 1: no eligible devices (3 in the wave, all skipped offline)"
+    assert row["reason"] == reason
+    (run,) = await runs(pool, rid)
+    assert (run["outcome"], run["reason"], run["skipped"]) == ("aborted", reason, 3)
 
 
 async def test_zero_eligible_without_the_flag_passes_as_skipped(
     pool, scheduler, commands
 ) -> None:
     fleet = await make_fleet(pool, 2, status="offline")
-    rid = await make_rollout(pool, fleet, waves=2)
+    pid = await make_policy(pool, fleet.tenant, abort_on_zero_eligible=False)
+    rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)
     await commands.start(fleet.tenant, rid)
 
     async def finished():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -118,14 +119,53 @@ def test_all_succeeded_passes():
     )
 
 
-@pytest.mark.parametrize("skipped", [0, 3])
-def test_zero_eligible_fails_or_skips_by_policy(skipped):
-    c = counters(skipped=skipped)
-    failed = judge(c, wave=2, abort_on_zero_eligible=True, grace_seconds=999)
-    assert failed == GateVerdict.failed("wave 2: no eligible devices")
+def test_an_empty_wave_passes_whatever_the_policy():
+    """Trailing waves of a fleet smaller than the number of waves hold nobody:
+    they pass, even under abort_on_zero_eligible (the plan as a whole is judged
+    at start)."""
+    for flag in (True, False):
+        verdict = judge(counters(), wave=4, abort_on_zero_eligible=flag)
+        assert verdict == GateVerdict.passed(
+            "wave 4: no devices in this wave, skipped", WaveOutcome.SKIPPED
+        )
+
+
+def test_a_wave_that_lost_every_device_aborts_or_skips_by_policy():
+    c = counters(skipped=3)
+    aborted = judge(c, wave=2, abort_on_zero_eligible=True, grace_seconds=999)
+    assert aborted == GateVerdict.aborted(
+        "wave 2: no eligible devices (3 in the wave, all skipped offline)"
+    )
+    assert aborted.outcome is WaveOutcome.ABORTED
     passed = judge(c, wave=2, abort_on_zero_eligible=False, grace_seconds=999)
     assert passed == GateVerdict.passed(
-        "wave 2: no eligible devices, skipped", WaveOutcome.SKIPPED
+        "wave 2: no eligible devices (3 in the wave, all skipped offline), skipped",
+        WaveOutcome.SKIPPED,
+    )
+
+
+def test_a_retry_judges_the_wave_as_a_whole():
+    """Three of four applied in attempt 1; the fourth fails again in the retry:
+    3 of 4 (0.75) passes min_success_ratio 0.5, where 0 of 1 would fail."""
+    retry = WaveCounters(
+        eligible=1, succeeded=0, failed=1, skipped=0, pending=0, prior_succeeded=3
+    )
+    verdict = judge(retry, min_success_ratio=0.5, max_failures_per_wave=1)
+    assert verdict == GateVerdict.passed(
+        "wave 1: 3 of 4 succeeded (ratio 0.75); 3 of them in earlier attempts",
+        WaveOutcome.SUCCEEDED,
+    )
+    alone = dataclasses.replace(retry, prior_succeeded=0)
+    assert judge(alone, min_success_ratio=0.5, max_failures_per_wave=1) == (
+        GateVerdict.failed("wave 1: success ratio 0.00 < min_success_ratio 0.50")
+    )
+    # The ratio still fails when the wave as a whole misses it.
+    low = dataclasses.replace(retry, prior_succeeded=1)
+    assert judge(low, min_success_ratio=0.9, max_failures_per_wave=1) == (
+        GateVerdict.failed(
+            "wave 1: success ratio 0.50 < min_success_ratio 0.90; "
+            "1 of them in earlier attempts"
+        )
     )
 
 

@@ -10,10 +10,12 @@ import pytest
 
 from tests.unit.rollout.support import RID, T0, make_policy
 from xdp47_common.rollout import (
+    NOTHING_UPDATED,
     TERMINAL_STATUSES,
     DecisionEvent,
     EventName,
     InvalidTransition,
+    PlanCount,
     RolloutState,
     RolloutStatus,
     WaveCounters,
@@ -211,11 +213,83 @@ def test_retry_attempt_skips_waves_with_nothing_to_retry():
     assert decision.start_wave == 2
 
 
-def test_first_attempt_empty_wave_obeys_abort_on_zero_eligible():
+def test_first_attempt_empty_wave_passes_even_under_abort_on_zero_eligible():
     policy = make_policy(abort_on_zero_eligible=True)
-    decision = decide(state(wave=1, attempt=1), ok(n=0), policy, LATER)
-    assert decision.status is S.FAILED
-    assert decision.reason == "wave 1: no eligible devices"
+    decision = decide(state(wave=2, attempt=1), ok(n=0), policy, LATER)
+    assert decision.finish_wave == WaveFinish(
+        2, WaveOutcome.SKIPPED, "wave 2: no devices in this wave, skipped"
+    )
+    assert decision.start_wave == 3
+
+
+def test_trailing_empty_waves_of_a_small_fleet_complete_the_rollout():
+    """Five waves over three devices: waves 4 and 5 are empty and pass."""
+    policy = make_policy(abort_on_zero_eligible=True)
+    decision = decide(state(wave=5, waves=5), ok(n=0), policy, LATER)
+    assert decision.status is S.COMPLETED
+    assert decision.reason == "all 5 waves passed"
+
+
+def test_a_wave_that_lost_every_device_aborts_the_rollout():
+    policy = make_policy(abort_on_zero_eligible=True)
+    lost = WaveCounters(eligible=0, succeeded=0, failed=0, skipped=2, pending=0)
+    decision = decide(state(wave=2), lost, policy, LATER)
+    assert decision.status is S.ABORTED
+    reason = "wave 2: no eligible devices (2 in the wave, all skipped offline)"
+    assert decision.reason == reason
+    assert decision.finish_wave == WaveFinish(2, WaveOutcome.ABORTED, reason)
+    assert decision.events[-1] == DecisionEvent(EventName.ABORTED, 2, S.ABORTED, reason)
+
+
+def test_a_start_with_no_eligible_device_aborts_by_default():
+    plan = PlanCount(planned=0, matched=3, excluded={"in_another_rollout": 3})
+    decision = start(
+        state(status=S.DRAFT, wave=None), plan, make_policy(abort_on_zero_eligible=True)
+    )
+    assert decision.status is S.ABORTED
+    assert decision.reason == (
+        "no eligible devices (3 matched the selector, all excluded: "
+        "in_another_rollout 3)"
+    )
+    assert decision.start_wave is None
+    assert decision.current_wave is None
+    assert [e.name for e in decision.events] == [EventName.STARTED, EventName.ABORTED]
+    # No policy given: the default is to abort.
+    assert start(state(status=S.DRAFT, wave=None), plan).status is S.ABORTED
+
+
+def test_a_start_with_no_eligible_device_completes_when_told_not_to_abort():
+    plan = PlanCount(planned=0, matched=0)
+    policy = make_policy(abort_on_zero_eligible=False)
+    decision = start(state(status=S.DRAFT, wave=None), plan, policy)
+    assert decision.status is S.COMPLETED
+    assert decision.reason == (
+        "0 devices updated: no eligible devices (0 matched the selector)"
+    )
+    assert decision.reason.startswith(NOTHING_UPDATED)
+    assert [e.name for e in decision.events] == [
+        EventName.STARTED,
+        EventName.COMPLETED,
+    ]
+
+
+def test_a_start_with_devices_starts_wave_one():
+    plan = PlanCount(planned=2, matched=5, excluded={"in_another_rollout": 3})
+    decision = start(state(status=S.DRAFT, wave=None), plan, make_policy())
+    assert (decision.status, decision.start_wave) == (S.RUNNING, 1)
+
+
+def test_deadline_waits_until_the_heartbeats_before_it_were_read():
+    """A scheduler behind its heartbeat queue (heard_until before the deadline)
+    never times devices out: their reports may be in the queue."""
+    policy = make_policy(wave_deadline_seconds=30)
+    behind = T0 + timedelta(seconds=10)
+    decision = decide(state(wave=2), ok(n=1, pending=2), policy, LATER, behind)
+    assert decision.timed_out_wave is None
+    assert not decision.changed
+    caught_up = T0 + timedelta(seconds=30)
+    decision = decide(state(wave=2), ok(n=1, pending=2), policy, LATER, caught_up)
+    assert decision.timed_out_wave == 2
 
 
 def test_running_without_a_wave_restarts_wave_one():

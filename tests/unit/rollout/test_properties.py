@@ -206,3 +206,30 @@ def test_waves_only_move_forward(waves, policy, observations):
             rollout.shortfall
             or bool(decision.finish_wave and (counters.failed or counters.skipped)),
         )
+
+
+@prop
+@given(wave_counters(), policies, st.integers(0, 400), st.integers(1, 20))
+def test_earlier_successes_never_turn_a_pass_into_a_fail(c, policy, after, prior):
+    """A retry's gates see the wave as a whole: counting the devices that applied
+    in earlier attempts can only help it."""
+    now = T0 + timedelta(seconds=after)
+    alone = evaluate_gate(1, c, T0, now, policy)
+    whole = evaluate_gate(
+        1, dataclasses.replace(c, prior_succeeded=prior), T0, now, policy
+    )
+    if alone.verdict is Verdict.PASS:
+        assert whole.verdict is Verdict.PASS
+
+
+@prop
+@given(wave_counters(), policies, st.integers(0, 1000), st.integers(0, 1000))
+def test_no_time_out_before_the_queue_reached_the_deadline(c, policy, after, heard):
+    now = T0 + timedelta(seconds=after)
+    heard_until = T0 + timedelta(seconds=heard)
+    rollout = RolloutState(UUID(int=3), RolloutStatus.RUNNING, 3, 1, T0, 1)
+    decision = decide(rollout, c, policy, now, heard_until)
+    if decision.timed_out_wave is not None:
+        assert min(now, heard_until) >= T0 + timedelta(
+            seconds=policy.wave_deadline_seconds
+        )

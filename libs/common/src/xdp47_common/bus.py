@@ -132,6 +132,12 @@ class WorkConsumer(Protocol):
     @property
     def queue_name(self) -> str: ...
 
+    @property
+    def idle(self) -> bool:
+        """True while no delivery is in hand: nothing buffered, no batch being
+        collected or handled (false before ``start``)."""
+        ...
+
     async def start(self) -> None:
         """Subscribe and start handling; the queue must exist."""
         ...

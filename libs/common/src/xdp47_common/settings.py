@@ -127,7 +127,11 @@ class ControlSettings(BaseSettings):
     )
     sched_min_success_ratio: Annotated[float, Field(ge=0, le=1)] = Field(default=1.0)
     sched_max_failures_per_wave: Annotated[int, Field(ge=0)] = Field(default=0)
-    sched_abort_on_zero_eligible: bool = Field(default=False)
+    sched_abort_on_zero_eligible: bool = Field(
+        default=True,
+        description="Default abort_on_zero_eligible: a start with no eligible "
+        "device, or a wave that lost all its devices, ends the rollout aborted.",
+    )
     sched_wave_deadline: Annotated[float, Field(gt=0)] = Field(
         default=900.0, description="Default per-wave deadline in seconds (timed_out)."
     )

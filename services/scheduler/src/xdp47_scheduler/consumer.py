@@ -153,6 +153,13 @@ class HeartbeatConsumer:
         )
         await self._consumer.start()
 
+    @property
+    def idle(self) -> bool:
+        """No delivery in hand: nothing buffered, no batch collected or being
+        written (``liveness``: the scheduler has caught up when the queue is
+        empty too)."""
+        return self._consumer is not None and self._consumer.idle
+
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()

@@ -31,7 +31,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from xdp47_common.adapters.planning import Connection, write_plan
+from xdp47_common.adapters.planning import Connection, count_matched, write_plan
 from xdp47_common.bus import PoisonMessage
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
@@ -46,14 +46,18 @@ from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
     EventName,
+    Exclusion,
     InvalidTransition,
+    PlanCount,
     RolloutStatus,
     abort,
     decide,
+    offline_cutoff,
     retry,
     start,
 )
 from xdp47_scheduler import progress, store
+from xdp47_scheduler.backlog import DrainedProbe, HeardUntil
 from xdp47_scheduler.events import EventSink, event_messages
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult, mark_offline
 from xdp47_scheduler.metrics import (
@@ -112,6 +116,7 @@ class RolloutEngine:
         *,
         clock: Clock = utcnow,
         offline_after: float = 90.0,
+        drained: DrainedProbe | None = None,
     ) -> None:
         self._pool = pool
         self._defaults = defaults
@@ -123,6 +128,9 @@ class RolloutEngine:
         # offline_after, not on every tick.
         self._offline_every = timedelta(seconds=offline_after / OFFLINE_CHECKS)
         self._next_offline_check: datetime | None = None
+        # Offline and wave deadlines are judged from it, never from a clock the
+        # heartbeat queue has not caught up with.
+        self.heard = HeardUntil(drained)
         self._touched: set[UUID] = set()
         self._follow_due: set[UUID] = set()
         self._followers: dict[UUID, asyncio.Task[None]] = {}
@@ -203,7 +211,9 @@ class RolloutEngine:
                 self._follow(row.id)
                 continue
             state = row.state(shortfall=await store.shortfall(conn, row))
-            decision = decide(state, counters, policy, self._clock())
+            decision = decide(
+                state, counters, policy, self._clock(), self.heard.value()
+            )
             if not decision.changed:
                 GATE_EVALUATIONS.labels("wait").inc()
                 break
@@ -276,12 +286,27 @@ class RolloutEngine:
         self, conn: Connection, row: store.RolloutRow, command: RolloutCommand
     ) -> list[RolloutEvent]:
         if isinstance(command, StartRollout):
-            decision = start(row.state())
-            if not decision.changed:
+            if not start(row.state()).changed:
                 return []
             policy = await self._policy(conn, row)
             await store.save_policy(conn, row.id, policy)
-            await write_plan(conn, row.plan_target())
+            target = row.plan_target()
+            await write_plan(conn, target)
+            # From the stored plan: ``write_plan`` answers zeros for a plan
+            # written before.
+            planned = await store.planned_total(conn, row.id)
+            plan = PlanCount(planned=planned, matched=planned)
+            if planned == 0:
+                # Zero eligible: say how many the selector matched and why each
+                # is out (the only planning exclusion left after the selector
+                # and channel is another rollout holding the device).
+                matched = await count_matched(conn, target)
+                plan = PlanCount(
+                    planned=0,
+                    matched=matched,
+                    excluded={Exclusion.IN_ANOTHER_ROLLOUT.value: matched},
+                )
+            decision = start(row.state(), plan, policy)
             reason = decision.reason
         elif isinstance(command, RetryRollout):
             decision = retry(row.state())
@@ -328,9 +353,13 @@ class RolloutEngine:
         """The timer: offline marking, the gates and any follow-up left of every
         running rollout, repair."""
         now = self._clock()
+        await self.heard.probe(now)
+        heard = self.heard.value()
+        cutoff = offline_cutoff(now if heard is None else heard, self._offline_after)
         async with self._pool.acquire() as conn:
-            if self._next_offline_check is None or now >= self._next_offline_check:
-                await mark_offline(conn, now - self._offline_after)
+            due = self._next_offline_check is None or now >= self._next_offline_check
+            if cutoff is not None and due:
+                await mark_offline(conn, cutoff)
                 self._next_offline_check = now + self._offline_every
             ids = [r["id"] for r in await conn.fetch(_RUNNING)]
         for rollout_id in ids:
@@ -421,7 +450,9 @@ class RolloutEngine:
             self._touched |= await progress.settle_devices(conn, devices)
 
     async def after_commit(self, result: HeartbeatWriteResult) -> None:
-        """After the batch committed: judge the rollouts whose counters moved."""
+        """After the batch committed: advance the watermark to the newest
+        heartbeat committed, judge the rollouts whose counters moved."""
+        self.heard.committed(result, self._clock())
         touched, self._touched = self._touched, set()
         for rollout_id in sorted(touched):
             try:

@@ -13,6 +13,7 @@ __all__ = [
     "COMMANDS",
     "EVENTS_PUBLISHED",
     "GATE_EVALUATIONS",
+    "HEARD_BEHIND",
     "HEARTBEAT_LAG",
     "RECONCILE_REPAIRS",
     "ROLLOUTS",
@@ -51,4 +52,10 @@ HEARTBEAT_LAG = Histogram(
     "xdp47_scheduler_heartbeat_lag_seconds",
     "From ingest receiving a heartbeat to its device state being written.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+HEARD_BEHIND = Gauge(
+    "xdp47_scheduler_heard_behind_seconds",
+    "How far the heard-until watermark trails the clock (refreshed on the timer; "
+    "-1 while nothing was heard since start): offline marking and wave deadlines "
+    "wait for it.",
 )

@@ -6,8 +6,9 @@ cheap when nothing is wrong:
 
 1. ``stale_desired``: a device whose kept desired state still points at a rollout
    that finished (in the last hour) without it applying forgets it (keeps its
-   version). Since 0007 the kept state is only written for applied targets, so
-   this only finds rows written before.
+   version). Since 0007 the kept state is only written for applied targets and
+   for devices that run the artifact when the rollout ends (they keep the
+   release they applied), so this only finds rows written before.
 2. ``counters``: the current run of a running rollout whose counters disagree with
    its targets (pending counter vs. targets told and not judged: ``assigned``, or
    ``pending`` before the wave-start follow-up moved them) is recounted from the
@@ -43,6 +44,7 @@ WHERE r.status IN ('completed', 'partial', 'failed', 'aborted')
   AND r.finished_at > now() - interval '1 hour'
   AND t.state IN ('pending', 'assigned', 'failed', 'skipped')
   AND d.tenant = t.tenant AND d.id = t.device_id AND d.desired_rollout_id = r.id
+  AND d.current_artifact_id IS DISTINCT FROM r.artifact_id
 """
 
 _COUNTERS = """

@@ -81,6 +81,7 @@ class Scheduler:
             BusEventSink(self.bus, self.topology),
             clock=self._clock,
             offline_after=s.sched_offline_after,
+            drained=self._heartbeats_drained,
         )
         self._heartbeats = HeartbeatConsumer(
             self._pool,
@@ -104,6 +105,17 @@ class Scheduler:
             self._probe = ProbeServer(s.sched_http_addr, self.ready)
             await self._probe.start()
         log.info("scheduler started (namespace %r)", self.topology.namespace)
+
+    async def _heartbeats_drained(self) -> bool:
+        """Whether every heartbeat queued so far is committed or in hand: no
+        ready message in the queue, and none held by this consumer (checked
+        before and after the broker's answer, so a delivery arriving meanwhile
+        counts as held)."""
+        consumer = self._heartbeats
+        if consumer is None or not consumer.idle:
+            return False
+        depth = await self.bus.queue_depth(self.topology.heartbeats_queue)
+        return depth.messages == 0 and consumer.idle
 
     async def _tick_loop(self) -> None:
         assert self.engine is not None

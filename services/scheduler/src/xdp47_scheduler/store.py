@@ -20,6 +20,7 @@ from xdp47_common.adapters.planning import Connection, PlanTarget, materialise_w
 from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
+    EventName,
     RolloutState,
     RolloutStatus,
     WaveCounters,
@@ -33,6 +34,7 @@ __all__ = [
     "follow_up_due",
     "load_policy_overrides",
     "lock_rollout",
+    "planned_total",
     "prewrite_next",
     "read_counters",
     "release_targets",
@@ -105,9 +107,15 @@ SELECT EXISTS (
 )
 """
 
+# ``prior``: in a retry, the wave's devices that applied in earlier attempts
+# (written by the retry, ``_RETRY``): the gates judge the wave as a whole.
 _COUNTERS = """
-SELECT eligible, succeeded, failed, skipped FROM rollout_runs
-WHERE rollout_id = $1 AND attempt = $2 AND wave = $3
+SELECT rr.eligible, rr.succeeded, rr.failed, rr.skipped,
+       CASE WHEN rr.attempt > 1 THEN coalesce(w.prior_applied, 0) ELSE 0 END
+           AS prior
+FROM rollout_runs AS rr
+LEFT JOIN rollout_waves AS w ON w.rollout_id = rr.rollout_id AND w.wave = rr.wave
+WHERE rr.rollout_id = $1 AND rr.attempt = $2 AND rr.wave = $3
 """
 
 _NEW_RUN = """
@@ -133,6 +141,7 @@ RETURNING eligible, skipped
 """
 
 _MATERIALISED = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1"
+_PLAN_TOTAL = "SELECT total FROM rollout_plans WHERE rollout_id = $1"
 _LOCK_PLAN = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1 FOR UPDATE"
 
 _PREWRITE_TARGET = """
@@ -203,7 +212,7 @@ _UPDATE_ROLLOUT = """
 UPDATE rollouts SET
     status = $2, attempt = $3, current_wave = $4, reason = $5,
     current_wave_started_at = CASE WHEN $6 THEN now() ELSE current_wave_started_at END,
-    started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now())
+    started_at = CASE WHEN $2 = 'running' OR $8 THEN coalesce(started_at, now())
                       ELSE started_at END,
     finished_at = CASE WHEN $7 THEN now() WHEN $2 = 'running' THEN NULL
                        ELSE finished_at END,
@@ -250,6 +259,20 @@ WHERE d.desired_rollout_id = $1 AND NOT EXISTS (
     WHERE t.rollout_id = $1 AND t.device_id = d.id AND t.tenant = d.tenant
       AND t.state = 'applied')
 """
+# What a device is told once the rollout has ended: the release it applied. A
+# device that runs the rollout's artifact without an applied target (judged
+# unhealthy, or not judged yet) keeps it as its desired state, rather than
+# falling back to the last version an earlier rollout gave it; a device that
+# never applied it keeps what it had. After ``_FORGET``.
+_KEEP_APPLIED = """
+UPDATE devices AS d SET desired_artifact_id = r.artifact_id, desired_rollout_id = r.id,
+                        updated_at = now()
+FROM rollout_targets AS t JOIN rollouts AS r ON r.id = t.rollout_id
+WHERE t.rollout_id = $1 AND t.state <> 'applied'
+  AND d.tenant = t.tenant AND d.id = t.device_id
+  AND d.current_artifact_id = r.artifact_id
+  AND d.desired_artifact_id IS DISTINCT FROM r.artifact_id
+"""
 
 # Retry: every target not applied is planned again in its wave, unless the device
 # has meanwhile become a target of another running rollout; ``rollout_waves`` then
@@ -266,13 +289,19 @@ WITH again AS (
             AND o.rollout_id <> $1
       )
     RETURNING t.wave
+), prior AS (
+    SELECT wave, count(*) AS n FROM rollout_targets
+    WHERE rollout_id = $1 AND state = 'applied'
+    GROUP BY wave
 ), sized AS (
-    INSERT INTO rollout_waves AS w (rollout_id, wave, pending)
-    SELECT $1, g.wave, count(a.wave)
+    INSERT INTO rollout_waves AS w (rollout_id, wave, pending, prior_applied)
+    SELECT $1, g.wave, count(a.wave), coalesce(max(p.n), 0)
     FROM generate_series(1, (SELECT waves FROM rollouts WHERE id = $1)) AS g(wave)
     LEFT JOIN again AS a ON a.wave = g.wave
+    LEFT JOIN prior AS p ON p.wave = g.wave
     GROUP BY g.wave
-    ON CONFLICT (rollout_id, wave) DO UPDATE SET pending = EXCLUDED.pending
+    ON CONFLICT (rollout_id, wave) DO UPDATE
+        SET pending = EXCLUDED.pending, prior_applied = EXCLUDED.prior_applied
 )
 SELECT (SELECT count(*) FROM again) AS again,
        (SELECT count(*) FROM rollout_targets
@@ -337,7 +366,7 @@ async def read_counters(conn: Connection, row: RolloutRow) -> WaveCounters | Non
     if r is None:
         return None
     return WaveCounters.from_run(
-        r["eligible"], r["succeeded"], r["failed"], r["skipped"]
+        r["eligible"], r["succeeded"], r["failed"], r["skipped"], r["prior"]
     )
 
 
@@ -366,6 +395,11 @@ async def start_wave(
     r = await conn.fetchrow(_OPEN_RUN, row.id, attempt, wave)
     assert r is not None  # the run row was inserted just above
     return int(r["eligible"]), int(r["skipped"])
+
+
+async def planned_total(conn: Connection, rollout_id: UUID) -> int:
+    """Devices the stored plan put in the waves (0 without a plan)."""
+    return int(await conn.fetchval(_PLAN_TOTAL, rollout_id) or 0)
 
 
 async def assign_chunk(
@@ -443,6 +477,8 @@ async def update_rollout(
         reason,
         decision.start_wave is not None,
         terminal,
+        # A start that ends at once (zero eligible) did start.
+        any(e.name is EventName.STARTED for e in decision.events),
     )
 
 
@@ -464,6 +500,7 @@ async def release_targets(
     await conn.fetchval(_LOCK_PLAN, rollout_id)
     await conn.execute(_RELEASE, rollout_id, aborted, reason)
     await conn.execute(_FORGET, rollout_id)
+    await conn.execute(_KEEP_APPLIED, rollout_id)
 
 
 async def reset_for_retry(conn: Connection, rollout_id: UUID) -> tuple[int, int]:

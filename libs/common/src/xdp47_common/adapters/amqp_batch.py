@@ -145,12 +145,22 @@ class BatchConsumer(Generic[T]):
         # finish (commit and ack) instead of cancelling it half-way.
         self._current: asyncio.Task[None] | None = None
         self._stopping = False
+        # A batch is in hand from its first delivery until handled (acked).
+        self._holding = False
+        self._started = False
+
+    @property
+    def idle(self) -> bool:
+        """No delivery in hand: none buffered, none in a batch being collected
+        or handled."""
+        return self._started and not self._holding and self._buffer.empty()
 
     async def start(self) -> None:
         """Subscribe and start the batching loop; the queue must exist."""
         await self._channel.set_qos(prefetch_count=self._prefetch)
         queue = await self._channel.get_queue(self.queue_name, ensure=True)
         self._tag = await queue.consume(self._buffer.put)
+        self._started = True
         self._task = asyncio.create_task(self._run(), name=f"consume:{self.queue_name}")
 
     async def wait(self) -> None:
@@ -189,10 +199,14 @@ class BatchConsumer(Generic[T]):
             if self._stopping:
                 return
             self._current = asyncio.create_task(self._process(batch))
-            await asyncio.shield(self._current)
+            try:
+                await asyncio.shield(self._current)
+            finally:
+                self._holding = False
 
     async def _next_batch(self) -> list[AbstractIncomingMessage]:
         batch = [await self._buffer.get()]
+        self._holding = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait
         while len(batch) < self._max_batch:

@@ -62,6 +62,10 @@ class _ChannelConsumer(Generic[T]):
     def queue_name(self) -> str:
         return self._queue_name
 
+    @property
+    def idle(self) -> bool:
+        return self._consumer is not None and self._consumer.idle
+
     async def start(self) -> None:
         self._channel = await self._owner.connection.channel()
         self._consumer = self._make(self._channel)

@@ -15,12 +15,15 @@ all with the fragments below over ``devices AS d``:
    offline devices and this one is not ``online``: the follow-up will mark it
    ``skipped``, so it is never told.
 2. otherwise **kept**: ``devices.desired_artifact_id`` / ``desired_rollout_id``,
-   which the scheduler writes only when a target becomes ``applied`` (the
-   device keeps naming the version it updated to after the rollout ends).
+   which the scheduler writes when a target becomes ``applied`` and, when the
+   rollout ends, for devices that run its artifact without an applied target
+   (judged unhealthy, or not judged yet): the device keeps naming the version it
+   updated to after the rollout ends.
 
 So abort and failure take effect with the commit that changes the rollout's
 status: a device that did not apply the artifact is answered from (2), which
-never names that rollout, and a device that applied it keeps it.
+never names that rollout, and a device that applied it keeps it; none falls back
+to a version an earlier rollout gave it.
 """
 
 from __future__ import annotations

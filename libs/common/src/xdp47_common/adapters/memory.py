@@ -307,6 +307,10 @@ class _MemoryConsumer(Generic[T]):
     def queue_name(self) -> str:
         return self._name
 
+    @property
+    def idle(self) -> bool:
+        return self._consumer is not None and self._consumer.idle
+
     async def start(self) -> None:
         self._bus._queue(self._name)  # fail now on a queue that does not exist
         self._channel = _Channel(self._bus)

@@ -46,6 +46,7 @@ __all__ = [
     "Connection",
     "PlanTarget",
     "count_candidates",
+    "count_matched",
     "default_policy",
     "materialise_waves",
     "preview_plan",
@@ -162,6 +163,13 @@ _COUNT = f"""
 WITH {_reserving("$1", "$2")}
 SELECT count(*) FROM devices AS d WHERE {_candidates("$1", "$2", "$3", "$4")}
 """  # nosec B608
+
+# Devices the selector and channel match, whatever else keeps them out of the plan
+# (the zero-eligible reason counts them).
+_MATCHED = """
+SELECT count(*) FROM devices AS d
+WHERE d.tenant = $1 AND d.channel = $2 AND d.labels @> $3::text::jsonb
+"""
 
 # Rank every candidate once and keep the keys at the given ranks ($5, ``int8[]``).
 _FIRSTS = f"""
@@ -297,6 +305,16 @@ def _first_ranks(bounds: Sequence[int]) -> list[int]:
 async def count_candidates(conn: Connection, target: PlanTarget) -> int:
     """Count the devices a rollout would plan now."""
     return int(await conn.fetchval(_COUNT, *_base(target)))
+
+
+async def count_matched(conn: Connection, target: PlanTarget) -> int:
+    """Count the devices of the tenant on the channel whose labels match the
+    selector, planned or not (``in_another_rollout`` ones included)."""
+    return int(
+        await conn.fetchval(
+            _MATCHED, target.tenant, target.channel, target.selector_json
+        )
+    )
 
 
 async def write_plan(conn: Connection, target: PlanTarget) -> list[int]:

@@ -28,7 +28,12 @@ from xdp47_common.models.device import (
 from xdp47_common.models.plan import PlanExclusion, PlannedDevice, PlanWave, RolloutPlan
 from xdp47_common.models.policy import Policy, PolicyCreate, PolicyFields
 from xdp47_common.models.reasons import FailureCode, describe_reason
-from xdp47_common.models.rollout import Rollout, RolloutCreate, RolloutRun
+from xdp47_common.models.rollout import (
+    Rollout,
+    RolloutCreate,
+    RolloutRun,
+    RolloutStartAnswer,
+)
 from xdp47_common.models.tenant import Tenant, TenantCreate
 
 __all__ = [
@@ -59,6 +64,7 @@ __all__ = [
     "RolloutCreate",
     "RolloutPlan",
     "RolloutRun",
+    "RolloutStartAnswer",
     "Scope",
     "TargetHistoryEntry",
     "Tenant",

@@ -33,7 +33,9 @@ class PolicyFields(WriteModel):
         default=None, description="More failures than this in a wave fail the rollout."
     )
     abort_on_zero_eligible: bool | None = Field(
-        default=None, description="Fail the rollout when a wave has no eligible device."
+        default=None,
+        description="Abort the rollout when its plan has no eligible device or "
+        "a wave lost all its devices (else: completed, 0 updated / wave skipped).",
     )
     wave_deadline_seconds: Annotated[int, Field(ge=1, le=7 * 86_400)] | None = Field(
         default=None,

@@ -26,7 +26,13 @@ from xdp47_common.models.device import ChannelName
 from xdp47_common.rollout.status import RolloutStatus, WaveOutcome
 from xdp47_common.selectors import MAX_REQUIREMENTS, coerce_selector
 
-__all__ = ["Rollout", "RolloutCreate", "RolloutRun", "SelectorInput"]
+__all__ = [
+    "Rollout",
+    "RolloutCreate",
+    "RolloutRun",
+    "RolloutStartAnswer",
+    "SelectorInput",
+]
 
 MAX_WAVES = 100
 
@@ -131,3 +137,19 @@ class RolloutRun(ReadModel):
     finished_at: datetime | None
     outcome: WaveOutcome | None
     reason: str | None
+
+
+class RolloutStartAnswer(Rollout):
+    """The answer to a start: the rollout, and what its plan looks like now.
+
+    ``planned`` devices would be in its waves if the scheduler planned now;
+    ``excluded`` counts the devices the selector and channel match that are left
+    out, by reason (``in_another_rollout``; ``offline`` ones under skip_offline
+    stay planned but would be skipped at their wave's start). Both are None when
+    the rollout was no longer a draft (a repeated start). ``warnings`` says in
+    words what an operator should know before the scheduler acts.
+    """
+
+    planned: int | None = None
+    excluded: dict[str, int] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)

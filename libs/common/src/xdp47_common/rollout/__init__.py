@@ -17,11 +17,18 @@ from xdp47_common.rollout.gates import (
     deadline_passed,
     evaluate_gate,
 )
+from xdp47_common.rollout.liveness import (
+    NOTHING_HEARD,
+    advance_heard_until,
+    offline_cutoff,
+)
 from xdp47_common.rollout.machine import (
+    NOTHING_UPDATED,
     Decision,
     DecisionEvent,
     EventName,
     InvalidTransition,
+    PlanCount,
     RolloutState,
     WaveFinish,
     abort,
@@ -51,6 +58,8 @@ from xdp47_common.rollout.status import (
 
 __all__ = [
     "GATE_RULES",
+    "NOTHING_HEARD",
+    "NOTHING_UPDATED",
     "PLANNING_EXCLUSIONS",
     "SQL_ORDERING_KEY",
     "SQL_ORDER_BY",
@@ -66,6 +75,7 @@ __all__ = [
     "GateRule",
     "GateVerdict",
     "InvalidTransition",
+    "PlanCount",
     "PolicyOverrides",
     "RolloutState",
     "RolloutStatus",
@@ -75,6 +85,7 @@ __all__ = [
     "WaveFinish",
     "WaveOutcome",
     "abort",
+    "advance_heard_until",
     "check_transition",
     "classify_device",
     "deadline_at",
@@ -82,6 +93,7 @@ __all__ = [
     "decide",
     "evaluate_gate",
     "matches_selector",
+    "offline_cutoff",
     "ordering_key",
     "plan_waves",
     "retry",

@@ -3,8 +3,12 @@
 A gate is a priority-ordered list of small rules (Prefect's orchestration rules);
 the first rule with an opinion decides. The order encodes the semantics:
 
-1. ``ZeroEligible``: no eligible device (all skipped, or an empty wave) fails with
-   ``abort_on_zero_eligible``, else the wave passes as skipped.
+1. ``ZeroEligible``: a wave with no device at all (nothing planned in it, e.g. the
+   trailing waves of a fleet smaller than the number of waves, or nothing to redo
+   in a retry) passes as skipped. A wave that had devices and lost them all
+   (every one skipped offline) aborts the rollout with ``abort_on_zero_eligible``
+   (verdict ``ABORT``), else passes as skipped. A plan with no device at all is
+   decided at start (``machine.start``), never here.
 2. ``TooManyFailures``: more than ``max_failures_per_wave`` failures fails at once,
    even inside the grace period: a bad release is stopped as fast as possible.
 3. ``RatioUnreachable``: fails once the ratio cannot reach ``min_success_ratio``
@@ -17,7 +21,10 @@ the first rule with an opinion decides. The order encodes the semantics:
 
 Counters: ``eligible`` devices were told to update (``succeeded + failed +
 pending``); ``skipped`` ones were not (offline at wave start under skip_offline).
-The success ratio is ``succeeded / eligible``.
+The success ratio is ``succeeded / eligible`` of the wave as a whole: in a retry,
+``prior_succeeded`` (the wave's devices that applied in earlier attempts) counts
+on both sides, so retrying one failed device of a wave of four whose three others
+applied judges 3 of 4 (0.75) if it fails again, never 0 of 1.
 """
 
 from __future__ import annotations
@@ -51,16 +58,38 @@ def _require_aware(name: str, value: datetime) -> None:
 
 @dataclass(frozen=True, slots=True)
 class WaveCounters:
-    """The counters of one wave in one attempt (a RolloutRun plus ``pending``)."""
+    """The counters of one wave in one attempt (a RolloutRun plus ``pending``).
+
+    ``prior_succeeded``: devices of this wave that applied in an earlier attempt
+    (0 in the first); a retry's gates judge the wave as a whole with them.
+    """
 
     eligible: int
     succeeded: int
     failed: int
     skipped: int
     pending: int
+    prior_succeeded: int = 0
+
+    @property
+    def wave_eligible(self) -> int:
+        """Devices of the whole wave told to update, in any attempt."""
+        return self.eligible + self.prior_succeeded
+
+    @property
+    def wave_succeeded(self) -> int:
+        """Devices of the whole wave that applied, in any attempt."""
+        return self.succeeded + self.prior_succeeded
 
     def __post_init__(self) -> None:
-        for name in ("eligible", "succeeded", "failed", "skipped", "pending"):
+        for name in (
+            "eligible",
+            "succeeded",
+            "failed",
+            "skipped",
+            "pending",
+            "prior_succeeded",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.succeeded + self.failed + self.pending != self.eligible:
@@ -71,7 +100,12 @@ class WaveCounters:
 
     @classmethod
     def from_run(
-        cls, eligible: int, succeeded: int, failed: int, skipped: int
+        cls,
+        eligible: int,
+        succeeded: int,
+        failed: int,
+        skipped: int,
+        prior_succeeded: int = 0,
     ) -> WaveCounters:
         """Build counters from a RolloutRun row; pending is what is left."""
         return cls(
@@ -80,6 +114,7 @@ class WaveCounters:
             failed=failed,
             skipped=skipped,
             pending=eligible - succeeded - failed,
+            prior_succeeded=prior_succeeded,
         )
 
 
@@ -87,14 +122,15 @@ class Verdict(StrEnum):
     WAIT = "wait"
     PASS = "pass"
     FAIL = "fail"
+    ABORT = "abort"  # stop the rollout as ``aborted``: there is nothing to judge
 
 
 @dataclass(frozen=True, slots=True)
 class GateVerdict:
     """What the gate says about a wave now.
 
-    ``outcome`` is set for pass (succeeded, or skipped when nobody was eligible) and
-    fail; ``until`` tells a waiting scheduler when the grace period ends.
+    ``outcome`` is set for pass (succeeded, or skipped when nobody was eligible),
+    fail and abort; ``until`` tells a waiting scheduler when the grace period ends.
     """
 
     verdict: Verdict
@@ -113,6 +149,10 @@ class GateVerdict:
     @classmethod
     def failed(cls, reason: str) -> GateVerdict:
         return cls(Verdict.FAIL, reason, WaveOutcome.FAILED)
+
+    @classmethod
+    def aborted(cls, reason: str) -> GateVerdict:
+        return cls(Verdict.ABORT, reason, WaveOutcome.ABORTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,16 +178,34 @@ def _ratio(n: int, d: int) -> str:
     return f"{n / d:.2f}"
 
 
+def _prior(c: WaveCounters) -> str:
+    return (
+        f"; {c.prior_succeeded} of them in earlier attempts"
+        if c.prior_succeeded
+        else ""
+    )
+
+
 class ZeroEligible:
     name: ClassVar[str] = "zero_eligible"
 
     def __call__(self, ctx: GateContext) -> GateVerdict | None:
-        if ctx.counters.eligible > 0:
+        c = ctx.counters
+        if c.eligible > 0:
             return None
+        if c.skipped == 0:
+            # Nothing was planned in this wave: an empty trailing wave of a small
+            # fleet is not "no eligible devices"; the plan as a whole is judged at
+            # start.
+            return GateVerdict.passed(
+                f"wave {ctx.wave}: no devices in this wave, skipped",
+                WaveOutcome.SKIPPED,
+            )
+        lost = f"no eligible devices ({c.skipped} in the wave, all skipped offline)"
         if ctx.policy.abort_on_zero_eligible:
-            return GateVerdict.failed(f"wave {ctx.wave}: no eligible devices")
+            return GateVerdict.aborted(f"wave {ctx.wave}: {lost}")
         return GateVerdict.passed(
-            f"wave {ctx.wave}: no eligible devices, skipped", WaveOutcome.SKIPPED
+            f"wave {ctx.wave}: {lost}, skipped", WaveOutcome.SKIPPED
         )
 
 
@@ -169,19 +227,20 @@ class RatioUnreachable:
 
     def __call__(self, ctx: GateContext) -> GateVerdict | None:
         c, minimum = ctx.counters, ctx.policy.min_success_ratio
-        best = c.succeeded + c.pending
+        total = c.wave_eligible
+        best = c.wave_succeeded + c.pending
         # Compare quotients, not ``best < minimum * eligible``: 0.7 * 10 is
         # 7.000000000000001 in binary floating point, while 7 / 10 == 0.7 exactly.
-        if best / c.eligible >= minimum:
+        if best / total >= minimum:
             return None
         if c.pending:
             return GateVerdict.failed(
-                f"wave {ctx.wave}: success ratio at most {_ratio(best, c.eligible)} "
-                f"< min_success_ratio {minimum:.2f}"
+                f"wave {ctx.wave}: success ratio at most {_ratio(best, total)} "
+                f"< min_success_ratio {minimum:.2f}{_prior(c)}"
             )
         return GateVerdict.failed(
-            f"wave {ctx.wave}: success ratio {_ratio(c.succeeded, c.eligible)} "
-            f"< min_success_ratio {minimum:.2f}"
+            f"wave {ctx.wave}: success ratio {_ratio(c.wave_succeeded, total)} "
+            f"< min_success_ratio {minimum:.2f}{_prior(c)}"
         )
 
 
@@ -211,8 +270,8 @@ class AllFinished:
     def __call__(self, ctx: GateContext) -> GateVerdict | None:
         c = ctx.counters
         return GateVerdict.passed(
-            f"wave {ctx.wave}: {c.succeeded} of {c.eligible} succeeded "
-            f"(ratio {_ratio(c.succeeded, c.eligible)})",
+            f"wave {ctx.wave}: {c.wave_succeeded} of {c.wave_eligible} succeeded "
+            f"(ratio {_ratio(c.wave_succeeded, c.wave_eligible)}){_prior(c)}",
             WaveOutcome.SUCCEEDED,
         )
 

@@ -6,19 +6,26 @@ are pure: the scheduler loads a ``RolloutState`` and the current wave's
 ``WaveCounters`` under the rollout's advisory lock, applies the returned
 ``Decision`` in the same transaction and publishes its events after commit.
 
-Rules: waves only move forward within an attempt; a wave that passes starts the next
-one, or ends the rollout ``completed`` (every eligible device applied) or
-``partial`` (the gates passed, but some device of this attempt failed or was
-skipped); a failing gate ends it ``failed``. Terminal statuses absorb: ``decide``
-never changes them and only ``retry`` (from failed or partial) leaves one, starting
-a new attempt at wave 1 over the failed and skipped devices. Repeating a command
-whose effect already holds (start of a running rollout, abort of an aborted one,
-retry of a running one) is a no-op, so redelivered commands are harmless; every
+Rules: a start whose plan has no device ends at once: ``aborted`` with the
+reason (``abort_on_zero_eligible``, the default) or ``completed`` with a reason
+saying 0 devices were updated. Waves only move forward within an attempt; a wave
+that passes starts the next one, or ends the rollout ``completed`` (every
+eligible device applied) or ``partial`` (the gates passed, but some device of
+this attempt failed or was skipped); a failing gate ends it ``failed``; a wave
+that had devices and lost them all ends it ``aborted`` under
+``abort_on_zero_eligible``. Wave deadlines are judged against ``heard_until``
+(``liveness``), never against a clock the heartbeat queue has not caught up with.
+Terminal statuses absorb: ``decide`` never changes them and only ``retry`` (from
+failed or partial) leaves one, starting a new attempt at wave 1 over the failed
+and skipped devices. Repeating a command whose effect already holds (start of a
+running rollout, abort of an aborted one, retry of a running one) is a no-op, so
+redelivered commands are harmless; every
 other move outside ``TRANSITIONS`` raises ``InvalidTransition``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -40,10 +47,12 @@ from xdp47_common.rollout.status import (
 )
 
 __all__ = [
+    "NOTHING_UPDATED",
     "Decision",
     "DecisionEvent",
     "EventName",
     "InvalidTransition",
+    "PlanCount",
     "RolloutState",
     "WaveFinish",
     "abort",
@@ -134,6 +143,36 @@ class RolloutState:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanCount:
+    """What a start's plan found.
+
+    ``planned``: devices in the waves; ``matched``: devices of the tenant on the
+    rollout's channel whose labels match its selector; ``excluded``: how many of
+    those each reason (``exclusions.Exclusion`` values) kept out of the waves.
+    """
+
+    planned: int
+    matched: int
+    excluded: Mapping[str, int] = field(default_factory=dict)
+
+    def zero_eligible_reason(self) -> str:
+        """``no eligible devices (N matched the selector[, all excluded: ...])``."""
+        if self.matched == 0:
+            return "no eligible devices (0 matched the selector)"
+        why = ", ".join(f"{k} {n}" for k, n in sorted(self.excluded.items()) if n)
+        return (
+            f"no eligible devices ({self.matched} matched the selector, all "
+            f"excluded: {why or 'unknown'})"
+        )
+
+
+# Prefix of the reason of a rollout that completed without updating anyone (a
+# plan with no device under abort_on_zero_eligible=false): readers tell "completed,
+# nothing updated" from it together with no run having succeeded any device.
+NOTHING_UPDATED = "0 devices updated: "
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What the scheduler applies, in one transaction.
 
@@ -198,6 +237,7 @@ def decide(
     current: WaveCounters | None,
     policy: EffectivePolicy,
     now: datetime,
+    heard_until: datetime | None = None,
 ) -> Decision:
     """Decide the next step of a rollout from the counters of its current wave.
 
@@ -207,6 +247,10 @@ def decide(
             required when the rollout is running with a current wave.
         policy: The effective policy.
         now: The current time (aware).
+        heard_until: The time up to which every heartbeat ingest accepted has
+            been committed (``liveness``); the wave deadline is judged against
+            it, so devices whose reports wait in the queue never time out. None:
+            caught up (``now``).
 
     Returns:
         The decision; a no-op unless the rollout is running and something is due.
@@ -229,7 +273,8 @@ def decide(
         )
     verdict = _judge(rollout, wave, started_at, current, policy, now)
     if verdict.verdict is Verdict.WAIT:
-        if current.pending and deadline_passed(started_at, now, policy):
+        heard = now if heard_until is None else min(now, heard_until)
+        if current.pending and deadline_passed(started_at, heard, policy):
             reason = (
                 f"wave {wave}: {current.pending} devices timed_out after "
                 f"{policy.wave_deadline_seconds:g}s"
@@ -248,6 +293,8 @@ def decide(
     finished = DecisionEvent(EventName.WAVE_FINISHED, wave, reason=verdict.reason)
     if verdict.verdict is Verdict.FAIL:
         return _finish(rollout, RolloutStatus.FAILED, finish, finished, verdict.reason)
+    if verdict.verdict is Verdict.ABORT:
+        return _finish(rollout, RolloutStatus.ABORTED, finish, finished, verdict.reason)
     if wave < rollout.waves:
         step = _start_wave(rollout, wave + 1, f"wave {wave + 1} started")
         return Decision(
@@ -286,8 +333,22 @@ def _finish(
     )
 
 
-def start(rollout: RolloutState) -> Decision:
+def start(
+    rollout: RolloutState,
+    plan: PlanCount | None = None,
+    policy: EffectivePolicy | None = None,
+) -> Decision:
     """Apply a start command: draft -> running, wave 1 of attempt 1.
+
+    A plan with no device ends the rollout in the same step (zero eligible):
+    ``aborted`` with ``plan.zero_eligible_reason()`` when the policy has
+    ``abort_on_zero_eligible`` (or no policy is given), else ``completed`` with
+    that reason prefixed by ``NOTHING_UPDATED``. No wave starts then.
+
+    Args:
+        rollout: The rollout as stored.
+        plan: What planning found; None: not known (no zero-eligible check).
+        policy: The effective policy.
 
     Raises:
         InvalidTransition: When the rollout is neither draft nor running.
@@ -305,6 +366,8 @@ def start(rollout: RolloutState) -> Decision:
             RolloutStatus.RUNNING,
             f"start applies to a draft rollout{hint}",
         )
+    if plan is not None and plan.planned == 0:
+        return _zero_eligible_start(rollout, plan, policy)
     return Decision(
         status=RolloutStatus.RUNNING,
         attempt=1,
@@ -314,6 +377,29 @@ def start(rollout: RolloutState) -> Decision:
         events=(
             DecisionEvent(EventName.STARTED, status=RolloutStatus.RUNNING),
             DecisionEvent(EventName.WAVE_STARTED, wave=1),
+        ),
+    )
+
+
+def _zero_eligible_start(
+    rollout: RolloutState, plan: PlanCount, policy: EffectivePolicy | None
+) -> Decision:
+    reason = plan.zero_eligible_reason()
+    if policy is None or policy.abort_on_zero_eligible:
+        status = RolloutStatus.ABORTED
+    else:
+        status, reason = RolloutStatus.COMPLETED, NOTHING_UPDATED + reason
+    # draft -> running -> terminal in one step: the rollout did start.
+    check_transition(rollout.status, RolloutStatus.RUNNING, reason)
+    check_transition(RolloutStatus.RUNNING, status, reason)
+    return Decision(
+        status=status,
+        attempt=1,
+        current_wave=None,
+        reason=reason,
+        events=(
+            DecisionEvent(EventName.STARTED, status=RolloutStatus.RUNNING),
+            DecisionEvent(EventName(status.value), None, status, reason),
         ),
     )
 

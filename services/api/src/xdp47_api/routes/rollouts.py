@@ -21,8 +21,10 @@ from xdp47_common.models import (
     RolloutCreate,
     RolloutPlan,
     RolloutRun,
+    RolloutStartAnswer,
     Scope,
 )
+from xdp47_common.rollout.exclusions import Exclusion
 from xdp47_common.rollout.status import RolloutStatus
 from xdp47_common.web import ServiceUnavailable
 
@@ -193,17 +195,67 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Reasons that say a device is not one the selector meant: not counted as
+# "excluded" in a start's answer (every other device of the tenant has one).
+_NOT_MATCHED = frozenset({Exclusion.WRONG_CHANNEL, Exclusion.LABEL_MISMATCH})
+
+
+async def _start_answer(rollout: Rollout, services: ServicesDep) -> RolloutStartAnswer:
+    """The plan the scheduler would make now: planned devices, and the matched
+    ones left out by reason, with a warning for each."""
+    plan = await PgRolloutRepository(services.pool).plan(
+        rollout, default_policy(services.settings), limit=1
+    )
+    excluded = {
+        reason.value: n
+        for reason, n in sorted(plan.excluded_counts.items())
+        if reason not in _NOT_MATCHED and n
+    }
+    warnings: list[str] = []
+    held = excluded.get(Exclusion.IN_ANOTHER_ROLLOUT.value, 0)
+    if held:
+        warnings.append(
+            f"{held} matched devices are in another running rollout and are left out"
+        )
+    offline = excluded.get(Exclusion.OFFLINE.value, 0)
+    if offline:
+        warnings.append(
+            f"{offline} planned devices are offline and would be skipped at their "
+            "wave's start"
+        )
+    if plan.total == 0:
+        warnings.append(
+            "no eligible devices: the rollout ends at once without updating any "
+            "device (aborted, or completed under abort_on_zero_eligible: false)"
+        )
+    return RolloutStartAnswer(
+        **rollout.model_dump(),
+        planned=plan.total,
+        excluded=excluded,
+        warnings=warnings,
+    )
+
+
 @router.post(
     "/{rollout_id}:start",
-    response_model=Rollout,
+    response_model=RolloutStartAnswer,
     status_code=202,
     summary="Start a draft rollout",
+    description="Answers the rollout with what its plan looks like now: "
+    "`planned` devices, `excluded` (devices the selector and channel match that "
+    "are left out, counted by reason) and `warnings`. A plan with no eligible "
+    "device ends the rollout at once: `aborted` with the reason by default, "
+    "`completed` with a reason starting `0 devices updated:` under a policy with "
+    "`abort_on_zero_eligible: false`.",
     responses={**errors(404, 409), **_ACCEPTED},
 )
 async def start_rollout(
     rollout_id: UUID, principal: Writer, services: ServicesDep
-) -> Rollout:
-    return await _command("start", StartRollout, rollout_id, principal, services)
+) -> RolloutStartAnswer:
+    rollout = await _command("start", StartRollout, rollout_id, principal, services)
+    if rollout.status is not RolloutStatus.DRAFT:
+        return RolloutStartAnswer(**rollout.model_dump())
+    return await _start_answer(rollout, services)
 
 
 @router.post(
