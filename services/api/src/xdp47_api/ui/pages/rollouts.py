@@ -116,9 +116,9 @@ def _fields(session: UiSession, values: dict[str, str]) -> tuple[Any, FieldError
     if values["policy_id"]:
         fields["policy_id"] = values["policy_id"]
     fields["channel"] = values["channel"] or "stable"
-    waves = optional_int(values["waves"], "waves", errors)
-    if waves is not None:
-        fields["waves"] = waves
+    # Percentages, when given, are the plan: their count is the number of waves
+    # and the Waves field is not read (it cannot contradict them). Without
+    # percentages the devices are split evenly into Waves waves.
     try:
         percentages = parse_percentages(values["percentages"])
     except ValueError as exc:
@@ -126,12 +126,11 @@ def _fields(session: UiSession, values: dict[str, str]) -> tuple[Any, FieldError
     else:
         if percentages is not None:
             fields["wave_percentages"] = percentages
-            if waves is not None and waves != len(percentages):
-                errors["waves"] = (
-                    f"{waves} waves but {len(percentages)} percentages; "
-                    "leave waves empty or make them agree"
-                )
-                fields.pop("waves")
+            values["waves"] = str(len(percentages))  # shown again on a 422
+        else:
+            waves = optional_int(values["waves"], "waves", errors)
+            if waves is not None:
+                fields["waves"] = waves
     try:
         fields["selector"] = parse_selector(values["selector"])
     except ValueError as exc:
