@@ -28,6 +28,7 @@ from xdp47_api.repositories import (
 from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.routes.rollouts import COMMAND_FROM
 from xdp47_api.state import Services, ServicesDep
+from xdp47_api.ui.actors import named_rollouts
 from xdp47_api.ui.events import RolloutEventHub
 from xdp47_api.ui.pages._common import page_scope
 from xdp47_api.ui.plan import load_plan
@@ -73,6 +74,9 @@ async def _live_context(
             rollout.id, limit=RUNS_LIMIT, cursor=None
         )
     ).items
+    (rollout,), runs = await named_rollouts(
+        services.pool, session.tenant, [rollout], runs
+    )
     bars = wave_bars(rollout.waves, counts, runs, rollout.current_wave)
     current = next((b.run for b in bars if b.current and b.run), None)
     return {

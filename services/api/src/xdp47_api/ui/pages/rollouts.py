@@ -24,6 +24,7 @@ from xdp47_api.routes.rollouts import (
     start_rollout,
 )
 from xdp47_api.state import ServicesDep
+from xdp47_api.ui.actors import named_rollouts
 from xdp47_api.ui.forms import (
     FieldErrors,
     errors_from_validation,
@@ -75,12 +76,13 @@ async def _page(
             )
         ).items
     versions = {a.id: a.version or str(a.id)[:8] for a in artifacts}
+    listed, _ = await named_rollouts(services.pool, session.tenant, rollouts.items)
     return render(
         request,
         "rollouts.html",
         session,
         status=status,
-        rollouts=list(reversed(rollouts.items)),
+        rollouts=list(reversed(listed)),
         more=rollouts.next_cursor is not None,
         artifacts=list(reversed(artifacts)),
         versions=versions,
