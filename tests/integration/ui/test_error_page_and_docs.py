@@ -28,6 +28,8 @@ async def test_api_docs_load_only_local_assets(ui_app: FastAPI, path: str) -> No
     async with browser(ui_app) as client:
         page = await client.get(path)
         assert page.status_code == 200
+        # and the browser may load nothing from elsewhere
+        assert "default-src 'self'" in page.headers["content-security-policy"]
         assets = [a or b for a, b in _ASSET.findall(page.text)]
         assert any(a.endswith(".js") for a in assets), assets
         assert "://" not in page.text, "the page names another host"

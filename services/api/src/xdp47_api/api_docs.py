@@ -30,6 +30,19 @@ REDOC_URL = "/redoc"
 ASSETS_URL = "/docs/static"
 # The package's data folder; a release that moved it fails the docs tests.
 ASSETS = Path(str(files("fastapi_offline") / "static"))
+# FastAPI's pages start the viewers with an inline script; ReDoc searches in a
+# blob: worker and draws inline styles.
+CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+
+def _local_only(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = CSP
+    return page
 
 
 def install_api_docs(app: FastAPI) -> None:
@@ -42,17 +55,19 @@ def install_api_docs(app: FastAPI) -> None:
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=favicon,
-            oauth2_redirect_url=oauth2_redirect_url,
-            swagger_ui_parameters={
-                **(app.swagger_ui_parameters or {}),
-                "validatorUrl": None,
-            },
+        return _local_only(
+            get_swagger_ui_html(
+                openapi_url=openapi_url,
+                title=f"{app.title} - Swagger UI",
+                swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+                swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+                swagger_favicon_url=favicon,
+                oauth2_redirect_url=oauth2_redirect_url,
+                swagger_ui_parameters={
+                    **(app.swagger_ui_parameters or {}),
+                    "validatorUrl": None,
+                },
+            )
         )
 
     if oauth2_redirect_url:
@@ -63,10 +78,12 @@ def install_api_docs(app: FastAPI) -> None:
 
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=favicon,
-            with_google_fonts=False,
+        return _local_only(
+            get_redoc_html(
+                openapi_url=openapi_url,
+                title=f"{app.title} - ReDoc",
+                redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
+                redoc_favicon_url=favicon,
+                with_google_fonts=False,
+            )
         )

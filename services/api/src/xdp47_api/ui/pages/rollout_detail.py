@@ -40,7 +40,7 @@ from xdp47_api.ui.session import (
     current_session,
 )
 from xdp47_api.ui.templating import render, render_fragment
-from xdp47_api.ui.timeline import BAR_WIDTH, STATES, wave_bars
+from xdp47_api.ui.timeline import ROW, STATES, timeline_height, wave_bars
 from xdp47_common.models import Rollout, Scope
 from xdp47_common.rollout.status import RolloutStatus
 
@@ -84,7 +84,8 @@ async def _live_context(
         "bars": bars,
         "runs": runs,
         "gate_run": current or (runs[-1] if runs else None),
-        "bar_width": BAR_WIDTH,
+        "row": ROW,
+        "timeline_height": timeline_height(len(bars)),
         "states": [word for _, word in STATES],
         "command_from": {k: {s.value for s in v} for k, v in COMMAND_FROM.items()},
         "live": rollout.status in LIVE_STATUSES,
