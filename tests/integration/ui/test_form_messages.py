@@ -70,7 +70,7 @@ async def test_forms_say_what_is_wrong_in_words(
             {"artifact_id": "", "percentages": "30, 30", "waves": "3"},
         )
         assert rollout.status_code == 422
-        assert _field_error(rollout.text, "artifact_id") == "choose an artifact"
+        assert _field_error(rollout.text, "artifact_id") == "Choose an artifact"
         assert _field_error(rollout.text, "percentages") == (
             "Wave percentages must sum to 100, got 60"
         )

@@ -87,7 +87,8 @@ def parse_percentages(text: str) -> list[int] | None:
             out.append(int(item.rstrip("%")))
         except ValueError:
             raise ValueError(
-                f"percentages must be whole numbers separated by commas, not {item!r}"
+                "Wave percentages must be whole numbers separated by commas, "
+                f"not {item!r}"
             ) from None
     return out
 

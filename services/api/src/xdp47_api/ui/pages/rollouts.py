@@ -114,7 +114,7 @@ def _fields(session: UiSession, values: dict[str, str]) -> tuple[Any, FieldError
     if values["artifact_id"]:
         fields["artifact_id"] = values["artifact_id"]
     else:
-        errors["artifact_id"] = "choose an artifact"
+        errors["artifact_id"] = "Choose an artifact"
     if values["policy_id"]:
         fields["policy_id"] = values["policy_id"]
     fields["channel"] = values["channel"] or "stable"
