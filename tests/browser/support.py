@@ -76,7 +76,9 @@ def make_tenant_with_artifact(server: LiveServer, tenant: str, version: str) -> 
     )
 
 
-def mint(server: LiveServer, scopes: set[Scope]) -> str:
+def mint(
+    server: LiveServer, scopes: set[Scope], name: str = "browser-read-only"
+) -> str:
     async def go() -> str:
         pool = await create_pool(server.db_url, min_size=1, max_size=2)
         try:
@@ -85,7 +87,7 @@ def mint(server: LiveServer, scopes: set[Scope]) -> str:
             secret = new_secret(SecretKind.API_TOKEN)
             await PgTokenRepository(pool).create(
                 tenant=server.tenant,
-                name="browser-read-only",
+                name=name,
                 prefix=display_prefix(secret),
                 token_hash=hash_secret(secret),
                 scopes=sorted(scopes),

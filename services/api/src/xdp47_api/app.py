@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from xdp47_api.api_docs import install_api_docs
 from xdp47_api.blobs import FsBlobStore
 from xdp47_api.repositories import PgTenantRepository
 from xdp47_api.routes import ROUTERS
@@ -80,7 +81,11 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         telemetry=fastapi_telemetry(settings.otel),
+        # /docs and /redoc come from install_api_docs, with local assets.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_api_docs(app)
 
     async def postgres_ready() -> None:
         await app.state.services.pool.fetchval("SELECT 1")

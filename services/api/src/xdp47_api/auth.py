@@ -26,6 +26,7 @@ from xdp47_common.tokens import SecretKind, hash_secret, looks_valid, secrets_eq
 from xdp47_common.web import bind_request_context
 
 __all__ = [
+    "DEV_ACTOR",
     "Principal",
     "authenticate",
     "bearer_scheme",
@@ -34,6 +35,8 @@ __all__ = [
     "principal_for_secret",
     "require",
 ]
+
+DEV_ACTOR = "dev-token"
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -54,13 +57,21 @@ class Principal:
     tenant: str
     scopes: frozenset[Scope]
     token_id: UUID | None  # None for the dev token
+    token_name: str | None = None  # the name it was minted with
 
     def has(self, scope: Scope) -> bool:
         return scope in self.scopes
 
     @property
     def actor(self) -> str:
-        return "dev-token" if self.token_id is None else f"token:{self.token_id}"
+        """Who acted, as commands and reasons record it: a token by its id, which
+        stays unique; the UI shows the token's name in its place."""
+        return DEV_ACTOR if self.token_id is None else f"token:{self.token_id}"
+
+    @property
+    def display_name(self) -> str:
+        """The name a person reads for this caller."""
+        return self.token_name or DEV_ACTOR
 
     def own_tenant(self, tenant: str) -> None:
         """Refuse a ``tenant`` body field that is not the caller's, like a
@@ -173,6 +184,7 @@ async def principal_for_digest(services: ServicesDep, digest: bytes) -> Principa
         tenant=record.tenant,
         scopes=expand_scopes(record.scopes),
         token_id=record.id,
+        token_name=record.name,
     )
 
 

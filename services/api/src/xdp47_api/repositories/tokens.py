@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,9 +24,10 @@ _COLUMNS = (
 )
 
 LOOKUP_TOKEN = """
-SELECT id, tenant, scopes, expires_at, revoked_at, last_used_at
+SELECT id, tenant, name, scopes, expires_at, revoked_at, last_used_at
 FROM api_tokens WHERE token_hash = $1
 """
+TOKEN_NAMES = "SELECT id, name FROM api_tokens WHERE tenant = $1 AND id = ANY($2)"
 TOUCH_TOKEN = """
 UPDATE api_tokens SET last_used_at = $2::timestamptz
 WHERE id = $1
@@ -57,6 +59,7 @@ class TokenRecord:
 
     id: UUID
     tenant: str
+    name: str
     scopes: frozenset[Scope]
     expires_at: datetime | None
     revoked_at: datetime | None
@@ -78,6 +81,7 @@ class PgTokenRepository:
         return TokenRecord(
             id=row["id"],
             tenant=row["tenant"],
+            name=row["name"],
             # A scope a newer version wrote is ignored, not an error.
             scopes=frozenset(
                 Scope(s) for s in row["scopes"] if s in Scope._value2member_map_
@@ -127,6 +131,11 @@ class PgTokenRepository:
         at, ident = after if after else (None, None)
         rows = await self._pool.fetch(LIST_TOKENS, tenant, at, ident, limit + 1)
         return page_of([_token(r) for r in rows], limit, time_id_key)
+
+    async def names(self, tenant: str, ids: Iterable[UUID]) -> dict[UUID, str]:
+        """The names of the tenant's tokens among ``ids`` (others are left out)."""
+        rows = await self._pool.fetch(TOKEN_NAMES, tenant, list(set(ids)))
+        return {r["id"]: r["name"] for r in rows}
 
     async def revoke(self, tenant: str, token_id: UUID) -> ApiToken | None:
         row = await self._pool.fetchrow(REVOKE_TOKEN, tenant, token_id)

@@ -47,6 +47,21 @@
       form.dataset.maxLabel + " (" + form.dataset.maxBytes + " bytes).";
     note.hidden = false;
   });
+  // The create-rollout form: percentages, when given, are the waves (the server
+  // does not read Waves then), so Waves shows their count as they are typed.
+  function syncWaves(form) {
+    var percentages = form.querySelector("input[name=percentages]");
+    var waves = form.querySelector("input[name=waves]");
+    if (!percentages || !waves) return;
+    var items = percentages.value.split(/[,\s]+/).filter(Boolean);
+    if (items.length) waves.value = String(items.length);
+  }
+  document.addEventListener("input", function (event) {
+    var input = event.target;
+    if (input instanceof HTMLInputElement && input.name === "percentages" && input.form) {
+      syncWaves(input.form);
+    }
+  });
   document.addEventListener("change", function (event) {
     var input = event.target;
     if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.form) return;

@@ -2,7 +2,8 @@
 
 ``install_ui(app)`` is the one call ``create_app`` makes: it adds the pages, the
 vendored static files at ``/ui/static``, the handlers that turn a missing session
-into a redirect to sign-in and a ``UiError`` into an HTML error page, and a
+into a redirect to sign-in and a ``UiError``, an unknown path or a malformed
+parameter under ``/ui`` into the HTML error page (``error_pages``), and a
 lifespan (nested in the app's, so the pool and broker exist) that owns the
 process's rollout-event hub. See docs/ui.md.
 """
@@ -15,13 +16,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
+from xdp47_api.ui.error_pages import http_error, ui_error, validation_error
 from xdp47_api.ui.events import RolloutEventHub
 from xdp47_api.ui.pages import PAGE_ROUTERS
 from xdp47_api.ui.session import SignInRequired, UiError
-from xdp47_api.ui.templating import render
 
 __all__ = ["install_ui"]
 
@@ -53,11 +56,6 @@ async def _sign_in(request: Request, exc: Exception) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-async def _ui_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, UiError)
-    return render(request, "error.html", None, status=exc.status, message=exc.message)
-
-
 def install_ui(app: FastAPI) -> None:
     """Serve the web UI from ``app`` (pages, static files, handlers, lifespan)."""
     router = APIRouter(lifespan=_lifespan)
@@ -66,4 +64,8 @@ def install_ui(app: FastAPI) -> None:
     app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     app.add_exception_handler(SignInRequired, _sign_in)
-    app.add_exception_handler(UiError, _ui_error)
+    app.add_exception_handler(UiError, ui_error)
+    # Unknown and malformed /ui addresses get the error page too; the handlers
+    # answer JSON as before for every other path.
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from xdp47_api.ui.messages import human_message, label_of
+
 __all__ = [
     "FieldErrors",
     "FormInvalid",
@@ -42,7 +44,7 @@ def optional_int(value: str, name: str, errors: FieldErrors) -> int | None:
     try:
         return int(value)
     except ValueError:
-        errors[name] = f"expected a whole number, got {value!r}"
+        errors[name] = f"{label_of(name)} must be a whole number, not {value!r}"
         return None
 
 
@@ -60,7 +62,10 @@ def parse_percentages(text: str) -> list[int] | None:
         try:
             out.append(int(item.rstrip("%")))
         except ValueError:
-            raise ValueError(f"expected whole percentages, got {item!r}") from None
+            raise ValueError(
+                "Wave percentages must be whole numbers separated by commas, "
+                f"not {item!r}"
+            ) from None
     return out
 
 
@@ -86,14 +91,12 @@ def parse_json_object(text: str) -> dict[str, Any]:
 def errors_from_validation(
     exc: ValidationError, aliases: Mapping[str, str] | None = None
 ) -> FieldErrors:
-    """Map pydantic errors to form fields (first error per field wins)."""
+    """Map pydantic errors to form fields, worded for people by
+    ``messages.human_message`` (first error per field wins)."""
     out: FieldErrors = {}
     for err in exc.errors():
         loc = err.get("loc", ())
-        name = str(loc[0]) if loc else "form"
-        name = (aliases or {}).get(name, name)
-        msg = str(err.get("msg", "invalid"))
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown field"
-        out.setdefault(name, msg.removeprefix("Value error, "))
+        name = str(loc[0]) if loc else ""
+        key = (aliases or {}).get(name, name) or "form"
+        out.setdefault(key, human_message(err, name or None))
     return out

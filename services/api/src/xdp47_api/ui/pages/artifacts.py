@@ -39,6 +39,7 @@ from xdp47_api.ui.forms import (
     optional_int,
     parse_json_object,
 )
+from xdp47_api.ui.messages import human_message
 from xdp47_api.ui.multipart import FilePart, MultipartInvalid, MultipartStream
 from xdp47_api.ui.pages._common import call_api, page_scope
 from xdp47_api.ui.session import (
@@ -127,7 +128,7 @@ def _body(session: UiSession, values: dict[str, str]) -> ArtifactCreate:
             fields[name] = values[name]
     for name in ("uri", "sha256"):
         if not values[name]:
-            errors[name] = "required"
+            errors[name] = human_message({"type": "missing"}, name)
     size = optional_int(values["size"], "size", errors)
     if size is not None:
         fields["size"] = size

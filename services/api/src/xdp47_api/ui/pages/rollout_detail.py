@@ -28,6 +28,7 @@ from xdp47_api.repositories import (
 from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.routes.rollouts import COMMAND_FROM
 from xdp47_api.state import Services, ServicesDep
+from xdp47_api.ui.actors import named_rollouts
 from xdp47_api.ui.events import RolloutEventHub
 from xdp47_api.ui.pages._common import page_scope
 from xdp47_api.ui.plan import load_plan
@@ -39,7 +40,7 @@ from xdp47_api.ui.session import (
     current_session,
 )
 from xdp47_api.ui.templating import render, render_fragment
-from xdp47_api.ui.timeline import BAR_WIDTH, STATES, wave_bars
+from xdp47_api.ui.timeline import ROW, STATES, timeline_height, wave_bars
 from xdp47_common.models import Rollout, Scope
 from xdp47_common.rollout.status import RolloutStatus
 
@@ -73,6 +74,9 @@ async def _live_context(
             rollout.id, limit=RUNS_LIMIT, cursor=None
         )
     ).items
+    (rollout,), runs = await named_rollouts(
+        services.pool, session.tenant, [rollout], runs
+    )
     bars = wave_bars(rollout.waves, counts, runs, rollout.current_wave)
     current = next((b.run for b in bars if b.current and b.run), None)
     return {
@@ -80,7 +84,8 @@ async def _live_context(
         "bars": bars,
         "runs": runs,
         "gate_run": current or (runs[-1] if runs else None),
-        "bar_width": BAR_WIDTH,
+        "row": ROW,
+        "timeline_height": timeline_height(len(bars)),
         "states": [word for _, word in STATES],
         "command_from": {k: {s.value for s in v} for k, v in COMMAND_FROM.items()},
         "live": rollout.status in LIVE_STATUSES,

@@ -24,6 +24,7 @@ from xdp47_api.routes.rollouts import (
     start_rollout,
 )
 from xdp47_api.state import ServicesDep
+from xdp47_api.ui.actors import named_rollouts
 from xdp47_api.ui.forms import (
     FieldErrors,
     errors_from_validation,
@@ -75,12 +76,13 @@ async def _page(
             )
         ).items
     versions = {a.id: a.version or str(a.id)[:8] for a in artifacts}
+    listed, _ = await named_rollouts(services.pool, session.tenant, rollouts.items)
     return render(
         request,
         "rollouts.html",
         session,
         status=status,
-        rollouts=list(reversed(rollouts.items)),
+        rollouts=list(reversed(listed)),
         more=rollouts.next_cursor is not None,
         artifacts=list(reversed(artifacts)),
         versions=versions,
@@ -112,13 +114,13 @@ def _fields(session: UiSession, values: dict[str, str]) -> tuple[Any, FieldError
     if values["artifact_id"]:
         fields["artifact_id"] = values["artifact_id"]
     else:
-        errors["artifact_id"] = "choose an artifact"
+        errors["artifact_id"] = "Choose an artifact"
     if values["policy_id"]:
         fields["policy_id"] = values["policy_id"]
     fields["channel"] = values["channel"] or "stable"
-    waves = optional_int(values["waves"], "waves", errors)
-    if waves is not None:
-        fields["waves"] = waves
+    # Percentages, when given, are the plan: their count is the number of waves
+    # and the Waves field is not read (it cannot contradict them). Without
+    # percentages the devices are split evenly into Waves waves.
     try:
         percentages = parse_percentages(values["percentages"])
     except ValueError as exc:
@@ -126,12 +128,11 @@ def _fields(session: UiSession, values: dict[str, str]) -> tuple[Any, FieldError
     else:
         if percentages is not None:
             fields["wave_percentages"] = percentages
-            if waves is not None and waves != len(percentages):
-                errors["waves"] = (
-                    f"{waves} waves but {len(percentages)} percentages; "
-                    "leave waves empty or make them agree"
-                )
-                fields.pop("waves")
+            values["waves"] = str(len(percentages))  # shown again on a 422
+        else:
+            waves = optional_int(values["waves"], "waves", errors)
+            if waves is not None:
+                fields["waves"] = waves
     try:
         fields["selector"] = parse_selector(values["selector"]).to_json()
     except ValueError as exc:

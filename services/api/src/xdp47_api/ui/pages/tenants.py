@@ -1,6 +1,7 @@
 """``/ui/tenants``: the tenants the token may see, the tenant's API tokens with
 their scopes, minting a token (its secret is shown once, on the answer to the
-POST, never stored) and revoking one. Writes call the REST route functions."""
+POST, never stored) and revoking one after a confirmation. Writes call the REST
+route functions."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from xdp47_api.routes.tokens import create_token, revoke_token
 from xdp47_api.state import ServicesDep
 from xdp47_api.ui.forms import FieldErrors, errors_from_validation, field
 from xdp47_api.ui.pages._common import call_api, page_scope
-from xdp47_api.ui.session import SessionDep, UiSession, WriteSessionDep
+from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import render
 from xdp47_common.models import ApiTokenCreate, ApiTokenCreated, Scope
 
@@ -102,6 +103,20 @@ async def mint(
     # Rendered, not redirected: the secret must not travel in a URL, and this
     # answer (Cache-Control: no-store) is the only place it ever appears.
     return await _page(request, session, services, minted=minted, status=201)
+
+
+@router.get("/tokens/{token_id}/revoke")
+async def revoke_dialog(
+    token_id: UUID, request: Request, session: SessionDep, services: ServicesDep
+) -> Response:
+    """The confirmation before a revoke, with a warning when the token is the one
+    this session signed in with."""
+    session.require(Scope.TOKENS_WRITE)
+    token = await PgTokenRepository(services.pool).get(session.tenant, token_id)
+    if token is None:
+        raise UiError(404, f"token '{token_id}' not found")
+    own = token.id == session.principal.token_id
+    return render(request, "_revoke_dialog.html", session, t=token, own=own)
 
 
 @router.post("/tokens/{token_id}/revoke")
