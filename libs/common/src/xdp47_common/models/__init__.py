@@ -24,11 +24,21 @@ from xdp47_common.models.device import (
 )
 from xdp47_common.models.plan import PlanExclusion, PlannedDevice, PlanWave, RolloutPlan
 from xdp47_common.models.policy import Policy, PolicyCreate, PolicyFields
+from xdp47_common.models.progress import (
+    PROGRESS_STATES,
+    ProgressState,
+    RolloutDevice,
+    RolloutProgress,
+    RunProgress,
+    StateCounts,
+    WaveProgress,
+)
 from xdp47_common.models.rollout import Rollout, RolloutCreate, RolloutRun
 from xdp47_common.models.tenant import Tenant, TenantCreate
 
 __all__ = [
     "ALL_SCOPES",
+    "PROGRESS_STATES",
     "READ_SCOPES",
     "ApiToken",
     "ApiTokenCreate",
@@ -48,12 +58,18 @@ __all__ = [
     "Policy",
     "PolicyCreate",
     "PolicyFields",
+    "ProgressState",
     "Rollout",
     "RolloutCreate",
+    "RolloutDevice",
     "RolloutPlan",
+    "RolloutProgress",
     "RolloutRun",
+    "RunProgress",
     "Scope",
+    "StateCounts",
     "Tenant",
     "TenantCreate",
+    "WaveProgress",
     "expand_scopes",
 ]

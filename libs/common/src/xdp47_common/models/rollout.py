@@ -77,6 +77,9 @@ class Rollout(ReadModel):
     status: RolloutStatus
     reason: str | None
     current_wave: int | None
+    attempt: int = Field(
+        default=1, description="1, then one more for each retry of the rollout."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
