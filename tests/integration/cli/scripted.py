@@ -96,8 +96,8 @@ async def apply(pool: asyncpg.Pool[Any], api: LiveApi, s: Script) -> uuid.UUID:
                 )
         waves = len(s.waves)
         await conn.execute(
-            "INSERT INTO rollout_plans (rollout_id, total, bounds, firsts, materialised)"
-            " VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO rollout_plans (rollout_id, total, bounds, firsts,"
+            " materialised) VALUES ($1, $2, $3, $4, $5)",
             rid,
             s.size * waves,
             [s.size * k for k in range(1, waves + 1)],
