@@ -43,7 +43,9 @@ class Script:
     ids: dict[int, list[str]] = field(default_factory=dict)
 
 
-async def draft(api: LiveApi, waves: int) -> uuid.UUID:
+async def draft(
+    api: LiveApi, waves: int, selector: dict[str, str] | None = None
+) -> uuid.UUID:
     headers = {"Authorization": f"Bearer {api.token}"}
     async with httpx.AsyncClient(base_url=api.url, headers=headers) as client:
         artifact = await client.post(
@@ -61,6 +63,7 @@ async def draft(api: LiveApi, waves: int) -> uuid.UUID:
                 "tenant": api.tenant,
                 "artifact_id": artifact.json()["id"],
                 "waves": waves,
+                "selector": selector or {},
             },
         )
         assert rollout.status_code == 201, rollout.text
