@@ -72,16 +72,16 @@ async def _live_context(
     sent: str | None = None,
     follow: str | None = None,
 ) -> dict[str, Any]:
-    """What the live part shows. ``sent``: the page follows the command it just
-    sent. ``follow``: the ended state such a page waits to see change (a retry
-    leaves the rollout ended until the scheduler takes it up, and the page must
-    stay live meanwhile)."""
+    """What the live part shows. ``sent``: the command the page just sent; after
+    a retry (the one command that reopens an ended rollout) the rollout still
+    reads ended until the scheduler takes it up, so the page follows it.
+    ``follow``: the ended state such a page waits to see change."""
     progress = await PgRolloutProgressRepository(services.pool).progress(
         session.tenant, rollout.id
     )
     if progress is None:
         raise UiError(404, f"rollout '{rollout.id}' not found")
-    if sent is not None:
+    if sent == "retry":
         follow = _ended_at(progress)
     elif follow is not None and _ended_at(progress) != follow:
         follow = None  # the command took effect
@@ -104,7 +104,7 @@ async def _live_context(
         "bar_width": BAR_WIDTH,
         "states": STATES,
         "command_from": {k: {s.value for s in v} for k, v in COMMAND_FROM.items()},
-        "live": rollout.status in LIVE_STATUSES or follow is not None,
+        "live": progress.status in LIVE_STATUSES or follow is not None,
         "follow": follow,
     }
 
@@ -182,9 +182,15 @@ async def _stream(
     ends = loop.time() + STREAM_SECONDS
     follow_ends = loop.time() + FOLLOW_SECONDS
     async with hub.subscribe(session.tenant, rollout.id) as sub:
+        # The first refresh goes out at once: an event published between the
+        # page's render and this subscription reached no one, and the page must
+        # not wait a whole refresh period to learn of it.
+        wait = 0.0
         while not hub.closed.is_set() and loop.time() < ends:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.queue.get(), REFRESH_SECONDS)
+            if wait:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sub.queue.get(), wait)
+            wait = REFRESH_SECONDS
             if await request.is_disconnected():
                 return
             try:  # the token may have been revoked meanwhile
