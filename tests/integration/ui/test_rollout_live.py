@@ -212,7 +212,7 @@ async def test_a_page_that_sent_a_retry_stays_live(
         rollout_id = await _draft(client)
         await _targets(pool, tenant, rollout_id, {f"{tenant}-a": "failed"})
         await pool.execute(
-            "UPDATE rollouts SET status = 'failed' WHERE id = $1",
+            "UPDATE rollouts SET status = 'failed', attempt = 1 WHERE id = $1",
             uuid.UUID(rollout_id),
         )
         sent = (await client.get(f"/ui/rollouts/{rollout_id}?sent=retry")).text
