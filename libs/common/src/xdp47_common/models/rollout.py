@@ -78,7 +78,8 @@ class Rollout(ReadModel):
     reason: str | None
     current_wave: int | None
     attempt: int = Field(
-        default=1, description="1, then one more for each retry of the rollout."
+        default=0,
+        description="0 before start, 1 once started, one more for each retry.",
     )
     created_at: datetime
     started_at: datetime | None
