@@ -112,7 +112,9 @@ def _wave(page: Page, n: int) -> Any:
 def _start(page: Page, server: LiveServer, rid: str) -> None:
     page.goto(f"{server.url}/ui/rollouts/{rid}")
     page.click("button[data-action=start]")
-    expect(page.locator(".notice")).to_contain_text("start command was sent")
+    expect(page.locator(".notice")).to_contain_text(
+        "start command was sent", timeout=TIMEOUT_MS
+    )
 
 
 def test_device_list_with_failed_only_filter(
@@ -128,10 +130,14 @@ def test_device_list_with_failed_only_filter(
     )
     rows = page.locator("#rollout-devices tbody tr[data-device]")
     expect(rows).to_have_count(6, timeout=LIVE_MS)
-    expect(page.locator("#rollout-devices tr[data-state=succeeded]")).to_have_count(4)
+    expect(page.locator("#rollout-devices tr[data-state=succeeded]")).to_have_count(
+        4, timeout=TIMEOUT_MS
+    )
     page.click("#devices [data-filter=failed]")
-    expect(page.locator("#devices")).to_have_attribute("data-state-filter", "failed")
-    expect(rows).to_have_count(2)
+    expect(page.locator("#devices")).to_have_attribute(
+        "data-state-filter", "failed", timeout=TIMEOUT_MS
+    )
+    expect(rows).to_have_count(2, timeout=TIMEOUT_MS)
     for device in ids[4:]:
         row = page.locator(f"#rollout-devices tr[data-device='{device}']")
         expect(row).to_have_attribute("data-state", "failed")
@@ -140,7 +146,7 @@ def test_device_list_with_failed_only_filter(
         path=str(screenshots / "rollout-devices-failed.png"), full_page=True
     )
     page.click("#devices [data-filter=all]")
-    expect(rows).to_have_count(6)
+    expect(rows).to_have_count(6, timeout=TIMEOUT_MS)
 
 
 def test_abort_dialog_counts_every_later_wave(
@@ -154,18 +160,20 @@ def test_abort_dialog_counts_every_later_wave(
     # Wave 1's devices (the scheduler's choice) apply; every other device holds.
     expect(_wave(page, 1)).to_have_attribute("data-updating", "3", timeout=LIVE_MS)
     wave1 = page.locator("#rollout-devices tr[data-wave='1']")
-    expect(wave1).to_have_count(3)
+    expect(wave1).to_have_count(3, timeout=TIMEOUT_MS)
     fleet.behave(
         [wave1.nth(k).get_attribute("data-device") or "" for k in range(3)], "apply"
     )
     expect(_wave(page, 2)).to_have_attribute("data-updating", "3", timeout=LIVE_MS)
     # The gate may pass wave 1 before its last device reports; it still counts.
     expect(_wave(page, 1)).to_have_attribute("data-succeeded", "3", timeout=LIVE_MS)
-    expect(_wave(page, 4)).to_have_attribute("data-waiting", "3")
+    expect(_wave(page, 4)).to_have_attribute("data-waiting", "3", timeout=TIMEOUT_MS)
     page.click("button[data-action=abort]")
     dialog = page.locator("dialog#abort-dialog")
-    expect(dialog).to_be_visible()
-    expect(dialog.locator("#abort-affected")).to_have_attribute("data-affected", "9")
+    expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
+    expect(dialog.locator("#abort-affected")).to_have_attribute(
+        "data-affected", "9", timeout=TIMEOUT_MS
+    )
     expect(dialog).to_contain_text("9 devices not yet updated")
     page.screenshot(path=str(screenshots / "abort-dialog-count.png"), full_page=True)
     dialog.locator("[data-confirm-abort]").click()
@@ -174,8 +182,10 @@ def test_abort_dialog_counts_every_later_wave(
     )
     # The waves it never reached: not started, with the plan's count.
     expect(_wave(page, 3)).to_have_attribute("data-not_started", "3", timeout=LIVE_MS)
-    expect(_wave(page, 4)).to_have_attribute("data-not_started", "3")
-    expect(_wave(page, 2)).to_have_attribute("data-skipped", "3")
+    expect(_wave(page, 4)).to_have_attribute(
+        "data-not_started", "3", timeout=TIMEOUT_MS
+    )
+    expect(_wave(page, 2)).to_have_attribute("data-skipped", "3", timeout=TIMEOUT_MS)
 
 
 def test_retry_is_followed_live(
@@ -191,11 +201,15 @@ def test_retry_is_followed_live(
     expect(_wave(page, 1)).to_have_attribute("data-failed", "1", timeout=LIVE_MS)
     fleet.behave(ids[2:], "apply")
     page.click("button[data-action=retry]")
-    expect(page.locator(".notice")).to_contain_text("retry command was sent")
+    expect(page.locator(".notice")).to_contain_text(
+        "retry command was sent", timeout=TIMEOUT_MS
+    )
     # No reload from here on: the page follows attempt 2 to its end.
     page.evaluate("window.__same_page = true")
     expect(status).to_have_attribute("data-status", "completed", timeout=LIVE_MS)
-    expect(page.locator("#rollout-attempt")).to_contain_text("attempt 2")
+    expect(page.locator("#rollout-attempt")).to_contain_text(
+        "attempt 2", timeout=TIMEOUT_MS
+    )
     # Attempt 2 retried the failed device, and those still updating when
     # attempt 1 failed (released as skipped): every one of them succeeded.
     second = page.locator("#runs tr[data-attempt='2'][data-wave='1']")
