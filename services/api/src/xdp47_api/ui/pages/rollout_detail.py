@@ -104,7 +104,12 @@ async def _live_context(
         "bar_width": BAR_WIDTH,
         "states": STATES,
         "command_from": {k: {s.value for s in v} for k, v in COMMAND_FROM.items()},
-        "live": progress.status in LIVE_STATUSES or follow is not None,
+        # Live if either read says so: the page shows ``rollout``'s status, and
+        # a status that changed between the two reads must not leave a page
+        # reading "running" without a stream (the next refresh ends it).
+        "live": rollout.status in LIVE_STATUSES
+        or progress.status in LIVE_STATUSES
+        or follow is not None,
         "follow": follow,
     }
 
