@@ -58,16 +58,30 @@ async def _set(pool: asyncpg.Pool[Any], rid: str, status: str, wave: int) -> Non
 async def _run(
     pool: asyncpg.Pool[Any], rid: str, wave: int, ok: int, failed: int
 ) -> None:
-    await pool.execute(
-        "INSERT INTO rollout_runs (rollout_id, wave, attempt, eligible, succeeded,"
-        " failed, started_at) VALUES ($1, $2, 1, 4, $3, $4, now())"
-        " ON CONFLICT (rollout_id, attempt, wave)"
-        " DO UPDATE SET succeeded = $3, failed = $4",
-        UUID(rid),
-        wave,
-        ok,
-        failed,
-    )
+    """The rows the scheduler keeps for a wave of 4: its run's counters and its
+    targets (``ok`` applied, ``failed`` failed, the rest told to update)."""
+    states = ["applied"] * ok + ["failed"] * failed
+    states += ["assigned"] * (4 - len(states))
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO rollout_runs (rollout_id, wave, attempt, eligible, succeeded,"
+            " failed, started_at) VALUES ($1, $2, 1, 4, $3, $4, now())"
+            " ON CONFLICT (rollout_id, attempt, wave)"
+            " DO UPDATE SET succeeded = $3, failed = $4",
+            UUID(rid),
+            wave,
+            ok,
+            failed,
+        )
+        await conn.executemany(
+            "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, state)"
+            " SELECT $1, tenant, $2, $3, $4 FROM rollouts WHERE id = $1"
+            " ON CONFLICT (rollout_id, device_id) DO UPDATE SET state = $4",
+            [
+                (UUID(rid), f"{rid[:8]}-w{wave}-{n}", wave, state)
+                for n, state in enumerate(states)
+            ],
+        )
 
 
 async def _logged_in(xdp47, api: LiveApi) -> None:

@@ -108,16 +108,19 @@ async def test_progress_and_abort_count_come_from_the_targets(
         await _targets(pool, tenant, rollout_id, states)
         live = (await client.get(f"/ui/rollouts/{rollout_id}/live")).text
         assert 'data-status="running"' in live
+        # A pending target of the wave the rollout reached is told already
+        # (read-time desired state): updating, like an assigned one.
         for word, n in {
             "succeeded": 2,
             "failed": 1,
-            "updating": 1,
-            "pending": 1,
+            "updating": 2,
+            "waiting": 0,
             "skipped": 1,
         }.items():
             assert f'data-{word}="{n}"' in live, word
         dialog = (await client.get(f"/ui/rollouts/{rollout_id}/abort")).text
-        assert 'data-affected="2"' in dialog  # assigned + pending keep their version
+        # Every device of the current wave that has not applied keeps its version.
+        assert 'data-affected="4"' in dialog
 
 
 async def test_events_reach_only_their_tenants_subscribers(
@@ -196,3 +199,25 @@ async def test_live_refresh_carries_the_header_and_hides_the_plan(
         assert '<dd id="rollout-header-status" data-status="completed">' in page
         assert '<section class="card" id="plan" hidden>' in page
         assert "hx-swap-oob" not in page  # the page holds the targets only
+
+
+async def test_a_page_that_sent_a_retry_stays_live(
+    pool: asyncpg.Pool[Any], ui_app: FastAPI
+) -> None:
+    """Until the scheduler takes a retry up, the rollout still reads failed: the
+    page the retry lands on keeps a stream open that follows the attempt (the
+    page used to open none and showed attempt 1 until a manual reload)."""
+    tenant = await make_tenant(pool, "follow")
+    async with signed_in(ui_app, await mint(pool, tenant, TENANT_SCOPES)) as client:
+        rollout_id = await _draft(client)
+        await _targets(pool, tenant, rollout_id, {f"{tenant}-a": "failed"})
+        await pool.execute(
+            "UPDATE rollouts SET status = 'failed', attempt = 1 WHERE id = $1",
+            uuid.UUID(rollout_id),
+        )
+        sent = (await client.get(f"/ui/rollouts/{rollout_id}?sent=retry")).text
+        stream = f'sse-connect="/ui/rollouts/{rollout_id}/events?follow=failed:1"'
+        assert stream in sent
+        assert 'id="rollout-following"' in sent
+        plain = (await client.get(f"/ui/rollouts/{rollout_id}")).text
+        assert "sse-connect" not in plain

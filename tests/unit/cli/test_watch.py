@@ -10,8 +10,36 @@ import httpx
 import pytest
 
 from tests.unit.cli.fakes import FakeClock, invoke, json_response, rollout, run
+from xdp47_common.models import ProgressState, Rollout, RolloutRun
+from xdp47_common.rollout.progress import CountRow, StoredPlan, build_progress
 
 RID = rollout()["id"]
+
+
+def progress_of(ro: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The progress read model the API would serve for a rollout whose waves hold
+    4 devices each, every device of a wave in the state its latest run counts
+    (``xdp47_common.rollout.progress``, the API's own builder)."""
+    model = Rollout.model_validate(ro)
+    parsed = [RolloutRun.model_validate(r) for r in runs]
+    latest = {r.wave: r for r in sorted(parsed, key=lambda r: r.attempt)}
+    rows = []
+    for w, r in latest.items():
+        rest = r.eligible - r.succeeded - r.failed - r.skipped
+        for state, n in (
+            (ProgressState.SUCCEEDED, r.succeeded),
+            (ProgressState.FAILED, r.failed),
+            (ProgressState.SKIPPED, r.skipped),
+            (ProgressState.UPDATING, rest),
+        ):
+            if n:
+                rows.append(
+                    CountRow(
+                        w, state, "offline" if n and state == "skipped" else None, n
+                    )
+                )
+    plan = StoredPlan([4] * model.waves, max(latest, default=0))
+    return build_progress(model, rows, plan, parsed).model_dump(mode="json")
 
 
 def scripted(states: list[tuple[dict[str, Any], list[dict[str, Any]]]]):
@@ -20,11 +48,9 @@ def scripted(states: list[tuple[dict[str, Any], list[dict[str, Any]]]]):
     current = {"state": states[0]}
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == f"/api/rollouts/{RID}":
+        if request.url.path == f"/api/rollouts/{RID}/progress":
             current["state"] = next(polls, current["state"])
-            return json_response(200, current["state"][0])
-        if request.url.path == f"/api/rollouts/{RID}/runs":
-            return json_response(200, current["state"][1])
+            return json_response(200, progress_of(*current["state"]))
         return json_response(404, {"detail": "Not Found"})
 
     return handler
@@ -97,16 +123,19 @@ def test_without_a_terminal_one_line_per_change() -> None:
     )
     result = invoke(handler, "rollouts", "watch", RID, "--interval", "0.1")
     assert result.exit_code == 0
+    tail = ", 0 waiting, 0 not_started of 4"
     assert result.stdout.splitlines() == [
         f"rollout {RID} running wave 1/2",
-        "wave 1 (attempt 1): 1 succeeded, 0 failed, 0 skipped, 3 pending of 4",
-        "wave 1 (attempt 1): 3 succeeded, 1 failed, 0 skipped, 0 pending of 4",
+        f"wave 1 (attempt 1): 1 succeeded, 0 failed, 0 skipped, 3 updating{tail}",
+        "wave 2: 0 succeeded, 0 failed, 0 skipped, 0 updating, 4 waiting,"
+        " 0 not_started of 4",
+        f"wave 1 (attempt 1): 3 succeeded, 1 failed, 0 skipped, 0 updating{tail}",
         f"rollout {RID} running wave 2/2",
-        "wave 1 (attempt 1): 3 succeeded, 1 failed, 0 skipped, 0 pending of 4"
+        f"wave 1 (attempt 1): 3 succeeded, 1 failed, 0 skipped, 0 updating{tail}"
         " succeeded",
-        "wave 2 (attempt 1): 0 succeeded, 0 failed, 0 skipped, 4 pending of 4",
+        f"wave 2 (attempt 1): 0 succeeded, 0 failed, 0 skipped, 4 updating{tail}",
         f"rollout {RID} completed wave 2/2",
-        "wave 2 (attempt 1): 4 succeeded, 0 failed, 0 skipped, 0 pending of 4",
+        f"wave 2 (attempt 1): 4 succeeded, 0 failed, 0 skipped, 0 updating{tail}",
         f"rollout {RID} completed",
     ]
 
@@ -121,15 +150,15 @@ def test_the_latest_attempt_of_a_wave_is_shown() -> None:
 def test_a_503_while_watching_is_retried() -> None:
     answers = iter(
         [
-            json_response(200, rollout("running")),
+            json_response(200, progress_of(rollout("running"), [run(1)])),
             json_response(503, {"detail": "database unavailable"}),
-            json_response(200, rollout("completed")),
+            json_response(
+                200, progress_of(rollout("completed"), [run(1, succeeded=4)])
+            ),
         ]
     )
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/runs"):
-            return json_response(200, [])
         return next(answers)
 
     result = invoke(handler, "rollouts", "watch", RID, "--interval", "1")
@@ -177,5 +206,19 @@ def test_on_a_terminal_a_live_view_draws_a_bar_per_wave() -> None:
     assert code == 4
     text = screen.getvalue()
     assert "█" in text  # the stacked bar of wave 1
-    assert "not started" in text  # wave 2 has no run yet
+    assert "not_started" in text  # the column of wave 2, which never started
     assert "reason: wave 1: 1 failure" in text
+
+
+def test_completed_with_no_device_updated_exits_with_7() -> None:
+    """Zero eligible devices under abort_on_zero_eligible=false: the rollout
+    completes, but CI must not read it as a release that reached the fleet."""
+    empty = Rollout.model_validate(rollout("completed", reason="0 devices updated"))
+    body = build_progress(empty, [], StoredPlan([0, 0], 0), []).model_dump(mode="json")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return json_response(200, body)
+
+    result = invoke(handler, "rollouts", "watch", RID)
+    assert result.exit_code == 7, result.output
+    assert "(no device was updated)" in result.stderr

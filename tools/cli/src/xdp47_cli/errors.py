@@ -32,6 +32,7 @@ class ExitCode(IntEnum):
     FAILED = 4
     ABORTED = 5
     TIMEOUT = 6
+    NOTHING_UPDATED = 7  # completed, but no device was updated (none eligible)
 
 
 class CliError(Exception):

@@ -1,16 +1,16 @@
-"""``xdp47 rollouts watch``: poll a rollout and its runs until a terminal status.
+"""``xdp47 rollouts watch``: poll a rollout's progress until a terminal status.
 
-A terminal shows a rich live view: the status line and one stacked progress bar
-per wave (succeeded, failed, skipped, pending of the wave's eligible devices, from
-the wave's latest attempt). Without a terminal it prints one line per change, so
-logs and CI output stay readable. The exit code tells how the rollout ended; see
-:data:`EXIT_CODES` and docs/cli.md.
+Each poll reads the progress read model (``GET /api/rollouts/{id}/progress``), the
+numbers the web UI and ``rollouts get`` show. A terminal shows a rich live view:
+the status line and one stacked bar per wave (succeeded, failed, skipped,
+updating, waiting, not_started). Without a terminal it prints one line per
+change, so logs and CI output stay readable. The exit code tells how the rollout
+ended; see :func:`exit_code` and docs/cli.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from uuid import UUID
 
 from rich.console import Console, Group, RenderableType
@@ -22,17 +22,17 @@ from rich.text import Text
 from xdp47_cli.client import ApiClient
 from xdp47_cli.commands._common import typed
 from xdp47_cli.errors import ApiError, ExitCode
-from xdp47_common.models import Rollout, RolloutRun
+from xdp47_common.models import PROGRESS_STATES, RolloutProgress, WaveProgress
 from xdp47_common.rollout.status import RolloutStatus
 
 __all__ = [
     "EXIT_CODES",
-    "Snapshot",
-    "WaveView",
     "exit_code",
-    "fetch_snapshot",
+    "fetch_progress",
+    "progress_table",
     "status_lines",
     "watch",
+    "wave_line",
 ]
 
 EXIT_CODES: dict[RolloutStatus, ExitCode] = {
@@ -51,165 +51,96 @@ _STATUS_STYLE = {
     RolloutStatus.FAILED: "red",
     RolloutStatus.ABORTED: "magenta",
 }
+_STATE_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "skipped": "yellow",
+    "updating": "cyan",
+    "waiting": "blue",
+    "not_started": "magenta",
+}
 
 
-@dataclass(frozen=True)
-class WaveView:
-    """A wave as shown: its latest attempt's counts, or not started yet."""
+def exit_code(progress: RolloutProgress) -> ExitCode | None:
+    """The exit code of a terminal status; None while the rollout can still move.
 
-    wave: int
-    attempt: int | None = None
-    eligible: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    skipped: int = 0
-    outcome: str | None = None
-
-    @property
-    def started(self) -> bool:
-        return self.attempt is not None
-
-    @property
-    def pending(self) -> int:
-        return max(self.eligible - self.succeeded - self.failed - self.skipped, 0)
+    A rollout that completed without updating a single device (no eligible
+    device, under a policy that does not abort then) exits with its own code, so
+    CI never reads it as a release that reached the fleet.
+    """
+    if progress.status is RolloutStatus.COMPLETED and progress.nothing_updated:
+        return ExitCode.NOTHING_UPDATED
+    return EXIT_CODES.get(progress.status)
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    rollout: Rollout
-    waves: tuple[WaveView, ...]
+def fetch_progress(client: ApiClient, rollout_id: UUID) -> RolloutProgress:
+    return typed(RolloutProgress, client.get(f"/api/rollouts/{rollout_id}/progress"))
 
 
-def exit_code(status: RolloutStatus) -> ExitCode | None:
-    """The exit code of a terminal status; None while the rollout can still move."""
-    return EXIT_CODES.get(status)
+def _rollout_line(p: RolloutProgress) -> str:
+    wave = f" wave {p.current_wave}/{len(p.waves)}" if p.current_wave else ""
+    attempt = f" attempt {p.attempt}" if p.attempt > 1 else ""
+    reason = f" — {p.reason}" if p.reason else ""
+    return f"rollout {p.rollout_id} {p.status.value}{wave}{attempt}{reason}"
 
 
-def fetch_snapshot(client: ApiClient, rollout_id: UUID) -> Snapshot:
-    rollout = typed(Rollout, client.get(f"/api/rollouts/{rollout_id}"))
-    latest: dict[int, RolloutRun] = {}
-    for item in client.pages(f"/api/rollouts/{rollout_id}/runs"):
-        run = typed(RolloutRun, item)
-        if run.wave not in latest or run.attempt >= latest[run.wave].attempt:
-            latest[run.wave] = run
-    waves = []
-    for n in range(1, max([rollout.waves, *latest]) + 1):
-        if n not in latest:
-            waves.append(WaveView(wave=n))
-            continue
-        run = latest[n]
-        waves.append(
-            WaveView(
-                wave=n,
-                attempt=run.attempt,
-                eligible=run.eligible,
-                succeeded=run.succeeded,
-                failed=run.failed,
-                skipped=run.skipped,
-                outcome=run.outcome.value if run.outcome else None,
-            )
-        )
-    return Snapshot(rollout, tuple(waves))
+def wave_line(w: WaveProgress) -> str:
+    """One wave in words: every state with its count, then the latest outcome."""
+    counts = ", ".join(f"{w.counts.of(s)} {s.value}" for s in PROGRESS_STATES)
+    attempt = f" (attempt {w.attempt})" if w.attempt else ""
+    outcome = f" {w.outcome.value}" if w.outcome else ""
+    return f"wave {w.wave}{attempt}: {counts} of {w.total}{outcome}"
 
 
-def _rollout_line(rollout: Rollout) -> str:
-    wave = (
-        f" wave {rollout.current_wave}/{rollout.waves}" if rollout.current_wave else ""
-    )
-    reason = f" — {rollout.reason}" if rollout.reason else ""
-    return f"rollout {rollout.id} {rollout.status.value}{wave}{reason}"
-
-
-def _wave_line(view: WaveView) -> str:
-    if not view.started:
-        return f"wave {view.wave}: not started"
-    outcome = f" {view.outcome}" if view.outcome else ""
-    return (
-        f"wave {view.wave} (attempt {view.attempt}): {view.succeeded} succeeded, "
-        f"{view.failed} failed, {view.skipped} skipped, {view.pending} pending "
-        f"of {view.eligible}{outcome}"
-    )
-
-
-def status_lines(snap: Snapshot) -> dict[str, str]:
+def status_lines(p: RolloutProgress) -> dict[str, str]:
     """One line per thing that can change, keyed so changes can be detected."""
-    lines = {"rollout": _rollout_line(snap.rollout)}
-    for view in snap.waves:
-        if view.started:
-            lines[f"wave {view.wave}"] = _wave_line(view)
+    lines = {"rollout": _rollout_line(p)}
+    for w in p.waves:
+        lines[f"wave {w.wave}"] = wave_line(w)
     return lines
 
 
-def _bar(view: WaveView, width: int = BAR_WIDTH) -> Text:
-    total = max(view.eligible, 1)
-    parts = [
-        (view.succeeded, "green"),
-        (view.failed, "red"),
-        (view.skipped, "yellow"),
-    ]
+def _bar(w: WaveProgress, width: int = BAR_WIDTH) -> Text:
+    total = max(w.total, 1)
     bar = Text()
     used = 0
-    for count, style in parts:
-        cells = round(width * count / total)
-        cells = min(cells, width - used)
-        bar.append("█" * cells, style=style)
+    for state in PROGRESS_STATES:
+        cells = min(round(width * w.counts.of(state) / total), width - used)
+        bar.append("█" * cells, style=_STATE_STYLE[state.value])
         used += cells
     bar.append("░" * (width - used), style="dim")
     return bar
 
 
-def render(snap: Snapshot) -> RenderableType:
-    rollout = snap.rollout
-    style = _STATUS_STYLE.get(rollout.status, "")
-    head = Text.from_markup(
-        f"rollout [bold]{rollout.id}[/] [{style}]{rollout.status.value}[/]"
-        + (
-            f" · wave {rollout.current_wave}/{rollout.waves}"
-            if rollout.current_wave
-            else ""
-        )
-    )
-    if rollout.reason:
-        head.append(f"\nreason: {rollout.reason}")
+def progress_table(p: RolloutProgress) -> Table:
+    """The per-wave table (``watch``'s live view and ``rollouts get``)."""
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    for header in (
-        "WAVE",
-        "",
-        "OK",
-        "FAILED",
-        "SKIPPED",
-        "PENDING",
-        "ELIGIBLE",
-        "OUTCOME",
-    ):
+    headers = ["wave", "", *(s.value for s in PROGRESS_STATES), "total", "outcome"]
+    for header in headers:
         table.add_column(
-            header, justify="left" if header in ("WAVE", "", "OUTCOME") else "right"
+            header, justify="left" if header in ("wave", "", "outcome") else "right"
         )
-    for view in snap.waves:
-        if not view.started:
-            table.add_row(
-                str(view.wave),
-                Text("·" * BAR_WIDTH, style="dim"),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "not started",
-            )
-            continue
+    for w in p.waves:
         table.add_row(
-            str(view.wave)
-            + (f" #{view.attempt}" if view.attempt and view.attempt > 1 else ""),
-            _bar(view),
-            str(view.succeeded),
-            str(view.failed),
-            str(view.skipped),
-            str(view.pending),
-            str(view.eligible),
-            escape(view.outcome or "running"),
+            str(w.wave) + (f" #{w.attempt}" if w.attempt and w.attempt > 1 else ""),
+            _bar(w),
+            *(str(w.counts.of(s)) for s in PROGRESS_STATES),
+            str(w.total),
+            escape(w.outcome.value if w.outcome else ("running" if w.current else "")),
         )
-    return Group(head, table)
+    return table
+
+
+def render(p: RolloutProgress) -> RenderableType:
+    style = _STATUS_STYLE.get(p.status, "")
+    head = Text.from_markup(
+        f"rollout [bold]{p.rollout_id}[/] [{style}]{p.status.value}[/]"
+        + (f" · wave {p.current_wave}/{len(p.waves)}" if p.current_wave else "")
+        + (f" · attempt {p.attempt}" if p.attempt > 1 else "")
+    )
+    if p.reason:
+        head.append(f"\nreason: {p.reason}")
+    return Group(head, progress_table(p))
 
 
 def watch(
@@ -225,13 +156,13 @@ def watch(
 ) -> ExitCode:
     """Follow a rollout until it ends or ``timeout`` seconds pass."""
     deadline = None if timeout is None else clock() + timeout
-    snap = fetch_snapshot(client, rollout_id)
+    snap = fetch_progress(client, rollout_id)
     printed: dict[str, str] = {}
     live = (
         Live(render(snap), console=out, auto_refresh=False) if out.is_terminal else None
     )
 
-    def show(current: Snapshot) -> None:
+    def show(current: RolloutProgress) -> None:
         if live is not None:
             live.update(render(current), refresh=True)
             return
@@ -244,7 +175,7 @@ def watch(
         nonlocal snap
         while True:
             show(snap)
-            code = exit_code(snap.rollout.status)
+            code = exit_code(snap)
             if code is not None:
                 return code
             if deadline is not None and clock() >= deadline:
@@ -265,10 +196,10 @@ def watch(
 
 
 def _refetch(
-    client: ApiClient, rollout_id: UUID, last: Snapshot, err: Console
-) -> Snapshot:
+    client: ApiClient, rollout_id: UUID, last: RolloutProgress, err: Console
+) -> RolloutProgress:
     try:
-        return fetch_snapshot(client, rollout_id)
+        return fetch_progress(client, rollout_id)
     except ApiError as exc:
         # 503 is the API saying "retry": keep watching with what we last saw.
         if exc.status != 503:
@@ -278,15 +209,16 @@ def _refetch(
 
 
 def _summary(
-    snap: Snapshot, code: ExitCode, timeout: float | None, console: Console
+    p: RolloutProgress, code: ExitCode, timeout: float | None, console: Console
 ) -> None:
-    rollout = snap.rollout
     if code is ExitCode.TIMEOUT:
         message = (
-            f"timed out after {timeout:g}s: rollout {rollout.id} is still "
-            f"{rollout.status.value}"
+            f"timed out after {timeout:g}s: rollout {p.rollout_id} is still "
+            f"{p.status.value}"
         )
     else:
-        reason = f": {rollout.reason}" if rollout.reason else ""
-        message = f"rollout {rollout.id} {rollout.status.value}{reason}"
+        reason = f": {p.reason}" if p.reason else ""
+        message = f"rollout {p.rollout_id} {p.status.value}{reason}"
+        if code is ExitCode.NOTHING_UPDATED:
+            message += " (no device was updated)"
     console.print(message, markup=False, highlight=False, soft_wrap=True)

@@ -27,6 +27,15 @@ from xdp47_common.models.device import (
 )
 from xdp47_common.models.plan import PlanExclusion, PlannedDevice, PlanWave, RolloutPlan
 from xdp47_common.models.policy import Policy, PolicyCreate, PolicyFields
+from xdp47_common.models.progress import (
+    PROGRESS_STATES,
+    ProgressState,
+    RolloutDevice,
+    RolloutProgress,
+    RunProgress,
+    StateCounts,
+    WaveProgress,
+)
 from xdp47_common.models.reasons import FailureCode, describe_reason
 from xdp47_common.models.rollout import (
     Rollout,
@@ -38,6 +47,7 @@ from xdp47_common.models.tenant import Tenant, TenantCreate
 
 __all__ = [
     "ALL_SCOPES",
+    "PROGRESS_STATES",
     "READ_SCOPES",
     "ApiToken",
     "ApiTokenCreate",
@@ -59,16 +69,22 @@ __all__ = [
     "Policy",
     "PolicyCreate",
     "PolicyFields",
+    "ProgressState",
     "RecentHeartbeat",
     "Rollout",
     "RolloutCreate",
+    "RolloutDevice",
     "RolloutPlan",
+    "RolloutProgress",
     "RolloutRun",
     "RolloutStartAnswer",
+    "RunProgress",
     "Scope",
+    "StateCounts",
     "TargetHistoryEntry",
     "Tenant",
     "TenantCreate",
+    "WaveProgress",
     "describe_reason",
     "expand_scopes",
 ]

@@ -120,6 +120,10 @@ class Rollout(ReadModel):
     status: RolloutStatus
     reason: str | None
     current_wave: int | None
+    attempt: int = Field(
+        default=0,
+        description="0 before start, 1 once started, one more for each retry.",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -1,59 +1,117 @@
-"""Read models of a rollout's progress for the web UI: device states per wave (one
-GROUP BY over ``rollout_targets``), the devices an abort would leave on their old
-version, the frozen effective policy, and the tenant's heartbeat rate.
+"""The progress read model of a rollout, read from PostgreSQL: devices per wave and
+progress state (``xdp47_common.models.progress``), the runs, the devices of a
+rollout one page at a time, the frozen effective policy and the tenant's
+heartbeat rate. The REST API, the web UI and (through the API) the CLI all read
+progress here; ``xdp47_common.rollout.progress`` assembles it.
 
-Every query is scoped by tenant; the per-rollout ones join ``rollouts`` on the
-caller's tenant so another tenant's rollout id yields nothing.
+``PROGRESS_STATE`` is the one mapping from a stored target (``rollout_targets``)
+to the state operators read:
+
+- ``applied`` → succeeded, ``failed`` → failed, ``assigned`` → updating;
+- ``skipped`` → skipped, except the targets an abort released in waves the
+  rollout never reached (reason ``aborted``) → not_started;
+- ``pending`` in a wave its running rollout has reached → updating (the device
+  is told at once, ``xdp47_common.adapters.desired``; the scheduler's follow-up
+  moves the row moments later); in a later wave of a draft or running rollout →
+  waiting; once the rollout ended → not_started.
+
+Every query is scoped by tenant (it joins ``rollouts`` on the caller's tenant),
+so another tenant's rollout id yields nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from xdp47_common.rollout.status import TargetState
+from xdp47_api.pagination import Page, decode_cursor, invalid_cursor
+from xdp47_api.repositories._paging import page_of
+from xdp47_common.models import (
+    ProgressState,
+    Rollout,
+    RolloutDevice,
+    RolloutProgress,
+    RolloutRun,
+)
+from xdp47_common.rollout.progress import CountRow, StoredPlan, build_progress
 
-__all__ = ["FleetActivity", "PgRolloutProgressRepository", "RolloutExtras"]
+__all__ = [
+    "PROGRESS_STATE",
+    "FleetActivity",
+    "PgRolloutProgressRepository",
+]
 
-# Stored states: for the seconds the scheduler's wave-start follow-up takes, the
-# targets of a wave that has just started still count as pending, though their
-# devices are already told (``xdp47_common.adapters.desired``).
-WAVE_STATE_COUNTS = """
-SELECT t.wave, t.state, count(*) AS n
+PROGRESS_STATE = """CASE
+    WHEN t.state = 'applied' THEN 'succeeded'
+    WHEN t.state = 'failed' THEN 'failed'
+    WHEN t.state = 'assigned' THEN 'updating'
+    WHEN t.state = 'skipped' AND t.reason = 'aborted'
+         AND t.wave > coalesce(r.current_wave, 0) THEN 'not_started'
+    WHEN t.state = 'skipped' THEN 'skipped'
+    WHEN r.status = 'running' AND t.active AND t.wave <= r.current_wave
+        THEN 'updating'
+    WHEN r.status IN ('draft', 'running') THEN 'waiting'
+    ELSE 'not_started'
+END"""
+# The stored states each progress state can come from: lets a filtered device list
+# use the (rollout_id, wave, state) index before the exact mapping is applied.
+STORED_STATES: dict[ProgressState, list[str]] = {
+    ProgressState.SUCCEEDED: ["applied"],
+    ProgressState.FAILED: ["failed"],
+    ProgressState.SKIPPED: ["skipped"],
+    ProgressState.UPDATING: ["assigned", "pending"],
+    ProgressState.WAITING: ["pending"],
+    ProgressState.NOT_STARTED: ["pending", "skipped"],
+}
+
+WAVE_STATE_COUNTS = f"""
+SELECT t.wave, {PROGRESS_STATE} AS state,
+       CASE WHEN t.state = 'skipped' THEN t.reason END AS reason, count(*) AS n
 FROM rollout_targets t
 JOIN rollouts r ON r.id = t.rollout_id AND r.tenant = $1
 WHERE t.rollout_id = $2
-GROUP BY t.wave, t.state
-"""
-# "Not yet updated": told to update or waiting to be told; an abort leaves them
-# on their current version.
-NOT_YET_APPLIED = """
-SELECT count(*)
-FROM rollout_targets t
-JOIN rollouts r ON r.id = t.rollout_id AND r.tenant = $1
-WHERE t.rollout_id = $2 AND t.state IN ('pending', 'assigned')
-"""
-ROLLOUT_EXTRAS = """
-SELECT effective_policy, current_wave_started_at, attempt
+GROUP BY 1, 2, 3
+"""  # nosec B608
+ROLLOUT_ROW = """
+SELECT id, tenant, name, artifact_id, policy_id, selector, channel, waves,
+       wave_percentages, status, reason, current_wave, attempt, created_at,
+       started_at, finished_at
 FROM rollouts WHERE tenant = $1 AND id = $2
 """
+STORED_PLAN = (
+    "SELECT total, bounds, materialised FROM rollout_plans WHERE rollout_id = $1"
+)
+ALL_RUNS = """
+SELECT rollout_id, wave, attempt, eligible, succeeded, failed, skipped, started_at,
+       finished_at, outcome, reason
+FROM rollout_runs WHERE rollout_id = $1 ORDER BY attempt, wave LIMIT $2
+"""
+DEVICES = f"""
+SELECT t.device_id, t.wave, {PROGRESS_STATE} AS state, t.reason,
+       coalesce(d.status, 'unknown') AS device_status, t.assigned_at, t.finished_at
+FROM rollout_targets t
+JOIN rollouts r ON r.id = t.rollout_id AND r.tenant = $1
+LEFT JOIN devices d ON d.tenant = t.tenant AND d.id = t.device_id
+WHERE t.rollout_id = $2
+  AND ($3::int IS NULL OR t.wave = $3)
+  AND ($4::text[] IS NULL OR t.state = ANY($4::text[]))
+  AND ($5::text IS NULL OR {PROGRESS_STATE} = $5)
+  AND ($6::text IS NULL OR t.device_id > $6)
+ORDER BY t.device_id
+LIMIT $7
+"""  # nosec B608
+EXISTS = "SELECT EXISTS (SELECT 1 FROM rollouts WHERE tenant = $1 AND id = $2)"
 FLEET_ACTIVITY = """
 SELECT count(*) AS devices,
        count(*) FILTER (WHERE last_seen > now() - interval '1 minute') AS last_minute,
        count(*) FILTER (WHERE status = 'online') AS online
 FROM devices WHERE tenant = $1
 """
-
-
-@dataclass(frozen=True)
-class RolloutExtras:
-    effective_policy: dict[str, Any] | None
-    current_wave_started_at: datetime | None
-    attempt: int
+# Runs shown with a rollout's progress; /api/rollouts/{id}/runs pages through all.
+RUNS_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -63,34 +121,78 @@ class FleetActivity:
     online: int
 
 
+def _sizes(bounds: list[int]) -> list[int]:
+    return [b - a for a, b in zip([0, *bounds], bounds, strict=False)]
+
+
 class PgRolloutProgressRepository:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
 
-    async def wave_state_counts(
-        self, tenant: str, rollout_id: UUID
-    ) -> dict[int, dict[TargetState, int]]:
-        """Devices per wave and target state; waves without targets are absent."""
-        rows = await self._pool.fetch(WAVE_STATE_COUNTS, tenant, rollout_id)
-        by_wave: dict[int, dict[TargetState, int]] = {}
-        for row in rows:
-            by_wave.setdefault(row["wave"], {})[TargetState(row["state"])] = int(
-                row["n"]
-            )
-        return by_wave
-
-    async def not_yet_applied(self, tenant: str, rollout_id: UUID) -> int:
-        return int(await self._pool.fetchval(NOT_YET_APPLIED, tenant, rollout_id))
-
-    async def extras(self, tenant: str, rollout_id: UUID) -> RolloutExtras | None:
-        row = await self._pool.fetchrow(ROLLOUT_EXTRAS, tenant, rollout_id)
-        if row is None:
-            return None
-        return RolloutExtras(
-            effective_policy=row["effective_policy"],
-            current_wave_started_at=row["current_wave_started_at"],
-            attempt=int(row["attempt"]),
+    async def progress(self, tenant: str, rollout_id: UUID) -> RolloutProgress | None:
+        """The rollout's progress, read in one snapshot; None if not the tenant's."""
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await conn.fetchrow(ROLLOUT_ROW, tenant, rollout_id)
+            if row is None:
+                return None
+            rollout = Rollout.model_validate(dict(row))
+            counts = await conn.fetch(WAVE_STATE_COUNTS, tenant, rollout_id)
+            plan = await conn.fetchrow(STORED_PLAN, rollout_id)
+            runs = await conn.fetch(ALL_RUNS, rollout_id, RUNS_LIMIT)
+        return build_progress(
+            rollout,
+            [
+                CountRow(r["wave"], ProgressState(r["state"]), r["reason"], int(r["n"]))
+                for r in counts
+            ],
+            StoredPlan(_sizes(list(plan["bounds"])), int(plan["materialised"]))
+            if plan is not None
+            else None,
+            [RolloutRun.model_validate(dict(r)) for r in runs],
         )
+
+    async def exists(self, tenant: str, rollout_id: UUID) -> bool:
+        return bool(await self._pool.fetchval(EXISTS, tenant, rollout_id))
+
+    async def devices(
+        self,
+        tenant: str,
+        rollout_id: UUID,
+        *,
+        wave: int | None,
+        state: ProgressState | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[RolloutDevice]:
+        """The rollout's devices of written waves by device id, one page.
+
+        Ordered by the primary key (rollout_id, device_id), so a page is an index
+        range however large the rollout (measured on 400k targets: 0.1 ms a page,
+        where ordering by (wave, device id) sorted them all, 42 ms); a wave or
+        state filter reads that range (or the (rollout_id, state) index for a
+        rare state such as failed).
+        """
+        after: str | None = None
+        if cursor is not None:
+            (d,) = decode_cursor(cursor, 1)
+            if not isinstance(d, str):
+                raise invalid_cursor()
+            after = d
+        rows = await self._pool.fetch(
+            DEVICES,
+            tenant,
+            rollout_id,
+            wave,
+            STORED_STATES[state] if state else None,
+            state.value if state else None,
+            after,
+            limit + 1,
+        )
+        items = [RolloutDevice.model_validate(dict(r)) for r in rows]
+        return page_of(items, limit, lambda d: (d.device_id,))
 
     async def fleet_activity(self, tenant: str) -> FleetActivity:
         row = await self._pool.fetchrow(FLEET_ACTIVITY, tenant)

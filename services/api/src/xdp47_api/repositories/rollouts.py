@@ -28,8 +28,8 @@ __all__ = ["PgRolloutRepository"]
 
 _COLUMNS = (
     "id, tenant, name, artifact_id, policy_id, selector, channel, waves, "
-    "wave_percentages, status, reason, current_wave, created_at, started_at, "
-    "finished_at"
+    "wave_percentages, status, reason, current_wave, attempt, created_at, "
+    "started_at, finished_at"
 )
 
 INSERT_ROLLOUT = f"""

@@ -4,6 +4,7 @@ from xdp47_api.routes.artifact_content import router as artifact_content_router
 from xdp47_api.routes.artifacts import router as artifacts_router
 from xdp47_api.routes.devices import router as devices_router
 from xdp47_api.routes.policies import router as policies_router
+from xdp47_api.routes.rollout_progress import router as rollout_progress_router
 from xdp47_api.routes.rollouts import router as rollouts_router
 from xdp47_api.routes.tenants import router as tenants_router
 from xdp47_api.routes.tokens import router as tokens_router
@@ -14,6 +15,7 @@ ROUTERS = (
     artifact_content_router,
     policies_router,
     rollouts_router,
+    rollout_progress_router,
     tenants_router,
     tokens_router,
 )

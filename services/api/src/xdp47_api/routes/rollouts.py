@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from xdp47_api.auth import Principal, require
-from xdp47_api.pagination import CursorParam, LimitParam, publish_page
+from xdp47_api.pagination import CursorParam, LimitParam, Page, publish_page
 from xdp47_api.repositories import PgRolloutRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import ServicesDep
@@ -20,12 +20,13 @@ from xdp47_common.models import (
     Rollout,
     RolloutCreate,
     RolloutPlan,
-    RolloutRun,
     RolloutStartAnswer,
+    RunProgress,
     Scope,
 )
 from xdp47_common.rollout.exclusions import Exclusion
-from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.rollout.progress import run_progress
+from xdp47_common.rollout.status import TERMINAL_STATUSES, RolloutStatus
 from xdp47_common.web import ServiceUnavailable
 
 __all__ = ["COMMAND_FROM", "router"]
@@ -116,7 +117,7 @@ async def get_rollout(
 
 @router.get(
     "/{rollout_id}/runs",
-    response_model=list[RolloutRun],
+    response_model=list[RunProgress],
     summary="Wave history, ordered by attempt and wave",
     responses=errors(404),
 )
@@ -128,12 +129,17 @@ async def list_runs(
     services: ServicesDep,
     limit: LimitParam = 100,
     cursor: CursorParam = None,
-) -> list[RolloutRun]:
-    await _found(rollout_id, principal, services)
+) -> list[RunProgress]:
+    rollout = await _found(rollout_id, principal, services)
     page = await PgRolloutRepository(services.pool).runs(
         rollout_id, limit=limit, cursor=cursor
     )
-    return publish_page(request, response, page)
+    ended = rollout.status in TERMINAL_STATUSES
+    runs = [
+        run_progress(r, attempt_ended=ended or r.attempt < rollout.attempt)
+        for r in page.items
+    ]
+    return publish_page(request, response, Page(runs, page.next_cursor))
 
 
 @router.get(

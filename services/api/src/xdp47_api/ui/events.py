@@ -6,6 +6,14 @@ connected browser; every event is handed to the subscribers of its tenant and
 rollout. Queues are bounded: a slow browser misses an event, which the stream's
 periodic refresh makes up for (events are triggers, the database is the truth).
 The hub starts lazily with the first subscriber and stops with the app.
+
+A stream ends by cancellation when its page goes away (anyio's, level-triggered:
+every await of its clean-up is cancelled again). An unbind RPC cancelled half way
+makes aiormq close the hub's channel, and every later stream then failed to
+bind: no page of the process went live again until a restart. So the clean-up
+runs as a task of its own (bounded), and a hub whose subscription fails starts
+a new one and binds every tenant again; a stream that still cannot subscribe
+lives on its periodic refresh.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ __all__ = ["RolloutEventHub", "Subscription"]
 
 _log = structlog.get_logger(__name__)
 QUEUE_BOUND = 16
+# Most a stream's clean-up (an unbind RPC) may take once its page has gone.
+CLEANUP_SECONDS = 5.0
 
 
 @dataclass(eq=False)
@@ -45,6 +55,7 @@ class RolloutEventHub:
         self._lock = asyncio.Lock()
         self._queue: EventSubscription | None = None
         self._subs: dict[str, set[Subscription]] = {}
+        self._cleanups: set[asyncio.Future[None]] = set()
         self.closed = asyncio.Event()
 
     async def _start(self) -> EventSubscription:
@@ -52,38 +63,74 @@ class RolloutEventHub:
             self._queue = await self._bus.subscribe(
                 self._topology.events, self._deliver, max_length=10_000
             )
+            # A new subscription (a new exclusive queue): bind every tenant
+            # that still has streams.
+            for tenant in self._subs:
+                await self._queue.bind(Topology.rollout_event_key(tenant, "#"))
         return self._queue
+
+    async def _reset(self) -> None:
+        """Drop a broken subscription; the next ``_start`` makes a new one."""
+        old, self._queue = self._queue, None
+        if old is not None:
+            with contextlib.suppress(Exception):  # the link may be gone
+                await old.close()
+
+    async def _join(self, sub: Subscription) -> None:
+        async with self._lock:
+            for attempt in (1, 2):
+                try:
+                    queue = await self._start()
+                    if sub.tenant not in self._subs:
+                        await queue.bind(Topology.rollout_event_key(sub.tenant, "#"))
+                        self._subs[sub.tenant] = set()
+                    break
+                except Exception as exc:  # aio-pika raises many types here
+                    _log.warning("event subscription failed", error=repr(exc))
+                    await self._reset()
+                    if attempt == 2:
+                        return  # no events for this stream: it refreshes anyway
+            self._subs[sub.tenant].add(sub)
 
     @contextlib.asynccontextmanager
     async def subscribe(
         self, tenant: str, rollout_id: UUID
     ) -> AsyncIterator[Subscription]:
-        """Receive the events of one rollout of ``tenant`` while inside."""
+        """Receive the events of one rollout of ``tenant`` while inside.
+
+        If the broker cannot be reached, the subscription receives nothing and
+        the caller's periodic refresh carries on alone.
+        """
         sub = Subscription(tenant, rollout_id)
-        async with self._lock:
-            queue = await self._start()
-            if tenant not in self._subs:
-                await queue.bind(Topology.rollout_event_key(tenant, "#"))
-                self._subs[tenant] = set()
-            self._subs[tenant].add(sub)
+        await self._join(sub)
         try:
             yield sub
         finally:
-            await self._unsubscribe(sub)
+            # A task of its own, awaited shielded: a cancelled stream must not
+            # cut the unbind RPC in half (see the module docstring).
+            cleanup = asyncio.ensure_future(self._unsubscribe(sub))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+            await asyncio.shield(cleanup)
 
     async def _unsubscribe(self, sub: Subscription) -> None:
         async with self._lock:
             subs = self._subs.get(sub.tenant)
-            if subs is None:
+            if subs is None or sub not in subs:
                 return
             subs.discard(sub)
             if not subs and not self.closed.is_set():
                 del self._subs[sub.tenant]
                 if self._queue is not None:
-                    with contextlib.suppress(Exception):  # the link may be gone
-                        await self._queue.unbind(
-                            Topology.rollout_event_key(sub.tenant, "#")
+                    try:
+                        await asyncio.wait_for(
+                            self._queue.unbind(
+                                Topology.rollout_event_key(sub.tenant, "#")
+                            ),
+                            CLEANUP_SECONDS,
                         )
+                    except Exception:  # the link may be gone: start anew next time
+                        await self._reset()
 
     async def _deliver(self, message: Delivery) -> None:
         try:

@@ -1,6 +1,6 @@
-"""The wave timeline's geometry: one bar per wave split by device state, laid out
-for the server-rendered SVG (``_timeline.html``). Pure: counts and runs in,
-rectangles out.
+"""The wave timeline's geometry: one bar per wave split by progress state, laid
+out for the server-rendered SVG (``_timeline.html``). Pure: the progress read
+model in, rectangles out.
 
 Each wave is a row: its label and count on a line, the bar below, the times and
 outcome under it. The SVG has no viewBox: text is laid out in CSS pixels and
@@ -10,11 +10,10 @@ shrank 13 px text to under 5 px on a 390 px phone.)"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xdp47_common.models import RolloutRun
-from xdp47_common.rollout.status import TargetState
+from xdp47_common.models import PROGRESS_STATES, WaveProgress
 
 __all__ = [
     "BAR_WIDTH",
@@ -42,14 +41,9 @@ class RowLayout:
 
 
 ROW = RowLayout()
-# Target states in bar order, with the words operators read.
-STATES: tuple[tuple[TargetState, str], ...] = (
-    (TargetState.APPLIED, "succeeded"),
-    (TargetState.FAILED, "failed"),
-    (TargetState.SKIPPED, "skipped"),
-    (TargetState.ASSIGNED, "updating"),
-    (TargetState.PENDING, "pending"),
-)
+# Progress states in bar order: the words operators read, also the CSS classes
+# and the data attributes of each wave.
+STATES: tuple[str, ...] = tuple(s.value for s in PROGRESS_STATES)
 
 
 @dataclass(frozen=True)
@@ -62,57 +56,27 @@ class Segment:
 
 @dataclass(frozen=True)
 class WaveBar:
-    wave: int
+    wave: WaveProgress
     top: int  # the row's top, in CSS pixels
-    total: int
-    counts: dict[str, int]
     segments: tuple[Segment, ...]
-    run: RolloutRun | None
-    current: bool
 
 
-def _segments(counts: Mapping[str, int], total: int) -> tuple[Segment, ...]:
+def _segments(wave: WaveProgress) -> tuple[Segment, ...]:
     out: list[Segment] = []
     x = 0.0
-    for _, word in STATES:
-        n = counts.get(word, 0)
-        if n <= 0 or total <= 0:
+    for state in PROGRESS_STATES:
+        n = wave.counts.of(state)
+        if n <= 0 or wave.total <= 0:
             continue
-        width = BAR_WIDTH * n / total
-        out.append(Segment(word, n, round(x, 2), round(width, 2)))
+        width = BAR_WIDTH * n / wave.total
+        out.append(Segment(state.value, n, round(x, 2), round(width, 2)))
         x += width
     return tuple(out)
 
 
-def wave_bars(
-    waves: int,
-    counts: Mapping[int, Mapping[TargetState, int]],
-    runs: Sequence[RolloutRun],
-    current_wave: int | None,
-) -> list[WaveBar]:
-    """Bars for waves 1..``waves``; a wave's run is its latest attempt."""
-    latest: dict[int, RolloutRun] = {}
-    for run in runs:
-        if run.wave not in latest or run.attempt >= latest[run.wave].attempt:
-            latest[run.wave] = run
-    bars = []
-    for wave in range(1, waves + 1):
-        by_state = counts.get(wave, {})
-        words = {word: int(by_state.get(state, 0)) for state, word in STATES}
-        total = sum(words.values())
-        wave_run = latest.get(wave)
-        bars.append(
-            WaveBar(
-                wave=wave,
-                top=(wave - 1) * ROW.height,
-                total=total if total else (wave_run.eligible if wave_run else 0),
-                counts=words,
-                segments=_segments(words, total),
-                run=wave_run,
-                current=current_wave == wave,
-            )
-        )
-    return bars
+def wave_bars(waves: Sequence[WaveProgress]) -> list[WaveBar]:
+    """One bar per wave of the read model, one row below the other."""
+    return [WaveBar(w, i * ROW.height, _segments(w)) for i, w in enumerate(waves)]
 
 
 def timeline_height(waves: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -80,3 +81,13 @@ def show_plan(client: ApiClient, rollout_id: UUID, fmt: OutputFormat) -> None:
             f"{reason}: {n}" for reason, n in plan.excluded_counts.items()
         )
         out.print(Text(f"excluded: {counts}"))
+    if plan.preview and plan.total == 0:
+        # stderr: a warning, so `-o table` output piped elsewhere stays clean.
+        Console(stderr=True).print(
+            Text(
+                "warning: no eligible device: starting this rollout updates no "
+                "device (it ends aborted by default; completed with 0 devices "
+                "updated under abort_on_zero_eligible: false)"
+            ),
+            style="yellow",
+        )

@@ -1,4 +1,4 @@
-"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|runs|watch``.
+"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|runs|devices|watch``.
 
 start/abort/retry send a command: the API answers 202 with the rollout as it is
 and the scheduler moves the status afterwards, so the CLI says "requested", not
@@ -16,7 +16,6 @@ from rich.console import Console
 from xdp47_cli.commands._common import (
     AllOption,
     LimitOption,
-    add_get_command,
     list_into,
     selector_option,
     typed,
@@ -34,8 +33,8 @@ from xdp47_cli.output import (
     get,
 )
 from xdp47_cli.runtime import runtime
-from xdp47_cli.watch import watch
-from xdp47_common.models import Rollout, RolloutRun
+from xdp47_cli.watch import fetch_progress, progress_table, watch
+from xdp47_common.models import ProgressState, Rollout, RolloutDevice, RunProgress
 from xdp47_common.rollout.status import RolloutStatus
 
 __all__ = ["app"]
@@ -55,8 +54,6 @@ COLUMNS = [
     Column("created", get("created_at")),
 ]
 
-add_get_command(app, "/api/rollouts", Rollout, UUID, "ROLLOUT_ID")
-
 RUN_COLUMNS = [
     Column("attempt", get("attempt")),
     Column("wave", get("wave")),
@@ -64,11 +61,44 @@ RUN_COLUMNS = [
     Column("succeeded", get("succeeded")),
     Column("failed", get("failed")),
     Column("skipped", get("skipped")),
+    Column("updating", get("updating")),
     Column("outcome", get("outcome")),
     Column("started", get("started_at")),
     Column("finished", get("finished_at")),
     Column("reason", get("reason")),
 ]
+
+
+DEVICE_COLUMNS = [
+    Column("wave", get("wave")),
+    Column("device", get("device_id")),
+    Column("state", get("state")),
+    Column("reason", get("reason")),
+    Column("device status", get("device_status")),
+    Column("told", get("assigned_at")),
+    Column("finished", get("finished_at")),
+]
+
+
+@app.command("get")
+@guarded
+def get_rollout(
+    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Show one rollout and its devices per wave and state.
+
+    With `-o json`: the rollout's fields and `progress`, the read model of
+    `GET /api/rollouts/ID/progress` (the numbers the web UI shows).
+    """
+    with runtime(ctx).client() as client:
+        record = client.get(f"/api/rollouts/{rollout_id}")
+        typed(Rollout, record)
+        progress = fetch_progress(client, rollout_id)
+    if fmt is OutputFormat.JSON:
+        emit_json({**record, "progress": progress.model_dump(mode="json")})
+        return
+    emit_record(record, fmt)
+    console().print(progress_table(progress))
 
 
 @app.command("ls")
@@ -215,11 +245,37 @@ def list_runs(
     list_into(
         ctx,
         f"/api/rollouts/{rollout_id}/runs",
-        RolloutRun,
+        RunProgress,
         RUN_COLUMNS,
         fmt,
         limit=limit,
         fetch_all=fetch_all,
+    )
+
+
+@app.command("devices")
+@guarded
+def list_devices(
+    ctx: typer.Context,
+    rollout_id: RolloutIdArg,
+    state: Annotated[
+        ProgressState | None, typer.Option(help="Only devices in this state.")
+    ] = None,
+    wave: Annotated[int | None, typer.Option(min=1, help="Only this wave.")] = None,
+    fmt: OutputFormat = OutputOption,
+    limit: LimitOption = 100,
+    fetch_all: AllOption = False,
+) -> None:
+    """The devices of a rollout with their state and reason, by wave."""
+    list_into(
+        ctx,
+        f"/api/rollouts/{rollout_id}/devices",
+        RolloutDevice,
+        DEVICE_COLUMNS,
+        fmt,
+        limit=limit,
+        fetch_all=fetch_all,
+        params={"state": state.value if state else None, "wave": wave},
     )
 
 
@@ -238,7 +294,8 @@ def watch_rollout(
 ) -> None:
     """Follow a rollout live until it ends.
 
-    Exit codes: 0 completed, 3 partial, 4 failed, 5 aborted, 6 timeout, 1 error.
+    Exit codes: 0 completed, 3 partial, 4 failed, 5 aborted, 6 timeout,
+    7 completed but no device was updated, 1 error.
     """
     rt = runtime(ctx)
     with rt.client() as client:

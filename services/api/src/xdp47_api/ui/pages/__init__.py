@@ -5,6 +5,7 @@ from xdp47_api.ui.pages.device_detail import router as device_detail_router
 from xdp47_api.ui.pages.devices import router as devices_router
 from xdp47_api.ui.pages.policies import router as policies_router
 from xdp47_api.ui.pages.rollout_detail import router as rollout_detail_router
+from xdp47_api.ui.pages.rollout_devices import router as rollout_devices_router
 from xdp47_api.ui.pages.rollouts import router as rollouts_router
 from xdp47_api.ui.pages.signin import router as signin_router
 from xdp47_api.ui.pages.system import router as system_router
@@ -18,6 +19,7 @@ PAGE_ROUTERS = (
     policies_router,
     rollouts_router,
     rollout_detail_router,
+    rollout_devices_router,
     tenants_router,
     system_router,
 )

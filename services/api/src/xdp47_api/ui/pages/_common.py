@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from typing import TypeVar
+from uuid import UUID
 
 from fastapi import HTTPException, Request
 
+from xdp47_api.repositories import PgRolloutRepository
+from xdp47_api.state import Services
 from xdp47_api.ui.session import UiError, UiSession
-from xdp47_common.models import Scope
+from xdp47_common.models import Rollout, Scope
 from xdp47_common.web import ServiceUnavailable
 
-__all__ = ["call_api", "is_htmx", "page_scope"]
+__all__ = ["call_api", "find_rollout", "is_htmx", "page_scope"]
 
 T = TypeVar("T")
 
@@ -34,3 +37,13 @@ async def call_api(call: Awaitable[T]) -> T:
         raise UiError(exc.status_code, str(exc.detail)) from exc
     except ServiceUnavailable as exc:
         raise UiError(503, exc.detail) from exc
+
+
+async def find_rollout(
+    services: Services, session: UiSession, rollout_id: UUID
+) -> Rollout:
+    """The session's tenant's rollout, or the UI's 404."""
+    rollout = await PgRolloutRepository(services.pool).get(session.tenant, rollout_id)
+    if rollout is None:
+        raise UiError(404, f"rollout '{rollout_id}' not found")
+    return rollout

@@ -23,14 +23,14 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from xdp47_api.repositories import (
     PgArtifactRepository,
     PgPolicyRepository,
-    PgRolloutRepository,
 )
 from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.routes.rollouts import COMMAND_FROM
 from xdp47_api.state import Services, ServicesDep
 from xdp47_api.ui.actors import named_rollouts
 from xdp47_api.ui.events import RolloutEventHub
-from xdp47_api.ui.pages._common import page_scope
+from xdp47_api.ui.pages._common import find_rollout, page_scope
+from xdp47_api.ui.pages.rollout_devices import device_list
 from xdp47_api.ui.plan import load_plan
 from xdp47_api.ui.session import (
     SessionDep,
@@ -41,7 +41,7 @@ from xdp47_api.ui.session import (
 )
 from xdp47_api.ui.templating import render, render_fragment
 from xdp47_api.ui.timeline import ROW, STATES, timeline_height, wave_bars
-from xdp47_common.models import Rollout, Scope
+from xdp47_common.models import Rollout, RolloutProgress, Scope
 from xdp47_common.rollout.status import RolloutStatus
 
 __all__ = ["REFRESH_SECONDS", "router"]
@@ -53,43 +53,68 @@ REFRESH_SECONDS = 5.0
 # stream re-checks the session.
 STREAM_SECONDS = 300.0
 LIVE_STATUSES = frozenset({RolloutStatus.DRAFT, RolloutStatus.RUNNING})
-RUNS_LIMIT = 1000
+# How long a page that sent a retry waits for the scheduler to take it up.
+FOLLOW_SECONDS = 60.0
 REFRESH = "_rollout_refresh.html"  # what a live refresh sends (see the docstring)
 
 
-async def _rollout(services: Services, session: UiSession, rollout_id: UUID) -> Rollout:
-    rollout = await PgRolloutRepository(services.pool).get(session.tenant, rollout_id)
-    if rollout is None:
-        raise UiError(404, f"rollout '{rollout_id}' not found")
-    return rollout
+def _ended_at(progress: RolloutProgress) -> str | None:
+    """The status and attempt of an ended rollout (``failed:1``), None while live."""
+    if progress.status in LIVE_STATUSES:
+        return None
+    return f"{progress.status.value}:{progress.attempt}"
 
 
 async def _live_context(
-    services: Services, session: UiSession, rollout: Rollout
+    services: Services,
+    session: UiSession,
+    rollout: Rollout,
+    *,
+    sent: str | None = None,
+    follow: str | None = None,
 ) -> dict[str, Any]:
-    progress = PgRolloutProgressRepository(services.pool)
-    counts = await progress.wave_state_counts(session.tenant, rollout.id)
-    runs = (
-        await PgRolloutRepository(services.pool).runs(
-            rollout.id, limit=RUNS_LIMIT, cursor=None
-        )
-    ).items
-    (rollout,), runs = await named_rollouts(
-        services.pool, session.tenant, [rollout], runs
+    """What the live part shows. ``sent``: the command the page just sent; after
+    a retry (the one command that reopens an ended rollout) the rollout still
+    reads ended until the scheduler takes it up, so the page follows it.
+    ``follow``: the ended state such a page waits to see change."""
+    progress = await PgRolloutProgressRepository(services.pool).progress(
+        session.tenant, rollout.id
     )
-    bars = wave_bars(rollout.waves, counts, runs, rollout.current_wave)
-    current = next((b.run for b in bars if b.current and b.run), None)
+    if progress is None:
+        raise UiError(404, f"rollout '{rollout.id}' not found")
+    if sent == "retry":
+        follow = _ended_at(progress)
+    elif follow is not None and _ended_at(progress) != follow:
+        follow = None  # the command took effect
+    current = next((w for w in progress.waves if w.current), None)
+    (rollout,), runs = await named_rollouts(
+        services.pool, session.tenant, [rollout], progress.runs
+    )
+    gate_run = next(
+        (
+            r
+            for r in reversed(runs)
+            if current and r.wave == current.wave and r.attempt == progress.attempt
+        ),
+        runs[-1] if runs else None,
+    )
     return {
         "r": rollout,
-        "bars": bars,
+        "progress": progress,
+        "bars": wave_bars(progress.waves),
         "runs": runs,
-        "gate_run": current or (runs[-1] if runs else None),
+        "gate_run": gate_run,
         "row": ROW,
-        "timeline_height": timeline_height(len(bars)),
-        "states": [word for _, word in STATES],
+        "timeline_height": timeline_height(len(progress.waves)),
+        "states": STATES,
         "command_from": {k: {s.value for s in v} for k, v in COMMAND_FROM.items()},
-        "live": rollout.status in LIVE_STATUSES,
-        "extras": await progress.extras(session.tenant, rollout.id),
+        # Live if either read says so: the page shows ``rollout``'s status, and
+        # a status that changed between the two reads must not leave a page
+        # reading "running" without a stream (the next refresh ends it).
+        "live": rollout.status in LIVE_STATUSES
+        or progress.status in LIVE_STATUSES
+        or follow is not None,
+        "follow": follow,
     }
 
 
@@ -102,7 +127,7 @@ async def rollout_page(
     sent: Annotated[str | None, Query(pattern="^(start|retry|abort)$")] = None,
 ) -> Response:
     page_scope(session, Scope.ROLLOUTS_READ)
-    rollout = await _rollout(services, session, rollout_id)
+    rollout = await find_rollout(services, session, rollout_id)
     artifact = policy = None
     if session.can(Scope.ARTIFACTS_READ):
         artifact = await PgArtifactRepository(services.pool).get(
@@ -115,6 +140,8 @@ async def rollout_page(
     plan = None
     if rollout.status is RolloutStatus.DRAFT:
         plan = await load_plan(services, session, rollout.id)
+    ctx = await _live_context(services, session, rollout, sent=sent)
+    devices = await device_list(services, session, rollout)
     return render(
         request,
         "rollout.html",
@@ -123,7 +150,8 @@ async def rollout_page(
         policy=policy,
         plan=plan,
         sent=sent,
-        **await _live_context(services, session, rollout),
+        **ctx,
+        **devices,
     )
 
 
@@ -132,7 +160,7 @@ async def live_fragment(
     rollout_id: UUID, request: Request, session: SessionDep, services: ServicesDep
 ) -> Response:
     page_scope(session, Scope.ROLLOUTS_READ)
-    rollout = await _rollout(services, session, rollout_id)
+    rollout = await find_rollout(services, session, rollout_id)
     return render(
         request, REFRESH, session, **await _live_context(services, session, rollout)
     )
@@ -143,23 +171,35 @@ async def abort_dialog(
     rollout_id: UUID, request: Request, session: SessionDep, services: ServicesDep
 ) -> Response:
     session.require(Scope.ROLLOUTS_WRITE)
-    rollout = await _rollout(services, session, rollout_id)
-    affected = await PgRolloutProgressRepository(services.pool).not_yet_applied(
+    rollout = await find_rollout(services, session, rollout_id)
+    progress = await PgRolloutProgressRepository(services.pool).progress(
         session.tenant, rollout.id
     )
+    affected = progress.not_updated if progress else 0
     return render(request, "_abort_dialog.html", session, r=rollout, affected=affected)
 
 
 async def _stream(
-    request: Request, services: Services, session: UiSession, rollout: Rollout
+    request: Request,
+    services: Services,
+    session: UiSession,
+    rollout: Rollout,
+    follow: str | None,
 ) -> AsyncIterator[ServerSentEvent]:
     hub: RolloutEventHub = request.app.state.ui_events
     loop = asyncio.get_running_loop()
     ends = loop.time() + STREAM_SECONDS
+    follow_ends = loop.time() + FOLLOW_SECONDS
     async with hub.subscribe(session.tenant, rollout.id) as sub:
+        # The first refresh goes out at once: an event published between the
+        # page's render and this subscription reached no one, and the page must
+        # not wait a whole refresh period to learn of it.
+        wait = 0.0
         while not hub.closed.is_set() and loop.time() < ends:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.queue.get(), REFRESH_SECONDS)
+            if wait:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sub.queue.get(), wait)
+            wait = REFRESH_SECONDS
             if await request.is_disconnected():
                 return
             try:  # the token may have been revoked meanwhile
@@ -167,11 +207,14 @@ async def _stream(
             except SignInRequired:
                 yield ServerSentEvent(event="done", raw_data="signed out")
                 return
-            rollout = await _rollout(services, session, rollout.id)
-            ctx = await _live_context(services, session, rollout)
+            rollout = await find_rollout(services, session, rollout.id)
+            if loop.time() > follow_ends:
+                follow = None  # the scheduler did not take the command up
+            ctx = await _live_context(services, session, rollout, follow=follow)
+            follow = ctx["follow"]
             html = render_fragment(request, REFRESH, session, **ctx)
             yield ServerSentEvent(event="live", raw_data=html, retry=3000)
-            if rollout.status not in LIVE_STATUSES:
+            if not ctx["live"]:
                 yield ServerSentEvent(event="done", raw_data=rollout.status.value)
                 return
 
@@ -181,7 +224,7 @@ async def _watched(
 ) -> tuple[UiSession, Rollout]:
     # A dependency, so a refusal is an ordinary answer before the stream starts.
     page_scope(session, Scope.ROLLOUTS_READ)
-    return session, await _rollout(services, session, rollout_id)
+    return session, await find_rollout(services, session, rollout_id)
 
 
 @router.get("/{rollout_id}/events", response_class=EventSourceResponse)
@@ -189,7 +232,10 @@ async def rollout_events(
     request: Request,
     watched: Annotated[tuple[UiSession, Rollout], Depends(_watched)],
     services: ServicesDep,
+    follow: Annotated[
+        str | None, Query(max_length=40, pattern=r"^[a-z]+:[0-9]+$")
+    ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     session, rollout = watched
-    async for event in _stream(request, services, session, rollout):
+    async for event in _stream(request, services, session, rollout, follow):
         yield event

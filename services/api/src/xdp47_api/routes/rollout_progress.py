@@ -1,0 +1,78 @@
+"""Progress routes of a rollout: its progress read model (devices per wave and
+state, the runs) and its devices one page at a time, with their state and reason.
+The web UI and the CLI show exactly these numbers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+
+from xdp47_api.auth import Principal, require
+from xdp47_api.pagination import CursorParam, LimitParam, publish_page
+from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
+from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.state import ServicesDep
+from xdp47_common.models import ProgressState, RolloutDevice, RolloutProgress, Scope
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/rollouts", tags=["rollouts"])
+
+Reader = Annotated[Principal, require(Scope.ROLLOUTS_READ)]
+
+
+@router.get(
+    "/{rollout_id}/progress",
+    response_model=RolloutProgress,
+    summary="Devices per wave and state, and the runs",
+    description="The one read model of a rollout's progress: per wave, how many "
+    "devices succeeded, failed, were skipped (by reason), are updating, are "
+    "waiting for their wave, or were not started because the rollout ended; the "
+    "plan's size of each wave; the runs of every attempt; and how many devices "
+    "an abort would leave on their version (`not_updated`). See docs/api.md.",
+    responses=errors(404),
+)
+async def get_progress(
+    rollout_id: UUID, principal: Reader, services: ServicesDep
+) -> RolloutProgress:
+    progress = await PgRolloutProgressRepository(services.pool).progress(
+        principal.tenant, rollout_id
+    )
+    if progress is None:
+        raise not_found("rollout", rollout_id)
+    return progress
+
+
+@router.get(
+    "/{rollout_id}/devices",
+    response_model=list[RolloutDevice],
+    summary="The rollout's devices with their state and reason",
+    description="Devices of the waves written so far, ordered by device id, "
+    "keyset-paginated (`X-Next-Cursor`). Filter by `wave` and by `state` (e.g. "
+    "`failed`). A wave's devices are listed once the wave before it started.",
+    responses=errors(404),
+)
+async def list_devices(
+    rollout_id: UUID,
+    request: Request,
+    response: Response,
+    principal: Reader,
+    services: ServicesDep,
+    wave: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    state: ProgressState | None = None,
+    limit: LimitParam = 100,
+    cursor: CursorParam = None,
+) -> list[RolloutDevice]:
+    repo = PgRolloutProgressRepository(services.pool)
+    page = await repo.devices(
+        principal.tenant, rollout_id, wave=wave, state=state, limit=limit, cursor=cursor
+    )
+    if (
+        not page.items
+        and cursor is None
+        and not await repo.exists(principal.tenant, rollout_id)
+    ):
+        raise not_found("rollout", rollout_id)
+    return publish_page(request, response, page)
