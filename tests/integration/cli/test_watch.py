@@ -45,7 +45,10 @@ async def _draft(api: LiveApi) -> str:
 
 async def _set(pool: asyncpg.Pool[Any], rid: str, status: str, wave: int) -> None:
     await pool.execute(
+        # attempt 1, as the scheduler's start sets it (the target history
+        # records each outcome under the rollout's attempt)
         "UPDATE rollouts SET status = $2, current_wave = $3, started_at = now(),"
+        " attempt = greatest(attempt, 1),"
         " finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END,"
         " reason = CASE WHEN $2 = 'running' THEN NULL ELSE 'set by the test' END"
         " WHERE id = $1",

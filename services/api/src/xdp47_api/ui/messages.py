@@ -56,17 +56,6 @@ def _plural(n: Any, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _selector(loc: Sequence[Any], value: Any) -> str:
-    # ('selector', key, '[key]') is the key's error, ('selector', key) its value's.
-    key = loc[1] if len(loc) > 1 else ""
-    if len(loc) > 2:
-        return (
-            f"label key {key!r} must be letters, digits, '.', '_', '/' and '-', "
-            "starting and ending with a letter or digit (at most 63)"
-        )
-    return f"the value of label {key!r} must have no comma, '=' or space"
-
-
 def human_message(err: Mapping[str, Any], name: str | None = None) -> str:
     """One pydantic error record as a sentence for people.
 
@@ -79,8 +68,6 @@ def human_message(err: Mapping[str, Any], name: str | None = None) -> str:
     kind = str(err.get("type", ""))
     ctx: Mapping[str, Any] = err.get("ctx") or {}
     noun = ITEMS.get(name, "item")
-    if name == "selector" and kind == "string_pattern_mismatch":
-        return _selector(loc, err.get("input"))
     match kind:
         case "missing":
             return f"{label} is required"
