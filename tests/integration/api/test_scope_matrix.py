@@ -26,6 +26,7 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("GET", "/api/artifacts/{artifact_id}"): Scope.ARTIFACTS_READ,
     ("POST", "/api/artifacts/upload"): Scope.ARTIFACTS_WRITE,
     ("GET", "/api/artifacts/{artifact_id}/content"): Scope.ARTIFACTS_READ,
+    ("DELETE", "/api/artifacts/{artifact_id}"): Scope.ARTIFACTS_WRITE,
     ("GET", "/api/policies"): Scope.POLICIES_READ,
     ("POST", "/api/policies"): Scope.POLICIES_WRITE,
     ("GET", "/api/policies/{policy_id}"): Scope.POLICIES_READ,
