@@ -1,5 +1,6 @@
 """The UI's pages, one router per area, gathered in ``PAGE_ROUTERS``."""
 
+from xdp47_api.ui.pages.artifact_delete import router as artifact_delete_router
 from xdp47_api.ui.pages.artifacts import router as artifacts_router
 from xdp47_api.ui.pages.devices import router as devices_router
 from xdp47_api.ui.pages.policies import router as policies_router
@@ -13,6 +14,7 @@ PAGE_ROUTERS = (
     signin_router,
     devices_router,
     artifacts_router,
+    artifact_delete_router,
     policies_router,
     rollouts_router,
     rollout_detail_router,
