@@ -79,6 +79,9 @@ def test_the_default_install_keeps_uploads_on_its_own_volume() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts["/var/lib/xdp47/blobs"] == "blobs"
+    # The working directory itself is writable too (an emptyDir), as is /tmp.
+    assert mounts["/var/lib/xdp47"] == "work"
+    assert mounts["/tmp"] == "tmp"
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert (
         volumes["blobs"]["persistentVolumeClaim"]["claimName"]
@@ -152,7 +155,7 @@ def test_the_s3_store_gives_api_and_ingest_the_bucket_and_no_volume() -> None:
     assert api["spec"]["replicas"] == 3
     assert api["spec"]["strategy"]["type"] == "RollingUpdate"
     names = [v["name"] for v in api["spec"]["template"]["spec"]["volumes"]]
-    assert names == ["tmp"]
+    assert names == ["tmp", "work"]
     key = {"secretKeyRef": {"name": "s3-keys", "key": "access-key-id"}}
     secret = {"secretKeyRef": {"name": "s3-keys", "key": "secret-access-key"}}
     for component in ("api", "ingest"):

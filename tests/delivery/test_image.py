@@ -3,7 +3,7 @@
 ``scripts/build-images api`` builds ``services/api/Dockerfile`` with podman (vfs
 storage, no daemon, no registry: stand-in bases from debootstrap). The container
 then runs as the chart runs it: read-only root, uid 10001, writable only ``/tmp``
-and ``/var/lib/xdp47`` (tmpfs here, volumes there). It must answer ``/livez``,
+(a tmpfs) and ``/var/lib/xdp47`` (the image's volume). It must answer ``/livez``,
 and ``/readyz`` with the artifact store's probe ``ok``: the blob dir it defaults
 to is writable. Without a database its entrypoint says so in one line.
 
@@ -68,8 +68,10 @@ def _run_args(name: str) -> list[str]:
         "10001:10001",
         "--tmpfs",
         "/tmp:rw,size=64m",
-        "--tmpfs",
-        "/var/lib/xdp47:rw,size=64m,mode=1777",
+        # /var/lib/xdp47 is the image's VOLUME: an anonymous volume, owned by
+        # uid 10001 as the image made the directory (the chart mounts volumes
+        # there). A tmpfs would not do here: podman 4.3 mounts it root-owned
+        # 0755 whatever mode= says.
     ]
 
 
