@@ -78,7 +78,7 @@ LABEL org.opencontainers.image.title="xdp47-{name}" \\
 RUN groupadd --system --gid 10001 xdp47 \\
  && useradd --system --uid 10001 --gid 10001 --no-create-home \\
       --home-dir /nonexistent --shell /usr/sbin/nologin xdp47 \\
- && install -d -o 10001 -g 10001 -m 0755 /var/lib/xdp47
+ && install -d -o 10001 -g 10001 -m 0755 /var/lib/xdp47{dirs}
 # Root-owned and not writable by the service user: the code cannot be modified
 # at run time.
 COPY --from=builder /opt/venv /opt/venv
@@ -102,6 +102,9 @@ class Service:
     port_var: str = ""
     health_path: str = ""
     volume: bool = False
+    # More writable dirs under /var/lib/xdp47, made in the image so a fresh
+    # named volume mounted there starts owned by uid 10001 (compose copies it).
+    dirs: tuple[str, ...] = ()
 
     def render(self) -> str:
         env = "".join(f" \\\n    {k}={v}" for k, v in self.env)
@@ -116,6 +119,7 @@ class Service:
         else:
             check = _NO_CHECK
         return TEMPLATE.format(
+            dirs="".join(f" /var/lib/xdp47/{d}" for d in self.dirs),
             name=self.name,
             comment=self.comment,
             description=self.description,
@@ -140,6 +144,7 @@ SERVICES = (
         port_var="XDP47_LISTEN_ADDR",
         health_path="/livez",
         volume=True,
+        dirs=("blobs",),
     ),
     Service(
         "ingest",
