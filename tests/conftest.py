@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from tests.support.processes import leaked_secrets
+from tests.support.s3 import S3Server, s3_server
 from tests.support.services import service_url, unique_name, with_database
 from xdp47_common.adapters.migrations import migrate
 from xdp47_common.adapters.pg import create_pool
@@ -93,3 +94,10 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
     p = await create_pool(db_url, min_size=1, max_size=10)
     yield p
     await p.close()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3 server: ``XDP47_TEST_S3_URL``, else moto's (tests.support.s3)."""
+    with s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server

@@ -121,7 +121,7 @@ def test_demo_profile_devices_share_a_volume_per_device(
 
 
 def test_gateway_routes_device_paths_to_ingest() -> None:
-    conf = (ROOT / "compose" / "gateway" / "default.conf").read_text()
+    conf = (ROOT / "compose" / "gateway" / "default.conf.template").read_text()
     match = re.search(r"location ~ (\S+) \{\s*proxy_pass \$ingest_upstream;", conf)
     assert match, "no regex location proxying to ingest"
     route = re.compile(match[1])

@@ -9,10 +9,13 @@ workspace member the lock file names.
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -143,3 +146,39 @@ def test_build_context_holds_every_workspace_member() -> None:
             assert any(fnmatch.fnmatch(c, f"{top} ./{top}") for c in copies), (
                 f"services/{service}/Dockerfile does not copy {top}/"
             )
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "xdp47_dockerfiles", ROOT / "scripts" / "dockerfiles.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_five_dockerfiles_are_the_one_template() -> None:
+    """Edited by hand, a Dockerfile drifts from the others: this names it."""
+    generator = _generator()
+    assert sorted(s.name for s in generator.SERVICES) == sorted(SERVICES)
+    assert generator.stale() == [], "run: uv run python scripts/dockerfiles.py"
+
+
+def test_writable_paths_live_under_the_working_directory(
+    service: str, stages: list[Stage]
+) -> None:
+    """Under a read-only root filesystem a relative path (./var/blobs) must not
+    resolve into /: the working directory is the image's one writable dir."""
+    final = stages[-1]
+    assert final.all("WORKDIR") == ["/var/lib/xdp47"]
+    runs = " ".join(final.all("RUN"))
+    assert "install -d -o 10001 -g 10001 -m 0755 /var/lib/xdp47" in runs
+    if service == "api":  # compose mounts a named volume there: owned by 10001
+        assert "/var/lib/xdp47 /var/lib/xdp47/blobs" in runs
+    env = " ".join(final.all("ENV"))
+    if service == "api":
+        assert "XDP47_BLOB_DIR=/var/lib/xdp47/blobs" in env
+        assert final.all("VOLUME") == ['["/var/lib/xdp47"]']

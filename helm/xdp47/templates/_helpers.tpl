@@ -106,3 +106,59 @@ secretKeyRef:
 {{- define "xdp47.ingestUrl" -}}
 {{- printf "http://%s:%v" (include "xdp47.componentName" (dict "root" . "component" "ingest")) .Values.ingest.service.port }}
 {{- end }}
+
+{{/*
+The artifact store's environment, for api (which writes and reads it) and ingest
+(which signs download URLs of it). Call with (dict "root" $ "component" "api").
+*/}}
+{{- define "xdp47.artifactEnv" -}}
+{{- $a := .root.Values.artifacts }}
+{{- if eq $a.store "s3" }}
+- name: XDP47_BLOB_STORE
+  value: s3
+- name: XDP47_S3_BUCKET
+  value: {{ $a.s3.bucket | quote }}
+- name: XDP47_S3_REGION
+  value: {{ $a.s3.region | quote }}
+{{- with $a.s3.endpoint }}
+- name: XDP47_S3_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $a.s3.prefix }}
+- name: XDP47_S3_PREFIX
+  value: {{ . | quote }}
+{{- end }}
+- name: XDP47_S3_PRESIGN_TTL_S
+  value: {{ $a.s3.presignTtlSeconds | quote }}
+{{- with $a.s3.cdnUrl }}
+- name: XDP47_ARTIFACT_CDN_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $a.s3.existingSecret }}
+- name: XDP47_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $a.s3.accessKeyIdKey }}
+- name: XDP47_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $a.s3.secretAccessKeyKey }}
+{{- end }}
+{{- else if eq .component "api" }}
+- name: XDP47_BLOB_STORE
+  value: fs
+- name: XDP47_BLOB_DIR
+  value: /var/lib/xdp47/blobs
+{{- end }}
+{{- if eq .component "api" }}
+- name: XDP47_MAX_UPLOAD_BYTES
+  value: {{ $a.maxUploadBytes | int64 | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The ingress's body limit: the api's upload limit plus 1 MiB for the UI form's fields. */}}
+{{- define "xdp47.ingressBodySize" -}}
+{{- add (.Values.artifacts.maxUploadBytes | int64) 1048576 }}
+{{- end }}

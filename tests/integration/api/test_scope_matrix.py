@@ -26,6 +26,7 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("GET", "/api/artifacts/{artifact_id}"): Scope.ARTIFACTS_READ,
     ("POST", "/api/artifacts/upload"): Scope.ARTIFACTS_WRITE,
     ("GET", "/api/artifacts/{artifact_id}/content"): Scope.ARTIFACTS_READ,
+    ("DELETE", "/api/artifacts/{artifact_id}"): Scope.ARTIFACTS_WRITE,
     ("GET", "/api/policies"): Scope.POLICIES_READ,
     ("POST", "/api/policies"): Scope.POLICIES_WRITE,
     ("GET", "/api/policies/{policy_id}"): Scope.POLICIES_READ,
@@ -88,7 +89,8 @@ async def test_operations_declare_bearer_security_and_errors(client):
 @pytest.fixture
 async def fixtures(client, pool, tenant):
     """One resource of each kind in ``tenant``; the rollout is finished, so the
-    action routes answer 409 to an authorised caller and publish nothing."""
+    action routes answer 409 to an authorised caller and publish nothing, and the
+    device keeps the artifact, so its DELETE answers 409."""
     admin = await mint(pool, tenant, ALL_SCOPES)
     h = auth(admin)
     claim = await client.post(
@@ -113,6 +115,13 @@ async def fixtures(client, pool, tenant):
     await pool.execute(
         "UPDATE rollouts SET status = 'completed' WHERE id = $1",
         uuid.UUID(ro.json()["id"]),
+    )
+    # Kept on the artifact, so its DELETE answers 409 to an authorised caller
+    # and the artifact stays for the rows after it.
+    await pool.execute(
+        "UPDATE devices SET desired_artifact_id = $1 WHERE tenant = $2 AND id = 'm1'",
+        uuid.UUID(art.json()["id"]),
+        tenant,
     )
     victim = await client.post(
         "/api/tokens", headers=h, json={"name": "victim", "scopes": ["devices:read"]}

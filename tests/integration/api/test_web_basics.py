@@ -53,10 +53,10 @@ async def test_liveness(client, path):
     assert r.json()["status"] == "ok"
 
 
-async def test_readiness_checks_postgres_and_rabbitmq(client):
+async def test_readiness_checks_postgres_rabbitmq_and_the_artifact_store(client):
     r = await client.get("/readyz")
     assert r.status_code == 200
-    assert r.json()["checks"] == {"postgres": "ok", "rabbitmq": "ok"}
+    assert r.json()["checks"] == {"postgres": "ok", "rabbitmq": "ok", "artifacts": "ok"}
 
 
 async def test_metrics_count_requests_by_route_template(client):

@@ -105,6 +105,7 @@ def invoke(
     clock: FakeClock | None = None,
     url: str = "http://api.test",
     token: str = "xdp47t_" + "a" * 49,
+    input: str | None = None,
 ) -> Result:
     clock = clock or FakeClock()
     runtime = Runtime(
@@ -114,4 +115,4 @@ def invoke(
         clock=clock,
         sleep=clock.sleep,
     )
-    return CliRunner().invoke(app, list(args), obj=runtime)
+    return CliRunner().invoke(app, list(args), obj=runtime, input=input)

@@ -374,3 +374,45 @@ def test_an_upload_the_api_hashed_differently_is_an_error(tmp_path: Path) -> Non
     result = invoke(handler, "--tenant", TENANT, "artifacts", "create", "-f", str(path))
     assert result.exit_code == 1
     assert "the API computed sha256 " + "0" * 64 in result.stderr
+
+
+def _deletion_server(status: int = 204, detail: str = ""):
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if request.method == "GET":
+            return json_response(200, ARTIFACT)
+        if status == 204:
+            return httpx.Response(204)
+        return json_response(status, {"detail": detail})
+
+    return handler, calls
+
+
+def test_artifact_delete_asks_and_stops_on_no() -> None:
+    handler, calls = _deletion_server()
+    result = invoke(handler, "artifacts", "delete", ARTIFACT["id"], input="n\n")
+    assert result.exit_code == 1
+    assert "Delete artifact 1.0.0" in result.output
+    assert calls == ["GET"]  # nothing deleted
+
+
+def test_artifact_delete_deletes_on_yes_or_with_the_flag() -> None:
+    handler, calls = _deletion_server()
+    result = invoke(handler, "artifacts", "delete", ARTIFACT["id"], input="y\n")
+    assert result.exit_code == 0, result.output
+    assert calls == ["GET", "DELETE"]
+    assert f"deleted artifact {ARTIFACT['id']}" in result.stdout
+    handler, calls = _deletion_server()
+    result = invoke(handler, "artifacts", "delete", ARTIFACT["id"], "--yes")
+    assert result.exit_code == 0, result.output
+    assert calls == ["GET", "DELETE"]
+
+
+def test_artifact_delete_refused_says_why() -> None:
+    why = "artifact is still needed by 1 draft or running rollout(s)"
+    handler, _ = _deletion_server(409, why)
+    result = invoke(handler, "artifacts", "delete", ARTIFACT["id"], "-y")
+    assert result.exit_code != 0
+    assert why in result.stderr

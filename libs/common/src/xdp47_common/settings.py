@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +73,53 @@ class ControlSettings(BaseSettings):
     blob_dir: str = Field(
         default="./var/blobs",
         description="Directory of uploaded artifact content (api); replicas share it.",
+    )
+    blob_store: Literal["fs", "s3"] = Field(
+        default="fs",
+        description="Where uploaded artifact bytes live: fs (XDP47_BLOB_DIR, the "
+        "embedded default) or s3 (an S3-compatible bucket, XDP47_S3_*).",
+    )
+    s3_bucket: str | None = Field(
+        default=None, description="Bucket of uploaded artifacts (blob_store=s3)."
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#]+/?$",
+        description="S3 API endpoint for MinIO, Ceph, R2, GCS…; unset: AWS. Path-"
+        "style requests; http:// is allowed only here.",
+    )
+    s3_region: str = Field(default="us-east-1", description="The bucket's region.")
+    s3_access_key_id: str | None = Field(
+        default=None,
+        description="Access key; unset: the AWS_* environment, web identity or "
+        "instance credentials.",
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of XDP47_S3_ACCESS_KEY_ID."
+    )
+    s3_prefix: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9._-]+/)*$",
+        description="Key prefix inside the bucket (empty, or ending in /).",
+    )
+    s3_part_size: Annotated[int, Field(ge=5 << 20, le=512 << 20)] = Field(
+        default=8 << 20,
+        description="Multipart upload part size in bytes; an upload holds at most "
+        "part size x XDP47_S3_UPLOAD_CONCURRENCY in memory.",
+    )
+    s3_upload_concurrency: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=2, description="Parts of one upload sent at the same time."
+    )
+    s3_presign_ttl_s: Annotated[int, Field(ge=120, le=604_800)] = Field(
+        default=3600,
+        description="Lifetime of the presigned download URLs that ingest gives "
+        "devices (blob_store=s3); one URL per artifact is reused for half of it.",
+    )
+    artifact_cdn_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^?#]+$",
+        description="Base URL of a CDN in front of the bucket: devices get "
+        "<base>/<key> instead of a presigned URL (blob_store=s3).",
     )
     public_url: str | None = Field(
         default=None,
@@ -180,6 +227,12 @@ class ControlSettings(BaseSettings):
                 "XDP47_DEV_TOKEN_ENABLED=true is refused with XDP47_ENV=production; "
                 "set XDP47_ENV=development for a development setup"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Self:
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ValueError("XDP47_BLOB_STORE=s3 needs XDP47_S3_BUCKET")
         return self
 
     @property

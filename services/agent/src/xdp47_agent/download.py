@@ -7,7 +7,14 @@ to the same scheme, host and port. The partial file is removed on every failure.
 
 The device credential is sent (``Authorization: Bearer``) only to an origin the
 agent already trusts with it, the control or ingest URL, where the control plane
-serves uploaded artifacts; a third-party artifact host never sees it.
+serves uploaded artifacts; a third-party artifact host (a presigned bucket URL, a
+CDN) never sees it.
+
+A connection that drops in the middle of the body is resumed, up to
+``_RESUMES`` times per download, with ``Range: bytes=<received>-`` and
+``If-Range: <ETag>`` (the api's ranged download, S3 and CDNs all serve ranges);
+the SHA256 runs on over the appended bytes. A server that answers the whole body
+instead (200: it ignores ranges, or the ETag changed) starts the file over.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,6 +36,7 @@ from xdp47_agent.verify import ApplyRefused, Reason, refusal_for_os_error
 __all__ = ["DownloadLimits", "check_uri", "download", "origin_trusted"]
 
 _MAX_REDIRECTS = 3
+_RESUMES = 3
 
 
 @dataclass(frozen=True)
@@ -70,9 +79,10 @@ async def _open(
     url: httpx.URL,
     http_timeout: httpx.Timeout,
     credential: str | None,
+    extra: dict[str, str] | None = None,
 ) -> httpx.Response:
     origin = url
-    headers = {"Accept-Encoding": "identity"}
+    headers = {"Accept-Encoding": "identity", **(extra or {})}
     if credential is not None:
         headers["Authorization"] = f"Bearer {credential}"
     for _ in range(_MAX_REDIRECTS + 1):
@@ -95,33 +105,99 @@ async def _open(
     raise ApplyRefused(Reason.REDIRECT_REFUSED, f"more than {_MAX_REDIRECTS}")
 
 
+@dataclass
+class _Progress:
+    """What is in the file so far, kept across resumed requests."""
+
+    hasher: Any = field(default_factory=hashlib.sha256)
+    received: int = 0
+    etag: str | None = None  # a strong ETag of the first answer, for If-Range
+
+    def restart(self, fd: int) -> None:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        self.hasher, self.received = hashlib.sha256(), 0
+
+
 async def _stream_to(
-    response: httpx.Response, fd: int, limit: int, fault: FaultHook
-) -> tuple[int, bytes]:
-    hasher = hashlib.sha256()
-    received = 0
-    try:
-        async for chunk in response.aiter_bytes():
-            if received + len(chunk) > limit:
-                raise ApplyRefused(Reason.SIZE_EXCEEDED, f"more than {limit} bytes")
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
-            hasher.update(chunk)
-            received += len(chunk)
-            fault("download:chunk")
-    except httpx.RemoteProtocolError as exc:
-        # The server promised more (Content-Length) and closed early: a
-        # truncated body, which is a size problem, not a refused download.
-        declared = response.headers.get("content-length")
-        if declared is None:
+    response: httpx.Response,
+    fd: int,
+    limit: int,
+    fault: FaultHook,
+    progress: _Progress,
+) -> None:
+    async for chunk in response.aiter_bytes():
+        if progress.received + len(chunk) > limit:
+            raise ApplyRefused(Reason.SIZE_EXCEEDED, f"more than {limit} bytes")
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+        progress.hasher.update(chunk)
+        progress.received += len(chunk)
+        fault("download:chunk")
+
+
+def _check_answer(response: httpx.Response, progress: _Progress, fd: int) -> None:
+    """Accept a 200 (from the start) or the 206 that continues ``progress``."""
+    status = response.status_code
+    if status == 206 and progress.received:
+        content_range = response.headers.get("content-range", "")
+        if not content_range.startswith(f"bytes {progress.received}-"):
+            raise ApplyRefused(Reason.HTTP_ERROR, f"Content-Range {content_range!r}")
+        return
+    if status != 200:
+        raise ApplyRefused(Reason.HTTP_ERROR, f"HTTP {status}")
+    if progress.received:  # the whole body again: ranges ignored, or it changed
+        progress.restart(fd)
+    etag = response.headers.get("etag")
+    progress.etag = etag if etag and not etag.startswith("W/") else None
+
+
+async def _fetch(
+    client: httpx.AsyncClient,
+    url: httpx.URL,
+    fd: int,
+    *,
+    limit: int,
+    http_timeout: httpx.Timeout,
+    credential: str | None,
+    fault: FaultHook,
+) -> _Progress:
+    progress = _Progress()
+    for attempt in range(_RESUMES + 1):
+        extra: dict[str, str] = {}
+        if progress.received:
+            extra["Range"] = f"bytes={progress.received}-"
+            if progress.etag:
+                extra["If-Range"] = progress.etag
+        response = await _open(client, url, http_timeout, credential, extra)
+        try:
+            _check_answer(response, progress, fd)
+            declared = response.headers.get("content-length")
+            left = limit - progress.received
+            if declared is not None and declared.isdigit() and int(declared) > left:
+                raise ApplyRefused(
+                    Reason.SIZE_EXCEEDED, f"Content-Length {declared} > {left}"
+                )
+            await _stream_to(response, fd, limit, fault, progress)
+        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            if attempt < _RESUMES and progress.received:
+                continue  # the connection dropped mid-body: ask for the rest
+            declared = response.headers.get("content-length")
+            if isinstance(exc, httpx.RemoteProtocolError) and declared is not None:
+                # The server promised more (Content-Length) and closed early: a
+                # truncated body, which is a size problem, not a refused download.
+                raise ApplyRefused(
+                    Reason.SIZE_MISMATCH,
+                    f"connection closed after {progress.received} bytes "
+                    f"(this answer declared {declared})",
+                ) from exc
             raise
-        raise ApplyRefused(
-            Reason.SIZE_MISMATCH,
-            f"connection closed after {received} of {declared} bytes",
-        ) from exc
+        finally:
+            await response.aclose()
+        break
     os.fsync(fd)
-    return received, hasher.digest()
+    return progress
 
 
 async def download(
@@ -161,26 +237,19 @@ async def download(
         raise refusal_for_os_error(exc) from exc
     try:
         async with asyncio.timeout(limits.deadline):
-            response = await _open(client, url, timeout, send_credential)
-            try:
-                if response.status_code != 200:
-                    raise ApplyRefused(
-                        Reason.HTTP_ERROR, f"HTTP {response.status_code}"
-                    )
-                declared = response.headers.get("content-length")
-                if (
-                    declared is not None
-                    and declared.isdigit()
-                    and int(declared) > limit
-                ):
-                    raise ApplyRefused(
-                        Reason.SIZE_EXCEEDED, f"Content-Length {declared} > {limit}"
-                    )
-                received, digest = await _stream_to(response, fd, limit, fault)
-            finally:
-                await response.aclose()
+            progress = await _fetch(
+                client,
+                url,
+                fd,
+                limit=limit,
+                http_timeout=timeout,
+                credential=send_credential,
+                fault=fault,
+            )
+        received = progress.received
         if size is not None and received != size:
             raise ApplyRefused(Reason.SIZE_MISMATCH, f"got {received} of {size} bytes")
+        digest: bytes = progress.hasher.digest()
         return digest
     except BaseException as exc:
         os.close(fd)

@@ -11,7 +11,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from xdp47_api.api_docs import install_api_docs
-from xdp47_api.blobs import FsBlobStore
+from xdp47_api.blobs import BlobStore, FsBlobStore
+from xdp47_api.blobs_s3 import S3BlobStore
 from xdp47_api.repositories import PgTenantRepository
 from xdp47_api.routes import ROUTERS
 from xdp47_api.routes.artifact_content import UPLOAD_PATH
@@ -20,17 +21,30 @@ from xdp47_api.ui import install_ui
 from xdp47_api.ui.pages.artifacts import UPLOAD_FORM_OVERHEAD
 from xdp47_api.ui.pages.artifacts import UPLOAD_PATH as UI_UPLOAD_PATH
 from xdp47_common.adapters.amqp_bus import AmqpBus
+from xdp47_common.adapters.objects import s3_store
 from xdp47_common.adapters.pg import create_pool
 from xdp47_common.bus import Bus
 from xdp47_common.settings import ControlSettings
 from xdp47_common.topology import Topology
 from xdp47_common.web import RateLimits, fastapi_telemetry, install_web_basics
 
-__all__ = ["create_app"]
+__all__ = ["blob_store", "create_app"]
 
 DESCRIPTION = """XDP47 control plane: tenants, API tokens, devices, artifacts,
 policies and rollouts. Every `/api` operation needs a bearer token of the caller's
 tenant with the scope named in the operation's description; see docs/api.md."""
+
+
+def blob_store(settings: ControlSettings) -> BlobStore:
+    """The artifact store ``XDP47_BLOB_STORE`` names (docs/deploy.md)."""
+    if settings.blob_store == "s3":
+        return S3BlobStore(
+            s3_store(settings),
+            prefix=settings.s3_prefix,
+            part_size=settings.s3_part_size,
+            concurrency=settings.s3_upload_concurrency,
+        )
+    return FsBlobStore(settings.blob_dir)
 
 
 def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
@@ -71,7 +85,7 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
                 pool=pool,
                 bus=the_bus,
                 topology=the_bus.topology,
-                blobs=FsBlobStore(settings.blob_dir),
+                blobs=blob_store(settings),
             )
             yield
 
@@ -94,6 +108,9 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
         if not app.state.services.bus.is_ready:
             raise ConnectionError("the broker connection is closed")
 
+    async def artifacts_ready() -> None:
+        await app.state.services.blobs.probe()
+
     install_web_basics(
         app,
         max_body_bytes=settings.max_body_bytes,
@@ -104,7 +121,12 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
             UI_UPLOAD_PATH: settings.max_upload_bytes + UPLOAD_FORM_OVERHEAD,
         },
         rate_limits=RateLimits.from_settings(settings),
-        checks={"postgres": postgres_ready, "rabbitmq": rabbitmq_ready},
+        checks={
+            "postgres": postgres_ready,
+            "rabbitmq": rabbitmq_ready,
+            # Uploads fail on a store that cannot be written: not ready then.
+            "artifacts": artifacts_ready,
+        },
     )
     for router in ROUTERS:
         app.include_router(router)

@@ -4,8 +4,8 @@
 under ``<root>/sha256/<ab>/<digest>``. A put streams into ``<root>/tmp/`` while
 hashing, fsyncs, then renames to the digest's path and fsyncs the directory, so a
 blob is either whole under its name or absent; the same bytes uploaded twice are
-stored once. Several API replicas need the root on a shared volume (an S3-backed
-store can implement the same protocol).
+stored once. Several API replicas need the root on a shared volume; the
+S3-compatible store (``xdp47_api.blobs_s3``) implements the same protocol.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["BlobInfo", "BlobStore", "BlobTooLarge", "FsBlobStore"]
+__all__ = ["PROBE", "BlobInfo", "BlobStore", "BlobTooLarge", "FsBlobStore"]
 
 _WRITE_BATCH = 1 << 20  # bytes gathered before one write in a worker thread
 _READ_CHUNK = 256 << 10
@@ -56,6 +56,21 @@ class BlobStore(Protocol):
     def read(self, sha256: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of a stored blob."""
         ...
+
+    async def delete(self, sha256: str) -> None:
+        """Remove the blob; nothing happens when it is absent."""
+        ...
+
+    async def probe(self) -> None:
+        """Write, read back and remove a small probe object (readiness).
+
+        Raises:
+            OSError: the store is not writable and readable.
+        """
+        ...
+
+
+PROBE = b"xdp47 readiness probe\n"
 
 
 def _is_digest(sha256: str) -> bool:
@@ -153,3 +168,21 @@ class FsBlobStore:
                 yield chunk
         finally:
             await asyncio.to_thread(handle.close)
+
+    async def delete(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(os.unlink, self.path_of(sha256))
+
+    async def probe(self) -> None:
+        await asyncio.to_thread(self._probe)
+
+    def _probe(self) -> None:
+        # Under tmp/ with a name of its own: replicas on one volume probe at once.
+        path = self._tmp_dir() / f"probe-{uuid.uuid4().hex}"
+        try:
+            path.write_bytes(PROBE)
+            if path.read_bytes() != PROBE:
+                raise OSError(f"{path} did not read back what was written")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

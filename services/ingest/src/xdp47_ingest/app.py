@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from xdp47_common.adapters.amqp_bus import AmqpBus
+from xdp47_common.adapters.objects import links_from_settings
 from xdp47_common.adapters.pg import create_pool
 from xdp47_common.bus import Bus
 from xdp47_common.topology import Topology
@@ -78,6 +79,7 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
             ttl=settings.ingest_cache_ttl_s,
             db_timeout=settings.publish_timeout,
             registry=registry,
+            links=links_from_settings(settings),
         )
         owned = bus is None
         publisher: Bus = (

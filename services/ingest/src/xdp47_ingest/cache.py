@@ -44,6 +44,7 @@ import structlog
 from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.desired import DeviceView, read_device
 
@@ -75,6 +76,7 @@ class DesiredCache:
         reconnect_delay: first wait before reconnecting a lost listener
             (doubling up to 5 s).
         registry: where the cache's metrics go.
+        links: the S3 store's download links (``read_device``), or ``None``.
     """
 
     def __init__(
@@ -88,8 +90,10 @@ class DesiredCache:
         health_interval: float = 5.0,
         reconnect_delay: float = 0.2,
         registry: CollectorRegistry | None = None,
+        links: ArtifactLinks | None = None,
     ) -> None:
         self._pool = pool
+        self._links = links
         self._db_url = db_url
         self._db_timeout = db_timeout
         self._health_interval = health_interval
@@ -165,7 +169,9 @@ class DesiredCache:
         """``lookup`` by the credential's hash (``tokens.hash_secret``)."""
         if not self._live:
             self._bypass.inc()
-            return await read_device(self._pool, key, db_timeout=self._db_timeout)
+            return await read_device(
+                self._pool, key, db_timeout=self._db_timeout, links=self._links
+            )
         try:  # one lookup (``get`` is ``in`` plus ``[]``, each checking the TTL)
             entry: _Entry | None = self._entries[key]
         except KeyError:
@@ -175,7 +181,9 @@ class DesiredCache:
             return entry.view
         self._miss.inc()
         before = self._changes
-        view = await read_device(self._pool, key, db_timeout=self._db_timeout)
+        view = await read_device(
+            self._pool, key, db_timeout=self._db_timeout, links=self._links
+        )
         if view is not None and self._live and self._changes == before:
             self._entries[key] = _Entry(view, self._epochs.get(view.tenant, 0))
         return view

@@ -8,6 +8,11 @@ One round trip of four index probes. The result authenticates the device (which
 tenant and device the credential belongs to) and answers it (what it should run),
 so a wave is visible to its devices with the commit that starts it. Also owns the
 strong ETag of a desired state.
+
+The ``uri`` of an uploaded artifact (``content_stored``) is the api's download
+URL; with the S3 store, ingest answers a presigned URL of the bucket (or the
+operator's CDN) instead (``ArtifactLinks``), so the bytes never pass through a
+control-plane process. The SHA256 and signature still come from the database.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from xdp47_common.adapters.desired import (
     DESIRED_JOIN,
     DESIRED_ROLLOUT,
 )
+from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.messages import DesiredState
 
 __all__ = [
@@ -40,7 +46,7 @@ READ_DEVICE = f"""
 SELECT d.tenant, d.id, d.current_artifact_id,
        {DESIRED_ARTIFACT} AS desired_artifact_id,
        {DESIRED_ROLLOUT} AS desired_rollout_id,
-       a.version, a.uri, a.sha256, a.size, a.signature
+       a.version, a.uri, a.sha256, a.size, a.signature, a.content_stored
 FROM devices AS d
 {DESIRED_JOIN}
 LEFT JOIN artifacts AS a ON a.tenant = d.tenant AND a.id = {DESIRED_ARTIFACT}
@@ -106,17 +112,22 @@ _ACTION = {a: f'{{"action":"{a}"'.encode() for a in ("none", "update")}
 
 
 async def read_device(
-    pool: asyncpg.Pool[Any], credential_hash: bytes, *, db_timeout: float
+    pool: asyncpg.Pool[Any],
+    credential_hash: bytes,
+    *,
+    db_timeout: float,
+    links: ArtifactLinks | None = None,
 ) -> DeviceView | None:
     """Look a credential up by its hash (``tokens.hash_secret``); ``None`` when no
-    device has it (unknown or rotated)."""
+    device has it (unknown or rotated). ``links``: the S3 store's (see the
+    module docstring); ``None`` for the filesystem store."""
     row = await pool.fetchrow(READ_DEVICE, credential_hash, timeout=db_timeout)
     if row is None:
         return None
-    return DeviceView.of(row["tenant"], row["id"], desired_of(row))
+    return DeviceView.of(row["tenant"], row["id"], desired_of(row, links))
 
 
-def desired_of(row: asyncpg.Record) -> DesiredState:
+def desired_of(row: asyncpg.Record, links: ArtifactLinks | None = None) -> DesiredState:
     """The device's answer from a ``READ_DEVICE`` row."""
     if row["desired_artifact_id"] is None or row["uri"] is None:
         return DesiredState(action="none", device_id=row["id"])
@@ -128,7 +139,11 @@ def desired_of(row: asyncpg.Record) -> DesiredState:
         device_id=row["id"],
         artifact_id=row["desired_artifact_id"],
         version=row["version"],
-        uri=row["uri"],
+        uri=(
+            links.url_for(row["sha256"])
+            if links is not None and row["content_stored"]
+            else row["uri"]
+        ),
         sha256=row["sha256"],
         size=row["size"],
         signature=row["signature"],

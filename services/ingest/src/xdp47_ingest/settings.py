@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from xdp47_common.settings import ControlSettings
 
@@ -43,3 +43,20 @@ class IngestSettings(ControlSettings):
         description="Seconds a cached identity and desired state lives at most, "
         "whatever else happens; 0 turns the cache off.",
     )
+
+    @model_validator(mode="after")
+    def _presigned_urls_outlive_the_cache(self) -> Self:
+        # A presigned URL is reused for half its life, then a cached answer may
+        # carry it for ingest_cache_ttl_s more: a quarter is left for the device
+        # to start its download.
+        if (
+            self.blob_store == "s3"
+            and self.artifact_cdn_url is None
+            and self.ingest_cache_ttl_s > self.s3_presign_ttl_s / 4
+        ):
+            raise ValueError(
+                f"XDP47_INGEST_CACHE_TTL_S={self.ingest_cache_ttl_s:g} must be at "
+                "most a quarter of XDP47_S3_PRESIGN_TTL_S="
+                f"{self.s3_presign_ttl_s}: cached answers carry presigned URLs"
+            )
+        return self

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from xdp47_api.pagination import Page, time_id_cursor
 from xdp47_api.repositories._paging import page_of, time_id_key
@@ -24,11 +25,16 @@ INSERT INTO artifacts (id, tenant, uri, sha256, size, type, version, signature,
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING {_COLUMNS}
 """  # nosec B608
-GET_ARTIFACT = f"SELECT {_COLUMNS} FROM artifacts WHERE tenant = $1 AND id = $2"  # nosec B608
+# A deleted artifact (``deleted_at``: a finished rollout still names it) is
+# hidden from every read here.
+GET_ARTIFACT = f"""
+SELECT {_COLUMNS} FROM artifacts
+WHERE tenant = $1 AND id = $2 AND deleted_at IS NULL
+"""  # nosec B608
 GET_STORED_ARTIFACT = GET_ARTIFACT + " AND content_stored"
 LIST_ARTIFACTS = f"""
 SELECT {_COLUMNS} FROM artifacts
-WHERE tenant = $1
+WHERE tenant = $1 AND deleted_at IS NULL
   AND ($2::text IS NULL OR version = $2)
   AND ($3::text IS NULL OR type = $3)
   AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))
@@ -41,7 +47,10 @@ def _artifact(row: asyncpg.Record) -> Artifact:
 
 
 class PgArtifactRepository:
-    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any] | asyncpg.Connection[Any] | PoolConnectionProxy[Any],
+    ) -> None:
         self._pool = pool
 
     async def create(

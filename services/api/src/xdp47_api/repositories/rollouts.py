@@ -47,7 +47,8 @@ WHERE tenant = $1
 ORDER BY created_at, id LIMIT $5
 """  # nosec B608
 ARTIFACT_EXISTS = (
-    "SELECT EXISTS (SELECT 1 FROM artifacts WHERE tenant = $1 AND id = $2)"
+    "SELECT EXISTS (SELECT 1 FROM artifacts "
+    "WHERE tenant = $1 AND id = $2 AND deleted_at IS NULL)"
 )
 POLICY_EXISTS = "SELECT EXISTS (SELECT 1 FROM policies WHERE tenant = $1 AND id = $2)"
 LIST_RUNS = """

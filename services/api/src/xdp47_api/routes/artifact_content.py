@@ -26,6 +26,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from xdp47_api.artifact_deletion import blob_lock
 from xdp47_api.auth import Principal, require
 from xdp47_api.blobs import BlobInfo, BlobTooLarge
 from xdp47_api.device_access import require_device_or
@@ -175,9 +176,18 @@ async def create_uploaded(
     body = ArtifactCreate.model_validate(
         {**fields, "uri": uri, "sha256": blob.sha256, "size": blob.size}
     )
-    return await PgArtifactRepository(services.pool).create(
-        body, artifact_id=artifact_id, content_stored=True
-    )
+    # Under the digest's lock: a deletion of another artifact with these bytes
+    # either sees this row (and keeps them) or has removed them already.
+    async with services.pool.acquire() as conn, blob_lock(conn, blob.sha256):
+        if await services.blobs.size(blob.sha256) is None:
+            raise HTTPException(
+                status_code=409,
+                detail="the uploaded bytes were removed by a concurrent deletion "
+                "of an artifact with the same content; upload again",
+            )
+        return await PgArtifactRepository(conn).create(
+            body, artifact_id=artifact_id, content_stored=True
+        )
 
 
 @router.post(
@@ -189,7 +199,7 @@ async def create_uploaded(
     "(Content-Type application/octet-stream). Query: tenant (required), version, "
     "type, signature, filename, metadata (a JSON object). The SHA256 and size are "
     "computed from the body; uri is this service's download URL.",
-    responses=errors(404, 413, 415),
+    responses=errors(404, 409, 413, 415),
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload_artifact(

@@ -1,12 +1,13 @@
-"""Artifact routes: register a release and read the catalogue."""
+"""Artifact routes: register a release, read the catalogue, delete one."""
 
 from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
+from xdp47_api.artifact_deletion import ArtifactInUse, delete_artifact
 from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
 from xdp47_api.repositories import PgArtifactRepository
@@ -69,3 +70,29 @@ async def get_artifact(
     if found is None:
         raise not_found("artifact", artifact_id)
     return found
+
+
+@router.delete(
+    "/{artifact_id}",
+    status_code=204,
+    summary="Delete an artifact (and its uploaded bytes when nothing shares them)",
+    description="Scope artifacts:write. 409 while a draft or running rollout, or "
+    "a device's kept desired state, names it. Otherwise the artifact is gone from "
+    "the catalogue (finished rollouts keep naming it), and uploaded bytes no other "
+    "artifact has are removed from the store.",
+    responses=errors(404, 409),
+)
+async def remove_artifact(
+    artifact_id: UUID,
+    principal: Annotated[Principal, require(Scope.ARTIFACTS_WRITE)],
+    services: ServicesDep,
+) -> Response:
+    try:
+        found = await delete_artifact(
+            services.pool, services.blobs, principal.tenant, artifact_id
+        )
+    except ArtifactInUse as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    if not found:
+        raise not_found("artifact", artifact_id)
+    return Response(status_code=204)

@@ -1,4 +1,4 @@
-"""``xdp47 artifacts ls|get|create``.
+"""``xdp47 artifacts ls|get|create|delete``.
 
 ``create`` registers a release either from a URI with its ``--sha256``, or from a
 local ``--file``: the CLI streams the file once to compute its SHA256 and size.
@@ -7,6 +7,9 @@ without, it is streamed to ``POST /api/artifacts/upload`` (raw body, fields as
 query parameters), the API serves it to devices, and the CLI checks that the
 SHA256 the API computed is the one it computed. An API without that endpoint is
 reported in one line.
+
+``delete`` asks for a confirmation (naming the artifact's version) unless
+``--yes``; the API refuses (409) while a rollout or a device still needs it.
 """
 
 from __future__ import annotations
@@ -191,3 +194,25 @@ def _upload(client: ApiClient, file: Path, fields: dict[str, Any]) -> Any:
             f"as {created.get('id')}"
         )
     return created
+
+
+@app.command("delete")
+@guarded
+def delete_artifact(
+    ctx: typer.Context,
+    artifact_id: Annotated[UUID, typer.Argument(metavar="ARTIFACT_ID")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Delete without asking.")
+    ] = False,
+) -> None:
+    """Delete an artifact; its uploaded bytes go too unless another artifact
+    has the same content. Refused while a draft or running rollout, or a
+    device's kept desired state, needs it."""
+    rt = runtime(ctx)
+    with rt.client() as client:
+        found = client.get(f"/api/artifacts/{artifact_id}")
+        if not yes:
+            name = found.get("version") or artifact_id
+            typer.confirm(f"Delete artifact {name} ({artifact_id})?", abort=True)
+        client.request("DELETE", f"/api/artifacts/{artifact_id}")
+    typer.echo(f"deleted artifact {artifact_id}")

@@ -83,6 +83,7 @@ async def _page(
     upload_values: dict[str, str] | None = None,
     upload_errors: FieldErrors | None = None,
     created: UUID | None = None,
+    deleted: UUID | None = None,
     cursor: str | None = None,
     status: int = 200,
 ) -> Response:
@@ -105,6 +106,7 @@ async def _page(
         upload_limit=services.settings.max_upload_bytes,
         upload_limit_text=_bytes_text(services.settings.max_upload_bytes),
         created=created,
+        deleted=deleted,
     )
 
 
@@ -114,10 +116,13 @@ async def artifacts_page(
     session: SessionDep,
     services: ServicesDep,
     created: Annotated[UUID | None, Query()] = None,
+    deleted: Annotated[UUID | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     page_scope(session, Scope.ARTIFACTS_READ)
-    return await _page(request, session, services, created=created, cursor=cursor)
+    return await _page(
+        request, session, services, created=created, deleted=deleted, cursor=cursor
+    )
 
 
 def _body(session: UiSession, values: dict[str, str]) -> ArtifactCreate:
