@@ -198,9 +198,13 @@ def test_a_retry_judges_the_wave_as_a_whole(
         assert r.status_code == 202, r.text
 
         def retried() -> None:
+            # The runs first: once the retry's run has its outcome, the status
+            # written in the same transaction is final (read the other way
+            # round, the old "partial" could pass with the retry still running).
+            runs = operator.runs(rid)
+            assert len(runs) == 2 and runs[1]["outcome"] is not None, runs
             row = operator.get(rid)
             assert row["status"] == "partial", row
-            assert len(operator.runs(rid)) == 2
 
         wait_until(retried, within=60, every=0.3)
         runs = operator.runs(rid)
