@@ -25,13 +25,14 @@ import asyncpg
 import httpx
 
 from tests.faults.sim import SimFleet
-from tests.support.brokers import OwnPostgres, OwnRabbit
+from tests.support.brokers import OwnPostgres, OwnRabbit, OwnRabbitCluster
 from tests.support.control_plane import (
     ControlPlane,
     fresh_database,
     start_control_plane,
 )
 from tests.support.processes import ProcessGroup
+from xdp47_common.adapters.amqp import connect
 from xdp47_common.topology import Topology
 
 __all__ = [
@@ -85,7 +86,7 @@ def figure(line: str) -> None:
 class Stack:
     plane: ControlPlane
     group: ProcessGroup
-    rabbit: OwnRabbit
+    rabbit: OwnRabbit | OwnRabbitCluster
     pg: OwnPostgres
     log_dir: Path
 
@@ -101,17 +102,19 @@ class Stack:
 @contextlib.contextmanager
 def open_stack(
     pg: OwnPostgres,
-    rabbit: OwnRabbit,
+    rabbit: OwnRabbit | OwnRabbitCluster,
     root: Path,
     *,
     extra_env: Mapping[str, str] | None = None,
+    db_url: str | None = None,
 ) -> Iterator[Stack]:
-    """A fresh database and namespace with api, ingest and scheduler on them."""
+    """A fresh database and namespace with api, ingest and scheduler on them
+    (or the migrated database ``db_url``, which the caller owns)."""
     log_dir = root / "logs"
-    with (
-        fresh_database(pg.url, log_dir, "xdp47_fault") as db_url,
-        ProcessGroup(log_dir) as group,
-    ):
+    with contextlib.ExitStack() as stack:
+        if db_url is None:
+            db_url = stack.enter_context(fresh_database(pg.url, log_dir, "xdp47_fault"))
+        group = stack.enter_context(ProcessGroup(log_dir))
         plane = start_control_plane(
             group,
             db_url=db_url,
@@ -163,7 +166,7 @@ async def rollout_status(db_url: str, rollout_id: str) -> tuple[str, int | None]
 
 
 async def queue_depth(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url, timeout=5)
+    connection = await connect(amqp_url, connect_timeout=5)
     try:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, passive=True)
@@ -230,7 +233,18 @@ class Operator:
         assert r.status_code == code, f"{method} {path}: {r.status_code} {r.text}"
         return r.json()
 
-    async def release(self, version: str) -> str:
+    async def release(self, version: str, content: bytes | None = None) -> str:
+        """Register a release the simulated devices "apply" by reporting it; with
+        ``content``, upload it, so that real agents can download and apply it."""
+        if content is not None:
+            r = await self.http.post(
+                "/api/artifacts/upload",
+                params={"tenant": self.plane.tenant, "version": version},
+                content=content,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            assert r.status_code == 201, r.text
+            return str(r.json()["id"])
         body = {
             "tenant": self.plane.tenant,
             "uri": f"https://downloads.invalid/{version}.bin",
@@ -285,7 +299,8 @@ async def all_online(stack: Stack, fleet: SimFleet) -> bool:
         "AND status = 'online'",
         json.dumps(fleet.label),
     )
-    return bool(rows[0]["n"] == len(fleet.devices))
+    # at least: real agents of a scenario may share the fleet's label
+    return bool(rows[0]["n"] >= len(fleet.devices))
 
 
 async def final_state(db_url: str, rollout_id: str) -> dict[str, Any]:
@@ -394,6 +409,7 @@ async def drive_rollout(
     fault: Fault | None = None,
     waves: int = WAVES,
     within: float = 180,
+    release: bytes | None = None,
 ) -> Outcome:
     """Claim the fleet, roll a release out to it with ``fault(rollout_id)`` running
     beside, and collect the outcome once the rollout is terminal, the fleet
@@ -407,7 +423,7 @@ async def drive_rollout(
         await wait_for(lambda: all_online(stack, fleet), within=60)
         setup = loop.time() - began
         began = loop.time()
-        artifact = await operator.release("2.0.0")
+        artifact = await operator.release("2.0.0", release)
         rollout_id = await operator.rollout(artifact, fleet.label, waves)
         damage = asyncio.create_task(fault(rollout_id)) if fault else None
 
