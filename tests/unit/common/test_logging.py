@@ -106,7 +106,7 @@ def test_bad_environment_is_named(
 
 def _app() -> FastAPI:
     app = FastAPI()
-    install_web_basics(app, max_body_bytes=1024, checks={})
+    install_web_basics(app, max_body_bytes=1024, checks={}, metrics_prefix="xdp47_test")
 
     @app.post("/work")
     async def work() -> dict[str, str]:

@@ -62,10 +62,13 @@ from xdp47_scheduler.backlog import DrainedProbe, HeardUntil
 from xdp47_scheduler.events import EventSink, event_messages
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult, mark_offline
 from xdp47_scheduler.metrics import (
+    COMMAND_LATENCY,
     COMMANDS,
+    GATE_DURATION,
     GATE_EVALUATIONS,
     HEARTBEAT_LAG,
     ROLLOUTS,
+    WAVE_DURATION,
     WAVES_STARTED,
 )
 from xdp47_scheduler.reconcile import reconcile
@@ -181,6 +184,13 @@ class RolloutEngine:
         story.decision(row, decision, reason, counters)
         finish = decision.finish_wave
         if finish is not None:
+            if row.current_wave_started_at is not None:
+                WAVE_DURATION.labels(finish.outcome.value).observe(
+                    max(
+                        0.0,
+                        (self._clock() - row.current_wave_started_at).total_seconds(),
+                    )
+                )
             await store.finish_run(
                 conn, row.id, row.attempt, finish.wave, finish.outcome, finish.reason
             )
@@ -296,6 +306,9 @@ class RolloutEngine:
             told()
             raise
         told()
+        if outcome == "applied":
+            latency = (self._clock() - command.occurred_at).total_seconds()
+            COMMAND_LATENCY.labels(kind).observe(max(0.0, latency))
 
     async def _command(
         self, conn: Connection, row: store.RolloutRow, command: RolloutCommand
@@ -362,7 +375,8 @@ class RolloutEngine:
                 return []
             return await self._settle(conn, row.id, await self._policy(conn, row))
 
-        await self._run(work)
+        with GATE_DURATION.time():
+            await self._run(work)
 
     async def tick(self) -> None:
         """The timer: offline marking, the gates and any follow-up left of every
