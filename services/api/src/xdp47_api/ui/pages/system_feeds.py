@@ -59,9 +59,16 @@ class Feeds:
     """Reads of ingest and scheduler metrics; keeps the last heartbeat count so
     the next read gives a rate. One instance per API process."""
 
-    def __init__(self, ingest_urls: list[str], scheduler_urls: list[str]) -> None:
+    def __init__(
+        self,
+        ingest_urls: list[str],
+        scheduler_urls: list[str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ingest_urls = ingest_urls
         self.scheduler_urls = scheduler_urls
+        self._clock = clock
         self._last: tuple[float, float] | None = None  # (monotonic, total)
 
     async def _values(self, urls: list[str], pick: Pick) -> list[float]:
@@ -88,7 +95,7 @@ class Feeds:
         except (httpx.HTTPError, ValueError) as exc:
             self._last = None
             return Reading(None, f"ingest metrics unavailable: {exc}")
-        now, last = time.monotonic(), self._last
+        now, last = self._clock(), self._last
         self._last = (now, total)
         if last is None or now - last[0] < 0.5 or total < last[1]:
             # First read, too close, or a replica restarted (its counter reset).
