@@ -170,11 +170,16 @@ def _started_demo(env: dict[str, str], demo_dir: Path, *flags: str) -> psutil.Po
         )
 
 
+def _text(log: Path) -> str:
+    """The output with its line wrapping undone (rich wraps at 80 columns)."""
+    return " ".join(log.read_text(errors="replace").split())
+
+
 def _interrupt_when(proc: psutil.Popen, log: Path, line: str) -> str:
     """SIGINT once ``line`` is in the output; the whole output after exit."""
     deadline = time.monotonic() + RUN_TIMEOUT
     try:
-        while line not in log.read_text(errors="replace"):
+        while line not in _text(log):
             assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, (
                 f"never printed {line!r}: " + log.read_text(errors="replace")[-3000:]
@@ -186,7 +191,7 @@ def _interrupt_when(proc: psutil.Popen, log: Path, line: str) -> str:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return log.read_text(errors="replace")
+    return _text(log)
 
 
 async def test_demo_off_a_terminal_says_it_stops_and_ctrl_c_exits_130(
