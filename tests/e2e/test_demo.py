@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -152,3 +153,69 @@ async def _delete_namespace(amqp_url: str, t: Topology) -> None:
         await delete_topology(connection, t)
     finally:
         await connection.close()
+
+
+def _started_demo(env: dict[str, str], demo_dir: Path, *flags: str) -> psutil.Popen:
+    log = demo_dir.parent / f"{demo_dir.name}.out"
+    with log.open("wb") as out:
+        return psutil.Popen(
+            [
+                *(sys.executable, "-m", "xdp47_cli", "demo", *flags),
+                *("--devices", str(DEVICES), "--dir", str(demo_dir)),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _text(log: Path) -> str:
+    """The output with its line wrapping undone (rich wraps at 80 columns)."""
+    return " ".join(log.read_text(errors="replace").split())
+
+
+def _interrupt_when(proc: psutil.Popen, log: Path, line: str) -> str:
+    """SIGINT once ``line`` is in the output; the whole output after exit."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    try:
+        while line not in _text(log):
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, (
+                f"never printed {line!r}: " + log.read_text(errors="replace")[-3000:]
+            )
+            time.sleep(0.2)  # polling the output for a line
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return _text(log)
+
+
+async def test_demo_off_a_terminal_says_it_stops_and_ctrl_c_exits_130(
+    tmp_path: Path,
+) -> None:
+    """Not on a terminal the demo says, next to the UI address, that it stops
+    after its script and how to keep it up; with --keep-running it stays up
+    after the script and Ctrl-C then exits 130, as anywhere else."""
+    env = _env()
+    plain = tmp_path / "plain"
+    proc = _started_demo(env | {"XDP47_DEMO_DIR": str(plain)}, plain)
+    output = await asyncio.to_thread(
+        _interrupt_when, proc, tmp_path / "plain.out", "--keep-running"
+    )
+    assert "not on a terminal: the demo stops once its script is done; run it " in (
+        output
+    )
+    assert proc.returncode == 130, output[-3000:]
+    kept = tmp_path / "kept"
+    proc = _started_demo(env | {"XDP47_DEMO_DIR": str(kept)}, kept, "--keep-running")
+    output = await asyncio.to_thread(
+        _interrupt_when, proc, tmp_path / "kept.out", "Ctrl-C stops everything"
+    )
+    assert "not on a terminal" not in output
+    assert "interrupted: stopping the fleet and the services" in output
+    assert "demo stopped: fleet, services and database are down" in output
+    assert proc.returncode == 130, output[-3000:]

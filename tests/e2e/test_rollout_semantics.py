@@ -11,6 +11,7 @@ runs last: it kills and restarts the scheduler process.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -269,6 +270,65 @@ def test_after_a_failure_devices_keep_the_release_they_applied(
             assert e2e_fleet.by_id(device_id).applied_version == "2.0.0"
         time.sleep(0.3)
     settled()
+
+
+def _scheduler_lines(plane: ControlPlane, rollout_id: str) -> list[dict[str, Any]]:
+    """The scheduler's JSON log lines that name ``rollout_id``."""
+    lines = []
+    for raw in plane.scheduler.log_path.read_text(errors="replace").splitlines():
+        if rollout_id not in raw:
+            continue
+        line = json.loads(raw)
+        assert line["rollout_id"] == rollout_id, line
+        lines.append(line)
+    return lines
+
+
+def test_a_failed_rollouts_life_is_told_by_the_scheduler_log(
+    e2e_plane: ControlPlane, e2e_fleet: Fleet, operator: Operator
+) -> None:
+    """From the scheduler's log lines alone: the start command, each status
+    change, each wave start, the gate's verdict with its numbers, the terminal
+    status and its reason; every line at INFO or above, with rollout and tenant."""
+    _, answer = _roll(
+        operator,
+        e2e_fleet,
+        "3.0.0-bad",
+        waves=2,
+        require_ok=True,
+        max_failures_per_wave=0,
+    )
+    rid = answer["id"]
+    final = operator.wait_status(rid, "failed")
+
+    def told() -> None:
+        lines = _scheduler_lines(e2e_plane, rid)
+        assert any(x.get("terminal") for x in lines), lines
+
+    wait_until(told, within=30)
+    lines = _scheduler_lines(e2e_plane, rid)
+    assert all(x["tenant"] == e2e_plane.tenant for x in lines), lines
+    assert all(x["level"] in ("info", "warning") for x in lines), lines
+    story = [x["event"] for x in lines]
+    # The command's outcome follows the decisions it made (told at its commit).
+    assert f"start command for rollout {rid}: applied" in story
+    assert story[0] == f"rollout {rid} draft -> running: started", story
+    transitions = [
+        (x["from_status"], x["to_status"]) for x in lines if "to_status" in x
+    ]
+    assert transitions == [("draft", "running"), ("running", "failed")], story
+    assert f"rollout {rid} wave 1 of 2 started (attempt 1)" in story
+    [verdict] = [x for x in lines if "verdict" in x]
+    assert verdict["verdict"] == "failed"
+    assert verdict["wave"] == 1
+    assert verdict["failed"] >= 1
+    assert verdict["eligible"] >= verdict["failed"] + verdict["succeeded"]
+    assert verdict["reason"] in final["reason"]
+    assert f"{verdict['failed']} failures" in verdict["reason"], verdict
+    [end] = [x for x in lines if x.get("terminal")]
+    assert end["to_status"] == "failed"
+    assert end["reason"] == final["reason"]
+    assert story.index(verdict["event"]) < story.index(end["event"])
 
 
 def test_a_scheduler_outage_longer_than_offline_after_skips_no_device(

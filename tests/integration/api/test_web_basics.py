@@ -63,8 +63,8 @@ async def test_metrics_count_requests_by_route_template(client):
     await client.get("/api/devices/some-device")
     text = (await client.get("/metrics")).text
     assert 'route="/api/devices/{device_id}"' in text
-    assert "xdp47_http_requests_total" in text
-    assert "xdp47_http_request_duration_seconds_bucket" in text
+    assert "xdp47_api_http_requests_total" in text
+    assert "xdp47_api_http_request_duration_seconds_bucket" in text
     assert "some-device" not in text
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
-from prometheus_client import REGISTRY
 
 from tests.support.amqp import get_one, message_count
 from xdp47_common.adapters.amqp import AmqpPublisher, declare_topology
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import Heartbeat, HeartbeatReceived, StartRollout
+from xdp47_common.plumbing_metrics import PLUMBING
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ async def test_confirmed_publish_arrives_persistent_with_id_and_type(
     labels = {"exchange": topology.telemetry, "result": "confirmed"}
 
     def confirmed() -> float:
-        value = REGISTRY.get_sample_value("xdp47_messages_published_total", labels)
+        value = PLUMBING.get_sample_value("xdp47_messages_published_total", labels)
         return value or 0.0
 
     before = confirmed()

@@ -106,7 +106,7 @@ def test_bad_environment_is_named(
 
 def _app() -> FastAPI:
     app = FastAPI()
-    install_web_basics(app, max_body_bytes=1024, checks={})
+    install_web_basics(app, max_body_bytes=1024, checks={}, metrics_prefix="xdp47_test")
 
     @app.post("/work")
     async def work() -> dict[str, str]:
@@ -160,3 +160,68 @@ async def test_error_answers_carry_the_request_id() -> None:
     r = await _post({b"X-Request-ID": b"big-1"}, body=b"x" * 2048)
     assert r.status_code == 413
     assert r.headers["x-request-id"] == "big-1"
+
+
+def test_json_lines_hold_no_ansi_escape(restore_logging: None) -> None:
+    """uvicorn's coloured copy of its message (``color_message``) and any colour
+    code in a message stay out of JSON lines."""
+    out = io.StringIO()
+    configure_logging("api", json=True, stream=out)
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on %s",
+        "http://127.0.0.1:8000",
+        extra={"color_message": "Uvicorn running on \x1b[1m%s\x1b[0m"},
+    )
+    logging.getLogger("uvicorn.error").info("\x1b[32mINFO\x1b[0m started")
+    raw = out.getvalue()
+    assert "\x1b" not in raw
+    assert "\\u001b" not in raw
+    lines = _lines(out)
+    assert [line["event"] for line in lines] == [
+        "Uvicorn running on http://127.0.0.1:8000",
+        "INFO started",
+    ]
+    assert all("color_message" not in line for line in lines)
+
+
+def test_tracebacks_are_bounded_and_show_no_locals(restore_logging: None) -> None:
+    """A connection error's traceback names its frames but not their locals."""
+    out = io.StringIO()
+    configure_logging("scheduler", json=True, stream=out)
+    secret_pool = "x" * 5000
+
+    def connect(depth: int) -> None:
+        pool = secret_pool  # a big local, as an asyncpg pool is
+        if depth:
+            connect(depth - 1)
+        raise ConnectionRefusedError(111, f"Connect call failed {len(pool)}")
+
+    try:
+        connect(40)
+    except OSError:
+        logging.getLogger("xdp47_scheduler.service").exception("tick failed")
+    [line] = _lines(out)
+    assert len(out.getvalue()) < 8000
+    assert secret_pool not in out.getvalue()
+    [exc] = line["exception"]
+    assert exc["exc_type"] == "ConnectionRefusedError"
+    # 12 frames and one saying how many were left out.
+    assert 1 <= len(exc["frames"]) <= 13
+    assert all("locals" not in frame for frame in exc["frames"])
+
+
+@pytest.mark.parametrize(
+    ("level", "shown"), [("INFO", False), ("DEBUG", True)], ids=["info", "debug"]
+)
+def test_http_client_request_lines_are_debug(
+    restore_logging: None, level: str, shown: bool
+) -> None:
+    """httpx's one INFO line per request (per heartbeat) is logged at DEBUG."""
+    out = io.StringIO()
+    configure_logging("demo", json=True, stream=out, level=level)
+    logging.getLogger("httpx").info('HTTP Request: POST http://x/v1/heartbeat "202"')
+    logging.getLogger("httpx").warning("connection pool full")
+    lines = _lines(out)
+    assert [(x["level"], x["event"][:13]) for x in lines] == (
+        [("debug", "HTTP Request:")] if shown else []
+    ) + [("warning", "connection po")]

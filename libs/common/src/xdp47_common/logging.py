@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from contextvars import ContextVar
 from typing import Any, TextIO
@@ -25,6 +26,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from xdp47_common.log_levels import demote_request_lines
 from xdp47_common.redact import redact_value
 
 __all__ = ["LOG_FORMAT_ENV", "LOG_LEVEL_ENV", "REQUEST_ID", "configure_logging"]
@@ -80,6 +82,27 @@ def _add_request_id(logger: WrappedLogger, method: str, event: EventDict) -> Eve
     return event
 
 
+# A terminal's colour codes (CSI sequences); never part of a JSON line.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _plain(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    # uvicorn passes a coloured copy of its message as ``color_message``.
+    event.pop("color_message", None)
+    message = event.get("event")
+    if isinstance(message, str) and "\x1b" in message:
+        event["event"] = _ANSI.sub("", message)
+    return event
+
+
+# Tracebacks as data, bounded: no frame's local variables (a connection error's
+# frames hold whole pools and settings, thousands of characters per line) and
+# at most this many frames (the outermost and innermost are kept).
+_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False, max_frames=12)
+)
+
+
 def _redact(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     # Last before rendering: the message is formatted (uvicorn's access line
     # with its query string included) and the traceback is data or text.
@@ -114,6 +137,7 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
+        _plain,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         _add_service(service),
     ]
@@ -121,7 +145,7 @@ def configure_logging(
     if as_json:
         renderer = structlog.processors.JSONRenderer()
         final: list[Processor] = [
-            structlog.processors.dict_tracebacks,
+            _TRACEBACKS,
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _redact,
             renderer,
@@ -146,6 +170,7 @@ def configure_logging(
     root.setLevel(threshold)
     for name, quiet in _QUIET.items():
         logging.getLogger(name).setLevel(max(quiet, threshold))
+    demote_request_lines(threshold)
     # uvicorn configures its own loggers unless told not to (log_config=None);
     # make sure they propagate to the root handler either way.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -23,6 +23,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from xdp47_common.log_levels import demote_request_lines
+
 __all__ = [
     "MASK",
     "SENSITIVE_QUERY_PARAMETERS",
@@ -142,7 +144,9 @@ class RedactingFormatter(logging.Formatter):
 
 def configure_plain_logging(level: str | int, fmt: str) -> None:
     """``logging.basicConfig`` for the processes without structlog (agent, demo
-    app): one stderr handler whose lines have credentials masked."""
+    app): one stderr handler whose lines have credentials masked, per-request
+    HTTP client lines at DEBUG."""
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter(fmt))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    demote_request_lines(logging.getLogger().getEffectiveLevel())

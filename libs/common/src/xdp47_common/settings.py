@@ -134,6 +134,17 @@ class ControlSettings(BaseSettings):
         "so an agent knows where to heartbeat (api). Unset: agents heartbeat to "
         "their XDP47_CONTROL_URL, which suits a gateway routing both.",
     )
+    ingest_metrics_urls: str = Field(
+        default="",
+        description="Comma-separated /metrics URLs of every ingest replica, for "
+        "the UI System page's heartbeat rate (api); unset: "
+        "XDP47_INGEST_PUBLIC_URL + /metrics when that is set.",
+    )
+    scheduler_metrics_urls: str = Field(
+        default="",
+        description="Comma-separated /metrics URLs of the scheduler replicas, for "
+        "the UI System page's scheduler lag (api).",
+    )
     publish_timeout: Annotated[float, Field(gt=0)] = Field(
         default=5.0,
         description="Seconds to wait for a broker confirm before answering 503.",

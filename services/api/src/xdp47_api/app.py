@@ -114,6 +114,7 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
     install_web_basics(
         app,
         max_body_bytes=settings.max_body_bytes,
+        metrics_prefix="xdp47_api",
         body_limit_overrides={
             UPLOAD_PATH: settings.max_upload_bytes,
             # The UI's upload form: the file plus its text fields and framing;

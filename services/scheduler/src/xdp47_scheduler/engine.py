@@ -50,21 +50,25 @@ from xdp47_common.rollout import (
     InvalidTransition,
     PlanCount,
     RolloutStatus,
+    WaveCounters,
     abort,
     decide,
     offline_cutoff,
     retry,
     start,
 )
-from xdp47_scheduler import progress, store
+from xdp47_scheduler import progress, store, story
 from xdp47_scheduler.backlog import DrainedProbe, HeardUntil
 from xdp47_scheduler.events import EventSink, event_messages
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult, mark_offline
 from xdp47_scheduler.metrics import (
+    COMMAND_LATENCY,
     COMMANDS,
+    GATE_DURATION,
     GATE_EVALUATIONS,
     HEARTBEAT_LAG,
     ROLLOUTS,
+    WAVE_DURATION,
     WAVES_STARTED,
 )
 from xdp47_scheduler.reconcile import reconcile
@@ -141,8 +145,10 @@ class RolloutEngine:
         """Run ``work`` in a transaction, retried on races."""
         for attempt in range(_ATTEMPTS):
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    return await work(conn)
+                # Its decisions are told once it commits (a retry tells them once).
+                with story.after_commit():
+                    async with self._pool.acquire() as conn, conn.transaction():
+                        return await work(conn)
             except _RETRYABLE as exc:
                 if attempt == _ATTEMPTS - 1:
                     raise
@@ -173,9 +179,18 @@ class RolloutEngine:
         decision: Decision,
         policy: EffectivePolicy,
         reason: str | None,
+        counters: WaveCounters | None = None,
     ) -> list[RolloutEvent]:
+        story.decision(row, decision, reason, counters)
         finish = decision.finish_wave
         if finish is not None:
+            if row.current_wave_started_at is not None:
+                WAVE_DURATION.labels(finish.outcome.value).observe(
+                    max(
+                        0.0,
+                        (self._clock() - row.current_wave_started_at).total_seconds(),
+                    )
+                )
             await store.finish_run(
                 conn, row.id, row.attempt, finish.wave, finish.outcome, finish.reason
             )
@@ -219,6 +234,7 @@ class RolloutEngine:
                 break
             if decision.timed_out_wave is not None:
                 GATE_EVALUATIONS.labels("timed_out").inc()
+                story.wave_timed_out(row, decision.timed_out_wave, counters)
                 await store.time_out_wave(
                     conn, row.id, row.attempt, decision.timed_out_wave
                 )
@@ -229,7 +245,9 @@ class RolloutEngine:
             GATE_EVALUATIONS.labels(
                 "advanced" if decision.start_wave else "finished"
             ).inc()
-            events += await self._apply(conn, row, decision, policy, decision.reason)
+            events += await self._apply(
+                conn, row, decision, policy, decision.reason, counters
+            )
             if decision.start_wave is None:
                 break
         return events
@@ -248,10 +266,11 @@ class RolloutEngine:
         )
         kind = command.type.removeprefix("rollout.")
         outcome = "applied"
+        detail: str | None = None
 
         async def work(conn: Connection) -> list[RolloutEvent]:
-            nonlocal outcome
-            outcome = "applied"
+            nonlocal outcome, detail
+            outcome, detail = "applied", None
             if (
                 await conn.fetchval(_INBOX, COMMAND_CONSUMER, command.message_id)
                 is None
@@ -261,26 +280,35 @@ class RolloutEngine:
             row = await store.lock_rollout(conn, command.rollout_id)
             if row is None or row.tenant != command.tenant:
                 outcome = "unknown_rollout"
-                log.warning("%s for unknown rollout %s", kind, command.rollout_id)
                 # It can never apply: rolled back (no inbox row, so a redelivery
                 # is judged again) and dead-lettered by the consumer, counted.
                 raise PoisonMessage("unknown_rollout", str(command.rollout_id))
             try:
                 events = await self._command(conn, row, command)
             except InvalidTransition as exc:
-                outcome = "rejected"
-                log.warning("%s of rollout %s rejected: %s", kind, row.id, exc)
+                outcome, detail = "rejected", str(exc)
                 return []
             if not events:
                 outcome = "no_op"
             return events
 
+        def told() -> None:
+            # After the commit (or the roll-back of an unknown rollout's
+            # command, which the consumer dead-letters).
+            COMMANDS.labels(kind, outcome).inc()
+            story.command(
+                kind, outcome, str(command.rollout_id), command.tenant, detail
+            )
+
         try:
             await self._run(work)
         except PoisonMessage:
-            COMMANDS.labels(kind, outcome).inc()
+            told()
             raise
-        COMMANDS.labels(kind, outcome).inc()
+        told()
+        if outcome == "applied":
+            latency = (self._clock() - command.occurred_at).total_seconds()
+            COMMAND_LATENCY.labels(kind).observe(max(0.0, latency))
 
     async def _command(
         self, conn: Connection, row: store.RolloutRow, command: RolloutCommand
@@ -347,7 +375,8 @@ class RolloutEngine:
                 return []
             return await self._settle(conn, row.id, await self._policy(conn, row))
 
-        await self._run(work)
+        with GATE_DURATION.time():
+            await self._run(work)
 
     async def tick(self) -> None:
         """The timer: offline marking, the gates and any follow-up left of every

@@ -11,7 +11,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
+
+from xdp47_common.plumbing_metrics import exposition
 
 __all__ = ["ProbeServer"]
 
@@ -59,7 +61,7 @@ class ProbeServer:
             body = b'{"status":"ok"}' if ok else b'{"status":"unavailable"}'
             return (200 if ok else 503), "application/json", body
         if path == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest()
+            return 200, CONTENT_TYPE_LATEST, exposition(REGISTRY)
         return 404, "text/plain", b"not found\n"
 
     async def _serve(

@@ -2,7 +2,8 @@
 
 The consumers' message counters live in ``xdp47_common.adapters.amqp_batch``;
 these describe rollouts: how many are in each status, waves started, gate
-evaluations by result, events published, reconcile repairs and heartbeat lag.
+evaluations by result and their duration, wave durations, command-to-effect
+latency, events published, reconcile repairs and heartbeat lag.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "COMMANDS",
+    "COMMAND_LATENCY",
     "EVENTS_PUBLISHED",
+    "GATE_DURATION",
     "GATE_EVALUATIONS",
     "HEARD_BEHIND",
     "HEARTBEAT_LAG",
     "RECONCILE_REPAIRS",
     "ROLLOUTS",
     "WAVES_STARTED",
+    "WAVE_DURATION",
 ]
 
 ROLLOUTS = Gauge(
@@ -58,4 +62,23 @@ HEARD_BEHIND = Gauge(
     "How far the heard-until watermark trails the clock (refreshed on the timer; "
     "-1 while nothing was heard since start): offline marking and wave deadlines "
     "wait for it.",
+)
+GATE_DURATION = Histogram(
+    "xdp47_scheduler_gate_evaluation_seconds",
+    "One gate evaluation of a running rollout: its transaction from lock to "
+    "commit, with the decisions it applied.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+WAVE_DURATION = Histogram(
+    "xdp47_scheduler_wave_duration_seconds",
+    "From a wave's start to the gate verdict that closed it, by outcome.",
+    ["outcome"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400),
+)
+COMMAND_LATENCY = Histogram(
+    "xdp47_scheduler_command_latency_seconds",
+    "From a rollout command's issue (its occurred_at, set by the api) to the "
+    "commit of its effect, by type; applied commands only.",
+    ["type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )

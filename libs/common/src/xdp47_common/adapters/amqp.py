@@ -27,12 +27,14 @@ from xdp47_common.adapters.amqp_batch import (
 from xdp47_common.adapters.amqp_nodes import connect_nodes
 from xdp47_common.bus import PublishFailed
 from xdp47_common.messages.envelope import Envelope, PreparedEnvelope, envelope_json
+from xdp47_common.plumbing_metrics import PLUMBING
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
 MESSAGES_PUBLISHED = Counter(
     "xdp47_messages_published_total",
     "Publishes by exchange and result (confirmed, failed: no confirm or no link).",
     ["exchange", "result"],
+    registry=PLUMBING,
 )
 
 __all__ = [

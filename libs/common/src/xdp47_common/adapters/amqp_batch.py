@@ -36,6 +36,7 @@ from xdp47_common.bus import (
     classify_decode_error,
     default_is_transient,
 )
+from xdp47_common.plumbing_metrics import PLUMBING
 
 __all__ = [
     "BATCH_SIZE",
@@ -55,29 +56,34 @@ MESSAGES_CONSUMED = Counter(
     "xdp47_messages_consumed_total",
     "Messages handled and acked after the handler committed.",
     ["queue"],
+    registry=PLUMBING,
 )
 MESSAGES_DEAD_LETTERED = Counter(
     "xdp47_messages_dead_lettered_total",
     "Messages rejected without requeue by the consumer (the broker dead-letters "
     "them); the broker's own delivery-limit dead-lettering is not counted here.",
     ["queue", "reason"],
+    registry=PLUMBING,
 )
 HANDLER_FAILURES = Counter(
     "xdp47_consumer_handler_failures_total",
     "Handler calls that raised, by kind (transient: retried in place).",
     ["queue", "kind"],
+    registry=PLUMBING,
 )
 FAULT_REQUEUES = Counter(
     "xdp47_consumer_fault_requeues_total",
     "Deliveries nacked back unprocessed by test-only fault injection "
     "(XDP47_FAULT_REDELIVER_SHARE); always 0 in production.",
     ["queue"],
+    registry=PLUMBING,
 )
 BATCH_SIZE = Histogram(
     "xdp47_consumer_batch_size",
     "Decoded messages per handler call.",
     ["queue"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+    registry=PLUMBING,
 )
 
 Decode = Callable[[bytes], T]

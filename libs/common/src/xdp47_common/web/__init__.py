@@ -109,7 +109,7 @@ def install_web_basics(
     max_body_bytes: int,
     checks: Mapping[str, Check],
     registry: CollectorRegistry | None = None,
-    metrics_prefix: str = "xdp47",
+    metrics_prefix: str,
     body_limit_overrides: Mapping[str, int] | None = None,
     rate_limits: RateLimits | None = None,
     raw_routes: RawRoutes | None = None,
@@ -121,7 +121,7 @@ def install_web_basics(
         max_body_bytes: request bodies above this size get 413.
         checks: readiness checks served by ``/readyz``.
         registry: the Prometheus registry; a fresh one when omitted.
-        metrics_prefix: prefix of the HTTP metric names.
+        metrics_prefix: prefix of the HTTP metric names, ``xdp47_<service>``.
         body_limit_overrides: exact request paths with a limit of their own
             (a streamed upload route), instead of ``max_body_bytes``.
         rate_limits: per-credential limits (429 with Retry-After); none when

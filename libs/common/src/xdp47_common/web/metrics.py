@@ -16,8 +16,9 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
-    generate_latest,
 )
+
+from xdp47_common.plumbing_metrics import exposition
 
 __all__ = ["HttpMetrics", "metrics_router"]
 
@@ -25,7 +26,7 @@ __all__ = ["HttpMetrics", "metrics_router"]
 class HttpMetrics:
     """The HTTP request metrics of one app."""
 
-    def __init__(self, registry: CollectorRegistry, prefix: str = "xdp47") -> None:
+    def __init__(self, registry: CollectorRegistry, prefix: str) -> None:
         self.registry = registry
         self.requests = Counter(
             f"{prefix}_http_requests_total",
@@ -58,7 +59,8 @@ class HttpMetrics:
 
 
 def metrics_router(registry: CollectorRegistry) -> APIRouter:
-    """A router serving ``registry`` at ``/metrics`` in the text format."""
+    """A router serving ``registry`` and the shared plumbing metrics at
+    ``/metrics`` in the text format."""
     router = APIRouter(tags=["health"])
 
     @router.get(
@@ -68,6 +70,6 @@ def metrics_router(registry: CollectorRegistry) -> APIRouter:
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
     )
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

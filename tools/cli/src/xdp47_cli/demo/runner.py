@@ -140,6 +140,15 @@ async def run_demo(options: DemoOptions, out: Console, err: Console) -> int:
                 highlight=False,
                 soft_wrap=True,
             )
+            if not options.keep_running and not options.exit_when_done:
+                # Not on a terminal: say now, while the address is fresh, that
+                # it will not stay up, and how to make it.
+                out.print(
+                    "not on a terminal: the demo stops once its script is done; "
+                    "run it with --keep-running to keep the fleet and the UI up "
+                    "until Ctrl-C",
+                    highlight=False,
+                )
             fleet = Fleet(
                 devices=options.devices,
                 tenant=tenant,
@@ -164,7 +173,10 @@ async def run_demo(options: DemoOptions, out: Console, err: Console) -> int:
                     "Ctrl-C stops everything"
                 )
                 await run.stop.wait()
-                return 0
+                # Ctrl-C is how this phase ends, and exits 130 like anywhere else.
+                raise Interrupted
+            if not options.exit_when_done:
+                out.print("script done; stopping (--keep-running keeps it up)")
             return code
         except Interrupted:
             err.print("interrupted: stopping the fleet and the services")

@@ -1,7 +1,9 @@
-"""``/ui/system``: runtime metrics of the control plane as this API process sees
-them: its uptime, the depth and consumer count of every work queue and its dead
-queue (the bus's ``queue_depth``: a passive look that creates nothing), the
-tenant's heartbeat rate, and this process's database pool. Refreshed by polling."""
+"""``/ui/system``: runtime metrics of the control plane: this API process's
+uptime and database pool, the depth and consumer count of every work queue and
+its dead queue (the bus's ``queue_depth``: a passive look that creates nothing),
+the heartbeats per second ingest accepts and the scheduler's lag (read from
+their ``/metrics``, ``system_feeds``), and the tenant's devices seen in the last
+minute. Refreshed by polling."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from fastapi.responses import Response
 from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.state import Services, ServicesDep
 from xdp47_api.ui.pages._common import is_htmx
+from xdp47_api.ui.pages.system_feeds import Feeds, metrics_urls
 from xdp47_api.ui.session import SessionDep
 from xdp47_api.ui.templating import render
 
@@ -48,6 +51,18 @@ async def _queue_stats(services: Services) -> list[QueueStat]:
     return stats
 
 
+def _feeds(request: Request, services: Services) -> Feeds:
+    feeds = getattr(request.app.state, "system_feeds", None)
+    if feeds is None:
+        settings = services.settings
+        feeds = request.app.state.system_feeds = Feeds(
+            metrics_urls(settings.ingest_metrics_urls, settings.ingest_public_url),
+            metrics_urls(settings.scheduler_metrics_urls),
+        )
+    assert isinstance(feeds, Feeds)
+    return feeds
+
+
 @router.get("")
 async def system_page(
     request: Request, session: SessionDep, services: ServicesDep
@@ -57,11 +72,13 @@ async def system_page(
         session.tenant
     )
     pool = services.pool
+    feeds = _feeds(request, services)
     ctx: dict[str, Any] = {
         "uptime_seconds": int(time.monotonic() - started),
         "queues": await _queue_stats(services),
         "activity": activity,
-        "heartbeats_per_second": activity.seen_last_minute / 60,
+        "heartbeat_rate": await feeds.heartbeat_rate(),
+        "scheduler_lag": await feeds.scheduler_lag(),
         "pool_size": pool.get_size(),
         "pool_idle": pool.get_idle_size(),
         "pool_max": pool.get_max_size(),
