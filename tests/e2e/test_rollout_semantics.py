@@ -203,7 +203,8 @@ def test_a_retry_judges_the_wave_as_a_whole(
             # written in the same transaction is final (read the other way
             # round, the old "partial" could pass with the retry still running).
             runs = operator.runs(rid)
-            assert len(runs) == 2 and runs[1]["outcome"] is not None, runs
+            assert len(runs) == 2, runs
+            assert runs[1]["outcome"] is not None, runs
             row = operator.get(rid)
             assert row["status"] == "partial", row
 
