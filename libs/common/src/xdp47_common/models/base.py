@@ -7,20 +7,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from xdp47_common.selectors import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
 
 __all__ = [
     "DEVICE_ID_PATTERN",
+    "INT32_MAX",
     "LABEL_KEY_PATTERN",
     "LABEL_VALUE_PATTERN",
+    "NAME_PATTERN",
+    "NUL_FREE_PATTERN",
     "TENANT_ID_PATTERN",
+    "Count",
     "DeviceId",
     "LabelKey",
     "LabelValue",
+    "Name",
     "ReadModel",
     "TenantId",
+    "Text",
     "WriteModel",
 ]
 
@@ -28,6 +34,22 @@ TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # Device ids end up in URL paths, file names on the device and AMQP routing keys,
 # so they keep to a conservative alphabet with no separators of any of those.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
+
+# PostgreSQL's text and jsonb cannot hold NUL (U+0000): refused by the schema,
+# naming the field, instead of by the driver in words no client should see.
+NUL_FREE_PATTERN = r"^[^\x00]*$"
+# A name: no NUL, and at least one character that is not white space. Write
+# models strip white space first, so the pattern says what is accepted.
+NAME_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+# The largest value of an integer column; every integer a client sends is
+# bounded by it or less, so none reaches the driver out of range.
+INT32_MAX = 2**31 - 1
+
+Text = Annotated[str, StringConstraints(pattern=NUL_FREE_PATTERN)]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+# A whole number a client sends: JSON integers only (``true`` is no number),
+# within an int32 column.
+Count = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
 
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
