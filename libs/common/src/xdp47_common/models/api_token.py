@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from xdp47_common.models.base import Name, ReadModel, TenantId, WriteModel
+from xdp47_common.models.base import Name, NotBool, ReadModel, TenantId, WriteModel
 
 __all__ = [
     "ALL_SCOPES",
@@ -79,7 +79,7 @@ class ApiTokenCreate(WriteModel):
         description="Tenant of the new token; defaults to the caller's. Another "
         "tenant needs the tenants:write scope.",
     )
-    expires_in_days: Annotated[int, Field(strict=True, ge=1, le=3650)] | None = Field(
+    expires_in_days: Annotated[int, Field(ge=1, le=3650), NotBool] | None = Field(
         default=90, description="Lifetime in days; null for a token that never expires."
     )
 

@@ -9,7 +9,14 @@ from uuid import UUID
 
 from pydantic import AnyHttpUrl, Field, field_validator
 
-from xdp47_common.models.base import Name, ReadModel, TenantId, Text, WriteModel
+from xdp47_common.models.base import (
+    Name,
+    NotBool,
+    ReadModel,
+    TenantId,
+    Text,
+    WriteModel,
+)
 
 __all__ = ["Artifact", "ArtifactCreate"]
 
@@ -20,7 +27,7 @@ class ArtifactCreate(WriteModel):
     tenant: TenantId
     uri: AnyHttpUrl = Field(description="Where devices download it: http or https.")
     sha256: Sha256Hex = Field(description="SHA256 of the content, 64 hex characters.")
-    size: Annotated[int, Field(strict=True, ge=0, le=1 << 40)] | None = Field(
+    size: Annotated[int, Field(ge=0, le=1 << 40), NotBool] | None = Field(
         default=None, description="Size in bytes; devices refuse more."
     )
     type: Annotated[Name, Field(min_length=1, max_length=64)] = "application"

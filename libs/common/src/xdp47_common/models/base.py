@@ -5,9 +5,9 @@ Read models ignore unknown fields; write models forbid them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from xdp47_common.selectors import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
 
@@ -24,6 +24,7 @@ __all__ = [
     "LabelKey",
     "LabelValue",
     "Name",
+    "NotBool",
     "ReadModel",
     "TenantId",
     "Text",
@@ -47,9 +48,20 @@ INT32_MAX = 2**31 - 1
 
 Text = Annotated[str, StringConstraints(pattern=NUL_FREE_PATTERN)]
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-# A whole number a client sends: JSON integers only (``true`` is no number),
-# within an int32 column.
-Count = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
+
+
+def _refuse_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# Pydantic reads ``true`` as 1 for a number; no client means that. (Numbers in
+# text stay accepted: the UI's forms send them so and get pydantic's range
+# messages.)
+NotBool = BeforeValidator(_refuse_bool)
+# A count a client sends, within an int32 column.
+Count = Annotated[int, Field(ge=0, le=INT32_MAX), NotBool]
 
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]

@@ -9,7 +9,14 @@ from uuid import UUID
 
 from pydantic import Field, StrictBool
 
-from xdp47_common.models.base import Count, Name, ReadModel, TenantId, WriteModel
+from xdp47_common.models.base import (
+    Count,
+    Name,
+    NotBool,
+    ReadModel,
+    TenantId,
+    WriteModel,
+)
 
 __all__ = ["Policy", "PolicyCreate", "PolicyFields"]
 
@@ -22,14 +29,12 @@ class PolicyFields(WriteModel):
     skip_offline: StrictBool | None = Field(
         default=None, description="Skip devices offline at wave start."
     )
-    grace_seconds: Annotated[int, Field(strict=True, ge=0, le=86_400)] | None = Field(
+    grace_seconds: Annotated[int, Field(ge=0, le=86_400), NotBool] | None = Field(
         default=None, description="Wait this long after a wave starts before judging."
     )
-    min_success_ratio: Annotated[float, Field(strict=True, ge=0.0, le=1.0)] | None = (
-        Field(
-            default=None,
-            description="Share of a wave's eligible devices that must succeed.",
-        )
+    min_success_ratio: Annotated[float, Field(ge=0.0, le=1.0), NotBool] | None = Field(
+        default=None,
+        description="Share of a wave's eligible devices that must succeed.",
     )
     max_failures_per_wave: Count | None = Field(
         default=None, description="More failures than this in a wave fail the rollout."
@@ -40,7 +45,7 @@ class PolicyFields(WriteModel):
         "a wave lost all its devices (else: completed, 0 updated / wave skipped).",
     )
     wave_deadline_seconds: (
-        Annotated[int, Field(strict=True, ge=1, le=7 * 86_400)] | None
+        Annotated[int, Field(ge=1, le=7 * 86_400), NotBool] | None
     ) = Field(
         default=None,
         description="A device told to update that neither succeeds nor fails within "

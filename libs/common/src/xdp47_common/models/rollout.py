@@ -19,6 +19,7 @@ from xdp47_common.models.base import (
     LabelKey,
     LabelValue,
     Name,
+    NotBool,
     ReadModel,
     TenantId,
     WriteModel,
@@ -77,13 +78,11 @@ class RolloutCreate(WriteModel):
         "(docs/api.md#selectors).",
     )
     channel: ChannelName = "stable"
-    waves: Annotated[int, Field(strict=True, ge=1, le=MAX_WAVES)] = 1
-    wave_percentages: list[Annotated[int, Field(strict=True, ge=1, le=100)]] | None = (
-        Field(
-            default=None,
-            description="Share of the devices per wave, in percent, summing to 100; "
-            "when given, its length is the number of waves.",
-        )
+    waves: Annotated[int, Field(ge=1, le=MAX_WAVES), NotBool] = 1
+    wave_percentages: list[Annotated[int, Field(ge=1, le=100), NotBool]] | None = Field(
+        default=None,
+        description="Share of the devices per wave, in percent, summing to 100; "
+        "when given, its length is the number of waves.",
     )
     policy_id: UUID | None = None
 
