@@ -8,10 +8,9 @@ paths, and it has no ``OPTIONS`` answer at all. Worse, a custom method route
 validated as an id and answered 422. This middleware, inside the basics, unites
 the methods of every route whose template matches the path, where no path
 parameter swallows a ``:`` (no id of XDP47 holds one, so such a match is the
-item route misreading a custom method) and with the fewest parameters (a literal
-segment beats a parameter, as for a reader of the API): ``OPTIONS`` answers
-204 with that ``Allow``, another method not in it 405 with it. Everything else
-goes on.
+item route misreading a custom method): ``OPTIONS`` answers 204 with that
+``Allow``; a method only the misreading route takes answers 405 here; the
+router's own 405s (JSON, or the UI's page) go out with that ``Allow``.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from collections.abc import Iterator, Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xdp47_common.web.asgi import send_answer, send_json
 from xdp47_common.web.errors import error_answer
@@ -56,32 +55,27 @@ def _table(routes: Sequence[BaseRoute]) -> _Table:
     return [(compile_path(p)[0], frozenset(m)) for p, m in by_path.items()]
 
 
-def allowed_methods(table: _Table, path: str) -> frozenset[str]:
-    """The methods served at ``path`` (empty: no route matches it).
-
-    Of the templates that match, those with the fewest parameters win: a literal
-    segment (``/api/devices/claim``) is that route's, not an id of the item
-    route beside it (``/api/devices/{device_id}``).
+def allowed_methods(table: _Table, path: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The methods served at ``path`` (empty: no route matches it), and those
+    only a route misreading a custom method (a ``:`` in a parameter) would take.
     """
-    best: set[str] = set()
-    fewest = -1
+    served: set[str] = set()
+    misread: set[str] = set()
     for regex, methods in table:
         match = regex.match(path)
         if match is None:
             continue
-        values = match.groupdict().values()
-        if any(":" in v for v in values):
-            continue
-        if fewest == -1 or len(values) < fewest:
-            best, fewest = set(methods), len(values)
-        elif len(values) == fewest:
-            best |= methods
-    return frozenset(best)
+        if any(":" in v for v in match.groupdict().values()):
+            misread |= methods
+        else:
+            served |= methods
+    return frozenset(served), frozenset(misread - served)
 
 
 class MethodsMiddleware:
-    """Answers ``OPTIONS`` and unserved methods from the routes of ``routes``
-    (read at request time: routes added after the middleware count too)."""
+    """Answers ``OPTIONS`` and methods a custom-method path does not serve from
+    the routes of ``routes`` (read at request time: routes added after the
+    middleware count too), and puts the whole ``Allow`` on every 405."""
 
     def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute]) -> None:
         self.app = app
@@ -96,7 +90,7 @@ class MethodsMiddleware:
         if self._built_for != len(self._routes):
             self._table = _table(self._routes)
             self._built_for = len(self._routes)
-        allowed = allowed_methods(self._table, scope["path"])
+        allowed, misread = allowed_methods(self._table, scope["path"])
         method = scope["method"]
         if not allowed or method in allowed:
             await self.app(scope, receive, send)
@@ -105,12 +99,30 @@ class MethodsMiddleware:
         if method == "OPTIONS":
             await send_answer(send, 204, b"", [(b"allow", allow.encode())])
             return
-        status, content, headers = error_answer(
-            HTTPException(405, "Method Not Allowed", headers={"Allow": allow})
-        )
-        await send_json(
-            send,
-            status,
-            content,
-            [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-        )
+        if method in misread:
+            # The router would hand it to the item route, which would refuse
+            # "{id}:verb" as an id (422): the method is what is wrong.
+            status, content, headers = error_answer(
+                HTTPException(405, "Method Not Allowed", headers={"Allow": allow})
+            )
+            await send_json(
+                send,
+                status,
+                content,
+                [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+            )
+            return
+
+        async def send_allow(message: Message) -> None:
+            # The router's own 405 (its page or JSON, as the app answers it),
+            # with every method of the path instead of one route's.
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != b"allow"
+                ]
+                message = {**message, "headers": [*headers, (b"allow", allow.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_allow)
