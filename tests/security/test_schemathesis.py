@@ -13,10 +13,12 @@ over the whole run and reported together.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -26,6 +28,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.python.asgi import shutdown_lifespans
 
+from tests.integration.api.support import mint
 from tests.security.support import (
     TenantData,
     api_app,
@@ -35,6 +38,8 @@ from tests.security.support import (
     ingest_settings,
     make_tenant_data,
 )
+from xdp47_common.models import ALL_SCOPES
+from xdp47_common.tokens import hash_secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
@@ -77,6 +82,8 @@ class Fuzz:
         self.cases = 0
         self.operations = 0
         self.failures: dict[str, str] = {}
+        # (label, status) → answers: proves what the cases reached.
+        self.statuses: Counter[tuple[str, int]] = Counter()
 
     def run(self, strategy: Any, label: str) -> None:
         @settings(
@@ -90,7 +97,8 @@ class Fuzz:
         def one(case: Any) -> None:
             self.cases += 1
             try:
-                case.call_and_validate()
+                response = case.call_and_validate()
+                self.statuses[(label, response.status_code)] += 1
             except FailureGroup as exc:
                 for failure in exc.exceptions:
                     key = f"{label}: {failure.title}"
@@ -113,9 +121,13 @@ class Fuzz:
             if chosen:
                 self.run(op.as_strategy(path_parameters=chosen), f"{label} [real ids]")
 
+    def answered(self, label: str, status: int) -> int:
+        return self.statuses[(label, status)]
+
     def report(self, service: str, figure: Callable[[str], None]) -> None:
         figure(
-            f"SCHEMATHESIS {service}: operations={self.operations // 2} "
+            f"SCHEMATHESIS {service} (schemathesis {schemathesis.__version__}): "
+            f"operations={self.operations // 2} "
             f"cases={self.cases} failures={len(self.failures)}"
         )
         assert not self.failures, "\n\n".join(
@@ -146,19 +158,70 @@ def test_api_schema(
     )
     app = api_app(settings_)
     fuzz = Fuzz()
-    fixed = [_ids(t) for t in tenants]
+    # Revoking a token is fuzzed with a throwaway token of each tenant, aimed at
+    # that token's own id: the run never revokes the token the rest of it uses
+    # (every later case would be a 401 and test nothing).
+    throwaway = {
+        t.tenant: _run(_throwaway_token(security_db_url, t.tenant)) for t in tenants
+    }
+    fixed = [{**_ids(t), "token_id": throwaway[t.tenant][1]} for t in tenants]
     try:
         for tenant in tenants:  # each tenant's token, on its own and on both ids
-            config = config_for("bearer", tenant.token)
-            schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
-            for result in schema.get_all_operations():
-                op = result.ok()  # type: ignore[union-attr]
-                if op.path.startswith("/api/"):  # not health/metrics: no input
-                    fuzz.operation(op, fixed)
+            for secret, revoking in (
+                (tenant.token, False),
+                (throwaway[tenant.tenant][0], True),
+            ):
+                config = config_for("bearer", secret)
+                schema = schemathesis.openapi.from_asgi(
+                    "/openapi.json", app, config=config
+                )
+                for result in schema.get_all_operations():
+                    op = result.ok()  # type: ignore[union-attr]
+                    # not health/metrics: no input
+                    if op.path.startswith("/api/") and _revokes(op) == revoking:
+                        fuzz.operation(op, fixed)
     finally:
         shutdown_lifespans()
         _run(drop_namespace(amqp_url, namespace))
+    revoked = _run(_revoked(security_db_url, [t.token for t in tenants]))
+    figure(f"SCHEMATHESIS api: own tokens revoked during the run={revoked}")
     fuzz.report("api", figure)
+    assert revoked == 0
+
+
+def _revokes(op: Any) -> bool:
+    """The operations that revoke a token."""
+    return bool(
+        op.path.startswith("/api/tokens/{token_id}")
+        and (op.method.upper() == "DELETE" or op.path.endswith(":revoke"))
+    )
+
+
+async def _throwaway_token(db_url: str, tenant: str) -> tuple[str, str]:
+    """A token with every scope, made to be revoked: (secret, id)."""
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+    try:
+        secret = await mint(pool, tenant, ALL_SCOPES, name="fuzz-throwaway")
+        token_id = await pool.fetchval(
+            "SELECT id FROM api_tokens WHERE token_hash = $1", hash_secret(secret)
+        )
+    finally:
+        await pool.close()
+    return secret, str(token_id)
+
+
+async def _revoked(db_url: str, secrets: list[str]) -> int:
+    conn = await asyncpg.connect(db_url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM api_tokens WHERE token_hash = ANY($1) "
+                "AND revoked_at IS NOT NULL",
+                [hash_secret(s) for s in secrets],
+            )
+        )
+    finally:
+        await conn.close()
 
 
 def test_ingest_schema(
@@ -187,7 +250,15 @@ def test_ingest_schema(
     finally:
         shutdown_lifespans()
         _run(drop_namespace(amqp_url, namespace))
+    # The heartbeat body is fuzzed, not just its path: generated bodies were
+    # accepted (202, published) and broken ones refused (422).
+    beat = "POST /api/devices/{device_id}/heartbeat"
+    accepted = fuzz.answered(f"{beat} [real ids]", 202)
+    refused = fuzz.answered(f"{beat} [negative]", 422)
+    figure(f"SCHEMATHESIS ingest heartbeat bodies: 202={accepted} 422={refused}")
     fuzz.report("ingest", figure)
+    assert accepted > 0
+    assert refused > 0
 
 
 def _run(coro: Any) -> Any:

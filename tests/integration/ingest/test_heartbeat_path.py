@@ -142,6 +142,52 @@ async def test_bad_body_is_422_naming_the_field(
     assert field in r.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"seq": 1, "current_version": "1\u0000"}, "body.current_version"),
+        ({"seq": 1, "metrics": {"k": "v\u0000"}}, "body.metrics.k"),
+        ({"seq": True}, "body.seq"),
+        (
+            {
+                "seq": 1,
+                "last_apply": {
+                    "artifact_id": "0e0e0e0e-0e0e-4e0e-8e0e-0e0e0e0e0e0e",
+                    "result": "ok",
+                    "at": 0,
+                },
+            },
+            "body.last_apply.at",
+        ),
+    ],
+)
+async def test_what_the_database_cannot_hold_is_422_naming_the_field(
+    client: httpx.AsyncClient, pool, body: dict[str, Any], field: str
+) -> None:
+    """NUL in text, ``true`` as a seq, a number as a date: refused by the schema
+    (422 naming the field), never accepted and failing later in the database."""
+    device = await make_device(pool)
+    r = await client.post(
+        f"/api/devices/{device.id}/heartbeat", json=body, headers=device.auth
+    )
+    assert r.status_code == 422, r.text
+    assert field in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("leaf", "served"), [("heartbeat", "POST"), ("desired", "GET")]
+)
+async def test_options_and_other_methods_name_the_method(
+    client: httpx.AsyncClient, pool, leaf: str, served: str
+) -> None:
+    device = await make_device(pool)
+    path = f"/api/devices/{device.id}/{leaf}"
+    r = await client.options(path, headers=device.auth)
+    assert (r.status_code, r.headers["allow"]) == (204, f"OPTIONS, {served}")
+    r = await client.put(path, headers=device.auth)
+    assert (r.status_code, r.headers["allow"]) == (405, f"OPTIONS, {served}")
+
+
 async def test_non_json_body_is_422(client: httpx.AsyncClient, pool) -> None:
     device = await make_device(pool)
     r = await client.post(

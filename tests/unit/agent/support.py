@@ -24,11 +24,14 @@ INGEST = "http://ingest.test"
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (relative path → SHA256): "state unchanged"."""
+    """Every file under ``root`` (relative path → SHA256): "state unchanged".
+
+    ``rejected.json`` is left out: remembering refused bytes is the refusal's
+    record, not a change of the applied state."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != "rejected.json"
     }
 
 

@@ -19,7 +19,9 @@ from xdp47_common.messages import (
     heartbeat_json,
 )
 
-_text = st.text(max_size=20)
+# Text as a body may carry it: any character but NUL (which the schema refuses).
+_chars = st.characters(codec="utf-8", exclude_characters="\x00")
+_text = st.text(_chars, max_size=20)
 _metric = st.one_of(
     st.none(),
     st.booleans(),
@@ -48,11 +50,11 @@ _bodies = st.builds(
         )
     ),
     st.integers(0, 2**62),
-    st.one_of(st.none(), st.text(max_size=30)),
+    st.one_of(st.none(), st.text(_chars, max_size=30)),
     st.one_of(st.none(), st.uuids()),
     _last_apply,
     st.sampled_from(["ok", "degraded", "failing", "unknown"]),
-    st.dictionaries(st.text(max_size=10), _metric, max_size=5),
+    st.dictionaries(st.text(_chars, max_size=10), _metric, max_size=5),
 )
 _times = st.datetimes(timezones=st.just(UTC))
 

@@ -40,7 +40,7 @@ __all__ = [
 # The label alphabet lives here, beside its parser; ``models.base`` re-exports
 # it for the models (this module imports nothing of the package).
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
-LABEL_VALUE_PATTERN = r"^[^,=\s]{0,63}$"
+LABEL_VALUE_PATTERN = r"^[^,=\s\x00]{0,63}$"
 MAX_REQUIREMENTS = 32
 ACCEPTED_FORMS = (
     'accepted forms: a JSON object {"fleet": "acc", "idx": "0"}, key=value '

@@ -27,6 +27,7 @@ from xdp47_agent.download import DownloadLimits, download
 from xdp47_agent.fsutil import FaultHook, no_fault
 from xdp47_agent.metrics import HttpMetrics, MetricsSource
 from xdp47_agent.protocol import ControlClient, CredentialRejected, heartbeat_base
+from xdp47_agent.rejected import VERIFICATION_CODES, Rejected, RejectedStore
 from xdp47_agent.state import Applied, Identity, StateDir, artifact_name
 from xdp47_agent.verify import (
     ApplyRefused,
@@ -129,6 +130,9 @@ class Agent:
         self._last_apply: LastApply | None = None
         self._agent_error: str | None = None
         self._backoff: dict[UUID, _ArtifactBackoff] = {}
+        self._rejects = RejectedStore(config.state_dir, fault=fault)
+        self._rejected: Rejected | None = None
+        self._logged_error: str | None = None
         self._errors = 0
         self.last_body: HeartbeatBody | None = None
         self.last_desired: DesiredState | None = None
@@ -156,6 +160,12 @@ class Agent:
                 result=ApplyResult.OK,
                 at=self._current.applied_at,
             )
+        if self._rejected is None:
+            self._rejected = self._rejects.load()
+            if self._rejected is not None:
+                # The refusal is still the latest word on that desired state:
+                # report it again rather than fetch the same bad bytes.
+                self._last_apply = self._rejected.failure
         self._opened = True
 
     async def _claim(self, device_id: str) -> Identity:
@@ -228,24 +238,52 @@ class Agent:
             raw = await self._control.heartbeat(
                 identity.device_id, identity.credential, body, identity.ingest_url
             )
+        log.debug("heartbeat %d of %s answered", body.seq, identity.device_id)
         self._agent_error = None
         try:
             desired = DesiredState.model_validate(raw)
         except ValidationError as exc:
             fields = ",".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
             self._agent_error = f"invalid desired state: {fields or 'body'}"
-            log.error("%s: %s", self._agent_error, exc)
+            self._log_error("%s: %s", self._agent_error, exc)
             return self._interval(None)
         if desired.device_id is not None and desired.device_id != identity.device_id:
             # An answer meant for another device (a mix-up or a replay): acting on
             # it would install another device's assignment.
             self._agent_error = "desired state refused: for another device"
-            log.error("%s: %r", self._agent_error, desired.device_id[:130])
+            self._log_error("%s: %r", self._agent_error, desired.device_id[:130])
             return self._interval(None)
         self.last_desired = desired
+        self._forget_unless_asked(desired)
         if desired.action == "update" and await self._reconcile(desired):
             return 0.0
+        if self._agent_error is None:
+            self._logged_error = None
         return self._interval(desired.heartbeat_interval)
+
+    def _log_error(self, message: str, *args: object) -> None:
+        """Log a problem at ERROR when it starts, at DEBUG while it lasts: a
+        problem that persists would otherwise write a line every heartbeat."""
+        level = (
+            logging.DEBUG if self._agent_error == self._logged_error else logging.ERROR
+        )
+        self._logged_error = self._agent_error
+        log.log(level, message, *args)
+
+    def _forget_unless_asked(self, desired: DesiredState) -> None:
+        """Drop the refused artifact once the desired state names anything else
+        (another artifact, other bytes, another rollout, or nothing): then the
+        same artifact, asked for again, is a new order and is fetched again."""
+        if self._rejected is None or (
+            desired.action == "update" and self._rejected.matches(desired)
+        ):
+            return
+        log.info(
+            "desired state changed; artifact %s may be fetched again",
+            self._rejected.artifact_id,
+        )
+        self._rejected = None
+        self._rejects.clear()
 
     def _interval(self, asked: float | None) -> float:
         base = asked if asked is not None and 0 < asked <= 86_400 else None
@@ -266,7 +304,11 @@ class Agent:
         stale = _stale(desired, self._current)
         if stale is not None:
             self._agent_error = f"desired state refused: {stale}"
-            log.error("%s (artifact %s)", self._agent_error, aid)
+            self._log_error("%s (artifact %s)", self._agent_error, aid)
+            return False
+        if self._rejected is not None:  # it matches: see _forget_unless_asked
+            self._last_apply = self._rejected.failure
+            log.debug("artifact %s not fetched again: its bytes were refused", aid)
             return False
         backoff = self._backoff.get(aid)
         if backoff is not None and self._clock() < backoff.not_before:
@@ -282,6 +324,9 @@ class Agent:
                 reason=exc.message,
                 at=utcnow(),
             )
+            if exc.code in VERIFICATION_CODES:
+                self._rejected = Rejected.of(desired, self._last_apply)
+                self._rejects.save(self._rejected)
             failures = (backoff.failures if backoff else 0) + 1
             delay = min(
                 self.config.apply_backoff * 2 ** (failures - 1),

@@ -12,6 +12,8 @@ Layout (all under ``state_dir``)::
     applied_version      the applied version string (read by the demo app)
     applied_<uuid>       the applied artifact's bytes
     staging/<uuid>.part  a download in progress
+    rejected.json        the desired state whose bytes failed verification
+                         and the failure reported for it (``rejected``)
 
 ``current.json`` is the single commit point: ``applied_version`` and the
 ``applied_<uuid>`` files are derived from it, and ``recover()`` brings them back in

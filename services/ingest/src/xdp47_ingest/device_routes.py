@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
@@ -84,8 +85,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _not_allowed(allowed: str) -> HTTPException:
-    return HTTPException(405, "Method Not Allowed", headers={"Allow": allowed})
+async def _methods(scope: Scope, send: Send, served: str) -> None:
+    """Answer a method other than ``served``: OPTIONS 204, anything else 405,
+    both with ``Allow`` (as ``xdp47_common.web.methods`` does for FastAPI's)."""
+    allow = f"OPTIONS, {served}"
+    if scope["method"] != "OPTIONS":
+        raise HTTPException(405, "Method Not Allowed", headers={"Allow": allow})
+    await send_answer(send, 204, b"", [(b"allow", allow.encode())])
 
 
 def _checked_device_id(device_id: str) -> str:
@@ -159,7 +165,8 @@ class DeviceRoutes:
     async def heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Report the device's whole state; answers its desired state (202)."""
         if scope["method"] != "POST":
-            raise _not_allowed("POST")
+            await _methods(scope, send, "POST")
+            return
         # Authenticate before reading the body: an anonymous caller learns nothing
         # about the body format, and a 401 costs no parsing.
         deps, view = await self._authenticate(scope)
@@ -206,7 +213,8 @@ class DeviceRoutes:
     async def desired(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The device's desired state, with a strong ETag (304 when unchanged)."""
         if scope["method"] != "GET":
-            raise _not_allowed("GET")
+            await _methods(scope, send, "GET")
+            return
         _, view = await self._authenticate(scope)
         etag = view.etag
         headers = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
@@ -229,15 +237,26 @@ _ERRORS = {
 }
 
 
-def _json_ref(model: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": _REF.format(model=model)}}}
-
-
 def device_operations() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The OpenAPI ``paths``, ``components.schemas`` and
     ``components.securitySchemes`` entries of the two device endpoints."""
+    # One generation for all three models: nested models (LastApply, Health …)
+    # land beside them in components.schemas, where every $ref points.
+    refs, defs = models_json_schema(
+        [
+            (HeartbeatBody, "validation"),
+            (DesiredState, "serialization"),
+            (ErrorBody, "validation"),
+        ],
+        ref_template=_REF,
+    )
+    schemas: dict[str, Any] = defs.get("$defs", {})
+
+    def body(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        return {"application/json": {"schema": refs[(model, mode)]}}
+
     errors = {
-        status: {"description": text, "content": _json_ref("ErrorBody")}
+        status: {"description": text, "content": body(ErrorBody, "validation")}
         for status, text in _ERRORS.items()
     }
     common = {
@@ -257,7 +276,7 @@ def device_operations() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
     }
     answer = {
         "description": "Successful Response",
-        "content": _json_ref("DesiredState"),
+        "content": body(DesiredState, "serialization"),
     }
     paths = {
         HEARTBEAT.path: {
@@ -267,11 +286,7 @@ def device_operations() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
                 "summary": "Report the device's whole state; answers its desired state",
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": HeartbeatBody.model_json_schema()
-                        }
-                    },
+                    "content": body(HeartbeatBody, "validation"),
                 },
                 "responses": {"202": answer, **errors},
             }
@@ -288,12 +303,6 @@ def device_operations() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
                 },
             }
         },
-    }
-    schemas = {
-        "DesiredState": DesiredState.model_json_schema(
-            mode="serialization", ref_template=_REF
-        ),
-        "ErrorBody": ErrorBody.model_json_schema(ref_template=_REF),
     }
     security = {
         "device": DEVICE_BEARER.model.model_dump(

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
 from xdp47_common.messages.envelope import Envelope, PreparedEnvelope
+from xdp47_common.models.base import Text
 from xdp47_common.models.device import Health, LastApply
 
 __all__ = [
@@ -26,7 +27,10 @@ __all__ = [
     "heartbeat_json",
 ]
 
-MetricValue = float | int | str | bool | None
+# Metric integers within int64: what every consumer of a sample can hold.
+MetricValue = (
+    float | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | Text | bool | None
+)
 
 
 class HeartbeatBody(BaseModel):
@@ -34,15 +38,15 @@ class HeartbeatBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seq: Annotated[int, Field(ge=0, le=2**62)] = Field(
+    seq: Annotated[int, Field(strict=True, ge=0, le=2**62)] = Field(
         description="Monotonic per device; an older one never overwrites a newer one."
     )
-    current_version: Annotated[str, Field(max_length=128)] | None = None
+    current_version: Annotated[Text, Field(max_length=128)] | None = None
     current_artifact_id: UUID | None = None
     last_apply: LastApply | None = None
     health: Health = Health.UNKNOWN
     metrics: Annotated[
-        dict[Annotated[str, Field(max_length=64)], MetricValue], Field(max_length=64)
+        dict[Annotated[Text, Field(max_length=64)], MetricValue], Field(max_length=64)
     ] = Field(default_factory=dict)
 
 

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from xdp47_common.models.base import ReadModel, TenantId, WriteModel
+from xdp47_common.models.base import Name, NotBool, ReadModel, TenantId, WriteModel
 
 __all__ = [
     "ALL_SCOPES",
@@ -72,14 +72,14 @@ def expand_scopes(scopes: frozenset[Scope] | set[Scope]) -> frozenset[Scope]:
 
 
 class ApiTokenCreate(WriteModel):
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[Name, Field(min_length=1, max_length=100)]
     scopes: Annotated[list[Scope], Field(min_length=1)]
     tenant: TenantId | None = Field(
         default=None,
         description="Tenant of the new token; defaults to the caller's. Another "
         "tenant needs the tenants:write scope.",
     )
-    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = Field(
+    expires_in_days: Annotated[int, Field(ge=1, le=3650), NotBool] | None = Field(
         default=90, description="Lifetime in days; null for a token that never expires."
     )
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import AnyHttpUrl, Field, field_validator
 
-from xdp47_common.models.base import ReadModel, TenantId, WriteModel
+from xdp47_common.models.base import (
+    Name,
+    NotBool,
+    ReadModel,
+    TenantId,
+    Text,
+    WriteModel,
+)
 
 __all__ = ["Artifact", "ArtifactCreate"]
 
@@ -19,12 +27,12 @@ class ArtifactCreate(WriteModel):
     tenant: TenantId
     uri: AnyHttpUrl = Field(description="Where devices download it: http or https.")
     sha256: Sha256Hex = Field(description="SHA256 of the content, 64 hex characters.")
-    size: Annotated[int, Field(ge=0, le=1 << 40)] | None = Field(
+    size: Annotated[int, Field(ge=0, le=1 << 40), NotBool] | None = Field(
         default=None, description="Size in bytes; devices refuse more."
     )
-    type: Annotated[str, Field(min_length=1, max_length=64)] = "application"
-    version: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    signature: Annotated[str, Field(max_length=512)] | None = Field(
+    type: Annotated[Name, Field(min_length=1, max_length=64)] = "application"
+    version: Annotated[Name, Field(min_length=1, max_length=128)] | None = None
+    signature: Annotated[Text, Field(max_length=512)] | None = Field(
         default=None, description="Base64 Ed25519 signature over the raw SHA256 digest."
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -39,6 +47,8 @@ class ArtifactCreate(WriteModel):
     def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
         if len(str(v)) > 16_384:
             raise ValueError("metadata must serialise to at most 16 KiB")
+        if "\\u0000" in json.dumps(v):  # jsonb cannot hold NUL
+            raise ValueError("must not contain the NUL character (\\u0000)")
         return v
 
 

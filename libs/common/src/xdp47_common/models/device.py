@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from xdp47_common.models.base import (
     DeviceId,
@@ -15,6 +15,7 @@ from xdp47_common.models.base import (
     LabelValue,
     ReadModel,
     TenantId,
+    Text,
     WriteModel,
 )
 from xdp47_common.models.reasons import FAILURE_CODE_PATTERN
@@ -54,15 +55,23 @@ class ApplyResult(StrEnum):
     FAILED = "failed"
 
 
+def _not_a_number(value: Any) -> Any:
+    """Refuse a number where a date-time is due: pydantic would read ``0`` as
+    seconds since 1970, a date the sender never meant (the schema says text)."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 date-time text, not a number")
+    return value
+
+
 class LastApply(ReadModel):
     """The outcome of the device's most recent attempt to apply an artifact."""
 
     artifact_id: UUID
     result: ApplyResult
-    reason: Annotated[str, Field(max_length=500)] | None = Field(
+    reason: Annotated[Text, Field(max_length=500)] | None = Field(
         default=None, description="A bounded message saying what went wrong."
     )
-    at: datetime | None = None
+    at: Annotated[datetime, BeforeValidator(_not_a_number)] | None = None
     code: Annotated[str, Field(pattern=FAILURE_CODE_PATTERN)] | None = Field(
         default=None,
         description="Why the apply failed, as a code (xdp47_common.models."

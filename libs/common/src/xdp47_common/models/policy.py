@@ -7,37 +7,46 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
-from xdp47_common.models.base import ReadModel, TenantId, WriteModel
+from xdp47_common.models.base import (
+    Count,
+    Name,
+    NotBool,
+    ReadModel,
+    TenantId,
+    WriteModel,
+)
 
 __all__ = ["Policy", "PolicyCreate", "PolicyFields"]
 
 
 class PolicyFields(WriteModel):
-    require_ok: bool | None = Field(
+    require_ok: StrictBool | None = Field(
         default=None,
         description="Count a device only once it reports healthy on the new version.",
     )
-    skip_offline: bool | None = Field(
+    skip_offline: StrictBool | None = Field(
         default=None, description="Skip devices offline at wave start."
     )
-    grace_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = Field(
+    grace_seconds: Annotated[int, Field(ge=0, le=86_400), NotBool] | None = Field(
         default=None, description="Wait this long after a wave starts before judging."
     )
-    min_success_ratio: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+    min_success_ratio: Annotated[float, Field(ge=0.0, le=1.0), NotBool] | None = Field(
         default=None,
         description="Share of a wave's eligible devices that must succeed.",
     )
-    max_failures_per_wave: Annotated[int, Field(ge=0)] | None = Field(
+    max_failures_per_wave: Count | None = Field(
         default=None, description="More failures than this in a wave fail the rollout."
     )
-    abort_on_zero_eligible: bool | None = Field(
+    abort_on_zero_eligible: StrictBool | None = Field(
         default=None,
         description="Abort the rollout when its plan has no eligible device or "
         "a wave lost all its devices (else: completed, 0 updated / wave skipped).",
     )
-    wave_deadline_seconds: Annotated[int, Field(ge=1, le=7 * 86_400)] | None = Field(
+    wave_deadline_seconds: (
+        Annotated[int, Field(ge=1, le=7 * 86_400), NotBool] | None
+    ) = Field(
         default=None,
         description="A device told to update that neither succeeds nor fails within "
         "this time counts as failed (timed_out).",
@@ -46,7 +55,7 @@ class PolicyFields(WriteModel):
 
 class PolicyCreate(PolicyFields):
     tenant: TenantId
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[Name, Field(min_length=1, max_length=100)]
 
 
 class Policy(ReadModel):

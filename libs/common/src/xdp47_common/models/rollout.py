@@ -18,6 +18,8 @@ from pydantic import (
 from xdp47_common.models.base import (
     LabelKey,
     LabelValue,
+    Name,
+    NotBool,
     ReadModel,
     TenantId,
     WriteModel,
@@ -68,7 +70,7 @@ SelectorInput = Annotated[
 class RolloutCreate(WriteModel):
     tenant: TenantId
     artifact_id: UUID
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Annotated[Name, Field(min_length=1, max_length=200)] | None = None
     selector: SelectorInput = Field(
         default_factory=dict,
         description="Label selector: every key=value requirement must match. A "
@@ -76,8 +78,8 @@ class RolloutCreate(WriteModel):
         "(docs/api.md#selectors).",
     )
     channel: ChannelName = "stable"
-    waves: Annotated[int, Field(ge=1, le=MAX_WAVES)] = 1
-    wave_percentages: list[Annotated[int, Field(ge=1, le=100)]] | None = Field(
+    waves: Annotated[int, Field(ge=1, le=MAX_WAVES), NotBool] = 1
+    wave_percentages: list[Annotated[int, Field(ge=1, le=100), NotBool]] | None = Field(
         default=None,
         description="Share of the devices per wave, in percent, summing to 100; "
         "when given, its length is the number of waves.",

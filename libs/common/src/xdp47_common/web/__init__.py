@@ -31,6 +31,7 @@ from xdp47_common.web.errors import (
     install_exception_handlers,
 )
 from xdp47_common.web.health import Check, HealthStatus, health_router
+from xdp47_common.web.methods import MethodsMiddleware
 from xdp47_common.web.metrics import HttpMetrics, metrics_router
 from xdp47_common.web.rate_limit import RateLimitMiddleware, RateLimits, RateVerdict
 from xdp47_common.web.raw_routes import (
@@ -152,6 +153,9 @@ def install_web_basics(
             {"max_body_bytes": max_body_bytes, "overrides": body_limit_overrides},
         )
     )
+    # Innermost: OPTIONS and unserved methods answered from all of a path's
+    # routes (read at request time, so routes added later count too).
+    layers.append((MethodsMiddleware, {"routes": app.router.routes}))
     # Middleware added last runs first.
     for cls, options in reversed(layers):
         app.add_middleware(cls, **options)

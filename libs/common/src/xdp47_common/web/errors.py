@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from xdp47_common.models.base import NAME_PATTERN, NUL_FREE_PATTERN
+
 __all__ = [
     "RETRY_AFTER_SECONDS",
     "ErrorBody",
@@ -49,6 +51,13 @@ class ServiceUnavailable(Exception):
         self.retry_after = retry_after
 
 
+# The shared text rules (xdp47_common.models.base) in words, not as a regex.
+_PATTERN_MESSAGES = {
+    NUL_FREE_PATTERN: "must not contain the NUL character (\\u0000)",
+    NAME_PATTERN: "must not be blank or contain the NUL character (\\u0000)",
+}
+
+
 def _loc(loc: Sequence[Any]) -> str:
     return ".".join(str(part) for part in loc) or "request"
 
@@ -62,6 +71,9 @@ def format_validation_errors(errors: Sequence[Any]) -> tuple[str, list[dict[str,
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
+        elif err.get("type") == "string_pattern_mismatch":
+            pattern = str((err.get("ctx") or {}).get("pattern"))
+            msg = _PATTERN_MESSAGES.get(pattern, msg)
         items.append({"field": loc, "message": msg, "type": err.get("type")})
     detail = "; ".join(f"{i['field']}: {i['message']}" for i in items)
     return detail or "invalid request", items

@@ -35,7 +35,7 @@ from xdp47_api.repositories import PgArtifactRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import Services, ServicesDep
 from xdp47_common.models import Artifact, ArtifactCreate, Scope
-from xdp47_common.models.base import TENANT_ID_PATTERN
+from xdp47_common.models.base import NUL_FREE_PATTERN, TENANT_ID_PATTERN
 from xdp47_common.web import format_validation_errors
 
 __all__ = [
@@ -207,11 +207,19 @@ async def upload_artifact(
     principal: Annotated[Principal, require(Scope.ARTIFACTS_WRITE)],
     services: ServicesDep,
     tenant: Annotated[str, Query(max_length=63, pattern=TENANT_ID_PATTERN)],
-    version: Annotated[str | None, Query(max_length=128)] = None,
-    type: Annotated[str | None, Query(max_length=64)] = None,
-    signature: Annotated[str | None, Query(max_length=512)] = None,
-    filename: Annotated[str | None, Query(max_length=255)] = None,
-    metadata: Annotated[str | None, Query(max_length=16_384)] = None,
+    version: Annotated[
+        str | None, Query(max_length=128, pattern=NUL_FREE_PATTERN)
+    ] = None,
+    type: Annotated[str | None, Query(max_length=64, pattern=NUL_FREE_PATTERN)] = None,
+    signature: Annotated[
+        str | None, Query(max_length=512, pattern=NUL_FREE_PATTERN)
+    ] = None,
+    filename: Annotated[
+        str | None, Query(max_length=255, pattern=NUL_FREE_PATTERN)
+    ] = None,
+    metadata: Annotated[
+        str | None, Query(max_length=16_384, pattern=NUL_FREE_PATTERN)
+    ] = None,
 ) -> Artifact:
     fields = upload_fields(
         tenant=tenant,

@@ -14,6 +14,7 @@ from xdp47_api.repositories import PgArtifactRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import ServicesDep
 from xdp47_common.models import Artifact, ArtifactCreate, Scope
+from xdp47_common.models.base import NUL_FREE_PATTERN
 
 __all__ = ["router"]
 
@@ -28,8 +29,10 @@ async def list_artifacts(
     response: Response,
     principal: Annotated[Principal, require(Scope.ARTIFACTS_READ)],
     services: ServicesDep,
-    version: Annotated[str | None, Query(max_length=128)] = None,
-    type: Annotated[str | None, Query(max_length=64)] = None,
+    version: Annotated[
+        str | None, Query(max_length=128, pattern=NUL_FREE_PATTERN)
+    ] = None,
+    type: Annotated[str | None, Query(max_length=64, pattern=NUL_FREE_PATTERN)] = None,
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[Artifact]:

@@ -20,7 +20,7 @@ from xdp47_common.models import (
     DeviceStatus,
     Scope,
 )
-from xdp47_common.models.base import DEVICE_ID_PATTERN
+from xdp47_common.models.base import DEVICE_ID_PATTERN, NUL_FREE_PATTERN
 from xdp47_common.selectors import SelectorError, parse_selector
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 
@@ -58,10 +58,16 @@ async def list_devices(
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
     status: DeviceStatus | None = None,
     version: Annotated[
-        str | None, Query(max_length=128, description="current_version")
+        str | None,
+        Query(max_length=128, pattern=NUL_FREE_PATTERN, description="current_version"),
     ] = None,
-    channel: Annotated[str | None, Query(max_length=32)] = None,
-    q: Annotated[str | None, Query(max_length=128, description="id prefix")] = None,
+    channel: Annotated[
+        str | None, Query(max_length=32, pattern=NUL_FREE_PATTERN)
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=128, pattern=NUL_FREE_PATTERN, description="id prefix"),
+    ] = None,
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[Device]:
