@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 
 from tests.browser.conftest import LiveServer
+from tests.support.processes import wait_until
 from xdp47_api.repositories import PgTenantRepository, PgTokenRepository
 from xdp47_common.adapters.pg import create_pool
 from xdp47_common.models import Scope
@@ -175,6 +176,7 @@ class SimFleet:
         self.errors: list[str] = []
 
     def claim(self, ids: Iterable[str], labels: dict[str, str]) -> None:
+        ids = list(ids)
         with httpx.Client(base_url=self.server.url, timeout=10) as client:
             for device_id in ids:
                 r = client.post(
@@ -191,6 +193,21 @@ class SimFleet:
                     self.devices[device_id] = SimDevice(
                         device_id, r.json()["credential"]
                     )
+            if self._thread.is_alive():
+                self._wait_online(client, ids)
+
+    def _wait_online(self, client: httpx.Client, ids: list[str]) -> None:
+        """Until the scheduler has stored a heartbeat of each device: one it has
+        not heard from yet is skipped as offline when its wave starts."""
+        auth = {"Authorization": f"Bearer {self.server.token}"}
+
+        def online() -> None:
+            for device_id in ids:
+                r = client.get(f"/api/devices/{device_id}", headers=auth)
+                assert r.status_code == 200, r.text
+                assert r.json()["status"] == "online", r.json()
+
+        wait_until(online, within=30)
 
     def behave(self, ids: Iterable[str], behaviour: Behaviour) -> None:
         with self._lock:

@@ -141,7 +141,7 @@ def test_device_list_with_failed_only_filter(
     for device in ids[4:]:
         row = page.locator(f"#rollout-devices tr[data-device='{device}']")
         expect(row).to_have_attribute("data-state", "failed")
-        expect(row).to_contain_text("sha256 mismatch")
+        expect(row).to_contain_text("sha256_mismatch")
     page.screenshot(
         path=str(screenshots / "rollout-devices-failed.png"), full_page=True
     )
