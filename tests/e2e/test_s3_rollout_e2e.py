@@ -154,7 +154,8 @@ def test_bytes_changed_in_the_bucket_are_refused_by_every_agent(
             assert last is not None, device_id
             assert last["artifact_id"] == artifact["id"], (device_id, last)
             assert last["result"] == "failed", (device_id, last)
-            assert last["reason"] == "sha256 mismatch", (device_id, last)
+            assert last["code"] == "sha256_mismatch", (device_id, last)
+            assert last["reason"].startswith("sha256 mismatch"), (device_id, last)
 
     wait_until(every_agent_refused, within=60)
     for device in e2e_fleet.devices:
