@@ -364,8 +364,12 @@ class RolloutEngine:
     async def evaluate(self, rollout_id: UUID, *, skip_locked: bool = False) -> None:
         """Evaluate the gates of one running rollout and apply what they decide."""
         structlog.contextvars.unbind_contextvars("message_id", "correlation_id")
-        structlog.contextvars.bind_contextvars(rollout_id=str(rollout_id))
+        # Bound for this evaluation only: the timer task goes on to other work
+        # (the heartbeat queue probe, offline marking) that is no rollout's.
+        with structlog.contextvars.bound_contextvars(rollout_id=str(rollout_id)):
+            await self._evaluate(rollout_id, skip_locked=skip_locked)
 
+    async def _evaluate(self, rollout_id: UUID, *, skip_locked: bool) -> None:
         async def work(conn: Connection) -> list[RolloutEvent]:
             row = await store.lock_rollout(conn, rollout_id, skip_locked=skip_locked)
             if row is None:
