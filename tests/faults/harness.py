@@ -138,7 +138,13 @@ async def fetch(db_url: str, sql: str, *args: Any, within: float = 90) -> list[A
                 return list(await conn.fetch(sql, *args))
             finally:
                 await conn.close()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            # "cannot switch to state …": the server died under the connection
+            asyncpg.InternalClientError,
+        ):
             if loop.time() > deadline:
                 raise
             await asyncio.sleep(0.3)
