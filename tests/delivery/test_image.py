@@ -2,8 +2,8 @@
 
 ``scripts/build-images api`` builds ``services/api/Dockerfile`` with podman (vfs
 storage, no daemon, no registry: stand-in bases from debootstrap). The container
-then runs as the chart runs it: read-only root, uid 10001, writable only ``/tmp``
-(a tmpfs) and ``/var/lib/xdp47`` (the image's volume). It must answer ``/livez``,
+answers ``xdp47-api --help`` with no network; then it runs as the chart runs it:
+read-only root, uid 10001, writable only ``/tmp`` (a tmpfs) and ``/var/lib/xdp47`` (the image's volume). It must answer ``/livez``,
 and ``/readyz`` with the artifact store's probe ``ok``: the blob dir it defaults
 to is writable. Without a database its entrypoint says so in one line.
 
@@ -104,6 +104,15 @@ def test_the_api_serves_under_a_read_only_root(running_api: str) -> None:
 
     wait_until(ready, within=90, every=1)
     assert httpx.get(f"{running_api}/livez", timeout=3).json()["status"] == "ok"
+
+
+def test_the_entrypoint_answers_help_offline(api_image: str) -> None:
+    name = f"xdp47-test-api-{uuid.uuid4().hex[:8]}"
+    # No database, no broker, no network: --help must still answer.
+    ran = podman(*_run_args(name), "--network=none", api_image, "--help", timeout=120)
+    assert ran.returncode == 0, (ran.stdout, ran.stderr)
+    assert "xdp47-api" in ran.stdout
+    assert "XDP47_" in ran.stdout
 
 
 def test_the_entrypoint_names_a_missing_database(api_image: str) -> None:

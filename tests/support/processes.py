@@ -42,7 +42,9 @@ __all__ = [
 
 BIN = Path(sys.executable).parent
 STOP_TIMEOUT = 15.0
-READY_TIMEOUT = 30.0
+# An upper bound, not a wait: readiness is polled. With every core busy a service's
+# start-up (imports, migrations, broker topology) has taken more than 30 s.
+READY_TIMEOUT = 120.0
 TAIL_LINES = 40
 
 # pid -> process, for the failure report and the last-resort kill at exit.
