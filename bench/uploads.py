@@ -1,4 +1,4 @@
-"""B6: uploading a large artifact to each store, with the api's memory watched.
+"""U1: uploading a large artifact to each store, with the api's memory watched.
 
 For each store (``fs``: ``XDP47_BLOB_DIR`` on this disk; ``s3``: a real
 S3-compatible server, ``XDP47_TEST_S3_URL`` or moto's started here) an
@@ -10,7 +10,7 @@ small upload first). The same file is then copied with ``cp`` and ``sync`` onto
 the same disk (what the fs store does: write, fsync) in the same run, and the
 upload's throughput is given as a ratio to that copy's. One JSON line per store:
 
-    {"bench": "B6_upload", "store": "fs", "file_bytes": …, "rss_growth_mib": …,
+    {"bench": "U1_upload", "store": "fs", "file_bytes": …, "rss_growth_mib": …,
      "target_mib": 32, "meets_target": true, "seconds": …, "mib_per_s": …,
      "cp_seconds": …, "cp_mib_per_s": …, "ratio_to_cp": …, "ok": true}
 
@@ -156,7 +156,7 @@ def bench_upload(
     api.stop()
     ok = created["sha256"] == digest and created["size"] == size
     line: dict[str, Any] = {
-        "bench": "B6_upload",
+        "bench": "U1_upload",
         "store": store,
         "file_bytes": size,
         "ok": ok,

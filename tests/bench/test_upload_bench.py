@@ -1,4 +1,4 @@
-"""B6 at a small size: the upload benchmark runs end to end on both stores and
+"""U1 at a small size: the upload benchmark runs end to end on both stores and
 reports a correct upload with its memory and throughput figures (never judged on
 speed here)."""
 
