@@ -19,9 +19,9 @@ import asyncpg
 
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
-from xdp47_common.adapters.planning import default_policy
 from xdp47_common.bus import Bus
 from xdp47_common.clock import utcnow
+from xdp47_common.rollout.policy import default_policy
 from xdp47_common.topology import Topology
 from xdp47_scheduler.commands import CommandConsumer
 from xdp47_scheduler.consumer import HeartbeatConsumer
