@@ -23,6 +23,7 @@ from xdp47_common.rollout.planner import ordering_key
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.desired import read_device
 from xdp47_scheduler.engine import RolloutEngine
+from xdp47_scheduler.pg import PgRolloutStore
 
 from .support import (
     Fleet,
@@ -55,7 +56,7 @@ class _NoEvents:
 
 @pytest.fixture
 async def engine(pool: asyncpg.Pool[Any]) -> Any:
-    e = RolloutEngine(pool, DEFAULTS, _NoEvents())
+    e = RolloutEngine(PgRolloutStore(pool), DEFAULTS, _NoEvents())
     yield e
     await e.drain()
 

@@ -28,6 +28,7 @@ from xdp47_scheduler.consumer import HeartbeatConsumer
 from xdp47_scheduler.engine import Clock, RolloutEngine
 from xdp47_scheduler.events import BusEventSink
 from xdp47_scheduler.http import ProbeServer
+from xdp47_scheduler.pg import PgRolloutStore
 from xdp47_scheduler.settings import SchedulerSettings
 
 __all__ = ["Scheduler"]
@@ -76,7 +77,7 @@ class Scheduler:
         await self.bus.start()
         self._bus_started = True
         self.engine = engine = RolloutEngine(
-            self._pool,
+            PgRolloutStore(self._pool),
             default_policy(s),
             BusEventSink(self.bus, self.topology),
             clock=self._clock,

@@ -1,89 +1,46 @@
-"""The rollout SQL of the scheduler: lock a rollout, read its wave, apply decisions.
+"""The rollout SQL: lock a rollout, read its wave, apply a decision, retry.
 
 Every function runs inside the caller's transaction, which holds the rollout's row
-lock (``lock_rollout``), so a rollout changes in one place at a time even with
-several schedulers; except the wave-start follow-up (``assign_chunk``,
-``prewrite_next``), which runs after the start committed and must not hold up
-gate evaluations (see each). Counters of ``rollout_runs`` are changed by relative
-increments in the statements that move targets, never recounted from a wave.
+lock (``lock_rollout``, ``SELECT ... FOR UPDATE``), so a rollout changes in one
+place at a time even with several schedulers. Counters of ``rollout_runs`` are
+changed by relative increments in the statements that move targets, never
+recounted from a wave.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from xdp47_common.adapters.planning import Connection, PlanTarget, materialise_waves
+from xdp47_common.adapters.planning import Connection
 from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
     EventName,
-    RolloutState,
     RolloutStatus,
     WaveCounters,
     WaveOutcome,
 )
+from xdp47_scheduler.ports import RolloutRow
 
 __all__ = [
-    "RolloutRow",
-    "assign_chunk",
+    "LOCK_PLAN",
     "finish_run",
-    "follow_up_due",
+    "json_value",
     "load_policy_overrides",
     "lock_rollout",
-    "planned_total",
-    "prewrite_next",
     "read_counters",
     "release_targets",
     "reset_for_retry",
     "save_policy",
     "shortfall",
-    "start_wave",
     "time_out_wave",
     "update_rollout",
 ]
 
-
-@dataclass(frozen=True)
-class RolloutRow:
-    id: UUID
-    tenant: str
-    artifact_id: UUID
-    policy_id: UUID | None
-    selector: dict[str, str]
-    channel: str
-    waves: int
-    wave_percentages: list[int] | None
-    status: RolloutStatus
-    current_wave: int | None
-    current_wave_started_at: datetime | None
-    attempt: int
-    effective_policy: dict[str, Any] | None
-
-    def state(self, *, shortfall: bool = False) -> RolloutState:
-        return RolloutState(
-            id=self.id,
-            status=self.status,
-            waves=self.waves,
-            current_wave=self.current_wave,
-            current_wave_started_at=self.current_wave_started_at,
-            attempt=self.attempt,
-            shortfall=shortfall,
-        )
-
-    def plan_target(self) -> PlanTarget:
-        return PlanTarget(
-            rollout_id=self.id,
-            tenant=self.tenant,
-            channel=self.channel,
-            selector=self.selector,
-            waves=self.waves,
-            wave_percentages=self.wave_percentages,
-        )
-
+# Lock order: the rollout row, then its plan row.
+LOCK_PLAN = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1 FOR UPDATE"
 
 _LOCK = """
 SELECT id, tenant, artifact_id, policy_id, selector::text AS selector, channel, waves,
@@ -92,13 +49,16 @@ SELECT id, tenant, artifact_id, policy_id, selector::text AS selector, channel, 
 FROM rollouts WHERE id = $1 FOR UPDATE
 """
 
+
 _POLICY = """
 SELECT require_ok, skip_offline, grace_seconds, min_success_ratio,
        max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds
 FROM policies WHERE tenant = $1 AND id = $2
 """
 
+
 _SAVE_POLICY = "UPDATE rollouts SET effective_policy = $2::text::jsonb WHERE id = $1"
+
 
 _SHORTFALL = """
 SELECT EXISTS (
@@ -106,6 +66,7 @@ SELECT EXISTS (
     WHERE rollout_id = $1 AND attempt = $2 AND wave < $3 AND (failed > 0 OR skipped > 0)
 )
 """
+
 
 # ``prior``: in a retry, the wave's devices that applied in earlier attempts
 # (written by the retry, ``_RETRY``): the gates judge the wave as a whole.
@@ -118,95 +79,12 @@ LEFT JOIN rollout_waves AS w ON w.rollout_id = rr.rollout_id AND w.wave = rr.wav
 WHERE rr.rollout_id = $1 AND rr.attempt = $2 AND rr.wave = $3
 """
 
-_NEW_RUN = """
-INSERT INTO rollout_runs (rollout_id, attempt, wave, started_at)
-VALUES ($1, $2, $3, now())
-ON CONFLICT DO NOTHING
-RETURNING 1
-"""
-
-# Wave start is a flip: ``rollouts.current_wave`` (``update_rollout``) and the run
-# row below. The wave's targets were written ahead as pending (``materialise_waves``,
-# with their count in ``rollout_waves``), so ``eligible`` is known without counting
-# the wave; devices are told by the read-time definition (``adapters.desired``).
-# The count is the fallback for rollouts planned before 0007 (no ``rollout_waves``
-# row); COALESCE evaluates it only then.
-_OPEN_RUN = """
-UPDATE rollout_runs SET eligible = coalesce(
-    (SELECT pending FROM rollout_waves WHERE rollout_id = $1 AND wave = $3),
-    (SELECT count(*) FROM rollout_targets
-     WHERE rollout_id = $1 AND wave = $3 AND state = 'pending' AND active))
-WHERE rollout_id = $1 AND attempt = $2 AND wave = $3
-RETURNING eligible, skipped
-"""
-
-_MATERIALISED = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1"
-_PLAN_TOTAL = "SELECT total FROM rollout_plans WHERE rollout_id = $1"
-_LOCK_PLAN = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1 FOR UPDATE"
-
-_PREWRITE_TARGET = """
-SELECT tenant, channel, selector::text AS selector, waves, wave_percentages,
-       status, current_wave
-FROM rollouts WHERE id = $1
-"""
-
-# The follow-up of a wave start, in chunks: pending targets of the current wave
-# move to ``assigned`` (``assigned_at`` = the wave's start, ``baseline_apply`` =
-# the device's last apply now) or, under skip_offline, to ``skipped``/``offline``
-# when the device is not online (the read-time definition never told it). Skips
-# leave ``eligible`` for ``skipped`` in the same statement. SKIP LOCKED lets two
-# schedulers share the work; the rollout must still be running.
-_ASSIGN_CHUNK = """
-WITH cur AS (
-    SELECT r.id, r.attempt, r.current_wave AS wave, rr.started_at,
-           coalesce((r.effective_policy->>'skip_offline')::boolean, false) AS skip
-    FROM rollouts AS r
-    JOIN rollout_runs AS rr ON rr.rollout_id = r.id AND rr.attempt = r.attempt
-                           AND rr.wave = r.current_wave
-    WHERE r.id = $1 AND r.status = 'running'
-), batch AS (
-    SELECT t.device_id FROM rollout_targets AS t JOIN cur ON t.rollout_id = cur.id
-    WHERE t.wave = cur.wave AND t.state = 'pending' AND t.active
-    LIMIT $2
-    FOR UPDATE OF t SKIP LOCKED
-), moved AS (
-    UPDATE rollout_targets AS t SET
-        state = CASE WHEN cur.skip AND d.status <> 'online' THEN 'skipped'
-                     ELSE 'assigned' END,
-        reason = CASE WHEN cur.skip AND d.status <> 'online' THEN 'offline' END,
-        assigned_at = cur.started_at,
-        finished_at = CASE WHEN cur.skip AND d.status <> 'online' THEN now() END,
-        baseline_apply = d.last_apply
-    FROM batch AS b CROSS JOIN cur, devices AS d
-    WHERE t.rollout_id = cur.id AND t.device_id = b.device_id
-      AND d.tenant = t.tenant AND d.id = t.device_id
-    RETURNING t.tenant, t.device_id, t.state
-), counted AS (
-    UPDATE rollout_runs AS rr
-    SET eligible = rr.eligible - s.n, skipped = rr.skipped + s.n
-    FROM cur, (SELECT count(*) AS n FROM moved WHERE state = 'skipped') AS s
-    WHERE s.n > 0 AND rr.rollout_id = cur.id AND rr.attempt = cur.attempt
-      AND rr.wave = cur.wave
-)
-SELECT tenant, device_id, state FROM moved
-"""
-
-# Is there follow-up work: pending targets in the current wave, or the next wave
-# not written yet?
-_FOLLOW_UP_DUE = """
-SELECT r.status = 'running' AND (
-    EXISTS (SELECT 1 FROM rollout_targets AS t
-            WHERE t.rollout_id = r.id AND t.wave = r.current_wave
-              AND t.state = 'pending' AND t.active)
-    OR coalesce(p.materialised < least(r.current_wave + 1, r.waves), false))
-FROM rollouts AS r LEFT JOIN rollout_plans AS p ON p.rollout_id = r.id
-WHERE r.id = $1
-"""
 
 _FINISH_RUN = """
 UPDATE rollout_runs SET outcome = $4, reason = $5, finished_at = now()
 WHERE rollout_id = $1 AND attempt = $2 AND wave = $3 AND finished_at IS NULL
 """
+
 
 _UPDATE_ROLLOUT = """
 UPDATE rollouts SET
@@ -219,6 +97,7 @@ UPDATE rollouts SET
     updated_at = now()
 WHERE id = $1
 """
+
 
 # ``pending`` too: a target of the started wave whose follow-up never ran (a crash)
 # is in ``eligible`` and must not hold the wave open.
@@ -234,6 +113,7 @@ UPDATE rollout_runs SET failed = failed + (SELECT count(*) FROM gone)
 WHERE rollout_id = $1 AND attempt = $3 AND wave = $2
 RETURNING (SELECT count(*) FROM gone) AS n
 """
+
 
 # Terminal: the rollout lets go of its devices; pending targets of an aborted
 # rollout, and targets still updating, become skipped. Devices stop being told at
@@ -274,6 +154,7 @@ WHERE t.rollout_id = $1 AND t.state <> 'applied'
   AND d.desired_artifact_id IS DISTINCT FROM r.artifact_id
 """
 
+
 # Retry: every target not applied is planned again in its wave, unless the device
 # has meanwhile become a target of another running rollout; ``rollout_waves`` then
 # holds the per-wave counts of those (what each wave of the new attempt tells).
@@ -309,7 +190,7 @@ SELECT (SELECT count(*) FROM again) AS again,
 """
 
 
-def _json(text: str | None) -> Any:
+def json_value(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
@@ -326,7 +207,7 @@ async def lock_rollout(
         tenant=row["tenant"],
         artifact_id=row["artifact_id"],
         policy_id=row["policy_id"],
-        selector=_json(row["selector"]) or {},
+        selector=json_value(row["selector"]) or {},
         channel=row["channel"],
         waves=row["waves"],
         wave_percentages=row["wave_percentages"],
@@ -334,7 +215,7 @@ async def lock_rollout(
         current_wave=row["current_wave"],
         current_wave_started_at=row["current_wave_started_at"],
         attempt=row["attempt"],
-        effective_policy=_json(row["effective_policy"]),
+        effective_policy=json_value(row["effective_policy"]),
     )
 
 
@@ -368,89 +249,6 @@ async def read_counters(conn: Connection, row: RolloutRow) -> WaveCounters | Non
     return WaveCounters.from_run(
         r["eligible"], r["succeeded"], r["failed"], r["skipped"], r["prior"]
     )
-
-
-async def start_wave(
-    conn: Connection, row: RolloutRow, *, attempt: int, wave: int
-) -> tuple[int, int] | None:
-    """Start ``wave`` of ``attempt`` exactly once: its run row, with ``eligible``
-    from the targets written ahead (``rollout_waves``).
-
-    Devices are told by the read-time definition once the caller's
-    ``update_rollout`` (``current_wave``) commits; ``assign_started`` moves the
-    target rows afterwards. The wave's targets are written here only if they were
-    not written ahead (wave 1 at START, or a follow-up that has not run yet).
-
-    Returns:
-        (eligible, skipped), or None when this wave of this attempt already started.
-    """
-    if await conn.fetchval(_NEW_RUN, row.id, attempt, wave) is None:
-        return None
-    materialised = await conn.fetchval(_MATERIALISED, row.id)
-    if materialised is not None and materialised < wave:
-        # Waits for a follow-up writing this wave right now, then writes what is
-        # still missing (usually nothing). Lock order: rollout row, then plan row.
-        await conn.fetchval(_LOCK_PLAN, row.id)
-        await materialise_waves(conn, row.plan_target(), wave)
-    r = await conn.fetchrow(_OPEN_RUN, row.id, attempt, wave)
-    assert r is not None  # the run row was inserted just above
-    return int(r["eligible"]), int(r["skipped"])
-
-
-async def planned_total(conn: Connection, rollout_id: UUID) -> int:
-    """Devices the stored plan put in the waves (0 without a plan)."""
-    return int(await conn.fetchval(_PLAN_TOTAL, rollout_id) or 0)
-
-
-async def assign_chunk(
-    conn: Connection, rollout_id: UUID, limit: int
-) -> tuple[int, list[tuple[str, str]]]:
-    """Move up to ``limit`` pending targets of the current wave to their start
-    state (assigned, or skipped offline); repeat until it moves none.
-
-    Returns:
-        How many moved, and the (tenant, device) pairs that became ``assigned``:
-        settle those (``progress.settle_devices``) in the same transaction.
-    """
-    rows = await conn.fetch(_ASSIGN_CHUNK, rollout_id, limit)
-    told = [(r["tenant"], r["device_id"]) for r in rows if r["state"] == "assigned"]
-    return len(rows), told
-
-
-async def prewrite_next(conn: Connection, rollout_id: UUID) -> int | None:
-    """Write the next wave's targets (pending) ahead of its start.
-
-    Runs without the rollout's row lock, so a gate evaluation never waits for it:
-    it locks the plan row instead (a wave start that needs the same wave, and a
-    terminal release, lock it too) and then re-reads the rollout, so targets are
-    never written for a rollout that has ended.
-
-    Returns:
-        Targets written; None when the rollout has no compact plan.
-    """
-    materialised = await conn.fetchval(_LOCK_PLAN, rollout_id)
-    if materialised is None:
-        return None
-    r = await conn.fetchrow(_PREWRITE_TARGET, rollout_id)
-    if r is None or r["status"] != RolloutStatus.RUNNING.value:
-        return 0
-    nxt = min((r["current_wave"] or 0) + 1, r["waves"])
-    if materialised >= nxt:
-        return 0
-    target = PlanTarget(
-        rollout_id=rollout_id,
-        tenant=r["tenant"],
-        channel=r["channel"],
-        selector=_json(r["selector"]) or {},
-        waves=r["waves"],
-        wave_percentages=r["wave_percentages"],
-    )
-    return await materialise_waves(conn, target, nxt)
-
-
-async def follow_up_due(conn: Connection, rollout_id: UUID) -> bool:
-    """Whether a running rollout has wave-start work left (cheap index probes)."""
-    return bool(await conn.fetchval(_FOLLOW_UP_DUE, rollout_id))
 
 
 async def finish_run(
@@ -497,7 +295,7 @@ async def release_targets(
     reason = "aborted" if aborted else f"rollout_{status.value}"
     # A follow-up writing targets ahead holds the plan row: wait for it, so the
     # statement below sees (and releases) what it wrote.
-    await conn.fetchval(_LOCK_PLAN, rollout_id)
+    await conn.fetchval(LOCK_PLAN, rollout_id)
     await conn.execute(_RELEASE, rollout_id, aborted, reason)
     await conn.execute(_FORGET, rollout_id)
     await conn.execute(_KEEP_APPLIED, rollout_id)
