@@ -1,10 +1,12 @@
 """The scheduler process as an object: ``Scheduler(settings).start()`` / ``stop()``.
 
-Wires the adapters (``bootstrap``): an asyncpg pool, the bus (by default an
-``AmqpBus`` on ``XDP47_AMQP_URL`` with the topology declared; or one the caller
-passes and owns, like the embedded demo's ``InMemoryBus``), the events sink, and
-three concurrent loops: the heartbeat consumer (the engine's hooks), the command
-consumer and the timer (every ``XDP47_SCHED_INTERVAL``). Tests run it in-process;
+Wires the adapters (``bootstrap``): an asyncpg pool and the rollout store on it
+(``pg.PgRolloutStore``), the bus (by default an ``AmqpBus`` on ``XDP47_AMQP_URL``
+with the topology declared; or one the caller passes and owns, like the embedded
+demo's ``InMemoryBus``), the events sink, the engine over the store (its
+handlers, gates, follow-ups and timer: ``engine``), and three concurrent loops:
+the heartbeat consumer (the engine's hooks), the command consumer and the timer
+(every ``XDP47_SCHED_INTERVAL``). Tests run it in-process;
 ``main`` runs it until SIGTERM/SIGINT.
 """
 
@@ -14,8 +16,6 @@ import asyncio
 import contextlib
 import logging
 from typing import Any
-
-import asyncpg
 
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
@@ -28,7 +28,7 @@ from xdp47_scheduler.consumer import HeartbeatConsumer
 from xdp47_scheduler.engine import Clock, RolloutEngine
 from xdp47_scheduler.events import BusEventSink
 from xdp47_scheduler.http import ProbeServer
-from xdp47_scheduler.pg import PgRolloutStore
+from xdp47_scheduler.pg import PgRolloutStore, Pool
 from xdp47_scheduler.settings import SchedulerSettings
 
 __all__ = ["Scheduler"]
@@ -56,7 +56,7 @@ class Scheduler:
         )
         self.topology = self.bus.topology
         self._clock = clock
-        self._pool: asyncpg.Pool[Any] | None = None
+        self._pool: Pool[Any] | None = None
         self._bus_started = False
         self._heartbeats: HeartbeatConsumer | None = None
         self._commands: CommandConsumer | None = None

@@ -21,7 +21,7 @@ from xdp47_common.rollout import (
     WaveCounters,
 )
 from xdp47_scheduler.heartbeats import mark_offline
-from xdp47_scheduler.pg import progress, rollouts, waves
+from xdp47_scheduler.pg import ending, progress, rollouts, waves
 from xdp47_scheduler.pg.reconcile import reconcile
 from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
 
@@ -112,7 +112,7 @@ class PgRolloutTx(RolloutTx):
                 row, attempt=decision.attempt, wave=decision.start_wave
             )
         if decision.status in TERMINAL_STATUSES:
-            await rollouts.release_targets(self.conn, row.id, decision.status)
+            await ending.release_targets(self.conn, row.id, decision.status)
         return started
 
     async def start_wave(self, row: RolloutRow, *, attempt: int, wave: int) -> bool:
@@ -123,7 +123,7 @@ class PgRolloutTx(RolloutTx):
         return await rollouts.time_out_wave(self.conn, row.id, row.attempt, wave)
 
     async def reset_for_retry(self, rollout_id: UUID) -> tuple[int, int]:
-        return await rollouts.reset_for_retry(self.conn, rollout_id)
+        return await ending.reset_for_retry(self.conn, rollout_id)
 
     async def assign_chunk(self, rollout_id: UUID, limit: int) -> int:
         return await waves.assign_chunk(self.conn, rollout_id, limit)
