@@ -173,6 +173,35 @@ async def test_skip_offline_is_decided_by_the_follow_up_never_told(
     assert row["status"] == "partial"  # decided by the follow-up's evaluation
 
 
+async def test_without_a_kept_policy_skip_offline_follows_the_settings_default(
+    pool: asyncpg.Pool[Any], engine: RolloutEngine
+) -> None:
+    """A running rollout without ``effective_policy`` (started before it was
+    kept): its offline devices are neither told nor assigned, as under the
+    default XDP47_SCHED_SKIP_OFFLINE=true, in both the desired-state SQL and the
+    wave-start follow-up."""
+    fleet = await make_fleet(pool, 4)
+    rid = await make_rollout(pool, fleet, waves=2)
+    await _start(engine, fleet, rid)
+    await engine.drain()
+    await pool.execute("UPDATE rollouts SET effective_policy = NULL WHERE id = $1", rid)
+    waves = _by_wave(fleet, await targets(pool, rid))
+    await pool.execute(
+        "UPDATE devices SET status = 'offline' WHERE tenant = $1 AND id = ANY($2)",
+        fleet.tenant,
+        [d.id for d in waves[2]],
+    )
+    await _pass_gate(pool, rid)
+    await engine.evaluate(rid)
+    for d in waves[2]:
+        assert (await _answer(pool, d))["action"] == "none"
+    await engine.drain()
+    t = await targets(pool, rid)
+    assert {(t[d.id]["state"], t[d.id]["reason"]) for d in waves[2]} == {
+        ("skipped", "offline")
+    }
+
+
 async def test_abort_answers_none_at_once_and_keeps_applied_versions(
     pool: asyncpg.Pool[Any], engine: RolloutEngine
 ) -> None:
