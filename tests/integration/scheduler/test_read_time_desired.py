@@ -267,13 +267,19 @@ async def test_devices_joining_after_the_plan_join_only_unwritten_waves(
     firsts = await pool.fetchval(
         "SELECT firsts FROM rollout_plans WHERE rollout_id = $1", rid
     )
-    joined = await add_devices(pool, fleet.tenant, 24, prefix="late")
 
     def wave_of(d: SimDevice) -> int:
         return bisect.bisect_right(firsts, ordering_key(rid, d.id) + d.id)
 
+    # Random ids: wave 3's key range can be narrow, so devices join until one
+    # falls in it (24 at a time).
+    joined: list[SimDevice] = []
+    for batch in range(10):
+        joined += await add_devices(pool, fleet.tenant, 24, prefix=f"late{batch}-")
+        if any(wave_of(d) == 3 for d in joined):
+            break
     by_wave = {w: [d for d in joined if wave_of(d) == w] for w in (1, 2, 3, 4)}
-    assert by_wave[3], "24 random ids should give wave 3 a newcomer"
+    assert by_wave[3], "240 random ids should give wave 3 a newcomer"
     for _ in range(2):  # start waves 2 and 3
         await _pass_gate(pool, rid)
         await engine.evaluate(rid)
