@@ -275,15 +275,16 @@ async def bench_selector(
 async def wave_start(conn: asyncpg.Connection[Any], target: PlanTarget) -> float:
     """Time the scheduler's start of wave 1 (write its targets, tell its devices,
     set the run's counters) for a planned rollout; rolled back afterwards."""
-    from xdp47_scheduler import store  # the scheduler's own wave-start statement
+    # The scheduler's own wave-start statement.
+    from xdp47_scheduler.pg import rollouts, waves
 
     tr = conn.transaction()
     await tr.start()
     try:
-        row = await store.lock_rollout(conn, target.rollout_id)
+        row = await rollouts.lock_rollout(conn, target.rollout_id)
         assert row is not None
         started = time.perf_counter()
-        await store.start_wave(conn, row, attempt=1, wave=1)
+        await waves.start_wave(conn, row, attempt=1, wave=1)
         return time.perf_counter() - started
     finally:
         await tr.rollback()

@@ -52,6 +52,7 @@ from xdp47_common.messages import RolloutEvent, StartRollout
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_ingest.cache import DesiredCache
 from xdp47_scheduler.engine import RolloutEngine
+from xdp47_scheduler.pg import PgRolloutStore
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_MS = 100.0
@@ -144,7 +145,7 @@ async def run(url: str, n: int, waves: int) -> dict[str, Any]:
         await conn.close()
 
     pool = await create_pool(url, min_size=2, max_size=6)
-    engine = RolloutEngine(pool, POLICY, _NoEvents())
+    engine = RolloutEngine(PgRolloutStore(pool), POLICY, _NoEvents())
     cache = DesiredCache(pool, db_url=url, max_entries=1000, ttl=3600, db_timeout=10)
     await cache.start()
     try:

@@ -20,6 +20,7 @@ from tests.support.amqp import declared
 from tests.support.tcp_proxy import TcpProxy
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.adapters.amqp_bus import AmqpBus
+from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 from xdp47_common.topology import Topology
 from xdp47_ingest import IngestSettings, create_app
@@ -67,17 +68,32 @@ async def add_artifact(pool: asyncpg.Pool[Any], tenant: str) -> uuid.UUID:
     return artifact
 
 
+# Every device of a rollout is told, online or not.
+TELL_OFFLINE = EffectivePolicy(
+    require_ok=True,
+    skip_offline=False,
+    grace_seconds=0,
+    min_success_ratio=1.0,
+    max_failures_per_wave=0,
+    abort_on_zero_eligible=True,
+    wave_deadline_seconds=600,
+)
+
+
 async def running_rollout(
     pool: asyncpg.Pool[Any], device: Device, artifact: uuid.UUID
 ) -> uuid.UUID:
     """A one-wave rollout of ``artifact`` with ``device`` in it, started as the
-    scheduler starts one (its commit notifies ingest)."""
+    scheduler starts one (its commit notifies ingest), under a policy that tells
+    devices whatever their status (the device has not reported: not online)."""
     rollout = uuid.uuid4()
     await pool.execute(
-        "INSERT INTO rollouts (id, tenant, artifact_id, waves) VALUES ($1, $2, $3, 1)",
+        "INSERT INTO rollouts (id, tenant, artifact_id, waves, effective_policy)"
+        " VALUES ($1, $2, $3, 1, $4::text::jsonb)",
         rollout,
         device.tenant,
         artifact,
+        TELL_OFFLINE.model_dump_json(),
     )
     await pool.execute(
         "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave)"

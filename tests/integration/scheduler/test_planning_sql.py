@@ -9,12 +9,8 @@ import uuid
 import pytest
 
 from tests.integration.scheduler.support import add_devices, make_fleet, make_rollout
-from xdp47_common.adapters.planning import (
-    PlanTarget,
-    materialise_waves,
-    preview_plan,
-    write_plan,
-)
+from xdp47_common.adapters.plan_preview import preview_plan
+from xdp47_common.adapters.planning import PlanTarget, materialise_waves, write_plan
 from xdp47_common.rollout import RolloutStatus, plan_waves, wave_sizes
 
 pytestmark = pytest.mark.integration

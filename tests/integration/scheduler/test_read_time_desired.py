@@ -23,6 +23,7 @@ from xdp47_common.rollout.planner import ordering_key
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.desired import read_device
 from xdp47_scheduler.engine import RolloutEngine
+from xdp47_scheduler.pg import PgRolloutStore
 
 from .support import (
     Fleet,
@@ -55,7 +56,7 @@ class _NoEvents:
 
 @pytest.fixture
 async def engine(pool: asyncpg.Pool[Any]) -> Any:
-    e = RolloutEngine(pool, DEFAULTS, _NoEvents())
+    e = RolloutEngine(PgRolloutStore(pool), DEFAULTS, _NoEvents())
     yield e
     await e.drain()
 
@@ -172,6 +173,35 @@ async def test_skip_offline_is_decided_by_the_follow_up_never_told(
     assert row["status"] == "partial"  # decided by the follow-up's evaluation
 
 
+async def test_without_a_kept_policy_skip_offline_follows_the_settings_default(
+    pool: asyncpg.Pool[Any], engine: RolloutEngine
+) -> None:
+    """A running rollout without ``effective_policy`` (started before it was
+    kept): its offline devices are neither told nor assigned, as under the
+    default XDP47_SCHED_SKIP_OFFLINE=true, in both the desired-state SQL and the
+    wave-start follow-up."""
+    fleet = await make_fleet(pool, 4)
+    rid = await make_rollout(pool, fleet, waves=2)
+    await _start(engine, fleet, rid)
+    await engine.drain()
+    await pool.execute("UPDATE rollouts SET effective_policy = NULL WHERE id = $1", rid)
+    waves = _by_wave(fleet, await targets(pool, rid))
+    await pool.execute(
+        "UPDATE devices SET status = 'offline' WHERE tenant = $1 AND id = ANY($2)",
+        fleet.tenant,
+        [d.id for d in waves[2]],
+    )
+    await _pass_gate(pool, rid)
+    await engine.evaluate(rid)
+    for d in waves[2]:
+        assert (await _answer(pool, d))["action"] == "none"
+    await engine.drain()
+    t = await targets(pool, rid)
+    assert {(t[d.id]["state"], t[d.id]["reason"]) for d in waves[2]} == {
+        ("skipped", "offline")
+    }
+
+
 async def test_abort_answers_none_at_once_and_keeps_applied_versions(
     pool: asyncpg.Pool[Any], engine: RolloutEngine
 ) -> None:
@@ -237,13 +267,19 @@ async def test_devices_joining_after_the_plan_join_only_unwritten_waves(
     firsts = await pool.fetchval(
         "SELECT firsts FROM rollout_plans WHERE rollout_id = $1", rid
     )
-    joined = await add_devices(pool, fleet.tenant, 24, prefix="late")
 
     def wave_of(d: SimDevice) -> int:
         return bisect.bisect_right(firsts, ordering_key(rid, d.id) + d.id)
 
+    # Random ids: wave 3's key range can be narrow, so devices join until one
+    # falls in it (24 at a time).
+    joined: list[SimDevice] = []
+    for batch in range(10):
+        joined += await add_devices(pool, fleet.tenant, 24, prefix=f"late{batch}-")
+        if any(wave_of(d) == 3 for d in joined):
+            break
     by_wave = {w: [d for d in joined if wave_of(d) == w] for w in (1, 2, 3, 4)}
-    assert by_wave[3], "24 random ids should give wave 3 a newcomer"
+    assert by_wave[3], "240 random ids should give wave 3 a newcomer"
     for _ in range(2):  # start waves 2 and 3
         await _pass_gate(pool, rid)
         await engine.evaluate(rid)

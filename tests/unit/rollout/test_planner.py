@@ -10,7 +10,6 @@ import pytest
 
 from tests.unit.rollout.support import RID
 from xdp47_common.rollout import (
-    SQL_ORDER_BY,
     SQL_ORDERING_KEY,
     ordering_key,
     plan_waves,
@@ -122,14 +121,9 @@ def test_python_key_matches_the_documented_sql(rollout_id, device_id, expected):
     assert _eval_sql_key(rollout_id, device_id) == expected
 
 
-def test_sql_order_by_ranks_by_key_then_id_bytewise():
-    assert SQL_ORDER_BY.startswith(SQL_ORDERING_KEY)
-    assert SQL_ORDER_BY.count('COLLATE "C"') == 2
-
-
 def test_plan_matches_the_waves_postgresql_computed():
     """Reference plan of ten devices; PostgreSQL ranked them identically with
-    row_number() over SQL_ORDER_BY and SQL_WAVE_OF_RANK on bounds {4,7,10}."""
+    row_number() over (SQL_ORDERING_KEY, id) COLLATE "C" on bounds {4,7,10}."""
     devices = ["a", "B", "c", "x1", "x2", "x3", "x4", "x5", "x6", "x7"]
     assert plan_waves(RID, reversed(devices), 3) == [
         ["x1", "x6", "x7", "x2"],

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import signal
 
-import asyncpg
 import uvloop
 
 from xdp47_common.adapters.amqp import connect
@@ -24,22 +23,13 @@ from xdp47_common.cli import (
     where,
 )
 from xdp47_common.logging import configure_logging
+from xdp47_scheduler.pg import database_problem
 from xdp47_scheduler.service import Scheduler
 from xdp47_scheduler.settings import SchedulerSettings
 
 __all__ = ["StartupError", "main", "preflight"]
 
 log = logging.getLogger("xdp47_scheduler")
-
-# Columns of the newest migration the scheduler relies on.
-_SCHEMA_CHECK = """
-SELECT count(*) FROM (VALUES ('rollouts', 'effective_policy'),
-                             ('rollout_targets', 'baseline_apply')) AS c(t, col)
-WHERE NOT EXISTS (
-    SELECT 1 FROM information_schema.columns
-    WHERE table_schema = current_schema() AND table_name = c.t AND column_name = c.col
-)
-"""
 
 
 class StartupError(RuntimeError):
@@ -50,24 +40,9 @@ async def preflight(settings: SchedulerSettings) -> None:
     """Raise ``StartupError`` unless PostgreSQL (with schema) and RabbitMQ answer."""
     db = where(settings.db_url, "XDP47_DB_URL")
     broker = where(settings.amqp_url, "XDP47_AMQP_URL")
-    try:
-        conn = await asyncpg.connect(settings.db_url, timeout=5)
-    except (
-        OSError,
-        TimeoutError,
-        ValueError,  # a malformed DSN
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-    ) as exc:
-        raise StartupError(f"cannot reach PostgreSQL at {db}: {exc}") from exc
-    try:
-        missing = await conn.fetchval(_SCHEMA_CHECK)
-    finally:
-        await conn.close()
-    if missing:
-        raise StartupError(
-            f"the database at {db} has no current XDP47 schema; run xdp47-migrate first"
-        )
+    problem = await database_problem(settings.db_url, db)
+    if problem is not None:
+        raise StartupError(problem)
     try:
         amqp = await connect(settings.amqp_url, connect_timeout=5)
     except Exception as exc:  # aiormq raises many types for an unreachable broker

@@ -1,10 +1,12 @@
 """The scheduler process as an object: ``Scheduler(settings).start()`` / ``stop()``.
 
-Wires the adapters (``bootstrap``): an asyncpg pool, the bus (by default an
-``AmqpBus`` on ``XDP47_AMQP_URL`` with the topology declared; or one the caller
-passes and owns, like the embedded demo's ``InMemoryBus``), the events sink, and
-three concurrent loops: the heartbeat consumer (the engine's hooks), the command
-consumer and the timer (every ``XDP47_SCHED_INTERVAL``). Tests run it in-process;
+Wires the adapters (``bootstrap``): an asyncpg pool and the rollout store on it
+(``pg.PgRolloutStore``), the bus (by default an ``AmqpBus`` on ``XDP47_AMQP_URL``
+with the topology declared; or one the caller passes and owns, like the embedded
+demo's ``InMemoryBus``), the events sink, the engine over the store (its
+handlers, gates, follow-ups and timer: ``engine``), and three concurrent loops:
+the heartbeat consumer (the engine's hooks), the command consumer and the timer
+(every ``XDP47_SCHED_INTERVAL``). Tests run it in-process;
 ``main`` runs it until SIGTERM/SIGINT.
 """
 
@@ -15,19 +17,18 @@ import contextlib
 import logging
 from typing import Any
 
-import asyncpg
-
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
-from xdp47_common.adapters.planning import default_policy
 from xdp47_common.bus import Bus
 from xdp47_common.clock import utcnow
+from xdp47_common.rollout.policy import default_policy
 from xdp47_common.topology import Topology
 from xdp47_scheduler.commands import CommandConsumer
 from xdp47_scheduler.consumer import HeartbeatConsumer
 from xdp47_scheduler.engine import Clock, RolloutEngine
 from xdp47_scheduler.events import BusEventSink
 from xdp47_scheduler.http import ProbeServer
+from xdp47_scheduler.pg import PgRolloutStore, Pool
 from xdp47_scheduler.settings import SchedulerSettings
 
 __all__ = ["Scheduler"]
@@ -55,7 +56,7 @@ class Scheduler:
         )
         self.topology = self.bus.topology
         self._clock = clock
-        self._pool: asyncpg.Pool[Any] | None = None
+        self._pool: Pool[Any] | None = None
         self._bus_started = False
         self._heartbeats: HeartbeatConsumer | None = None
         self._commands: CommandConsumer | None = None
@@ -76,7 +77,7 @@ class Scheduler:
         await self.bus.start()
         self._bus_started = True
         self.engine = engine = RolloutEngine(
-            self._pool,
+            PgRolloutStore(self._pool),
             default_policy(s),
             BusEventSink(self.bus, self.topology),
             clock=self._clock,

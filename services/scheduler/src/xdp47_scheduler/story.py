@@ -26,7 +26,7 @@ from xdp47_common.rollout import (
     WaveCounters,
     WaveFinish,
 )
-from xdp47_scheduler.store import RolloutRow
+from xdp47_scheduler.ports import RolloutRow
 
 __all__ = [
     "after_commit",

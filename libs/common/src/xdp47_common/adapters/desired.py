@@ -42,9 +42,12 @@ LEFT JOIN LATERAL (
            OR (t.state = 'pending'
                AND (d.status = 'online'
                     OR NOT coalesce((r.effective_policy->>'skip_offline')::boolean,
-                                    false))))
+                                    true))))
 ) AS live ON true
 """
+# A rollout keeps its effective policy from its start (``effective_policy``); the
+# fallback, for a running rollout without one, is the default of
+# XDP47_SCHED_SKIP_OFFLINE (true), as in the scheduler's wave-start follow-up.
 # The desired artifact and the rollout that asks for it (NULL: nothing desired).
 DESIRED_ARTIFACT = "coalesce(live.artifact_id, d.desired_artifact_id)"
 DESIRED_ROLLOUT = (

@@ -1,5 +1,27 @@
 """The pure rollout core: planning, gates and the state machine. No I/O, no clock."""
 
+from xdp47_common.rollout.commands import (
+    ACCEPTED_COMMANDS,
+    NO_OP_IN,
+    CommandName,
+    abort,
+    accepted_from,
+    offered_from,
+    offered_table,
+    retry,
+    start,
+)
+from xdp47_common.rollout.decision import (
+    NOTHING_UPDATED,
+    Decision,
+    DecisionEvent,
+    EventName,
+    InvalidTransition,
+    PlanCount,
+    RolloutState,
+    WaveFinish,
+    check_transition,
+)
 from xdp47_common.rollout.exclusions import (
     PLANNING_EXCLUSIONS,
     Exclusion,
@@ -22,25 +44,9 @@ from xdp47_common.rollout.liveness import (
     advance_heard_until,
     offline_cutoff,
 )
-from xdp47_common.rollout.machine import (
-    NOTHING_UPDATED,
-    Decision,
-    DecisionEvent,
-    EventName,
-    InvalidTransition,
-    PlanCount,
-    RolloutState,
-    WaveFinish,
-    abort,
-    check_transition,
-    decide,
-    retry,
-    start,
-)
+from xdp47_common.rollout.machine import decide
 from xdp47_common.rollout.planner import (
-    SQL_ORDER_BY,
     SQL_ORDERING_KEY,
-    SQL_WAVE_OF_RANK,
     ordering_key,
     plan_waves,
     wave_bounds,
@@ -57,15 +63,16 @@ from xdp47_common.rollout.status import (
 )
 
 __all__ = [
+    "ACCEPTED_COMMANDS",
     "GATE_RULES",
     "NOTHING_HEARD",
     "NOTHING_UPDATED",
+    "NO_OP_IN",
     "PLANNING_EXCLUSIONS",
     "SQL_ORDERING_KEY",
-    "SQL_ORDER_BY",
-    "SQL_WAVE_OF_RANK",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
+    "CommandName",
     "Decision",
     "DecisionEvent",
     "EffectivePolicy",
@@ -85,6 +92,7 @@ __all__ = [
     "WaveFinish",
     "WaveOutcome",
     "abort",
+    "accepted_from",
     "advance_heard_until",
     "check_transition",
     "classify_device",
@@ -93,6 +101,8 @@ __all__ = [
     "decide",
     "evaluate_gate",
     "matches_selector",
+    "offered_from",
+    "offered_table",
     "offline_cutoff",
     "ordering_key",
     "plan_waves",

@@ -9,6 +9,10 @@ connectivity and retry can reach it, and is skipped at its wave's start under
 starting now would skip it. In SQL the same rules are ``d.channel = $channel``,
 ``d.labels @> $selector::jsonb`` and "no active rollout_targets row of another
 rollout"; ``offline`` means the device status is not ``online``.
+
+``classify_device`` is the pure reference of the preview's SQL classification
+(``adapters.plan_preview``): no production code calls it; unit tests pin the
+order of the reasons with it.
 """
 
 from __future__ import annotations

@@ -2,12 +2,18 @@
 
 The plan is fully determined by the rollout id and the set of eligible device ids.
 Devices are ranked by a stable hash key (``ordering_key``, tie-broken by the device
-id) that PostgreSQL computes identically with its built-in ``md5()``; the rank
-``r`` (1-based) falls into the first wave whose cumulative bound is ``>= r``
-(``wave_bounds``). The scheduler counts the eligible devices, asks ``wave_bounds``
-for the bounds and applies them set-based with ``row_number()`` (see
-``SQL_ORDER_BY`` and ``SQL_WAVE_OF_RANK``); ``plan_waves`` is the pure reference
-implementation of the same rule.
+id) that PostgreSQL computes identically with its built-in ``md5()``
+(``SQL_ORDERING_KEY``); the rank ``r`` (1-based) falls into the first wave whose
+cumulative bound is ``>= r`` (``wave_bounds``, ``wave_of_rank``).
+
+Production planning is SQL (``xdp47_common.adapters.planning``): it counts the
+candidates, takes the bounds from ``wave_bounds`` and stores the rank key of each
+wave's first device, so a wave holds the candidates whose key falls in its range.
+``plan_waves`` is the rule's pure reference: no production code calls it; it is the
+oracle the property tests (``tests/unit/rollout/test_properties.py``) and the SQL
+comparison (``tests/integration/scheduler/test_planning_sql.py``) hold the SQL to.
+It lives here, beside the rule it states, rather than in the tests, so the rule
+and its reference change together.
 """
 
 from __future__ import annotations
@@ -20,8 +26,6 @@ from uuid import UUID
 
 __all__ = [
     "SQL_ORDERING_KEY",
-    "SQL_ORDER_BY",
-    "SQL_WAVE_OF_RANK",
     "ordering_key",
     "plan_waves",
     "wave_bounds",
@@ -33,17 +37,6 @@ __all__ = [
 # is the lowercase, hyphenated form, exactly ``str(UUID)``; device ids are ASCII, so
 # md5 hashes the same bytes as Python.
 SQL_ORDERING_KEY = "md5($1::uuid::text || ':' || d.id)"
-# Ties (an md5 collision) fall back to the id. COLLATE "C" compares bytes, like
-# Python's str ordering; a locale collation would order mixed-case ids differently.
-# Use as ``row_number() OVER (ORDER BY <SQL_ORDER_BY>) AS rn``.
-SQL_ORDER_BY = f'{SQL_ORDERING_KEY} COLLATE "C", d.id COLLATE "C"'
-
-# The wave of rank ``rn``, with $2 the ``int[]`` of ``wave_bounds(...)``: the first
-# (1-based) wave whose cumulative bound is at least the rank.
-SQL_WAVE_OF_RANK = (
-    "(SELECT min(b.wave) FROM unnest($2::int[]) WITH ORDINALITY AS b(bound, wave) "
-    "WHERE b.bound >= rn)"
-)
 
 
 def ordering_key(rollout_id: UUID, device_id: str) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EffectivePolicy", "PolicyOverrides"]
+__all__ = ["EffectivePolicy", "PolicyDefaults", "PolicyOverrides", "default_policy"]
 
 
 class PolicyOverrides(Protocol):
@@ -78,3 +78,35 @@ class EffectivePolicy(BaseModel):
             if value is not None:
                 values[name] = value
         return cls.model_validate(values)
+
+
+class PolicyDefaults(Protocol):
+    """The scheduler defaults as settings hold them (``XDP47_SCHED_*``)."""
+
+    @property
+    def sched_require_ok(self) -> bool: ...
+    @property
+    def sched_skip_offline(self) -> bool: ...
+    @property
+    def sched_grace(self) -> float: ...
+    @property
+    def sched_min_success_ratio(self) -> float: ...
+    @property
+    def sched_max_failures_per_wave(self) -> int: ...
+    @property
+    def sched_abort_on_zero_eligible(self) -> bool: ...
+    @property
+    def sched_wave_deadline(self) -> float: ...
+
+
+def default_policy(settings: PolicyDefaults) -> EffectivePolicy:
+    """The scheduler defaults (``XDP47_SCHED_*``) as a complete policy."""
+    return EffectivePolicy(
+        require_ok=settings.sched_require_ok,
+        skip_offline=settings.sched_skip_offline,
+        grace_seconds=settings.sched_grace,
+        min_success_ratio=settings.sched_min_success_ratio,
+        max_failures_per_wave=settings.sched_max_failures_per_wave,
+        abort_on_zero_eligible=settings.sched_abort_on_zero_eligible,
+        wave_deadline_seconds=settings.sched_wave_deadline,
+    )

@@ -15,11 +15,8 @@ from xdp47_api.pagination import (
     time_id_cursor,
 )
 from xdp47_api.repositories._paging import page_of, time_id_key
-from xdp47_common.adapters.planning import (
-    PlanTarget,
-    preview_plan,
-    stored_plan,
-)
+from xdp47_common.adapters.plan_preview import preview_plan, stored_plan
+from xdp47_common.adapters.planning import PlanTarget
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RolloutRun
 from xdp47_common.rollout.policy import EffectivePolicy
 from xdp47_common.rollout.status import RolloutStatus

@@ -13,7 +13,6 @@ from xdp47_api.pagination import CursorParam, LimitParam, Page, publish_page
 from xdp47_api.repositories import PgRolloutRepository
 from xdp47_api.routes._responses import errors, not_found
 from xdp47_api.state import ServicesDep
-from xdp47_common.adapters.planning import default_policy
 from xdp47_common.bus import PublishFailed
 from xdp47_common.messages import AbortRollout, RetryRollout, StartRollout
 from xdp47_common.models import (
@@ -24,7 +23,9 @@ from xdp47_common.models import (
     RunProgress,
     Scope,
 )
+from xdp47_common.rollout.commands import CommandName, accepted_from
 from xdp47_common.rollout.exclusions import Exclusion
+from xdp47_common.rollout.policy import default_policy
 from xdp47_common.rollout.progress import run_progress
 from xdp47_common.rollout.status import TERMINAL_STATUSES, RolloutStatus
 from xdp47_common.web import ServiceUnavailable
@@ -38,14 +39,11 @@ Writer = Annotated[Principal, require(Scope.ROLLOUTS_WRITE)]
 
 Command = type[StartRollout] | type[RetryRollout] | type[AbortRollout]
 
-# The statuses from which each command means something. Start on a running
-# rollout is a harmless repeat (the scheduler's start is idempotent).
+# The statuses accepting each command, from the core's table: a move, or a
+# harmless repeat whose effect already holds (start or retry of a running
+# rollout, abort of an aborted one); 409 outside it.
 COMMAND_FROM: dict[str, frozenset[RolloutStatus]] = {
-    "start": frozenset({RolloutStatus.DRAFT, RolloutStatus.RUNNING}),
-    "retry": frozenset(
-        {RolloutStatus.FAILED, RolloutStatus.PARTIAL, RolloutStatus.RUNNING}
-    ),
-    "abort": frozenset({RolloutStatus.DRAFT, RolloutStatus.RUNNING}),
+    c.value: accepted_from(c) for c in CommandName
 }
 
 

@@ -25,7 +25,6 @@ from xdp47_api.repositories import (
     PgPolicyRepository,
 )
 from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
-from xdp47_api.routes.rollouts import COMMAND_FROM
 from xdp47_api.state import Services, ServicesDep
 from xdp47_api.ui.actors import named_rollouts
 from xdp47_api.ui.events import RolloutEventHub
@@ -42,6 +41,7 @@ from xdp47_api.ui.session import (
 from xdp47_api.ui.templating import render, render_fragment
 from xdp47_api.ui.timeline import ROW, STATES, timeline_height, wave_bars
 from xdp47_common.models import Rollout, RolloutProgress, Scope
+from xdp47_common.rollout.commands import offered_table
 from xdp47_common.rollout.status import RolloutStatus
 
 __all__ = ["REFRESH_SECONDS", "router"]
@@ -107,7 +107,7 @@ async def _live_context(
         "row": ROW,
         "timeline_height": timeline_height(len(progress.waves)),
         "states": STATES,
-        "command_from": {k: {s.value for s in v} for k, v in COMMAND_FROM.items()},
+        "command_from": offered_table(),
         # Live if either read says so: the page shows ``rollout``'s status, and
         # a status that changed between the two reads must not leave a page
         # reading "running" without a stream (the next refresh ends it).

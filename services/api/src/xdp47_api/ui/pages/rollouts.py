@@ -17,7 +17,6 @@ from xdp47_api.repositories import (
     PgRolloutRepository,
 )
 from xdp47_api.routes.rollouts import (
-    COMMAND_FROM,
     abort_rollout,
     create_rollout,
     retry_rollout,
@@ -36,6 +35,7 @@ from xdp47_api.ui.pages._common import call_api, page_scope
 from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import render
 from xdp47_common.models import RolloutCreate, Scope
+from xdp47_common.rollout.commands import offered_table
 from xdp47_common.rollout.status import RolloutStatus
 from xdp47_common.selectors import parse_selector
 
@@ -91,7 +91,7 @@ async def _page(
         status_filter=status_filter.value if status_filter else "",
         values=values or {"channel": "stable", "waves": "3"},
         errors=errors or {},
-        command_from={k: {s.value for s in v} for k, v in COMMAND_FROM.items()},
+        command_from=offered_table(),
     )
 
 

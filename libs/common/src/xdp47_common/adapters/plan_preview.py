@@ -1,0 +1,260 @@
+"""The plan as the API shows it: a preview before the start, the stored one after.
+
+``preview_plan`` is ``planning``'s ranking as a read-only SELECT (plus the excluded
+devices with their reason), and ``stored_plan`` shows a started rollout: the
+targets of its written waves (states as devices see them), and the waves to come
+as they would start now.
+"""
+
+from __future__ import annotations
+
+from xdp47_common.adapters.desired import target_state
+from xdp47_common.adapters.planning import (
+    RANK_KEY,
+    Connection,
+    PlanTarget,
+    candidate_filter,
+    count_candidates,
+    first_ranks,
+    plan_args,
+    reserving_cte,
+)
+from xdp47_common.models.plan import (
+    PlanExclusion,
+    PlannedDevice,
+    PlanWave,
+    RolloutPlan,
+)
+from xdp47_common.rollout.exclusions import Exclusion
+from xdp47_common.rollout.planner import wave_bounds
+from xdp47_common.rollout.status import RolloutStatus, TargetState
+
+__all__ = ["preview_plan", "stored_plan"]
+
+# $5 is the first rank of each wave (``int8[]``, see ``_first_ranks``): the wave
+# of rank rn is the number of first ranks <= rn. The guard ``rn <= total`` keeps a
+# device that became a candidate between the count and this statement out.
+_RANKED = f"""
+{reserving_cte("$1", "$2")}, ranked AS (
+    SELECT d.id, d.status, row_number() OVER (ORDER BY {RANK_KEY}) AS rn
+    FROM devices AS d
+    WHERE {candidate_filter("$1", "$2", "$3", "$4")}
+), placed AS (
+    SELECT id, status, rn, width_bucket(rn, $5::int8[]) AS wave
+    FROM ranked WHERE rn <= $6
+)"""  # nosec B608
+
+_PREVIEW = f"""
+WITH {_RANKED}, numbered AS (
+    SELECT id, status, wave, rn,
+           row_number() OVER (PARTITION BY wave ORDER BY rn) AS k,
+           count(*) FILTER (WHERE status = 'online') OVER (PARTITION BY wave)
+               AS online
+    FROM placed
+)
+SELECT wave, id, status, online FROM numbered WHERE k <= $7 ORDER BY wave, k
+"""  # nosec B608
+
+# The order of the CASE is the order of ``Exclusion`` (first reason wins), as in
+# ``exclusions.classify_device``.
+_EXCLUDED = f"""
+WITH {reserving_cte("$1", "$2")}, classified AS (
+    SELECT d.id, CASE
+        WHEN d.channel <> $3 THEN 'wrong_channel'
+        WHEN NOT d.labels @> $4::text::jsonb THEN 'label_mismatch'
+        WHEN EXISTS (
+            SELECT 1 FROM rollout_targets AS o
+            WHERE o.tenant = d.tenant AND o.device_id = d.id AND o.active
+              AND o.rollout_id <> $1
+        ) OR EXISTS (
+            SELECT 1 FROM reserving AS v
+            WHERE v.channel = d.channel AND d.labels @> v.selector
+        ) THEN 'in_another_rollout'
+        WHEN $5 AND d.status <> 'online' THEN 'offline'
+    END AS reason
+    FROM devices AS d WHERE d.tenant = $2
+), numbered AS (
+    SELECT id, reason, count(*) OVER (PARTITION BY reason) AS n,
+           row_number() OVER (PARTITION BY reason ORDER BY id COLLATE "C") AS k
+    FROM classified WHERE reason IS NOT NULL
+)
+SELECT reason, id, n FROM numbered WHERE k <= $6 ORDER BY reason, k
+"""  # nosec B608
+
+# States as devices see them (``target_state``: a pending target of a started
+# wave is told, before the scheduler's follow-up moves the row).
+_STORED = f"""
+WITH numbered AS (
+    SELECT t.wave, t.device_id, {target_state("t", "r")} AS state, t.reason, d.status,
+           row_number() OVER (PARTITION BY t.wave ORDER BY t.device_id COLLATE "C")
+               AS k
+    FROM rollout_targets AS t
+    JOIN rollouts AS r ON r.id = t.rollout_id
+    JOIN devices AS d ON d.tenant = t.tenant AND d.id = t.device_id
+    WHERE t.rollout_id = $1
+)
+SELECT wave, device_id, state, reason, status FROM numbered WHERE k <= $2
+ORDER BY wave, k
+"""  # nosec B608
+_STORED_COUNTS = f"""
+SELECT t.wave, {target_state("t", "r")} AS state, count(*) AS n
+FROM rollout_targets AS t JOIN rollouts AS r ON r.id = t.rollout_id
+WHERE t.rollout_id = $1
+GROUP BY 1, 2
+"""  # nosec B608
+# The waves not written yet: who they would hold if they started now ($5 limit).
+_UNWRITTEN = f"""
+WITH {reserving_cte("$1", "$2")}, plan AS (
+    SELECT firsts, materialised FROM rollout_plans WHERE rollout_id = $1
+), placed AS (
+    SELECT d.id, d.status, w.wave, {RANK_KEY} AS rk
+    FROM plan CROSS JOIN devices AS d
+    CROSS JOIN LATERAL (SELECT width_bucket({RANK_KEY}, plan.firsts) AS wave) AS w
+    WHERE {candidate_filter("$1", "$2", "$3", "$4")} AND w.wave > plan.materialised
+), numbered AS (
+    SELECT wave, id, status, count(*) OVER (PARTITION BY wave) AS n,
+           row_number() OVER (PARTITION BY wave ORDER BY rk) AS k
+    FROM placed
+)
+SELECT wave, id, status, n FROM numbered WHERE k <= $5 ORDER BY wave, k
+"""  # nosec B608
+
+
+async def preview_plan(
+    conn: Connection,
+    target: PlanTarget,
+    *,
+    status: RolloutStatus,
+    skip_offline: bool,
+    limit: int,
+) -> RolloutPlan:
+    """What starting the rollout now would plan, read-only and consistent.
+
+    Args:
+        conn: A connection (not in a transaction: this opens a read-only one).
+        target: The rollout.
+        status: Its status (draft), echoed in the result.
+        skip_offline: The effective skip_offline (flags and ``offline`` exclusions).
+        limit: Most devices listed per wave and per exclusion reason (>= 1).
+
+    Returns:
+        The waves with exact sizes and the excluded devices with their reason.
+    """
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        n = await count_candidates(conn, target)
+        bounds = wave_bounds(n, target.waves, target.wave_percentages)
+        rows = (
+            await conn.fetch(
+                _PREVIEW, *plan_args(target), first_ranks(bounds), n, limit
+            )
+            if n
+            else []
+        )
+        excluded_rows = await conn.fetch(
+            _EXCLUDED, *plan_args(target), skip_offline, limit
+        )
+    sizes = [b - a for a, b in zip([0, *bounds], bounds, strict=False)]
+    listed: dict[int, list[PlannedDevice]] = {w: [] for w in range(1, len(bounds) + 1)}
+    online: dict[int, int] = {}
+    for r in rows:
+        online[r["wave"]] = int(r["online"])
+        listed[r["wave"]].append(
+            PlannedDevice(
+                device_id=r["id"],
+                device_status=r["status"],
+                would_skip=skip_offline and r["status"] != "online",
+            )
+        )
+    waves = [
+        PlanWave(
+            wave=w,
+            size=sizes[w - 1],
+            states={
+                "online": online.get(w, 0),
+                "not_online": sizes[w - 1] - online.get(w, 0),
+            },
+            devices=listed[w],
+            truncated=len(listed[w]) < sizes[w - 1],
+        )
+        for w in listed
+    ]
+    counts: dict[Exclusion, int] = {}
+    excluded: list[PlanExclusion] = []
+    for r in excluded_rows:
+        reason = Exclusion(r["reason"])
+        counts[reason] = int(r["n"])
+        excluded.append(PlanExclusion(device_id=r["id"], reason=reason))
+    return RolloutPlan(
+        rollout_id=target.rollout_id,
+        status=status,
+        preview=True,
+        total=n,
+        skip_offline=skip_offline,
+        waves=waves,
+        excluded_counts=counts,
+        excluded=excluded,
+        excluded_truncated=len(excluded) < sum(counts.values()),
+    )
+
+
+async def stored_plan(
+    conn: Connection,
+    target: PlanTarget,
+    *,
+    status: RolloutStatus,
+    skip_offline: bool,
+    limit: int,
+) -> RolloutPlan:
+    """The targets of a started rollout by wave, with their state.
+
+    Args:
+        conn: A connection.
+        target: The rollout.
+        status: Its status, echoed.
+        skip_offline: The effective skip_offline it runs under, echoed.
+        limit: Most devices listed per wave (>= 1); the counts are exact.
+
+    Returns:
+        The plan as stored; ``excluded`` is empty (exclusions were decided at start).
+    """
+    counts: dict[int, dict[str, int]] = {w: {} for w in range(1, target.waves + 1)}
+    for r in await conn.fetch(_STORED_COUNTS, target.rollout_id):
+        counts.setdefault(r["wave"], {})[r["state"]] = int(r["n"])
+    listed: dict[int, list[PlannedDevice]] = {w: [] for w in counts}
+    # Waves not written yet are shown as they would start now: pending, or
+    # skipped once an abort made sure they never start.
+    unwritten = (
+        TargetState.SKIPPED if status is RolloutStatus.ABORTED else TargetState.PENDING
+    )
+    for r in await conn.fetch(_UNWRITTEN, *plan_args(target), limit):
+        counts[r["wave"]] = {unwritten.value: int(r["n"])}
+        listed[r["wave"]].append(
+            PlannedDevice(device_id=r["id"], device_status=r["status"], state=unwritten)
+        )
+    for r in await conn.fetch(_STORED, target.rollout_id, limit):
+        listed[r["wave"]].append(
+            PlannedDevice(
+                device_id=r["device_id"],
+                device_status=r["status"],
+                state=r["state"],
+                reason=r["reason"],
+            )
+        )
+    waves = [
+        PlanWave(
+            wave=w,
+            size=sum(counts[w].values()),
+            states=counts[w],
+            devices=listed[w],
+            truncated=len(listed[w]) < sum(counts[w].values()),
+        )
+        for w in sorted(counts)
+    ]
+    return RolloutPlan(
+        rollout_id=target.rollout_id,
+        status=status,
+        preview=False,
+        total=sum(w.size for w in waves),
+        skip_offline=skip_offline,
+        waves=waves,
+    )

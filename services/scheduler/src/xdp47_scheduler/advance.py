@@ -1,0 +1,122 @@
+"""Apply the core's decisions to a locked rollout, and advance it until it waits.
+
+``apply_decision`` applies one ``Decision`` (``RolloutTx.apply``) with its metrics
+and log line; ``advance`` asks the gates (``xdp47_common.rollout.decide``) and
+applies what they decide, again, until the rollout waits or ends: a wave that
+passes at once (all its devices skipped, or nothing to retry) starts the next in
+the same transaction. Both run inside the caller's transaction, which holds the
+rollout's lock. Used by the command handlers and the gate evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from xdp47_common.messages import RolloutEvent
+from xdp47_common.rollout import (
+    Decision,
+    EffectivePolicy,
+    RolloutStatus,
+    WaveCounters,
+    decide,
+)
+from xdp47_scheduler import story
+from xdp47_scheduler.backlog import HeardUntil
+from xdp47_scheduler.events import event_messages
+from xdp47_scheduler.metrics import GATE_EVALUATIONS, WAVE_DURATION, WAVES_STARTED
+from xdp47_scheduler.ports import RolloutRow, RolloutTx
+
+__all__ = ["Clock", "Context", "advance", "apply_decision", "policy_of"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+# Each step starts a wave or ends the loop; the bound only guards against a bug.
+_MAX_STEPS = 250
+
+
+@dataclass(frozen=True)
+class Context:
+    """What handlers need besides the transaction: the scheduler defaults, the
+    clock and the heard-until watermark (wave deadlines are judged from it)."""
+
+    defaults: EffectivePolicy
+    clock: Clock
+    heard: HeardUntil
+
+
+async def policy_of(tx: RolloutTx, row: RolloutRow, ctx: Context) -> EffectivePolicy:
+    """The policy the rollout runs under: kept at its start, else resolved now."""
+    if row.effective_policy is not None:
+        return EffectivePolicy.model_validate(row.effective_policy)
+    overrides = await tx.policy_overrides(row.tenant, row.policy_id)
+    return EffectivePolicy.resolve(overrides, ctx.defaults)
+
+
+async def apply_decision(
+    tx: RolloutTx,
+    row: RolloutRow,
+    decision: Decision,
+    reason: str | None,
+    ctx: Context,
+    counters: WaveCounters | None = None,
+) -> list[RolloutEvent]:
+    """Apply ``decision`` to the locked ``row``; the events to publish after commit."""
+    story.decision(row, decision, reason, counters)
+    finish = decision.finish_wave
+    if finish is not None and row.current_wave_started_at is not None:
+        took = (ctx.clock() - row.current_wave_started_at).total_seconds()
+        WAVE_DURATION.labels(finish.outcome.value).observe(max(0.0, took))
+    if await tx.apply(row, decision, reason):
+        WAVES_STARTED.inc()
+    return event_messages(row.tenant, row.id, decision.attempt, decision.events)
+
+
+async def advance(
+    tx: RolloutTx,
+    rollout_id: UUID,
+    policy: EffectivePolicy,
+    ctx: Context,
+    *,
+    restarted: Callable[[UUID], None],
+) -> list[RolloutEvent]:
+    """Decide and apply until the rollout waits; the caller holds the lock.
+
+    ``restarted`` is told of a wave started again to repair a missing run (its
+    follow-up is due; a wave started by a decision announces itself by its event).
+    """
+    events: list[RolloutEvent] = []
+    for _ in range(_MAX_STEPS):
+        row = await tx.lock(rollout_id)
+        if row is None or row.status is not RolloutStatus.RUNNING:
+            break
+        counters = await tx.counters(row)
+        if row.current_wave is not None and counters is None:
+            # A running wave without its run: repair by starting it again.
+            log.warning("rollout %s: run of wave %s missing", row.id, row.current_wave)
+            await tx.start_wave(row, attempt=max(row.attempt, 1), wave=row.current_wave)
+            restarted(row.id)
+            continue
+        state = row.state(shortfall=await tx.shortfall(row))
+        decision = decide(state, counters, policy, ctx.clock(), ctx.heard.value())
+        if not decision.changed:
+            GATE_EVALUATIONS.labels("wait").inc()
+            break
+        if decision.timed_out_wave is not None:
+            GATE_EVALUATIONS.labels("timed_out").inc()
+            story.wave_timed_out(row, decision.timed_out_wave, counters)
+            await tx.time_out_wave(row, decision.timed_out_wave)
+            events += event_messages(row.tenant, row.id, row.attempt, decision.events)
+            continue
+        GATE_EVALUATIONS.labels("advanced" if decision.start_wave else "finished").inc()
+        events += await apply_decision(
+            tx, row, decision, decision.reason, ctx, counters
+        )
+        if decision.start_wave is None:
+            break
+    return events

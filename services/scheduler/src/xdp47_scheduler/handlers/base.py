@@ -1,0 +1,34 @@
+"""What a command handler is: a function from a locked rollout and a command to a
+``Step`` (the core's decision, with the policy and reason to apply it under).
+
+A handler decides; it does not apply: ``dispatch`` claims the command in the
+inbox, locks the rollout, calls the handler of the command's type, applies the
+step and advances the rollout if a wave started, all in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from xdp47_common.rollout import Decision, EffectivePolicy
+from xdp47_scheduler.advance import Context
+from xdp47_scheduler.ports import RolloutRow, RolloutTx
+
+__all__ = ["Handler", "Step"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """A changing decision, the policy the rollout runs under, the reason stored."""
+
+    decision: Decision
+    policy: EffectivePolicy
+    reason: str | None
+
+
+# (transaction, locked rollout, command, context) -> the step, or None for a
+# command whose effect already holds (a no-op). Raises ``InvalidTransition`` for
+# a command the rollout's status does not accept.
+Handler = Callable[[RolloutTx, RolloutRow, Any, Context], Awaitable[Step | None]]

@@ -1,0 +1,212 @@
+"""The rollout SQL: lock a rollout, read its wave, apply a decision.
+
+Every function runs inside the caller's transaction, which holds the rollout's row
+lock (``lock_rollout``, ``SELECT ... FOR UPDATE``), so a rollout changes in one
+place at a time even with several schedulers. Counters of ``rollout_runs`` are
+changed by relative increments in the statements that move targets, never
+recounted from a wave.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from xdp47_common.adapters.planning import Connection
+from xdp47_common.rollout import (
+    Decision,
+    EffectivePolicy,
+    EventName,
+    RolloutStatus,
+    WaveCounters,
+    WaveOutcome,
+)
+from xdp47_scheduler.ports import RolloutRow
+
+__all__ = [
+    "LOCK_PLAN",
+    "finish_run",
+    "json_value",
+    "load_policy_overrides",
+    "lock_rollout",
+    "read_counters",
+    "save_policy",
+    "shortfall",
+    "time_out_wave",
+    "update_rollout",
+]
+
+# Lock order: the rollout row, then its plan row.
+LOCK_PLAN = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1 FOR UPDATE"
+
+
+_LOCK = """
+SELECT id, tenant, artifact_id, policy_id, selector::text AS selector, channel, waves,
+       wave_percentages, status, current_wave, current_wave_started_at, attempt,
+       effective_policy::text AS effective_policy
+FROM rollouts WHERE id = $1 FOR UPDATE
+"""
+
+
+_POLICY = """
+SELECT require_ok, skip_offline, grace_seconds, min_success_ratio,
+       max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds
+FROM policies WHERE tenant = $1 AND id = $2
+"""
+
+
+_SAVE_POLICY = "UPDATE rollouts SET effective_policy = $2::text::jsonb WHERE id = $1"
+
+
+_SHORTFALL = """
+SELECT EXISTS (
+    SELECT 1 FROM rollout_runs
+    WHERE rollout_id = $1 AND attempt = $2 AND wave < $3 AND (failed > 0 OR skipped > 0)
+)
+"""
+
+
+# ``prior``: in a retry, the wave's devices that applied in earlier attempts
+# (written by the retry, ``_RETRY``): the gates judge the wave as a whole.
+_COUNTERS = """
+SELECT rr.eligible, rr.succeeded, rr.failed, rr.skipped,
+       CASE WHEN rr.attempt > 1 THEN coalesce(w.prior_applied, 0) ELSE 0 END
+           AS prior
+FROM rollout_runs AS rr
+LEFT JOIN rollout_waves AS w ON w.rollout_id = rr.rollout_id AND w.wave = rr.wave
+WHERE rr.rollout_id = $1 AND rr.attempt = $2 AND rr.wave = $3
+"""
+
+
+_FINISH_RUN = """
+UPDATE rollout_runs SET outcome = $4, reason = $5, finished_at = now()
+WHERE rollout_id = $1 AND attempt = $2 AND wave = $3 AND finished_at IS NULL
+"""
+
+
+_UPDATE_ROLLOUT = """
+UPDATE rollouts SET
+    status = $2, attempt = $3, current_wave = $4, reason = $5,
+    current_wave_started_at = CASE WHEN $6 THEN now() ELSE current_wave_started_at END,
+    started_at = CASE WHEN $2 = 'running' OR $8 THEN coalesce(started_at, now())
+                      ELSE started_at END,
+    finished_at = CASE WHEN $7 THEN now() WHEN $2 = 'running' THEN NULL
+                       ELSE finished_at END,
+    updated_at = now()
+WHERE id = $1
+"""
+
+
+# ``pending`` too: a target of the started wave whose follow-up never ran (a crash)
+# is in ``eligible`` and must not hold the wave open.
+_TIME_OUT = """
+WITH gone AS (
+    UPDATE rollout_targets SET state = 'failed', reason = 'timed_out',
+                               reason_detail = NULL, finished_at = now()
+    WHERE rollout_id = $1 AND wave = $2 AND state IN ('assigned', 'pending')
+      AND active
+    RETURNING 1
+)
+UPDATE rollout_runs SET failed = failed + (SELECT count(*) FROM gone)
+WHERE rollout_id = $1 AND attempt = $3 AND wave = $2
+RETURNING (SELECT count(*) FROM gone) AS n
+"""
+
+
+def json_value(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+async def lock_rollout(
+    conn: Connection, rollout_id: UUID, *, skip_locked: bool = False
+) -> RolloutRow | None:
+    """Lock and read a rollout; None if missing (or locked, with ``skip_locked``)."""
+    sql = _LOCK + " SKIP LOCKED" if skip_locked else _LOCK
+    row = await conn.fetchrow(sql, rollout_id)
+    if row is None:
+        return None
+    return RolloutRow(
+        id=row["id"],
+        tenant=row["tenant"],
+        artifact_id=row["artifact_id"],
+        policy_id=row["policy_id"],
+        selector=json_value(row["selector"]) or {},
+        channel=row["channel"],
+        waves=row["waves"],
+        wave_percentages=row["wave_percentages"],
+        status=RolloutStatus(row["status"]),
+        current_wave=row["current_wave"],
+        current_wave_started_at=row["current_wave_started_at"],
+        attempt=row["attempt"],
+        effective_policy=json_value(row["effective_policy"]),
+    )
+
+
+async def load_policy_overrides(
+    conn: Connection, tenant: str, policy_id: UUID | None
+) -> dict[str, Any] | None:
+    if policy_id is None:
+        return None
+    row = await conn.fetchrow(_POLICY, tenant, policy_id)
+    return None if row is None else dict(row)
+
+
+async def save_policy(
+    conn: Connection, rollout_id: UUID, policy: EffectivePolicy
+) -> None:
+    await conn.execute(_SAVE_POLICY, rollout_id, policy.model_dump_json())
+
+
+async def shortfall(conn: Connection, row: RolloutRow) -> bool:
+    if row.current_wave is None or row.attempt < 1:
+        return False
+    return bool(await conn.fetchval(_SHORTFALL, row.id, row.attempt, row.current_wave))
+
+
+async def read_counters(conn: Connection, row: RolloutRow) -> WaveCounters | None:
+    if row.current_wave is None:
+        return None
+    r = await conn.fetchrow(_COUNTERS, row.id, row.attempt, row.current_wave)
+    if r is None:
+        return None
+    return WaveCounters.from_run(
+        r["eligible"], r["succeeded"], r["failed"], r["skipped"], r["prior"]
+    )
+
+
+async def finish_run(
+    conn: Connection,
+    rollout_id: UUID,
+    attempt: int,
+    wave: int,
+    outcome: WaveOutcome,
+    reason: str,
+) -> None:
+    await conn.execute(_FINISH_RUN, rollout_id, attempt, wave, outcome.value, reason)
+
+
+async def update_rollout(
+    conn: Connection, rollout_id: UUID, decision: Decision, reason: str | None
+) -> None:
+    terminal = decision.status not in (RolloutStatus.DRAFT, RolloutStatus.RUNNING)
+    await conn.execute(
+        _UPDATE_ROLLOUT,
+        rollout_id,
+        decision.status.value,
+        decision.attempt,
+        decision.current_wave,
+        reason,
+        decision.start_wave is not None,
+        terminal,
+        # A start that ends at once (zero eligible) did start.
+        any(e.name is EventName.STARTED for e in decision.events),
+    )
+
+
+async def time_out_wave(
+    conn: Connection, rollout_id: UUID, attempt: int, wave: int
+) -> int:
+    """Fail the wave's devices still updating with reason ``timed_out``."""
+    n = await conn.fetchval(_TIME_OUT, rollout_id, wave, attempt)
+    return int(n or 0)

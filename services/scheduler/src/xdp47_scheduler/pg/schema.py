@@ -1,0 +1,42 @@
+"""Start-up check: the database answers and has the schema the scheduler needs."""
+
+from __future__ import annotations
+
+import asyncpg
+
+__all__ = ["database_problem"]
+
+# Columns of the newest migration the scheduler relies on.
+_SCHEMA_CHECK = """
+SELECT count(*) FROM (VALUES ('rollouts', 'effective_policy'),
+                             ('rollout_targets', 'baseline_apply')) AS c(t, col)
+WHERE NOT EXISTS (
+    SELECT 1 FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = c.t AND column_name = c.col
+)
+"""
+
+
+async def database_problem(dsn: str, where: str) -> str | None:
+    """The one line an operator sees when the database at ``where`` (the DSN
+    without its secret) cannot serve the scheduler; None when it can."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except (
+        OSError,
+        TimeoutError,
+        ValueError,  # a malformed DSN
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
+        return f"cannot reach PostgreSQL at {where}: {exc}"
+    try:
+        missing = await conn.fetchval(_SCHEMA_CHECK)
+    finally:
+        await conn.close()
+    if missing:
+        return (
+            f"the database at {where} has no current XDP47 schema; "
+            "run xdp47-migrate first"
+        )
+    return None

@@ -1,0 +1,184 @@
+"""The scheduler's database port: what the handlers ask of the rollout store.
+
+``RolloutStore`` speaks the scheduler's intents (lock a rollout, read its wave's
+counters, apply a decision, start a wave, assign a chunk, claim a command in the
+inbox, ...), never SQL. ``xdp47_scheduler.pg`` implements it on PostgreSQL (the
+only scheduler modules that import asyncpg); the unit tests drive the engine on an
+in-memory implementation.
+
+A change of a rollout happens in one ``transaction()``: its ``RolloutTx`` first
+``lock``s the rollout's row, so a rollout changes in one place at a time even with
+several schedulers; a transaction that raises leaves no trace (its inbox claim
+included). Counters of a wave's run change by the moves that cause them, never by
+recounting a wave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from xdp47_common.rollout import (
+    Decision,
+    EffectivePolicy,
+    PlanCount,
+    RolloutState,
+    RolloutStatus,
+    WaveCounters,
+)
+
+__all__ = ["RolloutRow", "RolloutStore", "RolloutTx"]
+
+
+@dataclass(frozen=True)
+class RolloutRow:
+    """A rollout as stored, read under its lock."""
+
+    id: UUID
+    tenant: str
+    artifact_id: UUID
+    policy_id: UUID | None
+    selector: dict[str, str]
+    channel: str
+    waves: int
+    wave_percentages: list[int] | None
+    status: RolloutStatus
+    current_wave: int | None
+    current_wave_started_at: datetime | None
+    attempt: int
+    effective_policy: dict[str, Any] | None
+
+    def state(self, *, shortfall: bool = False) -> RolloutState:
+        return RolloutState(
+            id=self.id,
+            status=self.status,
+            waves=self.waves,
+            current_wave=self.current_wave,
+            current_wave_started_at=self.current_wave_started_at,
+            attempt=self.attempt,
+            shortfall=shortfall,
+        )
+
+
+class RolloutTx(Protocol):
+    """One transaction of the store; the methods marked *locked* need ``lock`` first."""
+
+    async def claim(self, consumer: str, message_id: UUID) -> bool:
+        """Record ``message_id`` in ``consumer``'s inbox; False if it was before."""
+        ...
+
+    async def lock(
+        self, rollout_id: UUID, *, skip_locked: bool = False
+    ) -> RolloutRow | None:
+        """Lock and read a rollout; None if missing (or locked, ``skip_locked``)."""
+        ...
+
+    async def policy_overrides(
+        self, tenant: str, policy_id: UUID | None
+    ) -> dict[str, Any] | None:
+        """The policy's fields (None: the default); None without a policy."""
+        ...
+
+    async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
+        """Keep the effective policy the rollout runs under (at its start)."""
+        ...
+
+    async def write_plan(self, row: RolloutRow) -> PlanCount:
+        """*Locked.* Plan the rollout's waves (idempotent) and say what it found."""
+        ...
+
+    async def counters(self, row: RolloutRow) -> WaveCounters | None:
+        """*Locked.* Counters of the current wave's run; None without one."""
+        ...
+
+    async def shortfall(self, row: RolloutRow) -> bool:
+        """*Locked.* Whether an earlier wave of this attempt failed or skipped any."""
+        ...
+
+    async def apply(
+        self, row: RolloutRow, decision: Decision, reason: str | None
+    ) -> bool:
+        """*Locked.* Apply ``decision`` in ``Decision``'s order: close its finished
+        wave's run, store status/attempt/wave/reason, start ``start_wave``, and
+        let go of the devices when the status is terminal.
+
+        Returns:
+            Whether a wave started (False when it had started before).
+        """
+        ...
+
+    async def start_wave(self, row: RolloutRow, *, attempt: int, wave: int) -> bool:
+        """*Locked.* Start ``wave`` of ``attempt`` exactly once (its run row, its
+        ``eligible`` from the targets written ahead); False if it had started."""
+        ...
+
+    async def time_out_wave(self, row: RolloutRow, wave: int) -> int:
+        """*Locked.* Fail the wave's devices still updating (``timed_out``)."""
+        ...
+
+    async def reset_for_retry(self, rollout_id: UUID) -> tuple[int, int]:
+        """*Locked.* Plan the targets not applied again: (planned again, left out
+        because another rollout holds the device now)."""
+        ...
+
+    async def assign_chunk(self, rollout_id: UUID, limit: int) -> int:
+        """Wave-start follow-up, without the rollout's lock: move up to ``limit``
+        pending targets of the current wave to assigned (or skipped offline) and
+        count those whose device already runs the artifact at once.
+
+        Returns:
+            How many moved (0: nothing left).
+        """
+        ...
+
+    async def prewrite_next(self, rollout_id: UUID) -> int | None:
+        """Write the next wave's targets ahead of its start, without the
+        rollout's lock; None when the rollout has no compact plan."""
+        ...
+
+    async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> set[UUID]:
+        """Move the targets of these (tenant, device) pairs by what the devices
+        report now (applied, failed); the running rollouts whose counters moved."""
+        ...
+
+
+class RolloutStore(Protocol):
+    """The rollout store of one scheduler process."""
+
+    def transaction(self) -> AbstractAsyncContextManager[RolloutTx]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        ...
+
+    def joined(self, handle: object) -> RolloutTx:
+        """The port's view of a transaction the caller holds (the heartbeat
+        batch's), given as the adapter's own handle."""
+        ...
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether a transaction that raised ``exc`` may succeed if run again (a
+        race with another scheduler, or the database briefly unavailable)."""
+        ...
+
+    async def running(self) -> list[UUID]:
+        """The running rollouts, in id order."""
+        ...
+
+    async def follow_up_due(self, rollout_id: UUID) -> bool:
+        """Whether a running rollout has wave-start work left."""
+        ...
+
+    async def count_by_status(self) -> dict[str, int]:
+        """How many rollouts are in each status."""
+        ...
+
+    async def mark_offline(self, older_than: datetime) -> int:
+        """Mark the devices silent since ``older_than`` offline; how many."""
+        ...
+
+    async def reconcile(self) -> dict[str, int]:
+        """Repair what a lost message or a crash could leave; rows by kind."""
+        ...

@@ -1,0 +1,394 @@
+"""``RolloutStore`` in memory: the scheduler's port for unit tests, no PostgreSQL.
+
+It keeps the semantics the engine relies on (what ``xdp47_scheduler.pg`` does in
+SQL), simplified where the engine cannot tell: the whole plan is written at the
+start (the SQL writes each wave ahead of it), and there is no desired state.
+A transaction works on a copy and replaces the state only when it ends without
+an exception, so an exception (``crash_at``) anywhere in it leaves no trace.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from xdp47_common.rollout import (
+    TERMINAL_STATUSES,
+    Decision,
+    EffectivePolicy,
+    Exclusion,
+    PlanCount,
+    RolloutStatus,
+    WaveCounters,
+    plan_waves,
+)
+from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
+
+
+class Crash(Exception):
+    """The process died here (injected by ``crash_at``)."""
+
+
+class Race(Exception):
+    """A conflict with another scheduler: running the transaction again helps."""
+
+
+@dataclass
+class Device:
+    tenant: str
+    id: str
+    channel: str = "stable"
+    labels: dict[str, str] = field(default_factory=dict)
+    online: bool = True
+    artifact: UUID | None = None
+    healthy: bool = True
+    failed_artifact: UUID | None = None  # its last apply of this one failed
+    last_seen: datetime | None = None
+
+
+@dataclass
+class Rollout:
+    id: UUID
+    tenant: str
+    artifact_id: UUID
+    waves: int
+    selector: dict[str, str] = field(default_factory=dict)
+    channel: str = "stable"
+    policy_id: UUID | None = None
+    wave_percentages: list[int] | None = None
+    status: RolloutStatus = RolloutStatus.DRAFT
+    current_wave: int | None = None
+    current_wave_started_at: datetime | None = None
+    attempt: int = 0
+    reason: str | None = None
+    effective_policy: dict[str, Any] | None = None
+    planned: int | None = None
+
+
+@dataclass
+class Target:
+    tenant: str
+    wave: int
+    state: str = "pending"
+    active: bool = True
+    reason: str | None = None
+
+
+@dataclass
+class Run:
+    eligible: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    outcome: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class State:
+    rollouts: dict[UUID, Rollout] = field(default_factory=dict)
+    devices: dict[tuple[str, str], Device] = field(default_factory=dict)
+    targets: dict[tuple[UUID, str], Target] = field(default_factory=dict)
+    runs: dict[tuple[UUID, int, int], Run] = field(default_factory=dict)
+    prior: dict[tuple[UUID, int], int] = field(default_factory=dict)
+    inbox: set[tuple[str, UUID]] = field(default_factory=set)
+    policies: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
+
+
+class MemoryRolloutStore(RolloutStore):
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self.state = State()
+        self.clock = clock
+        # Raise ``Crash`` (or the exception given) at the next call of this
+        # ``RolloutTx`` method, once.
+        self.crash_at: str | None = None
+        self.crash_with: type[Exception] = Crash
+        self.transactions = 0
+
+    def fail(self, method: str) -> None:
+        if self.crash_at == method:
+            self.crash_at = None
+            raise self.crash_with(f"crash at {method}")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[RolloutTx]:
+        self.transactions += 1
+        work = copy.deepcopy(self.state)
+        yield MemoryTx(self, work)
+        self.state = work  # only reached without an exception: the commit
+
+    def joined(self, handle: object) -> RolloutTx:
+        return MemoryTx(self, self.state)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, Race)
+
+    async def running(self) -> list[UUID]:
+        return sorted(
+            r.id
+            for r in self.state.rollouts.values()
+            if r.status is RolloutStatus.RUNNING
+        )
+
+    async def follow_up_due(self, rollout_id: UUID) -> bool:
+        r = self.state.rollouts[rollout_id]
+        return r.status is RolloutStatus.RUNNING and any(
+            t.wave == r.current_wave and t.state == "pending" and t.active
+            for (rid, _), t in self.state.targets.items()
+            if rid == rollout_id
+        )
+
+    async def count_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.state.rollouts.values():
+            counts[r.status.value] = counts.get(r.status.value, 0) + 1
+        return counts
+
+    async def mark_offline(self, older_than: datetime) -> int:
+        silent = [
+            d
+            for d in self.state.devices.values()
+            if d.online and d.last_seen is not None and d.last_seen < older_than
+        ]
+        for d in silent:
+            d.online = False
+        return len(silent)
+
+    async def reconcile(self) -> dict[str, int]:
+        return {"stale_desired": 0, "counters": 0}
+
+
+def _row(r: Rollout) -> RolloutRow:
+    return RolloutRow(
+        id=r.id,
+        tenant=r.tenant,
+        artifact_id=r.artifact_id,
+        policy_id=r.policy_id,
+        selector=dict(r.selector),
+        channel=r.channel,
+        waves=r.waves,
+        wave_percentages=r.wave_percentages,
+        status=r.status,
+        current_wave=r.current_wave,
+        current_wave_started_at=r.current_wave_started_at,
+        attempt=r.attempt,
+        effective_policy=r.effective_policy,
+    )
+
+
+class MemoryTx(RolloutTx):
+    def __init__(self, store: MemoryRolloutStore, state: State) -> None:
+        self._store = store
+        self.s = state
+
+    def _targets(self, rollout_id: UUID) -> list[tuple[str, Target]]:
+        return [(d, t) for (r, d), t in self.s.targets.items() if r == rollout_id]
+
+    def _held_elsewhere(self, rollout_id: UUID, tenant: str, device: str) -> bool:
+        return any(
+            t.active and r != rollout_id and t.tenant == tenant
+            for (r, d), t in self.s.targets.items()
+            if d == device
+        )
+
+    async def claim(self, consumer: str, message_id: UUID) -> bool:
+        self._store.fail("claim")
+        if (consumer, message_id) in self.s.inbox:
+            return False
+        self.s.inbox.add((consumer, message_id))
+        return True
+
+    async def lock(
+        self, rollout_id: UUID, *, skip_locked: bool = False
+    ) -> RolloutRow | None:
+        self._store.fail("lock")
+        r = self.s.rollouts.get(rollout_id)
+        return None if r is None else _row(r)
+
+    async def policy_overrides(
+        self, tenant: str, policy_id: UUID | None
+    ) -> dict[str, Any] | None:
+        return None if policy_id is None else self.s.policies.get((tenant, policy_id))
+
+    async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
+        self.s.rollouts[rollout_id].effective_policy = policy.model_dump()
+
+    async def write_plan(self, row: RolloutRow) -> PlanCount:
+        self._store.fail("write_plan")
+        r = self.s.rollouts[row.id]
+        matched = [
+            d
+            for d in self.s.devices.values()
+            if d.tenant == r.tenant
+            and d.channel == r.channel
+            and r.selector.items() <= d.labels.items()
+        ]
+        if r.planned is None:
+            ids = [
+                d.id for d in matched if not self._held_elsewhere(r.id, d.tenant, d.id)
+            ]
+            plan = plan_waves(r.id, ids, r.waves, r.wave_percentages)
+            for wave, devices in enumerate(plan, start=1):
+                for device in devices:
+                    self.s.targets[(r.id, device)] = Target(r.tenant, wave)
+            r.planned = len(ids)
+        if r.planned:
+            return PlanCount(planned=r.planned, matched=r.planned)
+        return PlanCount(
+            planned=0,
+            matched=len(matched),
+            excluded={Exclusion.IN_ANOTHER_ROLLOUT.value: len(matched)},
+        )
+
+    async def counters(self, row: RolloutRow) -> WaveCounters | None:
+        if row.current_wave is None:
+            return None
+        run = self.s.runs.get((row.id, row.attempt, row.current_wave))
+        if run is None:
+            return None
+        prior = 0
+        if row.attempt > 1:
+            prior = self.s.prior.get((row.id, row.current_wave), 0)
+        return WaveCounters.from_run(
+            run.eligible, run.succeeded, run.failed, run.skipped, prior
+        )
+
+    async def shortfall(self, row: RolloutRow) -> bool:
+        if row.current_wave is None or row.attempt < 1:
+            return False
+        return any(
+            (run.failed or run.skipped)
+            for (rid, attempt, wave), run in self.s.runs.items()
+            if rid == row.id and attempt == row.attempt and wave < row.current_wave
+        )
+
+    async def apply(
+        self, row: RolloutRow, decision: Decision, reason: str | None
+    ) -> bool:
+        self._store.fail("apply")
+        finish = decision.finish_wave
+        if finish is not None:
+            run = self.s.runs.get((row.id, row.attempt, finish.wave))
+            if run is not None and run.outcome is None:
+                run.outcome, run.reason = finish.outcome.value, finish.reason
+        r = self.s.rollouts[row.id]
+        r.status, r.attempt = decision.status, decision.attempt
+        r.current_wave, r.reason = decision.current_wave, reason
+        started = False
+        if decision.start_wave is not None:
+            r.current_wave_started_at = self._store.clock()
+            started = await self.start_wave(
+                row, attempt=decision.attempt, wave=decision.start_wave
+            )
+        if decision.status in TERMINAL_STATUSES:
+            aborted = decision.status is RolloutStatus.ABORTED
+            why = "aborted" if aborted else f"rollout_{decision.status.value}"
+            for _, t in self._targets(row.id):
+                if not t.active:
+                    continue
+                t.active = False
+                if t.state == "assigned" or (t.state == "pending" and aborted):
+                    t.state, t.reason = "skipped", why
+        return started
+
+    async def start_wave(self, row: RolloutRow, *, attempt: int, wave: int) -> bool:
+        self._store.fail("start_wave")
+        if (row.id, attempt, wave) in self.s.runs:
+            return False
+        eligible = sum(
+            1
+            for _, t in self._targets(row.id)
+            if t.wave == wave and t.state == "pending" and t.active
+        )
+        self.s.runs[(row.id, attempt, wave)] = Run(eligible=eligible)
+        return True
+
+    async def time_out_wave(self, row: RolloutRow, wave: int) -> int:
+        gone = [
+            t
+            for _, t in self._targets(row.id)
+            if t.wave == wave and t.active and t.state in ("assigned", "pending")
+        ]
+        for t in gone:
+            t.state, t.reason = "failed", "timed_out"
+        self.s.runs[(row.id, row.attempt, wave)].failed += len(gone)
+        return len(gone)
+
+    async def reset_for_retry(self, rollout_id: UUID) -> tuple[int, int]:
+        candidates = [
+            (d, t)
+            for d, t in self._targets(rollout_id)
+            if t.state != "applied" and not t.active
+        ]
+        again = 0
+        for d, t in candidates:
+            if not self._held_elsewhere(rollout_id, t.tenant, d):
+                t.state, t.reason, t.active = "pending", None, True
+                again += 1
+        for wave in range(1, self.s.rollouts[rollout_id].waves + 1):
+            self.s.prior[(rollout_id, wave)] = sum(
+                1
+                for _, t in self._targets(rollout_id)
+                if t.wave == wave and t.state == "applied"
+            )
+        return again, len(candidates) - again
+
+    async def assign_chunk(self, rollout_id: UUID, limit: int) -> int:
+        self._store.fail("assign_chunk")
+        r = self.s.rollouts[rollout_id]
+        run = self.s.runs.get((r.id, r.attempt, r.current_wave or 0))
+        if r.status is not RolloutStatus.RUNNING or run is None:
+            return 0
+        skip = (r.effective_policy or {}).get("skip_offline", True)
+        batch = [
+            (d, t)
+            for d, t in self._targets(rollout_id)
+            if t.wave == r.current_wave and t.state == "pending" and t.active
+        ][:limit]
+        told = []
+        for d, t in batch:
+            if skip and not self.s.devices[(t.tenant, d)].online:
+                t.state, t.reason = "skipped", "offline"
+                run.eligible -= 1
+                run.skipped += 1
+            else:
+                t.state = "assigned"
+                told.append((t.tenant, d))
+        await self.settle_devices(told)
+        return len(batch)
+
+    async def prewrite_next(self, rollout_id: UUID) -> int | None:
+        return 0  # the whole plan was written at the start
+
+    async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> set[UUID]:
+        moved: set[UUID] = set()
+        for tenant, device_id in devices:
+            d = self.s.devices[(tenant, device_id)]
+            for (rid, dev), t in self.s.targets.items():
+                r = self.s.rollouts[rid]
+                if dev != device_id or t.tenant != tenant or not t.active:
+                    continue
+                if t.state != "assigned" or r.status is not RolloutStatus.RUNNING:
+                    continue
+                require_ok = (r.effective_policy or {}).get("require_ok", True)
+                runs_it = d.artifact == r.artifact_id
+                if runs_it and (d.healthy or not require_ok):
+                    t.state = "applied"
+                elif d.failed_artifact == r.artifact_id:
+                    t.state, t.reason = "failed", "apply_failed"
+                elif runs_it and require_ok:
+                    t.state, t.reason = "failed", "unhealthy"
+                else:
+                    continue
+                run = self.s.runs[(rid, r.attempt, t.wave)]
+                if t.state == "applied":
+                    run.succeeded += 1
+                else:
+                    run.failed += 1
+                moved.add(rid)
+        return moved
