@@ -41,13 +41,14 @@ def _json(ran: Ran) -> Any:
 
 
 def _artifact(xdp47, version: str, seed: str) -> dict[str, Any]:
-    return _json(
+    created: dict[str, Any] = _json(
         xdp47(
             "artifacts", "create", "--uri", f"https://cdn.example/{seed}.bin",
             "--sha256", hashlib.sha256(seed.encode()).hexdigest(),
             "--version", version, "-o", "json",
         )
     )  # fmt: skip
+    return created
 
 
 def _other_tenant(live_api: LiveApi) -> tuple[str, httpx.Client]:
