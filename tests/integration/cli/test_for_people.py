@@ -22,7 +22,9 @@ from tests.integration.cli.conftest import LiveApi, Ran, cli_env
 from tests.integration.cli.scripted import Run, Script, apply
 from tests.support.processes import BIN
 
-pytestmark = pytest.mark.integration
+# Each step runs the xdp47 script as a process (seconds each on a loaded
+# machine), and a test takes a few dozen steps.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 @pytest.fixture

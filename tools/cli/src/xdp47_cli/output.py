@@ -22,7 +22,6 @@ from enum import StrEnum
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -102,6 +101,8 @@ def emit_json(data: Any) -> None:
 def emit_data(data: Any, fmt: OutputFormat) -> None:
     """The API's objects as JSON, or as YAML (block style, keys in API order)."""
     if fmt is OutputFormat.YAML:
+        import yaml  # here: only -o yaml pays for the import (every call starts anew)
+
         typer.echo(
             yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip("\n")
         )
