@@ -79,6 +79,7 @@ async def make_tenant_data(pool: asyncpg.Pool[Any], prefix: str) -> TenantData:
     policy = await PgPolicyRepository(pool).create(
         PolicyCreate(tenant=tenant, name="careful")
     )
+    assert policy is not None  # a fresh tenant has no policy of that name
     rollout = await PgRolloutRepository(pool).create(
         RolloutCreate(tenant=tenant, artifact_id=artifact.id, policy_id=policy.id)
     )

@@ -187,6 +187,30 @@ async def test_policies(client, tenant, token):
     assert missing.status_code == 404
 
 
+async def test_a_policy_name_is_unique_in_its_tenant_only(client, pool, tenant, token):
+    body = {"tenant": tenant, "name": "careful"}
+    assert (
+        await client.post("/api/policies", headers=auth(token), json=body)
+    ).status_code == 201
+    again = await client.post(
+        "/api/policies", headers=auth(token), json=body | {"grace_seconds": 5}
+    )
+    assert again.status_code == 409
+    assert again.json()["detail"] == (
+        "name: a policy named 'careful' already exists in this tenant"
+    )
+    listed = await client.get("/api/policies", headers=auth(token))
+    assert [p["name"] for p in listed.json()] == ["careful"]
+    other = await make_tenant(pool, "b")
+    other_token = await mint(pool, other, [Scope.POLICIES_WRITE])
+    elsewhere = await client.post(
+        "/api/policies",
+        headers=auth(other_token),
+        json={"tenant": other, "name": "careful"},
+    )
+    assert elsewhere.status_code == 201, elsewhere.text
+
+
 async def test_rollouts_create_get_list_runs(client, pool, tenant, token):
     art = await _artifact(client, token, tenant)
     pol = (

@@ -14,7 +14,9 @@ import pytest
 
 from tests.integration.cli.conftest import LiveApi
 
-pytestmark = pytest.mark.integration
+# Each step runs the xdp47 script as a process (seconds each on a loaded
+# machine), and a test takes a few dozen steps.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def test_login_then_every_area(

@@ -162,7 +162,7 @@ async def make_policy(pool: asyncpg.Pool[Any], tenant: str, **fields: Any) -> uu
         f"INSERT INTO policies ({cols}) VALUES ({marks})",
         pid,
         tenant,
-        "p",
+        f"p-{pid.hex[:8]}",  # names are unique per tenant
         *fields.values(),
     )
     return pid

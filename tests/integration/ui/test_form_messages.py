@@ -118,3 +118,29 @@ async def test_percentages_define_the_waves(
             assert row is not None
             assert row["wave_percentages"] == expected
             assert row["waves"] == (len(expected) if expected else int(waves))
+
+
+async def test_a_second_policy_of_one_name_is_a_field_error_and_names_stay_distinct(
+    pool: asyncpg.Pool[Any], ui_app: FastAPI
+) -> None:
+    tenant = await make_tenant(pool, "pname")
+    async with signed_in(ui_app, await mint(pool, tenant, ALL_SCOPES)) as client:
+        first = await post_form(
+            client, "/ui/policies", "/ui/policies", {"name": "careful"}
+        )
+        assert first.status_code == 303, first.text[:300]
+        again = await post_form(
+            client,
+            "/ui/policies",
+            "/ui/policies",
+            {"name": "careful", "grace_seconds": "5"},
+        )
+        assert again.status_code == 409
+        assert _field_error(again.text, "name") == (
+            "a policy named 'careful' already exists"
+        )
+        # the form keeps what was typed
+        assert re.search(r'name="grace_seconds" value="5"', again.text)
+        form = await client.get("/ui/rollouts")
+        options = re.findall(r'<option value="[0-9a-f-]{36}"[^>]*>([^<]*)<', form.text)
+    assert options.count("careful") == 1

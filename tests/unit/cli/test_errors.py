@@ -73,9 +73,10 @@ def test_no_context_and_no_url_explains_how_to_log_in() -> None:
     assert "xdp47 login" in result.stderr
 
 
-def test_bad_uuid_is_a_usage_error() -> None:
-    result = invoke(lambda r: json_response(200, {}), "rollouts", "get", "nope")
-    assert result.exit_code == 2
+def test_a_rollout_named_by_nothing_is_one_line() -> None:
+    result = invoke(lambda r: json_response(200, []), "rollouts", "get", "nope")
+    assert result.exit_code == 1
+    assert "no rollout whose name starts with 'nope'" in result.stderr
 
 
 def test_create_without_tenant_says_how_to_give_one() -> None:

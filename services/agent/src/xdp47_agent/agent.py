@@ -134,6 +134,7 @@ class Agent:
         self._rejected: Rejected | None = None
         self._logged_error: str | None = None
         self._errors = 0
+        self._step_error: str | None = None
         self.last_body: HeartbeatBody | None = None
         self.last_desired: DesiredState | None = None
 
@@ -435,14 +436,20 @@ class Agent:
         while not stop.is_set():
             try:
                 delay = await self._until_stopped(self.step(), stop)
-                self._errors = 0
+                if self._errors:
+                    log.info("steps succeed again after %d failed", self._errors)
+                self._errors, self._step_error = 0, None
             except Exception as exc:
                 self._errors += 1
                 delay = min(
                     self.config.heartbeat_interval * 2 ** min(self._errors, 10),
                     _MAX_ERROR_BACKOFF,
                 ) * self._rng.uniform(0.5, 1.0)
-                log.error("step failed (%s); next try in %.1fs", exc, delay)
+                # ERROR when a problem starts (or changes), DEBUG while it lasts.
+                same = str(exc) == self._step_error
+                self._step_error = str(exc)
+                level = logging.DEBUG if same else logging.ERROR
+                log.log(level, "step failed (%s); next try in %.1fs", exc, delay)
             if delay is None or stop.is_set():
                 break
             if delay > 0:

@@ -164,7 +164,9 @@ class ControlClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, Retryable) and exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, self._config.max_retry_after))
-        log.info("retrying in %.2fs after %s", delay, exc)
+        # A retry is not a change of state: the step's failure, if the retries
+        # run out, is logged once by Agent.run.
+        log.debug("retrying in %.2fs after %s", delay, exc)
         return delay
 
     async def _post(

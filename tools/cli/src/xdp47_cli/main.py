@@ -16,6 +16,7 @@ import typer
 
 from xdp47_cli.commands import (
     artifacts,
+    completion,
     context,
     devices,
     policies,
@@ -32,7 +33,11 @@ app = typer.Typer(
     name="xdp47",
     help="Operate XDP47: tenants, tokens, devices, artifacts, policies and rollouts.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for the detected shell;
+    # `xdp47 completion SHELL` names it.
+    add_completion=True,
+    # Plain help: flags without a `<bool>` type, option names never cut.
+    rich_markup_mode=None,
     # An API error is one line (see errors.guarded); a traceback means a bug.
     pretty_exceptions_enable=False,
 )
@@ -97,3 +102,15 @@ app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(policies.app, name="policies")
 app.add_typer(rollouts.app, name="rollouts")
 app.command("demo")(demo)
+app.command("completion")(completion.completion)
+
+
+def _plain_help(typer_app: typer.Typer) -> None:
+    """Every group (also ones added later) prints the same plain help."""
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            group.typer_instance.rich_markup_mode = None
+            _plain_help(group.typer_instance)
+
+
+_plain_help(app)

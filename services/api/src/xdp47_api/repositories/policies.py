@@ -23,6 +23,7 @@ INSERT INTO policies (id, tenant, name, require_ok, skip_offline, grace_seconds,
                       min_success_ratio, max_failures_per_wave,
                       abort_on_zero_eligible, wave_deadline_seconds)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (tenant, name) DO NOTHING
 RETURNING {_COLUMNS}
 """  # nosec B608
 GET_POLICY = f"SELECT {_COLUMNS} FROM policies WHERE tenant = $1 AND id = $2"  # nosec B608
@@ -42,7 +43,8 @@ class PgPolicyRepository:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
 
-    async def create(self, body: PolicyCreate) -> Policy:
+    async def create(self, body: PolicyCreate) -> Policy | None:
+        """Insert a policy; ``None`` when its tenant has one of that name."""
         row = await self._pool.fetchrow(
             INSERT_POLICY,
             uuid4(),
@@ -56,8 +58,7 @@ class PgPolicyRepository:
             body.abort_on_zero_eligible,
             body.wave_deadline_seconds,
         )
-        assert row is not None
-        return _policy(row)
+        return None if row is None else _policy(row)
 
     async def get(self, tenant: str, policy_id: UUID) -> Policy | None:
         row = await self._pool.fetchrow(GET_POLICY, tenant, policy_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
@@ -41,7 +41,7 @@ async def list_policies(
     response_model=Policy,
     status_code=201,
     summary="Create a policy",
-    responses=errors(404, 413),
+    responses=errors(404, 409, 413),
 )
 async def create_policy(
     body: PolicyCreate,
@@ -49,7 +49,13 @@ async def create_policy(
     services: ServicesDep,
 ) -> Policy:
     principal.own_tenant(body.tenant)
-    return await PgPolicyRepository(services.pool).create(body)
+    created = await PgPolicyRepository(services.pool).create(body)
+    if created is None:
+        raise HTTPException(
+            status_code=409,
+            detail=f"name: a policy named '{body.name}' already exists in this tenant",
+        )
+    return created
 
 
 @router.get(

@@ -3,15 +3,17 @@ and typing responses with the common models before rendering them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 import typer
 from pydantic import BaseModel, ValidationError
 
-from xdp47_cli.client import Query
+from xdp47_cli.client import ApiClient, Query
 from xdp47_cli.errors import CliError, guarded
 from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_list, emit_record
+from xdp47_cli.resolve import rollout_ref
 from xdp47_cli.runtime import runtime
 from xdp47_common.selectors import Selector, SelectorError, parse_selector
 
@@ -20,8 +22,10 @@ __all__ = [
     "LimitOption",
     "add_get_command",
     "add_ls_command",
+    "fetch_list",
     "list_into",
     "parse_pairs",
+    "resolved",
     "selector_option",
     "typed",
 ]
@@ -48,6 +52,22 @@ def typed(model: type[M], data: Any) -> M:
         ) from exc
 
 
+def fetch_list(
+    client: ApiClient,
+    path: str,
+    model: type[BaseModel],
+    *,
+    limit: int,
+    fetch_all: bool,
+    params: Query | None = None,
+) -> list[dict[str, Any]]:
+    """Fetch a list (following pages) and check each item against its model."""
+    items = list(client.pages(path, params=params, limit=None if fetch_all else limit))
+    for item in items:
+        typed(model, item)
+    return items
+
+
 def list_into(
     ctx: typer.Context,
     path: str,
@@ -61,13 +81,17 @@ def list_into(
 ) -> list[dict[str, Any]]:
     """Fetch a list (following pages), check each item, render, return it."""
     with runtime(ctx).client() as client:
-        items = list(
-            client.pages(path, params=params, limit=None if fetch_all else limit)
+        items = fetch_list(
+            client, path, model, limit=limit, fetch_all=fetch_all, params=params
         )
-    for item in items:
-        typed(model, item)
     emit_list(items, columns, fmt)
     return items
+
+
+def resolved(ctx: typer.Context, rollout: str) -> UUID:
+    """The id of a rollout given by id, name or unique name prefix."""
+    with runtime(ctx).client() as client:
+        return rollout_ref(client, rollout)
 
 
 def add_ls_command(
@@ -91,25 +115,28 @@ def add_ls_command(
 
 
 def add_get_command(
-    app: typer.Typer, path: str, model: type[BaseModel], id_type: type, metavar: str
+    app: typer.Typer,
+    path: str,
+    model: type[BaseModel],
+    metavar: str,
+    resolve: Callable[[ApiClient, str], UUID],
 ) -> None:
-    """Register ``get ID`` showing ``{path}/{ID}`` checked against ``model``."""
+    """Register ``get REF`` showing ``{path}/{id}`` checked against ``model``;
+    ``resolve`` turns what the user typed (an id or a name) into the id."""
 
-    def _get(
-        ctx: typer.Context, object_id: Any, fmt: OutputFormat = OutputOption
-    ) -> None:
+    def _get(ctx: typer.Context, ref: str, fmt: OutputFormat = OutputOption) -> None:
         with runtime(ctx).client() as client:
-            record = client.get(f"{path}/{object_id}")
+            record = client.get(f"{path}/{resolve(client, ref)}")
         typed(model, record)
         emit_record(record, fmt)
 
-    # The id's type is a parameter of this factory, so its annotation is set here
-    # rather than written in the signature (which would be a string under PEP 563
-    # that typer could not resolve).
+    # The metavar is a parameter of this factory, so the annotation is set here
+    # rather than written in the signature (a string under PEP 563 that typer
+    # would resolve in this module's globals, where ``metavar`` is not).
     _get.__annotations__ = {
         **_get.__annotations__,
         "ctx": typer.Context,
-        "object_id": Annotated[id_type, typer.Argument(metavar=metavar)],
+        "ref": Annotated[str, typer.Argument(metavar=metavar)],
         "fmt": OutputFormat,
     }
     app.command("get", help=f"Show one {model.__name__.lower()}.")(guarded(_get))

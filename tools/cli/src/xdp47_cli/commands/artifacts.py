@@ -18,7 +18,6 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
-from uuid import UUID
 
 import typer
 
@@ -33,6 +32,7 @@ from xdp47_cli.commands._common import (
 )
 from xdp47_cli.errors import ApiError, CliError, guarded
 from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, get
+from xdp47_cli.resolve import artifact_ref
 from xdp47_cli.runtime import runtime
 from xdp47_common.models import Artifact
 
@@ -48,12 +48,17 @@ COLUMNS = [
     Column("version", get("version")),
     Column("type", get("type")),
     Column("size", get("size")),
-    Column("sha256", lambda r: str(r.get("sha256", ""))[:16] + "…"),
+    Column(
+        "sha256",
+        lambda r: str(r.get("sha256", ""))[:16] + "…",
+        only=OutputFormat.TABLE,
+    ),
+    Column("sha256", get("sha256"), only=OutputFormat.WIDE),
     Column("uri", get("uri")),
     Column("created", get("created_at")),
 ]
 
-add_get_command(app, "/api/artifacts", Artifact, UUID, "ARTIFACT_ID")
+add_get_command(app, "/api/artifacts", Artifact, "ARTIFACT", artifact_ref)
 
 
 def file_digest(path: Path) -> tuple[str, int]:
@@ -200,7 +205,7 @@ def _upload(client: ApiClient, file: Path, fields: dict[str, Any]) -> Any:
 @guarded
 def delete_artifact(
     ctx: typer.Context,
-    artifact_id: Annotated[UUID, typer.Argument(metavar="ARTIFACT_ID")],
+    ref: Annotated[str, typer.Argument(metavar="ARTIFACT", help="Id or version.")],
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Delete without asking.")
     ] = False,
@@ -210,6 +215,7 @@ def delete_artifact(
     device's kept desired state, needs it."""
     rt = runtime(ctx)
     with rt.client() as client:
+        artifact_id = artifact_ref(client, ref)
         found = client.get(f"/api/artifacts/{artifact_id}")
         if not yes:
             name = found.get("version") or artifact_id

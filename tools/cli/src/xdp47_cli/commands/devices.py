@@ -22,7 +22,7 @@ from xdp47_cli.output import (
     OutputFormat,
     OutputOption,
     console,
-    emit_json,
+    emit_data,
     emit_list,
     emit_record,
     get,
@@ -88,8 +88,8 @@ def get_device(
     with runtime(ctx).client() as client:
         record: dict[str, Any] = client.get(f"/api/devices/{device_id}")
     typed(DeviceDetail, record)
-    if fmt is OutputFormat.JSON:
-        emit_json(record)
+    if fmt.machine:
+        emit_data(record, fmt)
         return
     facts = {k: v for k, v in record.items() if k not in _SECTIONS}
     last = facts.pop("last_apply", None) or {}

@@ -11,13 +11,12 @@ from typing import Any
 from uuid import UUID
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from xdp47_cli.client import ApiClient
 from xdp47_cli.commands._common import typed
 from xdp47_cli.errors import ApiError, CliError
-from xdp47_cli.output import OutputFormat, cell, console, emit_json
+from xdp47_cli.output import OutputFormat, cell, console, emit_data, emit_table
 from xdp47_common.models import RolloutPlan
 
 __all__ = ["fetch_plan", "show_plan"]
@@ -42,8 +41,8 @@ def fetch_plan(client: ApiClient, rollout_id: UUID) -> dict[str, Any]:
 def show_plan(client: ApiClient, rollout_id: UUID, fmt: OutputFormat) -> None:
     raw = fetch_plan(client, rollout_id)
     plan = typed(RolloutPlan, raw)
-    if fmt is OutputFormat.JSON:
-        emit_json(raw)
+    if fmt.machine:
+        emit_data(raw, fmt)
         return
     out = console()
     kind = (
@@ -58,9 +57,7 @@ def show_plan(client: ApiClient, rollout_id: UUID, fmt: OutputFormat) -> None:
             f"skip_offline={'yes' if plan.skip_offline else 'no'}"
         )
     )
-    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    for header in ("WAVE", "SIZE", "STATES", "DEVICES"):
-        table.add_column(header, overflow="fold")
+    rows = []
     for wave in plan.waves:
         ids = [
             d.device_id + (" (would skip)" if d.would_skip else "")
@@ -69,13 +66,10 @@ def show_plan(client: ApiClient, rollout_id: UUID, fmt: OutputFormat) -> None:
         more = wave.size - len(ids)
         if more > 0:
             ids.append(f"… {more} more")
-        table.add_row(
-            str(wave.wave),
-            str(wave.size),
-            Text(cell(wave.states)),
-            Text(", ".join(ids) or "-"),
+        rows.append(
+            [str(wave.wave), str(wave.size), cell(wave.states), ", ".join(ids) or "-"]
         )
-    out.print(table)
+    emit_table(["WAVE", "SIZE", "STATES", "DEVICES"], rows)
     if plan.excluded_counts:
         counts = ", ".join(
             f"{reason}: {n}" for reason, n in plan.excluded_counts.items()

@@ -1,10 +1,11 @@
 """``xdp47 policies ls|get|create``: the gate settings of rollouts. An option left
-out stays null, so the scheduler's default applies."""
+out stays null, so the scheduler's default applies. A policy's name is unique in
+its tenant (the API answers 409 to a second one), so ``get`` takes the name as
+well as the id."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 import typer
 
@@ -15,6 +16,7 @@ from xdp47_cli.commands._common import (
 )
 from xdp47_cli.errors import guarded
 from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, get
+from xdp47_cli.resolve import policy_ref
 from xdp47_cli.runtime import runtime
 from xdp47_common.models import Policy
 
@@ -23,8 +25,8 @@ __all__ = ["app"]
 app = typer.Typer(help="Rollout policies (gates).", no_args_is_help=True)
 
 COLUMNS = [
-    Column("id", get("id")),
     Column("name", get("name")),
+    Column("id", get("id")),
     Column("require ok", get("require_ok")),
     Column("skip offline", get("skip_offline")),
     Column("grace s", get("grace_seconds")),
@@ -35,14 +37,16 @@ COLUMNS = [
 ]
 
 add_ls_command(app, "/api/policies", Policy, COLUMNS, "List policies.")
-add_get_command(app, "/api/policies", Policy, UUID, "POLICY_ID")
+add_get_command(app, "/api/policies", Policy, "POLICY", policy_ref)
 
 
 @app.command("create")
 @guarded
 def create_policy(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Policy name.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Policy name, unique in the tenant.")
+    ],
     require_ok: Annotated[
         bool | None,
         typer.Option(

@@ -8,7 +8,6 @@ and the scheduler moves the status afterwards, so the CLI says "requested", not
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 import typer
 from rich.console import Console
@@ -16,7 +15,9 @@ from rich.console import Console
 from xdp47_cli.commands._common import (
     AllOption,
     LimitOption,
+    fetch_list,
     list_into,
+    resolved,
     selector_option,
     typed,
 )
@@ -27,13 +28,16 @@ from xdp47_cli.output import (
     OutputFormat,
     OutputOption,
     console,
-    emit_json,
+    emit_data,
+    emit_list,
     emit_record,
     emit_value,
     get,
+    is_terminal,
 )
+from xdp47_cli.resolve import NameCache, artifact_ref, policy_ref, rollout_ref
 from xdp47_cli.runtime import runtime
-from xdp47_cli.watch import fetch_progress, progress_table, watch
+from xdp47_cli.watch import fetch_progress, progress_table, watch, wave_line
 from xdp47_common.models import ProgressState, Rollout, RolloutDevice, RunProgress
 from xdp47_common.rollout.status import RolloutStatus
 
@@ -41,18 +45,29 @@ __all__ = ["app"]
 
 app = typer.Typer(help="Rollouts: create, plan, start, follow.", no_args_is_help=True)
 
-RolloutIdArg = Annotated[UUID, typer.Argument(metavar="ROLLOUT_ID")]
-
-COLUMNS = [
-    Column("id", get("id")),
-    Column("name", get("name")),
-    Column("status", get("status")),
-    Column("wave", lambda r: f"{r.get('current_wave') or '-'}/{r.get('waves')}"),
-    Column("artifact", get("artifact_id")),
-    Column("selector", get("selector")),
-    Column("channel", get("channel")),
-    Column("created", get("created_at")),
+RolloutArg = Annotated[
+    str, typer.Argument(metavar="ROLLOUT", help="Id, name, or a unique name prefix.")
 ]
+
+
+def columns(names: NameCache) -> list[Column]:
+    """``rollouts ls``: the artifact's version and the policy's name, as the web
+    UI shows them; ``-o wide`` adds their ids."""
+    return [
+        Column("name", get("name")),
+        Column("id", get("id")),
+        Column("status", get("status")),
+        Column("wave", lambda r: f"{r.get('current_wave') or '-'}/{r.get('waves')}"),
+        Column("version", lambda r: names.artifact_version(r.get("artifact_id"))),
+        Column("artifact id", get("artifact_id"), only=OutputFormat.WIDE),
+        Column("policy", lambda r: names.policy_name(r.get("policy_id"))),
+        Column("policy id", get("policy_id"), only=OutputFormat.WIDE),
+        Column("selector", get("selector")),
+        Column("channel", get("channel")),
+        Column("created", get("created_at")),
+        Column("reason", get("reason"), only=OutputFormat.WIDE),
+    ]
+
 
 RUN_COLUMNS = [
     Column("attempt", get("attempt")),
@@ -83,7 +98,7 @@ DEVICE_COLUMNS = [
 @app.command("get")
 @guarded
 def get_rollout(
-    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
 ) -> None:
     """Show one rollout and its devices per wave and state.
 
@@ -91,14 +106,19 @@ def get_rollout(
     `GET /api/rollouts/ID/progress` (the numbers the web UI shows).
     """
     with runtime(ctx).client() as client:
+        rollout_id = rollout_ref(client, ref)
         record = client.get(f"/api/rollouts/{rollout_id}")
         typed(Rollout, record)
         progress = fetch_progress(client, rollout_id)
-    if fmt is OutputFormat.JSON:
-        emit_json({**record, "progress": progress.model_dump(mode="json")})
+    if fmt.machine:
+        emit_data({**record, "progress": progress.model_dump(mode="json")}, fmt)
         return
     emit_record(record, fmt)
-    console().print(progress_table(progress))
+    if is_terminal():
+        console().print(progress_table(progress))
+    else:  # the lines `watch` prints in a pipe, whole
+        for wave in progress.waves:
+            emit_value(wave_line(wave))
 
 
 @app.command("ls")
@@ -112,18 +132,19 @@ def list_rollouts(
     limit: LimitOption = 100,
     fetch_all: AllOption = False,
 ) -> None:
-    """List rollouts."""
+    """List rollouts with their artifact's version and their policy's name."""
     params = {"status": status.value if status else None}
-    list_into(
-        ctx,
-        "/api/rollouts",
-        Rollout,
-        COLUMNS,
-        fmt,
-        limit=limit,
-        fetch_all=fetch_all,
-        params=params,
-    )
+    with runtime(ctx).client() as client:
+        items = fetch_list(
+            client,
+            "/api/rollouts",
+            Rollout,
+            limit=limit,
+            fetch_all=fetch_all,
+            params=params,
+        )
+        # Looked up while the client is open; -o json/yaml shows the API's objects.
+        emit_list(items, columns(NameCache(client)), fmt)
 
 
 def _percentages(raw: str) -> list[int]:
@@ -142,7 +163,9 @@ def _percentages(raw: str) -> list[int]:
 @guarded
 def create_rollout(
     ctx: typer.Context,
-    artifact: Annotated[UUID, typer.Option("--artifact", "-a", help="Artifact id.")],
+    artifact: Annotated[
+        str, typer.Option("--artifact", "-a", help="Artifact id or version.")
+    ],
     waves: Annotated[int | None, typer.Option(help="Number of equal waves.")] = None,
     percentages: Annotated[
         str | None, typer.Option(help="Share per wave, e.g. 10,30,60 (sums to 100).")
@@ -150,7 +173,7 @@ def create_rollout(
     channel: Annotated[
         str | None, typer.Option(help="Channel (API default stable).")
     ] = None,
-    policy: Annotated[UUID | None, typer.Option(help="Policy id.")] = None,
+    policy: Annotated[str | None, typer.Option(help="Policy id or name.")] = None,
     selector: Annotated[
         list[str] | None,
         typer.Option("--selector", "-l", help="key=value; repeat or comma-separate."),
@@ -163,18 +186,19 @@ def create_rollout(
     rt = runtime(ctx)
     body: dict[str, Any] = {
         "tenant": rt.require_tenant(tenant),
-        "artifact_id": str(artifact),
         "selector": selector_option(selector or [], "--selector").to_json(),
     }
     optional: dict[str, Any] = {
         "waves": waves,
         "wave_percentages": _percentages(percentages) if percentages else None,
         "channel": channel,
-        "policy_id": str(policy) if policy else None,
         "name": name,
     }
     body |= {k: v for k, v in optional.items() if v is not None}
     with rt.client() as client:
+        body["artifact_id"] = str(artifact_ref(client, artifact))
+        if policy:
+            body["policy_id"] = str(policy_ref(client, policy))
         created = client.post("/api/rollouts", body)
     typed(Rollout, created)
     emit_record(created, fmt)
@@ -183,21 +207,19 @@ def create_rollout(
 @app.command("plan")
 @guarded
 def plan_rollout(
-    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
 ) -> None:
     """Show the devices per wave (a preview for a draft) and who is left out."""
     with runtime(ctx).client() as client:
-        show_plan(client, rollout_id, fmt)
+        show_plan(client, rollout_ref(client, ref), fmt)
 
 
-def _command(
-    ctx: typer.Context, verb: str, rollout_id: UUID, fmt: OutputFormat
-) -> None:
+def _command(ctx: typer.Context, verb: str, ref: str, fmt: OutputFormat) -> None:
     with runtime(ctx).client() as client:
-        answer = client.post(f"/api/rollouts/{rollout_id}:{verb}")
+        answer = client.post(f"/api/rollouts/{rollout_ref(client, ref)}:{verb}")
     rollout = typed(Rollout, answer)
-    if fmt is OutputFormat.JSON:
-        emit_json(answer)
+    if fmt.machine:
+        emit_data(answer, fmt)
         return
     emit_value(
         f"{verb} requested for rollout {rollout.id} (status {rollout.status.value}); "
@@ -208,35 +230,35 @@ def _command(
 @app.command("start")
 @guarded
 def start_rollout(
-    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
 ) -> None:
     """Start a draft rollout."""
-    _command(ctx, "start", rollout_id, fmt)
+    _command(ctx, "start", ref, fmt)
 
 
 @app.command("abort")
 @guarded
 def abort_rollout(
-    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
 ) -> None:
     """Abort: devices not yet updated keep their version."""
-    _command(ctx, "abort", rollout_id, fmt)
+    _command(ctx, "abort", ref, fmt)
 
 
 @app.command("retry")
 @guarded
 def retry_rollout(
-    ctx: typer.Context, rollout_id: RolloutIdArg, fmt: OutputFormat = OutputOption
+    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
 ) -> None:
     """Retry the failed and skipped devices of a failed or partial rollout."""
-    _command(ctx, "retry", rollout_id, fmt)
+    _command(ctx, "retry", ref, fmt)
 
 
 @app.command("runs")
 @guarded
 def list_runs(
     ctx: typer.Context,
-    rollout_id: RolloutIdArg,
+    ref: RolloutArg,
     fmt: OutputFormat = OutputOption,
     limit: LimitOption = 100,
     fetch_all: AllOption = False,
@@ -244,7 +266,7 @@ def list_runs(
     """The wave history of a rollout, by attempt and wave."""
     list_into(
         ctx,
-        f"/api/rollouts/{rollout_id}/runs",
+        f"/api/rollouts/{resolved(ctx, ref)}/runs",
         RunProgress,
         RUN_COLUMNS,
         fmt,
@@ -257,7 +279,7 @@ def list_runs(
 @guarded
 def list_devices(
     ctx: typer.Context,
-    rollout_id: RolloutIdArg,
+    ref: RolloutArg,
     state: Annotated[
         ProgressState | None, typer.Option(help="Only devices in this state.")
     ] = None,
@@ -269,7 +291,7 @@ def list_devices(
     """The devices of a rollout with their state and reason, by wave."""
     list_into(
         ctx,
-        f"/api/rollouts/{rollout_id}/devices",
+        f"/api/rollouts/{resolved(ctx, ref)}/devices",
         RolloutDevice,
         DEVICE_COLUMNS,
         fmt,
@@ -283,7 +305,7 @@ def list_devices(
 @guarded
 def watch_rollout(
     ctx: typer.Context,
-    rollout_id: RolloutIdArg,
+    ref: RolloutArg,
     timeout: Annotated[
         float | None,
         typer.Option(min=0, help="Give up after this many seconds (exit 6)."),
@@ -301,7 +323,7 @@ def watch_rollout(
     with rt.client() as client:
         code = watch(
             client,
-            rollout_id,
+            rollout_ref(client, ref),
             timeout=timeout,
             interval=interval,
             clock=rt.clock,

@@ -18,7 +18,7 @@ from xdp47_cli.output import (
     OutputFormat,
     OutputOption,
     console,
-    emit_json,
+    emit_data,
     emit_record,
     get,
 )
@@ -95,8 +95,8 @@ def create_token(
     with runtime(ctx).client() as client:
         created = client.post("/api/tokens", body)
     token = typed(ApiTokenCreated, created)
-    if fmt is OutputFormat.JSON:
-        emit_json(created)
+    if fmt.machine:
+        emit_data(created, fmt)
         return
     emit_record({k: v for k, v in created.items() if k != "token"}, fmt)
     out = console()

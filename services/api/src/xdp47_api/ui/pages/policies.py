@@ -15,7 +15,7 @@ from xdp47_api.routes.policies import create_policy
 from xdp47_api.state import ServicesDep
 from xdp47_api.ui.forms import FieldErrors, errors_from_validation, field
 from xdp47_api.ui.pages._common import call_api, page_scope
-from xdp47_api.ui.session import SessionDep, UiSession, WriteSessionDep
+from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import render
 from xdp47_common.models import PolicyCreate, Scope
 
@@ -95,5 +95,17 @@ async def create(
         return await _page(
             request, session, services, values=values, errors=errors, status=422
         )
-    policy = await call_api(create_policy(body, session.principal, services))
+    try:
+        policy = await call_api(create_policy(body, session.principal, services))
+    except UiError as exc:
+        if exc.status != 409:
+            raise
+        return await _page(
+            request,
+            session,
+            services,
+            values=values,
+            errors={"name": f"a policy named '{body.name}' already exists"},
+            status=409,
+        )
     return RedirectResponse(f"/ui/policies?created={policy.id}", status_code=303)
