@@ -235,7 +235,12 @@ def test_a_retry_fetches_bytes_that_were_refused_once_they_are_fixed(
         operator.wait_status(rollout["id"], "failed")
         assert host.served >= 1
         host.content = genuine  # the operator fixes what the host serves
-        operator.retry(rollout["id"])
+        operator.retry(rollout["id"])  # 202: the scheduler acts on it next
+
+        def retried() -> None:
+            assert operator.get(rollout["id"])["attempt"] == 2
+
+        wait_until(retried, within=45, every=0.2)
         final = operator.wait_status(rollout["id"], "completed", within=90)
     assert final["attempt"] == 2
     assert {d.id: d.applied_version for d in e2e_fleet.devices} == {
