@@ -3,9 +3,10 @@
 ``scripts/build-images api`` builds ``services/api/Dockerfile`` with podman (vfs
 storage, no daemon, no registry: stand-in bases from debootstrap). The container
 answers ``xdp47-api --help`` with no network; then it runs as the chart runs it:
-read-only root, uid 10001, writable only ``/tmp`` (a tmpfs) and ``/var/lib/xdp47`` (the image's volume). It must answer ``/livez``,
-and ``/readyz`` with the artifact store's probe ``ok``: the blob dir it defaults
-to is writable. Without a database its entrypoint says so in one line.
+read-only root, uid 10001, writable only ``/tmp`` (a tmpfs) and ``/var/lib/xdp47``
+(the image's volume). It must answer ``/livez``, and ``/readyz`` with the
+artifact store's probe ``ok``: the blob dir it defaults to is writable. Without
+a database its entrypoint says so in one line.
 
 Building takes minutes (debootstrap once, then the image), so the test runs when
 ``XDP47_TEST_IMAGES=1``; ``tests/delivery/test_dockerfiles.py`` checks the

@@ -95,6 +95,9 @@ class Operator:
     def start(self, rollout_id: str) -> Any:
         return self._ok(self.http.post(f"/api/rollouts/{rollout_id}:start"), 202)
 
+    def retry(self, rollout_id: str) -> Any:
+        return self._ok(self.http.post(f"/api/rollouts/{rollout_id}:retry"), 202)
+
     def get(self, rollout_id: str) -> Any:
         return self._ok(self.http.get(f"/api/rollouts/{rollout_id}"))
 

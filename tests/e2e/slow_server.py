@@ -16,6 +16,9 @@ __all__ = ["HeldFileServer", "held_file_server"]
 
 class HeldFileServer(ThreadingHTTPServer):
     daemon_threads = True
+    # A whole fleet connects at once when a wave starts; the default listen
+    # backlog of 5 refused some of them on a busy machine (ConnectError).
+    request_queue_size = 128
 
     def __init__(self, content: bytes) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -5,7 +5,8 @@ agents. A good release rolls out in three waves; a bad one (the demo app reports
 ``failing`` for a version containing ``bad``) stops at wave 1 under
 ``require_ok`` and nobody outside wave 1 is ever told to install it; an agent
 killed in the middle of a download converges after a restart; a tampered
-artifact is refused and its failure code reaches the target and the device API.
+artifact is refused and its failure code reaches the target and the device API,
+and once its host serves the right bytes a retry installs it everywhere.
 """
 
 from __future__ import annotations
@@ -206,3 +207,42 @@ def test_a_tampered_artifact_is_refused_and_says_why_everywhere(
     assert body["recent_heartbeats"]
     # Nothing was applied anywhere.
     assert {d.id: d.applied_version for d in e2e_fleet.devices} == before
+
+
+def test_a_retry_fetches_bytes_that_were_refused_once_they_are_fixed(
+    e2e_fleet: Fleet, operator: Operator
+) -> None:
+    """The agents remember bytes that failed verification and do not fetch them
+    again for the same order; a retry is a new order (the answer's ``attempt``),
+    so once the host serves the right bytes the retry installs them everywhere."""
+    genuine = os.urandom(64 * 1024)
+    tampered = bytearray(genuine)
+    tampered[7] ^= 0x80
+    version = "9.9.10"
+    with held_file_server(bytes(tampered)) as host:
+        artifact = operator.register(
+            host.url, hashlib.sha256(genuine).hexdigest(), len(genuine), version
+        )
+        policy = operator.policy("strict, then retried", max_failures_per_wave=0)
+        rollout = operator.rollout(
+            artifact["id"],
+            e2e_fleet.label,
+            waves=1,
+            policy_id=policy["id"],
+            name="fixed, then retried",
+        )
+        operator.start(rollout["id"])
+        operator.wait_status(rollout["id"], "failed")
+        assert host.served >= 1
+        host.content = genuine  # the operator fixes what the host serves
+        operator.retry(rollout["id"])  # 202: the scheduler acts on it next
+
+        def retried() -> None:
+            assert operator.get(rollout["id"])["attempt"] == 2
+
+        wait_until(retried, within=45, every=0.2)
+        final = operator.wait_status(rollout["id"], "completed", within=90)
+    assert final["attempt"] == 2
+    assert {d.id: d.applied_version for d in e2e_fleet.devices} == {
+        d.id: version for d in e2e_fleet.devices
+    }

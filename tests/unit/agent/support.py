@@ -95,6 +95,7 @@ def desired_for(
         "size": len(content) if size == "auto" else size,
         "signature": signature,
         "rollout_id": str(uuid.uuid4()),
+        "attempt": 1,
     }
 
 

@@ -137,7 +137,7 @@ async def test_read_only_dir_remembers_in_memory(
     )
 
 
-@pytest.mark.parametrize("change", ["artifact", "sha256", "rollout", "none"])
+@pytest.mark.parametrize("change", ["artifact", "sha256", "rollout", "retry", "none"])
 async def test_a_changed_desired_state_is_fetched_again(
     make_agent: AgentFactory,
     control: FakeControlPlane,
@@ -164,6 +164,8 @@ async def test_a_changed_desired_state_is_fetched_again(
         again["rollout_id"] = first["rollout_id"]
     elif change == "rollout":
         again["rollout_id"] = str(uuid.uuid4())
+    elif change == "retry":  # the operator retried the rollout: its next attempt
+        again["attempt"] = 2
     else:  # the rollout ended (nothing asked), then the same order came back
         control.desired = {"action": "none"}
         await _steps(agent, clock, 1)

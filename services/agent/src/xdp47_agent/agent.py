@@ -324,6 +324,8 @@ class Agent:
                 code=exc.code.value,
                 reason=exc.message,
                 at=utcnow(),
+                rollout_id=desired.rollout_id,
+                attempt=desired.attempt,
             )
             if exc.code in VERIFICATION_CODES:
                 self._rejected = Rejected.of(desired, self._last_apply)

@@ -3,13 +3,14 @@
 A download whose bytes do not match the desired size, SHA256 or signature will not
 match the next time either: the same URI serves the same bytes. Fetching it again
 every backoff period costs up to ``max_artifact_bytes`` per try on a metered link.
-So the agent remembers the refused desired state (artifact id, sha256, rollout id)
-with the failure it reported, in memory and in ``state_dir/rejected.json`` when the
-dir can be written (a restart must not fetch it again either), and reports that
-failure in every heartbeat until the desired state names something else: another
-artifact, other bytes (sha256), or another rollout (a rollback or a new rollout of
-the same artifact). Failures that may pass on a second try (network, disk) are not
-remembered here; they back off instead.
+So the agent remembers the refused desired state (artifact id, sha256, rollout id
+and attempt) with the failure it reported, in memory and in
+``state_dir/rejected.json`` when the dir can be written (a restart must not fetch
+it again either), and reports that failure in every heartbeat until the desired
+state names something else: another artifact, other bytes (sha256), another
+rollout (a rollback or a new rollout of the same artifact), or another attempt of
+the same rollout (a retry). Failures that may pass on a second try (network,
+disk) are not remembered here; they back off instead.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Rejected:
     artifact_id: UUID
     sha256: str
     rollout_id: UUID | None
+    attempt: int | None
     failure: LastApply
 
     def matches(self, desired: DesiredState) -> bool:
@@ -56,6 +58,7 @@ class Rejected:
             desired.artifact_id == self.artifact_id
             and (desired.sha256 or "").strip().lower() == self.sha256
             and desired.rollout_id == self.rollout_id
+            and desired.attempt == self.attempt
         )
 
     @classmethod
@@ -65,6 +68,7 @@ class Rejected:
             desired.artifact_id,
             (desired.sha256 or "").strip().lower(),
             desired.rollout_id,
+            desired.attempt,
             failure,
         )
 
@@ -74,6 +78,7 @@ class Rejected:
                 "artifact_id": str(self.artifact_id),
                 "sha256": self.sha256,
                 "rollout_id": str(self.rollout_id) if self.rollout_id else None,
+                "attempt": self.attempt,
                 "failure": self.failure.model_dump(mode="json"),
             },
             sort_keys=True,
@@ -87,6 +92,7 @@ class Rejected:
             UUID(str(data["artifact_id"])),
             str(data["sha256"]),
             UUID(str(rollout)) if rollout else None,
+            int(data["attempt"]) if data.get("attempt") is not None else None,
             LastApply.model_validate(data["failure"]),
         )
 

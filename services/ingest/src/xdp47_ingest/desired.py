@@ -27,6 +27,7 @@ import asyncpg
 
 from xdp47_common.adapters.desired import (
     DESIRED_ARTIFACT,
+    DESIRED_ATTEMPT,
     DESIRED_JOIN,
     DESIRED_ROLLOUT,
 )
@@ -46,6 +47,7 @@ READ_DEVICE = f"""
 SELECT d.tenant, d.id, d.current_artifact_id,
        {DESIRED_ARTIFACT} AS desired_artifact_id,
        {DESIRED_ROLLOUT} AS desired_rollout_id,
+       {DESIRED_ATTEMPT} AS desired_attempt,
        a.version, a.uri, a.sha256, a.size, a.signature, a.content_stored
 FROM devices AS d
 {DESIRED_JOIN}
@@ -148,6 +150,7 @@ def desired_of(row: asyncpg.Record, links: ArtifactLinks | None = None) -> Desir
         size=row["size"],
         signature=row["signature"],
         rollout_id=row["desired_rollout_id"],
+        attempt=row["desired_attempt"],
     )
 
 

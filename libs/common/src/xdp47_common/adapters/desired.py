@@ -28,12 +28,19 @@ to a version an earlier rollout gave it.
 
 from __future__ import annotations
 
-__all__ = ["DESIRED_ARTIFACT", "DESIRED_JOIN", "DESIRED_ROLLOUT", "target_state"]
+__all__ = [
+    "DESIRED_ARTIFACT",
+    "DESIRED_ATTEMPT",
+    "DESIRED_JOIN",
+    "DESIRED_ROLLOUT",
+    "target_state",
+]
 
-# LEFT JOIN LATERAL over ``devices AS d`` giving ``live(artifact_id, rollout_id)``.
+# LEFT JOIN LATERAL over ``devices AS d`` giving
+# ``live(artifact_id, rollout_id, attempt)``.
 DESIRED_JOIN = """
 LEFT JOIN LATERAL (
-    SELECT r.artifact_id, r.id AS rollout_id
+    SELECT r.artifact_id, r.id AS rollout_id, r.attempt
     FROM rollout_targets AS t
     JOIN rollouts AS r ON r.id = t.rollout_id
     WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
@@ -54,6 +61,8 @@ DESIRED_ROLLOUT = (
     "CASE WHEN live.artifact_id IS NULL THEN d.desired_rollout_id "
     "ELSE live.rollout_id END"
 )
+# The attempt of the running rollout that asks (NULL for a kept desired state).
+DESIRED_ATTEMPT = "live.attempt"
 
 
 def target_state(t: str = "t", r: str = "r") -> str:

@@ -143,6 +143,14 @@ class DesiredState(BaseModel):
     size: int | None = None
     signature: str | None = None
     rollout_id: UUID | None = None
+    attempt: int | None = Field(
+        default=None,
+        ge=1,
+        description="The attempt of the rollout asking for the artifact (1, then one "
+        "more per retry); null when no running rollout asks. A retry names the same "
+        "rollout and artifact: this is how a device that refused the bytes knows "
+        "it is asked again.",
+    )
     heartbeat_interval: float | None = Field(
         default=None,
         description="Seconds until the next heartbeat, if the server asks.",

@@ -10,9 +10,11 @@ from uuid import UUID
 from pydantic import BeforeValidator, Field
 
 from xdp47_common.models.base import (
+    INT32_MAX,
     DeviceId,
     LabelKey,
     LabelValue,
+    NotBool,
     ReadModel,
     TenantId,
     Text,
@@ -76,6 +78,15 @@ class LastApply(ReadModel):
         default=None,
         description="Why the apply failed, as a code (xdp47_common.models."
         "reasons.FailureCode); absent from agents that predate codes.",
+    )
+    rollout_id: UUID | None = Field(
+        default=None,
+        description="The rollout whose desired state this apply answered (from the "
+        "desired state), so a late report is never taken for a later attempt's.",
+    )
+    attempt: Annotated[int, Field(ge=1, le=INT32_MAX), NotBool] | None = Field(
+        default=None,
+        description="The attempt of that rollout (the desired state's attempt).",
     )
 
 

@@ -7,8 +7,10 @@ brought it. An ``assigned`` target of a running rollout becomes
   ``require_ok``, reports health ``ok``;
 - ``failed`` with the device's failure code as ``reason`` (``apply_failed`` from
   an agent that predates codes) and its message as ``reason_detail``, when its
-  last apply of that artifact failed and that report is new since the wave
-  started (``baseline_apply``), so an old failure does not fail a retry;
+  last apply of that artifact failed for this rollout's current attempt (the
+  report names them) and that report is new since the wave started
+  (``baseline_apply``), so an old failure does not fail a retry, even when it
+  arrives after the retry started;
 - ``failed`` with reason ``unhealthy`` when it runs the artifact but reports
   ``failing`` under ``require_ok``; ``reason_detail`` then lists the health and
   the metric values of the heartbeat that judged it (``error_rate=0.31, ...``).
@@ -34,33 +36,39 @@ from xdp47_common.adapters.planning import Connection
 
 __all__ = ["settle_devices"]
 
-_MOVE = """
+# The device's last apply is a failure of this rollout's artifact, reported for
+# this attempt: an agent names the rollout and attempt it answered
+# (``last_apply.rollout_id``/``attempt``), so a report of an earlier attempt that
+# arrives after a retry started is not this attempt's failure. Reports without
+# them (agents that predate the fields) count when they differ from the device's
+# last apply when the wave started (``baseline_apply``).
+_NEW_FAILURE = """d.last_apply->>'result' = 'failed'
+                 AND d.last_apply->>'artifact_id' = r.artifact_id::text
+                 AND coalesce(d.last_apply->>'rollout_id', r.id::text) = r.id::text
+                 AND coalesce((d.last_apply->>'attempt')::int, r.attempt) = r.attempt
+                 AND d.last_apply IS DISTINCT FROM s.baseline_apply"""
+
+_MOVE = f"""
 judged AS (
     SELECT s.rollout_id, s.device_id, s.tid,
         CASE
             WHEN d.current_artifact_id = r.artifact_id
                  AND (NOT p.require_ok OR d.health = 'ok') THEN 'applied'
-            WHEN d.last_apply->>'result' = 'failed'
-                 AND d.last_apply->>'artifact_id' = r.artifact_id::text
-                 AND d.last_apply IS DISTINCT FROM s.baseline_apply THEN 'failed'
+            WHEN {_NEW_FAILURE} THEN 'failed'
             WHEN p.require_ok AND d.current_artifact_id = r.artifact_id
                  AND d.health = 'failing' THEN 'failed'
         END AS state,
         CASE
             WHEN d.current_artifact_id = r.artifact_id
                  AND (NOT p.require_ok OR d.health = 'ok') THEN NULL
-            WHEN d.last_apply->>'result' = 'failed'
-                 AND d.last_apply->>'artifact_id' = r.artifact_id::text
-                 AND d.last_apply IS DISTINCT FROM s.baseline_apply
+            WHEN {_NEW_FAILURE}
                 THEN coalesce(d.last_apply->>'code', 'apply_failed')
             ELSE 'unhealthy'
         END AS reason,
         CASE
             WHEN d.current_artifact_id = r.artifact_id
                  AND (NOT p.require_ok OR d.health = 'ok') THEN NULL
-            WHEN d.last_apply->>'result' = 'failed'
-                 AND d.last_apply->>'artifact_id' = r.artifact_id::text
-                 AND d.last_apply IS DISTINCT FROM s.baseline_apply
+            WHEN {_NEW_FAILURE}
                 THEN left(d.last_apply->>'reason', 500)
             ELSE left('health ' || d.health || coalesce(': ' || (
                 SELECT string_agg(m.key || '=' || m.value, ', ' ORDER BY m.key)
@@ -102,7 +110,7 @@ judged AS (
     RETURNING rr.rollout_id
 )
 SELECT DISTINCT rollout_id FROM bumped
-"""
+"""  # nosec B608
 
 # Shaped so the plan cannot depend on the statistics of rollout_targets, which are
 # stale right after a wave's 100k targets were written or moved (an estimate of
