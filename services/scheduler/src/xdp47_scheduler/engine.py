@@ -31,6 +31,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from xdp47_common import tracing
 from xdp47_common.adapters.planning import Connection, count_matched, write_plan
 from xdp47_common.bus import PoisonMessage
 from xdp47_common.clock import utcnow
@@ -196,9 +197,14 @@ class RolloutEngine:
             )
         await store.update_rollout(conn, row.id, decision, reason)
         if decision.start_wave is not None:
-            started = await store.start_wave(
-                conn, row, attempt=decision.attempt, wave=decision.start_wave
-            )
+            attributes = {
+                "xdp47.rollout_id": str(row.id),
+                "xdp47.wave": decision.start_wave,
+            }
+            with tracing.span("wave start", attributes):  # null when tracing is off
+                started = await store.start_wave(
+                    conn, row, attempt=decision.attempt, wave=decision.start_wave
+                )
             if started is not None:
                 WAVES_STARTED.inc()
         if decision.status in TERMINAL_STATUSES:
