@@ -27,6 +27,7 @@ from xdp47_scheduler.commands import CommandConsumer
 from xdp47_scheduler.consumer import HeartbeatConsumer
 from xdp47_scheduler.engine import Clock, RolloutEngine
 from xdp47_scheduler.events import BusEventSink
+from xdp47_scheduler.gauges import AlertGauges
 from xdp47_scheduler.http import ProbeServer
 from xdp47_scheduler.settings import SchedulerSettings
 
@@ -63,6 +64,7 @@ class Scheduler:
         self._stopping = asyncio.Event()
         self._probe: ProbeServer | None = None
         self.engine: RolloutEngine | None = None
+        self._gauges: AlertGauges | None = None
 
     @property
     def probe_port(self) -> int | None:
@@ -100,6 +102,12 @@ class Scheduler:
         )
         await self._heartbeats.start()
         await self._commands.start()
+        self._gauges = AlertGauges(
+            self._pool,
+            self.bus,
+            self.topology,
+            default_deadline=s.sched_wave_deadline,
+        )
         self._timer = asyncio.create_task(self._tick_loop(), name="scheduler-timer")
         if s.sched_http_addr:
             self._probe = ProbeServer(s.sched_http_addr, self.ready)
@@ -119,9 +127,11 @@ class Scheduler:
 
     async def _tick_loop(self) -> None:
         assert self.engine is not None
+        assert self._gauges is not None
         while not self._stopping.is_set():
             try:
                 await self.engine.tick()
+                await self._gauges.refresh()
             except Exception:
                 log.exception("scheduler tick failed")
             # Sleep until the next tick, or until stop() asks us to end.
