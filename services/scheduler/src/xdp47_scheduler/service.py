@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from xdp47_common import tracing
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
 from xdp47_common.adapters.planning import default_policy
@@ -130,8 +131,10 @@ class Scheduler:
         assert self._gauges is not None
         while not self._stopping.is_set():
             try:
-                await self.engine.tick()
-                await self._gauges.refresh()
+                # One trace per tick (when sampled) instead of a root per query.
+                with tracing.span("scheduler tick"):
+                    await self.engine.tick()
+                    await self._gauges.refresh()
             except Exception:
                 log.exception("scheduler tick failed")
             # Sleep until the next tick, or until stop() asks us to end.
