@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequenc
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -267,6 +267,10 @@ def _publish_span(
         tracer, f"publish {exchange}", SpanKind.PRODUCER, _carried.get(), attributes
     ) as (main, others):
         if main.is_recording():
+            # (imported here: it loads the propagators' entry points, which
+            # processes with tracing off need not pay for at start)
+            from opentelemetry import propagate
+
             propagate.inject(headers)
             if others:
                 headers[LINKS_HEADER] = ",".join(_traceparent(s) for s in others)
