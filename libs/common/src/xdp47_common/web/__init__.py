@@ -46,6 +46,7 @@ from xdp47_common.web.request_id import (
     bind_request_context,
     request_id_of,
 )
+from xdp47_common.web.server_span import RawRouteSpan
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -114,23 +115,12 @@ def _untraced(scope: MutableMapping[str, Any]) -> bool:
 
 
 def _raw_route_layers(basics: tuple[type[Any], dict[str, Any]]) -> list[Any]:
-    """The layers of a raw route: the basics, inside an OpenTelemetry ASGI
-    server span named by the route template while tracing is on."""
+    """The layers of a raw route: the basics, inside a server span named by the
+    route template while tracing is on (``server_span``)."""
     tracer_provider = tracing.provider()
     if tracer_provider is None:
         return [basics]
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-
-    def details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        route = scope["route"].path
-        return f"{scope['method']} {route}", {"http.route": route}
-
-    otel = {
-        "tracer_provider": tracer_provider,
-        "default_span_details": details,
-        "exclude_spans": ["receive", "send"],
-    }
-    return [(OpenTelemetryMiddleware, otel), basics]
+    return [(RawRouteSpan, {"tracer_provider": tracer_provider}), basics]
 
 
 def _redact_trace_queries() -> None:
