@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet import claim_devices, save_devices
+from otlp_sink import OtlpSink
 from soak import soak
 from stack import BENCH, Stack, open_stack, read_result
 
@@ -170,10 +171,12 @@ class Load:
 async def bench_heartbeats(
     stack: Stack, load: Load, *, warmup: float = 2.0
 ) -> dict[str, Any]:
-    """B1: heartbeats per CPU-s end to end (batched and unbatched ingest, and
-    batched without the identity cache) and the empty FastAPI handler's requests
-    per CPU-s, interleaved."""
+    """B1: heartbeats per CPU-s end to end (batched and unbatched ingest,
+    batched without the identity cache, and batched with tracing on at 1 %
+    sampling) and the empty FastAPI handler's requests per CPU-s, interleaved."""
     stack.add_ingest("unbatched", XDP47_INGEST_BATCH_MAX="1")
+    if "traced" not in stack.urls:
+        stack.add_ingest("traced", **_traced_env(stack))
     if "uncached" not in stack.urls:
         stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
     stack.add_baseline()
@@ -182,7 +185,7 @@ async def bench_heartbeats(
     e2e = ["ingest", "broker", "scheduler", "postgres"]
     # Warm-up: every variant once, short, not measured.
     warm = ["--interval", str(load.interval), *load.fleet_args(seconds=warmup)]
-    for v in ("batched", "unbatched", "uncached", "empty"):
+    for v in ("batched", "unbatched", "uncached", "traced", "empty"):
         w = await measure(
             stack, v, warm, path, groups=["ingest"], persisted=v != "empty"
         )
@@ -196,6 +199,7 @@ async def bench_heartbeats(
         "batched": [],
         "unbatched": [],
         "uncached": [],
+        "traced": [],
         "empty": [],
     }
     for order in _rounds(list(runs), load.rounds):
@@ -223,6 +227,7 @@ async def bench_heartbeats(
     batched = [rate(r) for r in runs["batched"]]
     unbatched = [rate(r) for r in runs["unbatched"]]
     uncached = [rate(r) for r in runs["uncached"]]
+    traced = [rate(r) for r in runs["traced"]]
     empty = [rate(r) for r in runs["empty"]]
     ratio = [b / e for b, e in zip(batched, empty, strict=True)]
     gain = [b / u for b, u in zip(batched, unbatched, strict=True)]
@@ -257,6 +262,12 @@ async def bench_heartbeats(
             [b / u for b, u in zip(batched, uncached, strict=True)]
         ),
         "us_per_heartbeat_uncached": per_stage(runs["uncached"]),
+        "traced": round(statistics.median(traced)),
+        "traced_over_batched": _ratio_stats(
+            [t / b for t, b in zip(traced, batched, strict=True)]
+        ),
+        "us_per_heartbeat_traced": per_stage(runs["traced"]),
+        "trace_exports": stack.otlp_sink.requests if stack.otlp_sink else 0,
         "wall_hb_per_s_batched": round(
             statistics.median(
                 r["accepted"] / r["load_seconds"] for r in runs["batched"]
@@ -272,6 +283,20 @@ async def bench_heartbeats(
         "non_2xx": 0,
         "pinned": stack.pinned,
         "note": SHARED,
+    }
+
+
+def _traced_env(stack: Stack) -> dict[str, str]:
+    """The traced variant: ingest with tracing on through the standard OTEL_*
+    variables, 1 % of heartbeats sampled, exported over OTLP/HTTP to a sink."""
+    if stack.otlp_sink is None:
+        stack.otlp_sink = OtlpSink()
+    return {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": stack.otlp_sink.traces_url,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.01",
+        "OTEL_SERVICE_NAME": "xdp47-ingest-traced",
     }
 
 

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.support is the process harness we reuse
     sys.path.insert(0, str(ROOT))
 
+from otlp_sink import OtlpSink  # noqa: E402
 from procstat import CpuGroups, beam_pids, pin  # noqa: E402
 from tests.support.control_plane import (  # noqa: E402
     ControlPlane,
@@ -75,6 +76,7 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     pinned: bool = False
     pin_enabled: bool = True
+    otlp_sink: OtlpSink | None = None
     _db: asyncpg.Connection[Any] | None = None
 
     @property
@@ -231,6 +233,8 @@ class Stack:
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
+        if self.otlp_sink is not None:
+            self.otlp_sink.close()
 
 
 async def _metric(base_url: str, sample: re.Pattern[str]) -> float:

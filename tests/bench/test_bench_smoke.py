@@ -49,7 +49,7 @@ async def test_b1_heartbeats_end_to_end_are_all_persisted(
     assert before >= line["accepted_total"]
     assert (ready, dead) == (0, 0)
     # The figures exist (their size is not this test's business).
-    assert {"figure", "baseline", "ratio", "unbatched"} <= line.keys()
+    assert {"figure", "baseline", "ratio", "unbatched", "traced"} <= line.keys()
 
 
 def test_b3_planning_through_the_runner(server_db_url: str) -> None:

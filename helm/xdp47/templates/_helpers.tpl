@@ -162,3 +162,17 @@ The artifact store's environment, for api (which writes and reads it) and ingest
 {{- define "xdp47.ingressBodySize" -}}
 {{- add (.Values.artifacts.maxUploadBytes | int64) 1048576 }}
 {{- end }}
+
+{{- /* The System page's feeds: every ingest and scheduler replica through the
+headless Services (service.yaml), unless api.env sets them. */}}
+{{- define "xdp47.systemMetricsEnv" -}}
+{{- $env := .Values.api.env | default dict }}
+{{- if not (hasKey $env "XDP47_INGEST_METRICS_URLS") }}
+- name: XDP47_INGEST_METRICS_URLS
+  value: {{ printf "http://%s-pods:8080/metrics" (include "xdp47.componentName" (dict "root" . "component" "ingest")) | quote }}
+{{- end }}
+{{- if not (hasKey $env "XDP47_SCHEDULER_METRICS_URLS") }}
+- name: XDP47_SCHEDULER_METRICS_URLS
+  value: {{ printf "http://%s-pods:9090/metrics" (include "xdp47.componentName" (dict "root" . "component" "scheduler")) | quote }}
+{{- end }}
+{{- end }}

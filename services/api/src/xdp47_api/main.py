@@ -12,6 +12,7 @@ import asyncpg
 import uvicorn
 
 from xdp47_api.app import create_app
+from xdp47_common import tracing
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.cli import (
     EXIT_UNAVAILABLE,
@@ -73,6 +74,10 @@ def main() -> None:
     )
     if busy is not None:
         fail(PROG, busy, EXIT_UNAVAILABLE)
+    try:
+        tracing.configure("xdp47-api")  # on when OTEL_TRACES_EXPORTER is set
+    except ValueError as exc:
+        fail(PROG, str(exc))
     uvicorn.run(
         create_app(settings),
         host=settings.listen_host,
@@ -84,3 +89,4 @@ def main() -> None:
         # for requests to finish, then close what is left and stop.
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
+    tracing.shutdown()  # export the spans still buffered

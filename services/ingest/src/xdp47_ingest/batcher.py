@@ -21,6 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from opentelemetry.trace import SpanContext
+
+from xdp47_common import tracing
 from xdp47_common.bus import Publisher, PublishFailed
 from xdp47_common.messages import HeartbeatBatch
 from xdp47_common.topology import Topology
@@ -32,12 +35,14 @@ class _Pending:
     """The open batch of one tenant and the futures its requests wait on (one
     each: a request that is cancelled cancels only its own)."""
 
-    __slots__ = ("beats", "timer", "waiters")
+    __slots__ = ("beats", "timer", "traced", "waiters")
 
     def __init__(self) -> None:
         self.beats: list[bytes] = []
         self.waiters: list[asyncio.Future[None]] = []
         self.timer: asyncio.Handle | None = None
+        # The sampled request spans of its heartbeats (empty with tracing off).
+        self.traced: list[SpanContext] = []
 
     def release(self, error: BaseException | None) -> None:
         for waiter in self.waiters:
@@ -96,6 +101,9 @@ class HeartbeatBatcher:
         waiter: asyncio.Future[None] = loop.create_future()
         pending.beats.append(heartbeat)
         pending.waiters.append(waiter)
+        traced = tracing.sampled_span()
+        if traced is not None:
+            pending.traced.append(traced)
         if len(pending.beats) >= self._max_batch:
             self._flush(tenant)
         await waiter
@@ -113,9 +121,14 @@ class HeartbeatBatcher:
     async def _publish(self, tenant: str, pending: _Pending) -> None:
         message = HeartbeatBatch.prepared(tenant, pending.beats)
         try:
-            await self._publisher.publish(
-                self._topology.telemetry, self._topology.heartbeat_key(tenant), message
-            )
+            # The batch's publish continues its first sampled heartbeat's trace
+            # and links the others (each with a publish span of its own).
+            with tracing.carrying(pending.traced):
+                await self._publisher.publish(
+                    self._topology.telemetry,
+                    self._topology.heartbeat_key(tenant),
+                    message,
+                )
         except PublishFailed as exc:
             pending.release(exc)
         except BaseException as exc:  # cancelled at shutdown, or a bug

@@ -11,6 +11,7 @@ import asyncio
 import asyncpg
 import uvicorn
 
+from xdp47_common import tracing
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.cli import (
     EXIT_CONFIG,
@@ -75,6 +76,10 @@ def main() -> None:
     )
     if busy is not None:
         fail(PROG, busy, EXIT_CONFIG)
+    try:
+        tracing.configure("xdp47-ingest")  # on when OTEL_TRACES_EXPORTER is set
+    except ValueError as exc:
+        fail(PROG, str(exc))
     uvicorn.run(
         create_app(settings),
         host=settings.listen_host,
@@ -87,3 +92,4 @@ def main() -> None:
         proxy_headers=False,
         server_header=False,
     )
+    tracing.shutdown()  # export the spans still buffered

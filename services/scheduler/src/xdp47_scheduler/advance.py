@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from xdp47_common import tracing
 from xdp47_common.messages import RolloutEvent
 from xdp47_common.rollout import (
     Decision,
@@ -72,8 +73,16 @@ async def apply_decision(
     if finish is not None and row.current_wave_started_at is not None:
         took = (ctx.clock() - row.current_wave_started_at).total_seconds()
         WAVE_DURATION.labels(finish.outcome.value).observe(max(0.0, took))
-    if await tx.apply(row, decision, reason):
-        WAVES_STARTED.inc()
+    if decision.start_wave is None:
+        await tx.apply(row, decision, reason)
+    else:
+        attributes = {
+            "xdp47.rollout_id": str(row.id),
+            "xdp47.wave": decision.start_wave,
+        }
+        with tracing.span("wave start", attributes):  # null when tracing is off
+            if await tx.apply(row, decision, reason):
+                WAVES_STARTED.inc()
     return event_messages(row.tenant, row.id, decision.attempt, decision.events)
 
 

@@ -13,6 +13,7 @@ import signal
 
 import uvloop
 
+from xdp47_common import tracing
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.cli import (
     EXIT_UNAVAILABLE,
@@ -55,6 +56,10 @@ async def preflight(settings: SchedulerSettings) -> None:
 async def _serve(settings: SchedulerSettings) -> None:
     with muted("aiormq", "aio_pika"):
         await preflight(settings)
+    try:
+        tracing.configure("xdp47-scheduler")  # on when OTEL_TRACES_EXPORTER is set
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
     scheduler = Scheduler(settings)
     await scheduler.start()
     stop = asyncio.Event()
@@ -64,6 +69,7 @@ async def _serve(settings: SchedulerSettings) -> None:
     await stop.wait()
     log.info("signal received, stopping")
     await scheduler.stop()
+    tracing.shutdown()  # export the spans still buffered
 
 
 PROG = "xdp47-scheduler"

@@ -3,7 +3,8 @@
 The consumers' message counters live in ``xdp47_common.adapters.amqp_batch``;
 these describe rollouts: how many are in each status, waves started, gate
 evaluations by result and their duration, wave durations, command-to-effect
-latency, events published, reconcile repairs and heartbeat lag.
+latency, events published, reconcile repairs and heartbeat lag; and what the
+alerts watch: queue depths and consumers, rollouts past their wave deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ __all__ = [
     "GATE_EVALUATIONS",
     "HEARD_BEHIND",
     "HEARTBEAT_LAG",
+    "PAST_DEADLINE",
+    "QUEUE_CONSUMERS",
+    "QUEUE_MESSAGES",
     "RECONCILE_REPAIRS",
     "ROLLOUTS",
     "WAVES_STARTED",
@@ -81,4 +85,22 @@ COMMAND_LATENCY = Histogram(
     "commit of its effect, by type; applied commands only.",
     ["type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+QUEUE_MESSAGES = Gauge(
+    "xdp47_scheduler_queue_messages",
+    "Ready messages in the scheduler's work queues and their dead-letter queues "
+    "(refreshed on the timer, at most every 10 s).",
+    ["queue"],
+)
+QUEUE_CONSUMERS = Gauge(
+    "xdp47_scheduler_queue_consumers",
+    "Consumers subscribed to the scheduler's work queues and their dead-letter "
+    "queues, every scheduler counted (refreshed with the messages).",
+    ["queue"],
+)
+PAST_DEADLINE = Gauge(
+    "xdp47_scheduler_rollouts_past_deadline",
+    "Running rollouts whose current wave is past its deadline (the policy's "
+    "wave_deadline_seconds after the wave started); the gate normally closes "
+    "such a wave at its next evaluation, so a lasting value means stuck.",
 )

@@ -17,6 +17,7 @@ import contextlib
 import logging
 from typing import Any
 
+from xdp47_common import tracing
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.pg import create_pool
 from xdp47_common.bus import Bus
@@ -29,6 +30,7 @@ from xdp47_scheduler.engine import Clock, RolloutEngine
 from xdp47_scheduler.events import BusEventSink
 from xdp47_scheduler.http import ProbeServer
 from xdp47_scheduler.pg import PgRolloutStore, Pool
+from xdp47_scheduler.pg.gauges import AlertGauges
 from xdp47_scheduler.settings import SchedulerSettings
 
 __all__ = ["Scheduler"]
@@ -64,6 +66,7 @@ class Scheduler:
         self._stopping = asyncio.Event()
         self._probe: ProbeServer | None = None
         self.engine: RolloutEngine | None = None
+        self._gauges: AlertGauges | None = None
 
     @property
     def probe_port(self) -> int | None:
@@ -101,6 +104,12 @@ class Scheduler:
         )
         await self._heartbeats.start()
         await self._commands.start()
+        self._gauges = AlertGauges(
+            self._pool,
+            self.bus,
+            self.topology,
+            default_deadline=s.sched_wave_deadline,
+        )
         self._timer = asyncio.create_task(self._tick_loop(), name="scheduler-timer")
         if s.sched_http_addr:
             self._probe = ProbeServer(s.sched_http_addr, self.ready)
@@ -120,9 +129,13 @@ class Scheduler:
 
     async def _tick_loop(self) -> None:
         assert self.engine is not None
+        assert self._gauges is not None
         while not self._stopping.is_set():
             try:
-                await self.engine.tick()
+                # One trace per tick (when sampled) instead of a root per query.
+                with tracing.span("scheduler tick"):
+                    await self.engine.tick()
+                    await self._gauges.refresh()
             except Exception:
                 log.exception("scheduler tick failed")
             # Sleep until the next tick, or until stop() asks us to end.

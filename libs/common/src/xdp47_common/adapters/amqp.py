@@ -19,6 +19,7 @@ from aio_pika.abc import (
 )
 from prometheus_client import Counter
 
+from xdp47_common import tracing
 from xdp47_common.adapters.amqp_batch import (
     BatchConsumer,
     PoisonMessage,
@@ -169,10 +170,14 @@ class AmqpPublisher:
         if ex is None:
             raise PublishFailed(f"exchange {exchange!r} is not declared")
         try:
-            await asyncio.wait_for(
-                ex.publish(to_message(envelope), routing_key=routing_key),
-                timeout=self._timeout,
-            )
+            message = to_message(envelope)
+            # Trace hook (xdp47_common.tracing): the publish span, its context
+            # into the headers; a shared null context when tracing is off.
+            with tracing.publishing(exchange, routing_key, message.headers):
+                await asyncio.wait_for(
+                    ex.publish(message, routing_key=routing_key),
+                    timeout=self._timeout,
+                )
         except (TimeoutError, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and _task_cancelling():
                 raise

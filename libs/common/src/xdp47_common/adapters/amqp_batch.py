@@ -31,6 +31,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, ConsumerTag
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from prometheus_client import Counter, Histogram
 
+from xdp47_common import tracing
 from xdp47_common.bus import (
     PoisonMessage,
     classify_decode_error,
@@ -278,7 +279,10 @@ class BatchConsumer(Generic[T]):
         delay = 0.05
         while True:
             try:
-                await self._handle([item for _, item in pairs])
+                # Trace hook (xdp47_common.tracing): the batch's process span
+                # from its messages' headers; a null context when tracing is off.
+                with tracing.consuming(self.queue_name, (m.headers for m, _ in pairs)):
+                    await self._handle([item for _, item in pairs])
                 return
             except Exception as exc:
                 if not self._is_transient(exc):

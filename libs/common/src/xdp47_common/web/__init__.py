@@ -7,13 +7,14 @@ endpoints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 
+from xdp47_common import tracing
 from xdp47_common.redact import SENSITIVE_QUERY_PARAMETERS
 from xdp47_common.web.basics import RequestBasicsMiddleware
 from xdp47_common.web.body_limit import (
@@ -45,6 +46,7 @@ from xdp47_common.web.request_id import (
     bind_request_context,
     request_id_of,
 )
+from xdp47_common.web.server_span import RawRouteSpan
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -82,16 +84,43 @@ def fastapi_telemetry(enabled: bool) -> TelemetryConfig | None:
     """``FastAPI(telemetry=...)`` for ``XDP47_OTEL``: FastAPI's defaults when
     enabled; otherwise tracing, metrics and logs off, so that a request does not
     pay for looking up providers nobody configured (Prometheus serves metrics).
+    With tracing on (``xdp47_common.tracing``, the ``OTEL_*`` variables) requests
+    are traced through its provider, except the probes and ``/metrics``.
 
     Enabled, a span records the query string with the values of FastAPI's
     sensitive parameters (presigned-URL signatures) replaced; XDP47's credential
     parameters (``access_token``, ``token`` …) are added to that set, so a token
     a client put in a URL never reaches a trace.
     """
-    if enabled:
+    tracer_provider = tracing.provider()
+    if enabled or tracer_provider is not None:
         _redact_trace_queries()
+    if tracer_provider is not None:
+        return {
+            "tracer_provider": tracer_provider,
+            "metrics": enabled,
+            "logs": enabled,
+            "exclude": _untraced,
+        }
+    if enabled:
         return None
     return {"tracing": False, "metrics": False, "logs": False}
+
+
+_UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz", "/livez"})
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in _UNTRACED_PATHS
+
+
+def _raw_route_layers(basics: tuple[type[Any], dict[str, Any]]) -> list[Any]:
+    """The layers of a raw route: the basics, inside a server span named by the
+    route template while tracing is on (``server_span``)."""
+    tracer_provider = tracing.provider()
+    if tracer_provider is None:
+        return [basics]
+    return [(RawRouteSpan, {"tracer_provider": tracer_provider}), basics]
 
 
 def _redact_trace_queries() -> None:
@@ -167,7 +196,7 @@ def install_web_basics(
         # one hash of the credential, and two frames fewer on every suspension.
         if not isinstance(app, RawRoutesFastAPI):
             raise TypeError("raw routes need a RawRoutesFastAPI app")
-        app.set_raw_routes(raw_routes, [basics])
+        app.set_raw_routes(raw_routes, _raw_route_layers(basics))
     app.include_router(health_router(checks))
     app.include_router(metrics_router(metrics.registry))
     return metrics

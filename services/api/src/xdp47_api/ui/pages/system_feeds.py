@@ -5,16 +5,21 @@ The heartbeat rate is ingest's own count of accepted heartbeats
 summed over every ingest replica listed in ``XDP47_INGEST_METRICS_URLS`` and
 turned into a rate between two reads of the page (it polls every few seconds);
 the scheduler lag is the largest ``xdp47_scheduler_heard_behind_seconds`` of the
-replicas in ``XDP47_SCHEDULER_METRICS_URLS``. A replica that does not answer
+replicas in ``XDP47_SCHEDULER_METRICS_URLS``. A listed name that resolves to
+several addresses (a headless Service, a compose service with replicas) is read
+at each of them, so every replica counts once. A replica that does not answer
 within a second makes the figure unknown (shown as such), never a wrong number.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,6 +50,40 @@ def _accepted(name: str, labels: dict[str, str]) -> bool:
 
 def _behind(name: str, labels: dict[str, str]) -> bool:
     return name == "xdp47_scheduler_heard_behind_seconds"
+
+
+async def _each_address(url: str) -> list[str]:
+    """``url`` once per address its host name resolves to (one replica each);
+    as listed when the host is an address, has one address or does not resolve
+    (the read then fails and says why)."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if host is None or _is_address(host):
+        return [url]
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )
+    except OSError:
+        return [url]
+    addresses = sorted({str(info[4][0]) for info in infos})
+    if len(addresses) < 2:
+        return [url]
+    return [
+        urlunsplit(
+            parts._replace(netloc=f"[{a}]:{port}" if ":" in a else f"{a}:{port}")
+        )
+        for a in addresses
+    ]
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -82,8 +121,9 @@ class Feeds:
                 if pick(s.name, s.labels)
             ]
 
+        every = [u for url in urls for u in await _each_address(url)]
         async with httpx.AsyncClient(timeout=_TIMEOUT) as client:
-            parts = await asyncio.gather(*(one(client, u) for u in urls))
+            parts = await asyncio.gather(*(one(client, u) for u in every))
         return [v for part in parts for v in part]
 
     async def heartbeat_rate(self) -> Reading:
