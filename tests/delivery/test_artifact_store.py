@@ -28,7 +28,7 @@ from tests.delivery.support import (
     render,
     validate_schema,
 )
-from xdp47_api.ui.pages.artifacts import UPLOAD_FORM_OVERHEAD
+from xdp47_api.ui.pages.artifact_upload import UPLOAD_FORM_OVERHEAD
 from xdp47_common.settings import ControlSettings
 
 BASE: dict[str, Any] = load_yaml(CI_VALUES[0])

@@ -83,7 +83,7 @@ async def test_unknown_path_is_json_404(client):
 async def test_database_gone_is_503_with_retry_after(api_settings, pool, tenant):
     token = await mint(pool, tenant, ALL_SCOPES)
     async with running_app(api_settings) as app, client_for(app) as c:
-        await app.state.services.pool.close()
+        await app.state.services.repos.pool.close()
         r = await c.get("/api/devices", headers=auth(token))
         ready = await c.get("/readyz")
     assert r.status_code == 503

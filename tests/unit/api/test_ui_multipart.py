@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from xdp47_api.routes.artifact_content import client_filename
 from xdp47_api.ui.multipart import (
     FilePart,
     MultipartInvalid,
     MultipartStream,
     TextPart,
 )
+from xdp47_api.usecases.artifact_uploads import client_filename
 
 BOUNDARY = "----xdp47test"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"

@@ -96,13 +96,13 @@ def test_time_id_cursor_with_bad_values_is_422():
 
 
 class _NoDatabase:
-    async def fetchrow(self, *args, **kwargs):
+    def __getattr__(self, name):
         raise AssertionError("a malformed token must not reach the database")
 
 
 class _Services:
     settings = ControlSettings()
-    pool = _NoDatabase()
+    repos = _NoDatabase()
 
 
 @pytest.mark.parametrize("token", ["garbage", "xdp47t_" + "a" * 49, "devtoken123"])

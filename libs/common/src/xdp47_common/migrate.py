@@ -21,15 +21,9 @@ CONNECT_TIMEOUT = 10.0
 
 async def run(dsn: str) -> list[int]:
     """Apply pending migrations to the database at ``dsn``."""
-    import asyncpg
+    from xdp47_common.adapters.migrations import migrate_database
 
-    from xdp47_common.adapters.migrations import migrate
-
-    conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
-    try:
-        return await migrate(conn)
-    finally:
-        await conn.close()
+    return await migrate_database(dsn, connect_timeout=CONNECT_TIMEOUT)
 
 
 def main() -> None:
@@ -39,10 +33,9 @@ def main() -> None:
         distribution="xdp47-common",
     )
     try:
-        import asyncpg
+        from xdp47_common.adapters.migrations import DatabaseRefused, MigrationError
     except ImportError:
         fail(PROG, "needs asyncpg: install xdp47-common[pg]")
-    from xdp47_common.adapters.migrations import MigrationError
 
     dsn = os.environ.get("XDP47_DB_URL", _DEFAULT_DSN)
     at = where(dsn, "XDP47_DB_URL")
@@ -50,12 +43,11 @@ def main() -> None:
         applied = asyncio.run(run(dsn))
     except MigrationError as exc:
         fail(PROG, str(exc))
-    except asyncpg.InvalidCatalogNameError as exc:
-        fail(PROG, f"PostgreSQL at {at}: {exc}; create the database first")
-    except asyncpg.InvalidAuthorizationSpecificationError as exc:
-        fail(PROG, f"PostgreSQL at {at} refused the login: {exc}")
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-        # InterfaceError covers a malformed DSN (ClientConfigurationError).
+    except DatabaseRefused as exc:
+        if exc.kind == "missing":
+            fail(PROG, f"PostgreSQL at {at}: {exc}; create the database first")
+        if exc.kind == "login":
+            fail(PROG, f"PostgreSQL at {at} refused the login: {exc}")
         fail(PROG, f"PostgreSQL at {at}: {exc}")
     except (OSError, TimeoutError) as exc:
         fail(

@@ -3,38 +3,36 @@ control plane asks for, report the outcome in the next heartbeat.
 
 Everything that touches the outside (HTTP client, clock, sleep, metrics, random,
 fault points) is injected, so one process can run thousands of agents on one
-event loop and tests can drive ``step()`` one heartbeat at a time.
+event loop and tests can drive ``step()`` one heartbeat at a time. The apply
+itself is ``applying.fetch_and_commit``; the checks on a desired state and the
+per-artifact backoff are ``desired_checks``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import httpx
 from pydantic import ValidationError
 
+from xdp47_agent.applying import fetch_and_commit
 from xdp47_agent.config import AgentConfig
-from xdp47_agent.download import DownloadLimits, download
+from xdp47_agent.desired_checks import ArtifactBackoff, stale_reason
+from xdp47_agent.download import DownloadLimits
 from xdp47_agent.fsutil import FaultHook, no_fault
+from xdp47_agent.identity import DeviceIdentity
 from xdp47_agent.metrics import HttpMetrics, MetricsSource
-from xdp47_agent.protocol import ControlClient, CredentialRejected, heartbeat_base
+from xdp47_agent.protocol import ControlClient, CredentialRejected
 from xdp47_agent.rejected import VERIFICATION_CODES, Rejected, RejectedStore
-from xdp47_agent.state import Applied, Identity, StateDir, artifact_name
-from xdp47_agent.verify import (
-    ApplyRefused,
-    Reason,
-    check_signature,
-    refusal_for_os_error,
-)
+from xdp47_agent.state import Applied, Identity, StateDir
+from xdp47_agent.tasks import until_stopped
+from xdp47_agent.verify import ApplyRefused, refusal_for_os_error
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import DesiredState, HeartbeatBody
 from xdp47_common.models import ApplyResult, LastApply
@@ -46,43 +44,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 _MAX_ERROR_BACKOFF = 300.0
-
-
-@dataclass
-class _ArtifactBackoff:
-    failures: int
-    not_before: float
-
-
-def _valid_version(version: str) -> bool:
-    return 0 < len(version) <= 128 and version.isprintable()
-
-
-def _issued_at(when: datetime | None) -> datetime | None:
-    """``server_time`` as an aware datetime (a naive one is taken as UTC)."""
-    if when is None or when.tzinfo is not None:
-        return when
-    return when.replace(tzinfo=UTC)
-
-
-def _stale(desired: DesiredState, current: Applied | None) -> str | None:
-    """Why ``desired`` is older than the state already applied, or None.
-
-    The high-water mark is the ``server_time`` of the desired state the applied
-    artifact came from. An update answer issued before it is a replay (an old
-    answer served again), refused. A rollback by the operator is a new rollout
-    of an older artifact: its answers are issued now, so they pass. Once a mark
-    exists, an update without ``server_time`` cannot be ordered and is refused.
-    """
-    mark = current.desired_at if current is not None else None
-    if mark is None:
-        return None
-    issued = _issued_at(desired.server_time)
-    if issued is None:
-        return "update without server_time after a dated apply"
-    if issued < mark:
-        return "older than the applied desired state (replay)"
-    return None
 
 
 class Agent:
@@ -125,11 +86,11 @@ class Agent:
             connect_timeout=config.request_timeout,
         )
         self._opened = False
-        self._identity: Identity | None = None
+        self._identity = DeviceIdentity(config, self.state, self._control)
         self._current: Applied | None = None
         self._last_apply: LastApply | None = None
         self._agent_error: str | None = None
-        self._backoff: dict[UUID, _ArtifactBackoff] = {}
+        self._backoff: dict[UUID, ArtifactBackoff] = {}
         self._rejects = RejectedStore(config.state_dir, fault=fault)
         self._rejected: Rejected | None = None
         self._logged_error: str | None = None
@@ -142,7 +103,8 @@ class Agent:
 
     @property
     def device_id(self) -> str | None:
-        return self._identity.device_id if self._identity else None
+        identity = self._identity.current
+        return identity.device_id if identity else None
 
     @property
     def current(self) -> Applied | None:
@@ -169,38 +131,6 @@ class Agent:
                 self._last_apply = self._rejected.failure
         self._opened = True
 
-    async def _claim(self, device_id: str) -> Identity:
-        claimed = await self._control.claim(device_id)
-        identity = Identity(
-            device_id=claimed.device_id,
-            credential=claimed.credential,
-            ingest_url=claimed.ingest_url,
-        )
-        self.state.save_identity(identity)
-        self._identity = identity
-        log.info(
-            "claimed device %s for tenant %s; heartbeats to %s",
-            claimed.device_id,
-            claimed.tenant,
-            heartbeat_base(self.config, claimed.ingest_url)[0],
-        )
-        return identity
-
-    async def _ensure_identity(self) -> Identity:
-        if self._identity is not None:
-            return self._identity
-        wanted = self.config.device_id
-        stored = self.state.load_identity()
-        if stored is not None and wanted in (None, stored.device_id):
-            self._identity = stored
-            return stored
-        device_id = wanted or self.state.load_device_id() or uuid4().hex
-        # Persist the id before claiming: a crash mid-claim re-claims the same id
-        # (idempotent on the server) instead of leaving an orphan device behind.
-        if self.state.load_device_id() != device_id:
-            self.state.save_device_id(device_id)
-        return await self._claim(device_id)
-
     # -- one heartbeat --------------------------------------------------------
 
     async def _heartbeat_body(self, identity: Identity) -> HeartbeatBody:
@@ -226,7 +156,7 @@ class Agent:
             its outcome is reported at once.
         """
         self.open()
-        identity = await self._ensure_identity()
+        identity = await self._identity.ensure()
         body = await self._heartbeat_body(identity)
         self.last_body = body
         try:
@@ -235,7 +165,7 @@ class Agent:
             )
         except CredentialRejected:
             log.warning("credential of %s rejected; re-claiming", identity.device_id)
-            identity = await self._claim(identity.device_id)
+            identity = await self._identity.claim(identity.device_id)
             raw = await self._control.heartbeat(
                 identity.device_id, identity.credential, body, identity.ingest_url
             )
@@ -302,7 +232,7 @@ class Agent:
             return False
         if self._current is not None and self._current.artifact_id == aid:
             return False
-        stale = _stale(desired, self._current)
+        stale = stale_reason(desired, self._current)
         if stale is not None:
             self._agent_error = f"desired state refused: {stale}"
             self._log_error("%s (artifact %s)", self._agent_error, aid)
@@ -330,13 +260,12 @@ class Agent:
             if exc.code in VERIFICATION_CODES:
                 self._rejected = Rejected.of(desired, self._last_apply)
                 self._rejects.save(self._rejected)
-            failures = (backoff.failures if backoff else 0) + 1
-            delay = min(
-                self.config.apply_backoff * 2 ** (failures - 1),
-                self.config.apply_backoff_max,
-            )
-            self._backoff[aid] = _ArtifactBackoff(
-                failures, self._clock() + delay * self._rng.uniform(0.8, 1.2)
+            self._backoff[aid] = ArtifactBackoff.after(
+                backoff,
+                base=self.config.apply_backoff,
+                cap=self.config.apply_backoff_max,
+                now=self._clock(),
+                rng=self._rng,
             )
             return True
         self._backoff.pop(aid, None)
@@ -348,57 +277,22 @@ class Agent:
         return True
 
     async def _apply(self, desired: DesiredState, aid: UUID) -> None:
-        assert desired.uri is not None
-        assert desired.sha256 is not None
-        artifact_name(aid)  # a UUID can only be canonical; keep the guard explicit
-        expected = desired.sha256.strip().lower()
-        if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
-            raise ApplyRefused(Reason.SHA256_MISMATCH, "desired sha256 is not hex")
-        version = desired.version or str(aid)
-        if not _valid_version(version):
-            raise ApplyRefused(Reason.IO_ERROR, "version is not printable text")
-        staged = self.state.staging_path(aid)
         try:
-            digest = await download(
-                self._client,
-                desired.uri,
-                staged,
-                size=desired.size,
+            applied = await fetch_and_commit(
+                desired,
+                aid,
+                config=self.config,
+                state=self.state,
+                client=self._client,
                 limits=self._limits,
                 fault=self._fault,
-                credential=self._identity.credential if self._identity else None,
-                trusted_origins=(
-                    self.config.control_url,
-                    heartbeat_base(
-                        self.config,
-                        self._identity.ingest_url if self._identity else None,
-                    )[0],
-                ),
+                identity=self._identity.current,
             )
-            if digest.hex() != expected:
-                raise ApplyRefused(Reason.SHA256_MISMATCH, f"got {digest.hex()}")
-            check_signature(
-                digest,
-                desired.signature,
-                self.config.verify_keys,
-                required=self.config.signatures_required,
-            )
-            self._fault("verified")
-            applied = Applied(
-                aid, version, expected, utcnow(), _issued_at(desired.server_time)
-            )
-            self.state.commit(applied, staged)
         except OSError as exc:
-            # A failed write/fsync/rename: put the dir back to old-or-new and
-            # report; never retry an fsync in place (its error is not sticky).
-            self.state.discard_staging(aid)
             self._reload_current()
             if self._current is not None and self._current.artifact_id == aid:
                 return  # the failure came after the commit point: it is applied
             raise refusal_for_os_error(exc) from exc
-        except ApplyRefused:
-            self.state.discard_staging(aid)
-            raise
         self._current = applied
 
     def _reload_current(self) -> None:
@@ -415,29 +309,12 @@ class Agent:
 
     # -- loop -----------------------------------------------------------------
 
-    async def _until_stopped(
-        self, work: Awaitable[float], stop: asyncio.Event
-    ) -> float | None:
-        """Run ``work`` unless ``stop`` is set first; then abandon it (safe: the
-        commit has no await inside, so a cancel lands in I/O, never mid-commit)."""
-        task = asyncio.ensure_future(work)
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        return None if task.cancelled() else task.result()
-
     async def run(self, stop: asyncio.Event) -> None:
         """Heartbeat until ``stop`` is set; errors are logged and backed off."""
         self.open()
         while not stop.is_set():
             try:
-                delay = await self._until_stopped(self.step(), stop)
+                delay = await until_stopped(self.step(), stop)
                 if self._errors:
                     log.info("steps succeed again after %d failed", self._errors)
                 self._errors, self._step_error = 0, None
@@ -455,7 +332,7 @@ class Agent:
             if delay is None or stop.is_set():
                 break
             if delay > 0:
-                await self._until_stopped(self._sleep_for(delay), stop)
+                await until_stopped(self._sleep_for(delay), stop)
 
     async def _sleep_for(self, delay: float) -> float:
         await self._sleep(delay)

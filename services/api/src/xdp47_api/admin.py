@@ -19,14 +19,18 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
-import asyncpg
 from pydantic import ValidationError
 
 from xdp47_api.minting import mint_token
-from xdp47_api.repositories import PgTenantRepository, PgTokenRepository
-from xdp47_common.adapters.pg import create_pool
+from xdp47_api.repositories.registry import Repositories
+from xdp47_common.adapters.pg_probe import (
+    DatabaseUnreachable,
+    SchemaMissing,
+    open_pool,
+    schema_required,
+)
 from xdp47_common.cli import command_line, settings_problem
 from xdp47_common.models import ApiTokenCreate, Scope, TenantCreate
 from xdp47_common.settings import ControlSettings
@@ -92,32 +96,32 @@ def _invalid(exc: ValidationError) -> Refused:
     )
 
 
-async def _create_tenant(pool: asyncpg.Pool[Any], args: argparse.Namespace) -> None:
+async def _create_tenant(repos: Repositories, args: argparse.Namespace) -> None:
     try:
         body = TenantCreate(id=args.id, name=args.name)
     except ValidationError as exc:
         raise _invalid(exc) from None
-    created = await PgTenantRepository(pool).create(body.id, body.name or body.id)
+    created = await repos.tenants.create(body.id, body.name or body.id)
     if created is None:
         raise Refused(f"tenant '{body.id}' already exists")
     sys.stdout.write(f"created tenant '{created.id}' ({created.name})\n")
 
 
 async def _mint_token(
-    pool: asyncpg.Pool[Any], args: argparse.Namespace, scopes: list[Scope]
+    repos: Repositories, args: argparse.Namespace, scopes: list[Scope]
 ) -> None:
     days = None if args.no_expiry else args.expires_in_days
     try:
         body = ApiTokenCreate(name=args.name, scopes=scopes, expires_in_days=days)
     except ValidationError as exc:
         raise _invalid(exc) from None
-    if await PgTenantRepository(pool).get(args.tenant) is None:
+    if await repos.tenants.get(args.tenant) is None:
         raise Refused(
             f"tenant '{args.tenant}' does not exist; "
             "create it first with: xdp47-admin create-tenant"
         )
     token = await mint_token(
-        PgTokenRepository(pool),
+        repos.tokens,
         tenant=args.tenant,
         name=body.name,
         scopes=body.scopes,
@@ -135,15 +139,17 @@ async def _mint_token(
 
 async def _run(db_url: str, args: argparse.Namespace, scopes: list[Scope]) -> None:
     try:
-        pool = await create_pool(db_url, min_size=1, max_size=1)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        pool = await open_pool(db_url, min_size=1, max_size=1)
+    except DatabaseUnreachable as exc:
         raise Refused(f"PostgreSQL at XDP47_DB_URL is unreachable: {exc}") from None
+    repos = Repositories(pool)
     try:
-        if args.command == "create-tenant":
-            await _create_tenant(pool, args)
-        else:
-            await _mint_token(pool, args, scopes)
-    except asyncpg.UndefinedTableError:
+        async with schema_required():
+            if args.command == "create-tenant":
+                await _create_tenant(repos, args)
+            else:
+                await _mint_token(repos, args, scopes)
+    except SchemaMissing:
         raise Refused(
             "the database at XDP47_DB_URL has no schema; run xdp47-migrate first"
         ) from None

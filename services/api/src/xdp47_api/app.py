@@ -13,13 +13,13 @@ from fastapi import FastAPI
 from xdp47_api.api_docs import install_api_docs
 from xdp47_api.blobs import BlobStore, FsBlobStore
 from xdp47_api.blobs_s3 import S3BlobStore
-from xdp47_api.repositories import PgTenantRepository
+from xdp47_api.repositories.registry import Repositories
 from xdp47_api.routes import ROUTERS
 from xdp47_api.routes.artifact_content import UPLOAD_PATH
 from xdp47_api.state import Services
 from xdp47_api.ui import install_ui
-from xdp47_api.ui.pages.artifacts import UPLOAD_FORM_OVERHEAD
-from xdp47_api.ui.pages.artifacts import UPLOAD_PATH as UI_UPLOAD_PATH
+from xdp47_api.ui.pages.artifact_upload import UPLOAD_FORM_OVERHEAD
+from xdp47_api.ui.pages.artifact_upload import UPLOAD_PATH as UI_UPLOAD_PATH
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.objects import s3_store
 from xdp47_common.adapters.pg import create_pool
@@ -78,11 +78,12 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
             else:
                 the_bus = bus
             await the_bus.start()
+            repos = Repositories(pool)
             if settings.dev_token_enabled:
-                await PgTenantRepository(pool).ensure(settings.dev_tenant)
+                await repos.tenants.ensure(settings.dev_tenant)
             app.state.services = Services(
                 settings=settings,
-                pool=pool,
+                repos=repos,
                 bus=the_bus,
                 topology=the_bus.topology,
                 blobs=blob_store(settings),
@@ -102,7 +103,7 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
     install_api_docs(app)
 
     async def postgres_ready() -> None:
-        await app.state.services.pool.fetchval("SELECT 1")
+        await app.state.services.repos.ping()
 
     async def rabbitmq_ready() -> None:
         if not app.state.services.bus.is_ready:

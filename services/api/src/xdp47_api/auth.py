@@ -18,7 +18,7 @@ from uuid import UUID
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
-from xdp47_api.repositories.tokens import LAST_USED_RESOLUTION, PgTokenRepository
+from xdp47_api.repositories.tokens import LAST_USED_RESOLUTION
 from xdp47_api.state import ServicesDep
 from xdp47_common.clock import utcnow
 from xdp47_common.models import ALL_SCOPES, Scope, expand_scopes
@@ -167,7 +167,7 @@ async def principal_for_digest(services: ServicesDep, digest: bytes) -> Principa
     """
     if _is_dev_token(services, digest):
         return _dev_principal(services)
-    tokens = PgTokenRepository(services.pool)
+    tokens = services.repos.tokens
     record = await tokens.lookup(digest)
     if record is None:
         raise _unauthorized("unknown token")

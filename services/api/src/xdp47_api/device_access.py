@@ -18,7 +18,6 @@ from xdp47_api.state import ServicesDep
 from xdp47_common.models import Scope
 from xdp47_common.tokens import SecretKind
 from xdp47_common.web import bind_request_context
-from xdp47_common.web.device_auth import identify_device
 
 __all__ = ["authenticate_device_or_token", "require_device_or"]
 
@@ -44,7 +43,7 @@ async def authenticate_device_or_token(
         # The download URL has no query parameters; refusing them all keeps a
         # secret pasted into one out of access logs, as for tokens.
         raise _unauthorized("this URL takes no query parameters")
-    device = await identify_device(services.pool, secret)
+    device = await services.repos.devices.identify(secret)
     if device is None:
         raise _unauthorized("unknown or malformed device credential")
     bind_request_context(tenant=device.tenant, device_id=device.device_id)

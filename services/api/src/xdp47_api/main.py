@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import uvicorn
 
 from xdp47_api.app import create_app
 from xdp47_common import tracing
 from xdp47_common.adapters.amqp import connect
+from xdp47_common.adapters.pg_probe import (
+    DatabaseUnreachable,
+    SchemaMissing,
+    check_schema,
+)
 from xdp47_common.cli import (
     EXIT_UNAVAILABLE,
     check_can_listen,
@@ -33,14 +37,12 @@ CONNECT_TIMEOUT = 10.0
 async def check_dependencies(settings: ControlSettings) -> str | None:
     """Return a one-line reason when PostgreSQL or RabbitMQ is unreachable."""
     try:
-        conn = await asyncpg.connect(settings.db_url, timeout=CONNECT_TIMEOUT)
-        try:
-            migrated = await conn.fetchval("SELECT to_regclass('tenants') IS NOT NULL")
-        finally:
-            await conn.close()
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        await check_schema(
+            settings.db_url, connect_timeout=CONNECT_TIMEOUT, table="tenants"
+        )
+    except DatabaseUnreachable as exc:
         return f"PostgreSQL at XDP47_DB_URL is unreachable: {exc}"
-    if not migrated:
+    except SchemaMissing:
         return "the database at XDP47_DB_URL has no schema; run xdp47-migrate first"
     try:
         connection = await asyncio.wait_for(

@@ -19,11 +19,13 @@ from typing import Any
 import asyncpg
 
 __all__ = [
+    "DatabaseRefused",
     "Migration",
     "MigrationError",
     "applied_versions",
     "load_migrations",
     "migrate",
+    "migrate_database",
 ]
 
 # Any fixed 64-bit key works; this one spells "xdp47mig" in ASCII.
@@ -142,3 +144,46 @@ async def migrate(
         return applied
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+
+
+class DatabaseRefused(Exception):
+    """PostgreSQL answered but cannot be migrated: ``kind`` is ``missing`` (no
+    such database), ``login`` (authentication refused) or ``other``."""
+
+    def __init__(self, kind: str, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.kind = kind
+        self.cause = cause
+
+
+async def migrate_database(dsn: str, *, connect_timeout: float) -> list[int]:
+    """Connect to ``dsn``, apply pending migrations, close (``xdp47-migrate``).
+
+    Args:
+        dsn: PostgreSQL URL.
+        connect_timeout: seconds allowed for connecting.
+
+    Returns:
+        The versions applied, in order.
+
+    Raises:
+        MigrationError: an applied migration's checksum differs from the file's.
+        DatabaseRefused: PostgreSQL refused the database, the login or a statement,
+            or the URL is malformed.
+        OSError: PostgreSQL cannot be reached (``TimeoutError`` included).
+    """
+    try:
+        conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+    except MigrationError:
+        raise
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise DatabaseRefused("missing", exc) from exc
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        raise DatabaseRefused("login", exc) from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        # InterfaceError covers a malformed DSN (ClientConfigurationError).
+        raise DatabaseRefused("other", exc) from exc

@@ -4,22 +4,19 @@ credential a device presents, and which device (of which tenant) it belongs to.
 A malformed credential (wrong prefix, length, alphabet or checksum) is refused with
 401 before any database access. A well-formed one is looked up by its SHA256 in
 ``devices.credential_hash`` (unique, indexed); a rotated or unknown credential
-matches nothing. Ingest reads identity and desired state in one query of its own;
-the API's artifact download uses ``identify_device``.
+matches nothing. The lookups are the services' own: ingest reads identity and
+desired state in one query, the API's device repository answers ``identify``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from xdp47_common.tokens import SecretKind, hash_secret, looks_valid
-
-if TYPE_CHECKING:
-    import asyncpg
+from xdp47_common.tokens import SecretKind, looks_valid
 
 __all__ = [
     "DEVICE_BEARER",
@@ -28,13 +25,11 @@ __all__ = [
     "credential_from_header",
     "device_credential",
     "forbidden",
-    "identify_device",
     "is_device_credential",
     "unauthorized",
 ]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="xdp47-devices"'}
-_IDENTIFY = "SELECT tenant, id FROM devices WHERE credential_hash = $1"
 # Declares the bearer requirement in the OpenAPI document (scheme "device");
 # ``bearer_credential`` still reads and checks the header itself.
 DEVICE_BEARER = HTTPBearer(
@@ -112,16 +107,3 @@ async def device_credential(
     ``def`` dependency in a worker thread, which cost ingest ~0.3 ms of CPU per
     request; use this one in ``Depends``."""
     return bearer_credential(request, declared)
-
-
-async def identify_device(
-    pool: asyncpg.Pool[Any], credential: str
-) -> DeviceIdentity | None:
-    """The device holding ``credential``; ``None`` when it is malformed, unknown
-    or rotated. A malformed credential costs no query."""
-    if not is_device_credential(credential):
-        return None
-    row = await pool.fetchrow(_IDENTIFY, hash_secret(credential))
-    if row is None:
-        return None
-    return DeviceIdentity(tenant=row["tenant"], device_id=row["id"])

@@ -116,31 +116,13 @@ async def _connection_lost_handler(request: Request, exc: Exception) -> JSONResp
     return answer_error(lost)
 
 
-def _asyncpg_handlers(app: FastAPI) -> None:
+def _database_handlers(app: FastAPI) -> None:
     try:
-        import asyncpg
+        from xdp47_common.adapters.pg_errors import database_error_handlers
     except ImportError:  # a service without the pg extra has no asyncpg errors
         return
-
-    async def integrity(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, asyncpg.IntegrityConstraintViolationError)
-        what = getattr(exc, "constraint_name", None) or exc.__class__.__name__
-        status = 409 if isinstance(exc, asyncpg.UniqueViolationError) else 422
-        return JSONResponse(
-            status_code=status, content={"detail": f"constraint violated: {what}"}
-        )
-
-    async def data_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            status_code=422, content={"detail": f"invalid value: {exc}"}
-        )
-
-    from xdp47_common.adapters.pg import DATABASE_UNAVAILABLE
-
-    for cls in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(cls, _connection_lost_handler)
-    app.add_exception_handler(asyncpg.IntegrityConstraintViolationError, integrity)
-    app.add_exception_handler(asyncpg.DataError, data_error)
+    for cls, handler in database_error_handlers(_connection_lost_handler):
+        app.add_exception_handler(cls, handler)
 
 
 def install_exception_handlers(app: FastAPI) -> None:
@@ -149,4 +131,4 @@ def install_exception_handlers(app: FastAPI) -> None:
         app.add_exception_handler(cls, _answer_handler)
     # OSError covers refused connections and TimeoutError (pool acquire timeouts).
     app.add_exception_handler(OSError, _connection_lost_handler)
-    _asyncpg_handlers(app)
+    _database_handlers(app)

@@ -24,8 +24,12 @@ from xdp47_common.models import (
     TargetHistoryEntry,
     describe_reason,
 )
+from xdp47_common.tokens import hash_secret
+from xdp47_common.web.device_auth import DeviceIdentity, is_device_credential
 
 __all__ = ["HISTORY_LIMIT", "DeviceFilter", "PgDeviceRepository"]
+
+IDENTIFY_DEVICE = "SELECT tenant, id FROM devices WHERE credential_hash = $1"
 
 # The device page shows this many rollout history entries, newest first.
 HISTORY_LIMIT = 100
@@ -176,3 +180,13 @@ class PgDeviceRepository:
             CLAIM_DEVICE, tenant, device_id, labels, channel, credential_hash
         )
         return bool(inserted)
+
+    async def identify(self, credential: str) -> DeviceIdentity | None:
+        """The device holding ``credential``; ``None`` when it is malformed,
+        unknown or rotated. A malformed credential costs no query."""
+        if not is_device_credential(credential):
+            return None
+        row = await self._pool.fetchrow(IDENTIFY_DEVICE, hash_secret(credential))
+        if row is None:
+            return None
+        return DeviceIdentity(tenant=row["tenant"], device_id=row["id"])

@@ -1,6 +1,8 @@
-"""HTTP routes of the API: thin functions over the repositories and the publisher."""
+"""HTTP routes of the API: thin functions over the use cases
+(``xdp47_api.usecases``)."""
 
 from xdp47_api.routes.artifact_content import router as artifact_content_router
+from xdp47_api.routes.artifact_download import router as artifact_download_router
 from xdp47_api.routes.artifacts import router as artifacts_router
 from xdp47_api.routes.devices import router as devices_router
 from xdp47_api.routes.policies import router as policies_router
@@ -13,6 +15,7 @@ ROUTERS = (
     devices_router,
     artifacts_router,
     artifact_content_router,
+    artifact_download_router,
     policies_router,
     rollouts_router,
     rollout_progress_router,

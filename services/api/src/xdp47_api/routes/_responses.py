@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException
-
 from xdp47_common.web import ErrorBody
 
-__all__ = ["errors", "not_found"]
+__all__ = ["errors"]
 
 _DESCRIPTIONS = {
     400: "Request body is not decodable (e.g. not UTF-8 JSON)",
@@ -35,8 +33,3 @@ def errors(*extra: int) -> dict[int | str, dict[str, Any]]:
     return {
         c: {"model": ErrorBody, "description": _DESCRIPTIONS[c]} for c in sorted(codes)
     }
-
-
-def not_found(what: str, ident: object) -> HTTPException:
-    """The 404 for an id that is missing or belongs to another tenant."""
-    return HTTPException(status_code=404, detail=f"{what} '{ident}' not found")

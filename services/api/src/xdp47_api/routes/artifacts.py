@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from xdp47_api.artifact_deletion import ArtifactInUse, delete_artifact
 from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
-from xdp47_api.repositories import PgArtifactRepository
-from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
+from xdp47_api.usecases import artifacts
 from xdp47_common.models import Artifact, ArtifactCreate, Scope
 from xdp47_common.models.base import NUL_FREE_PATTERN
 
@@ -36,8 +35,13 @@ async def list_artifacts(
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[Artifact]:
-    page = await PgArtifactRepository(services.pool).list(
-        principal.tenant, version=version, type_=type, limit=limit, cursor=cursor
+    page = await artifacts.list_page(
+        services,
+        principal.tenant,
+        version=version,
+        type_=type,
+        limit=limit,
+        cursor=cursor,
     )
     return publish_page(request, response, page)
 
@@ -54,8 +58,7 @@ async def create_artifact(
     principal: Annotated[Principal, require(Scope.ARTIFACTS_WRITE)],
     services: ServicesDep,
 ) -> Artifact:
-    principal.own_tenant(body.tenant)
-    return await PgArtifactRepository(services.pool).create(body)
+    return await artifacts.create(services, principal, body)
 
 
 @router.get(
@@ -69,10 +72,7 @@ async def get_artifact(
     principal: Annotated[Principal, require(Scope.ARTIFACTS_READ)],
     services: ServicesDep,
 ) -> Artifact:
-    found = await PgArtifactRepository(services.pool).get(principal.tenant, artifact_id)
-    if found is None:
-        raise not_found("artifact", artifact_id)
-    return found
+    return await artifacts.get(services, principal.tenant, artifact_id)
 
 
 @router.delete(
@@ -90,12 +90,5 @@ async def remove_artifact(
     principal: Annotated[Principal, require(Scope.ARTIFACTS_WRITE)],
     services: ServicesDep,
 ) -> Response:
-    try:
-        found = await delete_artifact(
-            services.pool, services.blobs, principal.tenant, artifact_id
-        )
-    except ArtifactInUse as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
-    if not found:
-        raise not_found("artifact", artifact_id)
+    await artifacts.delete(services, principal.tenant, artifact_id)
     return Response(status_code=204)

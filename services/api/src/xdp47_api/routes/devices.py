@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
 from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
-from xdp47_api.repositories import DeviceFilter, PgDeviceRepository
-from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
+from xdp47_api.usecases import devices
+from xdp47_api.usecases.devices import DeviceFilter
 from xdp47_common.models import (
     Device,
     DeviceClaim,
@@ -22,7 +22,6 @@ from xdp47_common.models import (
 )
 from xdp47_common.models.base import DEVICE_ID_PATTERN, NUL_FREE_PATTERN
 from xdp47_common.selectors import SelectorError, parse_selector
-from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 
 __all__ = ["router"]
 
@@ -78,8 +77,8 @@ async def list_devices(
         channel=channel,
         id_prefix=q,
     )
-    page = await PgDeviceRepository(services.pool).list(
-        principal.tenant, filt, limit=limit, cursor=cursor
+    page = await devices.list_page(
+        services, principal.tenant, filt, limit=limit, cursor=cursor
     )
     return publish_page(request, response, page)
 
@@ -95,10 +94,7 @@ async def get_device(
     principal: Annotated[Principal, require(Scope.DEVICES_READ)],
     services: ServicesDep,
 ) -> DeviceDetail:
-    device = await PgDeviceRepository(services.pool).detail(principal.tenant, device_id)
-    if device is None:
-        raise not_found("device", device_id)
-    return device
+    return await devices.detail(services, principal.tenant, device_id)
 
 
 @router.post(
@@ -117,20 +113,6 @@ async def claim_device(
     principal: Annotated[Principal, require(Scope.DEVICES_CLAIM)],
     services: ServicesDep,
 ) -> DeviceClaimed:
-    principal.own_tenant(body.tenant)
-    device_id = body.device_id or f"dev-{uuid.uuid4().hex[:16]}"
-    credential = new_secret(SecretKind.DEVICE_CREDENTIAL)
-    created = await PgDeviceRepository(services.pool).claim(
-        body.tenant,
-        device_id,
-        dict(body.labels),
-        body.channel,
-        hash_secret(credential),
-    )
+    claimed, created = await devices.claim(services, principal, body)
     response.status_code = 201 if created else 200
-    return DeviceClaimed(
-        device_id=device_id,
-        tenant=body.tenant,
-        credential=credential,
-        ingest_url=services.settings.ingest_public_url,
-    )
+    return claimed

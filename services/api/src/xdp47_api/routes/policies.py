@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
-from xdp47_api.repositories import PgPolicyRepository
-from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
+from xdp47_api.usecases import policies
 from xdp47_common.models import Policy, PolicyCreate, Scope
 
 __all__ = ["router"]
@@ -30,8 +30,8 @@ async def list_policies(
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[Policy]:
-    page = await PgPolicyRepository(services.pool).list(
-        principal.tenant, limit=limit, cursor=cursor
+    page = await policies.list_page(
+        services, principal.tenant, limit=limit, cursor=cursor
     )
     return publish_page(request, response, page)
 
@@ -48,14 +48,7 @@ async def create_policy(
     principal: Annotated[Principal, require(Scope.POLICIES_WRITE)],
     services: ServicesDep,
 ) -> Policy:
-    principal.own_tenant(body.tenant)
-    created = await PgPolicyRepository(services.pool).create(body)
-    if created is None:
-        raise HTTPException(
-            status_code=409,
-            detail=f"name: a policy named '{body.name}' already exists in this tenant",
-        )
-    return created
+    return await policies.create(services, principal, body)
 
 
 @router.get(
@@ -69,7 +62,4 @@ async def get_policy(
     principal: Annotated[Principal, require(Scope.POLICIES_READ)],
     services: ServicesDep,
 ) -> Policy:
-    found = await PgPolicyRepository(services.pool).get(principal.tenant, policy_id)
-    if found is None:
-        raise not_found("policy", policy_id)
-    return found
+    return await policies.get(services, principal.tenant, policy_id)

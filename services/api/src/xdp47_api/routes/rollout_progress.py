@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query, Request, Response
 
 from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
-from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
-from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
+from xdp47_api.usecases import progress
 from xdp47_common.models import ProgressState, RolloutDevice, RolloutProgress, Scope
 
 __all__ = ["router"]
@@ -37,12 +37,7 @@ Reader = Annotated[Principal, require(Scope.ROLLOUTS_READ)]
 async def get_progress(
     rollout_id: UUID, principal: Reader, services: ServicesDep
 ) -> RolloutProgress:
-    progress = await PgRolloutProgressRepository(services.pool).progress(
-        principal.tenant, rollout_id
-    )
-    if progress is None:
-        raise not_found("rollout", rollout_id)
-    return progress
+    return await progress.progress(services, principal.tenant, rollout_id)
 
 
 @router.get(
@@ -65,14 +60,13 @@ async def list_devices(
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[RolloutDevice]:
-    repo = PgRolloutProgressRepository(services.pool)
-    page = await repo.devices(
-        principal.tenant, rollout_id, wave=wave, state=state, limit=limit, cursor=cursor
+    page = await progress.devices(
+        services,
+        principal.tenant,
+        rollout_id,
+        wave=wave,
+        state=state,
+        limit=limit,
+        cursor=cursor,
     )
-    if (
-        not page.items
-        and cursor is None
-        and not await repo.exists(principal.tenant, rollout_id)
-    ):
-        raise not_found("rollout", rollout_id)
     return publish_page(request, response, page)

@@ -1,20 +1,19 @@
 """Rollout routes: create drafts, read them and their runs, and send the
-scheduler the start/retry/abort commands (the scheduler owns status changes)."""
+scheduler the start/retry/abort commands (the scheduler owns status changes).
+The rules live in ``usecases.rollouts`` and ``usecases.rollout_commands``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from xdp47_api.auth import Principal, require
-from xdp47_api.pagination import CursorParam, LimitParam, Page, publish_page
-from xdp47_api.repositories import PgRolloutRepository
-from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.pagination import CursorParam, LimitParam, publish_page
+from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
-from xdp47_common.bus import PublishFailed
-from xdp47_common.messages import AbortRollout, RetryRollout, StartRollout
+from xdp47_api.usecases import rollout_commands, rollouts
 from xdp47_common.models import (
     Rollout,
     RolloutCreate,
@@ -23,27 +22,17 @@ from xdp47_common.models import (
     RunProgress,
     Scope,
 )
-from xdp47_common.rollout.commands import CommandName, accepted_from
-from xdp47_common.rollout.exclusions import Exclusion
-from xdp47_common.rollout.policy import default_policy
-from xdp47_common.rollout.progress import run_progress
-from xdp47_common.rollout.status import TERMINAL_STATUSES, RolloutStatus
-from xdp47_common.web import ServiceUnavailable
+from xdp47_common.rollout.status import RolloutStatus
 
-__all__ = ["COMMAND_FROM", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api/rollouts", tags=["rollouts"])
 
 Reader = Annotated[Principal, require(Scope.ROLLOUTS_READ)]
 Writer = Annotated[Principal, require(Scope.ROLLOUTS_WRITE)]
 
-Command = type[StartRollout] | type[RetryRollout] | type[AbortRollout]
-
-# The statuses accepting each command, from the core's table: a move, or a
-# harmless repeat whose effect already holds (start or retry of a running
-# rollout, abort of an aborted one); 409 outside it.
-COMMAND_FROM: dict[str, frozenset[RolloutStatus]] = {
-    c.value: accepted_from(c) for c in CommandName
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Command published; the scheduler acts on it"}
 }
 
 
@@ -59,8 +48,8 @@ async def list_rollouts(
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[Rollout]:
-    page = await PgRolloutRepository(services.pool).list(
-        principal.tenant, status=status, limit=limit, cursor=cursor
+    page = await rollouts.list_page(
+        services, principal.tenant, status=status, limit=limit, cursor=cursor
     )
     return publish_page(request, response, page)
 
@@ -75,30 +64,7 @@ async def list_rollouts(
 async def create_rollout(
     body: RolloutCreate, principal: Writer, services: ServicesDep
 ) -> Rollout:
-    principal.own_tenant(body.tenant)
-    repo = PgRolloutRepository(services.pool)
-    if not await repo.artifact_exists(body.tenant, body.artifact_id):
-        raise HTTPException(
-            status_code=422,
-            detail=f"body.artifact_id: artifact '{body.artifact_id}' not found",
-        )
-    if body.policy_id is not None and not await repo.policy_exists(
-        body.tenant, body.policy_id
-    ):
-        raise HTTPException(
-            status_code=422,
-            detail=f"body.policy_id: policy '{body.policy_id}' not found",
-        )
-    return await repo.create(body)
-
-
-async def _found(
-    rollout_id: UUID, principal: Principal, services: ServicesDep
-) -> Rollout:
-    rollout = await PgRolloutRepository(services.pool).get(principal.tenant, rollout_id)
-    if rollout is None:
-        raise not_found("rollout", rollout_id)
-    return rollout
+    return await rollouts.create(services, principal, body)
 
 
 @router.get(
@@ -110,7 +76,7 @@ async def _found(
 async def get_rollout(
     rollout_id: UUID, principal: Reader, services: ServicesDep
 ) -> Rollout:
-    return await _found(rollout_id, principal, services)
+    return await rollouts.get(services, principal.tenant, rollout_id)
 
 
 @router.get(
@@ -128,16 +94,10 @@ async def list_runs(
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[RunProgress]:
-    rollout = await _found(rollout_id, principal, services)
-    page = await PgRolloutRepository(services.pool).runs(
-        rollout_id, limit=limit, cursor=cursor
+    page = await rollouts.runs(
+        services, principal.tenant, rollout_id, limit=limit, cursor=cursor
     )
-    ended = rollout.status in TERMINAL_STATUSES
-    runs = [
-        run_progress(r, attempt_ended=ended or r.attempt < rollout.attempt)
-        for r in page.items
-    ]
-    return publish_page(request, response, Page(runs, page.next_cursor))
+    return publish_page(request, response, page)
 
 
 @router.get(
@@ -157,87 +117,8 @@ async def get_plan(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RolloutPlan:
-    rollout = await _found(rollout_id, principal, services)
-    return await PgRolloutRepository(services.pool).plan(
-        rollout, default_policy(services.settings), limit=limit
-    )
-
-
-async def _command(
-    verb: str,
-    command: Command,
-    rollout_id: UUID,
-    principal: Principal,
-    services: ServicesDep,
-) -> Rollout:
-    rollout = await _found(rollout_id, principal, services)
-    allowed = COMMAND_FROM[verb]
-    if rollout.status not in allowed:
-        raise HTTPException(
-            status_code=409,
-            detail=f"cannot {verb} a rollout in status '{rollout.status.value}'; "
-            f"{verb} needs status {' or '.join(sorted(s.value for s in allowed))}",
-        )
-    message = command(
-        tenant=principal.tenant, rollout_id=rollout.id, requested_by=principal.actor
-    )
-    try:
-        await services.bus.publish(
-            services.topology.commands,
-            services.topology.command_key(message.type),
-            message,
-        )
-    except PublishFailed as exc:
-        raise ServiceUnavailable(
-            f"the message broker did not accept the {verb} command; retry later"
-        ) from exc
-    return rollout
-
-
-_ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {"description": "Command published; the scheduler acts on it"}
-}
-
-
-# Reasons that say a device is not one the selector meant: not counted as
-# "excluded" in a start's answer (every other device of the tenant has one).
-_NOT_MATCHED = frozenset({Exclusion.WRONG_CHANNEL, Exclusion.LABEL_MISMATCH})
-
-
-async def _start_answer(rollout: Rollout, services: ServicesDep) -> RolloutStartAnswer:
-    """The plan the scheduler would make now: planned devices, and the matched
-    ones left out by reason, with a warning for each."""
-    plan = await PgRolloutRepository(services.pool).plan(
-        rollout, default_policy(services.settings), limit=1
-    )
-    excluded = {
-        reason.value: n
-        for reason, n in sorted(plan.excluded_counts.items())
-        if reason not in _NOT_MATCHED and n
-    }
-    warnings: list[str] = []
-    held = excluded.get(Exclusion.IN_ANOTHER_ROLLOUT.value, 0)
-    if held:
-        warnings.append(
-            f"{held} matched devices are in another running rollout and are left out"
-        )
-    offline = excluded.get(Exclusion.OFFLINE.value, 0)
-    if offline:
-        warnings.append(
-            f"{offline} planned devices are offline and would be skipped at their "
-            "wave's start"
-        )
-    if plan.total == 0:
-        warnings.append(
-            "no eligible devices: the rollout ends at once without updating any "
-            "device (aborted, or completed under abort_on_zero_eligible: false)"
-        )
-    return RolloutStartAnswer(
-        **rollout.model_dump(),
-        planned=plan.total,
-        excluded=excluded,
-        warnings=warnings,
-    )
+    rollout = await rollouts.get(services, principal.tenant, rollout_id)
+    return await rollouts.plan(services, rollout, limit=limit)
 
 
 @router.post(
@@ -256,10 +137,7 @@ async def _start_answer(rollout: Rollout, services: ServicesDep) -> RolloutStart
 async def start_rollout(
     rollout_id: UUID, principal: Writer, services: ServicesDep
 ) -> RolloutStartAnswer:
-    rollout = await _command("start", StartRollout, rollout_id, principal, services)
-    if rollout.status is not RolloutStatus.DRAFT:
-        return RolloutStartAnswer(**rollout.model_dump())
-    return await _start_answer(rollout, services)
+    return await rollout_commands.start(services, principal, rollout_id)
 
 
 @router.post(
@@ -272,7 +150,7 @@ async def start_rollout(
 async def retry_rollout(
     rollout_id: UUID, principal: Writer, services: ServicesDep
 ) -> Rollout:
-    return await _command("retry", RetryRollout, rollout_id, principal, services)
+    return await rollout_commands.send(services, principal, "retry", rollout_id)
 
 
 @router.post(
@@ -285,4 +163,4 @@ async def retry_rollout(
 async def abort_rollout(
     rollout_id: UUID, principal: Writer, services: ServicesDep
 ) -> Rollout:
-    return await _command("abort", AbortRollout, rollout_id, principal, services)
+    return await rollout_commands.send(services, principal, "abort", rollout_id)

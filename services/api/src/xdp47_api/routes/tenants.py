@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from xdp47_api.auth import Principal, require
-from xdp47_api.pagination import CursorParam, LimitParam, Page, publish_page
-from xdp47_api.repositories import PgTenantRepository
+from xdp47_api.pagination import CursorParam, LimitParam, publish_page
 from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
+from xdp47_api.usecases import tenants
 from xdp47_common.models import Scope, Tenant, TenantCreate
 
 __all__ = ["router"]
@@ -33,12 +33,7 @@ async def list_tenants(
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[Tenant]:
-    repo = PgTenantRepository(services.pool)
-    if principal.has(Scope.TENANTS_WRITE):
-        page = await repo.list_all(limit=limit, cursor=cursor)
-    else:
-        own = await repo.get(principal.tenant)
-        page = Page([] if own is None or cursor else [own], None)
+    page = await tenants.visible(services, principal, limit=limit, cursor=cursor)
     return publish_page(request, response, page)
 
 
@@ -54,11 +49,4 @@ async def create_tenant(
     principal: Annotated[Principal, require(Scope.TENANTS_WRITE)],
     services: ServicesDep,
 ) -> Tenant:
-    created = await PgTenantRepository(services.pool).create(
-        body.id, body.name or body.id
-    )
-    if created is None:
-        raise HTTPException(
-            status_code=409, detail=f"id: tenant '{body.id}' already exists"
-        )
-    return created
+    return await tenants.create(services, body)

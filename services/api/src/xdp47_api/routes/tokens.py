@@ -9,21 +9,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from xdp47_api.auth import Principal, not_found_tenant, require
-from xdp47_api.minting import mint_token
+from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
-from xdp47_api.repositories import PgTenantRepository, PgTokenRepository
-from xdp47_api.routes._responses import errors, not_found
+from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
-from xdp47_common.models import (
-    ApiToken,
-    ApiTokenCreate,
-    ApiTokenCreated,
-    Scope,
-    expand_scopes,
-)
+from xdp47_api.usecases import tokens
+from xdp47_common.models import ApiToken, ApiTokenCreate, ApiTokenCreated, Scope
 
 __all__ = ["router"]
 
@@ -31,18 +24,6 @@ router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
 TokenWriter = Annotated[Principal, require(Scope.TOKENS_WRITE)]
 TokenReader = Annotated[Principal, require(Scope.TOKENS_READ)]
-
-
-async def _target_tenant(
-    principal: Principal, tenant: str | None, services: ServicesDep
-) -> str:
-    if tenant is None or tenant == principal.tenant:
-        return principal.tenant
-    if not principal.has(Scope.TENANTS_WRITE):
-        raise not_found_tenant(tenant)
-    if await PgTenantRepository(services.pool).get(tenant) is None:
-        raise not_found_tenant(tenant)
-    return tenant
 
 
 @router.post(
@@ -55,23 +36,7 @@ async def _target_tenant(
 async def create_token(
     body: ApiTokenCreate, principal: TokenWriter, services: ServicesDep
 ) -> ApiTokenCreated:
-    wanted = expand_scopes(set(body.scopes))
-    missing = sorted(wanted - principal.scopes)
-    if missing:
-        raise HTTPException(
-            status_code=403,
-            detail="scopes: a token can mint only scopes it holds; this one lacks "
-            + ", ".join(f"'{s.value}'" for s in missing),
-        )
-    tenant = await _target_tenant(principal, body.tenant, services)
-    return await mint_token(
-        PgTokenRepository(services.pool),
-        tenant=tenant,
-        name=body.name,
-        scopes=body.scopes,
-        created_by=principal.token_id,
-        expires_in_days=body.expires_in_days,
-    )
+    return await tokens.mint(services, principal, body)
 
 
 @router.get(
@@ -85,8 +50,8 @@ async def list_tokens(
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[ApiToken]:
-    page = await PgTokenRepository(services.pool).list(
-        principal.tenant, limit=limit, cursor=cursor
+    page = await tokens.list_page(
+        services, principal.tenant, limit=limit, cursor=cursor
     )
     return publish_page(request, response, page)
 
@@ -100,19 +65,7 @@ async def list_tokens(
 async def get_token(
     token_id: UUID, principal: TokenReader, services: ServicesDep
 ) -> ApiToken:
-    found = await PgTokenRepository(services.pool).get(principal.tenant, token_id)
-    if found is None:
-        raise not_found("token", token_id)
-    return found
-
-
-async def _revoke(
-    token_id: UUID, principal: Principal, services: ServicesDep
-) -> ApiToken:
-    revoked = await PgTokenRepository(services.pool).revoke(principal.tenant, token_id)
-    if revoked is None:
-        raise not_found("token", token_id)
-    return revoked
+    return await tokens.get(services, principal.tenant, token_id)
 
 
 @router.post(
@@ -124,7 +77,7 @@ async def _revoke(
 async def revoke_token(
     token_id: UUID, principal: TokenWriter, services: ServicesDep
 ) -> ApiToken:
-    return await _revoke(token_id, principal, services)
+    return await tokens.revoke(services, principal.tenant, token_id)
 
 
 @router.delete(
@@ -136,4 +89,4 @@ async def revoke_token(
 async def delete_token(
     token_id: UUID, principal: TokenWriter, services: ServicesDep
 ) -> ApiToken:
-    return await _revoke(token_id, principal, services)
+    return await tokens.revoke(services, principal.tenant, token_id)

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 from uuid import UUID
 
-import asyncpg
-
-from xdp47_api.repositories import PgTokenRepository
+from xdp47_api.state import Services
+from xdp47_api.usecases import tokens
 from xdp47_common.models import Rollout, RolloutRun
 
 __all__ = ["name_tokens", "named_rollouts", "token_names"]
@@ -33,13 +31,13 @@ def _ids(texts: Iterable[str | None]) -> set[UUID]:
 
 
 async def token_names(
-    pool: asyncpg.Pool[Any], tenant: str, texts: Iterable[str | None]
+    services: Services, tenant: str, texts: Iterable[str | None]
 ) -> dict[UUID, str]:
     """The names of the tenant's tokens referred to in ``texts``."""
     ids = _ids(texts)
     if not ids:
         return {}
-    return await PgTokenRepository(pool).names(tenant, ids)
+    return await tokens.names(services, tenant, ids)
 
 
 def name_tokens(text: str | None, names: Mapping[UUID, str]) -> str | None:
@@ -55,14 +53,14 @@ def name_tokens(text: str | None, names: Mapping[UUID, str]) -> str | None:
 
 
 async def named_rollouts(
-    pool: asyncpg.Pool[Any],
+    services: Services,
     tenant: str,
     rollouts: Sequence[Rollout],
     runs: Sequence[RolloutRun] = (),
 ) -> tuple[list[Rollout], list[RolloutRun]]:
     """Copies of ``rollouts`` and ``runs`` whose reasons name tokens by name."""
     names = await token_names(
-        pool, tenant, [r.reason for r in rollouts] + [r.reason for r in runs]
+        services, tenant, [r.reason for r in rollouts] + [r.reason for r in runs]
     )
     if not names:
         return list(rollouts), list(runs)

@@ -24,7 +24,6 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Response
 
 from xdp47_api.auth import Principal, principal_for_digest
-from xdp47_api.repositories.ui_sessions import PgUiSessionRepository
 from xdp47_api.state import Services, ServicesDep
 from xdp47_common.clock import utcnow
 from xdp47_common.models import Scope
@@ -117,7 +116,7 @@ async def start_session(
 ) -> None:
     """Create the session row and set the cookie on ``response``."""
     session_id = secrets.token_urlsafe(32)
-    await PgUiSessionRepository(services.pool).create(
+    await services.repos.ui_sessions.create(
         id_hash=_digest(session_id),
         tenant=principal.tenant,
         token_hash=token_hash,
@@ -144,7 +143,7 @@ def clear_session_cookie(response: Response) -> None:
 async def end_session(request: Request, services: Services) -> None:
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
-        await PgUiSessionRepository(services.pool).delete(_digest(raw))
+        await services.repos.ui_sessions.delete(_digest(raw))
 
 
 async def current_session(request: Request, services: ServicesDep) -> UiSession:
@@ -153,7 +152,7 @@ async def current_session(request: Request, services: ServicesDep) -> UiSession:
     if not raw or len(raw) > 128:
         raise SignInRequired()
     id_hash = _digest(raw)
-    sessions = PgUiSessionRepository(services.pool)
+    sessions = services.repos.ui_sessions
     record = await sessions.get(id_hash)
     if record is None:
         raise SignInRequired("expired_session")

@@ -1,6 +1,7 @@
 """The UI's pages, one router per area, gathered in ``PAGE_ROUTERS``."""
 
 from xdp47_api.ui.pages.artifact_delete import router as artifact_delete_router
+from xdp47_api.ui.pages.artifact_upload import router as artifact_upload_router
 from xdp47_api.ui.pages.artifacts import router as artifacts_router
 from xdp47_api.ui.pages.device_detail import router as device_detail_router
 from xdp47_api.ui.pages.devices import router as devices_router
@@ -17,6 +18,7 @@ PAGE_ROUTERS = (
     devices_router,
     device_detail_router,
     artifacts_router,
+    artifact_upload_router,
     artifact_delete_router,
     policies_router,
     rollouts_router,

@@ -1,5 +1,5 @@
-"""Helpers shared by the page modules: call the REST route functions (the same
-code path as the API) and turn their HTTP errors into UI errors."""
+"""Helpers shared by the page modules: call the use cases (``xdp47_api.usecases``,
+the same code path as the API) and turn their HTTP errors into UI errors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from uuid import UUID
 
 from fastapi import HTTPException, Request
 
-from xdp47_api.repositories import PgRolloutRepository
 from xdp47_api.state import Services
 from xdp47_api.ui.session import UiError, UiSession
+from xdp47_api.usecases import rollouts
 from xdp47_common.models import Rollout, Scope
 from xdp47_common.web import ServiceUnavailable
 
@@ -30,7 +30,7 @@ def page_scope(session: UiSession, scope: Scope) -> None:
 
 
 async def call_api(call: Awaitable[T]) -> T:
-    """Await a REST route function; its HTTP errors become UI errors."""
+    """Await a use case; its HTTP errors become UI errors."""
     try:
         return await call
     except HTTPException as exc:
@@ -43,7 +43,4 @@ async def find_rollout(
     services: Services, session: UiSession, rollout_id: UUID
 ) -> Rollout:
     """The session's tenant's rollout, or the UI's 404."""
-    rollout = await PgRolloutRepository(services.pool).get(session.tenant, rollout_id)
-    if rollout is None:
-        raise UiError(404, f"rollout '{rollout_id}' not found")
-    return rollout
+    return await call_api(rollouts.get(services, session.tenant, rollout_id))

@@ -1,5 +1,5 @@
 """``/ui/devices``: the fleet, filtered and paged on the server (keyset paging over
-``PgDeviceRepository.list``, so 10,000 devices cost one page), refreshed in place
+``usecases.devices.list_page``, so 10,000 devices cost one page), refreshed in place
 by htmx polling."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from xdp47_api.repositories import DeviceFilter, PgDeviceRepository
 from xdp47_api.state import ServicesDep
 from xdp47_api.ui.pages._common import is_htmx, page_scope
 from xdp47_api.ui.session import SessionDep
 from xdp47_api.ui.templating import render
+from xdp47_api.usecases import devices as device_cases
+from xdp47_api.usecases.devices import DeviceFilter
 from xdp47_common.models import DeviceStatus, Scope
 from xdp47_common.selectors import parse_selector
 
@@ -62,8 +63,8 @@ async def devices_page(
             id_prefix=q or None,
         )
         try:
-            page = await PgDeviceRepository(services.pool).list(
-                session.tenant, filt, limit=limit, cursor=cursor
+            page = await device_cases.list_page(
+                services, session.tenant, filt, limit=limit, cursor=cursor
             )
         except HTTPException as exc:  # only an invalid cursor raises here
             if exc.status_code != 422:

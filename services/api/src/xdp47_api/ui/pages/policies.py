@@ -10,13 +10,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from xdp47_api.repositories import PgPolicyRepository
-from xdp47_api.routes.policies import create_policy
 from xdp47_api.state import ServicesDep
 from xdp47_api.ui.forms import FieldErrors, errors_from_validation, field
 from xdp47_api.ui.pages._common import call_api, page_scope
 from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import render
+from xdp47_api.usecases import policies
 from xdp47_common.models import PolicyCreate, Scope
 
 __all__ = ["router"]
@@ -43,8 +42,8 @@ async def _page(
     created: UUID | None = None,
     status: int = 200,
 ) -> Response:
-    page = await PgPolicyRepository(services.pool).list(
-        session.tenant, limit=LIST_LIMIT, cursor=None
+    page = await policies.list_page(
+        services, session.tenant, limit=LIST_LIMIT, cursor=None
     )
     return render(
         request,
@@ -96,7 +95,7 @@ async def create(
             request, session, services, values=values, errors=errors, status=422
         )
     try:
-        policy = await call_api(create_policy(body, session.principal, services))
+        policy = await call_api(policies.create(services, session.principal, body))
     except UiError as exc:
         if exc.status != 409:
             raise

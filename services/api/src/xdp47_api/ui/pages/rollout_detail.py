@@ -20,28 +20,24 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from xdp47_api.repositories import (
-    PgArtifactRepository,
-    PgPolicyRepository,
-)
-from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.state import Services, ServicesDep
 from xdp47_api.ui.actors import named_rollouts
 from xdp47_api.ui.events import RolloutEventHub
-from xdp47_api.ui.pages._common import find_rollout, page_scope
+from xdp47_api.ui.pages._common import call_api, find_rollout, page_scope
 from xdp47_api.ui.pages.rollout_devices import device_list
 from xdp47_api.ui.plan import load_plan
 from xdp47_api.ui.session import (
     SessionDep,
     SignInRequired,
-    UiError,
     UiSession,
     current_session,
 )
 from xdp47_api.ui.templating import render, render_fragment
 from xdp47_api.ui.timeline import ROW, STATES, timeline_height, wave_bars
+from xdp47_api.usecases import artifacts, policies
+from xdp47_api.usecases import progress as progress_cases
+from xdp47_api.usecases.rollout_commands import accepted_statuses
 from xdp47_common.models import Rollout, RolloutProgress, Scope
-from xdp47_common.rollout.commands import offered_table
 from xdp47_common.rollout.status import RolloutStatus
 
 __all__ = ["REFRESH_SECONDS", "router"]
@@ -77,18 +73,16 @@ async def _live_context(
     a retry (the one command that reopens an ended rollout) the rollout still
     reads ended until the scheduler takes it up, so the page follows it.
     ``follow``: the ended state such a page waits to see change."""
-    progress = await PgRolloutProgressRepository(services.pool).progress(
-        session.tenant, rollout.id
+    progress = await call_api(
+        progress_cases.progress(services, session.tenant, rollout.id)
     )
-    if progress is None:
-        raise UiError(404, f"rollout '{rollout.id}' not found")
     if sent == "retry":
         follow = _ended_at(progress)
     elif follow is not None and _ended_at(progress) != follow:
         follow = None  # the command took effect
     current = next((w for w in progress.waves if w.current), None)
     (rollout,), runs = await named_rollouts(
-        services.pool, session.tenant, [rollout], progress.runs
+        services, session.tenant, [rollout], progress.runs
     )
     gate_run = next(
         (
@@ -107,7 +101,7 @@ async def _live_context(
         "row": ROW,
         "timeline_height": timeline_height(len(progress.waves)),
         "states": STATES,
-        "command_from": offered_table(),
+        "command_from": accepted_statuses(),
         # Live if either read says so: the page shows ``rollout``'s status, and
         # a status that changed between the two reads must not leave a page
         # reading "running" without a stream (the next refresh ends it).
@@ -130,13 +124,9 @@ async def rollout_page(
     rollout = await find_rollout(services, session, rollout_id)
     artifact = policy = None
     if session.can(Scope.ARTIFACTS_READ):
-        artifact = await PgArtifactRepository(services.pool).get(
-            session.tenant, rollout.artifact_id
-        )
+        artifact = await artifacts.find(services, session.tenant, rollout.artifact_id)
     if rollout.policy_id and session.can(Scope.POLICIES_READ):
-        policy = await PgPolicyRepository(services.pool).get(
-            session.tenant, rollout.policy_id
-        )
+        policy = await policies.find(services, session.tenant, rollout.policy_id)
     plan = None
     if rollout.status is RolloutStatus.DRAFT:
         plan = await load_plan(services, session, rollout.id)
@@ -172,9 +162,7 @@ async def abort_dialog(
 ) -> Response:
     session.require(Scope.ROLLOUTS_WRITE)
     rollout = await find_rollout(services, session, rollout_id)
-    progress = await PgRolloutProgressRepository(services.pool).progress(
-        session.tenant, rollout.id
-    )
+    progress = await progress_cases.find(services, session.tenant, rollout.id)
     affected = progress.not_updated if progress else 0
     return render(request, "_abort_dialog.html", session, r=rollout, affected=affected)
 

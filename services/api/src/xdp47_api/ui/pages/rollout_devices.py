@@ -1,6 +1,6 @@
 """A rollout's device list on its page: each device of the written waves with its
 progress state and reason, by wave, a "failed only" filter, one keyset page at a
-time (``PgRolloutProgressRepository.devices``: an index range, so a 100k-device
+time (``usecases.progress.devices``: an index range, so a 100k-device
 wave pages as fast as a small one). While the rollout is live the list re-fetches
 its current page on every live refresh of the page (``hx-trigger="sse:live"``)."""
 
@@ -14,11 +14,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from xdp47_api.pagination import CursorParam
-from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.state import Services, ServicesDep
 from xdp47_api.ui.pages._common import find_rollout, page_scope
 from xdp47_api.ui.session import SessionDep, UiSession
 from xdp47_api.ui.templating import render
+from xdp47_api.usecases import progress
 from xdp47_common.models import ProgressState, Rollout, Scope
 
 __all__ = ["PAGE_SIZE", "device_list", "router"]
@@ -44,7 +44,8 @@ async def device_list(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """The context of ``_rollout_devices.html`` (with ``r``, the rollout)."""
-    page = await PgRolloutProgressRepository(services.pool).devices(
+    page = await progress.devices(
+        services,
         session.tenant,
         rollout.id,
         wave=wave,

@@ -1,6 +1,7 @@
 """``/ui/rollouts``: create drafts, list them with their status, and the start /
 retry / abort actions. Actions call the REST route functions, so they check the
-status and publish the command exactly as ``POST /api/rollouts/{id}:<verb>``."""
+status and publish the command exactly as ``POST /api/rollouts/{id}:<verb>``
+(both call ``usecases.rollout_commands``)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from xdp47_api.repositories import (
-    PgArtifactRepository,
-    PgPolicyRepository,
-    PgRolloutRepository,
-)
-from xdp47_api.routes.rollouts import (
-    abort_rollout,
-    create_rollout,
-    retry_rollout,
-    start_rollout,
-)
 from xdp47_api.state import ServicesDep
 from xdp47_api.ui.actors import named_rollouts
 from xdp47_api.ui.forms import (
@@ -34,8 +24,10 @@ from xdp47_api.ui.forms import (
 from xdp47_api.ui.pages._common import call_api, page_scope
 from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import render
+from xdp47_api.usecases import artifacts as artifact_cases
+from xdp47_api.usecases import policies as policy_cases
+from xdp47_api.usecases import rollout_commands, rollouts
 from xdp47_common.models import RolloutCreate, Scope
-from xdp47_common.rollout.commands import offered_table
 from xdp47_common.rollout.status import RolloutStatus
 from xdp47_common.selectors import parse_selector
 
@@ -45,7 +37,6 @@ router = APIRouter(prefix="/ui/rollouts", include_in_schema=False)
 
 FIELDS = ("name", "artifact_id", "channel", "waves", "percentages", "policy_id")
 LIST_LIMIT = 200
-ACTIONS = {"start": start_rollout, "retry": retry_rollout, "abort": abort_rollout}
 
 
 async def _page(
@@ -58,32 +49,32 @@ async def _page(
     errors: FieldErrors | None = None,
     status: int = 200,
 ) -> Response:
-    rollouts = await PgRolloutRepository(services.pool).list(
-        session.tenant, status=status_filter, limit=LIST_LIMIT, cursor=None
+    listing = await rollouts.list_page(
+        services, session.tenant, status=status_filter, limit=LIST_LIMIT, cursor=None
     )
     artifacts: list[Any] = []
     policies: list[Any] = []
     if session.can(Scope.ARTIFACTS_READ):
         artifacts = (
-            await PgArtifactRepository(services.pool).list(
-                session.tenant, version=None, type_=None, limit=1000, cursor=None
+            await artifact_cases.list_page(
+                services, session.tenant, limit=1000, cursor=None
             )
         ).items
     if session.can(Scope.POLICIES_READ):
         policies = (
-            await PgPolicyRepository(services.pool).list(
-                session.tenant, limit=1000, cursor=None
+            await policy_cases.list_page(
+                services, session.tenant, limit=1000, cursor=None
             )
         ).items
     versions = {a.id: a.version or str(a.id)[:8] for a in artifacts}
-    listed, _ = await named_rollouts(services.pool, session.tenant, rollouts.items)
+    listed, _ = await named_rollouts(services, session.tenant, listing.items)
     return render(
         request,
         "rollouts.html",
         session,
         status=status,
         rollouts=list(reversed(listed)),
-        more=rollouts.next_cursor is not None,
+        more=listing.next_cursor is not None,
         artifacts=list(reversed(artifacts)),
         versions=versions,
         policies=policies,
@@ -91,7 +82,7 @@ async def _page(
         status_filter=status_filter.value if status_filter else "",
         values=values or {"channel": "stable", "waves": "3"},
         errors=errors or {},
-        command_from=offered_table(),
+        command_from=rollout_commands.accepted_statuses(),
     )
 
 
@@ -159,7 +150,7 @@ async def create(
             request, session, services, values=values, errors=errors, status=422
         )
     try:
-        rollout = await call_api(create_rollout(body, session.principal, services))
+        rollout = await call_api(rollouts.create(services, session.principal, body))
     except UiError as exc:
         if exc.status != 422:
             raise
@@ -180,9 +171,13 @@ async def create(
 async def action(
     rollout_id: UUID, verb: str, session: WriteSessionDep, services: ServicesDep
 ) -> Response:
-    handler = ACTIONS.get(verb)
-    if handler is None:
+    if verb not in rollout_commands.COMMANDS:
         raise UiError(404, f"no rollout action {verb!r}; use start, retry or abort")
     session.require(Scope.ROLLOUTS_WRITE)
-    await call_api(handler(rollout_id, session.principal, services))
+    if verb == "start":
+        await call_api(rollout_commands.start(services, session.principal, rollout_id))
+    else:
+        await call_api(
+            rollout_commands.send(services, session.principal, verb, rollout_id)
+        )
     return RedirectResponse(f"/ui/rollouts/{rollout_id}?sent={verb}", status_code=303)

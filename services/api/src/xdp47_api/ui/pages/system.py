@@ -14,12 +14,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.state import Services, ServicesDep
 from xdp47_api.ui.pages._common import is_htmx
 from xdp47_api.ui.pages.system_feeds import Feeds, metrics_urls
 from xdp47_api.ui.session import SessionDep
 from xdp47_api.ui.templating import render
+from xdp47_api.usecases import progress
 
 __all__ = ["QueueStat", "router"]
 
@@ -68,10 +68,8 @@ async def system_page(
     request: Request, session: SessionDep, services: ServicesDep
 ) -> Response:
     started = float(request.app.state.ui_started)
-    activity = await PgRolloutProgressRepository(services.pool).fleet_activity(
-        session.tenant
-    )
-    pool = services.pool
+    activity = await progress.fleet_activity(services, session.tenant)
+    pool = services.repos.pool_stats()
     feeds = _feeds(request, services)
     ctx: dict[str, Any] = {
         "uptime_seconds": int(time.monotonic() - started),
@@ -79,10 +77,10 @@ async def system_page(
         "activity": activity,
         "heartbeat_rate": await feeds.heartbeat_rate(),
         "scheduler_lag": await feeds.scheduler_lag(),
-        "pool_size": pool.get_size(),
-        "pool_idle": pool.get_idle_size(),
-        "pool_max": pool.get_max_size(),
-        "pool_min": pool.get_min_size(),
+        "pool_size": pool.size,
+        "pool_idle": pool.idle,
+        "pool_max": pool.max,
+        "pool_min": pool.min,
         "poll_seconds": POLL_SECONDS,
     }
     name = "_system_stats.html" if is_htmx(request) else "system.html"

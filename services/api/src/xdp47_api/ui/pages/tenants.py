@@ -1,7 +1,7 @@
 """``/ui/tenants``: the tenants the token may see, the tenant's API tokens with
 their scopes, minting a token (its secret is shown once, on the answer to the
-POST, never stored) and revoking one after a confirmation. Writes call the REST
-route functions."""
+POST, never stored) and revoking one after a confirmation. Reads and writes call
+the use cases the REST routes call (``usecases.tenants``, ``usecases.tokens``)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from xdp47_api.repositories import PgTenantRepository, PgTokenRepository
-from xdp47_api.routes.tokens import create_token, revoke_token
 from xdp47_api.state import ServicesDep
 from xdp47_api.ui.forms import FieldErrors, errors_from_validation, field
 from xdp47_api.ui.pages._common import call_api, page_scope
-from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
+from xdp47_api.ui.session import SessionDep, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import render
+from xdp47_api.usecases import tenants as tenant_cases
+from xdp47_api.usecases import tokens as token_cases
 from xdp47_common.models import ApiTokenCreate, ApiTokenCreated, Scope
 
 __all__ = ["router"]
@@ -38,17 +38,16 @@ async def _page(
     minted: ApiTokenCreated | None = None,
     status: int = 200,
 ) -> Response:
-    repo = PgTenantRepository(services.pool)
-    if session.can(Scope.TENANTS_WRITE):
-        tenants = (await repo.list_all(limit=LIST_LIMIT, cursor=None)).items
-    else:
-        own = await repo.get(session.tenant)
-        tenants = [] if own is None else [own]
+    tenants = (
+        await tenant_cases.visible(
+            services, session.principal, limit=LIST_LIMIT, cursor=None
+        )
+    ).items
     tokens = []
     if session.can(Scope.TOKENS_READ):
         tokens = (
-            await PgTokenRepository(services.pool).list(
-                session.tenant, limit=LIST_LIMIT, cursor=None
+            await token_cases.list_page(
+                services, session.tenant, limit=LIST_LIMIT, cursor=None
             )
         ).items
     return render(
@@ -99,7 +98,7 @@ async def mint(
             errors=errors_from_validation(exc),
             status=422,
         )
-    minted = await call_api(create_token(body, session.principal, services))
+    minted = await call_api(token_cases.mint(services, session.principal, body))
     # Rendered, not redirected: the secret must not travel in a URL, and this
     # answer (Cache-Control: no-store) is the only place it ever appears.
     return await _page(request, session, services, minted=minted, status=201)
@@ -112,9 +111,7 @@ async def revoke_dialog(
     """The confirmation before a revoke, with a warning when the token is the one
     this session signed in with."""
     session.require(Scope.TOKENS_WRITE)
-    token = await PgTokenRepository(services.pool).get(session.tenant, token_id)
-    if token is None:
-        raise UiError(404, f"token '{token_id}' not found")
+    token = await call_api(token_cases.get(services, session.tenant, token_id))
     own = token.id == session.principal.token_id
     return render(request, "_revoke_dialog.html", session, t=token, own=own)
 
@@ -124,5 +121,5 @@ async def revoke(
     token_id: UUID, session: WriteSessionDep, services: ServicesDep
 ) -> Response:
     session.require(Scope.TOKENS_WRITE)
-    await call_api(revoke_token(token_id, session.principal, services))
+    await call_api(token_cases.revoke(services, session.tenant, token_id))
     return RedirectResponse("/ui/tenants", status_code=303)

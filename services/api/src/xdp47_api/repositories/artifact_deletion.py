@@ -1,4 +1,5 @@
-"""Deleting an artifact: refused while it is needed, its bytes kept while shared.
+"""Deleting an artifact (refused while it is needed, its bytes kept while shared)
+and recording an uploaded one, both under the lock of their bytes' digest.
 
 An artifact is needed while a rollout that names it is ``draft`` or ``running``
 (starting or running it sends devices to it) or while a device's kept desired
@@ -25,8 +26,16 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from xdp47_api.blobs import BlobStore
+from xdp47_api.repositories.artifacts import PgArtifactRepository
+from xdp47_common.models import Artifact, ArtifactCreate
 
-__all__ = ["ArtifactInUse", "Connection", "blob_lock", "delete_artifact"]
+__all__ = [
+    "ArtifactInUse",
+    "Connection",
+    "blob_lock",
+    "delete_artifact",
+    "record_upload",
+]
 
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
@@ -112,3 +121,20 @@ def _in_use(rollouts: int, devices: int) -> str:
     if devices:
         parts.append(f"the kept desired state of {devices} device(s)")
     return "artifact is still needed by " + " and ".join(parts)
+
+
+async def record_upload(
+    pool: asyncpg.Pool[Any], blobs: BlobStore, body: ArtifactCreate, artifact_id: UUID
+) -> Artifact | None:
+    """Save the artifact of uploaded bytes; ``None`` when a concurrent deletion
+    of an artifact with the same bytes removed them meanwhile.
+
+    Under the digest's lock: a deletion of another artifact with these bytes
+    either sees this row (and keeps them) or has removed them already.
+    """
+    async with pool.acquire() as conn, blob_lock(conn, body.sha256):
+        if await blobs.size(body.sha256) is None:
+            return None
+        return await PgArtifactRepository(conn).create(
+            body, artifact_id=artifact_id, content_stored=True
+        )

@@ -1,0 +1,84 @@
+"""Fetching and committing one artifact: download to the staging file with the
+size bound, check the SHA256 and the signature, then commit it into the state
+dir (atomic rename). A refused or failed apply leaves no staging file behind."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import httpx
+
+from xdp47_agent.config import AgentConfig
+from xdp47_agent.desired_checks import issued_at, valid_version
+from xdp47_agent.download import DownloadLimits, download
+from xdp47_agent.fsutil import FaultHook
+from xdp47_agent.protocol import heartbeat_base
+from xdp47_agent.state import Applied, Identity, StateDir, artifact_name
+from xdp47_agent.verify import ApplyRefused, Reason, check_signature
+from xdp47_common.clock import utcnow
+from xdp47_common.messages import DesiredState
+
+__all__ = ["fetch_and_commit"]
+
+
+async def fetch_and_commit(
+    desired: DesiredState,
+    aid: UUID,
+    *,
+    config: AgentConfig,
+    state: StateDir,
+    client: httpx.AsyncClient,
+    limits: DownloadLimits,
+    fault: FaultHook,
+    identity: Identity | None,
+) -> Applied:
+    """Apply ``desired`` (whose artifact is ``aid``) and return what is applied.
+
+    Raises:
+        ApplyRefused: the bytes or the desired state were refused (with the code).
+        OSError: writing the state dir failed; the caller decides whether the
+            failure came after the commit point.
+    """
+    assert desired.uri is not None
+    assert desired.sha256 is not None
+    artifact_name(aid)  # a UUID can only be canonical; keep the guard explicit
+    expected = desired.sha256.strip().lower()
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        raise ApplyRefused(Reason.SHA256_MISMATCH, "desired sha256 is not hex")
+    version = desired.version or str(aid)
+    if not valid_version(version):
+        raise ApplyRefused(Reason.IO_ERROR, "version is not printable text")
+    staged = state.staging_path(aid)
+    try:
+        digest = await download(
+            client,
+            desired.uri,
+            staged,
+            size=desired.size,
+            limits=limits,
+            fault=fault,
+            credential=identity.credential if identity else None,
+            trusted_origins=(
+                config.control_url,
+                heartbeat_base(config, identity.ingest_url if identity else None)[0],
+            ),
+        )
+        if digest.hex() != expected:
+            raise ApplyRefused(Reason.SHA256_MISMATCH, f"got {digest.hex()}")
+        check_signature(
+            digest,
+            desired.signature,
+            config.verify_keys,
+            required=config.signatures_required,
+        )
+        fault("verified")
+        applied = Applied(
+            aid, version, expected, utcnow(), issued_at(desired.server_time)
+        )
+        state.commit(applied, staged)
+    except (OSError, ApplyRefused):
+        # A failed write/fsync/rename: put the dir back to old-or-new and
+        # report; never retry an fsync in place (its error is not sticky).
+        state.discard_staging(aid)
+        raise
+    return applied

@@ -1,0 +1,68 @@
+"""Checks an agent makes on a desired state before acting on it, and the
+per-artifact backoff after a failed apply: pure functions of their arguments."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from xdp47_agent.state import Applied
+from xdp47_common.messages import DesiredState
+
+__all__ = ["ArtifactBackoff", "issued_at", "stale_reason", "valid_version"]
+
+
+@dataclass
+class ArtifactBackoff:
+    """How often an artifact failed to apply, and when to try it again."""
+
+    failures: int
+    not_before: float
+
+    @classmethod
+    def after(
+        cls,
+        previous: ArtifactBackoff | None,
+        *,
+        base: float,
+        cap: float,
+        now: float,
+        rng: random.Random,
+    ) -> ArtifactBackoff:
+        """The backoff after one more failure: ``base`` doubled per failure up to
+        ``cap``, jittered by ±20% so a fleet does not retry in lockstep."""
+        failures = (previous.failures if previous else 0) + 1
+        delay = min(base * 2 ** (failures - 1), cap)
+        return cls(failures, now + delay * rng.uniform(0.8, 1.2))
+
+
+def valid_version(version: str) -> bool:
+    return 0 < len(version) <= 128 and version.isprintable()
+
+
+def issued_at(when: datetime | None) -> datetime | None:
+    """``server_time`` as an aware datetime (a naive one is taken as UTC)."""
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=UTC)
+
+
+def stale_reason(desired: DesiredState, current: Applied | None) -> str | None:
+    """Why ``desired`` is older than the state already applied, or None.
+
+    The high-water mark is the ``server_time`` of the desired state the applied
+    artifact came from. An update answer issued before it is a replay (an old
+    answer served again), refused. A rollback by the operator is a new rollout
+    of an older artifact: its answers are issued now, so they pass. Once a mark
+    exists, an update without ``server_time`` cannot be ordered and is refused.
+    """
+    mark = current.desired_at if current is not None else None
+    if mark is None:
+        return None
+    issued = issued_at(desired.server_time)
+    if issued is None:
+        return "update without server_time after a dated apply"
+    if issued < mark:
+        return "older than the applied desired state (replay)"
+    return None

@@ -1,0 +1,124 @@
+"""Rollout commands: check the rollout's status, then publish start, retry or
+abort for the scheduler (which owns every status change).
+
+``COMMAND_FROM`` is the core's table of which statuses accept each command
+(``xdp47_common.rollout.commands``): a move, or a harmless repeat whose effect
+already holds (start or retry of a running rollout, abort of an aborted one);
+409 outside it.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from xdp47_api.auth import Principal
+from xdp47_api.state import Services
+from xdp47_api.usecases.errors import conflict
+from xdp47_api.usecases.rollouts import get, plan
+from xdp47_common.bus import PublishFailed
+from xdp47_common.messages import AbortRollout, RetryRollout, StartRollout
+from xdp47_common.models import Rollout, RolloutStartAnswer
+from xdp47_common.rollout.commands import CommandName, accepted_from, offered_table
+from xdp47_common.rollout.exclusions import Exclusion
+from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.web import ServiceUnavailable
+
+__all__ = ["COMMANDS", "COMMAND_FROM", "accepted_statuses", "send", "start"]
+
+Command = type[StartRollout] | type[RetryRollout] | type[AbortRollout]
+
+COMMAND_FROM: dict[str, frozenset[RolloutStatus]] = {
+    c.value: accepted_from(c) for c in CommandName
+}
+
+COMMANDS: dict[str, Command] = {
+    "start": StartRollout,
+    "retry": RetryRollout,
+    "abort": AbortRollout,
+}
+
+
+def accepted_statuses() -> dict[str, frozenset[str]]:
+    """The statuses in which the UI offers each command's button (the core's
+    table without the harmless repeats)."""
+    return offered_table()
+
+
+# Reasons that say a device is not one the selector meant: not counted as
+# "excluded" in a start's answer (every other device of the tenant has one).
+_NOT_MATCHED = frozenset({Exclusion.WRONG_CHANNEL, Exclusion.LABEL_MISMATCH})
+
+
+async def send(
+    services: Services, principal: Principal, verb: str, rollout_id: UUID
+) -> Rollout:
+    """Publish the ``verb`` command for the caller's rollout.
+
+    Raises ``HTTPException`` 404 (no such rollout) or 409 (its status does not
+    accept ``verb``), ``ServiceUnavailable`` when the broker refuses.
+    """
+    rollout = await get(services, principal.tenant, rollout_id)
+    allowed = COMMAND_FROM[verb]
+    if rollout.status not in allowed:
+        raise conflict(
+            f"cannot {verb} a rollout in status '{rollout.status.value}'; "
+            f"{verb} needs status {' or '.join(sorted(s.value for s in allowed))}"
+        )
+    message = COMMANDS[verb](
+        tenant=principal.tenant, rollout_id=rollout.id, requested_by=principal.actor
+    )
+    try:
+        await services.bus.publish(
+            services.topology.commands,
+            services.topology.command_key(message.type),
+            message,
+        )
+    except PublishFailed as exc:
+        raise ServiceUnavailable(
+            f"the message broker did not accept the {verb} command; retry later"
+        ) from exc
+    return rollout
+
+
+async def start(
+    services: Services, principal: Principal, rollout_id: UUID
+) -> RolloutStartAnswer:
+    """Send start; a draft's answer says what its plan looks like now."""
+    rollout = await send(services, principal, "start", rollout_id)
+    if rollout.status is not RolloutStatus.DRAFT:
+        return RolloutStartAnswer(**rollout.model_dump())
+    return await _start_answer(services, rollout)
+
+
+async def _start_answer(services: Services, rollout: Rollout) -> RolloutStartAnswer:
+    """The plan the scheduler would make now: planned devices, and the matched
+    ones left out by reason, with a warning for each."""
+    found = await plan(services, rollout, limit=1)
+    excluded = {
+        reason.value: n
+        for reason, n in sorted(found.excluded_counts.items())
+        if reason not in _NOT_MATCHED and n
+    }
+    warnings: list[str] = []
+    held = excluded.get(Exclusion.IN_ANOTHER_ROLLOUT.value, 0)
+    if held:
+        warnings.append(
+            f"{held} matched devices are in another running rollout and are left out"
+        )
+    offline = excluded.get(Exclusion.OFFLINE.value, 0)
+    if offline:
+        warnings.append(
+            f"{offline} planned devices are offline and would be skipped at their "
+            "wave's start"
+        )
+    if found.total == 0:
+        warnings.append(
+            "no eligible devices: the rollout ends at once without updating any "
+            "device (aborted, or completed under abort_on_zero_eligible: false)"
+        )
+    return RolloutStartAnswer(
+        **rollout.model_dump(),
+        planned=found.total,
+        excluded=excluded,
+        warnings=warnings,
+    )
