@@ -42,7 +42,7 @@ __all__ = [
 
 BIN = Path(sys.executable).parent
 STOP_TIMEOUT = 15.0
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 90.0
 TAIL_LINES = 40
 
 # pid -> process, for the failure report and the last-resort kill at exit.
