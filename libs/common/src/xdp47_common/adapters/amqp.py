@@ -130,8 +130,8 @@ class AmqpPublisher:
     Many concurrent ``publish`` calls share one channel: their confirms arrive
     pipelined, so each request waits for its own confirm without serialising.
 
-    A channel that has confirmed nothing for ``stall_after`` seconds while its
-    connection is up is replaced by a new one (the old one is closed): when the
+    A channel on which every publish has failed for ``stall_after`` seconds while
+    its connection is up is replaced by a new one (the old one is closed): when the
     node leading a quorum queue dies just as the connection fails over, a
     channel can keep sending to the dead leader and never get a confirm again,
     while a new channel finds the elected one.
@@ -151,13 +151,14 @@ class AmqpPublisher:
         self._stall_after = stall_after if stall_after is not None else 3 * timeout
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
-        self._confirmed_at = 0.0
+        # when publishes began to fail with no confirm since (None: the last
+        # publish was confirmed)
+        self._failing_since: float | None = None
         self._replacing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._exchanges = await declare_topology(self._channel, self._topology)
-        self._confirmed_at = asyncio.get_running_loop().time()
 
     async def close(self) -> None:
         if self._replacing is not None:
@@ -167,12 +168,14 @@ class AmqpPublisher:
             await self._channel.close()
 
     def _stalled(self) -> None:
-        """After a failed publish: replace the channel when it has confirmed
-        nothing for ``stall_after`` seconds although the connection is up (while
+        """After a failed publish: replace the channel when every publish has
+        failed for ``stall_after`` seconds although the connection is up (while
         it is down, the connection restores the channel itself)."""
         now = asyncio.get_running_loop().time()
+        if self._failing_since is None:
+            self._failing_since = now
         if (
-            now - self._confirmed_at < self._stall_after
+            now - self._failing_since < self._stall_after
             or self._replacing is not None
             or not self._connection.connected.is_set()
         ):
@@ -197,7 +200,7 @@ class AmqpPublisher:
             "publisher channel replaced: no confirm for %.0f s", self._stall_after
         )
         self._channel, self._exchanges = channel, exchanges
-        self._confirmed_at = asyncio.get_running_loop().time()
+        self._failing_since = None
         if old is not None and not old.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(old.close(), self._timeout)
@@ -237,7 +240,7 @@ class AmqpPublisher:
             MESSAGES_PUBLISHED.labels(exchange, "failed").inc()
             self._stalled()
             raise PublishFailed(f"publish failed: {exc.__class__.__name__}") from exc
-        self._confirmed_at = asyncio.get_running_loop().time()
+        self._failing_since = None
         MESSAGES_PUBLISHED.labels(exchange, "confirmed").inc()
 
 
