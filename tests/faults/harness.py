@@ -426,7 +426,7 @@ async def drive_rollout(
     try:
         await fleet.claim_all()
         fleet.start()
-        await wait_for(lambda: all_online(stack, fleet), within=60)
+        await wait_for(lambda: all_online(stack, fleet), within=240)
         setup = loop.time() - began
         began = loop.time()
         artifact = await operator.release("2.0.0", release)

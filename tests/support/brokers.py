@@ -297,6 +297,30 @@ class OwnRabbitCluster:
                     return leader.strip()
         raise AssertionError(f"no live node knows queue {queue}")
 
+    def queue_members_online(self, queue: str, *, vhost: str = "/") -> int:
+        """How many members of quorum queue ``queue`` are online (asked of a live
+        node); 0 when no live node answers for it."""
+        for node in self.nodes:
+            if not node.running:
+                continue
+            try:
+                out = node.ctl(
+                    "list_queues",
+                    "-p",
+                    vhost,
+                    "name",
+                    "online",
+                    "--quiet",
+                    "--no-table-headers",
+                )
+            except AssertionError:
+                continue  # a node still booting
+            for line in out.splitlines():
+                name, _, online = line.partition("\t")
+                if name.strip() == queue:
+                    return online.count("@")
+        return 0
+
     def __enter__(self) -> Self:
         self.start()
         return self

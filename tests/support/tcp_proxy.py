@@ -1,7 +1,9 @@
 """A tiny TCP proxy the tests can cut: the broker "goes away" without touching it.
 
 ``cut()`` closes every proxied connection and stops listening, so new connections
-are refused; ``restore()`` listens again on the same port.
+are refused; ``restore()`` listens again on the same port. ``freeze()`` keeps the
+connections open but drops every byte (a peer that stopped answering), until
+``cut()``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ class TcpProxy:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._frozen = False
         self.port = 0
 
     async def start(self) -> None:
@@ -39,6 +42,8 @@ class TcpProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
+                if self._frozen:
+                    continue
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
@@ -47,7 +52,11 @@ class TcpProxy:
             self._writers.discard(writer)
             writer.close()
 
+    def freeze(self) -> None:
+        self._frozen = True
+
     async def cut(self) -> None:
+        self._frozen = False
         if self._server is not None:
             self._server.close()
             self._server = None

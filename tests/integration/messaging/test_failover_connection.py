@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -19,7 +20,9 @@ from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
 from tests.support.brokers import OwnRabbit
 from tests.support.processes import free_port
+from tests.support.tcp_proxy import TcpProxy
 from xdp47_common.adapters.amqp import connect
+from xdp47_common.adapters.amqp_nodes import RestoringChannel
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +97,47 @@ async def test_fails_over_to_the_next_node_and_keeps_consuming(
     finally:
         await connection.close()
         await asyncio.to_thread(a.start)
+
+
+async def test_a_channel_reopen_on_a_silent_link_gives_up_and_the_channel_comes_back(
+    amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # When a node dies, aio-pika's channel reopens itself from its close
+    # callback, which can run before the connection has dropped the dead link:
+    # that reopen's Channel.Open is never answered. It used to wait for ever
+    # holding the channel's restore lock, so the connection's restore on the
+    # next node waited behind it and every publish failed from then on.
+    monkeypatch.setattr(RestoringChannel, "REOPEN_TIMEOUT", 1.0)
+    parts = urlsplit(amqp_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    await proxy.start()
+    connection = await connect(
+        f"amqp://guest:guest@127.0.0.1:{proxy.port}/", connect_timeout=5
+    )
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        assert isinstance(channel, RestoringChannel)
+        proxy.freeze()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        with pytest.raises(TimeoutError):
+            # (bounded here too, so that a hang fails the test rather than stalls it)
+            await asyncio.wait_for(channel.reopen(), timeout=20)
+        assert loop.time() - began < 10, "the reopen waited for the silent link"
+        # The link dies for good and comes back: the connection reconnects and
+        # restores the channel, whose publishes are confirmed again.
+        await proxy.cut()
+        await proxy.restore()
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(60), wait=wait_fixed(0.2), reraise=True
+        ):
+            with attempt:
+                await asyncio.wait_for(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(b"after"), routing_key="xdp47-nowhere"
+                    ),
+                    timeout=2,
+                )
+    finally:
+        await connection.close()
+        await proxy.close()

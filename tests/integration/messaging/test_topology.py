@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.support.amqp import get_one, message_count
 from xdp47_common.adapters.amqp import AmqpPublisher, declare_topology
+from xdp47_common.bus import PublishFailed
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import Heartbeat, HeartbeatReceived, StartRollout
 from xdp47_common.plumbing_metrics import PLUMBING
@@ -82,3 +85,37 @@ async def test_confirmed_publish_arrives_persistent_with_id_and_type(
     assert cmd.type == "rollout.start"
     assert cmd.message_id == str(start.message_id)
     await channel.close()
+
+
+async def test_a_channel_that_stopped_confirming_is_replaced(
+    connection: AbstractRobustConnection, topology: Topology
+) -> None:
+    # A channel that still sends to a quorum queue's dead leader never gets a
+    # confirm again although the connection is up; publishing must not fail
+    # from then on. Stand-in for that broker state: the channel's exchange
+    # never answers.
+    publisher = AmqpPublisher(connection, topology, timeout=0.5, stall_after=1.0)
+    await publisher.start()
+    stalled = publisher._exchanges[topology.telemetry]
+    never = asyncio.Event()
+
+    async def no_confirm(*args: object, **kwargs: object) -> None:
+        await never.wait()
+
+    stalled.publish = no_confirm  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while True:
+        try:
+            await publisher.publish(
+                topology.telemetry, topology.heartbeat_key("acme"), _heartbeat()
+            )
+            break
+        except PublishFailed:
+            assert loop.time() - began < 30, "the stalled channel was kept"
+            await asyncio.sleep(0.1)
+    # replaced only after stall_after without a confirm, not at the first timeout
+    assert loop.time() - began >= 1.0
+    assert publisher._exchanges[topology.telemetry] is not stalled
+    assert publisher.is_ready
+    await publisher.close()

@@ -10,6 +10,8 @@ queue. Every message is persistent and carries its ``message_id`` and the envelo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 
 import aio_pika
 from aio_pika.abc import (
@@ -37,6 +39,8 @@ MESSAGES_PUBLISHED = Counter(
     ["exchange", "result"],
     registry=PLUMBING,
 )
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "MESSAGES_PUBLISHED",
@@ -126,6 +130,12 @@ class AmqpPublisher:
 
     Many concurrent ``publish`` calls share one channel: their confirms arrive
     pipelined, so each request waits for its own confirm without serialising.
+
+    A channel on which every publish has failed for ``stall_after`` seconds while
+    its connection is up is replaced by a new one (the old one is closed): when the
+    node leading a quorum queue dies just as the connection fails over, a
+    channel can keep sending to the dead leader and never get a confirm again,
+    while a new channel finds the elected one.
     """
 
     def __init__(
@@ -134,20 +144,67 @@ class AmqpPublisher:
         topology: Topology,
         *,
         timeout: float = 5.0,
+        stall_after: float | None = None,
     ) -> None:
         self._connection = connection
         self._topology = topology
         self._timeout = timeout
+        self._stall_after = stall_after if stall_after is not None else 3 * timeout
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        # when publishes began to fail with no confirm since (None: the last
+        # publish was confirmed)
+        self._failing_since: float | None = None
+        self._replacing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._exchanges = await declare_topology(self._channel, self._topology)
 
     async def close(self) -> None:
+        if self._replacing is not None:
+            self._replacing.cancel()
+            await asyncio.gather(self._replacing, return_exceptions=True)
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
+
+    def _stalled(self) -> None:
+        """After a failed publish: replace the channel when every publish has
+        failed for ``stall_after`` seconds although the connection is up (while
+        it is down, the connection restores the channel itself)."""
+        now = asyncio.get_running_loop().time()
+        if self._failing_since is None:
+            self._failing_since = now
+        if (
+            now - self._failing_since < self._stall_after
+            or self._replacing is not None
+            or not self._connection.connected.is_set()
+        ):
+            return
+        self._replacing = asyncio.get_running_loop().create_task(self._replace())
+
+    async def _replace(self) -> None:
+        old = self._channel
+        try:
+            channel = await asyncio.wait_for(
+                self._connection.channel(publisher_confirms=True), self._timeout
+            )
+            exchanges = await asyncio.wait_for(
+                declare_topology(channel, self._topology), self._timeout
+            )
+        except Exception as exc:  # aio-pika raises many types on a broken link
+            _log.warning("publisher channel not replaced: %r", exc)
+            return
+        finally:
+            self._replacing = None
+        _log.warning(
+            "publisher channel replaced: no confirm for %.0f s", self._stall_after
+        )
+        self._channel, self._exchanges = channel, exchanges
+        self._failing_since = None
+        if old is not None and not old.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.close(), self._timeout)
 
     @property
     def is_ready(self) -> bool:
@@ -182,10 +239,13 @@ class AmqpPublisher:
             if isinstance(exc, asyncio.CancelledError) and _task_cancelling():
                 raise
             MESSAGES_PUBLISHED.labels(exchange, "failed").inc()
+            self._stalled()
             raise PublishFailed("the broker did not confirm in time") from exc
         except Exception as exc:  # aiormq raises many types on a broken link
             MESSAGES_PUBLISHED.labels(exchange, "failed").inc()
+            self._stalled()
             raise PublishFailed(f"publish failed: {exc.__class__.__name__}") from exc
+        self._failing_since = None
         MESSAGES_PUBLISHED.labels(exchange, "confirmed").inc()
 
 

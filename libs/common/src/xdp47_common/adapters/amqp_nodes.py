@@ -12,24 +12,39 @@ reconnection attempt after a loss goes to the *next* node in turn, so a service
 follows the cluster when the node it was on dies instead of waiting for that
 node to come back. Quorum queues are replicated, so nothing the old node had
 confirmed is lost.
+
+Channels are ``RestoringChannel``: aio-pika's robust channel restores itself when
+it is closed, and when the cause is the loss of the whole connection that restore
+can start on the dead link before the connection has dropped it; its
+``Channel.Open`` is then never answered and the restore holds the channel's lock
+for ever, so the connection's own restore on the new node waits behind it and the
+channel stays closed (every publish fails). ``RestoringChannel`` does not reopen
+on a link that is gone and gives up a reopen that takes longer than
+``RestoringChannel.REOPEN_TIMEOUT``; the connection then restores it on the node
+it reaches next.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractRobustConnection
+from aio_pika.exceptions import ChannelInvalidStateError
+from aio_pika.robust_channel import RobustChannel
 from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
 from xdp47_common.urls import describe_url, split_hosts
 
-__all__ = ["FailoverConnection", "broker_urls", "connect_nodes"]
+__all__ = ["FailoverConnection", "RestoringChannel", "broker_urls", "connect_nodes"]
 
 _SCHEME = re.compile(r"amqps?://", re.IGNORECASE)
+# Seconds between two connection attempts after a loss: each attempt goes to the
+# next node, and a dead node refuses at once, so the next live one is tried soon.
+RECONNECT_INTERVAL = 1.0
 
 
 def broker_urls(value: str) -> list[str]:
@@ -49,6 +64,25 @@ def broker_urls(value: str) -> list[str]:
     return urls
 
 
+class RestoringChannel(RobustChannel):
+    """A robust channel whose reopen never waits on a lost link (module doc)."""
+
+    REOPEN_TIMEOUT = 15.0
+
+    async def reopen(self) -> None:
+        connection: Any = self._connection
+        transport = connection.transport
+        if (
+            transport is None
+            or transport.connection.is_closed
+            or not connection.connected.is_set()
+        ):
+            # the connection reopens this channel once it is up again
+            raise ChannelInvalidStateError("the connection to the broker is lost")
+        async with asyncio.timeout(self.REOPEN_TIMEOUT):
+            await super().reopen()
+
+
 class FailoverConnection(RobustConnection):
     """A robust connection whose every new attempt goes to the next node.
 
@@ -56,7 +90,10 @@ class FailoverConnection(RobustConnection):
     each attempt; an attempt begins by clearing ``transport``. This class moves
     ``url`` to the next node at that point (from the second attempt on), so the
     reconnect loop, restore of channels and consumers included, stays aio-pika's.
+    Its channels are ``RestoringChannel``.
     """
+
+    CHANNEL_CLASS = RestoringChannel
 
     def __init__(self, urls: Sequence[URL], **kwargs: Any) -> None:
         self._nodes = list(urls)
@@ -89,12 +126,10 @@ async def connect_nodes(
         ValueError: the setting is not one or more AMQP URLs.
         Exception: the last node's connection error when none answers.
     """
-    urls = broker_urls(value)
-    if len(urls) == 1:
-        return await aio_pika.connect_robust(
-            urls[0], heartbeat=heartbeat, timeout=connect_timeout
-        )
-    nodes = [URL(u).update_query(heartbeat=heartbeat) for u in urls]
+    nodes = [
+        URL(u).update_query(heartbeat=heartbeat, reconnect_interval=RECONNECT_INTERVAL)
+        for u in broker_urls(value)
+    ]
     last: Exception | None = None
     for start in range(len(nodes)):
         connection = FailoverConnection(nodes[start:] + nodes[:start])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page

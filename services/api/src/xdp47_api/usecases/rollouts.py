@@ -8,8 +8,8 @@ from xdp47_api.auth import Principal
 from xdp47_api.pagination import Page
 from xdp47_api.state import Services
 from xdp47_api.usecases.errors import not_found, unprocessable
-from xdp47_common.rollout.policy import default_policy
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RunProgress
+from xdp47_common.rollout.policy import default_policy
 from xdp47_common.rollout.progress import run_progress
 from xdp47_common.rollout.status import TERMINAL_STATUSES, RolloutStatus
 
