@@ -103,7 +103,8 @@ async def running_rollout(
         device.id,
     )
     await pool.execute(
-        "UPDATE rollouts SET status = 'running', current_wave = 1 WHERE id = $1",
+        "UPDATE rollouts SET status = 'running', current_wave = 1, attempt = 1"
+        " WHERE id = $1",
         rollout,
     )
     return rollout

@@ -61,8 +61,9 @@ DESIRED_ROLLOUT = (
     "CASE WHEN live.artifact_id IS NULL THEN d.desired_rollout_id "
     "ELSE live.rollout_id END"
 )
-# The attempt of the running rollout that asks (NULL for a kept desired state).
-DESIRED_ATTEMPT = "live.attempt"
+# The attempt of the running rollout that asks (NULL for a kept desired state;
+# 0, never started, is NULL too: the answer's attempt is at least 1).
+DESIRED_ATTEMPT = "nullif(live.attempt, 0)"
 
 
 def target_state(t: str = "t", r: str = "r") -> str:
