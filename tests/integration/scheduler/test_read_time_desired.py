@@ -10,6 +10,7 @@ about the state right after a commit, not after some polling delay.
 from __future__ import annotations
 
 import bisect
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -63,7 +64,8 @@ async def engine(pool: asyncpg.Pool[Any]) -> Any:
 async def _answer(pool: asyncpg.Pool[Any], d: SimDevice) -> dict[str, Any]:
     view = await read_device(pool, hash_secret(d.credential), db_timeout=5)
     assert view is not None
-    return view.desired.model_dump(mode="json")
+    answer: dict[str, Any] = json.loads(view.payload)
+    return answer
 
 
 async def _start(engine: RolloutEngine, fleet: Fleet, rid: uuid.UUID) -> None:
@@ -321,8 +323,6 @@ def _changed(tenant: str, ids: list[str]) -> Any:
             DeviceHeartbeatState(
                 tenant=tenant,
                 device_id=i,
-                seq=1,
-                previous_status="online",
                 last_seen=now,
                 assigned=True,
             )

@@ -8,8 +8,8 @@ owns the PostgreSQL pool (read-only use: identity and desired state, through the
 so that confirms pipeline instead of queueing behind a lock;
 ``create_app(settings, bus=...)`` publishes on a bus the caller owns. Heartbeats
 go through a ``HeartbeatBatcher`` (one ``HeartbeatBatch`` message and one confirm
-per few milliseconds of heartbeats) unless ``XDP47_INGEST_BATCH_MAX`` is 1, which
-publishes each as its own ``HeartbeatReceived``.
+per few milliseconds of heartbeats; with ``XDP47_INGEST_BATCH_MAX=1`` a batch of
+one per heartbeat).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Deps:
     publisher: Bus
     topology: Topology
     cache: DesiredCache
-    batcher: HeartbeatBatcher | None = None
+    batcher: HeartbeatBatcher
 
 
 def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
@@ -92,22 +92,17 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
         try:
             await cache.start()
             await publisher.start()
-            batcher = (
-                HeartbeatBatcher(
-                    publisher,
-                    topology,
-                    max_batch=settings.ingest_batch_max,
-                    max_wait=settings.ingest_batch_wait_ms / 1000,
-                )
-                if settings.ingest_batch_max > 1
-                else None
+            batcher = HeartbeatBatcher(
+                publisher,
+                topology,
+                max_batch=settings.ingest_batch_max,
+                max_wait=settings.ingest_batch_wait_ms / 1000,
             )
             app.state.deps = Deps(pool, publisher, topology, cache, batcher)
             try:
                 yield
             finally:
-                if batcher is not None:
-                    await batcher.close()
+                await batcher.close()
         finally:
             await cache.close()
             if owned:

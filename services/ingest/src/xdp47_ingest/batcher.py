@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 
 from xdp47_common.bus import Publisher, PublishFailed
-from xdp47_common.messages import HeartbeatBatch
+from xdp47_common.messages.wire import heartbeat_batch
 from xdp47_common.topology import Topology
 
 __all__ = ["HeartbeatBatcher"]
@@ -111,7 +111,7 @@ class HeartbeatBatcher:
         task.add_done_callback(self._inflight.discard)
 
     async def _publish(self, tenant: str, pending: _Pending) -> None:
-        message = HeartbeatBatch.prepared(tenant, pending.beats)
+        message = heartbeat_batch(tenant, pending.beats)
         try:
             await self._publisher.publish(
                 self._topology.telemetry, self._topology.heartbeat_key(tenant), message

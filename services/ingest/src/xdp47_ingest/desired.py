@@ -32,6 +32,7 @@ from xdp47_common.adapters.desired import (
 )
 from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.messages import DesiredState
+from xdp47_common.messages.wire import stamped_answer
 
 __all__ = [
     "READ_DEVICE",
@@ -83,32 +84,19 @@ class DeviceView:
             etag_of(payload),
         )
 
-    @property
-    def desired(self) -> DesiredState:
-        """The desired state as a model (parsed from ``payload``: not for hot paths)."""
-        return DesiredState.model_validate_json(self.payload)
-
     def answer_json(
         self, current_artifact_id: UUID | None, server_time: datetime
     ) -> bytes:
         """The heartbeat's answer as JSON: the desired state for a device that
         runs ``current_artifact_id`` (``action`` "update" unless it is the desired
-        artifact), stamped with ``server_time``.
-
-        Built from ``payload`` by two byte replacements (``action`` is the
-        first field, ``server_time`` is null there): a model copy and a
-        serialization per heartbeat cost more than the rest of the answer.
-        """
-        body = self.payload
-        if self.artifact_id is not None:
-            action = "none" if current_artifact_id == self.artifact_id else "update"
-            if action != self.action:
-                body = body.replace(_ACTION[self.action], _ACTION[action], 1)
-        stamp = server_time.isoformat().replace("+00:00", "Z").encode()
-        return body.replace(b'"server_time":null', b'"server_time":"' + stamp + b'"', 1)
-
-
-_ACTION = {a: f'{{"action":"{a}"'.encode() for a in ("none", "update")}
+        artifact), stamped with ``server_time`` (``wire.stamped_answer``)."""
+        return stamped_answer(
+            self.payload,
+            self.action,
+            self.artifact_id,
+            current_artifact_id,
+            server_time,
+        )
 
 
 async def read_device(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
@@ -31,16 +30,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from xdp47_common.adapters.pg import DATABASE_UNAVAILABLE
+from xdp47_common.adapters.pg import DATABASE_FAILED
 from xdp47_common.bus import PublishFailed
 from xdp47_common.clock import utcnow
-from xdp47_common.messages import (
-    DesiredState,
-    Heartbeat,
-    HeartbeatBody,
-    HeartbeatReceived,
-    heartbeat_json,
-)
+from xdp47_common.messages import DesiredState, HeartbeatBody
+from xdp47_common.messages.wire import heartbeat_json
 from xdp47_common.models.base import DEVICE_ID_PATTERN
 from xdp47_common.tokens import hash_secret
 from xdp47_common.web import (
@@ -70,12 +64,6 @@ HEARTBEAT = RouteTemplate(PREFIX + "{device_id}/heartbeat")
 DESIRED = RouteTemplate(PREFIX + "{device_id}/desired")
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _JSON = (b"content-type", b"application/json")
-# A read that failed for a database reason (gone, restarting, a query error or
-# timeout): 503 with Retry-After, never 500.
-_DB_DOWN: tuple[type[Exception], ...] = (
-    *DATABASE_UNAVAILABLE,
-    asyncpg.PostgresError,
-)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -152,7 +140,7 @@ class DeviceRoutes:
         deps: Deps = self._app.state.deps
         try:
             view = await deps.cache.lookup_hash(key)
-        except _DB_DOWN as exc:
+        except DATABASE_FAILED as exc:
             raise ServiceUnavailable(
                 "the device database is unavailable; retry later", self._retry_after
             ) from exc
@@ -184,23 +172,9 @@ class DeviceRoutes:
         # The body is validated once; what is published is built from it
         # without validating the same fields again.
         try:
-            if deps.batcher is not None:
-                await deps.batcher.submit(
-                    view.tenant, heartbeat_json(body, view.device_id, now)
-                )
-            else:
-                # (``__dict__``: ``dict(body)`` probes for ``keys`` through
-                # pydantic's slow ``__getattr__``.)
-                beat = Heartbeat.model_construct(
-                    **body.__dict__, device_id=view.device_id, received_at=now
-                )
-                await deps.publisher.publish(
-                    deps.topology.telemetry,
-                    deps.topology.heartbeat_key(view.tenant),
-                    HeartbeatReceived(
-                        tenant=view.tenant, occurred_at=now, heartbeat=beat
-                    ),
-                )
+            await deps.batcher.submit(
+                view.tenant, heartbeat_json(body, view.device_id, now)
+            )
         except PublishFailed as exc:
             raise ServiceUnavailable(
                 f"heartbeat not accepted: {exc}; retry later", self._retry_after
