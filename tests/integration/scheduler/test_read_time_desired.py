@@ -22,7 +22,7 @@ from xdp47_common.messages import AbortRollout, RolloutEvent, StartRollout
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.rollout.planner import ordering_key
 from xdp47_common.tokens import hash_secret
-from xdp47_ingest.desired import read_device
+from xdp47_ingest.pg import read_device
 from xdp47_scheduler.engine import RolloutEngine
 
 from .support import (

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
-import asyncpg
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -36,21 +33,12 @@ from xdp47_common.web import (
 )
 from xdp47_ingest.batcher import HeartbeatBatcher
 from xdp47_ingest.cache import DesiredCache
-from xdp47_ingest.device_routes import DeviceRoutes, install_openapi
+from xdp47_ingest.deps import Deps
+from xdp47_ingest.device_routes import DeviceRoutes
+from xdp47_ingest.openapi import install_openapi
 from xdp47_ingest.settings import IngestSettings
 
-__all__ = ["Deps", "create_app"]
-
-
-@dataclass
-class Deps:
-    """What the device endpoints use; ``app.state.deps`` while the app runs."""
-
-    pool: asyncpg.Pool[Any]
-    publisher: Bus
-    topology: Topology
-    cache: DesiredCache
-    batcher: HeartbeatBatcher
+__all__ = ["create_app"]
 
 
 def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
