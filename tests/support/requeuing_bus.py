@@ -67,6 +67,9 @@ class RequeuingChannel:
     async def cancel(self) -> None:
         await self._inner.cancel()
 
+    async def close(self) -> None:
+        await self._inner.close()
+
 
 class RequeuingAmqpBus(AmqpBus):
     """An ``AmqpBus`` whose batch consumers requeue ``share`` of deliveries."""

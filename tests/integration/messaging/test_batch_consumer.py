@@ -13,7 +13,8 @@ from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 from tests.support.amqp import get_one, message_count
 from xdp47_common.adapters.amqp import to_message
 from xdp47_common.adapters.amqp_deliveries import AmqpConsumerChannel
-from xdp47_common.adapters.batching import MESSAGES_DEAD_LETTERED, BatchConsumer
+from xdp47_common.adapters.batching import BatchConsumer
+from xdp47_common.adapters.consumer_metrics import MESSAGES_DEAD_LETTERED
 from xdp47_common.bus import ConsumerOptions, Delivery
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import Heartbeat, HeartbeatReceived

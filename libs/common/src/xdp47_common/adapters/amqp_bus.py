@@ -10,7 +10,7 @@ event subscription. Needs the ``amqp`` extra.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import (
@@ -22,8 +22,8 @@ from aio_pika.abc import (
 
 from xdp47_common.adapters.amqp import AmqpPublisher, connect
 from xdp47_common.adapters.amqp_deliveries import AmqpConsumerChannel
-from xdp47_common.adapters.batching import BatchConsumer
 from xdp47_common.adapters.deliveries import ConsumerChannel
+from xdp47_common.adapters.work_consumer import ChannelConsumer
 from xdp47_common.bus import (
     ConsumerOptions,
     Decode,
@@ -38,63 +38,6 @@ from xdp47_common.topology import Topology
 __all__ = ["AmqpBus"]
 
 T = TypeVar("T")
-
-
-class _ChannelConsumer(Generic[T]):
-    """A ``BatchConsumer`` on a channel it opens at start and closes at stop.
-
-    Closing the channel is what hands unacked deliveries back to the broker.
-    """
-
-    def __init__(
-        self,
-        owner: AmqpBus,
-        queue_name: str,
-        decode: Decode[T],
-        handle: Handle[T],
-        options: ConsumerOptions,
-    ) -> None:
-        self._owner = owner
-        self._queue_name = queue_name
-        self._decode = decode
-        self._handle = handle
-        self._options = options
-        self._channel: AbstractChannel | None = None
-        self._consumer: BatchConsumer[T] | None = None
-
-    @property
-    def queue_name(self) -> str:
-        return self._queue_name
-
-    @property
-    def idle(self) -> bool:
-        return self._consumer is not None and self._consumer.idle
-
-    async def start(self) -> None:
-        self._channel = await self._owner.connection.channel()
-        self._consumer = BatchConsumer(
-            self._owner.consumer_channel(self._channel),
-            self._queue_name,
-            self._decode,
-            self._handle,
-            self._options,
-        )
-        self._owner._consumers.add(self)
-        await self._consumer.start()
-
-    async def wait(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.wait()
-
-    async def stop(self) -> None:
-        self._owner._consumers.discard(self)
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-        if self._channel is not None:
-            with contextlib.suppress(Exception):  # the link may be gone already
-                await self._channel.close()
-            self._channel = None
 
 
 class _AmqpSubscription:
@@ -148,7 +91,7 @@ class AmqpBus:
         self._connection = connection
         self._owns_connection = connection is None
         self._publisher: AmqpPublisher | None = None
-        self._consumers: set[_ChannelConsumer[Any]] = set()
+        self._consumers: set[ChannelConsumer[Any]] = set()
         self._subscriptions: set[_AmqpSubscription] = set()
         self._closed = False
 
@@ -204,8 +147,13 @@ class AmqpBus:
         decode: Decode[T],
         handle: Handle[T],
         options: ConsumerOptions = ConsumerOptions(),
-    ) -> _ChannelConsumer[T]:
-        return _ChannelConsumer(self, queue_name, decode, handle, options)
+    ) -> ChannelConsumer[T]:
+        async def open_channel() -> ConsumerChannel:
+            return self.consumer_channel(await self.connection.channel())
+
+        return ChannelConsumer(
+            open_channel, queue_name, decode, handle, options, self._consumers
+        )
 
     def consumer_channel(self, channel: AbstractChannel) -> ConsumerChannel:
         """What a batch consumer consumes through, on ``channel`` (its own).

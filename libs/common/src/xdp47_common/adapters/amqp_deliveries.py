@@ -9,7 +9,7 @@ instead of raising: the broker redelivers, and consumers are idempotent
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 
 from aio_pika.abc import (
     AbstractChannel,
@@ -53,25 +53,22 @@ class AmqpIncoming:
             return None
 
     async def ack(self, *, multiple: bool = False) -> bool:
-        try:
-            await self.message.ack(multiple=multiple)
-        except _LOST:
-            return False
-        return True
+        return await _settled(self.message.ack(multiple=multiple))
 
     async def requeue(self) -> bool:
-        try:
-            await self.message.nack(requeue=True)
-        except _LOST:
-            return False
-        return True
+        return await _settled(self.message.nack(requeue=True))
 
     async def dead_letter(self) -> bool:
-        try:
-            await self.message.reject(requeue=False)
-        except _LOST:
-            return False
-        return True
+        return await _settled(self.message.reject(requeue=False))
+
+
+async def _settled(settle: Awaitable[None]) -> bool:
+    """False when the channel went away before the settle reached it."""
+    try:
+        await settle
+    except _LOST:
+        return False
+    return True
 
 
 class AmqpConsumerChannel:
@@ -99,3 +96,8 @@ class AmqpConsumerChannel:
         with contextlib.suppress(*_LOST):
             queue = await self._channel.get_queue(self._queue.name, ensure=False)
             await queue.cancel(tag)
+
+    async def close(self) -> None:
+        if not self._channel.is_closed:
+            with contextlib.suppress(Exception):  # the link may be gone already
+                await self._channel.close()

@@ -16,7 +16,8 @@ Owns the consumer side of the at-least-once contract (DESIGN principle 3):
   redelivers and consumers are idempotent (reliability note M9).
 
 It runs over a ``ConsumerChannel`` (``adapters.deliveries``), so RabbitMQ and the
-in-memory bus run the very same rules. Needs prometheus-client.
+in-memory bus run the very same rules (``adapters.work_consumer`` gives it a
+channel of its own). Its counters: ``adapters.consumer_metrics``.
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ import logging
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from prometheus_client import Counter, Histogram
-
+from xdp47_common.adapters.consumer_metrics import (
+    BATCH_SIZE,
+    HANDLER_FAILURES,
+    MESSAGES_CONSUMED,
+    MESSAGES_DEAD_LETTERED,
+)
 from xdp47_common.adapters.deliveries import ConsumerChannel, Incoming
 from xdp47_common.bus import (
     ConsumerOptions,
@@ -37,45 +42,12 @@ from xdp47_common.bus import (
     PoisonMessage,
     classify_decode_error,
 )
-from xdp47_common.plumbing_metrics import PLUMBING
 
-__all__ = [
-    "BATCH_SIZE",
-    "MESSAGES_CONSUMED",
-    "MESSAGES_DEAD_LETTERED",
-    "BatchConsumer",
-]
+__all__ = ["BatchConsumer"]
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-MESSAGES_CONSUMED = Counter(
-    "xdp47_messages_consumed_total",
-    "Messages handled and acked after the handler committed.",
-    ["queue"],
-    registry=PLUMBING,
-)
-MESSAGES_DEAD_LETTERED = Counter(
-    "xdp47_messages_dead_lettered_total",
-    "Messages rejected without requeue by the consumer (the broker dead-letters "
-    "them); the broker's own delivery-limit dead-lettering is not counted here.",
-    ["queue", "reason"],
-    registry=PLUMBING,
-)
-HANDLER_FAILURES = Counter(
-    "xdp47_consumer_handler_failures_total",
-    "Handler calls that raised, by kind (transient: retried in place).",
-    ["queue", "kind"],
-    registry=PLUMBING,
-)
-BATCH_SIZE = Histogram(
-    "xdp47_consumer_batch_size",
-    "Decoded messages per handler call.",
-    ["queue"],
-    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
-    registry=PLUMBING,
-)
 
 
 class BatchConsumer(Generic[T]):

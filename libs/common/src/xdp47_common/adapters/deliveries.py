@@ -66,3 +66,8 @@ class ConsumerChannel(Protocol):
         """Stop deliveries (never raises: the channel may be gone already);
         unacked ones stay held until settled or the channel closes."""
         ...
+
+    async def close(self) -> None:
+        """Close the channel: deliveries not acked go back to their queue
+        (never raises)."""
+        ...

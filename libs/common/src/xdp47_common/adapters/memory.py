@@ -21,9 +21,8 @@ rules cannot drift between the two. Nothing is durable across processes.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from xdp47_common.adapters.batching import BatchConsumer
 from xdp47_common.adapters.memory_broker import (
     Broker,
     Queue,
@@ -31,6 +30,7 @@ from xdp47_common.adapters.memory_broker import (
     topic_matches,
 )
 from xdp47_common.adapters.memory_channel import Channel
+from xdp47_common.adapters.work_consumer import ChannelConsumer
 from xdp47_common.bus import (
     ConsumerOptions,
     Decode,
@@ -50,54 +50,6 @@ from xdp47_common.topology import Topology
 __all__ = ["InMemoryBus", "topic_matches"]
 
 T = TypeVar("T")
-
-
-class _MemoryConsumer(Generic[T]):
-    def __init__(
-        self,
-        bus: InMemoryBus,
-        name: str,
-        decode: Decode[T],
-        handle: Handle[T],
-        options: ConsumerOptions,
-    ) -> None:
-        self._bus = bus
-        self._name = name
-        self._decode = decode
-        self._handle = handle
-        self._options = options
-        self._channel: Channel | None = None
-        self._consumer: BatchConsumer[T] | None = None
-
-    @property
-    def queue_name(self) -> str:
-        return self._name
-
-    @property
-    def idle(self) -> bool:
-        return self._consumer is not None and self._consumer.idle
-
-    async def start(self) -> None:
-        self._bus.broker.queue(self._name)  # fail now on a missing queue
-        self._channel = Channel(self._bus.broker)
-        self._consumer = BatchConsumer(
-            self._channel, self._name, self._decode, self._handle, self._options
-        )
-        self._bus._consumers.add(self)
-        await self._consumer.start()
-
-    async def wait(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.wait()
-
-    async def stop(self) -> None:
-        self._bus._consumers.discard(self)
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
 
 
 class _MemorySubscription:
@@ -129,7 +81,7 @@ class InMemoryBus:
     def __init__(self, topology: Topology | None = None) -> None:
         self._topology = topology or Topology()
         self.broker = Broker()
-        self._consumers: set[_MemoryConsumer[Any]] = set()
+        self._consumers: set[ChannelConsumer[Any]] = set()
         self._subscriptions: set[_MemorySubscription] = set()
         self._started = False
         self._closed = False
@@ -199,8 +151,14 @@ class InMemoryBus:
         decode: Decode[T],
         handle: Handle[T],
         options: ConsumerOptions = ConsumerOptions(),
-    ) -> _MemoryConsumer[T]:
-        return _MemoryConsumer(self, queue_name, decode, handle, options)
+    ) -> ChannelConsumer[T]:
+        async def open_channel() -> Channel:
+            self.broker.queue(queue_name)  # fail now on a missing queue
+            return Channel(self.broker)
+
+        return ChannelConsumer(
+            open_channel, queue_name, decode, handle, options, self._consumers
+        )
 
     async def subscribe(
         self, exchange: str, on_event: OnEvent, *, max_length: int = 10_000

@@ -58,11 +58,11 @@ class Heartbeat(HeartbeatBody):
     received_at: AwareDatetime
 
 
+# One heartbeat in one message: what ingest published before it batched. Still
+# decoded (a published contract retires only once no producer is left), as the
+# batch of one it is (``as_batch``). (Comments, not a docstring: a docstring is
+# the published schema's description.)
 class HeartbeatReceived(Envelope):
-    """One heartbeat in one message: what ingest published before it batched.
-    Still decoded (a published contract retires only once no producer is
-    left), as the batch of one it is (``as_batch``)."""
-
     type: Literal["heartbeat.received"] = "heartbeat.received"
     version: Literal[1] = 1
     heartbeat: Heartbeat
@@ -82,11 +82,14 @@ class HeartbeatBatch(Envelope):
 
     Ingest collects the heartbeats that arrive within a few milliseconds and
     publishes them as one persistent message with one confirm, which costs the
-    broker and the consumer a fraction of a message per heartbeat (with
-    ``XDP47_INGEST_BATCH_MAX=1``, a batch of one per heartbeat). Each heartbeat
-    keeps its own ``received_at``; routing key ``heartbeat.<tenant>``. Built on
-    the hot path by ``messages.wire.heartbeat_batch``.
+    broker and the consumer a fraction of a message per heartbeat. Each
+    heartbeat keeps its own ``received_at``; consumers decode this beside
+    ``HeartbeatReceived`` (same queue, same routing key ``heartbeat.<tenant>``).
     """
+
+    # (The docstring is the published schema's description.) With
+    # XDP47_INGEST_BATCH_MAX=1 a batch holds one heartbeat; built on the hot
+    # path by ``messages.wire.heartbeat_batch``.
 
     type: Literal["heartbeat.batch"] = "heartbeat.batch"
     version: Literal[1] = 1
