@@ -27,7 +27,6 @@ from xdp47_common.adapters.memory_broker import (
     Broker,
     Queue,
     new_message,
-    topic_matches,
 )
 from xdp47_common.adapters.memory_channel import Channel
 from xdp47_common.adapters.work_consumer import ChannelConsumer
@@ -47,7 +46,7 @@ from xdp47_common.messages.envelope import (
 )
 from xdp47_common.topology import Topology
 
-__all__ = ["InMemoryBus", "topic_matches"]
+__all__ = ["InMemoryBus"]
 
 T = TypeVar("T")
 

@@ -34,7 +34,6 @@ class MemoryDelivery:
         self.type = msg.type
         self.routing_key: str | None = msg.routing_key
         self.headers = msg.headers
-        self.redelivered = msg.returns > 0
 
     @property
     def live(self) -> bool:
