@@ -116,7 +116,7 @@ class InMemoryBus:
             envelope_json(envelope),
             message_id=str(envelope.message_id),
             type=envelope.type,
-            headers=dict(envelope_headers(envelope)),
+            headers=envelope_headers(envelope),
         )
 
     def publish_raw(
