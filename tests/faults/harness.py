@@ -15,7 +15,14 @@ import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,9 +114,11 @@ def open_stack(
     *,
     extra_env: Mapping[str, str] | None = None,
     db_url: str | None = None,
+    scheduler_command: str | Sequence[str] = "xdp47-scheduler",
 ) -> Iterator[Stack]:
     """A fresh database and namespace with api, ingest and scheduler on them
-    (or the migrated database ``db_url``, which the caller owns)."""
+    (or the migrated database ``db_url``, which the caller owns);
+    ``scheduler_command``: another scheduler entry point (fault injection)."""
     log_dir = root / "logs"
     with contextlib.ExitStack() as stack:
         if db_url is None:
@@ -123,6 +132,7 @@ def open_stack(
             blob_dir=root / "blobs",
             sched_interval=float(BASE_ENV["XDP47_SCHED_INTERVAL"]),
             extra_env=BASE_ENV | dict(extra_env or {}),
+            scheduler_command=scheduler_command,
         )
         yield Stack(plane, group, rabbit, pg, log_dir)
 

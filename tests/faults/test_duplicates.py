@@ -5,9 +5,9 @@ Twice: a test queue bound like the work queues (``heartbeat.*`` on telemetry,
 ``rollout.*`` on commands) gets a copy of every message, and the test publishes
 each copy again, byte for byte with the same message id, straight into its work
 queue (the default exchange), as a publisher retry after a lost confirm would.
-Requeued: the scheduler runs with ``XDP47_FAULT_REDELIVER_SHARE=0.1``, a test-only
-switch (refused in production) with which its consumers nack 10 % of deliveries
-back to the queue before looking at them.
+Requeued: the scheduler runs on ``tests.support.requeuing_bus`` (the real
+scheduler on a bus whose consumers give 10 % of deliveries back to the queue
+before looking at them); production code has no such switch.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from tests.faults.harness import (
     scrape,
 )
 from tests.support.brokers import OwnPostgres, OwnRabbit
+from tests.support.requeuing_bus import SCHEDULER, SHARE_ENV
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -47,8 +48,10 @@ async def test_every_message_twice_and_a_tenth_requeued(
     tmp_path: Path,
 ) -> None:
     duplicated = 0
-    env = {"XDP47_FAULT_REDELIVER_SHARE": str(SHARE)}
-    with open_stack(own_pg, own_rabbit, tmp_path, extra_env=env) as stack:
+    env = {SHARE_ENV: str(SHARE)}
+    with open_stack(
+        own_pg, own_rabbit, tmp_path, extra_env=env, scheduler_command=SCHEDULER
+    ) as stack:
         t = stack.topology
         connection = await aio_pika.connect(own_rabbit.amqp_url)
         channel = await connection.channel(publisher_confirms=True)

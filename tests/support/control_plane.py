@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +105,7 @@ def start_control_plane(
     token: str | None = None,
     sched_interval: float = 0.2,
     extra_env: Mapping[str, str] | None = None,
+    scheduler_command: str | Sequence[str] = "xdp47-scheduler",
 ) -> ControlPlane:
     """Start api, ingest and scheduler together and wait until all are ready.
 
@@ -112,7 +113,8 @@ def start_control_plane(
     URIs the agents reach, and its ``XDP47_INGEST_PUBLIC_URL`` is ingest's, so an
     agent given only the seed's variables finds ingest through its claim.
     ``extra_env`` overrides anything (e.g. scheduler defaults such as
-    ``XDP47_SCHED_GRACE``).
+    ``XDP47_SCHED_GRACE``); ``scheduler_command`` runs another scheduler
+    entry point (the fault tests' ``tests.support.requeuing_bus``).
     """
     tenant = tenant or f"e2e-{uuid.uuid4().hex[:8]}"
     token = token or f"devtoken-{uuid.uuid4().hex[:12]}"
@@ -159,7 +161,7 @@ def start_control_plane(
     )
     scheduler = group.start(
         "scheduler",
-        "xdp47-scheduler",
+        scheduler_command,
         clean_env(**shared, XDP47_SCHED_HTTP_ADDR=f"127.0.0.1:{sched_port}"),
         ready_url=f"{scheduler_url}/readyz",
         wait=False,

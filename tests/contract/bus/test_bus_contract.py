@@ -17,15 +17,14 @@ import pytest
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
 from tests.contract.bus.conftest import Harness
-from xdp47_common.bus import Delivery, PublishFailed
+from xdp47_common.bus import ConsumerOptions, Delivery, PublishFailed
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
-    HEARTBEAT_ADAPTER,
-    HEARTBEAT_MESSAGE_ADAPTER,
     Heartbeat,
     HeartbeatBatch,
     HeartbeatReceived,
     RolloutEvent,
+    decode_heartbeats,
 )
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
@@ -58,7 +57,10 @@ async def _dead(h: Harness, queue: str, count: int) -> list[bytes]:
         got.extend(batch)
 
     consumer = h.bus.batch_consumer(
-        h.topology.dead_queue(queue), bytes, handle, max_batch=10, max_wait_ms=10
+        h.topology.dead_queue(queue),
+        bytes,
+        handle,
+        ConsumerOptions(max_batch=10, max_wait_ms=10),
     )
     await consumer.start()
     try:
@@ -100,7 +102,7 @@ async def test_publish_then_consume_keeps_id_and_type(harness: Harness) -> None:
         handled.extend(batch)
 
     consumer = harness.bus.batch_consumer(
-        harness.topology.heartbeats_queue, HEARTBEAT_ADAPTER.validate_json, handle
+        harness.topology.heartbeats_queue, HeartbeatReceived.model_validate_json, handle
     )
     await consumer.start()
     sent = _hb(1)
@@ -120,17 +122,15 @@ async def test_publish_then_consume_keeps_id_and_type(harness: Harness) -> None:
 async def test_single_and_batched_heartbeats_share_the_queue(
     harness: Harness,
 ) -> None:
-    """Ingest's micro-batches and single heartbeats travel the same queue and
-    decode with the heartbeat queue's union decoder, in order."""
-    handled: list[HeartbeatReceived | HeartbeatBatch] = []
+    """Ingest's micro-batches and single heartbeats (from an older ingest) travel
+    the same queue and decode as batches, in order."""
+    handled: list[HeartbeatBatch] = []
 
-    async def handle(batch: list[HeartbeatReceived | HeartbeatBatch]) -> None:
+    async def handle(batch: list[HeartbeatBatch]) -> None:
         handled.extend(batch)
 
     consumer = harness.bus.batch_consumer(
-        harness.topology.heartbeats_queue,
-        HEARTBEAT_MESSAGE_ADAPTER.validate_json,
-        handle,
+        harness.topology.heartbeats_queue, decode_heartbeats, handle
     )
     single = _hb(1)
     batch = HeartbeatBatch(
@@ -148,8 +148,12 @@ async def test_single_and_batched_heartbeats_share_the_queue(
         await _eventually(lambda: len(handled) == 2)
     finally:
         await consumer.stop()
-    assert handled == [single, batch]
-    assert [r.heartbeat.seq for r in batch.received()] == [2, 3]
+    assert [(m.message_id, m.tenant) for m in handled] == [
+        (single.message_id, "acme"),
+        (batch.message_id, "acme"),
+    ]
+    assert [[b.seq for b in m.heartbeats] for m in handled] == [[1], [2, 3]]
+    assert handled[0].heartbeats[0] == single.heartbeat
 
 
 async def test_topic_routing(harness: Harness) -> None:
@@ -209,7 +213,10 @@ async def test_batch_is_acked_only_after_the_handler_returned(
 
     queue = harness.topology.heartbeats_queue
     consumer = harness.bus.batch_consumer(
-        queue, HEARTBEAT_ADAPTER.validate_json, handle, max_batch=10, max_wait_ms=20
+        queue,
+        HeartbeatReceived.model_validate_json,
+        handle,
+        ConsumerOptions(max_batch=10, max_wait_ms=20),
     )
     await consumer.start()
     first = [_hb(i) for i in range(1, 6)]
@@ -227,7 +234,10 @@ async def test_batch_is_acked_only_after_the_handler_returned(
         later.extend(batch)
 
     consumer = harness.bus.batch_consumer(
-        queue, HEARTBEAT_ADAPTER.validate_json, handle_later, max_wait_ms=20
+        queue,
+        HeartbeatReceived.model_validate_json,
+        handle_later,
+        ConsumerOptions(max_wait_ms=20),
     )
     await consumer.start()
     try:
@@ -254,7 +264,10 @@ async def test_failing_message_is_dead_lettered_after_the_delivery_limit(
 
     queue = harness.topology.heartbeats_queue
     consumer = harness.bus.batch_consumer(
-        queue, HEARTBEAT_ADAPTER.validate_json, handle, max_batch=10, max_wait_ms=20
+        queue,
+        HeartbeatReceived.model_validate_json,
+        handle,
+        ConsumerOptions(max_batch=10, max_wait_ms=20),
     )
     await _send(harness, bad, good)
     await consumer.start()
@@ -262,7 +275,7 @@ async def test_failing_message_is_dead_lettered_after_the_delivery_limit(
         dead = await _dead(harness, queue, 1)
     finally:
         await consumer.stop()
-    assert [HEARTBEAT_ADAPTER.validate_json(b).message_id for b in dead] == [
+    assert [HeartbeatReceived.model_validate_json(b).message_id for b in dead] == [
         bad.message_id
     ]
     assert [m.message_id for m in committed] == [good.message_id]
@@ -284,11 +297,13 @@ async def test_poison_is_dead_lettered_and_the_rest_flows(harness: Harness) -> N
     await _send(harness, good[1])
     consumer = harness.bus.batch_consumer(
         t.heartbeats_queue,
-        HEARTBEAT_ADAPTER.validate_json,
+        HeartbeatReceived.model_validate_json,
         handle,
-        max_batch=10,
-        max_wait_ms=20,
-        on_poison=lambda d, reason: poisoned.append(reason),
+        ConsumerOptions(
+            max_batch=10,
+            max_wait_ms=20,
+            on_poison=lambda d, reason: poisoned.append(reason),
+        ),
     )
     await consumer.start()
     try:
@@ -315,7 +330,10 @@ async def test_stop_lets_the_batch_in_progress_commit(harness: Harness) -> None:
     sent = [_hb(i) for i in range(1, 4)]
     await _send(harness, *sent)
     consumer = harness.bus.batch_consumer(
-        queue, HEARTBEAT_ADAPTER.validate_json, slow, max_batch=10, max_wait_ms=20
+        queue,
+        HeartbeatReceived.model_validate_json,
+        slow,
+        ConsumerOptions(max_batch=10, max_wait_ms=20),
     )
     await consumer.start()
     await asyncio.wait_for(started.wait(), 20)
@@ -347,7 +365,10 @@ async def test_unacked_messages_survive_a_consumer_stop(harness: Harness) -> Non
     sent = [_hb(i) for i in range(1, 4)]
     await _send(harness, *sent)
     first = harness.bus.batch_consumer(
-        queue, HEARTBEAT_ADAPTER.validate_json, stuck, max_batch=10, max_wait_ms=20
+        queue,
+        HeartbeatReceived.model_validate_json,
+        stuck,
+        ConsumerOptions(max_batch=10, max_wait_ms=20),
     )
     await first.start()
     try:
@@ -362,7 +383,10 @@ async def test_unacked_messages_survive_a_consumer_stop(harness: Harness) -> Non
 
     other = await harness.another()
     second = other.batch_consumer(
-        queue, HEARTBEAT_ADAPTER.validate_json, handle, max_batch=10, max_wait_ms=20
+        queue,
+        HeartbeatReceived.model_validate_json,
+        handle,
+        ConsumerOptions(max_batch=10, max_wait_ms=20),
     )
     await second.start()
     try:
@@ -387,11 +411,9 @@ async def test_prefetch_bounds_unacked_deliveries(harness: Harness) -> None:
     await _send(harness, *[_hb(i) for i in range(1, 6)])
     consumer = harness.bus.batch_consumer(
         queue,
-        HEARTBEAT_ADAPTER.validate_json,
+        HeartbeatReceived.model_validate_json,
         slow,
-        max_batch=2,
-        max_wait_ms=20,
-        prefetch=2,
+        ConsumerOptions(max_batch=2, max_wait_ms=20, prefetch=2),
     )
     await consumer.start()
     try:

@@ -1,6 +1,6 @@
 """Micro-batched publishing: concurrent heartbeats travel as HeartbeatBatch
-messages, single ones (``XDP47_INGEST_BATCH_MAX=1``) as HeartbeatReceived, and
-the scheduler's consumer writes both kinds from the same queue."""
+messages, one each with ``XDP47_INGEST_BATCH_MAX=1``, and the scheduler's
+consumer writes them all."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def test_concurrent_heartbeats_are_batched_and_all_written(
     await _until_all(pool, devices, 7)
 
 
-async def test_unbatched_ingest_publishes_single_messages_the_consumer_reads(
+async def test_unbatched_ingest_publishes_batches_of_one_the_consumer_reads(
     db_url: str, amqp_url: str, topology: Topology, pool, consumer: HeartbeatConsumer
 ) -> None:
     settings = settings_for(db_url, amqp_url, topology).model_copy(

@@ -106,7 +106,8 @@ async def test_same_heartbeat_twice_has_one_effect(
     await _until_seq(pool, marker, 1)
     changes = [c for w in written for c in w.changed if c.device_id == device.id]
     assert len(changes) == 1
-    assert (changes[0].seq, changes[0].previous_status) == (1, "unknown")
+    row = await _device_row(pool, device.tenant, device.id)
+    assert (row["last_seq"], row["status"]) == (1, "online")
     health = await pool.fetchval("SELECT health FROM devices WHERE id = $1", device.id)
     assert health == "degraded"
 
@@ -224,7 +225,7 @@ async def test_missing_garbage_or_unknown_credential_is_401(
 async def test_after_write_runs_in_the_same_transaction(pool, topology) -> None:
     """If the engine's callback fails, the device update is rolled back too."""
     from xdp47_common.clock import utcnow
-    from xdp47_common.messages import Heartbeat, HeartbeatReceived
+    from xdp47_common.messages import Heartbeat, HeartbeatBatch
 
     device = await make_device(pool)
 
@@ -238,9 +239,9 @@ async def test_after_write_runs_in_the_same_transaction(pool, topology) -> None:
         topology=topology,
         after_write=boom,
     )
-    message = HeartbeatReceived(
+    message = HeartbeatBatch(
         tenant=device.tenant,
-        heartbeat=Heartbeat(seq=4, device_id=device.id, received_at=utcnow()),
+        heartbeats=[Heartbeat(seq=4, device_id=device.id, received_at=utcnow())],
     )
     with pytest.raises(RuntimeError, match="engine failed"):
         await hc.handle([message])

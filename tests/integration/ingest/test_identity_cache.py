@@ -136,7 +136,7 @@ async def test_without_its_listener_the_cache_reads_the_database(
         assert cache.live
         first = await cache.lookup(device.credential)
         assert first is not None
-        assert first.desired.action == "none"
+        assert first.action == "none"
         killed = await pool.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE query LIKE $1 AND pid <> pg_backend_pid()",
@@ -151,7 +151,7 @@ async def test_without_its_listener_the_cache_reads_the_database(
         await running_rollout(pool, device, await add_artifact(pool, device.tenant))
         down = await cache.lookup(device.credential)
         assert down is not None
-        assert down.desired.action == "update"
+        assert down.action == "update"
         assert len(cache._entries) == 0  # nothing kept while down
         for _ in range(300):
             if cache.live:
@@ -160,7 +160,7 @@ async def test_without_its_listener_the_cache_reads_the_database(
         assert cache.live
         back = await cache.lookup(device.credential)
         assert back is not None
-        assert back.desired.action == "update"
+        assert back.action == "update"
         assert len(cache._entries) == 1
     finally:
         await cache.close()

@@ -8,21 +8,23 @@ import pytest
 
 from tests.integration.ingest.conftest import make_device
 from xdp47_common.clock import utcnow
-from xdp47_common.messages import Heartbeat, HeartbeatReceived
+from xdp47_common.messages import Heartbeat, HeartbeatBatch
 from xdp47_scheduler.heartbeats import mark_offline, write_heartbeats
 
 pytestmark = pytest.mark.integration
 
 
-def _hb(device, seq: int, version: str = "v", at=None) -> HeartbeatReceived:
-    return HeartbeatReceived(
+def _hb(device, seq: int, version: str = "v", at=None) -> HeartbeatBatch:
+    return HeartbeatBatch(
         tenant=device.tenant,
-        heartbeat=Heartbeat(
-            seq=seq,
-            device_id=device.id,
-            current_version=version,
-            received_at=at or utcnow(),
-        ),
+        heartbeats=[
+            Heartbeat(
+                seq=seq,
+                device_id=device.id,
+                current_version=version,
+                received_at=at or utcnow(),
+            )
+        ],
     )
 
 
@@ -38,8 +40,9 @@ async def test_batch_keeps_highest_seq_and_counts_what_it_ignored(pool) -> None:
     ]
     async with pool.acquire() as conn, conn.transaction():
         result = await write_heartbeats(conn, batch)
-    assert {(c.device_id, c.seq) for c in result.changed} == {(a.id, 7), (b.id, 1)}
+    assert {c.device_id for c in result.changed} == {a.id, b.id}
     assert (result.unknown, result.stale, result.superseded) == (1, 0, 2)
+    assert await pool.fetchval("SELECT last_seq FROM devices WHERE id = $1", b.id) == 1
     row = await pool.fetchrow("SELECT * FROM devices WHERE id = $1", a.id)
     assert (row["last_seq"], row["current_version"], row["status"]) == (
         7,
@@ -79,4 +82,6 @@ async def test_mark_offline_only_touches_silent_online_devices(pool) -> None:
     # The next heartbeat brings it back.
     async with pool.acquire() as conn:
         result = await write_heartbeats(conn, [_hb(silent, 2)])
-    assert result.changed[0].previous_status == "offline"
+    assert [c.device_id for c in result.changed] == [silent.id]
+    status = await pool.fetchval("SELECT status FROM devices WHERE id = $1", silent.id)
+    assert status == "online"

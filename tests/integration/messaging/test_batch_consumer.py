@@ -7,14 +7,17 @@ import json
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
 from tests.support.amqp import get_one, message_count
-from xdp47_common.adapters.amqp import BatchConsumer, to_message
-from xdp47_common.adapters.amqp_batch import MESSAGES_DEAD_LETTERED
+from xdp47_common.adapters.amqp import to_message
+from xdp47_common.adapters.amqp_deliveries import AmqpConsumerChannel
+from xdp47_common.adapters.batching import BatchConsumer
+from xdp47_common.adapters.consumer_metrics import MESSAGES_DEAD_LETTERED
+from xdp47_common.bus import ConsumerOptions, Delivery
 from xdp47_common.clock import utcnow
-from xdp47_common.messages import HEARTBEAT_ADAPTER, Heartbeat, HeartbeatReceived
+from xdp47_common.messages import Heartbeat, HeartbeatReceived
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
 pytestmark = pytest.mark.integration
@@ -64,7 +67,7 @@ async def test_poison_messages_are_dead_lettered_and_others_still_flow(
     async def handle(batch: list[HeartbeatReceived]) -> None:
         handled.extend(batch)
 
-    def on_poison(message: AbstractIncomingMessage, reason: str) -> None:
+    def on_poison(message: Delivery, reason: str) -> None:
         poisoned.append(reason)
 
     before = {
@@ -72,15 +75,17 @@ async def test_poison_messages_are_dead_lettered_and_others_still_flow(
     }
     consumer_channel = await connection.channel()
     consumer = BatchConsumer(
-        consumer_channel,
+        AmqpConsumerChannel(consumer_channel),
         queue,
-        HEARTBEAT_ADAPTER.validate_json,
+        HeartbeatReceived.model_validate_json,
         handle,
-        max_batch=10,
-        max_wait_ms=20,
-        prefetch=20,
-        on_poison=on_poison,
-        max_message_bytes=4096,
+        ConsumerOptions(
+            max_batch=10,
+            max_wait_ms=20,
+            prefetch=20,
+            on_poison=on_poison,
+            max_message_bytes=4096,
+        ),
     )
     await consumer.start()
     try:
@@ -124,13 +129,11 @@ async def test_always_failing_handler_dead_letters_after_delivery_limit(
 
     consumer_channel = await connection.channel()
     consumer = BatchConsumer(
-        consumer_channel,
+        AmqpConsumerChannel(consumer_channel),
         queue,
-        HEARTBEAT_ADAPTER.validate_json,
+        HeartbeatReceived.model_validate_json,
         handle,
-        max_batch=10,
-        max_wait_ms=20,
-        prefetch=20,
+        ConsumerOptions(max_batch=10, max_wait_ms=20, prefetch=20),
     )
     await consumer.start()
     try:
@@ -165,11 +168,11 @@ async def test_transient_failure_is_retried_without_redelivery(
 
     consumer_channel = await connection.channel()
     consumer = BatchConsumer(
-        consumer_channel,
+        AmqpConsumerChannel(consumer_channel),
         queue,
-        HEARTBEAT_ADAPTER.validate_json,
+        HeartbeatReceived.model_validate_json,
         handle,
-        max_backoff=0.05,
+        ConsumerOptions(max_backoff=0.05),
     )
     await consumer.start()
     try:

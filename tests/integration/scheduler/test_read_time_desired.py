@@ -10,6 +10,7 @@ about the state right after a commit, not after some polling delay.
 from __future__ import annotations
 
 import bisect
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from xdp47_common.messages import AbortRollout, RolloutEvent, StartRollout
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.rollout.planner import ordering_key
 from xdp47_common.tokens import hash_secret
-from xdp47_ingest.desired import read_device
+from xdp47_ingest.pg import read_device
 from xdp47_scheduler.engine import RolloutEngine
 from xdp47_scheduler.pg import PgRolloutStore
 
@@ -64,7 +65,8 @@ async def engine(pool: asyncpg.Pool[Any]) -> Any:
 async def _answer(pool: asyncpg.Pool[Any], d: SimDevice) -> dict[str, Any]:
     view = await read_device(pool, hash_secret(d.credential), db_timeout=5)
     assert view is not None
-    return view.desired.model_dump(mode="json")
+    answer: dict[str, Any] = json.loads(view.payload)
+    return answer
 
 
 async def _start(engine: RolloutEngine, fleet: Fleet, rid: uuid.UUID) -> None:
@@ -357,8 +359,6 @@ def _changed(tenant: str, ids: list[str]) -> Any:
             DeviceHeartbeatState(
                 tenant=tenant,
                 device_id=i,
-                seq=1,
-                previous_status="online",
                 last_seen=now,
                 assigned=True,
             )

@@ -1,13 +1,12 @@
-"""The heartbeat answer's bytes: built once per action, stamped per answer, and
-equal to what serializing the model would give."""
+"""The heartbeat answer of a cached device view: the action follows what the
+device reports, each answer has its own time (byte equality with the model:
+``tests/unit/common/test_wire.py``)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from datetime import UTC, datetime
-
-import pytest
 
 from xdp47_common.messages import DesiredState
 from xdp47_ingest.desired import DeviceView
@@ -27,25 +26,6 @@ def _view(current: uuid.UUID | None) -> DeviceView:
         rollout_id=uuid.uuid4(),
     )
     return DeviceView.of("t", "d1", desired)
-
-
-@pytest.mark.parametrize(
-    "stamp",
-    [
-        datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC),
-        datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC),
-    ],
-)
-@pytest.mark.parametrize("reported", [None, ARTIFACT, uuid.uuid4()])
-def test_answer_json_is_the_model_s_json(
-    stamp: datetime, reported: uuid.UUID | None
-) -> None:
-    view = _view(current=None)
-    action = "none" if reported == ARTIFACT else "update"
-    expected = view.desired.model_copy(update={"action": action, "server_time": stamp})
-    raw = view.answer_json(reported, stamp)
-    assert raw == expected.model_dump_json().encode()
-    assert DesiredState.model_validate_json(raw) == expected
 
 
 def test_the_stored_action_is_rewritten_both_ways() -> None:

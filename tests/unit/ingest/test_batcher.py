@@ -10,14 +10,13 @@ import pytest
 
 from xdp47_common.bus import PublishFailed
 from xdp47_common.messages import (
-    HEARTBEAT_MESSAGE_ADAPTER,
-    Heartbeat,
+    HEARTBEAT_ADAPTER,
     HeartbeatBatch,
     HeartbeatBody,
     PreparedEnvelope,
-    heartbeat_json,
 )
 from xdp47_common.messages.envelope import Envelope
+from xdp47_common.messages.wire import heartbeat_json
 from xdp47_common.topology import Topology
 from xdp47_ingest.batcher import HeartbeatBatcher
 
@@ -37,7 +36,7 @@ class FakePublisher:
     ) -> None:
         # What a consumer decodes from the bytes on the wire.
         assert isinstance(envelope, PreparedEnvelope)
-        message = HEARTBEAT_MESSAGE_ADAPTER.validate_json(envelope.body)
+        message = HEARTBEAT_ADAPTER.validate_json(envelope.body)
         assert isinstance(message, HeartbeatBatch)
         assert message.message_id == envelope.message_id
         self.published.append((exchange, routing_key, message))
@@ -115,17 +114,3 @@ async def test_close_publishes_what_is_open() -> None:
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         HeartbeatBatcher(FakePublisher(), TOPOLOGY, max_batch=0)
-
-
-def test_a_batch_flattens_into_received_heartbeats() -> None:
-    beats = [
-        Heartbeat(seq=seq, device_id=d, received_at=datetime.now(UTC))
-        for d, seq in (("d1", 1), ("d2", 5))
-    ]
-    message = HeartbeatBatch(tenant="acme", heartbeats=beats)
-    received = message.received()
-    assert [(r.tenant, r.heartbeat.device_id, r.heartbeat.seq) for r in received] == [
-        ("acme", "d1", 1),
-        ("acme", "d2", 5),
-    ]
-    assert all(r.message_id == message.message_id for r in received)

@@ -7,12 +7,13 @@ from fastapi import HTTPException
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from xdp47_common.adapters.amqp_batch import PoisonMessage, classify_decode_error
+from xdp47_common.bus import PoisonMessage, classify_decode_error
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
     COMMAND_ADAPTER,
     HEARTBEAT_ADAPTER,
     Heartbeat,
+    HeartbeatBatch,
     HeartbeatReceived,
 )
 from xdp47_common.tokens import SecretKind, new_secret
@@ -85,13 +86,21 @@ def _hb(device: str, seq: int, tenant: str = "acme") -> HeartbeatReceived:
     )
 
 
+def _beat(device: str, seq: int) -> Heartbeat:
+    return Heartbeat(seq=seq, device_id=device, received_at=utcnow())
+
+
 def test_dedupe_keeps_highest_seq_per_tenant_and_device() -> None:
-    first = _hb("a", 2)
-    batch = [_hb("a", 1), first, _hb("a", 2), _hb("b", 9), _hb("a", 1, tenant="other")]
+    first = _beat("a", 2)
+    batch = [
+        HeartbeatBatch(tenant="acme", heartbeats=[_beat("a", 1), first]),
+        HeartbeatBatch(tenant="acme", heartbeats=[_beat("a", 2), _beat("b", 9)]),
+        HeartbeatBatch(tenant="other", heartbeats=[_beat("a", 1)]),
+    ]
     kept = dedupe_heartbeats(batch)
     assert kept[("acme", "a")] is first
-    assert kept[("acme", "b")].heartbeat.seq == 9
-    assert kept[("other", "a")].heartbeat.seq == 1
+    assert kept[("acme", "b")].seq == 9
+    assert kept[("other", "a")].seq == 1
     assert len(kept) == 3
 
 

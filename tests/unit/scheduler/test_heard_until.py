@@ -42,7 +42,7 @@ def engine(drained: list[bool] | None) -> tuple[RolloutEngine, Clock]:
 def batch(*last_seen: datetime) -> HeartbeatWriteResult:
     return HeartbeatWriteResult(
         changed=tuple(
-            DeviceHeartbeatState("t", f"d{i}", 1, "online", seen, False)
+            DeviceHeartbeatState("t", f"d{i}", seen, False)
             for i, seen in enumerate(last_seen)
         ),
         unknown=0,

@@ -33,6 +33,7 @@ from xdp47_common.topology import Topology
 
 __all__ = [
     "Bus",
+    "ConsumerOptions",
     "Decode",
     "Delivery",
     "EventFanout",
@@ -151,19 +152,43 @@ class WorkConsumer(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ConsumerOptions:
+    """How a batch consumer collects, bounds and retries (the defaults suit a
+    work queue whose handler writes to PostgreSQL).
+
+    Attributes:
+        max_batch: most messages per ``handle`` call.
+        max_wait_ms: longest wait for a batch to fill after its first message.
+        prefetch: most unacked deliveries held (``>= max_batch`` or batches
+            never fill).
+        on_poison: called with each dead-lettered delivery and its reason.
+        max_message_bytes: larger bodies are dead-lettered as ``oversized``.
+        is_transient: errors retried in place (deliveries kept unacked) instead
+            of requeued.
+        max_backoff: longest pause, in seconds, between in-place retries.
+    """
+
+    max_batch: int = 500
+    max_wait_ms: float = 50
+    prefetch: int = 1000
+    on_poison: OnPoison | None = None
+    max_message_bytes: int = 1 << 20
+    is_transient: Callable[[BaseException], bool] = default_is_transient
+    max_backoff: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.prefetch < 1:
+            raise ValueError("max_batch and prefetch must be at least 1")
+
+
 class WorkQueues(Protocol):
     def batch_consumer(
         self,
         queue_name: str,
         decode: Decode[T],
         handle: Handle[T],
-        *,
-        max_batch: int = 500,
-        max_wait_ms: float = 50,
-        prefetch: int = 1000,
-        on_poison: OnPoison | None = None,
-        max_message_bytes: int = 1 << 20,
-        is_transient: Callable[[BaseException], bool] = default_is_transient,
+        options: ConsumerOptions = ConsumerOptions(),
     ) -> WorkConsumer:
         """A consumer of ``queue_name`` in batches (not started).
 
@@ -173,12 +198,7 @@ class WorkQueues(Protocol):
             handle: commits a batch; every message of it is acked after it
                 returns; raising requeues (one message at a time on a retry),
                 and the delivery limit dead-letters a message that always fails.
-            max_batch: most messages per ``handle`` call.
-            max_wait_ms: longest wait for a batch to fill after its first message.
-            prefetch: most unacked deliveries held (``>= max_batch``).
-            on_poison: called with each dead-lettered delivery and its reason.
-            max_message_bytes: larger bodies are dead-lettered as ``oversized``.
-            is_transient: errors retried in place instead of requeued.
+            options: batching, bounds and retries.
         """
         ...
 

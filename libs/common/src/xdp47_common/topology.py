@@ -69,7 +69,3 @@ class Topology:
     @staticmethod
     def rollout_event_key(tenant: str, event: str) -> str:
         return f"rollout.{tenant}.{event}"
-
-    @staticmethod
-    def device_event_key(tenant: str, event: str) -> str:
-        return f"device.{tenant}.{event}"

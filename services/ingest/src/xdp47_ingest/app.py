@@ -8,18 +8,15 @@ owns the PostgreSQL pool (read-only use: identity and desired state, through the
 so that confirms pipeline instead of queueing behind a lock;
 ``create_app(settings, bus=...)`` publishes on a bus the caller owns. Heartbeats
 go through a ``HeartbeatBatcher`` (one ``HeartbeatBatch`` message and one confirm
-per few milliseconds of heartbeats) unless ``XDP47_INGEST_BATCH_MAX`` is 1, which
-publishes each as its own ``HeartbeatReceived``.
+per few milliseconds of heartbeats; with ``XDP47_INGEST_BATCH_MAX=1`` a batch of
+one per heartbeat).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
-import asyncpg
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -36,21 +33,12 @@ from xdp47_common.web import (
 )
 from xdp47_ingest.batcher import HeartbeatBatcher
 from xdp47_ingest.cache import DesiredCache
-from xdp47_ingest.device_routes import DeviceRoutes, install_openapi
+from xdp47_ingest.deps import Deps
+from xdp47_ingest.device_routes import DeviceRoutes
+from xdp47_ingest.openapi import install_openapi
 from xdp47_ingest.settings import IngestSettings
 
-__all__ = ["Deps", "create_app"]
-
-
-@dataclass
-class Deps:
-    """What the device endpoints use; ``app.state.deps`` while the app runs."""
-
-    pool: asyncpg.Pool[Any]
-    publisher: Bus
-    topology: Topology
-    cache: DesiredCache
-    batcher: HeartbeatBatcher | None = None
+__all__ = ["create_app"]
 
 
 def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
@@ -92,22 +80,17 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
         try:
             await cache.start()
             await publisher.start()
-            batcher = (
-                HeartbeatBatcher(
-                    publisher,
-                    topology,
-                    max_batch=settings.ingest_batch_max,
-                    max_wait=settings.ingest_batch_wait_ms / 1000,
-                )
-                if settings.ingest_batch_max > 1
-                else None
+            batcher = HeartbeatBatcher(
+                publisher,
+                topology,
+                max_batch=settings.ingest_batch_max,
+                max_wait=settings.ingest_batch_wait_ms / 1000,
             )
             app.state.deps = Deps(pool, publisher, topology, cache, batcher)
             try:
                 yield
             finally:
-                if batcher is not None:
-                    await batcher.close()
+                await batcher.close()
         finally:
             await cache.close()
             if owned:

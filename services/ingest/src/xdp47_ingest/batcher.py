@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanContext
 
 from xdp47_common import tracing
 from xdp47_common.bus import Publisher, PublishFailed
-from xdp47_common.messages import HeartbeatBatch
+from xdp47_common.messages.wire import heartbeat_batch
 from xdp47_common.topology import Topology
 
 __all__ = ["HeartbeatBatcher"]
@@ -119,7 +119,7 @@ class HeartbeatBatcher:
         task.add_done_callback(self._inflight.discard)
 
     async def _publish(self, tenant: str, pending: _Pending) -> None:
-        message = HeartbeatBatch.prepared(tenant, pending.beats)
+        message = heartbeat_batch(tenant, pending.beats)
         try:
             # The batch's publish continues its first sampled heartbeat's trace
             # and links the others (each with a publish span of its own).

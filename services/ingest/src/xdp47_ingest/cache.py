@@ -39,14 +39,14 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 import structlog
 from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.tokens import hash_secret
-from xdp47_ingest.desired import DeviceView, read_device
+from xdp47_ingest.desired import DeviceView
+from xdp47_ingest.pg import Pool, connect, read_device
 
 __all__ = ["CHANNEL", "DesiredCache"]
 
@@ -81,7 +81,7 @@ class DesiredCache:
 
     def __init__(
         self,
-        pool: asyncpg.Pool[Any],
+        pool: Pool,
         *,
         db_url: str,
         max_entries: int,
@@ -160,8 +160,8 @@ class DesiredCache:
         nobody does.
 
         Raises:
-            OSError, asyncpg.PostgresError, asyncpg.InterfaceError: the database
-                could not be read (only on a miss).
+            ``xdp47_common.adapters.pg.DATABASE_FAILED``: the database could
+                not be read (only on a miss).
         """
         return await self.lookup_hash(hash_secret(credential))
 
@@ -220,7 +220,7 @@ class DesiredCache:
             backoff = min(backoff * 2, max(5.0, self._reconnect_delay))
 
     async def _listen_once(self) -> None:
-        conn = await asyncpg.connect(self._db_url, timeout=self._db_timeout)
+        conn = await connect(self._db_url, connect_timeout=self._db_timeout)
         lost = asyncio.Event()
         terminated: Callable[[Any], None] = lambda _c: lost.set()  # noqa: E731
         try:

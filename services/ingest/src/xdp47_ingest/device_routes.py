@@ -13,38 +13,28 @@ credential's hash, which is also the cache key: one check and one hash per
 request), device id in the path (422), who the credential belongs to (401
 unknown, 403 another device's, 503 database down), then the body (413 over
 ``XDP47_MAX_BODY_BYTES``, 422) and the publish (503). The OpenAPI document
-describes both operations (``device_operations``), so schema-driven tests and
-clients see them as before.
+describes both operations (``xdp47_ingest.openapi``, generated from the models).
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from xdp47_common.adapters.pg import DATABASE_UNAVAILABLE
+from xdp47_common.adapters.pg import DATABASE_FAILED
 from xdp47_common.bus import PublishFailed
 from xdp47_common.clock import utcnow
-from xdp47_common.messages import (
-    DesiredState,
-    Heartbeat,
-    HeartbeatBody,
-    HeartbeatReceived,
-    heartbeat_json,
-)
+from xdp47_common.messages import HeartbeatBody
+from xdp47_common.messages.wire import heartbeat_json
 from xdp47_common.models.base import DEVICE_ID_PATTERN
 from xdp47_common.tokens import hash_secret
 from xdp47_common.web import (
-    ErrorBody,
     RateLimits,
     RawHandler,
     RouteTemplate,
@@ -53,29 +43,20 @@ from xdp47_common.web import (
 )
 from xdp47_common.web.asgi import send_answer
 from xdp47_common.web.device_auth import (
-    DEVICE_BEARER,
     credential_from_header,
     forbidden,
     unauthorized,
 )
+from xdp47_ingest.deps import Deps
 from xdp47_ingest.desired import DeviceView, etag_matches
 
-if TYPE_CHECKING:
-    from xdp47_ingest.app import Deps
-
-__all__ = ["DeviceRoutes", "device_operations"]
+__all__ = ["DESIRED", "HEARTBEAT", "DeviceRoutes"]
 
 PREFIX = "/api/devices/"
 HEARTBEAT = RouteTemplate(PREFIX + "{device_id}/heartbeat")
 DESIRED = RouteTemplate(PREFIX + "{device_id}/desired")
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _JSON = (b"content-type", b"application/json")
-# A read that failed for a database reason (gone, restarting, a query error or
-# timeout): 503 with Retry-After, never 500.
-_DB_DOWN: tuple[type[Exception], ...] = (
-    *DATABASE_UNAVAILABLE,
-    asyncpg.PostgresError,
-)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -152,7 +133,7 @@ class DeviceRoutes:
         deps: Deps = self._app.state.deps
         try:
             view = await deps.cache.lookup_hash(key)
-        except _DB_DOWN as exc:
+        except DATABASE_FAILED as exc:
             raise ServiceUnavailable(
                 "the device database is unavailable; retry later", self._retry_after
             ) from exc
@@ -184,23 +165,9 @@ class DeviceRoutes:
         # The body is validated once; what is published is built from it
         # without validating the same fields again.
         try:
-            if deps.batcher is not None:
-                await deps.batcher.submit(
-                    view.tenant, heartbeat_json(body, view.device_id, now)
-                )
-            else:
-                # (``__dict__``: ``dict(body)`` probes for ``keys`` through
-                # pydantic's slow ``__getattr__``.)
-                beat = Heartbeat.model_construct(
-                    **body.__dict__, device_id=view.device_id, received_at=now
-                )
-                await deps.publisher.publish(
-                    deps.topology.telemetry,
-                    deps.topology.heartbeat_key(view.tenant),
-                    HeartbeatReceived(
-                        tenant=view.tenant, occurred_at=now, heartbeat=beat
-                    ),
-                )
+            await deps.batcher.submit(
+                view.tenant, heartbeat_json(body, view.device_id, now)
+            )
         except PublishFailed as exc:
             raise ServiceUnavailable(
                 f"heartbeat not accepted: {exc}; retry later", self._retry_after
@@ -222,109 +189,3 @@ class DeviceRoutes:
             await send_answer(send, 304, b"", headers)
         else:
             await send_answer(send, 200, view.payload, [_JSON, *headers])
-
-
-# -- OpenAPI -----------------------------------------------------------------
-
-_REF = "#/components/schemas/{model}"
-_ERRORS = {
-    "401": "missing, malformed or unknown",
-    "403": "the credential is another device's",
-    "413": "body over XDP47_MAX_BODY_BYTES",
-    "422": "invalid body; names the field",
-    "429": "over the device rate; Retry-After",
-    "503": "broker or database down; Retry-After",
-}
-
-
-def device_operations() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The OpenAPI ``paths``, ``components.schemas`` and
-    ``components.securitySchemes`` entries of the two device endpoints."""
-    # One generation for all three models: nested models (LastApply, Health …)
-    # land beside them in components.schemas, where every $ref points.
-    refs, defs = models_json_schema(
-        [
-            (HeartbeatBody, "validation"),
-            (DesiredState, "serialization"),
-            (ErrorBody, "validation"),
-        ],
-        ref_template=_REF,
-    )
-    schemas: dict[str, Any] = defs.get("$defs", {})
-
-    def body(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
-        return {"application/json": {"schema": refs[(model, mode)]}}
-
-    errors = {
-        status: {"description": text, "content": body(ErrorBody, "validation")}
-        for status, text in _ERRORS.items()
-    }
-    common = {
-        "parameters": [
-            {
-                "in": "path",
-                "name": "device_id",
-                "required": True,
-                "schema": {
-                    "pattern": DEVICE_ID_PATTERN,
-                    "title": "Device Id",
-                    "type": "string",
-                },
-            }
-        ],
-        "security": [{"device": []}],
-    }
-    answer = {
-        "description": "Successful Response",
-        "content": body(DesiredState, "serialization"),
-    }
-    paths = {
-        HEARTBEAT.path: {
-            "post": {
-                **common,
-                "operationId": "heartbeat_api_devices__device_id__heartbeat_post",
-                "summary": "Report the device's whole state; answers its desired state",
-                "requestBody": {
-                    "required": True,
-                    "content": body(HeartbeatBody, "validation"),
-                },
-                "responses": {"202": answer, **errors},
-            }
-        },
-        DESIRED.path: {
-            "get": {
-                **common,
-                "operationId": "desired_api_devices__device_id__desired_get",
-                "summary": "The device's desired state, with a strong ETag",
-                "responses": {
-                    "200": answer,
-                    "304": {"description": "unchanged (If-None-Match)"},
-                    **errors,
-                },
-            }
-        },
-    }
-    security = {
-        "device": DEVICE_BEARER.model.model_dump(
-            mode="json", by_alias=True, exclude_none=True
-        )
-    }
-    return paths, schemas, security
-
-
-def install_openapi(app: FastAPI) -> None:
-    """Make ``app.openapi()`` describe the device endpoints too."""
-    base = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = base()
-            paths, schemas, security = device_operations()
-            schema.setdefault("paths", {}).update(paths)
-            components = schema.setdefault("components", {})
-            components.setdefault("schemas", {}).update(schemas)
-            components.setdefault("securitySchemes", {}).update(security)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

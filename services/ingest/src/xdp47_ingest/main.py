@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import uvicorn
 
 from xdp47_common import tracing
@@ -23,6 +22,7 @@ from xdp47_common.cli import (
     where,
 )
 from xdp47_common.logging import configure_logging
+from xdp47_ingest import pg
 from xdp47_ingest.app import create_app
 from xdp47_ingest.settings import IngestSettings
 
@@ -44,7 +44,7 @@ async def preflight(settings: IngestSettings) -> None:
     db = where(settings.db_url, "XDP47_DB_URL")
     broker = where(settings.amqp_url, "XDP47_AMQP_URL")
     try:
-        conn = await asyncpg.connect(settings.db_url, timeout=_PREFLIGHT_TIMEOUT)
+        conn = await pg.connect(settings.db_url, connect_timeout=_PREFLIGHT_TIMEOUT)
         await conn.close()
     except Exception as exc:
         raise Unreachable(f"cannot reach PostgreSQL at {db}: {exc!r}") from exc

@@ -22,7 +22,7 @@ class IngestSettings(ControlSettings):
     ingest_batch_max: Annotated[int, Field(ge=1, le=5000)] = Field(
         default=256,
         description="Most heartbeats published as one HeartbeatBatch message; 1 "
-        "publishes every heartbeat as its own HeartbeatReceived (no batching).",
+        "publishes every heartbeat as a batch of its own (no batching).",
     )
     ingest_batch_wait_ms: Annotated[float, Field(ge=0, le=100)] = Field(
         default=20.0,

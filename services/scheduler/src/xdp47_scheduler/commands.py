@@ -8,10 +8,10 @@ effect; the batch is acked after every command of it committed.
 
 from __future__ import annotations
 
-from xdp47_common.bus import WorkConsumer, WorkQueues
+from xdp47_common.adapters.pg import is_transient_db_error
+from xdp47_common.bus import ConsumerOptions, WorkConsumer, WorkQueues
 from xdp47_common.messages import COMMAND_ADAPTER, RolloutCommand
 from xdp47_common.topology import Topology
-from xdp47_scheduler.consumer import is_transient_db_error
 from xdp47_scheduler.engine import RolloutEngine
 
 __all__ = ["CommandConsumer"]
@@ -33,10 +33,12 @@ class CommandConsumer:
             topology.commands_queue,
             COMMAND_ADAPTER.validate_json,
             self.handle,
-            max_batch=batch_size,
-            max_wait_ms=5,
-            prefetch=batch_size,
-            is_transient=is_transient_db_error,
+            ConsumerOptions(
+                max_batch=batch_size,
+                max_wait_ms=5,
+                prefetch=batch_size,
+                is_transient=is_transient_db_error,
+            ),
         )
 
     async def handle(self, batch: list[RolloutCommand]) -> None:

@@ -1,8 +1,8 @@
 """The heartbeat consumer: batches from ``scheduler.heartbeats`` into PostgreSQL.
 
-The queue carries single heartbeats (``HeartbeatReceived``) and ingest's
-micro-batches (``HeartbeatBatch``); both decode here and are flattened into one
-list of heartbeats per consumer batch. One transaction per batch:
+The queue carries ingest's micro-batches (``HeartbeatBatch``; a single
+``HeartbeatReceived`` from an older ingest decodes as a batch of one); a consumer
+batch of them is written at once. One transaction per consumer batch:
 ``write_heartbeats`` and then the pluggable ``after_write`` (the rollout engine
 updates rollout targets there) commit together, and the batch is acked only after
 that commit. ``after_commit`` runs after the
@@ -20,22 +20,17 @@ from typing import Any, TypeAlias
 import asyncpg
 from prometheus_client import Counter
 
-from xdp47_common.bus import PoisonMessage, WorkConsumer, WorkQueues
-from xdp47_common.messages import (
-    HEARTBEAT_MESSAGE_ADAPTER,
-    HeartbeatBatch,
-    HeartbeatReceived,
-)
+from xdp47_common.adapters.pg import is_transient_db_error
+from xdp47_common.bus import ConsumerOptions, PoisonMessage, WorkConsumer, WorkQueues
+from xdp47_common.messages import HeartbeatBatch, decode_heartbeats
 from xdp47_common.topology import Topology
 from xdp47_scheduler.heartbeats import (
-    Beat,
     Connection,
     HeartbeatWriteResult,
-    TenantHeartbeat,
     write_heartbeats,
 )
 
-__all__ = ["AfterCommit", "AfterWrite", "HeartbeatConsumer", "is_transient_db_error"]
+__all__ = ["AfterCommit", "AfterWrite", "HeartbeatConsumer"]
 
 AfterWrite: TypeAlias = Callable[[Connection, HeartbeatWriteResult], Awaitable[None]]
 AfterCommit: TypeAlias = Callable[[HeartbeatWriteResult], Awaitable[None]]
@@ -47,24 +42,11 @@ HEARTBEATS_COMMITTED = Counter(
     "Heartbeats in consumer batches whose transaction committed.",
 )
 
-_TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-)
-
-
 _KNOWN_TENANTS = "SELECT id FROM tenants WHERE id = ANY($1::text[])"
 
 
 async def _refuse_unknown_tenants(
-    conn: Connection, batch: Sequence[TenantHeartbeat], known: set[str]
+    conn: Connection, batch: Sequence[HeartbeatBatch], known: set[str]
 ) -> None:
     """A heartbeat of a tenant that does not exist never came from ingest (which
     publishes only authenticated devices' heartbeats): it is poison. Raising
@@ -80,11 +62,6 @@ async def _refuse_unknown_tenants(
     known |= found
     if tenants - found:
         raise PoisonMessage("unknown_tenant", ", ".join(sorted(tenants - found)))
-
-
-def is_transient_db_error(exc: BaseException) -> bool:
-    """Errors that go away by themselves: retry the batch, do not nack it."""
-    return isinstance(exc, _TRANSIENT_DB_ERRORS)
 
 
 class HeartbeatConsumer:
@@ -117,39 +94,29 @@ class HeartbeatConsumer:
         self._consumer: WorkConsumer | None = None
         self._known_tenants: set[str] = set()
 
-    async def handle(self, batch: Sequence[TenantHeartbeat]) -> None:
-        """Write one batch in one transaction (public for tests and replays)."""
+    async def handle(self, batch: Sequence[HeartbeatBatch]) -> None:
+        """Write the heartbeats of ``batch`` in one transaction (public for tests
+        and replays)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await _refuse_unknown_tenants(conn, batch, self._known_tenants)
             result = await write_heartbeats(conn, batch)
             if self._after_write is not None:
                 await self._after_write(conn, result)
-        HEARTBEATS_COMMITTED.inc(len(batch))
+        HEARTBEATS_COMMITTED.inc(sum(len(m.heartbeats) for m in batch))
         if self._after_commit is not None:
             await self._after_commit(result)
-
-    async def handle_messages(
-        self, messages: list[HeartbeatReceived | HeartbeatBatch]
-    ) -> None:
-        """Flatten singles and micro-batches into one batch, then ``handle`` it."""
-        batch: list[TenantHeartbeat] = []
-        for message in messages:
-            if isinstance(message, HeartbeatBatch):
-                tenant = message.tenant
-                batch.extend(Beat(tenant, beat) for beat in message.heartbeats)
-            else:
-                batch.append(message)
-        await self.handle(batch)
 
     async def start(self) -> None:
         self._consumer = self._queues.batch_consumer(
             self._queue_name,
-            HEARTBEAT_MESSAGE_ADAPTER.validate_json,
-            self.handle_messages,
-            max_batch=self._batch_size,
-            max_wait_ms=self._max_wait_ms,
-            prefetch=self._prefetch,
-            is_transient=is_transient_db_error,
+            decode_heartbeats,
+            self.handle,
+            ConsumerOptions(
+                max_batch=self._batch_size,
+                max_wait_ms=self._max_wait_ms,
+                prefetch=self._prefetch,
+                is_transient=is_transient_db_error,
+            ),
         )
         await self._consumer.start()
 

@@ -20,7 +20,7 @@ from xdp47_common.rollout import DecisionEvent
 from xdp47_common.topology import Topology
 from xdp47_scheduler.metrics import EVENTS_PUBLISHED
 
-__all__ = ["AmqpEventSink", "BusEventSink", "EventSink", "event_messages"]
+__all__ = ["BusEventSink", "EventSink", "event_messages"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,3 @@ class BusEventSink:
                 log.warning("event %s of %s lost: %s", key, event.rollout_id, exc)
             else:
                 EVENTS_PUBLISHED.labels("published").inc()
-
-
-# The name from before the bus port; the sink works on any ``Publisher``.
-AmqpEventSink = BusEventSink

@@ -3,8 +3,8 @@
 Owns ``devices`` columns that describe what a device reports (status, health,
 versions, last apply, metrics, ``last_seq``, ``last_seen``). The batch is reduced
 to the newest heartbeat per device, then applied with a single ``UPDATE … FROM
-unnest(…)`` guarded by the device's stored ``last_seq``: an older or repeated
-heartbeat has no effect, so redelivery is harmless. Devices are created by the
+unnest(…)`` (``_APPLY``) guarded by the device's stored ``last_seq``: an older or
+repeated heartbeat has no effect, so redelivery is harmless. Devices are created by the
 claim (api), never here; heartbeats for unknown devices are ignored and counted.
 """
 
@@ -13,21 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol, TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic_core import to_json
 
-from xdp47_common.messages import Heartbeat
+from xdp47_common.messages import Heartbeat, HeartbeatBatch
 
 __all__ = [
     "RECENT_HEARTBEATS",
-    "Beat",
     "Connection",
     "DeviceHeartbeatState",
     "HeartbeatWriteResult",
-    "TenantHeartbeat",
     "dedupe_heartbeats",
     "mark_offline",
     "write_heartbeats",
@@ -53,8 +51,6 @@ class DeviceHeartbeatState:
 
     tenant: str
     device_id: str
-    seq: int
-    previous_status: str
     last_seen: datetime
     # Its active rollout target waits for its report (``state = 'assigned'``):
     # only such devices can move a target (``progress.settle_devices``).
@@ -71,9 +67,8 @@ class HeartbeatWriteResult:
     superseded: int  # a newer heartbeat of the same device was in the batch
 
 
-# One UPDATE … FROM: ``old`` is the same row read in the statement's snapshot,
-# which gives the status before this write. ``assigned`` probes the partial
-# unique index of active targets once per device, so the rollout engine settles
+# One UPDATE … FROM, the hottest statement of the system. ``assigned`` probes the
+# partial unique index of active targets once per device, so the rollout engine settles
 # only devices whose target waits for them (most heartbeats have none, and the
 # settling statement costs PostgreSQL ~0.4 ms per call before any row). A
 # CTE-shaped statement that also told unknown from stale devices cost PostgreSQL
@@ -84,7 +79,7 @@ class HeartbeatWriteResult:
 # health, metrics; newest first) for the device page, in this same statement: the
 # new one prepended and the one that falls off deleted by index (the array is
 # never longer than one over the size).
-_UPSERT = f"""
+_APPLY = f"""
 UPDATE devices AS d SET
     status = 'online',
     health = i.health,
@@ -108,10 +103,8 @@ FROM (
     ) AS u(tenant, device_id, seq, health, current_version, current_artifact_id,
            last_apply, last_metrics, received_at)
 ) AS i
-JOIN devices AS old ON old.tenant = i.tenant AND old.id = i.device_id
 WHERE d.tenant = i.tenant AND d.id = i.device_id AND i.seq > d.last_seq
-  AND old.tenant = d.tenant AND old.id = d.id
-RETURNING d.tenant, d.id, d.last_seq, d.last_seen, old.status AS previous_status,
+RETURNING d.tenant, d.id, d.last_seen,
     EXISTS (
         SELECT 1 FROM rollout_targets AS t
         WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
@@ -132,31 +125,18 @@ WHERE status = 'online' AND last_seen < $1
 """
 
 
-class TenantHeartbeat(Protocol):
-    """A heartbeat and its tenant: a ``HeartbeatReceived``, or a ``Beat`` (what a
-    ``HeartbeatBatch`` is flattened into, without building an envelope each)."""
-
-    @property
-    def tenant(self) -> str: ...
-    @property
-    def heartbeat(self) -> Heartbeat: ...
-
-
-class Beat(NamedTuple):
-    tenant: str
-    heartbeat: Heartbeat
-
-
 def dedupe_heartbeats(
-    batch: Sequence[TenantHeartbeat],
-) -> dict[tuple[str, str], TenantHeartbeat]:
+    batch: Sequence[HeartbeatBatch],
+) -> dict[tuple[str, str], Heartbeat]:
     """Keep the highest ``seq`` per (tenant, device); the first one on a tie."""
-    newest: dict[tuple[str, str], TenantHeartbeat] = {}
+    newest: dict[tuple[str, str], Heartbeat] = {}
     for message in batch:
-        key = (message.tenant, message.heartbeat.device_id)
-        kept = newest.get(key)
-        if kept is None or message.heartbeat.seq > kept.heartbeat.seq:
-            newest[key] = message
+        tenant = message.tenant
+        for beat in message.heartbeats:
+            key = (tenant, beat.device_id)
+            kept = newest.get(key)
+            if kept is None or beat.seq > kept.seq:
+                newest[key] = beat
     return newest
 
 
@@ -170,7 +150,7 @@ def _last_apply_json(beat: Heartbeat) -> str | None:
 
 
 async def write_heartbeats(
-    conn: Connection, batch: Sequence[TenantHeartbeat]
+    conn: Connection, batch: Sequence[HeartbeatBatch]
 ) -> HeartbeatWriteResult:
     """Apply a batch of heartbeats to ``devices``; call inside a transaction.
 
@@ -179,15 +159,15 @@ async def write_heartbeats(
         update rollout targets in the same transaction; and the ignored counts.
     """
     newest = dedupe_heartbeats(batch)
-    superseded = len(batch) - len(newest)
+    superseded = sum(len(m.heartbeats) for m in batch) - len(newest)
     if not newest:
         return HeartbeatWriteResult(changed=(), unknown=0, stale=0, superseded=0)
     # Key order makes concurrent batches tend to lock rows in the same order;
     # a deadlock that still happens is retried by the consumer as transient.
     keys = sorted(newest)
-    beats = [newest[key].heartbeat for key in keys]
+    beats = [newest[key] for key in keys]
     rows = await conn.fetch(
-        _UPSERT,
+        _APPLY,
         [tenant for tenant, _ in keys],
         [device for _, device in keys],
         [b.seq for b in beats],
@@ -200,12 +180,7 @@ async def write_heartbeats(
     )
     changed = tuple(
         DeviceHeartbeatState(
-            row["tenant"],
-            row["id"],
-            row["last_seq"],
-            row["previous_status"],
-            row["last_seen"],
-            row["assigned"],
+            row["tenant"], row["id"], row["last_seen"], row["assigned"]
         )
         for row in rows
     )

@@ -1,6 +1,6 @@
 """Prometheus metrics of the scheduler (the process-wide default registry).
 
-The consumers' message counters live in ``xdp47_common.adapters.amqp_batch``;
+The consumers' counters live in ``xdp47_common.adapters.consumer_metrics``;
 these describe rollouts: how many are in each status, waves started, gate
 evaluations by result and their duration, wave durations, command-to-effect
 latency, events published, reconcile repairs and heartbeat lag; and what the

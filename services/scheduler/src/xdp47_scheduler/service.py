@@ -54,7 +54,6 @@ class Scheduler:
             settings.amqp_url,
             Topology(settings.amqp_namespace),
             publish_timeout=settings.publish_timeout,
-            fault_requeue_share=settings.fault_redeliver_share,
         )
         self.topology = self.bus.topology
         self._clock = clock

@@ -4,7 +4,7 @@ Needs the ``amqp`` extra. Work queues are quorum queues with an explicit deliver
 limit and at-least-once dead-lettering to ``xdp47.dlx``, one dead queue per work
 queue. Every message is persistent and carries its ``message_id`` and the envelope
 ``type`` and ``version`` as AMQP properties. Consuming in batches lives in
-``xdp47_common.adapters.amqp_batch`` (re-exported here).
+``xdp47_common.adapters.batching`` over ``adapters.amqp_deliveries``.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from aio_pika.abc import (
 from prometheus_client import Counter
 
 from xdp47_common import tracing
-from xdp47_common.adapters.amqp_batch import (
-    BatchConsumer,
-    PoisonMessage,
-    consume_batches,
-)
 from xdp47_common.adapters.amqp_nodes import connect_nodes
 from xdp47_common.bus import PublishFailed
-from xdp47_common.messages.envelope import Envelope, PreparedEnvelope, envelope_json
+from xdp47_common.messages.envelope import (
+    Envelope,
+    PreparedEnvelope,
+    envelope_headers,
+    envelope_json,
+)
 from xdp47_common.plumbing_metrics import PLUMBING
 from xdp47_common.topology import DELIVERY_LIMIT, Topology
 
@@ -45,11 +45,8 @@ _log = logging.getLogger(__name__)
 __all__ = [
     "MESSAGES_PUBLISHED",
     "AmqpPublisher",
-    "BatchConsumer",
-    "PoisonMessage",
     "PublishFailed",
     "connect",
-    "consume_batches",
     "declare_topology",
     "to_message",
 ]
@@ -121,7 +118,7 @@ def to_message(envelope: Envelope | PreparedEnvelope) -> aio_pika.Message:
         message_id=str(envelope.message_id),
         correlation_id=envelope.correlation_id,
         type=envelope.type,
-        headers={"x-version": envelope.version, "x-tenant": envelope.tenant},
+        headers=envelope_headers(envelope),
     )
 
 

@@ -1,17 +1,16 @@
 """``AmqpBus``: the bus port (``xdp47_common.bus.Bus``) on RabbitMQ.
 
-A thin composition of what ``adapters.amqp`` and ``adapters.amqp_batch`` already
-do: one robust connection, the topology declared at start, one confirming
-publisher channel (``AmqpPublisher``), and a channel of its own for each batch
-consumer (prefetch is per channel) and each event subscription. Needs the
-``amqp`` extra.
+A thin composition of what ``adapters.amqp``, ``adapters.batching`` and
+``adapters.amqp_deliveries`` already do: one robust connection, the topology
+declared at start, one confirming publisher channel (``AmqpPublisher``), and a
+channel of its own for each batch consumer (prefetch is per channel) and each
+event subscription. Needs the ``amqp`` extra.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import (
@@ -22,15 +21,16 @@ from aio_pika.abc import (
 )
 
 from xdp47_common.adapters.amqp import AmqpPublisher, connect
-from xdp47_common.adapters.amqp_batch import BatchConsumer
+from xdp47_common.adapters.amqp_deliveries import AmqpConsumerChannel
+from xdp47_common.adapters.deliveries import ConsumerChannel
+from xdp47_common.adapters.work_consumer import ChannelConsumer
 from xdp47_common.bus import (
+    ConsumerOptions,
     Decode,
     Handle,
     OnEvent,
-    OnPoison,
     PublishFailed,
     QueueDepth,
-    default_is_transient,
 )
 from xdp47_common.messages.envelope import Envelope, PreparedEnvelope
 from xdp47_common.topology import Topology
@@ -38,53 +38,6 @@ from xdp47_common.topology import Topology
 __all__ = ["AmqpBus"]
 
 T = TypeVar("T")
-
-
-class _ChannelConsumer(Generic[T]):
-    """A ``BatchConsumer`` on a channel it opens at start and closes at stop.
-
-    Closing the channel is what hands unacked deliveries back to the broker.
-    """
-
-    def __init__(
-        self,
-        make: Callable[[AbstractChannel], BatchConsumer[T]],
-        queue_name: str,
-        owner: AmqpBus,
-    ) -> None:
-        self._make = make
-        self._queue_name = queue_name
-        self._owner = owner
-        self._channel: AbstractChannel | None = None
-        self._consumer: BatchConsumer[T] | None = None
-
-    @property
-    def queue_name(self) -> str:
-        return self._queue_name
-
-    @property
-    def idle(self) -> bool:
-        return self._consumer is not None and self._consumer.idle
-
-    async def start(self) -> None:
-        self._channel = await self._owner.connection.channel()
-        self._consumer = self._make(self._channel)
-        self._owner._consumers.add(self)
-        await self._consumer.start()
-
-    async def wait(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.wait()
-
-    async def stop(self) -> None:
-        self._owner._consumers.discard(self)
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-        if self._channel is not None:
-            with contextlib.suppress(Exception):  # the link may be gone already
-                await self._channel.close()
-            self._channel = None
 
 
 class _AmqpSubscription:
@@ -122,8 +75,6 @@ class AmqpBus:
         publish_timeout: seconds to wait for a publisher confirm.
         connection: an open connection to use instead of opening one (the
             caller keeps owning it).
-        fault_requeue_share: test-only fault injection: the share of deliveries
-            every batch consumer nacks back unprocessed (0 in production).
     """
 
     def __init__(
@@ -133,7 +84,6 @@ class AmqpBus:
         *,
         publish_timeout: float = 5.0,
         connection: AbstractRobustConnection | None = None,
-        fault_requeue_share: float = 0.0,
     ) -> None:
         self._url = url
         self._topology = topology
@@ -141,10 +91,9 @@ class AmqpBus:
         self._connection = connection
         self._owns_connection = connection is None
         self._publisher: AmqpPublisher | None = None
-        self._consumers: set[_ChannelConsumer[Any]] = set()
+        self._consumers: set[ChannelConsumer[Any]] = set()
         self._subscriptions: set[_AmqpSubscription] = set()
         self._closed = False
-        self._fault_requeue_share = fault_requeue_share
 
     @property
     def topology(self) -> Topology:
@@ -197,30 +146,19 @@ class AmqpBus:
         queue_name: str,
         decode: Decode[T],
         handle: Handle[T],
-        *,
-        max_batch: int = 500,
-        max_wait_ms: float = 50,
-        prefetch: int = 1000,
-        on_poison: OnPoison | None = None,
-        max_message_bytes: int = 1 << 20,
-        is_transient: Callable[[BaseException], bool] = default_is_transient,
-    ) -> _ChannelConsumer[T]:
-        def make(channel: AbstractChannel) -> BatchConsumer[T]:
-            return BatchConsumer(
-                channel,
-                queue_name,
-                decode,
-                handle,
-                max_batch=max_batch,
-                max_wait_ms=max_wait_ms,
-                prefetch=prefetch,
-                on_poison=on_poison,
-                max_message_bytes=max_message_bytes,
-                is_transient=is_transient,
-                requeue_share=self._fault_requeue_share,
-            )
+        options: ConsumerOptions = ConsumerOptions(),
+    ) -> ChannelConsumer[T]:
+        async def open_channel() -> ConsumerChannel:
+            return self.consumer_channel(await self.connection.channel())
 
-        return _ChannelConsumer(make, queue_name, self)
+        return ChannelConsumer(
+            open_channel, queue_name, decode, handle, options, self._consumers
+        )
+
+    def consumer_channel(self, channel: AbstractChannel) -> ConsumerChannel:
+        """What a batch consumer consumes through, on ``channel`` (its own).
+        A test subclass wraps it to inject faults."""
+        return AmqpConsumerChannel(channel)
 
     async def subscribe(
         self, exchange: str, on_event: OnEvent, *, max_length: int = 10_000

@@ -7,7 +7,14 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["DATABASE_UNAVAILABLE", "create_pool", "init_connection"]
+__all__ = [
+    "DATABASE_FAILED",
+    "DATABASE_UNAVAILABLE",
+    "TRANSACTION_CONFLICT",
+    "create_pool",
+    "init_connection",
+    "is_transient_db_error",
+]
 
 # The database went away or cannot serve now (not a bug): answer 503 and retry.
 # OSError covers refused connections and TimeoutError (pool acquire timeouts);
@@ -23,6 +30,28 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.InternalClientError,
 )
+
+# The database chose this transaction as a deadlock or serialization victim:
+# the same transaction, run again, succeeds.
+TRANSACTION_CONFLICT: tuple[type[Exception], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+# Any failure of a read: unavailable, or a statement error or timeout (a read
+# answers 503 with Retry-After, never 500).
+DATABASE_FAILED: tuple[type[Exception], ...] = (
+    *DATABASE_UNAVAILABLE,
+    asyncpg.PostgresError,
+)
+
+_TRANSIENT = (*DATABASE_UNAVAILABLE, *TRANSACTION_CONFLICT)
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Errors that go away by themselves: retry the same work in place (a
+    consumer keeps its deliveries unacked meanwhile)."""
+    return isinstance(exc, _TRANSIENT)
 
 
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:

@@ -4,14 +4,18 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
-from xdp47_common.messages.envelope import Envelope, PreparedEnvelope, envelope_json
+from xdp47_common.messages.envelope import (
+    Envelope,
+    PreparedEnvelope,
+    envelope_headers,
+    envelope_json,
+)
 from xdp47_common.messages.heartbeat import (
     DesiredState,
     Heartbeat,
     HeartbeatBatch,
     HeartbeatBody,
     HeartbeatReceived,
-    heartbeat_json,
 )
 from xdp47_common.messages.rollout import (
     AbortRollout,
@@ -24,7 +28,6 @@ from xdp47_common.messages.rollout import (
 __all__ = [
     "COMMAND_ADAPTER",
     "HEARTBEAT_ADAPTER",
-    "HEARTBEAT_MESSAGE_ADAPTER",
     "AbortRollout",
     "DesiredState",
     "Envelope",
@@ -37,18 +40,27 @@ __all__ = [
     "RolloutCommand",
     "RolloutEvent",
     "StartRollout",
+    "decode_heartbeats",
+    "envelope_headers",
     "envelope_json",
-    "heartbeat_json",
 ]
 
 # One decoder per queue; an unknown ``type`` fails validation and is dead-lettered.
 COMMAND_ADAPTER: TypeAdapter[RolloutCommand] = TypeAdapter(
     Annotated[RolloutCommand, Field(discriminator="type")]
 )
-HEARTBEAT_ADAPTER: TypeAdapter[HeartbeatReceived] = TypeAdapter(HeartbeatReceived)
-# What the heartbeats queue carries: single heartbeats and ingest's micro-batches.
-HEARTBEAT_MESSAGE_ADAPTER: TypeAdapter[HeartbeatReceived | HeartbeatBatch] = (
-    TypeAdapter(
-        Annotated[HeartbeatReceived | HeartbeatBatch, Field(discriminator="type")]
-    )
+# What the heartbeats queue carries: ingest's batches (and single heartbeats
+# from before it batched, decoded as batches of one).
+HEARTBEAT_ADAPTER: TypeAdapter[HeartbeatReceived | HeartbeatBatch] = TypeAdapter(
+    Annotated[HeartbeatReceived | HeartbeatBatch, Field(discriminator="type")]
 )
+
+
+def decode_heartbeats(body: bytes) -> HeartbeatBatch:
+    """A message of the heartbeats queue as the one shape the write takes.
+
+    Raises:
+        pydantic.ValidationError: not a heartbeat message.
+    """
+    message = HEARTBEAT_ADAPTER.validate_json(body)
+    return message if isinstance(message, HeartbeatBatch) else message.as_batch()

@@ -7,13 +7,14 @@ needs a new model with the next version, decoded beside the old one until it ret
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from xdp47_common.clock import utcnow
 
-__all__ = ["Envelope", "PreparedEnvelope", "envelope_json"]
+__all__ = ["Envelope", "PreparedEnvelope", "envelope_headers", "envelope_json"]
 
 
 class Envelope(BaseModel):
@@ -43,13 +44,18 @@ class PreparedEnvelope:
     correlation_id: str | None
     body: bytes
 
-    def model_dump_json(self) -> str:
-        """The JSON, as ``Envelope.model_dump_json`` gives it."""
-        return self.body.decode()
-
 
 def envelope_json(envelope: Envelope | PreparedEnvelope) -> bytes:
     """What goes on the wire for ``envelope``."""
     if isinstance(envelope, PreparedEnvelope):
         return envelope.body
     return envelope.model_dump_json().encode()
+
+
+def envelope_headers(
+    envelope: Envelope | PreparedEnvelope,
+) -> dict[str, Any]:
+    """The message headers every bus adapter sends with ``envelope`` (beside its
+    ``message_id``, ``type`` and ``correlation_id`` properties): the one place
+    to add a header that travels with every message."""
+    return {"x-version": envelope.version, "x-tenant": envelope.tenant}

@@ -2,19 +2,19 @@
 
 A heartbeat carries the device's whole state (level-triggered), so a lost one is
 healed by the next, and ``seq`` lets the consumer ignore one that arrives late.
+Ingest publishes ``HeartbeatBatch`` (built by ``messages.wire``); it is the one
+shape a heartbeat has from there to the scheduler's write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from pydantic_core import to_json
 
-from xdp47_common.messages.envelope import Envelope, PreparedEnvelope
+from xdp47_common.messages.envelope import Envelope
 from xdp47_common.models.base import Text
 from xdp47_common.models.device import Health, LastApply
 
@@ -24,7 +24,6 @@ __all__ = [
     "HeartbeatBatch",
     "HeartbeatBody",
     "HeartbeatReceived",
-    "heartbeat_json",
 ]
 
 # Metric integers within int64: what every consumer of a sample can hold.
@@ -59,28 +58,23 @@ class Heartbeat(HeartbeatBody):
     received_at: AwareDatetime
 
 
-def heartbeat_json(body: HeartbeatBody, device_id: str, received_at: datetime) -> bytes:
-    """The JSON of the ``Heartbeat`` of ``body``, ``device_id`` and
-    ``received_at``, byte for byte what that model gives, without building it:
-    they are ``Heartbeat``'s last two fields, appended to the body's own JSON.
-    (On ingest's request path, building the model cost more than validating the
-    body; ``HeartbeatBatch.prepared`` takes these.)"""
-    return b"".join(
-        (
-            to_json(body)[:-1],
-            b',"device_id":',
-            to_json(device_id),
-            b',"received_at":',
-            to_json(received_at),
-            b"}",
-        )
-    )
-
-
+# One heartbeat in one message: what ingest published before it batched. Still
+# decoded (a published contract retires only once no producer is left), as the
+# batch of one it is (``as_batch``). (Comments, not a docstring: a docstring is
+# the published schema's description.)
 class HeartbeatReceived(Envelope):
     type: Literal["heartbeat.received"] = "heartbeat.received"
     version: Literal[1] = 1
     heartbeat: Heartbeat
+
+    def as_batch(self) -> HeartbeatBatch:
+        return HeartbeatBatch.model_construct(
+            message_id=self.message_id,
+            occurred_at=self.occurred_at,
+            tenant=self.tenant,
+            correlation_id=self.correlation_id,
+            heartbeats=[self.heartbeat],
+        )
 
 
 class HeartbeatBatch(Envelope):
@@ -93,41 +87,13 @@ class HeartbeatBatch(Envelope):
     ``HeartbeatReceived`` (same queue, same routing key ``heartbeat.<tenant>``).
     """
 
+    # (The docstring is the published schema's description.) With
+    # XDP47_INGEST_BATCH_MAX=1 a batch holds one heartbeat; built on the hot
+    # path by ``messages.wire.heartbeat_batch``.
+
     type: Literal["heartbeat.batch"] = "heartbeat.batch"
     version: Literal[1] = 1
     heartbeats: Annotated[list[Heartbeat], Field(min_length=1, max_length=10_000)]
-
-    @classmethod
-    def prepared(cls, tenant: str, heartbeats: Sequence[bytes]) -> PreparedEnvelope:
-        """This message, serialized, from heartbeats already serialized
-        (``heartbeat_json``): the envelope's own JSON with them spliced into
-        ``heartbeats``, its last field. Decodes as the model would encode it.
-
-        Raises:
-            ValueError: no heartbeats (a batch holds at least one).
-        """
-        if not heartbeats:
-            raise ValueError("a heartbeat batch holds at least one heartbeat")
-        shell = cls.model_construct(tenant=tenant, heartbeats=[])
-        head = shell.model_dump_json().encode()  # … "heartbeats":[]}
-        body = b"".join((head[:-2], b",".join(heartbeats), b"]}"))
-        return PreparedEnvelope(
-            shell.message_id, shell.type, shell.version, tenant, None, body
-        )
-
-    def received(self) -> list[HeartbeatReceived]:
-        """One ``HeartbeatReceived`` per heartbeat (already validated: no copy
-        is validated again), sharing this message's id and tenant."""
-        return [
-            HeartbeatReceived.model_construct(
-                message_id=self.message_id,
-                occurred_at=self.occurred_at,
-                tenant=self.tenant,
-                correlation_id=self.correlation_id,
-                heartbeat=beat,
-            )
-            for beat in self.heartbeats
-        ]
 
 
 class DesiredState(BaseModel):

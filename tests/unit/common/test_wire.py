@@ -1,9 +1,10 @@
-"""Heartbeats serialized from parts (ingest's hot path) are byte for byte what the
-message models give, and decode back to the same messages."""
+"""The wire encoders (``xdp47_common.messages.wire``): heartbeats, their batch and
+the heartbeat's answer, built from parts on ingest's hot path, are byte for byte
+what the models give, and decode back to the same messages."""
 
 from __future__ import annotations
 
-import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,13 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xdp47_common.messages import (
-    HEARTBEAT_MESSAGE_ADAPTER,
+    DesiredState,
     Heartbeat,
     HeartbeatBatch,
     HeartbeatBody,
+    decode_heartbeats,
     envelope_json,
-    heartbeat_json,
 )
+from xdp47_common.messages.wire import heartbeat_batch, heartbeat_json, stamped_answer
 
 # Text as a body may carry it: any character but NUL (which the schema refuses).
 _chars = st.characters(codec="utf-8", exclude_characters="\x00")
@@ -96,11 +98,8 @@ def test_heartbeat_json_keeps_an_offset_and_whole_seconds() -> None:
 def test_a_prepared_batch_decodes_as_the_batch_and_encodes_back_the_same(
     beats: list[tuple[HeartbeatBody, str, datetime]], tenant: str
 ) -> None:
-    prepared = HeartbeatBatch.prepared(
-        tenant, [heartbeat_json(*beat) for beat in beats]
-    )
-    decoded = HEARTBEAT_MESSAGE_ADAPTER.validate_json(prepared.body)
-    assert isinstance(decoded, HeartbeatBatch)
+    prepared = heartbeat_batch(tenant, [heartbeat_json(*beat) for beat in beats])
+    decoded = decode_heartbeats(prepared.body)
     assert decoded.heartbeats == [_model(*beat) for beat in beats]
     assert (decoded.message_id, decoded.tenant, decoded.type, decoded.version) == (
         prepared.message_id,
@@ -110,9 +109,59 @@ def test_a_prepared_batch_decodes_as_the_batch_and_encodes_back_the_same(
     )
     # What goes on the wire is exactly what the model gives.
     assert envelope_json(prepared) == decoded.model_dump_json().encode()
-    assert json.loads(prepared.model_dump_json()) == json.loads(prepared.body)
+    assert isinstance(decoded, HeartbeatBatch)
 
 
 def test_a_batch_needs_a_heartbeat() -> None:
     with pytest.raises(ValueError, match="at least one"):
-        HeartbeatBatch.prepared("acme", [])
+        heartbeat_batch("acme", [])
+
+
+ARTIFACT = uuid.uuid4()
+
+
+def _desired(action: str) -> DesiredState:
+    return DesiredState(
+        action=action,
+        device_id="d1",
+        artifact_id=ARTIFACT,
+        version="2.0.0",
+        uri="https://cdn.example/a.tar",
+        sha256="0" * 64,
+        size=7,
+        rollout_id=uuid.UUID(int=7),
+    )
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC),
+    ],
+)
+@pytest.mark.parametrize("stored", ["none", "update"])
+@pytest.mark.parametrize("reported", [None, ARTIFACT, uuid.uuid4()])
+def test_a_stamped_answer_is_the_models_json(
+    stamp: datetime, stored: str, reported: uuid.UUID | None
+) -> None:
+    desired = _desired(stored)
+    action = "none" if reported == ARTIFACT else "update"
+    expected = desired.model_copy(update={"action": action, "server_time": stamp})
+    raw = stamped_answer(
+        desired.model_dump_json().encode(), stored, ARTIFACT, reported, stamp
+    )
+    assert raw == expected.model_dump_json().encode()
+    assert DesiredState.model_validate_json(raw) == expected
+
+
+def test_nothing_desired_answers_the_stored_action() -> None:
+    nothing = DesiredState(action="none")
+    now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+    raw = stamped_answer(
+        nothing.model_dump_json().encode(), "none", None, uuid.uuid4(), now
+    )
+    assert (
+        raw
+        == nothing.model_copy(update={"server_time": now}).model_dump_json().encode()
+    )

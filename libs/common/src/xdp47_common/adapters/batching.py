@@ -15,7 +15,9 @@ Owns the consumer side of the at-least-once contract (DESIGN principle 3):
 - an ack on a channel that was replaced by a reconnect is skipped: the broker
   redelivers and consumers are idempotent (reliability note M9).
 
-Needs the ``amqp`` extra (aio-pika and prometheus-client).
+It runs over a ``ConsumerChannel`` (``adapters.deliveries``), so RabbitMQ and the
+in-memory bus run the very same rules (``adapters.work_consumer`` gives it a
+channel of its own). Its counters: ``adapters.consumer_metrics``.
 """
 
 from __future__ import annotations
@@ -23,84 +25,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, ConsumerTag
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
-from prometheus_client import Counter, Histogram
-
 from xdp47_common import tracing
+from xdp47_common.adapters.consumer_metrics import (
+    BATCH_SIZE,
+    HANDLER_FAILURES,
+    MESSAGES_CONSUMED,
+    MESSAGES_DEAD_LETTERED,
+)
+from xdp47_common.adapters.deliveries import ConsumerChannel, Incoming
 from xdp47_common.bus import (
+    ConsumerOptions,
+    Decode,
+    Handle,
     PoisonMessage,
     classify_decode_error,
-    default_is_transient,
 )
-from xdp47_common.plumbing_metrics import PLUMBING
 
-__all__ = [
-    "BATCH_SIZE",
-    "MESSAGES_CONSUMED",
-    "MESSAGES_DEAD_LETTERED",
-    "BatchConsumer",
-    "PoisonMessage",
-    "classify_decode_error",
-    "consume_batches",
-]
+__all__ = ["BatchConsumer"]
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-MESSAGES_CONSUMED = Counter(
-    "xdp47_messages_consumed_total",
-    "Messages handled and acked after the handler committed.",
-    ["queue"],
-    registry=PLUMBING,
-)
-MESSAGES_DEAD_LETTERED = Counter(
-    "xdp47_messages_dead_lettered_total",
-    "Messages rejected without requeue by the consumer (the broker dead-letters "
-    "them); the broker's own delivery-limit dead-lettering is not counted here.",
-    ["queue", "reason"],
-    registry=PLUMBING,
-)
-HANDLER_FAILURES = Counter(
-    "xdp47_consumer_handler_failures_total",
-    "Handler calls that raised, by kind (transient: retried in place).",
-    ["queue", "kind"],
-    registry=PLUMBING,
-)
-FAULT_REQUEUES = Counter(
-    "xdp47_consumer_fault_requeues_total",
-    "Deliveries nacked back unprocessed by test-only fault injection "
-    "(XDP47_FAULT_REDELIVER_SHARE); always 0 in production.",
-    ["queue"],
-    registry=PLUMBING,
-)
-BATCH_SIZE = Histogram(
-    "xdp47_consumer_batch_size",
-    "Decoded messages per handler call.",
-    ["queue"],
-    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
-    registry=PLUMBING,
-)
-
-Decode = Callable[[bytes], T]
-Handle = Callable[[list[T]], Awaitable[None]]
-OnPoison = Callable[[AbstractIncomingMessage, str], None]
-
-
-_default_is_transient = default_is_transient
-
-
-def _is_live(message: AbstractIncomingMessage) -> bool:
-    """False when the delivery's channel closed: its tag is meaningless now."""
-    try:
-        return not message.channel.is_closed
-    except ChannelInvalidStateError:
-        return False
 
 
 class BatchConsumer(Generic[T]):
@@ -114,39 +62,20 @@ class BatchConsumer(Generic[T]):
 
     def __init__(
         self,
-        channel: AbstractChannel,
+        channel: ConsumerChannel,
         queue_name: str,
         decode: Decode[T],
         handle: Handle[T],
-        *,
-        max_batch: int = 500,
-        max_wait_ms: float = 50,
-        prefetch: int = 1000,
-        on_poison: OnPoison | None = None,
-        max_message_bytes: int = 1 << 20,
-        is_transient: Callable[[BaseException], bool] = _default_is_transient,
-        max_backoff: float = 5.0,
-        requeue_share: float = 0.0,
+        options: ConsumerOptions = ConsumerOptions(),
     ) -> None:
-        if max_batch < 1 or prefetch < 1:
-            raise ValueError("max_batch and prefetch must be at least 1")
         self._channel = channel
         self.queue_name = queue_name
         self._decode = decode
         self._handle = handle
-        self._max_batch = max_batch
-        self._max_wait = max_wait_ms / 1000
-        self._prefetch = prefetch
-        self._on_poison = on_poison
-        self._max_message_bytes = max_message_bytes
-        self._is_transient = is_transient
-        self._max_backoff = max_backoff
-        # Test-only fault injection (XDP47_FAULT_REDELIVER_SHARE, refused in
-        # production): this share of deliveries is nacked back unprocessed.
-        self._requeue_share = requeue_share
-        self._rng = random.Random()
-        self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._tag: ConsumerTag | None = None
+        self._options = options
+        self._max_batch = options.max_batch
+        self._max_wait = options.max_wait_ms / 1000
+        self._buffer: asyncio.Queue[Incoming] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         # The batch being handled runs as its own task so that stop() can let it
         # finish (commit and ack) instead of cancelling it half-way.
@@ -164,9 +93,9 @@ class BatchConsumer(Generic[T]):
 
     async def start(self) -> None:
         """Subscribe and start the batching loop; the queue must exist."""
-        await self._channel.set_qos(prefetch_count=self._prefetch)
-        queue = await self._channel.get_queue(self.queue_name, ensure=True)
-        self._tag = await queue.consume(self._buffer.put)
+        await self._channel.consume(
+            self.queue_name, self._options.prefetch, self._buffer.put
+        )
         self._started = True
         self._task = asyncio.create_task(self._run(), name=f"consume:{self.queue_name}")
 
@@ -183,11 +112,7 @@ class BatchConsumer(Generic[T]):
         the queue when the channel closes.
         """
         self._stopping = True
-        if self._tag is not None and not self._channel.is_closed:
-            with contextlib.suppress(AMQPError, ChannelInvalidStateError):
-                queue = await self._channel.get_queue(self.queue_name, ensure=False)
-                await queue.cancel(self._tag)
-        self._tag = None
+        await self._channel.cancel()
         current = self._current
         if current is not None and not current.done():
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -211,7 +136,7 @@ class BatchConsumer(Generic[T]):
             finally:
                 self._holding = False
 
-    async def _next_batch(self) -> list[AbstractIncomingMessage]:
+    async def _next_batch(self) -> list[Incoming]:
         batch = [await self._buffer.get()]
         self._holding = True
         loop = asyncio.get_running_loop()
@@ -229,15 +154,12 @@ class BatchConsumer(Generic[T]):
                 break
         return batch
 
-    async def _process(self, batch: Sequence[AbstractIncomingMessage]) -> None:
-        decoded: list[tuple[AbstractIncomingMessage, T]] = []
+    async def _process(self, batch: Sequence[Incoming]) -> None:
+        decoded: list[tuple[Incoming, T]] = []
         for message in batch:
-            if not _is_live(message):
+            if not message.live:
                 continue  # delivered on a channel that closed: it comes again
-            if self._requeue_share and self._rng.random() < self._requeue_share:
-                await self._fault_requeue(message)
-                continue
-            if len(message.body) > self._max_message_bytes:
+            if len(message.body) > self._options.max_message_bytes:
                 await self._dead_letter(message, "oversized")
                 continue
             try:
@@ -273,9 +195,7 @@ class BatchConsumer(Generic[T]):
             return
         await self._ack(decoded)
 
-    async def _handle_retrying(
-        self, pairs: Sequence[tuple[AbstractIncomingMessage, T]]
-    ) -> None:
+    async def _handle_retrying(self, pairs: Sequence[tuple[Incoming, T]]) -> None:
         delay = 0.05
         while True:
             try:
@@ -285,102 +205,47 @@ class BatchConsumer(Generic[T]):
                     await self._handle([item for _, item in pairs])
                 return
             except Exception as exc:
-                if not self._is_transient(exc):
+                if not self._options.is_transient(exc):
                     raise
                 HANDLER_FAILURES.labels(self.queue_name, "transient").inc()
-                if not any(_is_live(m) for m, _ in pairs):
+                if not any(m.live for m, _ in pairs):
                     # The broker took the deliveries back; stop holding them.
                     log.warning("dropping stale batch on %s: %r", self.queue_name, exc)
                     return
                 log.warning("transient failure on %s: %r", self.queue_name, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_backoff)
+                delay = min(delay * 2, self._options.max_backoff)
 
-    async def _ack(self, pairs: Sequence[tuple[AbstractIncomingMessage, T]]) -> None:
-        live = [m for m, _ in pairs if _is_live(m)]
-        try:
-            # Safe to ack "up to" the last tag: the loop is sequential and the
-            # buffer is FIFO, so every lower tag on this channel is settled or
-            # in this batch. Only when all deliveries share one channel.
-            if len({id(m.channel) for m in live}) == 1:
-                await live[-1].ack(multiple=True)
-            else:
-                for m in live:
-                    await m.ack()
-        except (ChannelInvalidStateError, AMQPError) as exc:
-            log.warning("ack lost on %s (redelivered later): %r", self.queue_name, exc)
+    async def _ack(self, pairs: Sequence[tuple[Incoming, T]]) -> None:
+        live = [m for m, _ in pairs if m.live]
+        if not live:
+            return
+        # Safe to ack "up to" the last tag: the loop is sequential and the
+        # buffer is FIFO, so every lower tag on this channel is settled or
+        # in this batch. Only when all deliveries share one channel.
+        if len({m.channel_key for m in live}) == 1:
+            acked = await live[-1].ack(multiple=True)
+        else:
+            acked = all([await m.ack() for m in live])
+        if not acked:
+            log.warning("ack lost on %s (redelivered later)", self.queue_name)
             return
         MESSAGES_CONSUMED.labels(self.queue_name).inc(len(live))
 
-    async def _nack(self, pairs: Sequence[tuple[AbstractIncomingMessage, T]]) -> None:
+    async def _nack(self, pairs: Sequence[tuple[Incoming, T]]) -> None:
         for message, _ in pairs:
-            if not _is_live(message):
-                continue
-            with contextlib.suppress(ChannelInvalidStateError, AMQPError):
-                await message.nack(requeue=True)
+            if message.live:
+                await message.requeue()
 
-    async def _fault_requeue(self, message: AbstractIncomingMessage) -> None:
-        with contextlib.suppress(ChannelInvalidStateError, AMQPError):
-            await message.nack(requeue=True)
-            FAULT_REQUEUES.labels(self.queue_name).inc()
-
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _dead_letter(self, message: Incoming, reason: str) -> None:
         log.warning(
             "dead-lettering message %s from %s: %s",
             message.message_id,
             self.queue_name,
             reason,
         )
-        try:
-            await message.reject(requeue=False)
-        except (ChannelInvalidStateError, AMQPError):
+        if not await message.dead_letter():
             return  # redelivered later, and rejected again then
         MESSAGES_DEAD_LETTERED.labels(self.queue_name, reason).inc()
-        if self._on_poison is not None:
-            self._on_poison(message, reason)
-
-
-async def consume_batches(
-    channel: AbstractChannel,
-    queue_name: str,
-    decode: Decode[T],
-    handle: Handle[T],
-    *,
-    max_batch: int = 500,
-    max_wait_ms: float = 50,
-    prefetch: int = 1000,
-    on_poison: OnPoison | None = None,
-    max_message_bytes: int = 1 << 20,
-    is_transient: Callable[[BaseException], bool] = _default_is_transient,
-) -> None:
-    """Consume ``queue_name`` in batches until cancelled.
-
-    Args:
-        channel: an open (preferably robust) channel, used only by this consumer.
-        queue_name: an existing work queue.
-        decode: bytes to message; raising dead-letters the message.
-        handle: commits a batch; raising nacks it (see the module docstring).
-        max_batch: most messages per ``handle`` call.
-        max_wait_ms: longest wait for a batch to fill after its first message.
-        prefetch: unacked deliveries the broker may push (``>= max_batch``).
-        on_poison: called with each dead-lettered message and its reason.
-        max_message_bytes: larger bodies are dead-lettered as ``oversized``.
-        is_transient: errors retried in place instead of nacked.
-    """
-    consumer = BatchConsumer(
-        channel,
-        queue_name,
-        decode,
-        handle,
-        max_batch=max_batch,
-        max_wait_ms=max_wait_ms,
-        prefetch=prefetch,
-        on_poison=on_poison,
-        max_message_bytes=max_message_bytes,
-        is_transient=is_transient,
-    )
-    await consumer.start()
-    try:
-        await consumer.wait()
-    finally:
-        await consumer.stop()
+        if self._options.on_poison is not None:
+            self._options.on_poison(message, reason)
