@@ -22,6 +22,7 @@ from uuid import UUID, uuid4
 import httpx
 from pydantic import ValidationError
 
+from xdp47_agent.compat import claim_fingerprint, compact, is_compatible
 from xdp47_agent.config import AgentConfig
 from xdp47_agent.download import DownloadLimits, download
 from xdp47_agent.fsutil import FaultHook, no_fault
@@ -174,6 +175,7 @@ class Agent:
             device_id=claimed.device_id,
             credential=claimed.credential,
             ingest_url=claimed.ingest_url,
+            claimed_as=claim_fingerprint(self.config),
         )
         self.state.save_identity(identity)
         self._identity = identity
@@ -191,8 +193,11 @@ class Agent:
         wanted = self.config.device_id
         stored = self.state.load_identity()
         if stored is not None and wanted in (None, stored.device_id):
-            self._identity = stored
-            return stored
+            if stored.claimed_as == claim_fingerprint(self.config):
+                self._identity = stored
+                return stored
+            # Relabelled (or new properties): claim again, same id.
+            return await self._claim(stored.device_id)
         device_id = wanted or self.state.load_device_id() or uuid4().hex
         # Persist the id before claiming: a crash mid-claim re-claims the same id
         # (idempotent on the server) instead of leaving an orphan device behind.
@@ -347,6 +352,14 @@ class Agent:
     async def _apply(self, desired: DesiredState, aid: UUID) -> None:
         assert desired.uri is not None
         assert desired.sha256 is not None
+        if not is_compatible(desired.compatible, self.config.device_properties):
+            # Whatever the server says: an artifact built for other hardware
+            # is never downloaded, let alone applied.
+            raise ApplyRefused(
+                Reason.INCOMPATIBLE,
+                f"declared {compact(desired.compatible)}, device is "
+                f"{compact(self.config.device_properties)}",
+            )
         artifact_name(aid)  # a UUID can only be canonical; keep the guard explicit
         expected = desired.sha256.strip().lower()
         if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):

@@ -18,6 +18,7 @@ control-plane process. The SHA256 and signature still come from the database.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,7 +47,8 @@ READ_DEVICE = f"""
 SELECT d.tenant, d.id, d.current_artifact_id,
        {DESIRED_ARTIFACT} AS desired_artifact_id,
        {DESIRED_ROLLOUT} AS desired_rollout_id,
-       a.version, a.uri, a.sha256, a.size, a.signature, a.content_stored
+       a.version, a.uri, a.sha256, a.size, a.signature, a.content_stored,
+       a.compatible::text AS compatible
 FROM devices AS d
 {DESIRED_JOIN}
 LEFT JOIN artifacts AS a ON a.tenant = d.tenant AND a.id = {DESIRED_ARTIFACT}
@@ -147,6 +149,7 @@ def desired_of(row: asyncpg.Record, links: ArtifactLinks | None = None) -> Desir
         sha256=row["sha256"],
         size=row["size"],
         signature=row["signature"],
+        compatible=json.loads(row["compatible"]) if row["compatible"] else None,
         rollout_id=row["desired_rollout_id"],
     )
 

@@ -31,7 +31,12 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from xdp47_common.adapters.planning import Connection, count_matched, write_plan
+from xdp47_common.adapters.planning import (
+    Connection,
+    count_incompatible,
+    count_matched,
+    write_plan,
+)
 from xdp47_common.bus import PoisonMessage
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
@@ -326,13 +331,21 @@ class RolloutEngine:
             plan = PlanCount(planned=planned, matched=planned)
             if planned == 0:
                 # Zero eligible: say how many the selector matched and why each
-                # is out (the only planning exclusion left after the selector
-                # and channel is another rollout holding the device).
+                # is out (the planning exclusions left after the selector and
+                # channel: incompatible, or another rollout holding the device).
                 matched = await count_matched(conn, target)
+                incompatible = await count_incompatible(conn, target)
                 plan = PlanCount(
                     planned=0,
                     matched=matched,
-                    excluded={Exclusion.IN_ANOTHER_ROLLOUT.value: matched},
+                    excluded={
+                        reason.value: n
+                        for reason, n in (
+                            (Exclusion.INCOMPATIBLE, incompatible),
+                            (Exclusion.IN_ANOTHER_ROLLOUT, matched - incompatible),
+                        )
+                        if n
+                    },
                 )
             decision = start(row.state(), plan, policy)
             reason = decision.reason

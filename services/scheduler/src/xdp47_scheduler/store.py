@@ -26,6 +26,7 @@ from xdp47_common.rollout import (
     WaveCounters,
     WaveOutcome,
 )
+from xdp47_common.selectors import SelectorJson
 
 __all__ = [
     "RolloutRow",
@@ -53,7 +54,7 @@ class RolloutRow:
     tenant: str
     artifact_id: UUID
     policy_id: UUID | None
-    selector: dict[str, str]
+    selector: SelectorJson
     channel: str
     waves: int
     wave_percentages: list[int] | None

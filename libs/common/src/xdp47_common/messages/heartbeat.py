@@ -142,6 +142,11 @@ class DesiredState(BaseModel):
     sha256: str | None = None
     size: int | None = None
     signature: str | None = None
+    compatible: dict[str, list[str]] | None = Field(
+        default=None,
+        description="What the artifact runs on ({key: [values]}); the agent "
+        "refuses it (reason incompatible) unless its properties match.",
+    )
     rollout_id: UUID | None = None
     heartbeat_interval: float | None = Field(
         default=None,

@@ -4,7 +4,6 @@ from xdp47_common.rollout.exclusions import (
     PLANNING_EXCLUSIONS,
     Exclusion,
     classify_device,
-    matches_selector,
 )
 from xdp47_common.rollout.gates import (
     GATE_RULES,
@@ -92,7 +91,6 @@ __all__ = [
     "deadline_passed",
     "decide",
     "evaluate_gate",
-    "matches_selector",
     "offline_cutoff",
     "ordering_key",
     "plan_waves",

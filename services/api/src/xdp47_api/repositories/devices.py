@@ -4,6 +4,7 @@ claim upsert that issues a device credential."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ import asyncpg
 
 from xdp47_api.pagination import Page, decode_cursor
 from xdp47_api.repositories._paging import page_of
+from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.desired import (
     DESIRED_ARTIFACT,
     DESIRED_JOIN,
@@ -19,11 +21,13 @@ from xdp47_common.adapters.desired import (
 from xdp47_common.models import (
     Device,
     DeviceDetail,
+    DeviceSort,
     DeviceStatus,
     RecentHeartbeat,
     TargetHistoryEntry,
     describe_reason,
 )
+from xdp47_common.selectors import SelectorJson
 
 __all__ = ["HISTORY_LIMIT", "DeviceFilter", "PgDeviceRepository"]
 
@@ -33,7 +37,8 @@ HISTORY_LIMIT = 100
 
 def _select(extra: str = "") -> str:
     return f"""
-SELECT d.id, d.tenant, d.labels, d.channel, d.status, d.health, d.current_version,
+SELECT d.id, d.tenant, d.labels, d.properties, d.channel, d.status, d.health,
+       d.current_version,
        d.current_artifact_id, {DESIRED_ARTIFACT} AS desired_artifact_id,
        a.version AS desired_version, {DESIRED_ROLLOUT} AS desired_rollout_id,
        d.last_apply, d.last_seq, d.last_seen, d.last_metrics, d.claimed_at{extra}
@@ -72,25 +77,50 @@ WHERE t.tenant = $1 AND t.device_id = $2 AND t.active
   AND t.state IN ('pending', 'assigned')
 ORDER BY ord DESC
 """
-# labels @> {} matches every device; a filter uses the GIN index on labels.
-LIST_DEVICES = (
-    _SELECT
-    + """
+
+
+def _list_devices(sort: DeviceSort) -> str:
+    """Keyset paging over (sort key, id): $7/$8 are the last row's key and id."""
+    key, cast, desc = _SORT_KEYS[sort]
+    after = (
+        f"({key} < $7::{cast} OR ({key} = $7::{cast} AND d.id > $8))"
+        if desc
+        else f"({key}, d.id) > ($7::{cast}, $8)"
+    )
+    return (
+        _select(f", ({key})::text AS sort_key")
+        + f"""
 WHERE d.tenant = $1
-  AND d.labels @> $2::jsonb
+  AND {selector_sql.matches("$2")}
   AND ($3::text IS NULL OR d.status = $3)
   AND ($4::text IS NULL OR d.current_version = $4)
   AND ($5::text IS NULL OR d.channel = $5)
   AND ($6::text IS NULL OR starts_with(d.id, $6))
-  AND ($7::text IS NULL OR d.id > $7)
-ORDER BY d.id LIMIT $8
-"""
-)
+  AND ($8::text IS NULL OR {after})
+ORDER BY {key} {"DESC" if desc else ""}, d.id LIMIT $9
+"""  # nosec B608
+    )
+
+
+# sort -> (key expression, its type, descending). Never-seen devices and
+# devices without a version sort last (newest first) or first (ascending).
+_SORT_KEYS: dict[DeviceSort, tuple[str, str, bool]] = {
+    DeviceSort.ID: ("d.id", "text", False),
+    DeviceSort.LAST_SEEN: (
+        "coalesce(d.last_seen, '-infinity'::timestamptz)",
+        "timestamptz",
+        True,
+    ),
+    DeviceSort.VERSION: ("coalesce(d.current_version, '')", "text", False),
+    DeviceSort.STATUS: ("d.status", "text", False),
+}
+LIST_DEVICES = {sort: _list_devices(sort) for sort in DeviceSort}
 CLAIM_DEVICE = """
-INSERT INTO devices (tenant, id, labels, channel, credential_hash)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO devices (tenant, id, labels, channel, credential_hash, properties)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (tenant, id) DO UPDATE
 SET labels = EXCLUDED.labels, channel = EXCLUDED.channel,
+    properties = EXCLUDED.properties,
     credential_hash = EXCLUDED.credential_hash, updated_at = now()
 RETURNING (xmax = 0) AS inserted
 """
@@ -98,7 +128,8 @@ RETURNING (xmax = 0) AS inserted
 
 @dataclass(frozen=True)
 class DeviceFilter:
-    labels: dict[str, str] = field(default_factory=dict)
+    # Either JSON form of a selector (``xdp47_common.selectors``).
+    labels: SelectorJson = field(default_factory=dict)
     status: DeviceStatus | None = None
     version: str | None = None
     channel: str | None = None
@@ -143,21 +174,32 @@ class PgDeviceRepository:
         )
 
     async def list(
-        self, tenant: str, filt: DeviceFilter, *, limit: int, cursor: str | None
+        self,
+        tenant: str,
+        filt: DeviceFilter,
+        *,
+        limit: int,
+        cursor: str | None,
+        sort: DeviceSort = DeviceSort.ID,
     ) -> Page[Device]:
-        after = None if cursor is None else str(decode_cursor(cursor, 1)[0])
+        key: str | None = None
+        after: str | None = None
+        if cursor is not None:
+            key, after = (str(v) for v in decode_cursor(cursor, 2))
         rows = await self._pool.fetch(
-            LIST_DEVICES,
+            LIST_DEVICES[sort],
             tenant,
-            filt.labels,
+            json.dumps(filt.labels),
             filt.status.value if filt.status else None,
             filt.version,
             filt.channel,
             filt.id_prefix,
+            key,
             after,
             limit + 1,
         )
-        return page_of([_device(r) for r in rows], limit, lambda d: (d.id,))
+        keys = {r["id"]: r["sort_key"] for r in rows}
+        return page_of([_device(r) for r in rows], limit, lambda d: (keys[d.id], d.id))
 
     async def claim(
         self,
@@ -166,6 +208,7 @@ class PgDeviceRepository:
         labels: dict[str, str],
         channel: str,
         credential_hash: bytes,
+        properties: dict[str, str] | None = None,
     ) -> bool:
         """Create or re-claim a device, rotating its credential.
 
@@ -173,6 +216,12 @@ class PgDeviceRepository:
             True when the device is new, False when it was claimed before.
         """
         inserted = await self._pool.fetchval(
-            CLAIM_DEVICE, tenant, device_id, labels, channel, credential_hash
+            CLAIM_DEVICE,
+            tenant,
+            device_id,
+            labels,
+            channel,
+            credential_hash,
+            properties or {},
         )
         return bool(inserted)

@@ -91,6 +91,13 @@ async def create_rollout(
             status_code=422,
             detail=f"body.policy_id: policy '{body.policy_id}' not found",
         )
+    if body.group_id is not None and not await repo.group_exists(
+        body.tenant, body.group_id
+    ):
+        raise HTTPException(
+            status_code=422,
+            detail=f"body.group_id: group '{body.group_id}' not found",
+        )
     return await repo.create(body)
 
 
@@ -218,6 +225,12 @@ async def _start_answer(rollout: Rollout, services: ServicesDep) -> RolloutStart
         if reason not in _NOT_MATCHED and n
     }
     warnings: list[str] = []
+    incompatible = excluded.get(Exclusion.INCOMPATIBLE.value, 0)
+    if incompatible:
+        warnings.append(
+            f"{incompatible} matched devices are not compatible with the artifact "
+            "and are left out"
+        )
     held = excluded.get(Exclusion.IN_ANOTHER_ROLLOUT.value, 0)
     if held:
         warnings.append(
