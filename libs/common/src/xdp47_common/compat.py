@@ -12,6 +12,7 @@ decides it, in the planner, in the agent and in SQL
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,9 +22,15 @@ from xdp47_common.selectors import (
     Requirement,
     Selector,
     SelectorError,
+    parse_selector,
 )
 
-__all__ = ["check_compatible", "compatibility_selector", "is_compatible"]
+__all__ = [
+    "check_compatible",
+    "coerce_compatible",
+    "compatibility_selector",
+    "is_compatible",
+]
 
 
 def check_compatible(value: Any) -> dict[str, list[str]]:
@@ -48,6 +55,37 @@ def check_compatible(value: Any) -> dict[str, list[str]]:
         Selector.from_json([{"key": key, "operator": "in", "values": values}])
         out[key] = list(dict.fromkeys(values))
     return out
+
+
+def coerce_compatible(value: Any) -> dict[str, list[str]]:
+    """A declared compatibility as a JSON object or as selector text limited to
+    ``=`` and ``in`` (``"arch=arm64,device_type in (kiosk-k2,kiosk-k3)"``).
+
+    Raises:
+        SelectorError: malformed text, another operator, or a malformed object.
+    """
+    if not isinstance(value, str):
+        return check_compatible(value)
+    if value.lstrip().startswith("{"):
+        return check_compatible(parse_json_object(value))
+    out: dict[str, list[str]] = {}
+    for r in parse_selector(value).requirements:
+        if r.operator not in ("=", "in"):
+            raise SelectorError(
+                f"compatible: {r.render()!r}: only key=value and key in (a,b) "
+                "declare what an artifact runs on"
+            )
+        if r.key in out:
+            raise SelectorError(f"compatible: {r.key!r} is given twice")
+        out[r.key] = list(r.values)
+    return check_compatible(out)
+
+
+def parse_json_object(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SelectorError(f"compatible is not valid JSON: {exc}") from None
 
 
 def compatibility_selector(compatible: Mapping[str, list[str]]) -> Selector:

@@ -158,7 +158,8 @@ class Selector:
                 "values",
             }:
                 raise SelectorError(
-                    'a selector list holds {"key", "operator", "values"} objects'
+                    'a selector list holds {"key", "operator", "values"} objects; '
+                    + ACCEPTED_FORMS
                 )
             key, op, values = (
                 item.get("key"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -83,9 +84,9 @@ def _list_devices(sort: DeviceSort) -> str:
     """Keyset paging over (sort key, id): $7/$8 are the last row's key and id."""
     key, cast, desc = _SORT_KEYS[sort]
     after = (
-        f"({key} < $7::{cast} OR ({key} = $7::{cast} AND d.id > $8))"
+        f"({key} < $7::text::{cast} OR ({key} = $7::text::{cast} AND d.id > $8))"
         if desc
-        else f"({key}, d.id) > ($7::{cast}, $8)"
+        else f"({key}, d.id) > ($7::text::{cast}, $8)"
     )
     return (
         _select(f", ({key})::text AS sort_key")
@@ -97,6 +98,7 @@ WHERE d.tenant = $1
   AND ($5::text IS NULL OR d.channel = $5)
   AND ($6::text IS NULL OR starts_with(d.id, $6))
   AND ($8::text IS NULL OR {after})
+  AND ($10::uuid IS NULL OR {selector_sql.in_group("$10")})
 ORDER BY {key} {"DESC" if desc else ""}, d.id LIMIT $9
 """  # nosec B608
     )
@@ -134,6 +136,8 @@ class DeviceFilter:
     version: str | None = None
     channel: str | None = None
     id_prefix: str | None = None
+    # Members of this device group only (static or dynamic).
+    group_id: UUID | None = None
 
 
 def _device(row: asyncpg.Record) -> Device:
@@ -197,6 +201,7 @@ class PgDeviceRepository:
             key,
             after,
             limit + 1,
+            filt.group_id,
         )
         keys = {r["id"]: r["sort_key"] for r in rows}
         return page_of([_device(r) for r in rows], limit, lambda d: (keys[d.id], d.id))

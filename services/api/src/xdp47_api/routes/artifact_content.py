@@ -124,6 +124,7 @@ def upload_fields(
     type: str | None,
     signature: str | None,
     metadata: dict[str, Any],
+    compatible: str | None = None,
 ) -> dict[str, Any]:
     """The artifact fields of an upload: everything but what its bytes decide."""
     fields: dict[str, Any] = {
@@ -132,6 +133,8 @@ def upload_fields(
         "signature": signature,
         "metadata": metadata,
     }
+    if compatible:
+        fields["compatible"] = compatible
     if type is not None:
         fields["type"] = type
     return fields
@@ -197,7 +200,9 @@ async def create_uploaded(
     summary="Upload an artifact's bytes; the control plane serves them",
     description="Scope artifacts:write. Body: the raw bytes "
     "(Content-Type application/octet-stream). Query: tenant (required), version, "
-    "type, signature, filename, metadata (a JSON object). The SHA256 and size are "
+    "type, signature, filename, metadata (a JSON object), compatible (what it "
+    "runs on: a JSON object or 'arch=arm64,device_type in (k2,k3)'). The SHA256 "
+    "and size are "
     "computed from the body; uri is this service's download URL.",
     responses=errors(404, 409, 413, 415),
     openapi_extra=_UPLOAD_BODY,
@@ -220,6 +225,9 @@ async def upload_artifact(
     metadata: Annotated[
         str | None, Query(max_length=16_384, pattern=NUL_FREE_PATTERN)
     ] = None,
+    compatible: Annotated[
+        str | None, Query(max_length=4_096, pattern=NUL_FREE_PATTERN)
+    ] = None,
 ) -> Artifact:
     fields = upload_fields(
         tenant=tenant,
@@ -227,6 +235,7 @@ async def upload_artifact(
         type=type,
         signature=signature,
         metadata=_metadata(metadata, filename),
+        compatible=compatible,
     )
     try:
         check_upload(principal, fields)
