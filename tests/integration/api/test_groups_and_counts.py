@@ -43,7 +43,8 @@ async def fleet(client, pool, tenant, h):
         assert r.status_code == 201, r.text
     for ident, _, version in rows:
         await pool.execute(
-            "UPDATE devices SET current_version = $3, last_seen = now() - $4::text::interval"
+            "UPDATE devices SET current_version = $3, "
+            "last_seen = now() - $4::text::interval"
             " WHERE tenant = $1 AND id = $2",
             tenant,
             ident,

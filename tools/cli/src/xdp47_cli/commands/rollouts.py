@@ -153,7 +153,16 @@ def create_rollout(
     policy: Annotated[UUID | None, typer.Option(help="Policy id.")] = None,
     selector: Annotated[
         list[str] | None,
-        typer.Option("--selector", "-l", help="key=value; repeat or comma-separate."),
+        typer.Option(
+            "--selector",
+            "-l",
+            help="k=v, k!=v, 'k in (a,b)', 'k notin (a,b)', k, !k; repeat or "
+            "comma-separate.",
+        ),
+    ] = None,
+    group: Annotated[
+        UUID | None,
+        typer.Option(help="Device group id: target its members (and --selector)."),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
@@ -171,6 +180,7 @@ def create_rollout(
         "wave_percentages": _percentages(percentages) if percentages else None,
         "channel": channel,
         "policy_id": str(policy) if policy else None,
+        "group_id": str(group) if group else None,
         "name": name,
     }
     body |= {k: v for k, v in optional.items() if v is not None}
