@@ -40,6 +40,14 @@ GROUP BY v ORDER BY n DESC, v NULLS LAST LIMIT {MAX_BUCKETS}
 """  # nosec B608
 
 
+# Versions by the value of label $4: which versions run where.
+BY_VERSION_AND_LABEL = f"""
+SELECT d.current_version AS version, d.labels->>$4::text AS value, count(*) AS n
+FROM devices AS d {_WHERE}
+GROUP BY 1, 2 ORDER BY n DESC LIMIT {MAX_BUCKETS * 10}
+"""  # nosec B608
+
+
 class PgDeviceCounts:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
@@ -64,3 +72,12 @@ class PgDeviceCounts:
             BUCKETS, tenant, json.dumps(selector), group_id, by, label
         )
         return [CountBucket(value=r["value"], count=int(r["n"])) for r in rows]
+
+    async def by_version_and_label(
+        self, tenant: str, selector: SelectorJson, label: str
+    ) -> list[tuple[str | None, str | None, int]]:
+        """(version, label value, count) of the matching devices, largest first."""
+        rows = await self._pool.fetch(
+            BY_VERSION_AND_LABEL, tenant, json.dumps(selector), None, label
+        )
+        return [(r["version"], r["value"], int(r["n"])) for r in rows]

@@ -4,6 +4,7 @@ from xdp47_api.ui.pages.artifact_delete import router as artifact_delete_router
 from xdp47_api.ui.pages.artifacts import router as artifacts_router
 from xdp47_api.ui.pages.device_detail import router as device_detail_router
 from xdp47_api.ui.pages.devices import router as devices_router
+from xdp47_api.ui.pages.groups import router as groups_router
 from xdp47_api.ui.pages.policies import router as policies_router
 from xdp47_api.ui.pages.rollout_detail import router as rollout_detail_router
 from xdp47_api.ui.pages.rollout_devices import router as rollout_devices_router
@@ -15,6 +16,7 @@ from xdp47_api.ui.pages.tenants import router as tenants_router
 PAGE_ROUTERS = (
     signin_router,
     devices_router,
+    groups_router,
     device_detail_router,
     artifacts_router,
     artifact_delete_router,

@@ -57,8 +57,17 @@ __all__ = ["UPLOAD_FORM_OVERHEAD", "UPLOAD_PATH", "router"]
 
 router = APIRouter(prefix="/ui/artifacts", include_in_schema=False)
 
-FIELDS = ("uri", "sha256", "type", "version", "size", "signature", "metadata")
-UPLOAD_FIELDS = ("type", "version", "signature", "metadata")
+FIELDS = (
+    "uri",
+    "sha256",
+    "type",
+    "version",
+    "size",
+    "signature",
+    "metadata",
+    "compatible",
+)
+UPLOAD_FIELDS = ("type", "version", "signature", "metadata", "compatible")
 FILE_FIELD = "file"
 LIST_LIMIT = 200
 UPLOAD_PATH = "/ui/artifacts/upload"
@@ -128,7 +137,7 @@ async def artifacts_page(
 def _body(session: UiSession, values: dict[str, str]) -> ArtifactCreate:
     errors: FieldErrors = {}
     fields: dict[str, Any] = {"tenant": session.tenant}
-    for name in ("uri", "sha256", "type", "version", "signature"):
+    for name in ("uri", "sha256", "type", "version", "signature", "compatible"):
         if values[name]:
             fields[name] = values[name]
     for name in ("uri", "sha256"):
@@ -222,6 +231,7 @@ def _upload_body(
         type=values.get("type") or None,
         signature=values.get("signature") or None,
         metadata=metadata,
+        compatible=values.get("compatible") or None,
     )
     try:
         check_upload(session.principal, fields)
