@@ -23,7 +23,9 @@ from tests.e2e.operator_api import Operator
 from tests.support.control_plane import ControlPlane
 from tests.support.processes import ManagedProcess, ProcessGroup, clean_env, wait_until
 
-pytestmark = pytest.mark.e2e
+# Each test starts its own agents; on a loaded machine that alone can take a
+# minute.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def _fleet(
