@@ -8,12 +8,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import asyncpg
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import LiveServer
+from tests.e2e.operator_api import query
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -32,21 +32,19 @@ def page(chromium: Browser) -> Iterator[Page]:
     assert errors == [], errors
 
 
-async def _set_versions(db_url: str, tenant: str, versions: dict[str, str]) -> None:
-    conn = await asyncpg.connect(db_url)
-    try:
-        await conn.executemany(
+def _set_versions(db_url: str, tenant: str, versions: dict[str, str]) -> None:
+    for device_id, version in versions.items():
+        query(
+            db_url,
             "UPDATE devices SET current_version = $3 WHERE tenant = $1 AND id = $2",
-            [(tenant, d, v) for d, v in versions.items()],
+            tenant,
+            device_id,
+            version,
         )
-    finally:
-        await conn.close()
 
 
 def _fleet(server: LiveServer, run: str) -> None:
     """Six devices of this run: models k2/k3/k4, two versions."""
-    import asyncio
-
     with httpx.Client(
         base_url=server.url,
         headers={"Authorization": f"Bearer {server.token}"},
@@ -63,12 +61,10 @@ def _fleet(server: LiveServer, run: str) -> None:
                 },
             )
             assert r.status_code == 201, r.text
-    asyncio.run(
-        _set_versions(
-            server.db_url,
-            server.tenant,
-            {f"{run}-{i}": "2.0" if i < 2 else "1.9" for i in range(6)},
-        )
+    _set_versions(
+        server.db_url,
+        server.tenant,
+        {f"{run}-{i}": "2.0" if i < 2 else "1.9" for i in range(6)},
     )
 
 
@@ -95,7 +91,7 @@ def test_live_count_chart_and_groups(
     assert width > 0
 
     # Typing a selector shows the live count before anything is submitted.
-    field = page.locator("input[name=label]")
+    field = page.locator("form.filters input[name=label]")
     field.fill(f"run={run},model in (k2,k3)")
     expect(page.locator("#selector-count [data-count]")).to_have_attribute(
         "data-count", "5"

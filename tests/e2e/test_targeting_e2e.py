@@ -76,13 +76,12 @@ def test_a_selector_that_includes_an_incompatible_device_never_tells_it(
     }
     operator.start(rollout["id"])
     operator.wait_status(rollout["id"], "completed", within=60)
-    wait_until(
-        lambda: (
-            [d.applied_version for d in fleet.devices]
-            == [art["version"], None, art["version"]]
-        ),
-        within=30,
-    )
+
+    def applied() -> None:
+        versions = [d.applied_version for d in fleet.devices]
+        assert versions == [art["version"], None, art["version"]], versions
+
+    wait_until(applied, within=30)
     assert x86.id not in operator.targets(rollout["id"])
     row = fleet.rows()[x86.id]
     assert (row["desired_version"], row["last_apply"]) == (None, None)
@@ -236,11 +235,17 @@ def test_a_dynamic_group_includes_a_device_relabelled_just_before_start(
         moved.agent.name, moved.agent.argv, env, moved.agent.log_path
     ).spawn()
     e2e_group.processes.append(moved.agent)
-    wait_until(
-        lambda: fleet.rows()[moved.id]["labels"].get("ring") == "canary", within=30
-    )
+
+    def relabelled() -> None:
+        assert fleet.rows()[moved.id]["labels"].get("ring") == "canary"
+
+    wait_until(relabelled, within=60)
     operator.start(rollout["id"])
     operator.wait_status(rollout["id"], "completed", within=60)
     assert set(operator.targets(rollout["id"])) == {moved.id}
-    wait_until(lambda: moved.applied_version == art["version"], within=30)
+
+    def moved_applied() -> None:
+        assert moved.applied_version == art["version"]
+
+    wait_until(moved_applied, within=30)
     assert [d.applied_version for d in fleet.devices[:2]] == [None, None]
