@@ -88,12 +88,14 @@ async def get_group(
 )
 async def update_group(
     group_id: UUID,
-    body: DeviceGroupUpdate,
     principal: Annotated[Principal, require(Scope.DEVICES_WRITE)],
     services: ServicesDep,
+    # Optional, so that another tenant's (or an unknown) id is a 404 whatever
+    # the body; an empty body changes nothing.
+    body: DeviceGroupUpdate | None = None,
 ) -> DeviceGroup:
     found = await PgGroupRepository(services.pool).update(
-        principal.tenant, group_id, body
+        principal.tenant, group_id, body or DeviceGroupUpdate()
     )
     if found is None:
         raise not_found("group", group_id)
