@@ -26,32 +26,11 @@ __all__ = [
 ]
 
 
-# The path of the empty selector (and of an artifact that declares nothing):
-# always true, so the per-row jsonpath is skipped for it (an InitPlan compares
-# once instead of an @@ per row).
-TRUE_PATH = "exists($)"
-
-
-def _holds(value: str, path_query: str) -> str:
-    """``value @@ path``, where ``path_query`` is a one-row, one-column query of
-    the path's text; both subqueries are InitPlans, computed once."""
-    return (
-        f"((SELECT q.p FROM ({path_query}) AS q(p)) = '{TRUE_PATH}' "
-        f"OR {value} @@ (SELECT q.p::jsonpath FROM ({path_query}) AS q(p)))"
-    )
-
-
-def _both(a: str, b: str) -> str:
-    """The conjunction of two path texts, the true path dropped."""
-    return (
-        f"CASE WHEN {a} = '{TRUE_PATH}' THEN {b} WHEN {b} = '{TRUE_PATH}' THEN {a} "
-        f"ELSE {a} || ' && ' || {b} END"
-    )
-
-
 def matches(selector: str, labels: str = "d.labels") -> str:
     """``labels`` match the selector (SQL text of a selector in a JSON form)."""
-    return _holds(labels, f"SELECT xdp47_selector_path(({selector})::text::jsonb)")
+    return (
+        f"{labels} @@ (SELECT xdp47_selector_path(({selector})::text::jsonb)::jsonpath)"
+    )
 
 
 def in_group(group_id: str, d: str = "d") -> str:
@@ -68,9 +47,8 @@ def in_group(group_id: str, d: str = "d") -> str:
 
 def compatible(compat: str, d: str = "d") -> str:
     """Device ``d``'s properties satisfy a compatibility object ``{key: [values]}``."""
-    return _holds(
-        f"{d}.properties", f"SELECT xdp47_compatible_path(({compat})::text::jsonb)"
-    )
+    path = f"xdp47_compatible_path(({compat})::text::jsonb)::jsonpath"
+    return f"{d}.properties @@ (SELECT {path})"
 
 
 def rollout_selects(rid: str, selector: str, d: str = "d") -> str:
@@ -79,15 +57,12 @@ def rollout_selects(rid: str, selector: str, d: str = "d") -> str:
     The group's path (dynamic) and id (static) are InitPlans, computed once; a
     rollout without a group pays one comparison per row.
     """
-    path = _both(
-        f"xdp47_selector_path(({selector})::text::jsonb)",
-        "xdp47_selector_path(coalesce(g.selector, '{}'::jsonb))",
-    )
-    query = f"""SELECT {path}
+    return f"""{d}.labels @@ (
+        SELECT (xdp47_selector_path(({selector})::text::jsonb) || ' && '
+                || xdp47_selector_path(coalesce(g.selector, '{{}}'::jsonb)))::jsonpath
         FROM (SELECT 1) AS one
         LEFT JOIN rollouts AS o ON o.id = ({rid})::uuid
-        LEFT JOIN device_groups AS g ON g.id = o.group_id AND g.kind = 'dynamic'"""
-    return f"""{_holds(f"{d}.labels", query)}
+        LEFT JOIN device_groups AS g ON g.id = o.group_id AND g.kind = 'dynamic')
     AND (NOT EXISTS (
             SELECT 1 FROM rollouts AS o JOIN device_groups AS g ON g.id = o.group_id
             WHERE o.id = ({rid})::uuid AND g.kind = 'static')
@@ -100,12 +75,10 @@ def rollout_selects(rid: str, selector: str, d: str = "d") -> str:
 
 def rollout_compatible(rid: str, d: str = "d") -> str:
     """Rollout ``rid``'s artifact is compatible with device ``d``."""
-    # An unknown rollout (no row) declares nothing.
-    query = f"""SELECT coalesce((
-        SELECT xdp47_compatible_path(a.compatible)
+    return f"""{d}.properties @@ (
+        SELECT xdp47_compatible_path(a.compatible)::jsonpath
         FROM rollouts AS o JOIN artifacts AS a ON a.id = o.artifact_id
-        WHERE o.id = ({rid})::uuid), '{TRUE_PATH}')"""  # nosec B608
-    return _holds(f"{d}.properties", query)
+        WHERE o.id = ({rid})::uuid)"""  # nosec B608
 
 
 def reserving_columns(o: str = "o") -> str:
