@@ -1,9 +1,13 @@
 """Planning benchmark (B3): plan N devices into waves in SQL, against a Python loop.
 
 Creates its own database on the server of ``XDP47_DB_URL`` (migrated, dropped at the
-end) and inserts N devices of one tenant, labelled so that three selectors match
-100 %, 25 % and 7 % of them. For each selector it plans fresh rollouts, in
-interleaved rounds (SQL, Python, SQL, Python, ...):
+end) and inserts N devices of one tenant, labelled so that three equality
+selectors match 100 %, 25 % and 7 % of them, and two set-based ones 50 %
+(``hw in (rpi4,x86)``) and the same 7 % (``hw in (rpi4), ring notin (main)``):
+their lines carry ``sql_over_equality``, the ratio of their SQL planning time to
+the equality selector of the same share (``7%``; ``25%`` scaled for 50 %), so
+``in``/``notin`` is held to B3's figure. For each selector it plans fresh
+rollouts, in interleaved rounds (SQL, Python, SQL, Python, ...):
 
 - ``sql``: the scheduler's ``write_plan`` (count, rank every candidate by md5 once,
   store the compact plan: each wave's first rank key), in one transaction;
@@ -42,25 +46,34 @@ from typing import Any
 
 import asyncpg
 
+from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.migrations import migrate
 from xdp47_common.adapters.planning import PlanTarget, write_plan
 from xdp47_common.rollout import wave_bounds, wave_sizes
 from xdp47_common.rollout.planner import ordering_key
+from xdp47_common.selectors import Selector, SelectorJson, parse_selector
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # selector name -> (selector, share of the fleet it matches)
-SELECTORS: dict[str, dict[str, str]] = {
+SELECTORS: dict[str, SelectorJson] = {
     "100%": {},
     "25%": {"hw": "rpi4"},
     "7%": {"hw": "rpi4", "ring": "canary"},
+    "in 50%": parse_selector("hw in (rpi4,x86)").to_json(),
+    "in/notin 7%": parse_selector("hw in (rpi4),ring notin (main)").to_json(),
+}
+# A set-based selector's equality twin (the same share of the fleet, or half).
+EQUALITY_TWIN: dict[str, tuple[str, float]] = {
+    "in 50%": ("25%", 2.0),
+    "in/notin 7%": ("7%", 1.0),
 }
 
-_IDS = """
+_IDS = f"""
 SELECT d.id FROM devices AS d
-WHERE d.tenant = $1 AND d.channel = $2 AND d.labels @> $3::text::jsonb
+WHERE d.tenant = $1 AND d.channel = $2 AND {selector_sql.matches("$3")}
   AND NOT EXISTS (SELECT 1 FROM rollout_targets AS o
                   WHERE o.tenant = d.tenant AND o.device_id = d.id AND o.active)
-"""
+"""  # nosec B608
 _SAVE = """
 INSERT INTO rollout_plans (rollout_id, total, bounds, firsts)
 VALUES ($1, $2, $3, $4)
@@ -77,14 +90,14 @@ SELECT $1, 'dev-' || lpad(i::text, 8, '0'),
        'stable', 'online'
 FROM generate_series(0, $2 - 1) AS i
 """
-_STORED_SIZES = """
+_STORED_SIZES = f"""
 SELECT w.wave, count(*) AS n
 FROM rollout_plans AS p CROSS JOIN devices AS d
 CROSS JOIN LATERAL (SELECT width_bucket(
     (md5(p.rollout_id::text || ':' || d.id) || d.id) COLLATE "C", p.firsts) AS wave) w
-WHERE p.rollout_id = $1 AND d.tenant = $2 AND d.labels @> $3::text::jsonb
+WHERE p.rollout_id = $1 AND d.tenant = $2 AND {selector_sql.matches("$3")}
 GROUP BY w.wave
-"""
+"""  # nosec B608
 
 
 def backend_cpu(pid: int) -> float:
@@ -109,12 +122,11 @@ async def python_copy_plan(
     """The classic Python loop (performance.md 4.2): filter the fetched tenant rows
     by the selector, rank, assign every device its wave and COPY the assignment
     into an unindexed temporary table (the cheapest way to write the rows)."""
-    want = dict(target.selector)
+    want = Selector.from_json(target.selector)
     ids = [
         r["id"]
         for r in tenant_rows
-        if r["channel"] == target.channel
-        and all(r["labels"].get(k) == v for k, v in want.items())
+        if r["channel"] == target.channel and want.matches(r["labels"])
     ]
     ranked = sorted(ids, key=lambda d: ordering_key(target.rollout_id, d) + d)
     bounds = wave_bounds(len(ranked), target.waves, target.wave_percentages)
@@ -146,7 +158,7 @@ async def new_rollout(
     conn: asyncpg.Connection[Any],
     tenant: str,
     artifact: uuid.UUID,
-    selector: dict[str, str],
+    selector: SelectorJson,
     waves: int,
 ) -> PlanTarget:
     rid = uuid.uuid4()
@@ -300,12 +312,21 @@ async def bench_size(
 ) -> list[dict[str, Any]]:
     """All selectors over one fresh fleet of ``n`` devices."""
     tenant, artifact = await make_fleet(conn, n)
-    return [
+    results = [
         await bench_selector(
             conn, tenant, artifact, n, name, waves=waves, rounds=rounds
         )
         for name in selectors
     ]
+    by_name = {r["selector"]: r for r in results}
+    for r in results:
+        twin_name, scale = EQUALITY_TWIN.get(r["selector"], (None, 1.0))
+        twin = by_name.get(twin_name) if twin_name else None
+        if twin is not None and r["ok"] and twin["ok"] and twin["sql_seconds"]:
+            r["sql_over_equality"] = round(
+                r["sql_seconds"] / (twin["sql_seconds"] * scale), 2
+            )
+    return results
 
 
 async def _main(sizes: list[int], waves: int, rounds: int, url: str) -> int:

@@ -56,5 +56,11 @@ def test_b3_planning_through_the_runner(server_db_url: str) -> None:
     lines = runner.run_script(
         "planning.py", ["--devices", "2000", "--rounds", "1"], db_url=server_db_url
     )
-    assert [line.get("selector") for line in lines] == ["100%", "25%", "7%"], lines
+    assert [line.get("selector") for line in lines] == [
+        "100%",
+        "25%",
+        "7%",
+        "in 50%",
+        "in/notin 7%",
+    ], lines
     assert all(line["ok"] and line["same_plan"] for line in lines), lines

@@ -9,6 +9,7 @@ pid) and its row in ``GET /api/devices``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,11 @@ def start_fleet(
     name: str,
     size: int,
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
+    agent_env: Callable[[int], dict[str, str]] | None = None,
 ) -> Fleet:
     """Start ``size`` devices labelled ``fleet=<name>`` and wait until the API
-    lists every one of them online (claimed, a heartbeat stored)."""
+    lists every one of them online (claimed, a heartbeat stored).
+    ``agent_env(n)``: more (or other) agent settings of device ``n``."""
     fleet = Fleet(plane, group, {"fleet": name})
     apps: list[tuple[str, Path, ManagedProcess, str]] = []
     for n in range(size):
@@ -108,7 +111,7 @@ def start_fleet(
             wait=False,
         )
         apps.append((device_id, state_dir, app, f"http://127.0.0.1:{port}/metrics"))
-    for device_id, state_dir, app, metrics_url in apps:
+    for n, (device_id, state_dir, app, metrics_url) in enumerate(apps):
         app.wait_ready()
         agent = group.start(
             f"agent-{device_id}",
@@ -126,6 +129,7 @@ def start_fleet(
                 XDP47_DOWNLOAD_STALL_TIMEOUT="20",
                 XDP47_APPLY_BACKOFF="1",
                 XDP47_APPLY_BACKOFF_MAX="2",
+                **(agent_env(n) if agent_env else {}),
             ),
             wait=False,
         )

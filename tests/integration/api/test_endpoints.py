@@ -93,7 +93,7 @@ async def test_device_desired_version_is_joined_from_artifacts(
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("label=nokeyvalue", "query.label"),
+        ("label=no%20key", "query.label"),
         ("status=sleeping", "query.status"),
         ("limit=0", "query.limit"),
         ("limit=1001", "query.limit"),

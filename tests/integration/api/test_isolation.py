@@ -54,12 +54,16 @@ async def test_another_tenants_ids_answer_404_and_change_nothing(client, pool):
     tok = await client.post(
         "/api/tokens", headers=ha, json={"name": "t", "scopes": ["devices:read"]}
     )
+    group = await client.post(
+        "/api/groups", headers=ha, json={"tenant": a, "name": "g", "devices": ["x1"]}
+    )
     a_ids = {
         "device_id": "x1",
         "artifact_id": art.json()["id"],
         "policy_id": pol.json()["id"],
         "rollout_id": ro.json()["id"],
         "token_id": tok.json()["id"],
+        "group_id": group.json()["id"],
     }
     missing = {
         "device_id": "never-claimed",

@@ -21,6 +21,13 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("GET", "/api/devices"): Scope.DEVICES_READ,
     ("GET", "/api/devices/{device_id}"): Scope.DEVICES_READ,
     ("POST", "/api/devices/claim"): Scope.DEVICES_CLAIM,
+    ("GET", "/api/devices:count"): Scope.DEVICES_READ,
+    ("GET", "/api/groups"): Scope.DEVICES_READ,
+    ("POST", "/api/groups"): Scope.DEVICES_WRITE,
+    ("GET", "/api/groups/{group_id}"): Scope.DEVICES_READ,
+    ("PATCH", "/api/groups/{group_id}"): Scope.DEVICES_WRITE,
+    ("DELETE", "/api/groups/{group_id}"): Scope.DEVICES_WRITE,
+    ("GET", "/api/groups/{group_id}/devices"): Scope.DEVICES_READ,
     ("GET", "/api/artifacts"): Scope.ARTIFACTS_READ,
     ("POST", "/api/artifacts"): Scope.ARTIFACTS_WRITE,
     ("GET", "/api/artifacts/{artifact_id}"): Scope.ARTIFACTS_READ,
@@ -107,10 +114,21 @@ async def fixtures(client, pool, tenant):
     pol = await client.post(
         "/api/policies", headers=h, json={"tenant": tenant, "name": "p"}
     )
+    # Targeted by the rollout, so its DELETE answers 409 to an authorised caller.
+    group = await client.post(
+        "/api/groups",
+        headers=h,
+        json={"tenant": tenant, "name": "g", "selector": "model in (k2,k3)"},
+    )
+    assert group.status_code == 201, group.text
     ro = await client.post(
         "/api/rollouts",
         headers=h,
-        json={"tenant": tenant, "artifact_id": art.json()["id"]},
+        json={
+            "tenant": tenant,
+            "artifact_id": art.json()["id"],
+            "group_id": group.json()["id"],
+        },
     )
     await pool.execute(
         "UPDATE rollouts SET status = 'completed' WHERE id = $1",
@@ -133,6 +151,7 @@ async def fixtures(client, pool, tenant):
         "policy_id": pol.json()["id"],
         "rollout_id": ro.json()["id"],
         "token_id": victim.json()["id"],
+        "group_id": group.json()["id"],
     }
 
 

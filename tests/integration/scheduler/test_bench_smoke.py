@@ -23,9 +23,20 @@ async def test_bench_plans_the_right_wave_sizes(pool) -> None:
     spec.loader.exec_module(bench)
     async with pool.acquire() as conn:
         results = await bench.bench_size(conn, 2000, 10, rounds=1)
-        assert [r["selector"] for r in results] == ["100%", "25%", "7%"]
+        assert [r["selector"] for r in results] == [
+            "100%",
+            "25%",
+            "7%",
+            "in 50%",
+            "in/notin 7%",
+        ]
         assert all(r["ok"] and r["same_plan"] for r in results), results
-        assert [r["matched"] for r in results][:2] == [2000, 500]
+        matched = [r["matched"] for r in results]
+        assert matched[:2] == [2000, 500]
+        # The set-based selectors match what their equality twins say.
+        assert matched[3] == 1000
+        assert matched[4] == matched[2]
+        assert {"sql_over_equality"} <= set(results[3]) & set(results[4])
         # The compact plan of the last 100 % rollout, written out, is 10 x 200.
         rid = await conn.fetchval(
             "SELECT p.rollout_id FROM rollout_plans AS p JOIN rollouts AS r "

@@ -108,7 +108,7 @@ async def test_bad_form_input_is_shown_next_to_its_field(
             "/ui/rollouts",
             {
                 "artifact_id": str(uuid.uuid4()),
-                "selector": "site",
+                "selector": "site in (a",
                 "percentages": "30, 30",
             },
         )

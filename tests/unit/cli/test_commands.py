@@ -228,10 +228,10 @@ def test_a_malformed_selector_is_refused_before_calling() -> None:
         "--tenant",
         "acme",
         "-l",
-        "fleet=acc,idx",
+        "fleet=acc,idx 0",
     )
     assert result.exit_code == 1
-    assert "--selector: selector 'idx' at column 11: expected key=value" in (
+    assert "--selector: selector 'idx 0' at column 15: expected =, !=" in (
         result.stderr
     )
     assert recorder.requests == []

@@ -60,7 +60,13 @@ def test_empty_table_says_none() -> None:
 
 
 def test_device_filters_become_query_parameters() -> None:
-    recorder = Recorder(lambda r: json_response(200, []))
+    recorder = Recorder(
+        lambda r: (
+            json_response(200, {"selector": "region=eu", "count": 3})
+            if r.url.path.endswith(":count")
+            else json_response(200, [])
+        )
+    )
     result = invoke(
         recorder,
         "devices",
@@ -85,6 +91,10 @@ def test_device_filters_become_query_parameters() -> None:
     assert params["version"] == "1.2.0"
     assert params["channel"] == "beta"
     assert params["q"] == "dev-"
+    # Then the count of what the selector matches, shown under the table.
+    assert recorder.requests[1].url.path == "/api/devices:count"
+    assert recorder.requests[1].url.params["selector"] == "region=eu,model=k1,store=7"
+    assert "3 devices match region=eu,model=k1,store=7" in result.output
 
 
 def test_an_answer_that_is_not_the_model_is_one_line() -> None:

@@ -13,6 +13,7 @@ from xdp47_common.models.base import LABEL_KEY_PATTERN
 from xdp47_common.selectors import (
     ACCEPTED_FORMS,
     MAX_REQUIREMENTS,
+    Requirement,
     Selector,
     SelectorError,
     coerce_selector,
@@ -68,10 +69,15 @@ def test_blank_text_is_the_empty_selector():
 @pytest.mark.parametrize(
     ("text", "where", "problem"),
     [
-        ("fleet=acc,idx", "'idx' at column 11", "expected key=value"),
-        ("fleet=acc\n  idx", "'idx' at line 2, column 3", "expected key=value"),
+        ("fleet=acc,idx x", "'idx x' at column 15", "expected =, !=, in (...)"),
+        ("fleet=acc\n  idx x", "'idx x' at line 2, column 7", "expected =, !="),
         ("=acc", "'=acc' at column 1", "'' is not a label key"),
-        ("fleet=acc,bad key=1", "'bad key=1' at column 11", "is not a label key"),
+        ("fleet=acc,bad key=1", "'bad key=1' at column 15", "after 'bad'"),
+        ("k in (a,)", "'k in (a,)' at column 9", "'' is not a label value"),
+        ("k in (a) x", "'k in (a) x' at column 9", "nothing may follow"),
+        ("k in (a", "'k in (a' at column 6", "'(' is not closed"),
+        ("!k=v", "'!k=v' at column 3", "!k takes no operator"),
+        ("k notin ()", "'k notin ()' at column 10", "'' is not a label value"),
         ("a=b\nc=d e", "'c=d e' at line 2, column 3", "'d e' is not a label value"),
         ("a=b=c", "'a=b=c' at column 3", "'b=c' is not a label value"),
     ],
@@ -103,9 +109,11 @@ def test_too_many_requirements_are_refused():
         ({"bad key": "x"}, "'bad key' is not a label key"),
         ({"k": "a b"}, "value of 'k' is not a label value"),
         ({"k": 1}, "value of 'k' is not a label value"),
-        ("{not json", "not a valid JSON object"),
-        ("[1]", "expected key=value"),
-        (5, "a selector is text or an object"),
+        ("{not json", "not valid JSON"),
+        ("[1]", 'holds {"key", "operator", "values"} objects'),
+        ('[{"key": "k", "operator": "~", "values": []}]', "operator of 'k' is '~'"),
+        ('[{"key": "k", "operator": "in", "values": []}]', "needs a value"),
+        (5, "a selector is text, an object or a list"),
     ],
 )
 def test_other_forms_are_checked_with_the_same_rules(value, match):
@@ -118,5 +126,96 @@ def test_labels_use_the_same_rules_with_label_examples():
     with pytest.raises(SelectorError) as caught:
         parse_labels("site=berlin,model")
     assert "label 'model' at column 13: expected key=value" in str(caught.value)
+    with pytest.raises(SelectorError, match="expected key=value"):
+        parse_labels("model in (k2,k3)")
     assert "site=berlin,model=k2" in str(caught.value)
     assert "JSON" not in str(caught.value)
+
+
+# Set-based selectors: generated requirements, checked against a reference
+# evaluation written out of the grammar's definition.
+set_values = values.filter(lambda v: v and "(" not in v and ")" not in v)
+operators = st.sampled_from(["=", "!=", "in", "notin", "exists", "!"])
+
+
+@st.composite
+def requirements(draw, keys=keys, values=set_values):
+    op = draw(operators)
+    vals: tuple[str, ...]
+    if op in ("=", "!="):
+        vals = (draw(values),)
+    elif op in ("in", "notin"):
+        vals = tuple(draw(st.lists(values, min_size=1, max_size=4, unique=True)))
+    else:
+        vals = ()
+    return Requirement(draw(keys), op, vals)
+
+
+def reference(requirement, labels):
+    """The meaning of each operator, as the grammar (docs/api.md) defines it."""
+    has = requirement.key in labels
+    value = labels.get(requirement.key)
+    op, values = requirement.operator, requirement.values
+    if op in ("=", "in"):
+        return has and value in values
+    if op in ("!=", "notin"):
+        return not has or value not in values
+    return has if op == "exists" else not has
+
+
+small_keys = st.sampled_from(["model", "site", "k8s.io/arch", "ring"])
+small_values = st.sampled_from(["k2", "k3", "a", 'q"uo\\te', "x(y"])
+
+
+@given(
+    st.lists(
+        requirements(small_keys, small_values.filter(lambda v: "(" not in v)),
+        max_size=5,
+    ),
+    st.dictionaries(small_keys, small_values),
+)
+def test_matches_is_the_reference_evaluation(reqs, labels):
+    selector = Selector(tuple(reqs))
+    assert selector.matches(labels) == all(reference(r, labels) for r in reqs)
+
+
+@given(st.lists(requirements(), max_size=6))
+def test_set_based_text_and_json_round_trip(reqs):
+    equalities = [(r.key, r.values[0]) for r in reqs if r.operator == "="]
+    if len(dict(equalities)) < len(set(equalities)):
+        # Two different equalities on one key are refused.
+        with pytest.raises(SelectorError, match="is given twice"):
+            parse_selector(Selector(tuple(reqs)).render())
+        return
+    selector = parse_selector(Selector(tuple(reqs)).render())
+    assert parse_selector(selector.render()) == selector
+    assert Selector.from_json(selector.to_json()) == selector
+    assert parse_selector(json.dumps(selector.to_json())) == selector
+
+
+def test_every_operator_parses_with_spacing_and_newlines():
+    selector = parse_selector(
+        " model in ( k2 , k3 ),site!=lab\n!test , ring notin (canary),region==eu,gpu"
+    )
+    assert selector.render() == (
+        "model in (k2,k3),site!=lab,!test,ring notin (canary),region=eu,gpu"
+    )
+    fleet = {
+        "a": {"model": "k2", "ring": "main", "region": "eu", "gpu": "1"},
+        "b": {"model": "k3", "region": "eu", "gpu": "0", "test": "1"},
+        "c": {"model": "k2", "ring": "canary", "region": "eu", "gpu": "1"},
+        "d": {"model": "k2", "site": "lab", "region": "eu", "gpu": "1"},
+        "e": {"model": "k2", "region": "eu"},
+    }
+    assert [n for n, labels in fleet.items() if selector.matches(labels)] == ["a"]
+
+
+def test_equality_selectors_keep_the_object_form():
+    assert parse_selector("a=1,b in (2)").to_json() == [
+        {"key": "a", "operator": "=", "values": ["1"]},
+        {"key": "b", "operator": "in", "values": ["2"]},
+    ]
+    assert parse_selector("a=1\nb=2").to_json() == {"a": "1", "b": "2"}
+    assert coerce_selector("a in (x, y)") == [
+        {"key": "a", "operator": "in", "values": ["x", "y"]}
+    ]

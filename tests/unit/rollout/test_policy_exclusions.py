@@ -9,14 +9,15 @@ import pytest
 from pydantic import ValidationError
 
 from tests.unit.rollout.support import RID, make_policy
+from xdp47_common.compat import compatibility_selector
 from xdp47_common.models.policy import PolicyFields
 from xdp47_common.rollout import (
     PLANNING_EXCLUSIONS,
     EffectivePolicy,
     Exclusion,
     classify_device,
-    matches_selector,
 )
+from xdp47_common.selectors import parse_selector
 
 
 def test_resolve_without_policy_is_the_defaults():
@@ -51,19 +52,11 @@ def test_effective_policy_round_trips_through_json():
     assert EffectivePolicy.model_validate_json(policy.model_dump_json()) == policy
 
 
-def test_selector_requires_every_pair():
-    labels = {"region": "eu", "tier": "edge"}
-    assert matches_selector(labels, {})
-    assert matches_selector(labels, {"region": "eu"})
-    assert not matches_selector(labels, {"region": "eu", "tier": "core"})
-    assert not matches_selector(labels, {"zone": "a"})
-
-
 def _classify(**changes):
     args: dict[str, Any] = {
         "rollout_id": RID,
         "channel": "stable",
-        "selector": {"region": "eu"},
+        "selector": parse_selector("region=eu"),
         "device_channel": "stable",
         "device_labels": {"region": "eu"},
         "device_online": True,
@@ -84,6 +77,27 @@ def _classify(**changes):
         ({"active_rollout_id": UUID(int=7)}, Exclusion.IN_ANOTHER_ROLLOUT),
         ({"device_labels": {"region": "us"}}, Exclusion.LABEL_MISMATCH),
         ({"device_channel": "beta"}, Exclusion.WRONG_CHANNEL),
+        (
+            {"compatibility": compatibility_selector({"arch": ["arm64"]})},
+            Exclusion.INCOMPATIBLE,
+        ),
+        (
+            {
+                "compatibility": compatibility_selector({"arch": ["arm64"]}),
+                "device_properties": {"arch": "arm64"},
+            },
+            None,
+        ),
+        # Whatever the selector says: a selector that matches an x86 device
+        # does not make it compatible with an arm64 artifact.
+        (
+            {
+                "selector": parse_selector("region in (eu,us)"),
+                "compatibility": compatibility_selector({"arch": ["arm64"]}),
+                "device_properties": {"arch": "x86_64"},
+            },
+            Exclusion.INCOMPATIBLE,
+        ),
         # The first reason in enum order wins.
         (
             {"device_channel": "beta", "device_labels": {}, "device_online": False},

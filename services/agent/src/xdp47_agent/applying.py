@@ -8,6 +8,7 @@ from uuid import UUID
 
 import httpx
 
+from xdp47_agent.compat import compact, is_compatible
 from xdp47_agent.config import AgentConfig
 from xdp47_agent.desired_checks import issued_at, valid_version
 from xdp47_agent.download import DownloadLimits, download
@@ -41,6 +42,14 @@ async def fetch_and_commit(
     """
     assert desired.uri is not None
     assert desired.sha256 is not None
+    if not is_compatible(desired.compatible, config.device_properties):
+        # Whatever the server says: an artifact built for other hardware is
+        # never downloaded, let alone applied.
+        raise ApplyRefused(
+            Reason.INCOMPATIBLE,
+            f"declared {compact(desired.compatible)}, device is "
+            f"{compact(config.device_properties)}",
+        )
     artifact_name(aid)  # a UUID can only be canonical; keep the guard explicit
     expected = desired.sha256.strip().lower()
     if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):

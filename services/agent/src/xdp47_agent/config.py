@@ -99,6 +99,12 @@ class AgentConfig(BaseModel):
     device_labels: Annotated[dict[LabelKey, LabelValue], NoDecode] = Field(
         default_factory=dict, description="Labels sent with the claim."
     )
+    device_properties: Annotated[dict[LabelKey, LabelValue], NoDecode] = Field(
+        default_factory=dict,
+        description="What this device is (device_type=kiosk-k2,arch=arm64): sent "
+        "with the claim, and checked against an artifact's declared compatibility "
+        "before it is downloaded.",
+    )
     agent_token: SecretStr = Field(description="Token with devices:claim.")
     metrics_url: str | None = Field(
         default=None, description="The demo app's /metrics; synthetic when unset."
@@ -148,16 +154,16 @@ class AgentConfig(BaseModel):
     def _empty_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and not v.strip() else v
 
-    @field_validator("device_labels", mode="before")
+    @field_validator("device_labels", "device_properties", mode="before")
     @classmethod
-    def _labels(cls, v: Any) -> Any:
+    def _labels(cls, v: Any, info: Any) -> Any:
         # The shared parser: a typo in a unit file fails loudly, naming the entry.
         if not isinstance(v, str):
             return v
         try:
             return parse_labels(v)
         except ValueError as exc:
-            raise ValueError(f"XDP47_DEVICE_LABELS: {exc}") from None
+            raise ValueError(f"XDP47_{info.field_name.upper()}: {exc}") from None
 
     @field_validator("verify_keys", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from uuid import uuid4
 
+from xdp47_agent.compat import claim_fingerprint
 from xdp47_agent.config import AgentConfig
 from xdp47_agent.protocol import ControlClient, heartbeat_base
 from xdp47_agent.state import Identity, StateDir
@@ -34,6 +35,7 @@ class DeviceIdentity:
             device_id=claimed.device_id,
             credential=claimed.credential,
             ingest_url=claimed.ingest_url,
+            claimed_as=claim_fingerprint(self._config),
         )
         self._state.save_identity(identity)
         self.current = identity
@@ -52,8 +54,11 @@ class DeviceIdentity:
         wanted = self._config.device_id
         stored = self._state.load_identity()
         if stored is not None and wanted in (None, stored.device_id):
-            self.current = stored
-            return stored
+            if stored.claimed_as == claim_fingerprint(self._config):
+                self.current = stored
+                return stored
+            # Relabelled (or new properties): claim again, same id.
+            return await self.claim(stored.device_id)
         device_id = wanted or self._state.load_device_id() or uuid4().hex
         # Persist the id before claiming: a crash mid-claim re-claims the same id
         # (idempotent on the server) instead of leaving an orphan device behind.

@@ -219,6 +219,7 @@ class ControlClient:
         body = DeviceClaim(
             tenant=self._config.tenant,
             labels=dict(self._config.device_labels),
+            properties=dict(self._config.device_properties),
             device_id=device_id,
             channel=self._config.channel,
         )

@@ -37,6 +37,8 @@ VERIFICATION_CODES = frozenset(
         FailureCode.SIZE_MISMATCH,
         FailureCode.SHA256_MISMATCH,
         FailureCode.SIGNATURE_INVALID,
+        # Not a fault of the bytes, but asking again cannot change the answer.
+        FailureCode.INCOMPATIBLE,
     }
 )
 _FILE = "rejected.json"

@@ -70,6 +70,9 @@ class Identity:
     # Where the control plane said heartbeats go (the claim answer); kept with
     # the credential so a restarted agent heartbeats to the same place.
     ingest_url: str | None = None
+    # What the claim declared (``claim_fingerprint``): a restart with other
+    # labels, properties or channel claims again, so the server learns them.
+    claimed_as: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,10 +188,12 @@ class StateDir:
         if device_id is None or data.get("device_id") != device_id:
             return None
         ingest_url = data.get("ingest_url")
+        claimed_as = data.get("claimed_as")
         return Identity(
             device_id=device_id,
             credential=str(data["credential"]),
             ingest_url=str(ingest_url) if ingest_url else None,
+            claimed_as=str(claimed_as) if claimed_as else None,
         )
 
     def save_identity(self, identity: Identity) -> None:
@@ -200,6 +205,7 @@ class StateDir:
                 "device_id": identity.device_id,
                 "credential": identity.credential,
                 "ingest_url": identity.ingest_url,
+                "claimed_as": identity.claimed_as,
             }
         ).encode()
         atomic_write(self.root / "credential", payload, mode=0o600, fault=self._fault)

@@ -42,6 +42,7 @@ class Reason:
     IO_ERROR = "apply failed"
     DISK_FULL = "disk full"
     READ_ONLY = "state dir read-only"
+    INCOMPATIBLE = "incompatible"
 
 
 # The code each reason is reported as (``last_apply.code``): operators act on
@@ -60,6 +61,7 @@ _CODES: dict[str, FailureCode] = {
     Reason.IO_ERROR: FailureCode.APPLY_FAILED,
     Reason.DISK_FULL: FailureCode.DISK_FULL,
     Reason.READ_ONLY: FailureCode.STATE_DIR_READ_ONLY,
+    Reason.INCOMPATIBLE: FailureCode.INCOMPATIBLE,
 }
 
 # A state dir that cannot be written: mounted read-only, or (for an agent not

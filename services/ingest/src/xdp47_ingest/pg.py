@@ -19,6 +19,7 @@ control-plane process. The SHA256 and signature still come from the database.
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -43,7 +44,8 @@ SELECT d.tenant, d.id, d.current_artifact_id,
        {DESIRED_ARTIFACT} AS desired_artifact_id,
        {DESIRED_ROLLOUT} AS desired_rollout_id,
        {DESIRED_ATTEMPT} AS desired_attempt,
-       a.version, a.uri, a.sha256, a.size, a.signature, a.content_stored
+       a.version, a.uri, a.sha256, a.size, a.signature, a.content_stored,
+       a.compatible::text AS compatible
 FROM devices AS d
 {DESIRED_JOIN}
 LEFT JOIN artifacts AS a ON a.tenant = d.tenant AND a.id = {DESIRED_ARTIFACT}
@@ -94,4 +96,5 @@ def desired_of(row: asyncpg.Record, links: ArtifactLinks | None = None) -> Desir
         signature=row["signature"],
         rollout_id=row["desired_rollout_id"],
         attempt=row["desired_attempt"],
+        compatible=json.loads(row["compatible"]) if row["compatible"] else None,
     )

@@ -30,6 +30,7 @@ from xdp47_common.rollout import (
     RolloutStatus,
     WaveCounters,
 )
+from xdp47_common.selectors import SelectorJson
 
 __all__ = ["RolloutRow", "RolloutStore", "RolloutTx"]
 
@@ -42,7 +43,7 @@ class RolloutRow:
     tenant: str
     artifact_id: UUID
     policy_id: UUID | None
-    selector: dict[str, str]
+    selector: SelectorJson
     channel: str
     waves: int
     wave_percentages: list[int] | None

@@ -19,6 +19,7 @@ from xdp47_cli.commands import (
     completion,
     context,
     devices,
+    groups,
     policies,
     rollouts,
     tenants,
@@ -98,6 +99,7 @@ app.add_typer(context.app, name="context")
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(devices.app, name="devices")
+app.add_typer(groups.app, name="groups")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(policies.app, name="policies")
 app.add_typer(rollouts.app, name="rollouts")

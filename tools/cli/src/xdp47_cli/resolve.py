@@ -7,6 +7,7 @@ the token's tenant: a version, name or prefix of another tenant matches nothing.
 - an artifact: its id, or its ``version`` (several artifacts may share one: the
   CLI then lists them and asks for the id);
 - a policy: its id, or its ``name`` (unique per tenant);
+- a device group: its id, or its ``name`` (unique per tenant);
 - a rollout: its id, its exact name, or a prefix of exactly one rollout's name
   (an ambiguous prefix lists the candidates).
 """
@@ -20,7 +21,7 @@ from uuid import UUID
 from xdp47_cli.client import ApiClient
 from xdp47_cli.errors import ApiError, CliError
 
-__all__ = ["NameCache", "artifact_ref", "policy_ref", "rollout_ref"]
+__all__ = ["NameCache", "artifact_ref", "group_ref", "policy_ref", "rollout_ref"]
 
 SHOWN_CANDIDATES = 10
 
@@ -71,6 +72,21 @@ def policy_ref(client: ApiClient, ref: str) -> UUID:
         raise CliError(
             f"{len(rows)} policies are named '{ref}'; give one's id: "
             + _candidates(rows, "name")
+        )
+    return UUID(rows[0]["id"])
+
+
+def group_ref(client: ApiClient, ref: str) -> UUID:
+    """The id of the device group named by ``ref``: an id, or a name (unique
+    per tenant)."""
+    found = _uuid(ref)
+    if found is not None:
+        return found
+    rows = [g for g in client.pages("/api/groups") if g.get("name") == ref]
+    if not rows:
+        raise CliError(
+            f"no device group named '{ref}' (and it is not an id); "
+            "see `xdp47 groups ls`"
         )
     return UUID(rows[0]["id"])
 

@@ -8,6 +8,7 @@ as they would start now.
 
 from __future__ import annotations
 
+from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.desired import target_state
 from xdp47_common.adapters.planning import (
     RANK_KEY,
@@ -61,14 +62,15 @@ _EXCLUDED = f"""
 WITH {reserving_cte("$1", "$2")}, classified AS (
     SELECT d.id, CASE
         WHEN d.channel <> $3 THEN 'wrong_channel'
-        WHEN NOT d.labels @> $4::text::jsonb THEN 'label_mismatch'
+        WHEN NOT ({selector_sql.rollout_selects("$1", "$4")}) THEN 'label_mismatch'
+        WHEN NOT ({selector_sql.rollout_compatible("$1")}) THEN 'incompatible'
         WHEN EXISTS (
             SELECT 1 FROM rollout_targets AS o
             WHERE o.tenant = d.tenant AND o.device_id = d.id AND o.active
               AND o.rollout_id <> $1
         ) OR EXISTS (
             SELECT 1 FROM reserving AS v
-            WHERE v.channel = d.channel AND d.labels @> v.selector
+            WHERE v.channel = d.channel AND {selector_sql.reserving_match("v")}
         ) THEN 'in_another_rollout'
         WHEN $5 AND d.status <> 'online' THEN 'offline'
     END AS reason

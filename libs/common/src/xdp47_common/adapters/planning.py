@@ -4,8 +4,9 @@
 the wave boundaries (``wave_bounds``); this module applies them set-based, and
 property tests hold it to the planner's pure reference (``plan_waves``). The
 candidates of a rollout are the devices of its tenant with
-``channel = rollout.channel``, ``labels @> selector`` and no active target of
-another rollout (``exclusions.PLANNING_EXCLUSIONS``); offline devices stay planned
+``channel = rollout.channel``, matched by its selector and group, compatible
+with its artifact (``adapters.selector_sql``) and no active target of another
+rollout (``exclusions.PLANNING_EXCLUSIONS``); offline devices stay planned
 and are skipped at their wave's start under ``skip_offline``.
 
 ``write_plan`` is what START runs: it stores the plan compactly (``rollout_plans``:
@@ -20,7 +21,7 @@ against later rollouts.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 from uuid import UUID
@@ -28,7 +29,9 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from xdp47_common.adapters import selector_sql
 from xdp47_common.rollout.planner import SQL_ORDERING_KEY, wave_bounds
+from xdp47_common.selectors import SelectorJson
 
 __all__ = [
     "RANK_KEY",
@@ -36,6 +39,7 @@ __all__ = [
     "PlanTarget",
     "candidate_filter",
     "count_candidates",
+    "count_incompatible",
     "count_matched",
     "first_ranks",
     "materialise_waves",
@@ -55,13 +59,14 @@ class PlanTarget:
     rollout_id: UUID
     tenant: str
     channel: str
-    selector: Mapping[str, str]
+    # Either JSON form of ``xdp47_common.selectors`` (as stored with the rollout).
+    selector: SelectorJson
     waves: int
     wave_percentages: Sequence[int] | None = None
 
     @property
     def selector_json(self) -> str:
-        return json.dumps(dict(self.selector), sort_keys=True)
+        return json.dumps(self.selector, sort_keys=True)
 
 
 # The rank key of ``devices AS d`` in rollout $1: the planner's ordering key followed
@@ -80,7 +85,7 @@ def reserving_cte(rid: str, tenant: str) -> str:
     Precedence by (started_at, id) keeps two such rollouts from excluding each
     other's devices; a draft comes after every running rollout."""
     return f"""reserving AS MATERIALIZED (
-    SELECT o.channel, o.selector FROM rollouts AS o
+    SELECT {selector_sql.reserving_columns("o")} FROM rollouts AS o
     JOIN rollout_plans AS p ON p.rollout_id = o.id
     WHERE o.status = 'running' AND o.tenant = {tenant} AND o.id <> {rid}::uuid
       AND p.materialised < o.waves
@@ -98,7 +103,8 @@ def candidate_filter(rid: str, tenant: str, channel: str, selector: str) -> str:
     """
     return f"""
     d.tenant = {tenant} AND d.channel = {channel}
-    AND d.labels @> {selector}::text::jsonb
+    AND {selector_sql.rollout_selects(rid, selector)}
+    AND {selector_sql.rollout_compatible(rid)}
     AND NOT EXISTS (
         SELECT 1 FROM rollout_targets AS o
         WHERE o.tenant = d.tenant AND o.device_id = d.id AND o.active
@@ -106,7 +112,7 @@ def candidate_filter(rid: str, tenant: str, channel: str, selector: str) -> str:
     )
     AND NOT EXISTS (
         SELECT 1 FROM reserving AS v
-        WHERE v.channel = d.channel AND d.labels @> v.selector
+        WHERE v.channel = d.channel AND {selector_sql.reserving_match("v")}
     )"""  # nosec B608
 
 
@@ -143,10 +149,17 @@ SELECT count(*) FROM devices AS d WHERE {candidate_filter("$1", "$2", "$3", "$4"
 
 # Devices the selector and channel match, whatever else keeps them out of the plan
 # (the zero-eligible reason counts them).
-_MATCHED = """
+_MATCHED = f"""
 SELECT count(*) FROM devices AS d
-WHERE d.tenant = $1 AND d.channel = $2 AND d.labels @> $3::text::jsonb
-"""
+WHERE d.tenant = $1 AND d.channel = $2 AND {selector_sql.rollout_selects("$4", "$3")}
+"""  # nosec B608
+
+# The matched devices the rollout's artifact is not compatible with.
+_INCOMPATIBLE = f"""
+SELECT count(*) FROM devices AS d
+WHERE d.tenant = $1 AND d.channel = $2 AND {selector_sql.rollout_selects("$4", "$3")}
+  AND NOT ({selector_sql.rollout_compatible("$4")})
+"""  # nosec B608
 
 # Rank every candidate once and keep the keys at the given ranks ($5, ``int8[]``).
 _FIRSTS = f"""
@@ -201,7 +214,25 @@ async def count_matched(conn: Connection, target: PlanTarget) -> int:
     selector, planned or not (``in_another_rollout`` ones included)."""
     return int(
         await conn.fetchval(
-            _MATCHED, target.tenant, target.channel, target.selector_json
+            _MATCHED,
+            target.tenant,
+            target.channel,
+            target.selector_json,
+            target.rollout_id,
+        )
+    )
+
+
+async def count_incompatible(conn: Connection, target: PlanTarget) -> int:
+    """Count the matched devices (``count_matched``) the rollout's artifact is
+    not compatible with."""
+    return int(
+        await conn.fetchval(
+            _INCOMPATIBLE,
+            target.tenant,
+            target.channel,
+            target.selector_json,
+            target.rollout_id,
         )
     )
 

@@ -108,6 +108,11 @@ class DesiredState(BaseModel):
     sha256: str | None = None
     size: int | None = None
     signature: str | None = None
+    compatible: dict[str, list[str]] | None = Field(
+        default=None,
+        description="What the artifact runs on ({key: [values]}); the agent "
+        "refuses it (reason incompatible) unless its properties match.",
+    )
     rollout_id: UUID | None = None
     attempt: int | None = Field(
         default=None,

@@ -7,8 +7,15 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
+from xdp47_common.compat import coerce_compatible
 from xdp47_common.models.base import (
     Name,
     NotBool,
@@ -36,6 +43,36 @@ class ArtifactCreate(WriteModel):
         default=None, description="Base64 Ed25519 signature over the raw SHA256 digest."
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+    compatible: Annotated[
+        dict[str, list[str]],
+        BeforeValidator(coerce_compatible),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                        },
+                        "examples": [
+                            {"device_type": ["kiosk-k2", "kiosk-k3"], "arch": ["arm64"]}
+                        ],
+                    },
+                    {
+                        "type": "string",
+                        "examples": ["arch=arm64,device_type in (kiosk-k2,kiosk-k3)"],
+                    },
+                ]
+            },
+            mode="validation",
+        ),
+    ] = Field(
+        default_factory=dict,
+        description="What the artifact runs on: every key must be among a device's "
+        "properties with one of the values. {} = any device. Planning leaves "
+        "other devices out (incompatible) and agents refuse it.",
+    )
 
     @field_validator("sha256")
     @classmethod
@@ -62,4 +99,5 @@ class Artifact(ReadModel):
     version: str | None
     signature: str | None
     metadata: dict[str, Any]
+    compatible: dict[str, list[str]] = Field(default_factory=dict)
     created_at: datetime

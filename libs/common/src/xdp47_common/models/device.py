@@ -28,6 +28,7 @@ __all__ = [
     "DeviceClaim",
     "DeviceClaimed",
     "DeviceDetail",
+    "DeviceSort",
     "DeviceStatus",
     "Health",
     "LastApply",
@@ -43,6 +44,15 @@ class DeviceStatus(StrEnum):
     UNKNOWN = "unknown"  # claimed, never heard from
     ONLINE = "online"
     OFFLINE = "offline"  # silent for longer than the offline timeout
+
+
+class DeviceSort(StrEnum):
+    """Orders of the device list (``sort``); each pages by (key, id)."""
+
+    ID = "id"
+    LAST_SEEN = "last_seen"  # most recently seen first
+    VERSION = "version"  # current_version, text order; none first
+    STATUS = "status"
 
 
 class Health(StrEnum):
@@ -93,6 +103,11 @@ class LastApply(ReadModel):
 class DeviceClaim(WriteModel):
     tenant: TenantId
     labels: Annotated[Labels, Field(max_length=64)] = Field(default_factory=dict)
+    properties: Annotated[Labels, Field(max_length=32)] = Field(
+        default_factory=dict,
+        description="What the device is (device_type, arch, ...), from the agent's "
+        "XDP47_DEVICE_PROPERTIES: checked against an artifact's compatible.",
+    )
     device_id: DeviceId | None = Field(
         default=None,
         description="Claim this id (idempotent); a new id is generated when omitted.",
@@ -118,6 +133,7 @@ class Device(ReadModel):
     id: str
     tenant: str
     labels: dict[str, str]
+    properties: dict[str, str] = Field(default_factory=dict)
     channel: str
     status: DeviceStatus
     health: Health

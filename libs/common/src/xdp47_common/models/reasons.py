@@ -34,6 +34,7 @@ class FailureCode(StrEnum):
     STATE_DIR_READ_ONLY = "state_dir_read_only"
     APPLY_FAILED = "apply_failed"
     UNHEALTHY = "unhealthy"
+    INCOMPATIBLE = "incompatible"
 
 
 REASON_SENTENCES: dict[str, str] = {
@@ -55,6 +56,10 @@ REASON_SENTENCES: dict[str, str] = {
     FailureCode.APPLY_FAILED: "Applying the artifact failed on the device.",
     FailureCode.UNHEALTHY: (
         "The device runs the new version but reports itself unhealthy."
+    ),
+    FailureCode.INCOMPATIBLE: (
+        "The artifact's declared compatibility does not include this device's "
+        "properties; the agent refused it without downloading."
     ),
     "timed_out": "The device did not report the update before the wave deadline.",
     "offline": "The device was offline when its wave started, so it was skipped.",

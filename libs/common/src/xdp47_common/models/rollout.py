@@ -16,8 +16,6 @@ from pydantic import (
 )
 
 from xdp47_common.models.base import (
-    LabelKey,
-    LabelValue,
     Name,
     NotBool,
     ReadModel,
@@ -26,7 +24,7 @@ from xdp47_common.models.base import (
 )
 from xdp47_common.models.device import ChannelName
 from xdp47_common.rollout.status import RolloutStatus, WaveOutcome
-from xdp47_common.selectors import MAX_REQUIREMENTS, coerce_selector
+from xdp47_common.selectors import MAX_REQUIREMENTS, SelectorJson, coerce_selector
 
 __all__ = [
     "Rollout",
@@ -39,10 +37,10 @@ __all__ = [
 MAX_WAVES = 100
 
 # A selector as a client may send it: the JSON object, or either text form, all
-# through the one parser (``xdp47_common.selectors``); the model holds the object.
+# through the one parser (``xdp47_common.selectors``); the model holds the JSON
+# form (the object when every requirement is an equality, else the list).
 SelectorInput = Annotated[
-    dict[LabelKey, LabelValue],
-    Field(max_length=MAX_REQUIREMENTS),
+    SelectorJson,
     BeforeValidator(coerce_selector),
     WithJsonSchema(
         {
@@ -54,10 +52,29 @@ SelectorInput = Annotated[
                     "examples": [{"fleet": "acc", "idx": "0"}],
                 },
                 {
+                    "type": "array",
+                    "maxItems": MAX_REQUIREMENTS,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "key": {"type": "string"},
+                            "operator": {
+                                "enum": ["=", "!=", "in", "notin", "exists", "!"]
+                            },
+                            "values": {"type": "array", "items": {"type": "string"}},
+                        },
+                        "required": ["key", "operator"],
+                    },
+                },
+                {
                     "type": "string",
-                    "description": "key=value requirements separated by commas "
-                    "or newlines",
-                    "examples": ["fleet=acc,idx=0", "fleet=acc\nidx=0"],
+                    "description": "requirements separated by commas or newlines: "
+                    "k=v, k!=v, k in (a,b), k notin (a,b), k, !k",
+                    "examples": [
+                        "fleet=acc,idx=0",
+                        "fleet=acc\nidx=0",
+                        "model in (k2,k3),ring notin (canary),!test",
+                    ],
                 },
             ],
             "title": "Selector",
@@ -73,9 +90,16 @@ class RolloutCreate(WriteModel):
     name: Annotated[Name, Field(min_length=1, max_length=200)] | None = None
     selector: SelectorInput = Field(
         default_factory=dict,
-        description="Label selector: every key=value requirement must match. A "
-        'JSON object {"fleet": "acc"} or text: key=value lines or a comma list '
+        description="Label selector: every requirement must hold (k=v, k!=v, "
+        "k in (a,b), k notin (a,b), k, !k). Text (a comma list or lines), a JSON "
+        'object of equalities {"fleet": "acc"} or a requirement list '
         "(docs/api.md#selectors).",
+    )
+    group_id: UUID | None = Field(
+        default=None,
+        description="A device group of the tenant: the rollout targets its members "
+        "(a dynamic group's selector is evaluated when the rollout is planned) "
+        "that also match the selector.",
     )
     channel: ChannelName = "stable"
     waves: Annotated[int, Field(ge=1, le=MAX_WAVES), NotBool] = 1
@@ -115,7 +139,8 @@ class Rollout(ReadModel):
     name: str | None
     artifact_id: UUID
     policy_id: UUID | None
-    selector: dict[str, str]
+    selector: SelectorJson
+    group_id: UUID | None = None
     channel: str
     waves: int
     wave_percentages: list[int] | None

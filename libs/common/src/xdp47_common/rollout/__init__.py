@@ -26,7 +26,6 @@ from xdp47_common.rollout.exclusions import (
     PLANNING_EXCLUSIONS,
     Exclusion,
     classify_device,
-    matches_selector,
 )
 from xdp47_common.rollout.gates import (
     GATE_RULES,
@@ -100,7 +99,6 @@ __all__ = [
     "deadline_passed",
     "decide",
     "evaluate_gate",
-    "matches_selector",
     "offered_from",
     "offered_table",
     "offline_cutoff",

@@ -16,13 +16,14 @@ from xdp47_common.models import Artifact, ArtifactCreate
 __all__ = ["PgArtifactRepository"]
 
 _COLUMNS = (
-    "id, tenant, uri, sha256, size, type, version, signature, metadata, created_at"
+    "id, tenant, uri, sha256, size, type, version, signature, metadata, "
+    "compatible, created_at"
 )
 
 INSERT_ARTIFACT = f"""
 INSERT INTO artifacts (id, tenant, uri, sha256, size, type, version, signature,
-                       metadata, content_stored)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                       metadata, content_stored, compatible)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING {_COLUMNS}
 """  # nosec B608
 # A deleted artifact (``deleted_at``: a finished rollout still names it) is
@@ -74,6 +75,7 @@ class PgArtifactRepository:
             body.signature,
             body.metadata,
             content_stored,
+            body.compatible,
         )
         assert row is not None
         return _artifact(row)

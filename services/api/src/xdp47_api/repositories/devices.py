@@ -4,13 +4,16 @@ claim upsert that issues a device credential."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
 from xdp47_api.pagination import Page, decode_cursor
 from xdp47_api.repositories._paging import page_of
+from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.desired import (
     DESIRED_ARTIFACT,
     DESIRED_JOIN,
@@ -19,11 +22,13 @@ from xdp47_common.adapters.desired import (
 from xdp47_common.models import (
     Device,
     DeviceDetail,
+    DeviceSort,
     DeviceStatus,
     RecentHeartbeat,
     TargetHistoryEntry,
     describe_reason,
 )
+from xdp47_common.selectors import SelectorJson
 from xdp47_common.tokens import hash_secret
 from xdp47_common.web.device_auth import DeviceIdentity, is_device_credential
 
@@ -37,7 +42,8 @@ HISTORY_LIMIT = 100
 
 def _select(extra: str = "") -> str:
     return f"""
-SELECT d.id, d.tenant, d.labels, d.channel, d.status, d.health, d.current_version,
+SELECT d.id, d.tenant, d.labels, d.properties, d.channel, d.status, d.health,
+       d.current_version,
        d.current_artifact_id, {DESIRED_ARTIFACT} AS desired_artifact_id,
        a.version AS desired_version, {DESIRED_ROLLOUT} AS desired_rollout_id,
        d.last_apply, d.last_seq, d.last_seen, d.last_metrics, d.claimed_at{extra}
@@ -76,25 +82,51 @@ WHERE t.tenant = $1 AND t.device_id = $2 AND t.active
   AND t.state IN ('pending', 'assigned')
 ORDER BY ord DESC
 """
-# labels @> {} matches every device; a filter uses the GIN index on labels.
-LIST_DEVICES = (
-    _SELECT
-    + """
+
+
+def _list_devices(sort: DeviceSort) -> str:
+    """Keyset paging over (sort key, id): $7/$8 are the last row's key and id."""
+    key, cast, desc = _SORT_KEYS[sort]
+    after = (
+        f"({key} < $7::text::{cast} OR ({key} = $7::text::{cast} AND d.id > $8))"
+        if desc
+        else f"({key}, d.id) > ($7::text::{cast}, $8)"
+    )
+    return (
+        _select(f", ({key})::text AS sort_key")
+        + f"""
 WHERE d.tenant = $1
-  AND d.labels @> $2::jsonb
+  AND {selector_sql.matches("$2")}
   AND ($3::text IS NULL OR d.status = $3)
   AND ($4::text IS NULL OR d.current_version = $4)
   AND ($5::text IS NULL OR d.channel = $5)
   AND ($6::text IS NULL OR starts_with(d.id, $6))
-  AND ($7::text IS NULL OR d.id > $7)
-ORDER BY d.id LIMIT $8
-"""
-)
+  AND ($8::text IS NULL OR {after})
+  AND ($10::uuid IS NULL OR {selector_sql.in_group("$10")})
+ORDER BY {key} {"DESC" if desc else ""}, d.id LIMIT $9
+"""  # nosec B608
+    )
+
+
+# sort -> (key expression, its type, descending). Never-seen devices and
+# devices without a version sort last (newest first) or first (ascending).
+_SORT_KEYS: dict[DeviceSort, tuple[str, str, bool]] = {
+    DeviceSort.ID: ("d.id", "text", False),
+    DeviceSort.LAST_SEEN: (
+        "coalesce(d.last_seen, '-infinity'::timestamptz)",
+        "timestamptz",
+        True,
+    ),
+    DeviceSort.VERSION: ("coalesce(d.current_version, '')", "text", False),
+    DeviceSort.STATUS: ("d.status", "text", False),
+}
+LIST_DEVICES = {sort: _list_devices(sort) for sort in DeviceSort}
 CLAIM_DEVICE = """
-INSERT INTO devices (tenant, id, labels, channel, credential_hash)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO devices (tenant, id, labels, channel, credential_hash, properties)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (tenant, id) DO UPDATE
 SET labels = EXCLUDED.labels, channel = EXCLUDED.channel,
+    properties = EXCLUDED.properties,
     credential_hash = EXCLUDED.credential_hash, updated_at = now()
 RETURNING (xmax = 0) AS inserted
 """
@@ -102,11 +134,14 @@ RETURNING (xmax = 0) AS inserted
 
 @dataclass(frozen=True)
 class DeviceFilter:
-    labels: dict[str, str] = field(default_factory=dict)
+    # Either JSON form of a selector (``xdp47_common.selectors``).
+    labels: SelectorJson = field(default_factory=dict)
     status: DeviceStatus | None = None
     version: str | None = None
     channel: str | None = None
     id_prefix: str | None = None
+    # Members of this device group only (static or dynamic).
+    group_id: UUID | None = None
 
 
 def _device(row: asyncpg.Record) -> Device:
@@ -147,21 +182,33 @@ class PgDeviceRepository:
         )
 
     async def list(
-        self, tenant: str, filt: DeviceFilter, *, limit: int, cursor: str | None
+        self,
+        tenant: str,
+        filt: DeviceFilter,
+        *,
+        limit: int,
+        cursor: str | None,
+        sort: DeviceSort = DeviceSort.ID,
     ) -> Page[Device]:
-        after = None if cursor is None else str(decode_cursor(cursor, 1)[0])
+        key: str | None = None
+        after: str | None = None
+        if cursor is not None:
+            key, after = (str(v) for v in decode_cursor(cursor, 2))
         rows = await self._pool.fetch(
-            LIST_DEVICES,
+            LIST_DEVICES[sort],
             tenant,
-            filt.labels,
+            json.dumps(filt.labels),
             filt.status.value if filt.status else None,
             filt.version,
             filt.channel,
             filt.id_prefix,
+            key,
             after,
             limit + 1,
+            filt.group_id,
         )
-        return page_of([_device(r) for r in rows], limit, lambda d: (d.id,))
+        keys = {r["id"]: r["sort_key"] for r in rows}
+        return page_of([_device(r) for r in rows], limit, lambda d: (keys[d.id], d.id))
 
     async def claim(
         self,
@@ -170,6 +217,7 @@ class PgDeviceRepository:
         labels: dict[str, str],
         channel: str,
         credential_hash: bytes,
+        properties: dict[str, str] | None = None,
     ) -> bool:
         """Create or re-claim a device, rotating its credential.
 
@@ -177,7 +225,13 @@ class PgDeviceRepository:
             True when the device is new, False when it was claimed before.
         """
         inserted = await self._pool.fetchval(
-            CLAIM_DEVICE, tenant, device_id, labels, channel, credential_hash
+            CLAIM_DEVICE,
+            tenant,
+            device_id,
+            labels,
+            channel,
+            credential_hash,
+            properties or {},
         )
         return bool(inserted)
 

@@ -16,7 +16,9 @@ import asyncpg
 from xdp47_api.blobs import BlobStore
 from xdp47_api.repositories import artifact_deletion
 from xdp47_api.repositories.artifacts import PgArtifactRepository
+from xdp47_api.repositories.device_counts import PgDeviceCounts
 from xdp47_api.repositories.devices import PgDeviceRepository
+from xdp47_api.repositories.groups import PgGroupRepository
 from xdp47_api.repositories.policies import PgPolicyRepository
 from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.repositories.rollouts import PgRolloutRepository
@@ -45,6 +47,8 @@ class Repositories:
     pool: asyncpg.Pool[Any]
     artifacts: PgArtifactRepository = field(init=False)
     devices: PgDeviceRepository = field(init=False)
+    device_counts: PgDeviceCounts = field(init=False)
+    groups: PgGroupRepository = field(init=False)
     policies: PgPolicyRepository = field(init=False)
     progress: PgRolloutProgressRepository = field(init=False)
     rollouts: PgRolloutRepository = field(init=False)
@@ -56,6 +60,8 @@ class Repositories:
         built = {
             "artifacts": PgArtifactRepository(self.pool),
             "devices": PgDeviceRepository(self.pool),
+            "device_counts": PgDeviceCounts(self.pool),
+            "groups": PgGroupRepository(self.pool),
             "policies": PgPolicyRepository(self.pool),
             "progress": PgRolloutProgressRepository(self.pool),
             "rollouts": PgRolloutRepository(self.pool),

@@ -24,15 +24,15 @@ from xdp47_common.rollout.status import RolloutStatus
 __all__ = ["PgRolloutRepository"]
 
 _COLUMNS = (
-    "id, tenant, name, artifact_id, policy_id, selector, channel, waves, "
+    "id, tenant, name, artifact_id, policy_id, selector, group_id, channel, waves, "
     "wave_percentages, status, reason, current_wave, attempt, created_at, "
     "started_at, finished_at"
 )
 
 INSERT_ROLLOUT = f"""
 INSERT INTO rollouts (id, tenant, name, artifact_id, policy_id, selector, channel,
-                      waves, wave_percentages, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft')
+                      waves, wave_percentages, status, group_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft', $10)
 RETURNING {_COLUMNS}
 """  # nosec B608
 GET_ROLLOUT = f"SELECT {_COLUMNS} FROM rollouts WHERE tenant = $1 AND id = $2"  # nosec B608
@@ -48,6 +48,9 @@ ARTIFACT_EXISTS = (
     "WHERE tenant = $1 AND id = $2 AND deleted_at IS NULL)"
 )
 POLICY_EXISTS = "SELECT EXISTS (SELECT 1 FROM policies WHERE tenant = $1 AND id = $2)"
+GROUP_EXISTS = (
+    "SELECT EXISTS (SELECT 1 FROM device_groups WHERE tenant = $1 AND id = $2)"
+)
 LIST_RUNS = """
 SELECT rollout_id, wave, attempt, eligible, succeeded, failed, skipped, started_at,
        finished_at, outcome, reason
@@ -81,6 +84,9 @@ class PgRolloutRepository:
     async def policy_exists(self, tenant: str, policy_id: UUID) -> bool:
         return bool(await self._pool.fetchval(POLICY_EXISTS, tenant, policy_id))
 
+    async def group_exists(self, tenant: str, group_id: UUID) -> bool:
+        return bool(await self._pool.fetchval(GROUP_EXISTS, tenant, group_id))
+
     async def create(self, body: RolloutCreate) -> Rollout:
         row = await self._pool.fetchrow(
             INSERT_ROLLOUT,
@@ -89,10 +95,11 @@ class PgRolloutRepository:
             body.name,
             body.artifact_id,
             body.policy_id,
-            dict(body.selector),
+            body.selector,
             body.channel,
             body.waves,
             body.wave_percentages,
+            body.group_id,
         )
         assert row is not None
         return _rollout(row)

@@ -4,7 +4,9 @@
 from xdp47_api.routes.artifact_content import router as artifact_content_router
 from xdp47_api.routes.artifact_download import router as artifact_download_router
 from xdp47_api.routes.artifacts import router as artifacts_router
+from xdp47_api.routes.device_counts import router as device_counts_router
 from xdp47_api.routes.devices import router as devices_router
+from xdp47_api.routes.groups import router as groups_router
 from xdp47_api.routes.policies import router as policies_router
 from xdp47_api.routes.rollout_progress import router as rollout_progress_router
 from xdp47_api.routes.rollouts import router as rollouts_router
@@ -12,7 +14,9 @@ from xdp47_api.routes.tenants import router as tenants_router
 from xdp47_api.routes.tokens import router as tokens_router
 
 ROUTERS = (
+    device_counts_router,
     devices_router,
+    groups_router,
     artifacts_router,
     artifact_content_router,
     artifact_download_router,

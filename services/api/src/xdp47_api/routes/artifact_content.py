@@ -55,7 +55,9 @@ _UPLOAD_BODY: dict[str, Any] = {
     summary="Upload an artifact's bytes; the control plane serves them",
     description="Scope artifacts:write. Body: the raw bytes "
     "(Content-Type application/octet-stream). Query: tenant (required), version, "
-    "type, signature, filename, metadata (a JSON object). The SHA256 and size are "
+    "type, signature, filename, metadata (a JSON object), compatible (what it "
+    "runs on: a JSON object or 'arch=arm64,device_type in (k2,k3)'). The SHA256 "
+    "and size are "
     "computed from the body; uri is this service's download URL.",
     responses=errors(404, 409, 413, 415),
     openapi_extra=_UPLOAD_BODY,
@@ -78,6 +80,9 @@ async def upload_artifact(
     metadata: Annotated[
         str | None, Query(max_length=16_384, pattern=NUL_FREE_PATTERN)
     ] = None,
+    compatible: Annotated[
+        str | None, Query(max_length=4_096, pattern=NUL_FREE_PATTERN)
+    ] = None,
 ) -> Artifact:
     fields = upload_fields(
         tenant=tenant,
@@ -85,6 +90,7 @@ async def upload_artifact(
         type=type,
         signature=signature,
         metadata=query_metadata(metadata, filename),
+        compatible=compatible,
     )
     try:
         check_upload(principal, fields)

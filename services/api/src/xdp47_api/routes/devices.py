@@ -17,11 +17,12 @@ from xdp47_common.models import (
     DeviceClaim,
     DeviceClaimed,
     DeviceDetail,
+    DeviceSort,
     DeviceStatus,
     Scope,
 )
 from xdp47_common.models.base import DEVICE_ID_PATTERN, NUL_FREE_PATTERN
-from xdp47_common.selectors import SelectorError, parse_selector
+from xdp47_common.selectors import SelectorError, SelectorJson, parse_selector
 
 __all__ = ["router"]
 
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/api/devices", tags=["devices"])
 DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, max_length=128)]
 
 
-def _parse_labels(raw: list[str]) -> dict[str, str]:
+def _parse_labels(raw: list[str]) -> SelectorJson:
     try:
         return parse_selector("\n".join(raw)).to_json()
     except SelectorError as exc:
@@ -51,10 +52,14 @@ async def list_devices(
     label: Annotated[
         list[str],
         Query(
-            description="A selector: key=value, or a comma list of them; repeat "
-            "for more (all must match)."
+            description="A selector (k=v, k!=v, k in (a,b), k notin (a,b), k, "
+            "!k; comma-separated); repeat for more (all must hold)."
         ),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    sort: Annotated[
+        DeviceSort,
+        Query(description="id, last_seen (newest first), version or status."),
+    ] = DeviceSort.ID,
     status: DeviceStatus | None = None,
     version: Annotated[
         str | None,
@@ -78,7 +83,7 @@ async def list_devices(
         id_prefix=q,
     )
     page = await devices.list_page(
-        services, principal.tenant, filt, limit=limit, cursor=cursor
+        services, principal.tenant, filt, limit=limit, cursor=cursor, sort=sort
     )
     return publish_page(request, response, page)
 

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from xdp47_api.ui.session import CSRF_FIELD, CSRF_HEADER, UiSession
 from xdp47_common.models import Scope
+from xdp47_common.selectors import Selector
 
 __all__ = ["NAV", "SECURITY_HEADERS", "env", "render", "render_fragment"]
 
@@ -40,6 +41,7 @@ SECURITY_HEADERS = {
 NAV: tuple[tuple[str, str, Scope | None], ...] = (
     ("/ui/rollouts", "Rollouts", Scope.ROLLOUTS_READ),
     ("/ui/devices", "Devices", Scope.DEVICES_READ),
+    ("/ui/groups", "Groups", Scope.DEVICES_READ),
     ("/ui/artifacts", "Artifacts", Scope.ARTIFACTS_READ),
     ("/ui/policies", "Policies", Scope.POLICIES_READ),
     ("/ui/tenants", "Tenants & tokens", Scope.TENANTS_READ),
@@ -51,6 +53,13 @@ def _when(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def selector_text(value: Any) -> str:
+    """A stored selector (either JSON form) as the text people type."""
+    if not value:
+        return ""
+    return Selector.from_json(value).render()
 
 
 def _short(value: object) -> str:
@@ -66,6 +75,7 @@ env = Environment(
 )
 env.filters["when"] = _when
 env.filters["short"] = _short
+env.filters["selector_text"] = selector_text
 env.globals.update(CSRF_FIELD=CSRF_FIELD, CSRF_HEADER=CSRF_HEADER, Scope=Scope)
 
 

@@ -103,6 +103,7 @@ def upload_fields(
     type: str | None,
     signature: str | None,
     metadata: dict[str, Any],
+    compatible: str | None = None,
 ) -> dict[str, Any]:
     """The artifact fields of an upload: everything but what its bytes decide."""
     fields: dict[str, Any] = {
@@ -111,6 +112,8 @@ def upload_fields(
         "signature": signature,
         "metadata": metadata,
     }
+    if compatible:
+        fields["compatible"] = compatible
     if type is not None:
         fields["type"] = type
     return fields

@@ -10,7 +10,13 @@ from xdp47_api.pagination import Page
 from xdp47_api.repositories import DeviceFilter
 from xdp47_api.state import Services
 from xdp47_api.usecases.errors import not_found
-from xdp47_common.models import Device, DeviceClaim, DeviceClaimed, DeviceDetail
+from xdp47_common.models import (
+    Device,
+    DeviceClaim,
+    DeviceClaimed,
+    DeviceDetail,
+    DeviceSort,
+)
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 
 __all__ = ["DeviceFilter", "claim", "detail", "list_page"]
@@ -23,8 +29,11 @@ async def list_page(
     *,
     limit: int,
     cursor: str | None,
+    sort: DeviceSort = DeviceSort.ID,
 ) -> Page[Device]:
-    return await services.repos.devices.list(tenant, filt, limit=limit, cursor=cursor)
+    return await services.repos.devices.list(
+        tenant, filt, limit=limit, cursor=cursor, sort=sort
+    )
 
 
 async def detail(services: Services, tenant: str, device_id: str) -> DeviceDetail:
@@ -53,6 +62,7 @@ async def claim(
         dict(body.labels),
         body.channel,
         hash_secret(credential),
+        dict(body.properties),
     )
     claimed = DeviceClaimed(
         device_id=device_id,

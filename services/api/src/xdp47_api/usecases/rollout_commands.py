@@ -100,6 +100,12 @@ async def _start_answer(services: Services, rollout: Rollout) -> RolloutStartAns
         if reason not in _NOT_MATCHED and n
     }
     warnings: list[str] = []
+    incompatible = excluded.get(Exclusion.INCOMPATIBLE.value, 0)
+    if incompatible:
+        warnings.append(
+            f"{incompatible} matched devices are not compatible with the artifact "
+            "and are left out"
+        )
     held = excluded.get(Exclusion.IN_ANOTHER_ROLLOUT.value, 0)
     if held:
         warnings.append(

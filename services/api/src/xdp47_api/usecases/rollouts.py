@@ -33,7 +33,7 @@ async def create(
     services: Services, principal: Principal, body: RolloutCreate
 ) -> Rollout:
     """Create a draft of the caller's tenant; 422 naming the field when its
-    artifact or policy is not the tenant's."""
+    artifact, policy or group is not the tenant's."""
     principal.own_tenant(body.tenant)
     repo = services.repos.rollouts
     if not await repo.artifact_exists(body.tenant, body.artifact_id):
@@ -44,6 +44,10 @@ async def create(
         body.tenant, body.policy_id
     ):
         raise unprocessable(f"body.policy_id: policy '{body.policy_id}' not found")
+    if body.group_id is not None and not await repo.group_exists(
+        body.tenant, body.group_id
+    ):
+        raise unprocessable(f"body.group_id: group '{body.group_id}' not found")
     return await repo.create(body)
 
 

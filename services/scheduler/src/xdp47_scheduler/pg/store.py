@@ -11,7 +11,12 @@ from uuid import UUID
 import asyncpg
 
 from xdp47_common.adapters.pg import DATABASE_UNAVAILABLE
-from xdp47_common.adapters.planning import Connection, count_matched, write_plan
+from xdp47_common.adapters.planning import (
+    Connection,
+    count_incompatible,
+    count_matched,
+    write_plan,
+)
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
@@ -77,13 +82,21 @@ class PgRolloutTx(RolloutTx):
         if planned:
             return PlanCount(planned=planned, matched=planned)
         # Zero eligible: say how many the selector matched and why each is out
-        # (the only planning exclusion left after the selector and channel is
-        # another rollout holding the device).
+        # (the planning exclusions left after the selector and channel:
+        # incompatible, or another rollout holding the device).
         matched = await count_matched(self.conn, target)
+        incompatible = await count_incompatible(self.conn, target)
         return PlanCount(
             planned=0,
             matched=matched,
-            excluded={Exclusion.IN_ANOTHER_ROLLOUT.value: matched},
+            excluded={
+                reason.value: n
+                for reason, n in (
+                    (Exclusion.INCOMPATIBLE, incompatible),
+                    (Exclusion.IN_ANOTHER_ROLLOUT, matched - incompatible),
+                )
+                if n
+            },
         )
 
     async def counters(self, row: RolloutRow) -> WaveCounters | None:

@@ -30,6 +30,7 @@ from xdp47_cli.commands._common import (
     parse_pairs,
     typed,
 )
+from xdp47_cli.commands._targeting import compatible_option
 from xdp47_cli.errors import ApiError, CliError, guarded
 from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, get
 from xdp47_cli.resolve import artifact_ref
@@ -128,6 +129,14 @@ def create_artifact(
     meta: Annotated[
         list[str] | None, typer.Option("--meta", help="Metadata key=value; repeat.")
     ] = None,
+    compatible: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compatible",
+            help="What it runs on: key=value or key in (a,b); repeat. Devices "
+            "whose properties differ are never planned, and agents refuse it.",
+        ),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
     fmt: OutputFormat = OutputOption,
 ) -> None:
@@ -153,6 +162,8 @@ def create_artifact(
     body |= {k: v for k, v in optional.items() if v is not None}
     if meta:
         body["metadata"] = parse_pairs(meta, "--meta")
+    if compatible:
+        body["compatible"] = compatible_option(compatible)
     with rt.client() as client:
         if uri is not None:
             created = client.post("/api/artifacts", body | {"uri": uri})
@@ -171,6 +182,8 @@ def _upload(client: ApiClient, file: Path, fields: dict[str, Any]) -> Any:
     params["filename"] = file.name
     if fields.get("metadata"):
         params["metadata"] = json.dumps(fields["metadata"])
+    if fields.get("compatible"):
+        params["compatible"] = json.dumps(fields["compatible"])
     try:
         with file.open("rb") as f:
             created = client.request(

@@ -16,6 +16,7 @@ from xdp47_cli.commands._common import (
     selector_option,
     typed,
 )
+from xdp47_cli.commands._targeting import count_matching
 from xdp47_cli.errors import guarded
 from xdp47_cli.output import (
     Column,
@@ -28,7 +29,14 @@ from xdp47_cli.output import (
     get,
 )
 from xdp47_cli.runtime import runtime
-from xdp47_common.models import Device, DeviceDetail, DeviceStatus, describe_reason
+from xdp47_common.models import (
+    Device,
+    DeviceDetail,
+    DeviceSort,
+    DeviceStatus,
+    describe_reason,
+)
+from xdp47_common.models.group import DeviceCount
 
 __all__ = ["app"]
 
@@ -42,7 +50,12 @@ COLUMNS = [
     Column("desired", get("desired_version")),
     Column("channel", get("channel")),
     Column("labels", get("labels")),
+    Column("properties", get("properties")),
     Column("last seen", get("last_seen")),
+]
+BUCKET_COLUMNS = [
+    Column("value", get("value")),
+    Column("devices", get("count")),
 ]
 
 
@@ -121,9 +134,15 @@ def list_devices(
     label: Annotated[
         list[str] | None,
         typer.Option(
-            "--label", "-l", help="key=value or a comma list; repeat, all must match."
+            "--label",
+            "-l",
+            help="A selector: k=v, k!=v, 'k in (a,b)', 'k notin (a,b)', k, !k; "
+            "comma-separate or repeat, all must hold.",
         ),
     ] = None,
+    sort: Annotated[
+        DeviceSort, typer.Option(help="id, last_seen (newest first), version, status.")
+    ] = DeviceSort.ID,
     status: Annotated[DeviceStatus | None, typer.Option(help="Device status.")] = None,
     version: Annotated[str | None, typer.Option(help="Current version.")] = None,
     channel: Annotated[str | None, typer.Option(help="Channel.")] = None,
@@ -132,15 +151,18 @@ def list_devices(
     limit: LimitOption = 100,
     fetch_all: AllOption = False,
 ) -> None:
-    """List devices, filtered by labels, status, version, channel or id prefix."""
+    """List devices, filtered by a selector, status, version, channel or id prefix;
+    the table ends with how many devices the selector matches."""
+    selector = selector_option(label or [], "--label").render()
     params = {
-        "label": selector_option(label or [], "--label").render() or None,
+        "label": selector or None,
+        "sort": sort.value,
         "status": status.value if status else None,
         "version": version,
         "channel": channel,
         "q": q,
     }
-    list_into(
+    items = list_into(
         ctx,
         "/api/devices",
         Device,
@@ -150,3 +172,41 @@ def list_devices(
         fetch_all=fetch_all,
         params=params,
     )
+    if fmt is OutputFormat.JSON:
+        return
+    with runtime(ctx).client() as client:
+        total = typed(DeviceCount, count_matching(client, selector)).count
+    what = f"match {selector}" if selector else "in the tenant"
+    shown = f"{len(items)} shown; " if len(items) < total else ""
+    console().print(f"{shown}{total} devices {what}")
+
+
+@app.command("count")
+@guarded
+def count_devices(
+    ctx: typer.Context,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="A selector (as for ls); repeat."),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="Split by version, status, channel or label:<key>."),
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Only members of this group (id).")
+    ] = None,
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Count the devices a selector matches now, optionally per version, status,
+    channel or label value."""
+    selector = selector_option(label or [], "--label").render()
+    with runtime(ctx).client() as client:
+        answer = count_matching(client, selector, by=by, group=group)
+    typed(DeviceCount, answer)
+    if fmt.machine:
+        emit_data(answer, fmt)
+        return
+    console().print(f"{answer['count']} devices match {answer['selector'] or 'all'}")
+    if by:
+        emit_list(answer["buckets"], BUCKET_COLUMNS, fmt)

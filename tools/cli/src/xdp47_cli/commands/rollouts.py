@@ -35,7 +35,13 @@ from xdp47_cli.output import (
     get,
     is_terminal,
 )
-from xdp47_cli.resolve import NameCache, artifact_ref, policy_ref, rollout_ref
+from xdp47_cli.resolve import (
+    NameCache,
+    artifact_ref,
+    group_ref,
+    policy_ref,
+    rollout_ref,
+)
 from xdp47_cli.runtime import runtime
 from xdp47_cli.watch import fetch_progress, progress_table, watch, wave_line
 from xdp47_common.models import ProgressState, Rollout, RolloutDevice, RunProgress
@@ -176,7 +182,18 @@ def create_rollout(
     policy: Annotated[str | None, typer.Option(help="Policy id or name.")] = None,
     selector: Annotated[
         list[str] | None,
-        typer.Option("--selector", "-l", help="key=value; repeat or comma-separate."),
+        typer.Option(
+            "--selector",
+            "-l",
+            help="k=v, k!=v, 'k in (a,b)', 'k notin (a,b)', k, !k; repeat or "
+            "comma-separate.",
+        ),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="Device group id or name: target its members (and --selector)."
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
@@ -199,6 +216,8 @@ def create_rollout(
         body["artifact_id"] = str(artifact_ref(client, artifact))
         if policy:
             body["policy_id"] = str(policy_ref(client, policy))
+        if group:
+            body["group_id"] = str(group_ref(client, group))
         created = client.post("/api/rollouts", body)
     typed(Rollout, created)
     emit_record(created, fmt)

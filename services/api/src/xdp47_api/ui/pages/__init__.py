@@ -5,6 +5,7 @@ from xdp47_api.ui.pages.artifact_upload import router as artifact_upload_router
 from xdp47_api.ui.pages.artifacts import router as artifacts_router
 from xdp47_api.ui.pages.device_detail import router as device_detail_router
 from xdp47_api.ui.pages.devices import router as devices_router
+from xdp47_api.ui.pages.groups import router as groups_router
 from xdp47_api.ui.pages.policies import router as policies_router
 from xdp47_api.ui.pages.rollout_detail import router as rollout_detail_router
 from xdp47_api.ui.pages.rollout_devices import router as rollout_devices_router
@@ -16,6 +17,7 @@ from xdp47_api.ui.pages.tenants import router as tenants_router
 PAGE_ROUTERS = (
     signin_router,
     devices_router,
+    groups_router,
     device_detail_router,
     artifacts_router,
     artifact_upload_router,

@@ -50,7 +50,7 @@ __all__ = ["UPLOAD_FORM_OVERHEAD", "UPLOAD_PATH", "router"]
 
 router = APIRouter(prefix="/ui/artifacts", include_in_schema=False)
 
-UPLOAD_FIELDS = ("type", "version", "signature", "metadata")
+UPLOAD_FIELDS = ("type", "version", "signature", "metadata", "compatible")
 FILE_FIELD = "file"
 UPLOAD_PATH = "/ui/artifacts/upload"
 # The text fields of the upload form: a few, each bounded (metadata, the largest,
@@ -112,6 +112,7 @@ def _upload_body(
         type=values.get("type") or None,
         signature=values.get("signature") or None,
         metadata=metadata,
+        compatible=values.get("compatible") or None,
     )
     try:
         check_upload(session.principal, fields)

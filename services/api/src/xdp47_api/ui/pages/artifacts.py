@@ -32,7 +32,16 @@ __all__ = ["artifacts_view", "bytes_text", "router"]
 
 router = APIRouter(prefix="/ui/artifacts", include_in_schema=False)
 
-FIELDS = ("uri", "sha256", "type", "version", "size", "signature", "metadata")
+FIELDS = (
+    "uri",
+    "sha256",
+    "type",
+    "version",
+    "size",
+    "signature",
+    "metadata",
+    "compatible",
+)
 LIST_LIMIT = 200
 
 
@@ -89,7 +98,7 @@ async def artifacts_page(
 def _body(session: UiSession, values: dict[str, str]) -> ArtifactCreate:
     errors: FieldErrors = {}
     fields: dict[str, Any] = {"tenant": session.tenant}
-    for name in ("uri", "sha256", "type", "version", "signature"):
+    for name in ("uri", "sha256", "type", "version", "signature", "compatible"):
         if values[name]:
             fields[name] = values[name]
     for name in ("uri", "sha256"):

@@ -11,12 +11,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from xdp47_api.state import ServicesDep
+from xdp47_api.ui.fleet_chart import fleet_chart
 from xdp47_api.ui.pages._common import is_htmx, page_scope
 from xdp47_api.ui.session import SessionDep
 from xdp47_api.ui.templating import render
 from xdp47_api.usecases import devices as device_cases
 from xdp47_api.usecases.devices import DeviceFilter
-from xdp47_common.models import DeviceStatus, Scope
+from xdp47_common.models import DeviceSort, DeviceStatus, Scope
 from xdp47_common.selectors import parse_selector
 
 __all__ = ["router"]
@@ -36,6 +37,8 @@ async def devices_page(
     status: Annotated[str, Query(max_length=16)] = "",
     version: Annotated[str, Query(max_length=128)] = "",
     q: Annotated[str, Query(max_length=128)] = "",
+    sort: Annotated[str, Query(max_length=16)] = DeviceSort.ID.value,
+    split: Annotated[str, Query(max_length=63)] = "",
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=10, le=200)] = PAGE_SIZE,
 ) -> Response:
@@ -46,13 +49,25 @@ async def devices_page(
     except ValueError as exc:
         errors["label"] = str(exc)
         labels = {}
+    try:
+        order = DeviceSort(sort)
+    except ValueError:
+        errors["sort"] = f"unknown sort {sort!r}"
+        order = DeviceSort.ID
     state: DeviceStatus | None = None
     if status:
         try:
             state = DeviceStatus(status)
         except ValueError:
             errors["status"] = f"unknown status {status!r}"
-    filters = {"label": label, "status": status, "version": version, "q": q}
+    filters = {
+        "label": label,
+        "status": status,
+        "version": version,
+        "q": q,
+        "sort": sort,
+        "split": split,
+    }
     devices = []
     next_cursor = None
     if not errors:
@@ -64,7 +79,7 @@ async def devices_page(
         )
         try:
             page = await device_cases.list_page(
-                services, session.tenant, filt, limit=limit, cursor=cursor
+                services, session.tenant, filt, limit=limit, cursor=cursor, sort=order
             )
         except HTTPException as exc:  # only an invalid cursor raises here
             if exc.status_code != 422:
@@ -80,8 +95,16 @@ async def devices_page(
         if next_cursor is None
         else "/ui/devices?" + urlencode({**base, "cursor": next_cursor})
     )
+    chart = (
+        await fleet_chart(services.repos.device_counts, session.tenant, labels, split)
+        if "label" not in errors
+        else None
+    )
     ctx: dict[str, Any] = {
         "devices": devices,
+        "count": None if chart is None else chart.total,
+        "chart": chart,
+        "sorts": [s.value for s in DeviceSort],
         "filters": filters,
         "errors": errors,
         "statuses": [s.value for s in DeviceStatus],

@@ -1,0 +1,33 @@
+"""What this device is, as the agent declares it: the fingerprint of what it
+claimed with (labels, properties, channel), and the compatibility check of an
+artifact against its properties (the shared rule of ``xdp47_common.compat``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from xdp47_agent.config import AgentConfig
+from xdp47_common.compat import is_compatible
+
+__all__ = ["claim_fingerprint", "compact", "is_compatible"]
+
+
+def claim_fingerprint(config: AgentConfig) -> str:
+    """A digest of what a claim declares; another one means: claim again."""
+    declared = {
+        "labels": dict(config.device_labels),
+        "properties": dict(config.device_properties),
+        "channel": config.channel,
+        "tenant": config.tenant,
+    }
+    raw = json.dumps(declared, sort_keys=True).encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def compact(value: Mapping[str, Any] | None, limit: int = 200) -> str:
+    """A bounded one-line rendering for the refusal's reason text."""
+    text = json.dumps(dict(value or {}), sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
