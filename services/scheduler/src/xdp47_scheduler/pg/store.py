@@ -22,7 +22,7 @@ from xdp47_common.rollout import (
 )
 from xdp47_scheduler.heartbeats import mark_offline
 from xdp47_scheduler.pg import ending, progress, rollouts, waves
-from xdp47_scheduler.pg.reconcile import reconcile
+from xdp47_scheduler.pg.reconcile import Reconciler
 from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
 
 __all__ = ["PgRolloutStore", "PgRolloutTx"]
@@ -140,6 +140,7 @@ class PgRolloutStore(RolloutStore):
 
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
+        self._reconciler = Reconciler()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[RolloutTx]:
@@ -168,4 +169,4 @@ class PgRolloutStore(RolloutStore):
             return await mark_offline(conn, older_than)
 
     async def reconcile(self) -> dict[str, int]:
-        return await reconcile(self._pool)
+        return await self._reconciler.run(self._pool)
