@@ -462,8 +462,14 @@ async def run(args: argparse.Namespace) -> int:
         # get pinned (its per-CPU figures are B1's business).
         with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
             try:
+                b1 = next((x for x in lines if x.get("bench") == "B1_heartbeats"), {})
                 lines.append(
-                    await soak(stack, devices=args.devices, minutes=args.minutes)
+                    await soak(
+                        stack,
+                        devices=args.devices,
+                        minutes=args.minutes,
+                        b1=b1.get("us_per_heartbeat_batched"),
+                    )
                 )
                 emit(lines[-1])
             finally:

@@ -29,7 +29,7 @@ from stack import Stack, read_result
 
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 
-__all__ = ["slope", "soak"]
+__all__ = ["per_heartbeat", "slope", "soak"]
 
 SAMPLE_EVERY = 5.0
 INTERVAL = 60.0
@@ -37,6 +37,32 @@ INTERVAL = 60.0
 # request and a transaction): 100,000 would take 5-15 minutes. Above this size the
 # soak provisions devices with one COPY instead (same rows, same credentials).
 CLAIM_LIMIT = 5000
+
+
+def per_heartbeat(
+    cpu: dict[str, float], accepted: int, b1: dict[str, float] | None
+) -> dict[str, Any]:
+    """CPU µs per accepted heartbeat by process, PostgreSQL's beside B1's.
+
+    ``postgres_backends`` is the backends of the stack's own database connections
+    (the statements of ingest, scheduler and api: reconcile, gates, heartbeat
+    writes); ``postgres`` adds the server's own processes (WAL writer,
+    checkpointer ...), which other load on a shared server uses too.
+    """
+    if not accepted:
+        return {"us_per_heartbeat": None}
+    us = {k.split(":")[0]: round(v / accepted * 1e6, 1) for k, v in cpu.items()}
+    line: dict[str, Any] = {
+        "us_per_heartbeat": us,
+        "pg_us_per_heartbeat": us.get("postgres_backends"),
+        "b1_pg_us_per_heartbeat": None,
+        "pg_over_b1": None,
+    }
+    b1_pg = (b1 or {}).get("postgres")
+    if b1_pg:
+        line["b1_pg_us_per_heartbeat"] = b1_pg
+        line["pg_over_b1"] = round(us.get("postgres", 0.0) / b1_pg, 2)
+    return line
 
 
 async def provision(stack: Stack, n: int, prefix: str) -> list[Device]:
@@ -115,8 +141,15 @@ async def _rollout_state(stack: Stack, rid: str) -> dict[str, Any]:
     return {k: body[k] for k in keep if k in body}
 
 
-async def soak(stack: Stack, *, devices: int, minutes: float) -> dict[str, Any]:
-    """Run B5; one result line."""
+async def soak(
+    stack: Stack,
+    *,
+    devices: int,
+    minutes: float,
+    b1: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Run B5; one result line. ``b1``: B1's CPU µs per heartbeat by process
+    (batched), when B1 ran in the same ``bench/run``, to print beside the soak's."""
     claim_started = time.perf_counter()
     if devices <= CLAIM_LIMIT:
         how = "claimed through the api"
@@ -142,7 +175,7 @@ async def soak(stack: Stack, *, devices: int, minutes: float) -> dict[str, Any]:
         "ingest": stack.cp.ingest.pid,
         "scheduler": stack.cp.scheduler.pid,
     }
-    cpu = await stack.cpu_groups(["batched"])
+    cpu = await stack.cpu_groups(["batched"], backends=True)
     proc = stack.fleet(
         "run",
         "--ingest",
@@ -244,7 +277,11 @@ async def soak(stack: Stack, *, devices: int, minutes: float) -> dict[str, Any]:
         "rollout": None if rid is None else await _rollout_state(stack, rid),
         "rollout_samples": waves_seen[-3:],
         "cpu_seconds": {k.split(":")[0]: round(v, 1) for k, v in cpu_used.items()},
-        "cores_used": round(sum(cpu_used.values()) / elapsed, 3),
+        "cores_used": round(
+            sum(v for k, v in cpu_used.items() if k != "postgres_backends") / elapsed,
+            3,
+        ),
+        **per_heartbeat(cpu_used, result["accepted"], b1),
         "devices_created": how,
         "devices_created_per_s": round(devices / claim_seconds, 1),
     }

@@ -140,8 +140,13 @@ class Stack:
                 pids.append(ppid)
         return pids
 
-    async def cpu_groups(self, names: list[str]) -> CpuGroups:
-        """CPU groups: the named ingest variants, scheduler, broker, postgres."""
+    async def cpu_groups(
+        self, names: list[str], *, backends: bool = False
+    ) -> CpuGroups:
+        """CPU groups: the named ingest variants, scheduler, broker, postgres;
+        with ``backends``, also ``postgres_backends``: only the backends of our
+        database's connections (a subset of ``postgres``, which adds the server's
+        own processes, shared with other load on the server)."""
         pg = await self.pg_pids()
         beams = beam_pids()
         groups = {f"ingest:{n}": _const(self.ingests[n].pid) for n in names}
@@ -150,6 +155,8 @@ class Stack:
             "broker": lambda: beams,
             "postgres": _later(self, pg),
         }
+        if backends:
+            groups["postgres_backends"] = _later(self, await self.pg_pids(aux=False))
         return CpuGroups(groups)
 
     async def committed(self) -> float:

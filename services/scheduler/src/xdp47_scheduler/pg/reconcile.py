@@ -13,6 +13,8 @@ cheap when nothing is wrong:
    its targets (pending counter vs. targets told and not judged: ``assigned``, or
    ``pending`` before the wave-start follow-up moved them) is recounted from the
    targets of that wave's start (``assigned_at = run.started_at``, or pending).
+   Found by walking the targets a bounded slice per tick (``pg.audit``), so a tick
+   costs the same whatever the wave sizes.
 
 Nothing repairs "told" devices: being told is derived at read time from the
 targets and the rollout (``xdp47_common.adapters.desired``), so it cannot drift;
@@ -27,8 +29,9 @@ from typing import Any
 import asyncpg
 
 from xdp47_scheduler.metrics import RECONCILE_REPAIRS
+from xdp47_scheduler.pg.audit import CounterAudit
 
-__all__ = ["reconcile"]
+__all__ = ["Reconciler"]
 
 log = logging.getLogger(__name__)
 
@@ -47,54 +50,29 @@ WHERE r.status IN ('completed', 'partial', 'failed', 'aborted')
   AND d.current_artifact_id IS DISTINCT FROM r.artifact_id
 """
 
-_COUNTERS = """
-WITH cur AS (
-    SELECT rr.rollout_id, rr.attempt, rr.wave, rr.started_at
-    FROM rollouts AS r
-    JOIN rollout_runs AS rr ON rr.rollout_id = r.id AND rr.attempt = r.attempt
-                           AND rr.wave = r.current_wave
-    WHERE r.status = 'running' AND rr.finished_at IS NULL
-      AND rr.eligible - rr.succeeded - rr.failed <> (
-          SELECT count(*) FROM rollout_targets AS t
-          WHERE t.rollout_id = r.id AND t.wave = r.current_wave
-            AND t.state IN ('assigned', 'pending') AND t.active)
-), actual AS (
-    SELECT cur.rollout_id, cur.attempt, cur.wave,
-           count(*) FILTER (WHERE t.state <> 'skipped') AS eligible,
-           count(*) FILTER (WHERE t.state = 'applied') AS succeeded,
-           count(*) FILTER (WHERE t.state = 'failed') AS failed,
-           count(*) FILTER (WHERE t.state = 'skipped') AS skipped
-    FROM cur
-    JOIN rollout_targets AS t ON t.rollout_id = cur.rollout_id AND t.wave = cur.wave
-                             AND (t.assigned_at = cur.started_at
-                                  OR (t.state = 'pending' AND t.active))
-    GROUP BY cur.rollout_id, cur.attempt, cur.wave
-)
-UPDATE rollout_runs AS rr SET eligible = a.eligible, succeeded = a.succeeded,
-                              failed = a.failed, skipped = a.skipped
-FROM actual AS a
-WHERE rr.rollout_id = a.rollout_id AND rr.attempt = a.attempt AND rr.wave = a.wave
-"""
-
 
 def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[1])
 
 
-async def reconcile(pool: asyncpg.Pool[Any]) -> dict[str, int]:
-    """Run every repair once, each in its own short transaction.
+class Reconciler:
+    """The repairs of one scheduler process (the counter audit keeps its walk)."""
 
-    Returns:
-        Rows repaired by kind (all zero when everything is consistent).
-    """
-    repaired: dict[str, int] = {}
-    for kind, sql in (
-        ("stale_desired", _STALE_DESIRED),
-        ("counters", _COUNTERS),
-    ):
-        n = _count(await pool.execute(sql))
-        repaired[kind] = n
-        if n:
-            RECONCILE_REPAIRS.labels(kind).inc(n)
-            log.warning("reconcile repaired %d rows (%s)", n, kind)
-    return repaired
+    def __init__(self, audit: CounterAudit | None = None) -> None:
+        self._audit = audit or CounterAudit()
+
+    async def run(self, pool: asyncpg.Pool[Any]) -> dict[str, int]:
+        """Run every repair once, each in its own short transaction.
+
+        Returns:
+            Rows repaired by kind (all zero when everything is consistent).
+        """
+        repaired = {
+            "stale_desired": _count(await pool.execute(_STALE_DESIRED)),
+            "counters": await self._audit.tick(pool),
+        }
+        for kind, n in repaired.items():
+            if n:
+                RECONCILE_REPAIRS.labels(kind).inc(n)
+                log.warning("reconcile repaired %d rows (%s)", n, kind)
+        return repaired

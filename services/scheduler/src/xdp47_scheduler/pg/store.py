@@ -27,7 +27,7 @@ from xdp47_common.rollout import (
 )
 from xdp47_scheduler.heartbeats import mark_offline
 from xdp47_scheduler.pg import ending, progress, rollouts, waves
-from xdp47_scheduler.pg.reconcile import reconcile
+from xdp47_scheduler.pg.reconcile import Reconciler
 from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
 
 __all__ = ["PgRolloutStore", "PgRolloutTx"]
@@ -153,6 +153,7 @@ class PgRolloutStore(RolloutStore):
 
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
+        self._reconciler = Reconciler()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[RolloutTx]:
@@ -181,4 +182,4 @@ class PgRolloutStore(RolloutStore):
             return await mark_offline(conn, older_than)
 
     async def reconcile(self) -> dict[str, int]:
-        return await reconcile(self._pool)
+        return await self._reconciler.run(self._pool)
