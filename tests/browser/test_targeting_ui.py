@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from tests.browser.conftest import LiveServer
 from tests.e2e.operator_api import query
@@ -73,6 +73,13 @@ def test_live_count_chart_and_groups(
 ) -> None:
     run = f"t{uuid.uuid4().hex[:6]}"
     _fleet(live_server, run)
+    blocked: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            blocked.append(message.text)
+
+    page.on("console", on_console)
     page.goto(f"{live_server.url}/ui/signin")
     page.fill("input[name=token]", live_server.token)
     page.click("button[type=submit]")
@@ -85,10 +92,18 @@ def test_live_count_chart_and_groups(
     expect(chart.locator("li.bar-row")).to_have_count(2)
     expect(chart.locator("li[data-version='1.9'] .bar-count")).to_contain_text("4")
     expect(chart.locator("li[data-version='2.0'] .bar-count")).to_contain_text("2")
-    width = chart.locator("li[data-version='1.9'] .bar").evaluate(
-        "e => e.getBoundingClientRect().width"
-    )
-    assert width > 0
+
+    def width(version: str) -> float:
+        return float(
+            chart.locator(f"li[data-version='{version}'] .bar").evaluate(
+                "e => e.getBoundingClientRect().width"
+            )
+        )
+
+    # Drawn to scale (4 devices against 2), with no inline style: the page's
+    # CSP allows none, and a blocked style would leave every bar alike.
+    assert width("1.9") == pytest.approx(2 * width("2.0"), rel=0.05)
+    assert not blocked, blocked
 
     # Typing a selector shows the live count before anything is submitted.
     field = page.locator("form.filters input[name=label]")
