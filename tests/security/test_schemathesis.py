@@ -61,6 +61,24 @@ async def tenants(security_pool: Any) -> list[TenantData]:
 # to 100, an artifact_id that is no artifact of the tenant. Everything else of
 # positive_data_acceptance's defaults stays.
 POSITIVE_OK = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+# Invalid data must be refused: negative_data_rejection's defaults, plus 413 (a
+# body over XDP47_MAX_BODY_BYTES is refused before it is parsed, e.g. a selector
+# list far past its maxItems).
+NEGATIVE_REFUSED = [
+    "400",
+    "401",
+    "403",
+    "404",
+    "405",
+    "406",
+    "409",
+    "413",
+    "415",
+    "422",
+    "428",
+    "429",
+    "5xx",
+]
 
 
 def config_for(scheme: str, secret: str) -> SchemathesisConfig:
@@ -70,7 +88,10 @@ def config_for(scheme: str, secret: str) -> SchemathesisConfig:
     return SchemathesisConfig.from_dict(
         {
             "auth": {"openapi": {scheme: {"bearer": secret}}},
-            "checks": {"positive_data_acceptance": {"expected-statuses": POSITIVE_OK}},
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": POSITIVE_OK},
+                "negative_data_rejection": {"expected-statuses": NEGATIVE_REFUSED},
+            },
         }
     )
 
