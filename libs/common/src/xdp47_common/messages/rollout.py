@@ -22,7 +22,12 @@ __all__ = [
 class _RolloutCommandBase(Envelope):
     version: Literal[1] = 1
     rollout_id: UUID
+    # Who sent the command: ``token:<id>`` (or the dev actor), the token's name
+    # as minted, and the API request that carried it (its ``X-Request-ID``), so a
+    # decision the scheduler takes on the command can name them.
     requested_by: str | None = None
+    actor_name: str | None = None
+    request_id: str | None = None
 
 
 class StartRollout(_RolloutCommandBase):

@@ -16,6 +16,7 @@ from xdp47_api.state import Services
 from xdp47_api.usecases.errors import conflict
 from xdp47_api.usecases.rollouts import get, plan
 from xdp47_common.bus import PublishFailed
+from xdp47_common.logging import REQUEST_ID
 from xdp47_common.messages import AbortRollout, RetryRollout, StartRollout
 from xdp47_common.models import Rollout, RolloutStartAnswer
 from xdp47_common.rollout.commands import CommandName, accepted_from, offered_table
@@ -65,7 +66,11 @@ async def send(
             f"{verb} needs status {' or '.join(sorted(s.value for s in allowed))}"
         )
     message = COMMANDS[verb](
-        tenant=principal.tenant, rollout_id=rollout.id, requested_by=principal.actor
+        tenant=principal.tenant,
+        rollout_id=rollout.id,
+        requested_by=principal.actor,
+        actor_name=principal.display_name,
+        request_id=REQUEST_ID.get(),
     )
     try:
         await services.bus.publish(
