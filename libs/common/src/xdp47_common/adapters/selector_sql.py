@@ -4,7 +4,10 @@ The rules are the pure ones of ``xdp47_common.selectors`` (and of
 ``xdp47_common.compat``); migration 0016 compiles a stored selector to a jsonpath
 predicate (``xdp47_selector_path``), and every fragment here compiles it once
 per statement (a scalar subquery is an InitPlan) and evaluates it natively per
-row with ``@@``. Parameters are given as SQL text (``"$4"``) so the fragments
+row with ``@@``. Planning and counting split a selector (migration 0026): its
+equalities are a containment (``@>``, as cheap per row as an equality selector
+ever was), and the path runs only for the other requirements, when there are
+any. Parameters are given as SQL text (``"$4"``) so the fragments
 fit the numbered statements of ``adapters.planning`` and the API's queries.
 
 A rollout's devices are those its selector matches that are members of its group
@@ -28,9 +31,21 @@ __all__ = [
 
 def matches(selector: str, labels: str = "d.labels") -> str:
     """``labels`` match the selector (SQL text of a selector in a JSON form)."""
-    return (
-        f"{labels} @@ (SELECT xdp47_selector_path(({selector})::text::jsonb)::jsonpath)"
+    sel = f"({selector})::text::jsonb"
+    return _split_match(
+        labels,
+        f"(SELECT xdp47_selector_equalities({sel}))",
+        f"xdp47_selector_rest_path({sel})",
     )
+
+
+def _split_match(labels: str, contains: str, rest_path: str) -> str:
+    """``labels`` contain the equalities and match the rest's path: the path
+    (an InitPlan, once per statement) runs per row only when it is not NULL,
+    i.e. when the selector has more than equalities."""
+    return f"""({labels} @> {contains}
+        AND ((SELECT {rest_path}) IS NULL
+             OR {labels} @@ (SELECT ({rest_path})::jsonpath)))"""
 
 
 def in_group(group_id: str, d: str = "d") -> str:
@@ -54,15 +69,20 @@ def compatible(compat: str, d: str = "d") -> str:
 def rollout_selects(rid: str, selector: str, d: str = "d") -> str:
     """Rollout ``rid``'s selector (given as ``selector``) and group hold for ``d``.
 
-    The group's path (dynamic) and id (static) are InitPlans, computed once; a
-    rollout without a group pays one comparison per row.
+    The selector's and the dynamic group's equalities are two containments and
+    their other requirements one path, all InitPlans computed once; a rollout
+    without a group pays one empty containment per row, and one whose
+    selectors are equalities only runs no path.
     """
-    return f"""{d}.labels @@ (
-        SELECT (xdp47_selector_path(({selector})::text::jsonb) || ' && '
-                || xdp47_selector_path(coalesce(g.selector, '{{}}'::jsonb)))::jsonpath
-        FROM (SELECT 1) AS one
-        LEFT JOIN rollouts AS o ON o.id = ({rid})::uuid
-        LEFT JOIN device_groups AS g ON g.id = o.group_id AND g.kind = 'dynamic')
+    group = f"""(SELECT g.selector FROM rollouts AS o
+            JOIN device_groups AS g ON g.id = o.group_id AND g.kind = 'dynamic'
+            WHERE o.id = ({rid})::uuid)"""  # nosec B608
+    sel = f"({selector})::text::jsonb"
+    rest = f"""nullif(concat_ws(' && ', xdp47_selector_rest_path({sel}),
+            xdp47_selector_rest_path({group})), '')"""
+    equalities = f"(SELECT xdp47_selector_equalities({sel}))"
+    return f"""{d}.labels @> (SELECT xdp47_selector_equalities({group}))
+    AND {_split_match(f"{d}.labels", equalities, rest)}
     AND (NOT EXISTS (
             SELECT 1 FROM rollouts AS o JOIN device_groups AS g ON g.id = o.group_id
             WHERE o.id = ({rid})::uuid AND g.kind = 'static')
