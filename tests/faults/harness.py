@@ -38,12 +38,12 @@ from tests.support.control_plane import (
     fresh_database,
     start_control_plane,
 )
+from tests.support.figures import record
 from tests.support.processes import ProcessGroup
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.topology import Topology
 
 __all__ = [
-    "FIGURES",
     "FLEET_SIZE",
     "Outcome",
     "Stack",
@@ -80,13 +80,10 @@ BASE_ENV = {
 TERMINAL = ("completed", "partial", "failed", "aborted")
 
 # The figure lines of this run, printed at its end by the suite's conftest.
-FIGURES: list[str] = []
-
-
 def figure(line: str) -> None:
-    """Record (and print, visible with ``-s``) a scenario's figure line."""
-    FIGURES.append(line)
-    print(line)  # noqa: T201 - the figure line is the scenario's output
+    """Record (and print, visible with ``-s``) a scenario's figure line, shown
+    in the run's summary under "fault figures"."""
+    record("fault figures", line)
 
 
 @dataclass

@@ -302,7 +302,7 @@ def test_running_wave_needs_counters():
         decide(state(wave=1), None, make_policy(), LATER)
 
 
-@pytest.mark.parametrize("status", [S.DRAFT, *TERMINAL_STATUSES])
+@pytest.mark.parametrize("status", [S.DRAFT, *sorted(TERMINAL_STATUSES)])
 def test_decide_leaves_non_running_rollouts_alone(status):
     decision = decide(state(status=status, wave=2), ok(), make_policy(), LATER)
     assert not decision.changed
