@@ -17,7 +17,6 @@ from tests.support.services import service_url, unique_name, with_database
 from xdp47_common.adapters.migrations import migrate
 from xdp47_common.adapters.pg import create_pool
 
-
 # Suites whose fixtures span modules (see pytest_collection_modifyitems).
 _ONE_WORKER_SUITES = frozenset({"faults", "browser"})
 

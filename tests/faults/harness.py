@@ -79,6 +79,7 @@ BASE_ENV = {
 }
 TERMINAL = ("completed", "partial", "failed", "aborted")
 
+
 # The figure lines of this run, printed at its end by the suite's conftest.
 def figure(line: str) -> None:
     """Record (and print, visible with ``-s``) a scenario's figure line, shown

@@ -27,7 +27,7 @@ def record(section: str, line: str) -> None:
 
 def drain() -> list[tuple[str, object]]:
     """The lines recorded since the last call, as report ``user_properties``."""
-    taken = [(_KEY, pair) for pair in _PENDING]
+    taken: list[tuple[str, object]] = [(_KEY, pair) for pair in _PENDING]
     _PENDING.clear()
     return taken
 
