@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -20,8 +20,10 @@ from xdp47_common.models.audit import AuditEntry
 
 __all__ = ["Db", "record", "writing"]
 
-Db = asyncpg.Pool[Any] | asyncpg.Connection[Any] | PoolConnectionProxy[Any]
-Conn = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+Db: TypeAlias = (
+    "asyncpg.Pool[Any] | asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+)
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
 @asynccontextmanager
