@@ -4,6 +4,7 @@ method, REST and UI alike, signed in with every scope) changes or deletes one.""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -118,10 +119,12 @@ async def _resources(client, pool, tenant: str, h: dict[str, str]) -> dict[str, 
 
 
 def _concrete(route: Route, ids: dict[str, str]) -> str:
-    params = {name: ids.get(name, ids["*"]) for name in route.param_convertors}
-    if "path" in route.param_convertors:  # static files
-        params["path"] = "ui.css"
-    return route.path.format(**params)
+    """The route's path with a real id for each parameter."""
+    return re.sub(
+        r"\{([^}:]+)(?::[^}]*)?\}",
+        lambda m: ids.get(m.group(1), ids["*"]),
+        route.path,
+    )
 
 
 async def test_no_route_changes_or_deletes_a_record(app, client, pool, tenant) -> None:
