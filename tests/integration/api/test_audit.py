@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 async def _token_id(client, token: str) -> str:
     """The id of the token the caller holds (its own entry in the trail)."""
     mine = (await client.get("/api/tokens", headers=auth(token))).json()
-    return next(t["id"] for t in mine if t["name"] == "auditor")
+    return str(next(t["id"] for t in mine if t["name"] == "auditor"))
 
 
 @pytest.fixture

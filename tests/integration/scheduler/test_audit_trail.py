@@ -70,9 +70,10 @@ class FailingStore(PgRolloutStore):
 
 
 async def _trail(pool, rid: uuid.UUID) -> list[Any]:
-    return await pool.fetch(
+    found: list[Any] = await pool.fetch(
         "SELECT * FROM audit_records WHERE rollout_id = $1 ORDER BY seq", rid
     )
+    return found
 
 
 async def test_a_rolled_back_decision_leaves_no_record(pool) -> None:

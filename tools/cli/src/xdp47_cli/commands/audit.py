@@ -4,6 +4,7 @@ changes or deletes a record)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from xdp47_common.models.audit import AuditRecord
 __all__ = ["COLUMNS", "audit"]
 
 
-def _who(row: dict[str, Any]) -> str:
+def _who(row: Mapping[str, Any]) -> str:
     """The token's name (its id when unnamed); a scheduler decision taken on an
     operator's command says for whom."""
     who = row.get("actor_name") or row.get("actor") or "-"
@@ -27,7 +28,7 @@ def _who(row: dict[str, Any]) -> str:
     return f"{who} (for {behalf})" if behalf else str(who)
 
 
-def _status(row: dict[str, Any]) -> str:
+def _status(row: Mapping[str, Any]) -> str:
     before, after = row.get("status_before"), row.get("status_after")
     if before is None and after is None:
         return "-"
