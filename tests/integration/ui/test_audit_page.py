@@ -38,12 +38,19 @@ async def test_the_ui_lists_its_own_writes_with_their_actor(
         assert page.status_code == 200
         assert '<a href="/ui/audit"' in page.text  # in the menu
         rows = _rows(page.text)
-        assert [a for _, a in rows] == ["policy.created"] * 3
+        # Newest first; last, the fixtures' tenant and token (no request: system).
+        assert [a for _, a in rows] == [
+            *["policy.created"] * 3,
+            "token.minted",
+            "tenant.created",
+        ]
         assert [s for s, _ in rows] == sorted((s for s, _ in rows), reverse=True)
         assert page.text.count("ui-operator") >= 3
 
         only = await client.get("/ui/audit", params={"action": "token.*"})
-        assert _rows(only.text) == []
+        assert [a for _, a in _rows(only.text)] == ["token.minted"]
+        none = await client.get("/ui/audit", params={"action": "group.*"})
+        assert _rows(none.text) == []
         mine = await client.get("/ui/audit", params={"actor": "ui-operator"})
         assert len(_rows(mine.text)) == 3
         later = await client.get("/ui/audit", params={"since": "2999-01-01T00:00"})
@@ -73,7 +80,8 @@ async def test_pages_and_the_rollout_link(
         older = re.search(r'<a href="([^"]+)" rel="next">', first.text)
         assert older is not None
         second = await client.get(older.group(1).replace("&amp;", "&"))
-        assert len(_rows(second.text)) == 5
+        # The 55 policies, the fixtures' token and tenant: 57 records.
+        assert len(_rows(second.text)) == 7
         assert {s for s, _ in rows}.isdisjoint(s for s, _ in _rows(second.text))
 
         artifact = await pool.fetchval(
