@@ -20,9 +20,7 @@ from xdp47_common.models.audit import AuditEntry
 
 __all__ = ["Db", "record", "writing"]
 
-Db: TypeAlias = (
-    "asyncpg.Pool[Any] | asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
-)
+Db: TypeAlias = "asyncpg.Pool[Any] | asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
