@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.api.audit_support import listed, rows
 from tests.integration.api.support import auth, make_tenant, mint
+from xdp47_api.pagination import encode_cursor
 from xdp47_common.models import ALL_SCOPES, Scope
 
 pytestmark = pytest.mark.integration
@@ -244,6 +245,15 @@ async def test_filters_by_rollout_actor_action_and_time(client, pool, tenant) ->
         "/api/audit", headers=h, params={"since": "2026-01-01T00:00:00"}
     )
     assert naive.status_code == 422
+    for params in (
+        {"actor": "a\x00b"},
+        {"since": "0001-01-01T00:00:00+05:00"},
+        {"until": "9999-12-31T23:59:59-05:00"},
+        {"cursor": encode_cursor(2**63)},
+        {"cursor": encode_cursor(-1)},
+    ):
+        refused = await client.get("/api/audit", headers=h, params=params)
+        assert refused.status_code == 422, (params, refused.text)
     wrong = await client.get("/api/audit", headers=h, params={"action": "DROP TABLE"})
     assert wrong.status_code == 422
     assert (

@@ -69,7 +69,8 @@ def _seq_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     (seq,) = decode_cursor(cursor, 1)
-    if not isinstance(seq, int) or seq < 0:
+    # A bigint; a cursor this server handed out always is one.
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
         raise invalid_cursor()
     return seq
 

@@ -18,6 +18,7 @@ from xdp47_api.state import ServicesDep
 from xdp47_api.usecases import audit
 from xdp47_common.models import Scope
 from xdp47_common.models.audit import AuditRecord
+from xdp47_common.models.base import NUL_FREE_PATTERN
 
 __all__ = ["router"]
 
@@ -49,6 +50,7 @@ async def list_audit(
         str | None,
         Query(
             max_length=200,
+            pattern=NUL_FREE_PATTERN,
             description="`token:<id>`, a token's name or `scheduler`; matches "
             "who acted and whom a scheduler decision acted for.",
         ),

@@ -6,7 +6,7 @@ transactions) and by the scheduler; no use case updates or deletes one.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from xdp47_api.pagination import Page
 from xdp47_api.repositories.audit import AuditFilter
@@ -14,7 +14,7 @@ from xdp47_api.state import Services
 from xdp47_api.usecases.errors import unprocessable
 from xdp47_common.models.audit import AuditRecord
 
-__all__ = ["AuditFilter", "list_page"]
+__all__ = ["AuditFilter", "in_utc", "list_page"]
 
 
 async def list_page(
@@ -25,11 +25,23 @@ async def list_page(
     limit: int,
     cursor: str | None,
 ) -> Page[AuditRecord]:
-    """A page of ``tenant``'s records (422 for an empty time range)."""
-    _check_range(filt.since, filt.until)
+    """A page of ``tenant``'s records (422 for an empty or impossible time
+    range, or an actor with NUL)."""
+    if filt.actor is not None and "\x00" in filt.actor:
+        raise unprocessable("query.actor: must not contain NUL (U+0000)")
+    since = in_utc(filt.since, "since")
+    until = in_utc(filt.until, "until")
+    if since is not None and until is not None and until <= since:
+        raise unprocessable("query.until: must be later than since")
     return await services.repos.audit.list(tenant, filt, limit=limit, cursor=cursor)
 
 
-def _check_range(since: datetime | None, until: datetime | None) -> None:
-    if since is not None and until is not None and until <= since:
-        raise unprocessable("query.until: must be later than since")
+def in_utc(value: datetime | None, name: str) -> datetime | None:
+    """``value`` in UTC; 422 naming ``query.<name>`` for a time that has none
+    (``0001-01-01T00:00+05:00`` is before year 1 in UTC)."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise unprocessable(f"query.{name}: out of range") from None

@@ -37,7 +37,13 @@ def _time(value: str, name: str, errors: dict[str, str]) -> datetime | None:
     except ValueError:
         errors[name] = "expected a time like 2026-12-03T10:00"
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return audit.in_utc(
+            parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), name
+        )
+    except HTTPException:
+        errors[name] = "out of range"
+        return None
 
 
 def _filter(
@@ -50,6 +56,8 @@ def _filter(
             rollout_id = UUID(rollout)
         except ValueError:
             errors["rollout"] = "expected a rollout id"
+    if "\x00" in actor:
+        errors["actor"] = "must not contain NUL"
     prefix = action.removesuffix(".*")
     if action and (not prefix or any(c not in _ACTION for c in prefix)):
         errors["action"] = "expected an action like rollout.start, or rollout.*"
@@ -58,7 +66,7 @@ def _filter(
         errors["until"] = "must be later than since"
     filt = audit.AuditFilter(
         rollout_id=rollout_id,
-        actor=actor or None,
+        actor=(actor or None) if "actor" not in errors else None,
         action=action or None,
         since=start,
         until=end,
