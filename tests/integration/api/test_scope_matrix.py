@@ -54,6 +54,7 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("GET", "/api/tokens/{token_id}"): Scope.TOKENS_READ,
     ("POST", "/api/tokens/{token_id}:revoke"): Scope.TOKENS_WRITE,
     ("DELETE", "/api/tokens/{token_id}"): Scope.TOKENS_WRITE,
+    ("GET", "/api/audit"): Scope.AUDIT_READ,
     ("GET", "/livez"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,

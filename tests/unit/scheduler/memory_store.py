@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
@@ -98,6 +99,8 @@ class State:
     prior: dict[tuple[UUID, int], int] = field(default_factory=dict)
     inbox: set[tuple[str, UUID]] = field(default_factory=set)
     policies: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
+    # The audit trail, appended in transaction order (rolled back with the rest).
+    trail: list[AuditEntry] = field(default_factory=list)
 
 
 class MemoryRolloutStore(RolloutStore):
@@ -202,6 +205,10 @@ class MemoryTx(RolloutTx):
             return False
         self.s.inbox.add((consumer, message_id))
         return True
+
+    async def append_trail(self, entries: Sequence[AuditEntry]) -> None:
+        self._store.fail("append_trail")
+        self.s.trail.extend(entries)
 
     async def lock(
         self, rollout_id: UUID, *, skip_locked: bool = False

@@ -7,17 +7,23 @@ started a wave, advance the rollout until it waits. A crash anywhere before the
 commit leaves nothing, the inbox claim included, so the redelivery applies it; a
 crash after the commit (before the ack) leaves the claim, so the redelivery is a
 duplicate. The events are published after the commit.
+
+Every judged command (applied, no-op, rejected) appends its entry to the audit
+trail in that transaction, whatever its type (``trail.command_entry``); a
+duplicate appends nothing (its first delivery did).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from uuid import UUID
 
 import structlog
 
 from xdp47_common.bus import PoisonMessage
 from xdp47_common.messages import RolloutCommand, RolloutEvent
+from xdp47_common.models.audit import AuditOutcome
 from xdp47_common.rollout import InvalidTransition
 from xdp47_scheduler import story
 from xdp47_scheduler.advance import Context, advance, apply_decision
@@ -25,6 +31,7 @@ from xdp47_scheduler.handlers import HANDLERS
 from xdp47_scheduler.metrics import COMMAND_LATENCY, COMMANDS
 from xdp47_scheduler.ports import RolloutTx
 from xdp47_scheduler.runner import Runner
+from xdp47_scheduler.trail import ActingFor, command_entry
 
 __all__ = ["COMMAND_CONSUMER", "handle_command"]
 
@@ -55,6 +62,8 @@ async def handle_command(
     kind = command.type.removeprefix("rollout.")
     outcome = "applied"
     detail: str | None = None
+    # The decisions this command causes act for its sender (audit trail).
+    ctx = replace(ctx, acting_for=ActingFor.of(command))
 
     async def work(tx: RolloutTx) -> list[RolloutEvent]:
         nonlocal outcome, detail
@@ -72,10 +81,25 @@ async def handle_command(
             step = await HANDLERS[command.type](tx, row, command, ctx)
         except InvalidTransition as exc:
             outcome, detail = "rejected", str(exc)
+            rejected = command_entry(
+                command, row.status, row.status, AuditOutcome.REJECTED, detail
+            )
+            await tx.append_trail([rejected])
             return []
         if step is None:
             outcome = "no_op"
+            await tx.append_trail(
+                [command_entry(command, row.status, row.status, AuditOutcome.NO_OP)]
+            )
             return []
+        # The command's own move first; the scheduler's decisions follow it.
+        await tx.append_trail(
+            [
+                command_entry(
+                    command, row.status, step.decision.status, AuditOutcome.APPLIED
+                )
+            ]
+        )
         events = await apply_decision(tx, row, step.decision, step.reason, ctx)
         if step.decision.start_wave is not None:
             events += await advance(tx, row.id, step.policy, ctx, restarted=restarted)

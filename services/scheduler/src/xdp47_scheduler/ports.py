@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
@@ -70,6 +71,11 @@ class RolloutTx(Protocol):
 
     async def claim(self, consumer: str, message_id: UUID) -> bool:
         """Record ``message_id`` in ``consumer``'s inbox; False if it was before."""
+        ...
+
+    async def append_trail(self, entries: Sequence[AuditEntry]) -> None:
+        """Append to the audit trail (not the reconcile loop's counter audit),
+        committed or rolled back with the rest of this transaction."""
         ...
 
     async def lock(

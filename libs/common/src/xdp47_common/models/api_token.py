@@ -41,6 +41,9 @@ class Scope(StrEnum):
     TENANTS_WRITE = "tenants:write"
     TOKENS_READ = "tokens:read"
     TOKENS_WRITE = "tokens:write"
+    # The audit trail names every token and action of the tenant: its own
+    # scope, implied by no other.
+    AUDIT_READ = "audit:read"
 
 
 ALL_SCOPES: frozenset[Scope] = frozenset(Scope)

@@ -11,8 +11,10 @@ from uuid import UUID
 
 import asyncpg
 
+from xdp47_api.acting import audit_entry
 from xdp47_api.pagination import Page, decode_cursor
 from xdp47_api.repositories._paging import page_of
+from xdp47_api.repositories._trail import record, writing
 from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.desired import (
     DESIRED_ARTIFACT,
@@ -224,16 +226,30 @@ class PgDeviceRepository:
         Returns:
             True when the device is new, False when it was claimed before.
         """
-        inserted = await self._pool.fetchval(
-            CLAIM_DEVICE,
-            tenant,
-            device_id,
-            labels,
-            channel,
-            credential_hash,
-            properties or {},
-        )
-        return bool(inserted)
+        async with writing(self._pool) as conn:
+            inserted = bool(
+                await conn.fetchval(
+                    CLAIM_DEVICE,
+                    tenant,
+                    device_id,
+                    labels,
+                    channel,
+                    credential_hash,
+                    properties or {},
+                )
+            )
+            # Claims are the trail's most frequent entry: one short row each.
+            await record(
+                conn,
+                audit_entry(
+                    tenant,
+                    "device.claimed" if inserted else "device.reclaimed",
+                    "device",
+                    device_id,
+                    detail={"channel": channel, "labels": labels},
+                ),
+            )
+        return inserted
 
     async def identify(self, credential: str) -> DeviceIdentity | None:
         """The device holding ``credential``; ``None`` when it is malformed,

@@ -7,8 +7,10 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from xdp47_api.acting import audit_entry
 from xdp47_api.pagination import Page, time_id_cursor
 from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_api.repositories._trail import record, writing
 from xdp47_common.models import Policy, PolicyCreate
 
 __all__ = ["PgPolicyRepository"]
@@ -45,20 +47,36 @@ class PgPolicyRepository:
 
     async def create(self, body: PolicyCreate) -> Policy | None:
         """Insert a policy; ``None`` when its tenant has one of that name."""
-        row = await self._pool.fetchrow(
-            INSERT_POLICY,
-            uuid4(),
-            body.tenant,
-            body.name,
-            body.require_ok,
-            body.skip_offline,
-            body.grace_seconds,
-            body.min_success_ratio,
-            body.max_failures_per_wave,
-            body.abort_on_zero_eligible,
-            body.wave_deadline_seconds,
-        )
-        return None if row is None else _policy(row)
+        async with writing(self._pool) as conn:
+            row = await conn.fetchrow(
+                INSERT_POLICY,
+                uuid4(),
+                body.tenant,
+                body.name,
+                body.require_ok,
+                body.skip_offline,
+                body.grace_seconds,
+                body.min_success_ratio,
+                body.max_failures_per_wave,
+                body.abort_on_zero_eligible,
+                body.wave_deadline_seconds,
+            )
+            if row is None:
+                return None
+            created = _policy(row)
+            await record(
+                conn,
+                audit_entry(
+                    created.tenant,
+                    "policy.created",
+                    "policy",
+                    created.id,
+                    detail=created.model_dump(
+                        mode="json", exclude={"tenant", "id", "created_at"}
+                    ),
+                ),
+            )
+        return created
 
     async def get(self, tenant: str, policy_id: UUID) -> Policy | None:
         row = await self._pool.fetchrow(GET_POLICY, tenant, policy_id)

@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from xdp47_api.acting import audit_entry
 from xdp47_api.pagination import (
     Page,
     decode_cursor,
@@ -15,6 +16,7 @@ from xdp47_api.pagination import (
     time_id_cursor,
 )
 from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_api.repositories._trail import record, writing
 from xdp47_common.adapters.plan_preview import preview_plan, stored_plan
 from xdp47_common.adapters.planning import PlanTarget
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RolloutRun
@@ -88,21 +90,38 @@ class PgRolloutRepository:
         return bool(await self._pool.fetchval(GROUP_EXISTS, tenant, group_id))
 
     async def create(self, body: RolloutCreate) -> Rollout:
-        row = await self._pool.fetchrow(
-            INSERT_ROLLOUT,
-            uuid4(),
-            body.tenant,
-            body.name,
-            body.artifact_id,
-            body.policy_id,
-            body.selector,
-            body.channel,
-            body.waves,
-            body.wave_percentages,
-            body.group_id,
-        )
-        assert row is not None
-        return _rollout(row)
+        async with writing(self._pool) as conn:
+            row = await conn.fetchrow(
+                INSERT_ROLLOUT,
+                uuid4(),
+                body.tenant,
+                body.name,
+                body.artifact_id,
+                body.policy_id,
+                body.selector,
+                body.channel,
+                body.waves,
+                body.wave_percentages,
+                body.group_id,
+            )
+            assert row is not None
+            created = _rollout(row)
+            await record(
+                conn,
+                audit_entry(
+                    created.tenant,
+                    "rollout.created",
+                    "rollout",
+                    created.id,
+                    after=created.status.value,
+                    rollout_id=created.id,
+                    detail={
+                        "name": created.name,
+                        "artifact_id": str(created.artifact_id),
+                    },
+                ),
+            )
+        return created
 
     async def get(self, tenant: str, rollout_id: UUID) -> Rollout | None:
         row = await self._pool.fetchrow(GET_ROLLOUT, tenant, rollout_id)

@@ -6,8 +6,10 @@ from typing import Any
 
 import asyncpg
 
+from xdp47_api.acting import audit_entry, current_actor
 from xdp47_api.pagination import Page, decode_cursor
 from xdp47_api.repositories._paging import page_of
+from xdp47_api.repositories._trail import record, writing
 from xdp47_common.models import Tenant
 
 __all__ = ["PgTenantRepository"]
@@ -33,9 +35,28 @@ class PgTenantRepository:
         self._pool = pool
 
     async def create(self, tenant_id: str, name: str) -> Tenant | None:
-        """Insert a tenant; ``None`` when the id is taken."""
-        row = await self._pool.fetchrow(INSERT_TENANT, tenant_id, name)
-        return None if row is None else Tenant.model_validate(dict(row))
+        """Insert a tenant; ``None`` when the id is taken. Recorded in the new
+        tenant's trail, and in the creator's when that is another tenant."""
+        async with writing(self._pool) as conn:
+            row = await conn.fetchrow(INSERT_TENANT, tenant_id, name)
+            if row is None:
+                return None
+            created = Tenant.model_validate(dict(row))
+            tenants = {created.id, current_actor().tenant or created.id}
+            await record(
+                conn,
+                *(
+                    audit_entry(
+                        t,
+                        "tenant.created",
+                        "tenant",
+                        created.id,
+                        detail={"name": created.name},
+                    )
+                    for t in sorted(tenants)
+                ),
+            )
+        return created
 
     async def get(self, tenant_id: str) -> Tenant | None:
         row = await self._pool.fetchrow(GET_TENANT, tenant_id)

@@ -1,5 +1,6 @@
 """Rollout commands: check the rollout's status, then publish start, retry or
-abort for the scheduler (which owns every status change).
+abort for the scheduler (which owns every status change), and record each
+request in the audit trail, refused ones too.
 
 ``COMMAND_FROM`` is the core's table of which statuses accept each command
 (``xdp47_common.rollout.commands``): a move, or a harmless repeat whose effect
@@ -9,8 +10,12 @@ already holds (start or retry of a running rollout, abort of an aborted one);
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
+from fastapi import HTTPException
+
+from xdp47_api.acting import audit_entry
 from xdp47_api.auth import Principal
 from xdp47_api.state import Services
 from xdp47_api.usecases.errors import conflict
@@ -19,6 +24,7 @@ from xdp47_common.bus import PublishFailed
 from xdp47_common.logging import REQUEST_ID
 from xdp47_common.messages import AbortRollout, RetryRollout, StartRollout
 from xdp47_common.models import Rollout, RolloutStartAnswer
+from xdp47_common.models.audit import AuditOutcome
 from xdp47_common.rollout.commands import CommandName, accepted_from, offered_table
 from xdp47_common.rollout.exclusions import Exclusion
 from xdp47_common.rollout.status import RolloutStatus
@@ -53,18 +59,28 @@ _NOT_MATCHED = frozenset({Exclusion.WRONG_CHANNEL, Exclusion.LABEL_MISMATCH})
 async def send(
     services: Services, principal: Principal, verb: str, rollout_id: UUID
 ) -> Rollout:
-    """Publish the ``verb`` command for the caller's rollout.
+    """Publish the ``verb`` command for the caller's rollout, and record the
+    request in the audit trail whatever its answer (``rollout.<verb>.requested``:
+    accepted, refused with 404/409, or failed with 503). The scheduler records
+    what the command did when it applies it (``rollout.<verb>``).
 
     Raises ``HTTPException`` 404 (no such rollout) or 409 (its status does not
     accept ``verb``), ``ServiceUnavailable`` when the broker refuses.
     """
-    rollout = await get(services, principal.tenant, rollout_id)
+    action = f"rollout.{verb}.requested"
+    try:
+        rollout = await get(services, principal.tenant, rollout_id)
+    except HTTPException as exc:
+        await _record(services, principal, action, rollout_id, None, exc)
+        raise
     allowed = COMMAND_FROM[verb]
     if rollout.status not in allowed:
-        raise conflict(
+        refused = conflict(
             f"cannot {verb} a rollout in status '{rollout.status.value}'; "
             f"{verb} needs status {' or '.join(sorted(s.value for s in allowed))}"
         )
+        await _record(services, principal, action, rollout_id, rollout, refused)
+        raise refused
     message = COMMANDS[verb](
         tenant=principal.tenant,
         rollout_id=rollout.id,
@@ -79,10 +95,56 @@ async def send(
             message,
         )
     except PublishFailed as exc:
-        raise ServiceUnavailable(
+        unavailable = ServiceUnavailable(
             f"the message broker did not accept the {verb} command; retry later"
-        ) from exc
+        )
+        await _record(services, principal, action, rollout_id, rollout, unavailable)
+        raise unavailable from exc
+    await _record(
+        services,
+        principal,
+        action,
+        rollout_id,
+        rollout,
+        None,
+        message_id=str(message.message_id),
+    )
     return rollout
+
+
+async def _record(
+    services: Services,
+    principal: Principal,
+    action: str,
+    rollout_id: UUID,
+    rollout: Rollout | None,
+    refused: Exception | None,
+    **detail: Any,
+) -> None:
+    """The request's entry: it changed nothing itself (the scheduler's entry
+    of the command says what it did), so it has a transaction of its own."""
+    if isinstance(refused, HTTPException):
+        outcome = AuditOutcome.REFUSED
+        detail.update(status=refused.status_code, detail=refused.detail)
+    elif refused is not None:
+        outcome = AuditOutcome.FAILED
+        detail.update(status=503, detail=str(refused))
+    else:
+        outcome = AuditOutcome.ACCEPTED
+    status = None if rollout is None else rollout.status.value
+    await services.repos.audit.append(
+        audit_entry(
+            principal.tenant,
+            action,
+            "rollout",
+            rollout_id,
+            outcome=outcome,
+            before=status,
+            after=status,
+            rollout_id=None if rollout is None else rollout.id,
+            detail=detail,
+        )
+    )
 
 
 async def start(

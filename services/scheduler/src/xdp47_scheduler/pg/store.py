@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from xdp47_common.adapters.audit_trail import append_audit
 from xdp47_common.adapters.pg import DATABASE_UNAVAILABLE
 from xdp47_common.adapters.planning import (
     Connection,
@@ -17,6 +18,7 @@ from xdp47_common.adapters.planning import (
     count_matched,
     write_plan,
 )
+from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
@@ -57,6 +59,10 @@ class PgRolloutTx(RolloutTx):
 
     async def claim(self, consumer: str, message_id: UUID) -> bool:
         return await self.conn.fetchval(_INBOX, consumer, message_id) is not None
+
+    async def append_trail(self, entries: Sequence[AuditEntry]) -> None:
+        # The trail's one INSERT, shared with the API (migration 0020).
+        await append_audit(self.conn, entries)
 
     async def lock(
         self, rollout_id: UUID, *, skip_locked: bool = False
