@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import Field, StrictBool, ValidationInfo, field_validator
 
 from xdp47_common.models.base import (
     Count,
@@ -69,14 +69,14 @@ class PolicyFields(WriteModel):
         default=None, description="The longest wait between a device's tries."
     )
 
-    @model_validator(mode="after")
-    def _backoff_ordered(self) -> PolicyFields:
-        base, cap = self.retry_backoff_seconds, self.retry_backoff_max_seconds
+    @field_validator("retry_backoff_max_seconds")
+    @classmethod
+    def _cap_not_below_base(cls, cap: int | None, info: ValidationInfo) -> int | None:
+        # A field validator (not a model one), so the error names this field.
+        base = info.data.get("retry_backoff_seconds")
         if base is not None and cap is not None and cap < base:
-            raise ValueError(
-                "retry_backoff_max_seconds must be at least retry_backoff_seconds"
-            )
-        return self
+            raise ValueError(f"must be at least retry_backoff_seconds ({base})")
+        return cap
 
 
 class PolicyCreate(PolicyFields):
