@@ -102,7 +102,7 @@ judged AS (
         CASE WHEN c.new_failure AND NOT c.ok THEN jsonb_build_array(
             jsonb_build_object('attempt', s.device_attempt, 'code', c.code,
                                'reason', c.message, 'at', now()))
-        END AS try
+        END AS failed_try
     FROM scope AS s
     JOIN rollouts AS r ON r.id = s.rollout_id AND r.status = 'running'
     {_POLICY}
@@ -129,7 +129,7 @@ judged AS (
     UPDATE rollout_targets AS t
     SET state = j.state, reason = j.reason, reason_detail = j.reason_detail,
         finished_at = now(), retry_after = NULL,
-        attempts = t.attempts || coalesce(j.try, '[]'::jsonb)
+        attempts = t.attempts || coalesce(j.failed_try, '[]'::jsonb)
     FROM judged AS j
     WHERE j.state IN ('applied', 'failed') AND t.ctid = j.tid
       AND (t.rollout_id = j.rollout_id AND t.device_id = j.device_id
@@ -142,7 +142,7 @@ judged AS (
     -- heartbeat) is never counted twice.
     UPDATE rollout_targets AS t
     SET device_attempt = t.device_attempt + 1, retry_after = j.retry_at,
-        attempts = t.attempts || j.try, baseline_apply = j.last_apply
+        attempts = t.attempts || j.failed_try, baseline_apply = j.last_apply
     FROM judged AS j
     WHERE j.state = 'retry' AND t.ctid = j.tid
       AND (t.rollout_id = j.rollout_id AND t.device_id = j.device_id
