@@ -132,9 +132,7 @@ def _expect(
     """The target is what the pure rule says after its try failed with ``code``."""
     tried = target["device_attempt"] if target["state"] == "failed" else None
     failed_try = tried or target["device_attempt"] - 1
-    deadline = target["assigned_at"] + timedelta(
-        seconds=policy.wave_deadline_seconds
-    )
+    deadline = target["assigned_at"] + timedelta(seconds=policy.wave_deadline_seconds)
     decision = after_failure(code, failed_try, policy, now, deadline)
     if decision.retry:
         assert target["state"] == "assigned", dict(target)
@@ -154,7 +152,9 @@ async def test_the_progress_sql_follows_the_pure_rule(
     assert (policy.max_device_retries, policy.retry_backoff_seconds) == (2, 30)
     flaky, tampered, legacy, good = fleet.devices
     await _report(pool, fleet, flaky, "download_failed", rollout=rid, device_attempt=1)
-    await _report(pool, fleet, tampered, "sha256_mismatch", rollout=rid, device_attempt=1)
+    await _report(
+        pool, fleet, tampered, "sha256_mismatch", rollout=rid, device_attempt=1
+    )
     await _report(pool, fleet, legacy, "apply_failed")  # an agent without the fields
     await pool.execute(
         "UPDATE devices SET current_artifact_id = $2, health = 'ok' WHERE id = $1",

@@ -114,7 +114,11 @@ def test_bad_arguments_are_refused() -> None:
         retry_delay(0, RETRYING)
     with pytest.raises(ValueError, match="aware"):
         after_failure(
-            "download_failed", 1, RETRYING, datetime(2025, 1, 1), DEADLINE  # noqa: DTZ001
+            "download_failed",
+            1,
+            RETRYING,
+            datetime(2025, 1, 1),  # noqa: DTZ001
+            DEADLINE,
         )
 
 

@@ -11,8 +11,8 @@ state names something else: another artifact, other bytes (sha256), another
 rollout (a rollback or a new rollout of the same artifact), another attempt of
 the same rollout (a retry), or another try the scheduler granted
 (``device_attempt``: it grants one only for a failure it retries, such as a
-truncated download reported as a size mismatch). Failures that may pass on a second try (network,
-disk) are not remembered here; they back off instead.
+truncated download reported as a size mismatch). Failures that may pass on a
+second try (network, disk) are not remembered here; they back off instead.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from xdp47_common.models.reasons import FAILURE_CODE_PATTERN
 __all__ = [
     "ApplyResult",
     "Device",
-    "DeviceClaim",
     "DeviceAttempt",
+    "DeviceClaim",
     "DeviceClaimed",
     "DeviceDetail",
     "DeviceSort",
@@ -99,13 +99,11 @@ class LastApply(ReadModel):
         default=None,
         description="The attempt of that rollout (the desired state's attempt).",
     )
-    device_attempt: Annotated[int, Field(ge=1, le=INT32_MAX), NotBool] | None = (
-        Field(
-            default=None,
-            description="The device's own try within that rollout attempt (the "
-            "desired state's device_attempt), so a late report of an earlier try "
-            "never fails a later one.",
-        )
+    device_attempt: Annotated[int, Field(ge=1, le=INT32_MAX), NotBool] | None = Field(
+        default=None,
+        description="The device's own try within that rollout attempt (the "
+        "desired state's device_attempt), so a late report of an earlier try "
+        "never fails a later one.",
     )
 
 

@@ -57,17 +57,16 @@ class PolicyFields(WriteModel):
         "or apply before it counts as failed (a SHA256 or signature mismatch and an "
         "incompatible artifact are never retried).",
     )
-    retry_backoff_seconds: (
-        Annotated[int, Field(ge=0, le=86_400), NotBool] | None
-    ) = Field(
-        default=None,
-        description="Wait before a device's first retry; doubled for each further one.",
+    retry_backoff_seconds: Annotated[int, Field(ge=0, le=86_400), NotBool] | None = (
+        Field(
+            default=None,
+            description="Wait before a device's first retry; doubled for each "
+            "further one.",
+        )
     )
     retry_backoff_max_seconds: (
         Annotated[int, Field(ge=1, le=86_400), NotBool] | None
-    ) = Field(
-        default=None, description="The longest wait between a device's tries."
-    )
+    ) = Field(default=None, description="The longest wait between a device's tries.")
 
     @field_validator("retry_backoff_max_seconds")
     @classmethod
