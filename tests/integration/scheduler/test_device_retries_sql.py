@@ -120,9 +120,10 @@ async def _settle(
 
 
 async def _run(pool: asyncpg.Pool[Any], rid: uuid.UUID) -> asyncpg.Record:
-    row: asyncpg.Record = await pool.fetchrow(
+    row: asyncpg.Record | None = await pool.fetchrow(
         "SELECT * FROM rollout_runs WHERE rollout_id = $1", rid
     )
+    assert row is not None
     return row
 
 
@@ -229,6 +230,7 @@ async def test_the_progress_sql_follows_the_pure_rule(
         rid,
         flaky.id,
     )
+    assert history is not None
     assert history["state"] == "failed"
     assert history["device_attempt"] == 3
     assert len(history["attempts"]) == 3
