@@ -57,7 +57,7 @@ def _one_device_rollout(
 def _target(operator: Operator, rollout_id: str) -> dict[str, Any]:
     r = operator.http.get(f"/api/rollouts/{rollout_id}/devices")
     assert r.status_code == 200, r.text
-    (only,) = r.json()["items"]
+    (only,) = r.json()
     return dict(only)
 
 
