@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from xdp47_common.messages import RolloutEvent, StartRollout
+from xdp47_common.messages import RetryRollout, RolloutEvent, StartRollout
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.rollout.retries import after_failure
 from xdp47_common.tokens import hash_secret
@@ -272,3 +272,65 @@ async def test_a_rollout_without_retry_fields_fails_at_once(
     t = await targets(pool, rid)
     _expect(t[d.id], "download_failed", policy, now)
     assert t[d.id]["state"] == "failed"
+
+
+async def test_a_rollout_retry_starts_every_devices_tries_again(
+    pool: asyncpg.Pool[Any], engine: RolloutEngine
+) -> None:
+    """The rollout's attempt and the device's try are distinct: a device that
+    used its tries fails the wave; the operator's retry of the rollout (attempt
+    2) starts it at try 1 with no failed tries, and the history keeps attempt
+    1's tries."""
+    fleet, rid, policy = await _running(
+        pool,
+        engine,
+        1,
+        max_device_retries=1,
+        retry_backoff_seconds=0,
+        max_failures_per_wave=0,
+    )
+    (d,) = fleet.devices
+    for n in (1, 2):
+        await _report(
+            pool,
+            fleet,
+            d,
+            "disk_full",
+            rollout=rid,
+            device_attempt=n,
+            at=f"2030-01-01T00:00:0{n}Z",
+        )
+        await _settle(pool, fleet, [d])
+    t = (await targets(pool, rid))[d.id]
+    assert (t["state"], t["device_attempt"], len(t["attempts"])) == ("failed", 2, 2)
+    await engine.evaluate(rid)
+    assert await pool.fetchval("SELECT status FROM rollouts WHERE id = $1", rid) == (
+        "failed"
+    )
+    await engine.handle_command(
+        RetryRollout(tenant=fleet.tenant, rollout_id=rid, requested_by="tests")
+    )
+    await engine.drain()
+    t = (await targets(pool, rid))[d.id]
+    assert (t["state"], t["device_attempt"], t["attempts"], t["retry_after"]) == (
+        "assigned",
+        1,
+        [],
+        None,
+    )
+    view = await read_device(pool, hash_secret(d.credential), db_timeout=5)
+    assert view is not None
+    answer = json.loads(view.payload)
+    assert (answer["attempt"], answer["device_attempt"]) == (2, 1)
+    # The old report (attempt 1, try 2) does not fail the new attempt's try 1.
+    await _settle(pool, fleet, [d])
+    assert (await targets(pool, rid))[d.id]["state"] == "assigned"
+    history = await pool.fetch(
+        "SELECT attempt, device_attempt, attempts FROM rollout_target_history"
+        " WHERE rollout_id = $1 AND device_id = $2",
+        rid,
+        d.id,
+    )
+    assert [
+        (h["attempt"], h["device_attempt"], len(h["attempts"])) for h in history
+    ] == [(1, 2, 2)]
