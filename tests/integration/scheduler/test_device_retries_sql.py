@@ -281,7 +281,7 @@ async def test_a_rollout_retry_starts_every_devices_tries_again(
     used its tries fails the wave; the operator's retry of the rollout (attempt
     2) starts it at try 1 with no failed tries, and the history keeps attempt
     1's tries."""
-    fleet, rid, policy = await _running(
+    fleet, rid, _ = await _running(
         pool,
         engine,
         1,
