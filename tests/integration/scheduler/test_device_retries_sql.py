@@ -26,6 +26,7 @@ from xdp47_ingest.pg import read_device
 from xdp47_scheduler.engine import RolloutEngine
 from xdp47_scheduler.pg import PgRolloutStore
 from xdp47_scheduler.pg.progress import settle_devices
+from xdp47_scheduler.pg.rollouts import time_out_wave
 
 from .support import Fleet, SimDevice, make_fleet, make_policy, make_rollout, targets
 
@@ -334,3 +335,25 @@ async def test_a_rollout_retry_starts_every_devices_tries_again(
     assert [
         (h["attempt"], h["device_attempt"], len(h["attempts"])) for h in history
     ] == [(1, 2, 2)]
+
+
+async def test_a_device_still_retrying_at_the_deadline_times_out_with_its_tries(
+    pool: asyncpg.Pool[Any], engine: RolloutEngine
+) -> None:
+    """The wave deadline bounds the retries: a device waiting for its next try
+    when the wave times out fails as timed_out, the detail naming its tries."""
+    fleet, rid, _ = await _running(pool, engine, 1, **RETRIES)
+    (d,) = fleet.devices
+    await _report(pool, fleet, d, "download_failed", rollout=rid, device_attempt=1)
+    await _settle(pool, fleet, [d])
+    assert (await targets(pool, rid))[d.id]["retry_after"] is not None
+    async with pool.acquire() as conn, conn.transaction():
+        assert await time_out_wave(conn, rid, 1, 1) == 1
+    t = (await targets(pool, rid))[d.id]
+    assert (t["state"], t["reason"], t["retry_after"]) == ("failed", "timed_out", None)
+    assert (
+        t["reason_detail"] == "while retrying: 1 failed try, the last download_failed"
+    )
+    assert [a["code"] for a in t["attempts"]] == ["download_failed"]
+    run = await _run(pool, rid)
+    assert run["failed"] == 1

@@ -108,7 +108,9 @@ WITH gone AS (
     UPDATE rollout_targets SET state = 'failed', reason = 'timed_out',
         reason_detail = CASE WHEN jsonb_array_length(attempts) > 0 THEN
             'while retrying: ' || jsonb_array_length(attempts)
-            || ' failed tries, the last ' || coalesce(attempts->-1->>'code', '?')
+            || CASE WHEN jsonb_array_length(attempts) = 1 THEN ' failed try'
+                    ELSE ' failed tries' END
+            || ', the last ' || coalesce(attempts->-1->>'code', '?')
         END,
         retry_after = NULL, finished_at = now()
     WHERE rollout_id = $1 AND wave = $2 AND state IN ('assigned', 'pending')
