@@ -67,6 +67,9 @@ POLICY = {
     "min_success_ratio": 0.9,
     "max_failures_per_wave": 10,
     "wave_deadline_seconds": 600,
+    # The simulated devices give an artifact up after one failed apply and never
+    # try it again: a per-device retry would wait for the deadline instead.
+    "max_device_retries": 0,
 }
 # Small intervals so a scenario takes seconds; a long offline timeout so a broker
 # outage does not make the fleet "offline" (scenario 6 sets its own).

@@ -16,6 +16,7 @@ from xdp47_common.models.artifact import Artifact, ArtifactCreate
 from xdp47_common.models.device import (
     ApplyResult,
     Device,
+    DeviceAttempt,
     DeviceClaim,
     DeviceClaimed,
     DeviceDetail,
@@ -57,6 +58,7 @@ __all__ = [
     "Artifact",
     "ArtifactCreate",
     "Device",
+    "DeviceAttempt",
     "DeviceClaim",
     "DeviceClaimed",
     "DeviceDetail",

@@ -61,11 +61,14 @@ GET_DEVICE_DETAIL = (
     _select(", d.recent_heartbeats") + "WHERE d.tenant = $1 AND d.id = $2"
 )
 # Outcomes of every attempt (rollout_target_history), then the current target
-# while it is pending or assigned (the partial index of active targets finds it).
+# while it is pending or assigned (the partial index of active targets finds it),
+# each with the device's failed tries (per-device retries) and, for the current
+# target, when its next try may start.
 DEVICE_HISTORY = """
 SELECT * FROM (
     SELECT h.rollout_id, r.name AS rollout_name, a.version, h.attempt, h.wave,
            h.state, h.reason, h.reason_detail, h.assigned_at, h.finished_at,
+           h.device_attempt, h.attempts, NULL::timestamptz AS retry_after,
            h.recorded_at AS at, h.id AS ord
     FROM rollout_target_history AS h
     JOIN rollouts AS r ON r.id = h.rollout_id AND r.tenant = h.tenant
@@ -75,7 +78,8 @@ SELECT * FROM (
 ) AS done
 UNION ALL
 SELECT t.rollout_id, r.name, a.version, r.attempt, t.wave, t.state, t.reason,
-       t.reason_detail, t.assigned_at, t.finished_at,
+       t.reason_detail, t.assigned_at, t.finished_at, t.device_attempt,
+       t.attempts, t.retry_after,
        coalesce(t.assigned_at, r.started_at, r.created_at), 9223372036854775807
 FROM rollout_targets AS t
 JOIN rollouts AS r ON r.id = t.rollout_id AND r.tenant = t.tenant

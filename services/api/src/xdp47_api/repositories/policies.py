@@ -15,16 +15,25 @@ from xdp47_common.models import Policy, PolicyCreate
 
 __all__ = ["PgPolicyRepository"]
 
-_COLUMNS = (
-    "id, tenant, name, require_ok, skip_offline, grace_seconds, min_success_ratio, "
-    "max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds, created_at"
+# A policy's settings: columns of ``policies`` named like ``PolicyCreate``'s
+# fields, written in this order after id, tenant and name.
+SETTINGS = (
+    "require_ok",
+    "skip_offline",
+    "grace_seconds",
+    "min_success_ratio",
+    "max_failures_per_wave",
+    "abort_on_zero_eligible",
+    "wave_deadline_seconds",
+    "max_device_retries",
+    "retry_backoff_seconds",
+    "retry_backoff_max_seconds",
 )
+_COLUMNS = f"id, tenant, name, {', '.join(SETTINGS)}, created_at"
 
 INSERT_POLICY = f"""
-INSERT INTO policies (id, tenant, name, require_ok, skip_offline, grace_seconds,
-                      min_success_ratio, max_failures_per_wave,
-                      abort_on_zero_eligible, wave_deadline_seconds)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+INSERT INTO policies (id, tenant, name, {", ".join(SETTINGS)})
+VALUES ({", ".join(f"${i}" for i in range(1, len(SETTINGS) + 4))})
 ON CONFLICT (tenant, name) DO NOTHING
 RETURNING {_COLUMNS}
 """  # nosec B608
@@ -53,13 +62,7 @@ class PgPolicyRepository:
                 uuid4(),
                 body.tenant,
                 body.name,
-                body.require_ok,
-                body.skip_offline,
-                body.grace_seconds,
-                body.min_success_ratio,
-                body.max_failures_per_wave,
-                body.abort_on_zero_eligible,
-                body.wave_deadline_seconds,
+                *(getattr(body, name) for name in SETTINGS),
             )
             if row is None:
                 return None

@@ -51,7 +51,8 @@ FROM rollouts WHERE id = $1 FOR UPDATE
 
 _POLICY = """
 SELECT require_ok, skip_offline, grace_seconds, min_success_ratio,
-       max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds
+       max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds,
+       max_device_retries, retry_backoff_seconds, retry_backoff_max_seconds
 FROM policies WHERE tenant = $1 AND id = $2
 """
 
@@ -99,11 +100,19 @@ WHERE id = $1
 
 
 # ``pending`` too: a target of the started wave whose follow-up never ran (a crash)
-# is in ``eligible`` and must not hold the wave open.
+# is in ``eligible`` and must not hold the wave open. A device still retrying
+# (per-device retries) times out like any other; its failed tries stay in
+# ``attempts`` and the detail names how many there were and the last one's code.
 _TIME_OUT = """
 WITH gone AS (
     UPDATE rollout_targets SET state = 'failed', reason = 'timed_out',
-                               reason_detail = NULL, finished_at = now()
+        reason_detail = CASE WHEN jsonb_array_length(attempts) > 0 THEN
+            'while retrying: ' || jsonb_array_length(attempts)
+            || CASE WHEN jsonb_array_length(attempts) = 1 THEN ' failed try'
+                    ELSE ' failed tries' END
+            || ', the last ' || coalesce(attempts->-1->>'code', '?')
+        END,
+        retry_after = NULL, finished_at = now()
     WHERE rollout_id = $1 AND wave = $2 AND state IN ('assigned', 'pending')
       AND active
     RETURNING 1

@@ -34,6 +34,9 @@ COLUMNS = [
     Column("max fail", get("max_failures_per_wave")),
     Column("abort on 0", get("abort_on_zero_eligible")),
     Column("deadline s", get("wave_deadline_seconds")),
+    Column("retries", get("max_device_retries")),
+    Column("retry s", get("retry_backoff_seconds")),
+    Column("retry max s", get("retry_backoff_max_seconds")),
 ]
 
 add_ls_command(app, "/api/policies", Policy, COLUMNS, "List policies.")
@@ -79,6 +82,20 @@ def create_policy(
     wave_deadline_seconds: Annotated[
         int | None, typer.Option(help="A device not done by then counts as failed.")
     ] = None,
+    max_device_retries: Annotated[
+        int | None,
+        typer.Option(
+            help="More tries a device gets after a failed download or apply "
+            "(0-10; SHA256/signature mismatches are never retried)."
+        ),
+    ] = None,
+    retry_backoff_seconds: Annotated[
+        int | None,
+        typer.Option(help="Wait before a device's first retry; doubles per retry."),
+    ] = None,
+    retry_backoff_max_seconds: Annotated[
+        int | None, typer.Option(help="The longest wait between a device's tries.")
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
     fmt: OutputFormat = OutputOption,
 ) -> None:
@@ -92,6 +109,9 @@ def create_policy(
         "max_failures_per_wave": max_failures_per_wave,
         "abort_on_zero_eligible": abort_on_zero_eligible,
         "wave_deadline_seconds": wave_deadline_seconds,
+        "max_device_retries": max_device_retries,
+        "retry_backoff_seconds": retry_backoff_seconds,
+        "retry_backoff_max_seconds": retry_backoff_max_seconds,
     }
     body = {"tenant": rt.require_tenant(tenant), "name": name} | {
         k: v for k, v in fields.items() if v is not None

@@ -98,6 +98,9 @@ DEVICE_COLUMNS = [
     Column("device status", get("device_status")),
     Column("told", get("assigned_at")),
     Column("finished", get("finished_at")),
+    # Per-device retries: the device's try and when the next may start.
+    Column("try", get("device_attempt"), only=OutputFormat.WIDE),
+    Column("retry after", get("retry_after"), only=OutputFormat.WIDE),
 ]
 
 

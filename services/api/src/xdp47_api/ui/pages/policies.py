@@ -28,6 +28,9 @@ NUMBERS = (
     "min_success_ratio",
     "max_failures_per_wave",
     "wave_deadline_seconds",
+    "max_device_retries",
+    "retry_backoff_seconds",
+    "retry_backoff_max_seconds",
 )
 LIST_LIMIT = 200
 
