@@ -23,6 +23,7 @@ from xdp47_common.rollout import (
     EffectivePolicy,
     Exclusion,
     PlanCount,
+    RolloutHold,
     RolloutStatus,
     WaveCounters,
     plan_waves,
@@ -68,6 +69,10 @@ class Rollout:
     reason: str | None = None
     effective_policy: dict[str, Any] | None = None
     planned: int | None = None
+    hold: RolloutHold | None = None
+    held_since: datetime | None = None
+    grace_skipped: bool = False
+    started_by: str | None = None
 
 
 @dataclass
@@ -98,6 +103,7 @@ class State:
     prior: dict[tuple[UUID, int], int] = field(default_factory=dict)
     inbox: set[tuple[str, UUID]] = field(default_factory=set)
     policies: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
+    four_eyes: set[str] = field(default_factory=set)  # tenants that require it
 
 
 class MemoryRolloutStore(RolloutStore):
@@ -149,6 +155,13 @@ class MemoryRolloutStore(RolloutStore):
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
         return counts
 
+    async def count_held(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.state.rollouts.values():
+            if r.status is RolloutStatus.RUNNING and r.hold is not None:
+                counts[r.hold.value] = counts.get(r.hold.value, 0) + 1
+        return counts
+
     async def mark_offline(self, older_than: datetime) -> int:
         silent = [
             d
@@ -178,6 +191,10 @@ def _row(r: Rollout) -> RolloutRow:
         current_wave_started_at=r.current_wave_started_at,
         attempt=r.attempt,
         effective_policy=r.effective_policy,
+        hold=r.hold,
+        held_since=r.held_since,
+        grace_skipped=r.grace_skipped,
+        started_by=r.started_by,
     )
 
 
@@ -217,6 +234,12 @@ class MemoryTx(RolloutTx):
 
     async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
         self.s.rollouts[rollout_id].effective_policy = policy.model_dump()
+
+    async def save_starter(self, rollout_id: UUID, started_by: str | None) -> None:
+        self.s.rollouts[rollout_id].started_by = started_by
+
+    async def four_eyes(self, tenant: str) -> bool:
+        return tenant in self.s.four_eyes
 
     async def write_plan(self, row: RolloutRow) -> PlanCount:
         self._store.fail("write_plan")
@@ -279,8 +302,15 @@ class MemoryTx(RolloutTx):
         r = self.s.rollouts[row.id]
         r.status, r.attempt = decision.status, decision.attempt
         r.current_wave, r.reason = decision.current_wave, reason
+        terminal = decision.status in TERMINAL_STATUSES
+        r.hold = None if terminal else decision.hold
+        r.held_since = None if terminal or r.hold is None else decision.held_since
+        r.grace_skipped = decision.skip_grace and not terminal
+        if decision.shift_wave_clock and r.current_wave_started_at is not None:
+            r.current_wave_started_at += decision.shift_wave_clock
         started = False
         if decision.start_wave is not None:
+            r.grace_skipped = False
             r.current_wave_started_at = self._store.clock()
             started = await self.start_wave(
                 row, attempt=decision.attempt, wave=decision.start_wave

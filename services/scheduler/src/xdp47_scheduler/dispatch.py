@@ -3,7 +3,8 @@
 In one transaction: claim the command's ``message_id`` in the inbox (a redelivered
 command finds it claimed and changes nothing), lock the rollout, ask the handler
 of the command's type (``handlers.HANDLERS``) for its step, apply it and, if it
-started a wave, advance the rollout until it waits. A crash anywhere before the
+leaves the rollout running and not held (a wave started, a resume, a
+promote), advance it until it waits. A crash anywhere before the
 commit leaves nothing, the inbox claim included, so the redelivery applies it; a
 crash after the commit (before the ack) leaves the claim, so the redelivery is a
 duplicate. The events are published after the commit.
@@ -18,7 +19,7 @@ import structlog
 
 from xdp47_common.bus import PoisonMessage
 from xdp47_common.messages import RolloutCommand, RolloutEvent
-from xdp47_common.rollout import InvalidTransition
+from xdp47_common.rollout import ApprovalRefused, InvalidTransition, RolloutStatus
 from xdp47_scheduler import story
 from xdp47_scheduler.advance import Context, advance, apply_decision
 from xdp47_scheduler.handlers import HANDLERS
@@ -73,11 +74,18 @@ async def handle_command(
         except InvalidTransition as exc:
             outcome, detail = "rejected", str(exc)
             return []
+        except ApprovalRefused as exc:
+            outcome, detail = "refused", str(exc)
+            return []
         if step is None:
             outcome = "no_op"
             return []
-        events = await apply_decision(tx, row, step.decision, step.reason, ctx)
-        if step.decision.start_wave is not None:
+        decision = step.decision
+        events = await apply_decision(
+            tx, row, decision, step.reason, ctx, occurrence=command.message_id
+        )
+        if decision.status is RolloutStatus.RUNNING and decision.hold is None:
+            # A started wave, a resume or a promote: the gates judge at once.
             events += await advance(tx, row.id, step.policy, ctx, restarted=restarted)
         if not events:
             outcome = "no_op"

@@ -44,7 +44,7 @@ from xdp47_common.models.rollout import (
     RolloutRun,
     RolloutStartAnswer,
 )
-from xdp47_common.models.tenant import Tenant, TenantCreate
+from xdp47_common.models.tenant import Tenant, TenantCreate, TenantSettings
 
 __all__ = [
     "ALL_SCOPES",
@@ -86,6 +86,7 @@ __all__ = [
     "TargetHistoryEntry",
     "Tenant",
     "TenantCreate",
+    "TenantSettings",
     "WaveProgress",
     "describe_reason",
     "expand_scopes",

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, field_validator
 
 from xdp47_common.models.base import (
     Count,
@@ -51,6 +51,26 @@ class PolicyFields(WriteModel):
         description="A device told to update that neither succeeds nor fails within "
         "this time counts as failed (timed_out).",
     )
+    approval_before_waves: (
+        list[Annotated[int, Field(ge=2, le=100), NotBool]] | None
+    ) = Field(
+        default=None,
+        max_length=99,
+        description="Waves (2 and up) that start only once approved "
+        "(POST /api/rollouts/{id}:approve, scope rollouts:approve): the rollout "
+        "waits, status running, hold awaiting_approval. Each must be at most the "
+        "rollout's number of waves.",
+        examples=[[2]],
+    )
+
+    @field_validator("approval_before_waves")
+    @classmethod
+    def _distinct_waves(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return None
+        if len(set(v)) != len(v):
+            raise ValueError("approval_before_waves lists a wave twice")
+        return sorted(v)
 
 
 class PolicyCreate(PolicyFields):
@@ -69,4 +89,5 @@ class Policy(ReadModel):
     max_failures_per_wave: int | None
     abort_on_zero_eligible: bool | None
     wave_deadline_seconds: int | None
+    approval_before_waves: list[int] | None = None
     created_at: datetime

@@ -7,7 +7,7 @@ round-trips through the ``rollouts.effective_policy`` jsonb column unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +32,8 @@ class PolicyOverrides(Protocol):
     def abort_on_zero_eligible(self) -> bool | None: ...
     @property
     def wave_deadline_seconds(self) -> int | None: ...
+    @property
+    def approval_before_waves(self) -> Sequence[int] | None: ...
 
 
 class EffectivePolicy(BaseModel):
@@ -46,6 +48,13 @@ class EffectivePolicy(BaseModel):
     max_failures_per_wave: Annotated[int, Field(ge=0)]
     abort_on_zero_eligible: bool
     wave_deadline_seconds: Annotated[float, Field(gt=0)]
+    # The waves (2 and up) that start only once approved; none by default, so a
+    # policy kept before the field existed reads as "no approval".
+    approval_before_waves: tuple[Annotated[int, Field(ge=2)], ...] = ()
+
+    def needs_approval(self, wave: int) -> bool:
+        """Whether ``wave`` starts only on an approve command."""
+        return wave in self.approval_before_waves
 
     @classmethod
     def resolve(

@@ -34,6 +34,7 @@ COLUMNS = [
     Column("max fail", get("max_failures_per_wave")),
     Column("abort on 0", get("abort_on_zero_eligible")),
     Column("deadline s", get("wave_deadline_seconds")),
+    Column("approval before", get("approval_before_waves")),
 ]
 
 add_ls_command(app, "/api/policies", Policy, COLUMNS, "List policies.")
@@ -79,6 +80,13 @@ def create_policy(
     wave_deadline_seconds: Annotated[
         int | None, typer.Option(help="A device not done by then counts as failed.")
     ] = None,
+    approval_before_wave: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--approval-before-wave",
+            help="Wave (2 and up) that starts only once approved; repeat for more.",
+        ),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
     fmt: OutputFormat = OutputOption,
 ) -> None:
@@ -92,6 +100,7 @@ def create_policy(
         "max_failures_per_wave": max_failures_per_wave,
         "abort_on_zero_eligible": abort_on_zero_eligible,
         "wave_deadline_seconds": wave_deadline_seconds,
+        "approval_before_waves": approval_before_wave or None,
     }
     body = {"tenant": rt.require_tenant(tenant), "name": name} | {
         k: v for k, v in fields.items() if v is not None
