@@ -178,8 +178,11 @@ def test_an_approval_gate_holds_until_approved_by_a_second_token(
             assert (now["current_wave"], now["hold"]) == (1, "awaiting_approval")
             assert all(e2e_fleet.by_id(d).applied_version != "5.1.0" for d in second)
 
-        _stays(held, 3)
-        assert _scheduler_count(e2e_plane, "approve", "refused") >= 1
+        def refused_by_the_scheduler() -> None:
+            assert _scheduler_count(e2e_plane, "approve", "refused") >= 1
+
+        wait_until(refused_by_the_scheduler, within=30, every=0.3)
+        _stays(held, 2)
 
         _post(approver, f"/api/rollouts/{rid}:approve")
         final = operator.wait_status(rid, "completed", within=90)

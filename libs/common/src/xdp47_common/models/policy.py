@@ -52,10 +52,12 @@ class PolicyFields(WriteModel):
         "this time counts as failed (timed_out).",
     )
     approval_before_waves: (
-        list[Annotated[int, Field(ge=2, le=100), NotBool]] | None
+        Annotated[
+            list[Annotated[int, Field(ge=2, le=100), NotBool]], Field(max_length=99)
+        ]
+        | None
     ) = Field(
         default=None,
-        max_length=99,
         description="Waves (2 and up) that start only once approved "
         "(POST /api/rollouts/{id}:approve, scope rollouts:approve): the rollout "
         "waits, status running, hold awaiting_approval. Each must be at most the "
