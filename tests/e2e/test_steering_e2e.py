@@ -96,9 +96,9 @@ def test_a_pause_during_wave_1_holds_wave_2_until_resume(
     e2e_fleet: Fleet, operator: Operator
 ) -> None:
     artifact = operator.upload(os.urandom(16 * 1024), "5.0.0")
-    pid = operator.policy(
-        f"p-{uuid.uuid4().hex[:6]}", grace_seconds=GRACE, **SURE
-    )["id"]
+    pid = operator.policy(f"p-{uuid.uuid4().hex[:6]}", grace_seconds=GRACE, **SURE)[
+        "id"
+    ]
     rollout = operator.rollout(artifact["id"], e2e_fleet.label, waves=2, policy_id=pid)
     rid = rollout["id"]
     operator.start(rid)

@@ -29,7 +29,7 @@ __all__ = ["commands_queue"]  # the fixture, shared
 async def _set(pool, rid: str, **columns: object) -> None:
     sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=2))
     await pool.execute(
-        f"UPDATE rollouts SET {sets} WHERE id = $1",  # noqa: S608 (test columns)
+        f"UPDATE rollouts SET {sets} WHERE id = $1",
         uuid.UUID(rid),
         *columns.values(),
     )
@@ -98,7 +98,7 @@ async def test_a_phase_that_does_not_accept_the_command_is_409(
 async def test_approve_needs_the_approve_scope_and_four_eyes_refuses_the_starter(
     client, pool, tenant, commands_queue
 ):
-    h, rid = await _rollout(client, pool, tenant)
+    _, rid = await _rollout(client, pool, tenant)
     starter = await mint(pool, tenant, {Scope.ROLLOUTS_WRITE, Scope.ROLLOUTS_APPROVE})
     starter_id = await pool.fetchval(
         "SELECT id FROM api_tokens WHERE token_hash = $1", hash_secret(starter)

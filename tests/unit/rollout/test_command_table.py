@@ -4,6 +4,7 @@ promote each raise exactly outside it."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -125,10 +126,10 @@ def test_pause_then_resume_shifts_the_wave_clock_by_the_time_paused() -> None:
     assert (paused.hold, paused.held_since) == (RolloutHold.PAUSED, NOW)
     assert [e.name for e in paused.events] == [EventName.PAUSED]
     held = _state(Phase(RolloutStatus.RUNNING, RolloutHold.PAUSED))
-    held = RolloutState(**{**_fields(held), "held_since": NOW})
+    held = dataclasses.replace(held, held_since=NOW)
     later = NOW + timedelta(minutes=5)
     resumed = resume(held, "token:a", later)
-    assert resumed.hold is None and resumed.held_since is None
+    assert (resumed.hold, resumed.held_since) == (None, None)
     assert resumed.shift_wave_clock == timedelta(minutes=5)
     assert resumed.start_wave is None
     assert [e.name for e in resumed.events] == [EventName.RESUMED]
@@ -159,9 +160,5 @@ def test_promote_applies_only_inside_the_grace() -> None:
     assert "not in its grace" in (promotable(running, GRACE, over) or "")
     with pytest.raises(InvalidTransition):
         promote(running, "op", GRACE, over)
-    promoted = RolloutState(**{**_fields(running), "grace_skipped": True})
+    promoted = dataclasses.replace(running, grace_skipped=True)
     assert "promoted already" in (promotable(promoted, GRACE, NOW) or "")
-
-
-def _fields(r: RolloutState) -> dict[str, object]:
-    return {name: getattr(r, name) for name in RolloutState.__slots__}

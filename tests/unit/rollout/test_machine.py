@@ -338,7 +338,7 @@ def test_invalid_state_is_rejected(changes, message):
 # hold) -> the hold after it ("moving" for none), "noop", or InvalidTransition.
 H = RolloutHold
 PHASES_UNDER_TEST = [(s, None) for s in S] + [(S.RUNNING, h) for h in H]
-STEERING = {
+STEERING: dict[str, dict[Any, Any]] = {
     "pause": {(S.RUNNING, None): H.PAUSED, (S.RUNNING, H.PAUSED): "noop"},
     "resume": {(S.RUNNING, H.PAUSED): "moving", (S.RUNNING, None): "noop"},
     "approve": {(S.RUNNING, H.AWAITING_APPROVAL): "moving"},

@@ -24,13 +24,13 @@ from xdp47_common.messages import (
     PromoteRollout,
     ResumeRollout,
 )
-from xdp47_common.rollout import RolloutHold, RolloutStatus
+from xdp47_common.rollout import EffectivePolicy, RolloutHold, RolloutStatus
 
 __all__ = ["world"]  # the fixture, shared with test_engine
 
 
 def policy(**changes: Any) -> dict[str, Any]:
-    return DEFAULTS.model_copy(update=changes).model_dump()
+    return EffectivePolicy.model_validate(DEFAULTS.model_dump() | changes).model_dump()
 
 
 def pause(rid: uuid.UUID, by: str = "op") -> PauseRollout:
@@ -73,7 +73,7 @@ async def test_a_paused_rollout_starts_no_wave_until_resumed(world: World) -> No
     r = world.r(rid)
     assert (r.hold, r.held_since, r.current_wave) == (None, None, 2)
     assert world.events.names()[3:] == ["resumed", "wave_finished", "wave_started"]
-    assert r.reason is not None and r.reason.startswith("wave 1: 2 of 2 succeeded")
+    assert (r.reason or "").startswith("wave 1: 2 of 2 succeeded")
 
 
 async def test_pause_and_resume_repeat_harmlessly_and_each_cycle_is_an_event(
@@ -118,9 +118,7 @@ async def test_the_deadline_does_not_run_while_paused(world: World) -> None:
 
 
 async def test_the_grace_does_not_run_while_paused(world: World) -> None:
-    rid = world.rollout(
-        devices=4, waves=2, effective_policy=policy(grace_seconds=100)
-    )
+    rid = world.rollout(devices=4, waves=2, effective_policy=policy(grace_seconds=100))
     await world.send(start(rid))
     await world.report(*sorted(world.targets(rid, 1)))
     world.clock.now += timedelta(seconds=40)
@@ -159,7 +157,7 @@ async def test_an_approval_gate_holds_the_next_wave_until_approved(
         RolloutHold.AWAITING_APPROVAL,
         1,
     )
-    assert r.reason is not None and r.reason.endswith("wave 2 waits for approval")
+    assert (r.reason or "").endswith("wave 2 waits for approval")
     waiting = world.events.published[-1]
     assert (waiting.event, waiting.wave) == ("awaiting_approval", 2)
     world.clock.now += timedelta(seconds=DEFAULTS.wave_deadline_seconds * 2)
@@ -209,9 +207,7 @@ async def test_without_four_eyes_the_starter_may_approve(world: World) -> None:
 
 
 async def test_promote_judges_a_wave_in_its_grace_now(world: World) -> None:
-    rid = world.rollout(
-        devices=4, waves=2, effective_policy=policy(grace_seconds=300)
-    )
+    rid = world.rollout(devices=4, waves=2, effective_policy=policy(grace_seconds=300))
     await world.send(start(rid))
     await world.report(*sorted(world.targets(rid, 1)))
     assert world.r(rid).current_wave == 1  # done, waiting out the grace
@@ -230,9 +226,7 @@ async def test_promote_judges_a_wave_in_its_grace_now(world: World) -> None:
 async def test_a_promoted_wave_passes_when_its_last_device_reports(
     world: World,
 ) -> None:
-    rid = world.rollout(
-        devices=4, waves=2, effective_policy=policy(grace_seconds=300)
-    )
+    rid = world.rollout(devices=4, waves=2, effective_policy=policy(grace_seconds=300))
     await world.send(start(rid))
     first, second = sorted(world.targets(rid, 1))
     await world.report(first)

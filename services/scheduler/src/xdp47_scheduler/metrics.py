@@ -37,7 +37,7 @@ ROLLOUTS = Gauge(
 ROLLOUTS_HELD = Gauge(
     "xdp47_scheduler_rollouts_held",
     "Running rollouts held, by hold: paused, awaiting_approval (refreshed on the "
-    "timer; they count in xdp47_scheduler_rollouts{status=\"running\"} too).",
+    'timer; they count in xdp47_scheduler_rollouts{status="running"} too).',
     ["hold"],
 )
 WAVES_STARTED = Counter("xdp47_scheduler_waves_started_total", "Waves started.")

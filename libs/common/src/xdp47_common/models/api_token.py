@@ -3,8 +3,9 @@
 A token belongs to one tenant and carries scopes. ``<area>:write`` implies
 ``<area>:read``; ``devices:write`` also implies ``devices:claim``;
 ``rollouts:approve`` (approve a wave that awaits approval) implies
-``rollouts:read`` and nothing else, so an approver need not be able to start. ``tenants:write``
-is the platform-operator scope: it creates tenants and may mint tokens for them.
+``rollouts:read`` and nothing else, so an approver need not be able to start.
+``tenants:write`` is the platform-operator scope: it creates tenants and may mint
+tokens for them.
 """
 
 from __future__ import annotations

@@ -57,6 +57,14 @@ from xdp47_common.rollout.planner import (
     wave_sizes,
 )
 from xdp47_common.rollout.policy import EffectivePolicy, PolicyOverrides
+from xdp47_common.rollout.status import (
+    TERMINAL_STATUSES,
+    TRANSITIONS,
+    RolloutHold,
+    RolloutStatus,
+    TargetState,
+    WaveOutcome,
+)
 from xdp47_common.rollout.steering import (
     ApprovalRefused,
     approve,
@@ -65,14 +73,6 @@ from xdp47_common.rollout.steering import (
     promotable,
     promote,
     resume,
-)
-from xdp47_common.rollout.status import (
-    TERMINAL_STATUSES,
-    TRANSITIONS,
-    RolloutHold,
-    RolloutStatus,
-    TargetState,
-    WaveOutcome,
 )
 
 __all__ = [
@@ -111,8 +111,8 @@ __all__ = [
     "abort",
     "accepted_from",
     "accepts",
-    "approve",
     "advance_heard_until",
+    "approve",
     "check_transition",
     "classify_device",
     "deadline_at",

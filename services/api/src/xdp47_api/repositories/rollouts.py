@@ -159,9 +159,7 @@ class PgRolloutRepository:
             return None
         text = row["effective_policy"]
         return SteeringFacts(
-            policy=None
-            if text is None
-            else EffectivePolicy.model_validate_json(text),
+            policy=None if text is None else EffectivePolicy.model_validate_json(text),
             current_wave_started_at=row["current_wave_started_at"],
             grace_skipped=row["grace_skipped"],
             four_eyes=row["four_eyes_approval"],

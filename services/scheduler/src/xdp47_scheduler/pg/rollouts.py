@@ -29,10 +29,10 @@ from xdp47_scheduler.ports import RolloutRow
 __all__ = [
     "LOCK_PLAN",
     "finish_run",
+    "four_eyes",
     "json_value",
     "load_policy_overrides",
     "lock_rollout",
-    "four_eyes",
     "read_counters",
     "save_policy",
     "save_starter",

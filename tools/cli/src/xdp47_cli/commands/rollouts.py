@@ -1,13 +1,14 @@
 """``xdp47 rollouts ls|get|create|plan|start|abort|retry|pause|resume|approve|promote|
 runs|devices|watch``.
 
-start/abort/retry/pause/resume/approve/promote send a command: the API answers 202 with the rollout as it is
-and the scheduler moves the status afterwards, so the CLI says "requested", not
-"done"; ``watch`` follows what happens next.
+start/abort/retry/pause/resume/approve/promote send a command: the API answers
+202 with the rollout as it is and the scheduler moves the status afterwards, so
+the CLI says "requested", not "done"; ``watch`` follows what happens next.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -57,7 +58,7 @@ RolloutArg = Annotated[
 ]
 
 
-def status_text(r: dict[str, Any]) -> str:
+def status_text(r: Mapping[str, Any]) -> str:
     """``running``, or ``running (paused)`` / ``running (awaiting_approval)``."""
     hold = r.get("hold")
     return f"{r.get('status')} ({hold})" if hold else str(r.get("status"))

@@ -174,8 +174,7 @@ async def action(
     if verb not in rollout_commands.COMMANDS:
         raise UiError(
             404,
-            f"no rollout action {verb!r}; use "
-            + ", ".join(rollout_commands.COMMANDS),
+            f"no rollout action {verb!r}; use " + ", ".join(rollout_commands.COMMANDS),
         )
     session.require(rollout_commands.COMMAND_SCOPE[verb])
     if verb == "start":
