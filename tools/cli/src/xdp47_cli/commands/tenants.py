@@ -24,7 +24,7 @@ app = typer.Typer(
 COLUMNS = [
     Column("id", get("id")),
     Column("name", get("name")),
-    Column("four eyes", get("four_eyes_approval")),
+    Column("four eyes", get("four_eyes_approval"), only=OutputFormat.WIDE),
     Column("created", get("created_at")),
 ]
 
