@@ -5,6 +5,7 @@ their POSTs publish the API's commands (or show its 403 under four-eyes)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -20,6 +21,17 @@ from xdp47_common.tokens import hash_secret
 pytestmark = pytest.mark.integration
 
 SHA = "ab" * 32
+GRACE_POLICY = json.dumps(
+    {
+        "require_ok": True,
+        "skip_offline": True,
+        "grace_seconds": 600,
+        "min_success_ratio": 1.0,
+        "max_failures_per_wave": 0,
+        "abort_on_zero_eligible": True,
+        "wave_deadline_seconds": 900,
+    }
+)
 OPERATOR = ALL_SCOPES - {Scope.TENANTS_WRITE, Scope.ROLLOUTS_APPROVE}
 
 
@@ -75,7 +87,18 @@ async def test_a_paused_rollout_shows_its_hold_and_offers_resume(
 
         moving = await _held(client, pool, None)
         page = (await client.get(f"/ui/rollouts/{moving}")).text
+        # No grace to skip (no policy kept, no wave clock): no Promote.
+        assert _actions(page) == {"pause", "abort"}
+        await pool.execute(
+            "UPDATE rollouts SET current_wave_started_at = now(), "
+            "effective_policy = $2::text::jsonb WHERE id = $1",
+            uuid.UUID(moving),
+            GRACE_POLICY,
+        )
+        page = (await client.get(f"/ui/rollouts/{moving}")).text
         assert _actions(page) == {"pause", "promote", "abort"}
+        listed = (await client.get("/ui/rollouts")).text
+        assert 'data-action="promote"' not in listed  # offered on its page
         # Not offered, and refused when posted all the same: the token lacks
         # rollouts:approve.
         refused = await post_form(

@@ -17,6 +17,7 @@ from uuid import UUID
 from fastapi import HTTPException
 
 from xdp47_api.auth import Principal
+from xdp47_api.repositories.rollouts import SteeringFacts
 from xdp47_api.state import Services
 from xdp47_api.usecases.errors import conflict
 from xdp47_api.usecases.rollouts import get, plan
@@ -51,6 +52,7 @@ __all__ = [
     "accepted_statuses",
     "send",
     "start",
+    "why_not_promote",
 ]
 
 Command = (
@@ -155,6 +157,21 @@ async def _check_steering(
                 detail=FOUR_EYES_REFUSAL.format(starter=principal.display_name),
             )
         return
+    why_not = _why_not_promote(rollout, facts)
+    if why_not is not None:
+        raise conflict(f"nothing to promote: {why_not}")
+
+
+async def why_not_promote(services: Services, rollout: Rollout) -> str | None:
+    """Why a promote of ``rollout`` would be refused now; None when it applies
+    (the UI offers Promote only then)."""
+    facts = await services.repos.rollouts.steering_facts(rollout.tenant, rollout.id)
+    if facts is None:
+        return f"rollout '{rollout.id}' not found"
+    return _why_not_promote(rollout, facts)
+
+
+def _why_not_promote(rollout: Rollout, facts: SteeringFacts) -> str | None:
     state = RolloutState(
         id=rollout.id,
         status=rollout.status,
@@ -166,13 +183,9 @@ async def _check_steering(
         held_since=rollout.held_since,
         grace_skipped=facts.grace_skipped,
     )
-    why_not = (
-        "the rollout has no policy kept yet"
-        if facts.policy is None
-        else promotable(state, facts.policy, utcnow())
-    )
-    if why_not is not None:
-        raise conflict(f"nothing to promote: {why_not}")
+    if facts.policy is None:
+        return "the rollout has no policy kept yet"
+    return promotable(state, facts.policy, utcnow())
 
 
 async def start(
