@@ -188,6 +188,14 @@ async def test_the_rollout_answer_shows_the_hold(client, pool, tenant):
     assert body["held_since"] is not None
     listed = (await client.get("/api/rollouts", headers=h)).json()
     assert [r["hold"] for r in listed if r["id"] == rid] == ["paused"]
+    _, moving = await _rollout(client, pool, tenant)
+    await _running(pool, moving)
+    paused = (await client.get("/api/rollouts?hold=paused", headers=h)).json()
+    assert [r["id"] for r in paused] == [rid]
+    waiting = "/api/rollouts?hold=awaiting_approval"
+    assert (await client.get(waiting, headers=h)).json() == []
+    bad = await client.get("/api/rollouts?hold=sleeping", headers=h)
+    assert bad.status_code == 422
     progress = (await client.get(f"/api/rollouts/{rid}/progress", headers=h)).json()
     assert progress["hold"] == "paused"
 

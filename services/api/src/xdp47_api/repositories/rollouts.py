@@ -21,7 +21,7 @@ from xdp47_common.adapters.plan_preview import preview_plan, stored_plan
 from xdp47_common.adapters.planning import PlanTarget
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RolloutRun
 from xdp47_common.rollout.policy import EffectivePolicy
-from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus
 
 __all__ = ["PgRolloutRepository", "SteeringFacts"]
 
@@ -43,6 +43,7 @@ SELECT {_COLUMNS} FROM rollouts
 WHERE tenant = $1
   AND ($2::text IS NULL OR status = $2)
   AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
+  AND ($6::text IS NULL OR hold = $6)
 ORDER BY created_at, id LIMIT $5
 """  # nosec B608
 ARTIFACT_EXISTS = (
@@ -136,6 +137,7 @@ class PgRolloutRepository:
         tenant: str,
         *,
         status: RolloutStatus | None,
+        hold: RolloutHold | None = None,
         limit: int,
         cursor: str | None,
     ) -> Page[Rollout]:
@@ -147,6 +149,7 @@ class PgRolloutRepository:
             at,
             ident,
             limit + 1,
+            hold.value if hold else None,
         )
         return page_of([_rollout(r) for r in rows], limit, time_id_key)
 

@@ -23,7 +23,7 @@ from xdp47_common.models import (
     RunProgress,
     Scope,
 )
-from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus
 
 __all__ = ["router"]
 
@@ -46,11 +46,20 @@ async def list_rollouts(
     principal: Reader,
     services: ServicesDep,
     status: RolloutStatus | None = None,
+    hold: Annotated[
+        RolloutHold | None,
+        Query(description="Only running rollouts held so: paused, awaiting_approval."),
+    ] = None,
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[Rollout]:
     page = await rollouts.list_page(
-        services, principal.tenant, status=status, limit=limit, cursor=cursor
+        services,
+        principal.tenant,
+        status=status,
+        hold=hold,
+        limit=limit,
+        cursor=cursor,
     )
     return publish_page(request, response, page)
 

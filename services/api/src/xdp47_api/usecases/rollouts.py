@@ -11,7 +11,11 @@ from xdp47_api.usecases.errors import not_found, unprocessable
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RunProgress
 from xdp47_common.rollout.policy import default_policy
 from xdp47_common.rollout.progress import run_progress
-from xdp47_common.rollout.status import TERMINAL_STATUSES, RolloutStatus
+from xdp47_common.rollout.status import (
+    TERMINAL_STATUSES,
+    RolloutHold,
+    RolloutStatus,
+)
 
 __all__ = ["create", "get", "list_page", "plan", "runs"]
 
@@ -21,11 +25,12 @@ async def list_page(
     tenant: str,
     *,
     status: RolloutStatus | None = None,
+    hold: RolloutHold | None = None,
     limit: int,
     cursor: str | None,
 ) -> Page[Rollout]:
     return await services.repos.rollouts.list(
-        tenant, status=status, limit=limit, cursor=cursor
+        tenant, status=status, hold=hold, limit=limit, cursor=cursor
     )
 
 

@@ -47,7 +47,7 @@ from xdp47_cli.resolve import (
 from xdp47_cli.runtime import runtime
 from xdp47_cli.watch import fetch_progress, progress_table, watch, wave_line
 from xdp47_common.models import ProgressState, Rollout, RolloutDevice, RunProgress
-from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus
 
 __all__ = ["app"]
 
@@ -142,12 +142,19 @@ def list_rollouts(
     status: Annotated[
         RolloutStatus | None, typer.Option(help="Only this status.")
     ] = None,
+    hold: Annotated[
+        RolloutHold | None,
+        typer.Option(help="Only running rollouts held so (paused, awaiting_approval)."),
+    ] = None,
     fmt: OutputFormat = OutputOption,
     limit: LimitOption = 100,
     fetch_all: AllOption = False,
 ) -> None:
     """List rollouts with their artifact's version and their policy's name."""
-    params = {"status": status.value if status else None}
+    params = {
+        "status": status.value if status else None,
+        "hold": hold.value if hold else None,
+    }
     with runtime(ctx).client() as client:
         items = fetch_list(
             client,
