@@ -70,8 +70,12 @@ async def apply_decision(
     reason: str | None,
     ctx: Context,
     counters: WaveCounters | None = None,
+    occurrence: UUID | None = None,
 ) -> list[RolloutEvent]:
-    """Apply ``decision`` to the locked ``row``; the events to publish after commit."""
+    """Apply ``decision`` to the locked ``row``; the events to publish after commit.
+
+    ``occurrence`` (the command's message id) tells apart events that may happen
+    more than once in one wave (paused, resumed)."""
     story.decision(row, decision, reason, counters)
     finish = decision.finish_wave
     if finish is not None and row.current_wave_started_at is not None:
@@ -88,7 +92,9 @@ async def apply_decision(
             if await tx.apply(row, decision, reason):
                 WAVES_STARTED.inc()
     await tx.append_trail(decision_entries(row, decision, ctx.acting_for))
-    return event_messages(row.tenant, row.id, decision.attempt, decision.events)
+    return event_messages(
+        row.tenant, row.id, decision.attempt, decision.events, occurrence
+    )
 
 
 async def advance(
@@ -108,6 +114,10 @@ async def advance(
     for _ in range(_MAX_STEPS):
         row = await tx.lock(rollout_id)
         if row is None or row.status is not RolloutStatus.RUNNING:
+            break
+        if row.hold is not None:
+            # Paused or awaiting approval: no gate judges, no wave starts (not
+            # even the repair of a missing run below).
             break
         counters = await tx.counters(row)
         if row.current_wave is not None and counters is None:

@@ -24,7 +24,8 @@ from typing import Any
 
 from xdp47_common.messages import RolloutCommand
 from xdp47_common.models.audit import SCHEDULER_ACTOR, AuditEntry, AuditOutcome
-from xdp47_common.rollout import Decision, DecisionEvent, RolloutStatus
+from xdp47_common.rollout import Decision, DecisionEvent
+from xdp47_common.rollout.commands import Phase
 from xdp47_scheduler.ports import RolloutRow
 
 __all__ = ["UNKNOWN_ACTOR", "ActingFor", "command_entry", "decision_entries"]
@@ -68,8 +69,8 @@ class ActingFor:
 
 def command_entry(
     command: RolloutCommand,
-    before: RolloutStatus,
-    after: RolloutStatus,
+    before: Phase,
+    after: Phase,
     outcome: AuditOutcome,
     detail: str | None = None,
 ) -> AuditEntry:
@@ -90,8 +91,8 @@ def command_entry(
         subject_id=str(command.rollout_id),
         rollout_id=command.rollout_id,
         request_id=acting.request_id,
-        status_before=before.value,
-        status_after=after.value,
+        status_before=before.describe(),
+        status_after=after.describe(),
         outcome=outcome,
         detail=data,
     )
@@ -107,7 +108,7 @@ def decision_entries(
     ones to record, when not the decision's own); a changing decision without
     events records its status change."""
     told = decision.events if events is None else events
-    after = decision.status.value
+    after = Phase(decision.status, decision.hold).describe()
     items: list[tuple[str, dict[str, Any]]] = [
         (
             f"rollout.{e.name.value}",
@@ -124,7 +125,7 @@ def decision_entries(
         for e in told
     ]
     if not items and decision.status is not row.status:
-        items = [(f"rollout.{after}", {"reason": decision.reason})]
+        items = [(f"rollout.{decision.status.value}", {"reason": decision.reason})]
     return [
         AuditEntry(
             tenant=row.tenant,
@@ -136,7 +137,7 @@ def decision_entries(
             subject_id=str(row.id),
             rollout_id=row.id,
             request_id=acting_for.request_id if acting_for else None,
-            status_before=row.status.value,
+            status_before=Phase(row.status, row.hold).describe(),
             status_after=after,
             detail=data,
         )

@@ -45,7 +45,7 @@ from xdp47_common.models.rollout import (
     RolloutRun,
     RolloutStartAnswer,
 )
-from xdp47_common.models.tenant import Tenant, TenantCreate
+from xdp47_common.models.tenant import Tenant, TenantCreate, TenantSettings
 
 __all__ = [
     "ALL_SCOPES",
@@ -88,6 +88,7 @@ __all__ = [
     "TargetHistoryEntry",
     "Tenant",
     "TenantCreate",
+    "TenantSettings",
     "WaveProgress",
     "describe_reason",
     "expand_scopes",

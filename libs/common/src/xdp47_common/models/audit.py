@@ -35,7 +35,7 @@ class AuditOutcome(StrEnum):
     NO_OP = "no_op"  # accepted, but its effect already held
     REJECTED = "rejected"  # the scheduler refused the command (status moved on)
     ACCEPTED = "accepted"  # the API took the request (a command sent)
-    REFUSED = "refused"  # the API answered 4xx: nothing changed
+    REFUSED = "refused"  # the API answered 4xx, or the scheduler refused (four-eyes)
     FAILED = "failed"  # the API could not pass it on (broker down): nothing changed
 
 

@@ -77,6 +77,29 @@ class PolicyFields(WriteModel):
             raise ValueError(f"must be at least retry_backoff_seconds ({base})")
         return cap
 
+    approval_before_waves: (
+        Annotated[
+            list[Annotated[int, Field(ge=2, le=100), NotBool]], Field(max_length=99)
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Waves (2 and up) that start only once approved "
+        "(POST /api/rollouts/{id}:approve, scope rollouts:approve): the rollout "
+        "waits, status running, hold awaiting_approval. Each must be at most the "
+        "rollout's number of waves.",
+        examples=[[2]],
+    )
+
+    @field_validator("approval_before_waves")
+    @classmethod
+    def _distinct_waves(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return None
+        if len(set(v)) != len(v):
+            raise ValueError("approval_before_waves lists a wave twice")
+        return sorted(v)
+
 
 class PolicyCreate(PolicyFields):
     tenant: TenantId
@@ -97,4 +120,5 @@ class Policy(ReadModel):
     max_device_retries: int | None = None
     retry_backoff_seconds: int | None = None
     retry_backoff_max_seconds: int | None = None
+    approval_before_waves: list[int] | None = None
     created_at: datetime

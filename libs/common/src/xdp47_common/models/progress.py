@@ -18,7 +18,7 @@ from pydantic import Field
 from xdp47_common.models.base import ReadModel
 from xdp47_common.models.device import DeviceAttempt
 from xdp47_common.models.rollout import RolloutRun
-from xdp47_common.rollout.status import RolloutStatus, WaveOutcome
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus, WaveOutcome
 
 __all__ = [
     "PROGRESS_STATES",
@@ -97,6 +97,10 @@ class RolloutProgress(ReadModel):
 
     rollout_id: UUID
     status: RolloutStatus
+    hold: RolloutHold | None = Field(
+        default=None,
+        description="paused or awaiting_approval while a running rollout is held.",
+    )
     reason: str | None
     attempt: int
     current_wave: int | None

@@ -7,7 +7,7 @@ round-trips through the ``rollouts.effective_policy`` jsonb column unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +38,8 @@ class PolicyOverrides(Protocol):
     def retry_backoff_seconds(self) -> int | None: ...
     @property
     def retry_backoff_max_seconds(self) -> int | None: ...
+    @property
+    def approval_before_waves(self) -> Sequence[int] | None: ...
 
 
 class EffectivePolicy(BaseModel):
@@ -58,6 +60,13 @@ class EffectivePolicy(BaseModel):
     max_device_retries: Annotated[int, Field(ge=0, le=10)] = 0
     retry_backoff_seconds: Annotated[float, Field(ge=0)] = 30.0
     retry_backoff_max_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # The waves (2 and up) that start only once approved; none by default, so a
+    # policy kept before the field existed reads as "no approval".
+    approval_before_waves: tuple[Annotated[int, Field(ge=2)], ...] = ()
+
+    def needs_approval(self, wave: int) -> bool:
+        """Whether ``wave`` starts only on an approve command."""
+        return wave in self.approval_before_waves
 
     @classmethod
     def resolve(

@@ -28,6 +28,7 @@ SETTINGS = (
     "max_device_retries",
     "retry_backoff_seconds",
     "retry_backoff_max_seconds",
+    "approval_before_waves",
 )
 _COLUMNS = f"id, tenant, name, {', '.join(SETTINGS)}, created_at"
 

@@ -77,8 +77,8 @@ GROUP BY 1, 2, 3
 """  # nosec B608
 ROLLOUT_ROW = """
 SELECT id, tenant, name, artifact_id, policy_id, selector, channel, waves,
-       wave_percentages, status, reason, current_wave, attempt, created_at,
-       started_at, finished_at
+       wave_percentages, status, hold, held_since, reason, current_wave, attempt,
+       started_by, created_at, started_at, finished_at
 FROM rollouts WHERE tenant = $1 AND id = $2
 """
 STORED_PLAN = (

@@ -40,6 +40,10 @@ ON CONFLICT DO NOTHING RETURNING 1
 """
 _RUNNING = "SELECT id FROM rollouts WHERE status = 'running' ORDER BY id"
 _BY_STATUS = "SELECT status, count(*) AS n FROM rollouts GROUP BY status"
+_HELD = """
+SELECT hold, count(*) AS n FROM rollouts
+WHERE status = 'running' AND hold IS NOT NULL GROUP BY hold
+"""
 
 # Races between schedulers (and with heartbeat batches) that running the
 # transaction again resolves: a deadlock, or a device taken by another rollout
@@ -78,6 +82,12 @@ class PgRolloutTx(RolloutTx):
 
     async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
         await rollouts.save_policy(self.conn, rollout_id, policy)
+
+    async def save_starter(self, rollout_id: UUID, started_by: str | None) -> None:
+        await rollouts.save_starter(self.conn, rollout_id, started_by)
+
+    async def four_eyes(self, tenant: str) -> bool:
+        return await rollouts.four_eyes(self.conn, tenant)
 
     async def write_plan(self, row: RolloutRow) -> PlanCount:
         target = waves.plan_target(row)
@@ -182,6 +192,9 @@ class PgRolloutStore(RolloutStore):
 
     async def count_by_status(self) -> dict[str, int]:
         return {r["status"]: r["n"] for r in await self._pool.fetch(_BY_STATUS)}
+
+    async def count_held(self) -> dict[str, int]:
+        return {r["hold"]: r["n"] for r in await self._pool.fetch(_HELD)}
 
     async def mark_offline(self, older_than: datetime) -> int:
         async with self._pool.acquire() as conn:

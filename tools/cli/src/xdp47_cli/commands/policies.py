@@ -37,6 +37,7 @@ COLUMNS = [
     Column("retries", get("max_device_retries")),
     Column("retry s", get("retry_backoff_seconds")),
     Column("retry max s", get("retry_backoff_max_seconds")),
+    Column("approval before", get("approval_before_waves")),
 ]
 
 add_ls_command(app, "/api/policies", Policy, COLUMNS, "List policies.")
@@ -96,6 +97,13 @@ def create_policy(
     retry_backoff_max_seconds: Annotated[
         int | None, typer.Option(help="The longest wait between a device's tries.")
     ] = None,
+    approval_before_wave: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--approval-before-wave",
+            help="Wave (2 and up) that starts only once approved; repeat for more.",
+        ),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
     fmt: OutputFormat = OutputOption,
 ) -> None:
@@ -112,6 +120,7 @@ def create_policy(
         "max_device_retries": max_device_retries,
         "retry_backoff_seconds": retry_backoff_seconds,
         "retry_backoff_max_seconds": retry_backoff_max_seconds,
+        "approval_before_waves": approval_before_wave or None,
     }
     body = {"tenant": rt.require_tenant(tenant), "name": name} | {
         k: v for k, v in fields.items() if v is not None

@@ -78,7 +78,8 @@ async def create(
 ) -> Response:
     session.require(Scope.POLICIES_WRITE)
     form = await request.form()
-    values = {name: field(form, name) for name in ("name", *BOOLS, *NUMBERS)}
+    names = ("name", *BOOLS, *NUMBERS, "approval_before_waves")
+    values = {name: field(form, name) for name in names}
     fields: dict[str, Any] = {"tenant": session.tenant, "name": values["name"]}
     errors: FieldErrors = {}
     for name in BOOLS:
@@ -89,6 +90,11 @@ async def create(
     for name in NUMBERS:
         if values[name]:
             fields[name] = values[name]  # pydantic parses and range-checks
+    if values["approval_before_waves"]:
+        # "2, 4": the waves, parsed and range-checked by pydantic.
+        fields["approval_before_waves"] = [
+            w.strip() for w in values["approval_before_waves"].split(",") if w.strip()
+        ]
     try:
         body = PolicyCreate.model_validate(fields)
     except ValidationError as exc:
