@@ -28,6 +28,7 @@ from xdp47_common.messages import (
     RetryRollout,
     RolloutEvent,
     StartRollout,
+    WebhookJob,
 )
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -40,6 +41,7 @@ PUBLISHED: list[type[BaseModel]] = [
     RetryRollout,
     AbortRollout,
     RolloutEvent,
+    WebhookJob,
     # The device protocol: agents in the field speak these and update slowly.
     HeartbeatBody,
     DesiredState,

@@ -24,6 +24,7 @@ from xdp47_cli.commands import (
     rollouts,
     tenants,
     tokens,
+    webhooks,
 )
 from xdp47_cli.demo import demo
 from xdp47_cli.runtime import Runtime
@@ -103,6 +104,7 @@ app.add_typer(groups.app, name="groups")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(policies.app, name="policies")
 app.add_typer(rollouts.app, name="rollouts")
+app.add_typer(webhooks.app, name="webhooks")
 app.command("demo")(demo)
 app.command("completion")(completion.completion)
 

@@ -41,6 +41,8 @@ class Scope(StrEnum):
     TENANTS_WRITE = "tenants:write"
     TOKENS_READ = "tokens:read"
     TOKENS_WRITE = "tokens:write"
+    WEBHOOKS_READ = "webhooks:read"
+    WEBHOOKS_WRITE = "webhooks:write"
 
 
 ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
@@ -53,6 +55,7 @@ _IMPLIED: dict[Scope, frozenset[Scope]] = {
     Scope.ROLLOUTS_WRITE: frozenset({Scope.ROLLOUTS_READ}),
     Scope.TENANTS_WRITE: frozenset({Scope.TENANTS_READ}),
     Scope.TOKENS_WRITE: frozenset({Scope.TOKENS_READ}),
+    Scope.WEBHOOKS_WRITE: frozenset({Scope.WEBHOOKS_READ}),
 }
 
 

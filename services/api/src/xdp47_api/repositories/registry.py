@@ -25,6 +25,7 @@ from xdp47_api.repositories.rollouts import PgRolloutRepository
 from xdp47_api.repositories.tenants import PgTenantRepository
 from xdp47_api.repositories.tokens import PgTokenRepository
 from xdp47_api.repositories.ui_sessions import PgUiSessionRepository
+from xdp47_api.repositories.webhooks import PgWebhookRepository
 from xdp47_common.models import Artifact, ArtifactCreate
 
 __all__ = ["PoolStats", "Repositories"]
@@ -55,6 +56,7 @@ class Repositories:
     tenants: PgTenantRepository = field(init=False)
     tokens: PgTokenRepository = field(init=False)
     ui_sessions: PgUiSessionRepository = field(init=False)
+    webhooks: PgWebhookRepository = field(init=False)
 
     def __post_init__(self) -> None:
         built = {
@@ -68,6 +70,7 @@ class Repositories:
             "tenants": PgTenantRepository(self.pool),
             "tokens": PgTokenRepository(self.pool),
             "ui_sessions": PgUiSessionRepository(self.pool),
+            "webhooks": PgWebhookRepository(self.pool),
         }
         for name, repo in built.items():
             object.__setattr__(self, name, repo)

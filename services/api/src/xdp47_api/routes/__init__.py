@@ -12,6 +12,7 @@ from xdp47_api.routes.rollout_progress import router as rollout_progress_router
 from xdp47_api.routes.rollouts import router as rollouts_router
 from xdp47_api.routes.tenants import router as tenants_router
 from xdp47_api.routes.tokens import router as tokens_router
+from xdp47_api.routes.webhooks import router as webhooks_router
 
 ROUTERS = (
     device_counts_router,
@@ -25,6 +26,7 @@ ROUTERS = (
     rollout_progress_router,
     tenants_router,
     tokens_router,
+    webhooks_router,
 )
 
 __all__ = ["ROUTERS"]
