@@ -54,6 +54,14 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("GET", "/api/tokens/{token_id}"): Scope.TOKENS_READ,
     ("POST", "/api/tokens/{token_id}:revoke"): Scope.TOKENS_WRITE,
     ("DELETE", "/api/tokens/{token_id}"): Scope.TOKENS_WRITE,
+    ("GET", "/api/webhooks"): Scope.WEBHOOKS_READ,
+    ("POST", "/api/webhooks"): Scope.WEBHOOKS_WRITE,
+    ("GET", "/api/webhooks/{webhook_id}"): Scope.WEBHOOKS_READ,
+    ("DELETE", "/api/webhooks/{webhook_id}"): Scope.WEBHOOKS_WRITE,
+    ("GET", "/api/webhooks/{webhook_id}/deliveries"): Scope.WEBHOOKS_READ,
+    ("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}:redeliver"): (
+        Scope.WEBHOOKS_WRITE
+    ),
     ("GET", "/livez"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,

@@ -144,7 +144,11 @@ async def test_the_relay_publishes_exactly_the_committed_events_to_rabbitmq(
     finally:
         await publisher.close()
     rid = committed[0].rollout_id
-    await wait_for(lambda: len(events.of(rid)) == 3)
+
+    async def all_three() -> None:
+        assert len(events.of(rid)) == 3
+
+    await wait_for(all_three)
     assert [e.message_id for e in events.of(rid)] == [e.message_id for e in committed]
     assert [e.model_dump() for e in events.of(rid)] == [
         e.model_dump() for e in committed

@@ -121,20 +121,21 @@ def check_url(url: str) -> tuple[str, int]:
 
 
 def refused_address(address: str) -> str | None:
-    """Why deliveries may not go to this IP address; None when they may."""
+    """The kind of address deliveries may not go to (``loopback`` …); None when
+    they may."""
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     for kind, flag in (
+        ("unspecified", ip.is_unspecified),
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
         ("private", ip.is_private),
         ("multicast", ip.is_multicast),
-        ("unspecified", ip.is_unspecified),
         ("reserved", ip.is_reserved),
     ):
         if flag:
-            return f"{address} is a {kind} address"
+            return kind
     return None
 
 
@@ -159,11 +160,11 @@ async def check_destination(url: str, *, allow_private: bool) -> list[str]:
     addresses = sorted({str(info[4][0]) for info in infos})
     if not allow_private:
         for address in addresses:
-            why = refused_address(address)
-            if why is not None:
+            kind = refused_address(address)
+            if kind is not None:
                 raise DestinationRefused(
-                    f"{host} resolves to {why}; deliveries to private, loopback "
-                    "and link-local addresses are refused "
-                    "(XDP47_WEBHOOK_ALLOW_PRIVATE)"
+                    f"{host} resolves to {address}, a {kind} address; deliveries "
+                    "to private, loopback and link-local addresses are refused "
+                    "(an operator may allow them: XDP47_WEBHOOK_ALLOW_PRIVATE)"
                 )
     return addresses
