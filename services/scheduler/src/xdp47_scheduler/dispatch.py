@@ -6,7 +6,7 @@ of the command's type (``handlers.HANDLERS``) for its step, apply it and, if it
 started a wave, advance the rollout until it waits. A crash anywhere before the
 commit leaves nothing, the inbox claim included, so the redelivery applies it; a
 crash after the commit (before the ack) leaves the claim, so the redelivery is a
-duplicate. The events are published after the commit.
+duplicate. The events go to the outbox in the same transaction (``runner``).
 """
 
 from __future__ import annotations

@@ -63,11 +63,11 @@ class PgOutbox(Outbox):
         self._pool = pool
 
     async def relay(self, limit: int, send: Send) -> int:
+        failed: Exception | None = None
+        sent: list[int] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_TAKE, limit)
-            sent: list[int] = []
-            try:
-                for r in rows:
+            for r in await conn.fetch(_TAKE, limit):
+                try:
                     await send(
                         OutboxRow(
                             id=r["id"],
@@ -77,11 +77,16 @@ class PgOutbox(Outbox):
                             payload=r["payload"],
                         )
                     )
-                    sent.append(r["id"])
-            finally:
-                if sent:
-                    await conn.execute(_MARK, sent)
-            return len(sent)
+                except Exception as exc:
+                    failed = exc
+                    break
+                sent.append(r["id"])
+            if sent:
+                # Committed even when a later send failed: those went out.
+                await conn.execute(_MARK, sent)
+        if failed is not None:
+            raise failed
+        return len(sent)
 
     async def prune(self, older_than: datetime) -> int:
         status = await self._pool.execute(_PRUNE, older_than)

@@ -20,7 +20,7 @@ from uuid import UUID
 
 import httpx
 
-from xdp47_common.bus import Publisher
+from xdp47_common.bus import Publisher, PublishFailed
 from xdp47_common.messages import WebhookJob
 from xdp47_common.topology import Topology
 from xdp47_common.webhooks import (
@@ -109,10 +109,13 @@ class Attempts:
         retry = WebhookJob(
             tenant=job.tenant, delivery_id=a.delivery_id, attempt=a.attempt
         )
-        # Lost if this fails: the sweep gives the delivery a job once due.
-        await self._publisher.publish(
-            self._topology.webhooks, Topology.webhook_retry_key(delay_ms), retry
-        )
+        try:
+            await self._publisher.publish(
+                self._topology.webhooks, Topology.webhook_retry_key(delay_ms), retry
+            )
+        except PublishFailed as exc:
+            # The sweep gives the delivery a job once it is due.
+            log.warning("retry of %s not scheduled: %s", a.delivery_id, exc)
 
     async def _send(self, a: Attempt) -> tuple[int | None, str | None]:
         """(status code, error): error None when delivered."""

@@ -30,7 +30,7 @@ import httpx
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.amqp_webhooks import declare_webhook_queues
 from xdp47_common.adapters.pg import create_pool, is_transient_db_error
-from xdp47_common.bus import ConsumerOptions, WorkConsumer
+from xdp47_common.bus import ConsumerOptions, PublishFailed, WorkConsumer
 from xdp47_common.messages import RolloutEvent, WebhookJob
 from xdp47_common.topology import Topology
 from xdp47_scheduler.http import ProbeServer
@@ -126,7 +126,11 @@ class WebhookWorker:
             first = await self._store.fan_out(event, self.settings.grace)
             FANNED_OUT.inc(len(first))
             for delivery_id in first:
-                await self._attempts.enqueue(delivery_id, 0, event.tenant)
+                try:
+                    await self._attempts.enqueue(delivery_id, 0, event.tenant)
+                except PublishFailed as exc:
+                    # The delivery is stored: the sweep gives it a job when due.
+                    log.warning("delivery job of %s not published: %s", delivery_id, exc)
 
     async def _deliver(self, jobs: list[WebhookJob]) -> None:
         assert self._attempts is not None

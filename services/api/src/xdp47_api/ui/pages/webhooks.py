@@ -100,7 +100,7 @@ async def create(
     except UiError as exc:
         if exc.status != 422:
             raise
-        message = exc.detail.removeprefix("body.url: ")
+        message = exc.message.removeprefix("body.url: ")
         return await _page(
             request,
             session,
