@@ -38,6 +38,12 @@ class Boom(Exception):
     pass
 
 
+async def write_and_fail(store: PgRolloutStore, events: list[RolloutEvent]) -> None:
+    async with store.transaction() as tx:
+        await tx.enqueue_events(events)
+        raise Boom
+
+
 @pytest.fixture
 async def own_pool(server_db_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
     async with migrated_database(server_db_url, "xdp47_outbox") as url:
@@ -88,9 +94,7 @@ async def test_rows_exist_only_when_the_transaction_commits(
         await tx.enqueue_events(kept)
         await tx.enqueue_events(kept[:1])  # the same event id again: one row
     with pytest.raises(Boom):
-        async with store.transaction() as tx:
-            await tx.enqueue_events(dropped)
-            raise Boom
+        await write_and_fail(store, dropped)
     rows = await own_pool.fetch("SELECT message_id, sent_at FROM outbox ORDER BY id")
     assert [r["message_id"] for r in rows] == [e.message_id for e in kept]
     assert all(r["sent_at"] is None for r in rows)
@@ -104,9 +108,7 @@ async def test_a_commit_notifies_the_relays_and_a_rollback_does_not(
         await listener.add_listener(CHANNEL, lambda *a: heard.put_nowait(a[2]))
         store = PgRolloutStore(own_pool)
         with pytest.raises(Boom):
-            async with store.transaction() as tx:
-                await tx.enqueue_events(make_events(1))
-                raise Boom
+            await write_and_fail(store, make_events(1))
         async with store.transaction() as tx:
             await tx.enqueue_events(make_events(1))
         await asyncio.wait_for(heard.get(), 10)
@@ -125,9 +127,7 @@ async def test_the_relay_publishes_exactly_the_committed_events_to_rabbitmq(
     async with store.transaction() as tx:
         await tx.enqueue_events(committed)
     with pytest.raises(Boom):
-        async with store.transaction() as tx:
-            await tx.enqueue_events(make_events(2))
-            raise Boom
+        await write_and_fail(store, make_events(2))
     publisher = AmqpPublisher(sched_connection, sched_topology)
     await publisher.start()
     try:
@@ -153,7 +153,9 @@ async def test_the_relay_publishes_exactly_the_committed_events_to_rabbitmq(
     assert [e.model_dump() for e in events.of(rid)] == [
         e.model_dump() for e in committed
     ]
-    unsent = await own_pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    unsent = await own_pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+    )
     assert unsent == 0
 
 
@@ -170,7 +172,8 @@ async def test_two_relays_at_once_publish_each_row_once(
         relay(own_pool, second, batch=20).drain(),
     )
     assert sum(counts) == 300
-    assert first.sent and second.sent, "one relay took every row"
+    assert first.sent, "the second relay took every row"
+    assert second.sent, "the first relay took every row"
     both = first.sent + second.sent
     assert len(both) == len(set(both)) == 300
     assert set(both) == {e.message_id for e in written}
@@ -189,4 +192,3 @@ async def test_sent_rows_are_pruned_after_the_retention(
     assert await outbox.prune(utcnow() - timedelta(hours=1)) == 0
     assert await outbox.prune(utcnow() + timedelta(seconds=1)) == 2
     assert await outbox.unsent() == 1
-

@@ -48,9 +48,12 @@ async def test_add_refused_address_deliveries_and_redeliver(
         )
         assert secret in created.text  # shown once, here
         listed = await client.get("/ui/webhooks")
-        assert "93.184.216.34" in listed.text and secret not in listed.text
+        assert "93.184.216.34" in listed.text
+        assert secret not in listed.text
 
-        hook_id = await pool.fetchval("SELECT id FROM webhooks WHERE tenant = $1", tenant)
+        hook_id = await pool.fetchval(
+            "SELECT id FROM webhooks WHERE tenant = $1", tenant
+        )
         delivery_id = uuid.uuid4()
         await pool.execute(
             "INSERT INTO webhook_deliveries (id, webhook_id, tenant, event_id, event, "
@@ -63,7 +66,8 @@ async def test_add_refused_address_deliveries_and_redeliver(
         )
         page = await client.get(f"/ui/webhooks/{hook_id}")
         assert page.status_code == 200
-        assert "parked" in page.text and "HTTP 503" in page.text
+        assert "parked" in page.text
+        assert "HTTP 503" in page.text
         assert f"/deliveries/{delivery_id}/redeliver" in page.text
         again = await post_form(
             client,
@@ -73,10 +77,16 @@ async def test_add_refused_address_deliveries_and_redeliver(
         )
         assert again.status_code == 303, again.text[:500]
         row = await pool.fetchrow(
-            "SELECT status, attempts, redeliveries FROM webhook_deliveries WHERE id = $1",
+            "SELECT status, attempts, redeliveries FROM webhook_deliveries "
+            "WHERE id = $1",
             delivery_id,
         )
-        assert (row["status"], row["attempts"], row["redeliveries"]) == ("pending", 0, 1)
+        assert row is not None
+        assert (row["status"], row["attempts"], row["redeliveries"]) == (
+            "pending",
+            0,
+            1,
+        )
 
         gone = await post_form(
             client, "/ui/webhooks", f"/ui/webhooks/{hook_id}/delete", {}

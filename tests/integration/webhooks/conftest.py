@@ -15,7 +15,13 @@ import pytest
 from aiormq.exceptions import AMQPError
 from fastapi import FastAPI
 
-from tests.integration.api.support import auth, client_for, make_tenant, mint, running_app
+from tests.integration.api.support import (
+    auth,
+    client_for,
+    make_tenant,
+    mint,
+    running_app,
+)
 from tests.integration.webhooks.receiver import Receiver
 from tests.support.amqp import child_topology, delete_topology
 from xdp47_common.adapters.amqp import AmqpPublisher, connect

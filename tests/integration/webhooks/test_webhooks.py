@@ -4,6 +4,7 @@ delay queues, parking with the last error, and a redelivery by hand."""
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from typing import Any
@@ -56,7 +57,8 @@ async def test_subscriptions_are_tenant_isolated_and_the_secret_shown_once(
     assert [w["id"] for w in listed] == [created["id"]]
     assert "secret" not in listed[0]
     one = await api.get(f"/api/webhooks/{created['id']}", headers=headers)
-    assert one.status_code == 200 and "secret" not in one.json()
+    assert one.status_code == 200
+    assert "secret" not in one.json()
 
     stranger = await make_tenant(pool, "wh")
     other = auth(await mint(pool, stranger, [Scope.WEBHOOKS_WRITE]))
@@ -157,9 +159,7 @@ async def test_every_event_reaches_the_receiver_once_signed(
         ok_done = verify(only_done["secret"], req.headers, req.body, now=time.time())
         assert ok_main or ok_done
         # A replay outside the tolerance is rejected by the same recipe.
-        assert not verify(
-            hook["secret"], req.headers, req.body, now=time.time() + 3600
-        )
+        assert not verify(hook["secret"], req.headers, req.body, now=time.time() + 3600)
     assert sorted(by_url) == ["completed", "started", "wave_started"]
     assert len(by_url["completed"]) == 2  # one per subscription
     assert sorted(receiver.event_ids()) == sorted(
@@ -195,7 +195,7 @@ async def test_a_failing_receiver_gets_growing_retries_then_parks(
     assert delivery["last_error"] == "HTTP 500"
     times = [r.at for r in receiver.requests]
     assert len(times) == 4
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     for gap, delay_ms in zip(gaps, worker.settings.delays_ms, strict=True):
         assert gap >= delay_ms / 1000 * 0.9, gaps  # the delay queue's TTL
     assert gaps[0] < gaps[2], gaps  # growing
@@ -241,13 +241,14 @@ async def test_a_private_address_is_refused_at_delivery_unless_allowed(
     event = RolloutEvent(tenant=tenant, rollout_id=uuid.uuid4(), event="completed")
     await publish(events_publisher, topology, event)
 
-    async def refused() -> asyncpg.Record:
+    async def refused() -> Any:
         row = await pool.fetchrow(
             "SELECT status, last_error, attempts FROM webhook_deliveries "
             "WHERE webhook_id = $1",
             hook_id,
         )
-        assert row is not None and row["status"] == "parked", row
+        assert row is not None
+        assert row["status"] == "parked", row
         return row
 
     row = await wait_for(refused, within=40)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from xdp47_common.messages import RolloutEvent
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
@@ -27,7 +28,6 @@ from xdp47_common.rollout import (
     WaveCounters,
     plan_waves,
 )
-from xdp47_common.messages import RolloutEvent
 from xdp47_common.topology import Topology
 from xdp47_scheduler.ports import (
     Outbox,
@@ -412,7 +412,7 @@ class MemoryTx(RolloutTx):
         return moved
 
     async def enqueue_events(self, events: Sequence[RolloutEvent]) -> None:
-        self.store.fail("enqueue_events")
+        self._store.fail("enqueue_events")
         known = {e.event.message_id for e in self.s.outbox}
         for event in events:
             if event.message_id not in known:

@@ -20,7 +20,9 @@ def world() -> World:
     clock = Clock()
     store = MemoryRolloutStore(clock)
     events = Events()
-    return World(store, RolloutEngine(store, DEFAULTS, events, clock=clock), events, clock)
+    return World(
+        store, RolloutEngine(store, DEFAULTS, events, clock=clock), events, clock
+    )
 
 
 class Recorder:

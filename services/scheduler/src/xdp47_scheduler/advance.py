@@ -67,7 +67,7 @@ async def apply_decision(
     ctx: Context,
     counters: WaveCounters | None = None,
 ) -> list[RolloutEvent]:
-    """Apply ``decision`` to the locked ``row``; the events it decided (for the outbox)."""
+    """Apply ``decision`` to the locked ``row``; the events it decided."""
     story.decision(row, decision, reason, counters)
     finish = decision.finish_wave
     if finish is not None and row.current_wave_started_at is not None:

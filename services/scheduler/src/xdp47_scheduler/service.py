@@ -7,8 +7,8 @@ demo's ``InMemoryBus``), the engine over the store (its handlers, gates,
 follow-ups and timer: ``engine``), and four concurrent loops: the heartbeat
 consumer (the engine's hooks), the command consumer, the timer (every
 ``XDP47_SCHED_INTERVAL``) and the outbox relay (``relay``: woken by the engine's
-commits and by ``NOTIFY xdp47_outbox``, swept every ``XDP47_OUTBOX_SWEEP``). Tests run it in-process;
-``main`` runs it until SIGTERM/SIGINT.
+commits and by ``NOTIFY xdp47_outbox``, swept every ``XDP47_OUTBOX_SWEEP``).
+Tests run it in-process; ``main`` runs it until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations

@@ -99,7 +99,9 @@ class PgWebhookRepository:
         row = await self._pool.fetchrow(GET, tenant, webhook_id)
         return None if row is None else _webhook(row)
 
-    async def list(self, tenant: str, *, limit: int, cursor: str | None) -> Page[Webhook]:
+    async def list(
+        self, tenant: str, *, limit: int, cursor: str | None
+    ) -> Page[Webhook]:
         at, ident = time_id_cursor(cursor) or (None, None)
         rows = await self._pool.fetch(LIST, tenant, at, ident, limit + 1)
         return page_of([_webhook(r) for r in rows], limit, _webhook_key)

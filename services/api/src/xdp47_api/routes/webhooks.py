@@ -26,7 +26,9 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
 
-@router.get("", response_model=list[Webhook], summary="List webhooks", responses=errors())
+@router.get(
+    "", response_model=list[Webhook], summary="List webhooks", responses=errors()
+)
 async def list_webhooks(
     request: Request,
     response: Response,
@@ -57,7 +59,10 @@ async def create_webhook(
 
 
 @router.get(
-    "/{webhook_id}", response_model=Webhook, summary="Read a webhook", responses=errors(404)
+    "/{webhook_id}",
+    response_model=Webhook,
+    summary="Read a webhook",
+    responses=errors(404),
 )
 async def get_webhook(
     webhook_id: UUID,
@@ -94,9 +99,7 @@ async def list_deliveries(
     response: Response,
     principal: Annotated[Principal, require(Scope.WEBHOOKS_READ)],
     services: ServicesDep,
-    status: Annotated[
-        Literal["pending", "delivered", "parked"] | None, Query()
-    ] = None,
+    status: Annotated[Literal["pending", "delivered", "parked"] | None, Query()] = None,
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[WebhookDeliveryRecord]:

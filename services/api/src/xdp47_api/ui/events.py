@@ -5,8 +5,9 @@ bound to the events exchange with ``rollout.<tenant>.#`` for each tenant that ha
 connected browser; every event is handed to the subscribers of its tenant and
 rollout, once: events are published at least once (the scheduler's outbox relay
 publishes again what it could not mark sent), and the hub drops an event whose
-id (the envelope's ``message_id``) it handed out recently. Queues are bounded: a slow browser misses an event, which the stream's
-periodic refresh makes up for (events are triggers, the database is the truth).
+id (the envelope's ``message_id``) it handed out recently. Queues are bounded:
+a slow browser misses an event, which the stream's periodic refresh makes up
+for (events are triggers, the database is the truth).
 The hub starts lazily with the first subscriber and stops with the app.
 
 A stream ends by cancellation when its page goes away (anyio's, level-triggered:

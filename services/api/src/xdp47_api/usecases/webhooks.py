@@ -29,8 +29,8 @@ from xdp47_common.webhooks import DestinationRefused, check_destination, new_sec
 
 __all__ = [
     "create",
-    "deliveries",
     "delete",
+    "deliveries",
     "get",
     "list_page",
     "redeliver",

@@ -92,7 +92,9 @@ class PgWebhookStore:
             rows = await conn.fetch(_FIRST_ATTEMPTS, event.tenant, event.message_id)
         return [r["id"] for r in rows]
 
-    async def claim(self, delivery_id: UUID, attempt: int, lease: float) -> Attempt | None:
+    async def claim(
+        self, delivery_id: UUID, attempt: int, lease: float
+    ) -> Attempt | None:
         """Take attempt ``attempt + 1`` of a pending delivery; None when another
         job took it, or the delivery is no longer pending."""
         r = await self._pool.fetchrow(_CLAIM, delivery_id, attempt, lease)
@@ -124,9 +126,7 @@ class PgWebhookStore:
             _FAILED, a.delivery_id, a.attempt, status_code, error[:1000], park, due_in
         )
 
-    async def due(
-        self, grace: float, limit: int = 500
-    ) -> list[tuple[UUID, int, str]]:
+    async def due(self, grace: float, limit: int = 500) -> list[tuple[UUID, int, str]]:
         """Pending deliveries past the time their job should have come: pushed
         ``grace`` ahead, for a new job each."""
         rows = await self._pool.fetch(_DUE, grace, limit)

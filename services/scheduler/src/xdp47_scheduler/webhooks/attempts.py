@@ -31,7 +31,7 @@ from xdp47_common.webhooks import (
 from xdp47_scheduler.pg.webhooks import Attempt
 from xdp47_scheduler.webhooks.metrics import ATTEMPTS
 
-__all__ = ["Attempts", "AttemptStore"]
+__all__ = ["AttemptStore", "Attempts"]
 
 log = logging.getLogger(__name__)
 

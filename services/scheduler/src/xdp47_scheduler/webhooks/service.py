@@ -121,7 +121,8 @@ class WebhookWorker:
         log.info("webhook worker started (namespace %r)", self.topology.namespace)
 
     async def _fan_out(self, events: list[RolloutEvent]) -> None:
-        assert self._store is not None and self._attempts is not None
+        assert self._store is not None
+        assert self._attempts is not None
         for event in events:
             first = await self._store.fan_out(event, self.settings.grace)
             FANNED_OUT.inc(len(first))
@@ -130,7 +131,9 @@ class WebhookWorker:
                     await self._attempts.enqueue(delivery_id, 0, event.tenant)
                 except PublishFailed as exc:
                     # The delivery is stored: the sweep gives it a job when due.
-                    log.warning("delivery job of %s not published: %s", delivery_id, exc)
+                    log.warning(
+                        "delivery job of %s not published: %s", delivery_id, exc
+                    )
 
     async def _deliver(self, jobs: list[WebhookJob]) -> None:
         assert self._attempts is not None
@@ -145,7 +148,8 @@ class WebhookWorker:
 
     async def sweep(self) -> int:
         """A job for every pending delivery past due; how many."""
-        assert self._store is not None and self._attempts is not None
+        assert self._store is not None
+        assert self._attempts is not None
         due = await self._store.due(self.settings.grace)
         for delivery_id, attempt, tenant in due:
             await self._attempts.enqueue(delivery_id, attempt, tenant)

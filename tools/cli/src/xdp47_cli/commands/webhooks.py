@@ -35,7 +35,9 @@ from xdp47_common.models.webhook import (
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Webhooks: rollout events POSTed to your URLs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Webhooks: rollout events POSTed to your URLs.", no_args_is_help=True
+)
 
 COLUMNS = [
     Column("id", get("id")),
