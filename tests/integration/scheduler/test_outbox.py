@@ -25,7 +25,7 @@ from xdp47_common.messages import RolloutEvent
 from xdp47_common.messages.envelope import Envelope, PreparedEnvelope
 from xdp47_common.topology import Topology
 from xdp47_scheduler.pg import PgRolloutStore
-from xdp47_scheduler.pg.outbox import CHANNEL, PgOutbox
+from xdp47_scheduler.pg.outbox import OutboxListener, PgOutbox
 from xdp47_scheduler.relay import OutboxRelay
 
 from .conftest import EventLog
@@ -45,11 +45,16 @@ async def write_and_fail(store: PgRolloutStore, events: list[RolloutEvent]) -> N
 
 
 @pytest.fixture
-async def own_pool(server_db_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
+async def own_db(server_db_url: str) -> AsyncIterator[str]:
     async with migrated_database(server_db_url, "xdp47_outbox") as url:
-        pool = await create_pool(url, min_size=1, max_size=6)
-        yield pool
-        await pool.close()
+        yield url
+
+
+@pytest.fixture
+async def own_pool(own_db: str) -> AsyncIterator[asyncpg.Pool[Any]]:
+    pool = await create_pool(own_db, min_size=1, max_size=6)
+    yield pool
+    await pool.close()
 
 
 def make_events(n: int, tenant: str = "acme") -> list[RolloutEvent]:
@@ -100,20 +105,26 @@ async def test_rows_exist_only_when_the_transaction_commits(
     assert all(r["sent_at"] is None for r in rows)
 
 
-async def test_a_commit_notifies_the_relays_and_a_rollback_does_not(
-    own_pool: asyncpg.Pool[Any],
+async def test_a_commit_wakes_the_listening_relays_and_a_rollback_does_not(
+    own_db: str, own_pool: asyncpg.Pool[Any]
 ) -> None:
-    heard: asyncio.Queue[str] = asyncio.Queue()
-    async with own_pool.acquire() as listener:
-        await listener.add_listener(CHANNEL, lambda *a: heard.put_nowait(a[2]))
+    woken = asyncio.Event()
+    listener = OutboxListener(own_db, woken.set)
+    await listener.ensure()
+    try:
+        assert woken.is_set()  # a new listener sweeps once: rows may wait
+        woken.clear()
         store = PgRolloutStore(own_pool)
         with pytest.raises(Boom):
             await write_and_fail(store, make_events(1))
+        # A notification of the rolled-back one would have arrived by now.
+        await asyncio.sleep(0.5)
+        assert not woken.is_set()
         async with store.transaction() as tx:
             await tx.enqueue_events(make_events(1))
-        await asyncio.wait_for(heard.get(), 10)
-        await asyncio.sleep(0.2)  # a notification of the rolled-back one would be here
-        assert heard.empty()
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        await listener.close()
 
 
 async def test_the_relay_publishes_exactly_the_committed_events_to_rabbitmq(
