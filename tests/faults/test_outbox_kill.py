@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -26,11 +27,11 @@ from tests.faults.harness import (
     drive_rollout,
     fetch,
     figure,
-    new_fleet,
     open_stack,
     rollout_status,
     wait_for,
 )
+from tests.faults.sim import SimFleet
 from tests.integration.webhooks.receiver import Receiver
 from tests.support.brokers import OwnPostgres, OwnRabbit
 from tests.support.processes import free_port
@@ -78,7 +79,19 @@ async def test_no_event_is_lost_when_the_scheduler_dies_after_commit(
             r = await api.post("/api/webhooks", json={"url": receiver.url})
             assert r.status_code == 201, r.text
             secret = r.json()["secret"]
-        fleet = new_fleet(stack, size=60, interval=2.0)
+        # No failing device: a device that fails while its wave's follow-up
+        # waits for the restarted scheduler is judged only at the wave deadline
+        # (docs/scheduler.md, Limits), which would outlast the scenario.
+        fleet = SimFleet(
+            api_url=plane.api_url,
+            ingest_url=plane.ingest_url,
+            token=plane.token,
+            tenant=plane.tenant,
+            name=f"o{uuid.uuid4().hex[:6]}",
+            size=60,
+            interval=2.0,
+            fail_every=0,
+        )
 
         current = [plane.scheduler]
 
@@ -168,4 +181,4 @@ async def test_no_event_is_lost_when_the_scheduler_dies_after_commit(
     assert "wave_started" in names
     assert names.count("started") == 1
     assert bad_signatures == []
-    assert outcome.status in ("completed", "partial")
+    assert outcome.status == "completed"
