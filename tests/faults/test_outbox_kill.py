@@ -2,9 +2,10 @@
 again and again, and the broker is restarted once, while a webhook receiver on
 loopback listens to the rollout.
 
-The scheduler runs with ``XDP47_FAULT_CRASH_AFTER_COMMIT=0.5``: after half of the
-transactions that wrote events it exits on the spot (code 70), before any relay
-could publish them; the scenario starts it again each time. The RabbitMQ node is
+The scheduler runs with ``XDP47_FAULT_CRASH_AFTER_COMMIT=1``: after every
+transaction that wrote events it exits on the spot (code 70), before any relay
+could publish them; the scenario starts it again each time, and the relay of the
+new process publishes what the dead one committed. The RabbitMQ node is
 killed and restarted once, after the first wave started. A webhook worker
 (``xdp47-webhooks``) delivers to the receiver.
 
@@ -52,7 +53,8 @@ async def test_no_event_is_lost_when_the_scheduler_dies_after_commit(
     receiver = Receiver()
     await receiver.start()
     env = {
-        "XDP47_FAULT_CRASH_AFTER_COMMIT": "0.5",
+        # Every commit that wrote events is followed by a crash.
+        "XDP47_FAULT_CRASH_AFTER_COMMIT": "1",
         "XDP47_OUTBOX_SWEEP": "1",
         "XDP47_WEBHOOK_ALLOW_PRIVATE": "true",
     }
@@ -126,7 +128,11 @@ async def test_no_event_is_lost_when_the_scheduler_dies_after_commit(
             await fleet.close()
 
         async def outbox_sent() -> bool:
+            nonlocal crashes
             if not current[0].running:
+                code = current[0].popen.returncode
+                assert code == FAULT_EXIT, current[0].log_tail()
+                crashes += 1  # the commit of the last events
                 current[0] = await asyncio.to_thread(
                     stack.group.restart, current[0], wait=False
                 )
@@ -174,7 +180,7 @@ async def test_no_event_is_lost_when_the_scheduler_dies_after_commit(
         f"received_unique={len(unique)} requests={len(receiver.requests)} "
         f"bad_signatures={len(bad_signatures)} terminal={outcome.status}"
     )
-    assert crashes >= 1, "the fault hook never fired"
+    assert crashes >= 3, "the fault hook fired less than once per wave"
     assert broker_restarts == 1
     assert set(unique) == expected
     assert "started" in names
