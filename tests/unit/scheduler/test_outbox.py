@@ -3,6 +3,8 @@ committed, and the relay publishes each committed one."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.unit.scheduler.memory_store import Crash, MemoryOutbox, MemoryRolloutStore
@@ -29,6 +31,7 @@ class Recorder:
     def __init__(self, fail_after: int | None = None) -> None:
         self.sent: list[tuple[str, str, RolloutEvent]] = []
         self.fail_after = fail_after
+        self.two_sent = asyncio.Event()
 
     async def publish(
         self, exchange: str, routing_key: str, envelope: Envelope | PreparedEnvelope
@@ -39,6 +42,8 @@ class Recorder:
         event = RolloutEvent.model_validate_json(envelope.body)
         assert event.message_id == envelope.message_id
         self.sent.append((exchange, routing_key, event))
+        if len(self.sent) >= 2:
+            self.two_sent.set()
 
 
 def relay_of(world: World, publisher: Recorder) -> OutboxRelay:
@@ -95,3 +100,27 @@ async def test_an_unconfirmed_publish_leaves_the_rest_unsent(world: World) -> No
     publisher = Recorder()
     assert await relay_of(world, publisher).drain() == 1
     assert [e.event for _, _, e in publisher.sent] == ["wave_started"]
+
+
+async def test_the_running_relay_is_woken_by_a_nudge_not_the_sweep(
+    world: World,
+) -> None:
+    publisher = Recorder()
+    relay = OutboxRelay(
+        MemoryOutbox(world.store),
+        publisher,
+        Topology("ns"),
+        clock=world.clock,
+        sweep=3600.0,  # the sweep alone would never come within the test
+        retention=3600.0,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        rid = world.rollout(devices=4, waves=2)
+        await world.send(start(rid))
+        relay.nudge()  # what the engine's sink does after the commit
+        await asyncio.wait_for(publisher.two_sent.wait(), 10)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+    assert [e.event for _, _, e in publisher.sent] == ["started", "wave_started"]
