@@ -1,10 +1,9 @@
 """``RolloutStore`` in memory: the scheduler's port for unit tests, no PostgreSQL.
 
 It keeps the semantics the engine relies on (what ``xdp47_scheduler.pg`` does in
-SQL), simplified where the engine cannot tell: the whole plan is written at the
-start (the SQL writes each wave ahead of it), and there is no desired state.
-A transaction works on a copy and replaces the state only when it ends without
-an exception, so an exception (``crash_at``) anywhere in it leaves no trace.
+SQL), simplified where the engine cannot tell: the whole plan is written at start,
+no desired state. A transaction works on a copy, kept only when it ends without an
+exception: one (``crash_at``) anywhere leaves no trace.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from tests.unit.scheduler.memory_outbox import OutboxEntry, append_events
 from xdp47_common.messages import RolloutEvent
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
@@ -28,15 +28,7 @@ from xdp47_common.rollout import (
     WaveCounters,
     plan_waves,
 )
-from xdp47_common.topology import Topology
-from xdp47_scheduler.ports import (
-    Outbox,
-    OutboxRow,
-    RolloutRow,
-    RolloutStore,
-    RolloutTx,
-    Send,
-)
+from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
 
 
 class Crash(Exception):
@@ -107,15 +99,7 @@ class State:
     prior: dict[tuple[UUID, int], int] = field(default_factory=dict)
     inbox: set[tuple[str, UUID]] = field(default_factory=set)
     policies: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
-    # The outbox: (event, sent) in the order written.
     outbox: list[OutboxEntry] = field(default_factory=list)
-
-
-@dataclass
-class OutboxEntry:
-    id: int
-    event: RolloutEvent
-    sent: bool = False
 
 
 class MemoryRolloutStore(RolloutStore):
@@ -413,40 +397,4 @@ class MemoryTx(RolloutTx):
 
     async def enqueue_events(self, events: Sequence[RolloutEvent]) -> None:
         self._store.fail("enqueue_events")
-        known = {e.event.message_id for e in self.s.outbox}
-        for event in events:
-            if event.message_id not in known:
-                known.add(event.message_id)
-                self.s.outbox.append(OutboxEntry(len(self.s.outbox) + 1, event))
-
-
-class MemoryOutbox(Outbox):
-    """The relay's side of the memory store's outbox (one relay: no locks)."""
-
-    def __init__(self, store: MemoryRolloutStore) -> None:
-        self.store = store
-
-    async def relay(self, limit: int, send: Send) -> int:
-        sent = 0
-        for entry in [e for e in self.store.state.outbox if not e.sent][:limit]:
-            event = entry.event
-            await send(
-                OutboxRow(
-                    id=entry.id,
-                    message_id=event.message_id,
-                    tenant=event.tenant,
-                    routing_key=Topology.rollout_event_key(event.tenant, event.event),
-                    payload=event.model_dump_json(),
-                )
-            )
-            entry.sent = True
-            sent += 1
-        return sent
-
-    async def prune(self, older_than: datetime) -> int:
-        before = len(self.store.state.outbox)
-        self.store.state.outbox = [e for e in self.store.state.outbox if not e.sent]
-        return before - len(self.store.state.outbox)
-
-    async def unsent(self) -> int:
-        return sum(not e.sent for e in self.store.state.outbox)
+        append_events(self.s.outbox, events)

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from tests.unit.scheduler.memory_store import Crash, MemoryOutbox, MemoryRolloutStore
+from tests.unit.scheduler.memory_outbox import MemoryOutbox
+from tests.unit.scheduler.memory_store import Crash, MemoryRolloutStore
 from tests.unit.scheduler.test_engine import DEFAULTS, Clock, Events, World, start
 from xdp47_common.bus import PublishFailed
 from xdp47_common.messages import RolloutEvent
