@@ -32,6 +32,7 @@ from xdp47_common.messages import (
     RetryRollout,
     RolloutEvent,
     StartRollout,
+    WebhookJob,
 )
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -48,6 +49,7 @@ PUBLISHED: list[type[BaseModel]] = [
     ApproveRollout,
     PromoteRollout,
     RolloutEvent,
+    WebhookJob,
     # The device protocol: agents in the field speak these and update slowly.
     HeartbeatBody,
     DesiredState,

@@ -28,7 +28,7 @@ from tests.delivery.support import (
 # schemas here start later) and the newest kubernetes-validate knows.
 KUBE_VERSIONS = ("1.33.0", kubernetes_validate.latest_version())
 NOT_IN_KUBERNETES_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
-SERVICES = ("api", "ingest", "scheduler")
+SERVICES = ("api", "ingest", "scheduler", "webhooks")
 
 DEMO_VALUES: dict[str, Any] = {
     "postgresql": {"url": "postgresql://xdp47:pw@pg:5432/xdp47"},

@@ -35,6 +35,7 @@ async def delete_topology(
 ) -> None:
     """Delete every queue and exchange ``t`` names; missing ones are fine."""
     queues = [q for q, _, _ in t.work_queues]
+    queues += [t.webhook_events_queue, t.webhook_deliveries_queue]
     queues += [t.dead_queue(q) for q in queues]
     for name in queues:
         channel = await connection.channel()
@@ -42,7 +43,7 @@ async def delete_topology(
             await channel.queue_delete(name)
         with contextlib.suppress(AMQPError):
             await channel.close()
-    for name in (t.telemetry, t.commands, t.events, t.dlx):
+    for name in (t.telemetry, t.commands, t.events, t.dlx, t.webhooks):
         channel = await connection.channel()
         with contextlib.suppress(AMQPError):
             await channel.exchange_delete(name)

@@ -60,6 +60,15 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("POST", "/api/tokens/{token_id}:revoke"): Scope.TOKENS_WRITE,
     ("DELETE", "/api/tokens/{token_id}"): Scope.TOKENS_WRITE,
     ("GET", "/api/audit"): Scope.AUDIT_READ,
+    ("GET", "/api/webhooks"): Scope.WEBHOOKS_READ,
+    ("POST", "/api/webhooks"): Scope.WEBHOOKS_WRITE,
+    ("GET", "/api/webhooks/{webhook_id}"): Scope.WEBHOOKS_READ,
+    ("GET", "/api/webhooks/{webhook_id}/deliveries"): Scope.WEBHOOKS_READ,
+    ("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}:redeliver"): (
+        Scope.WEBHOOKS_WRITE
+    ),
+    # After every other webhook route: the first authorised caller deletes it.
+    ("DELETE", "/api/webhooks/{webhook_id}"): Scope.WEBHOOKS_WRITE,
     ("GET", "/livez"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
@@ -150,6 +159,20 @@ async def fixtures(client, pool, tenant):
     victim = await client.post(
         "/api/tokens", headers=h, json={"name": "victim", "scopes": ["devices:read"]}
     )
+    # A literal public address: created without DNS, never delivered to here.
+    hook = await client.post(
+        "/api/webhooks", headers=h, json={"url": "https://93.184.216.34/matrix"}
+    )
+    assert hook.status_code == 201, hook.text
+    delivery_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO webhook_deliveries (id, webhook_id, tenant, event_id, event, "
+        "payload, status) VALUES ($1, $2, $3, $4, 'completed', '{}', 'pending')",
+        delivery_id,
+        uuid.UUID(hook.json()["id"]),
+        tenant,
+        uuid.uuid4(),
+    )
     return {
         "credential": claim.json()["credential"],
         "device_id": "m1",
@@ -159,6 +182,8 @@ async def fixtures(client, pool, tenant):
         "token_id": victim.json()["id"],
         "group_id": group.json()["id"],
         "tenant_id": tenant,
+        "webhook_id": hook.json()["id"],
+        "delivery_id": str(delivery_id),
     }
 
 
@@ -194,6 +219,9 @@ async def test_scope_matrix(client, pool, tenant, fixtures):
                 ok = r.status_code == 403 and needed.value in r.json()["detail"]
             elif method == "GET":
                 ok = r.status_code == 200
+            elif (method, template) == ("DELETE", "/api/webhooks/{webhook_id}"):
+                # The first authorised caller deletes it; later ones find none.
+                ok = r.status_code in (204, 404)
             else:
                 ok = r.status_code not in (401, 403, 404, 500)
             if not ok:

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from xdp47_api.ui.events import RolloutEventHub
+from xdp47_common.messages import RolloutEvent
 from xdp47_common.topology import Topology
 
 
@@ -99,3 +100,24 @@ async def test_a_broken_subscription_is_replaced_and_every_tenant_bound_again() 
                 Topology.rollout_event_key("acme", "#"),
                 Topology.rollout_event_key("globex", "#"),
             ]
+
+
+class _Delivery:
+    def __init__(self, body: bytes, routing_key: str) -> None:
+        self.body = body
+        self.routing_key = routing_key
+        self.message_id: str | None = None
+        self.type: str | None = None
+
+
+async def test_an_event_published_twice_reaches_a_stream_once() -> None:
+    hub = RolloutEventHub(FakeFanout(), Topology("t"))
+    rid = uuid.uuid4()
+    async with hub.subscribe("acme", rid) as sub:
+        first = RolloutEvent(tenant="acme", rollout_id=rid, event="started")
+        other = RolloutEvent(tenant="acme", rollout_id=rid, event="wave_started")
+        for event in (first, first, other, first):
+            body = event.model_dump_json().encode()
+            await hub._deliver(_Delivery(body, f"rollout.acme.{event.event}"))
+        got = [sub.queue.get_nowait().event for _ in range(sub.queue.qsize())]
+    assert got == ["started", "wave_started"]

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from tests.unit.scheduler.memory_outbox import OutboxEntry
 from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import RolloutHold, RolloutStatus
 from xdp47_scheduler.ports import RolloutRow
@@ -83,6 +84,7 @@ class State:
     four_eyes: set[str] = field(default_factory=set)  # tenants that require it
     # The audit trail, appended in transaction order (rolled back with the rest).
     trail: list[AuditEntry] = field(default_factory=list)
+    outbox: list[OutboxEntry] = field(default_factory=list)
 
 
 def row(r: Rollout) -> RolloutRow:

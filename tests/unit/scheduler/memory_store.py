@@ -1,10 +1,9 @@
 """``RolloutStore`` in memory: the scheduler's port for unit tests, no PostgreSQL.
 
 It keeps the semantics the engine relies on (what ``xdp47_scheduler.pg`` does in
-SQL), simplified where the engine cannot tell: the whole plan is written at the
-start (the SQL writes each wave ahead of it), and there is no desired state.
-A transaction works on a copy and replaces the state only when it ends without
-an exception, so an exception (``crash_at``) anywhere in it leaves no trace.
+SQL), simplified where the engine cannot tell: the whole plan is written at start,
+no desired state. A transaction works on a copy, kept only when it ends without an
+exception: one (``crash_at``) anywhere leaves no trace.
 """
 
 from __future__ import annotations
@@ -16,8 +15,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from tests.unit.scheduler.memory_outbox import append_events
 from tests.unit.scheduler.memory_state import Device, Rollout, Run, State, Target
 from tests.unit.scheduler.memory_state import row as rollout_row
+from xdp47_common.messages import RolloutEvent
 from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
@@ -350,3 +351,7 @@ class MemoryTx(RolloutTx):
                     run.failed += 1
                 moved.add(rid)
         return moved
+
+    async def enqueue_events(self, events: Sequence[RolloutEvent]) -> None:
+        self._store.fail("enqueue_events")
+        append_events(self.s.outbox, events)

@@ -63,6 +63,11 @@ class ControlSettings(BaseSettings):
         description="The development token, accepted only with dev_token_enabled.",
     )
     dev_tenant: str = Field(default="default", description="Tenant of the dev token.")
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks deliver to private, loopback and link-local "
+        "addresses (after DNS resolution); refused by default (SSRF).",
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
         default=1 << 20, description="Request bodies above this size get 413."
     )

@@ -35,6 +35,24 @@ class Topology:
         return self._n("xdp47.events")
 
     @property
+    def webhooks(self) -> str:
+        """Direct exchange of webhook delivery jobs (``delivery``, ``retry.<ms>``)."""
+        return self._n("xdp47.webhooks")
+
+    @property
+    def webhook_events_queue(self) -> str:
+        """The webhook worker's copy of every rollout event (declared by it)."""
+        return self._n("webhooks.events")
+
+    @property
+    def webhook_deliveries_queue(self) -> str:
+        return self._n("webhooks.deliveries")
+
+    def webhook_retry_queue(self, delay_ms: int) -> str:
+        """The delay queue of one retry delay: its TTL ends into the work queue."""
+        return self._n(f"webhooks.retry.{delay_ms}ms")
+
+    @property
     def dlx(self) -> str:
         return self._n("xdp47.dlx")
 
@@ -56,6 +74,13 @@ class Topology:
             (self.heartbeats_queue, self.telemetry, "heartbeat.*"),
             (self.commands_queue, self.commands, "rollout.*"),
         )
+
+    # Routing keys on the webhooks exchange: the work queue's, and each delay's.
+    WEBHOOK_DELIVERY_KEY = "delivery"
+
+    @staticmethod
+    def webhook_retry_key(delay_ms: int) -> str:
+        return f"retry.{delay_ms}"
 
     @staticmethod
     def heartbeat_key(tenant: str) -> str:

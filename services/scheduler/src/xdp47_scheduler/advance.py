@@ -72,7 +72,8 @@ async def apply_decision(
     counters: WaveCounters | None = None,
     occurrence: UUID | None = None,
 ) -> list[RolloutEvent]:
-    """Apply ``decision`` to the locked ``row``; the events to publish after commit.
+    """Apply ``decision`` to the locked ``row``; the events it decided (the
+    runner writes them to the outbox in the same transaction).
 
     ``occurrence`` (the command's message id) tells apart events that may happen
     more than once in one wave (paused, resumed)."""

@@ -7,11 +7,11 @@ leaves the rollout running and not held (a wave started, a resume, a
 promote), advance it until it waits. A crash anywhere before the
 commit leaves nothing, the inbox claim included, so the redelivery applies it; a
 crash after the commit (before the ack) leaves the claim, so the redelivery is a
-duplicate. The events are published after the commit.
+duplicate. The events go to the outbox in the same transaction (``runner``).
 
-Every judged command (applied, no-op, rejected) appends its entry to the audit
-trail in that transaction, whatever its type (``trail.command_entry``); a
-duplicate appends nothing (its first delivery did).
+Every judged command (applied, no-op, rejected, refused) appends its entry to
+the audit trail in that transaction, whatever its type (``trail.command_entry``);
+a duplicate appends nothing (its first delivery did).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Entry points, each a small module of its own:
 
 Decisions come from the pure core (``xdp47_common.rollout``); every change of a
 rollout is one store transaction that locks it first (``runner``), and its events
-are published after the commit. The engine knows the store only by its port
+go to the outbox in that transaction. The engine knows the store only by its port
 (``ports``); ``pg.PgRolloutStore`` is the PostgreSQL one.
 """
 

@@ -1,28 +1,23 @@
-"""Rollout events: the scheduler's decisions on ``xdp47.events``, after commit.
+"""Rollout events: the scheduler's decisions, for ``xdp47.events`` via the outbox.
 
-Events are notifications; PostgreSQL holds the truth. A publish that fails is
-logged and counted and the decision stands (no outbox: the issue does not ask for
-one, and ``/api/rollouts/{id}/runs`` shows every decision). Each event has a
-deterministic message id, so a consumer can drop the rare duplicate.
+Events are notifications; PostgreSQL holds the truth. Each is written to the
+outbox in the transaction that decides it and published by the relay
+(``relay``) with publisher confirms, at least once. Each event has a
+deterministic message id (the same decision gives the same id), which is the
+event id consumers deduplicate by.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 from uuid import UUID
 
-from xdp47_common.bus import Publisher, PublishFailed
 from xdp47_common.messages import RolloutEvent
 from xdp47_common.rollout import DecisionEvent, EventName
-from xdp47_common.topology import Topology
-from xdp47_scheduler.metrics import EVENTS_PUBLISHED
 
-__all__ = ["BusEventSink", "EventSink", "event_messages"]
-
-log = logging.getLogger(__name__)
+__all__ = ["EventSink", "RelayNudge", "event_messages"]
 
 _EVENT_NS = UUID("6f0c9b8e-4c1d-4a57-9d0e-47a1c2d3e4f5")
 
@@ -32,7 +27,21 @@ _REPEATABLE = frozenset({EventName.PAUSED, EventName.RESUMED})
 
 
 class EventSink(Protocol):
+    """Told of the events a transaction wrote to the outbox, once it committed
+    (the relay's nudge; the engine's unit tests record them)."""
+
     async def publish(self, events: Sequence[RolloutEvent]) -> None: ...
+
+
+class RelayNudge:
+    """The production sink: wakes this process's relay after a commit."""
+
+    def __init__(self, nudge: Callable[[], None]) -> None:
+        self._nudge = nudge
+
+    async def publish(self, events: Sequence[RolloutEvent]) -> None:
+        if events:
+            self._nudge()
 
 
 def event_messages(
@@ -67,22 +76,3 @@ def event_messages(
             )
         )
     return out
-
-
-class BusEventSink:
-    """Publishes to ``topology.events`` with ``rollout.<tenant>.<event>`` keys."""
-
-    def __init__(self, publisher: Publisher, topology: Topology) -> None:
-        self._publisher = publisher
-        self._topology = topology
-
-    async def publish(self, events: Sequence[RolloutEvent]) -> None:
-        for event in events:
-            key = self._topology.rollout_event_key(event.tenant, event.event)
-            try:
-                await self._publisher.publish(self._topology.events, key, event)
-            except PublishFailed as exc:
-                EVENTS_PUBLISHED.labels("failed").inc()
-                log.warning("event %s of %s lost: %s", key, event.rollout_id, exc)
-            else:
-                EVENTS_PUBLISHED.labels("published").inc()

@@ -24,6 +24,7 @@ from xdp47_common.cli import (
     where,
 )
 from xdp47_common.logging import configure_logging
+from xdp47_common.settings import ControlSettings
 from xdp47_scheduler.pg import database_problem
 from xdp47_scheduler.service import Scheduler
 from xdp47_scheduler.settings import SchedulerSettings
@@ -37,7 +38,7 @@ class StartupError(RuntimeError):
     """A dependency is missing; the message is the one line the operator sees."""
 
 
-async def preflight(settings: SchedulerSettings) -> None:
+async def preflight(settings: ControlSettings) -> None:
     """Raise ``StartupError`` unless PostgreSQL (with schema) and RabbitMQ answer."""
     db = where(settings.db_url, "XDP47_DB_URL")
     broker = where(settings.amqp_url, "XDP47_AMQP_URL")

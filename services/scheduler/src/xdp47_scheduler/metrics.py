@@ -19,6 +19,7 @@ __all__ = [
     "GATE_EVALUATIONS",
     "HEARD_BEHIND",
     "HEARTBEAT_LAG",
+    "OUTBOX_UNSENT",
     "PAST_DEADLINE",
     "QUEUE_CONSUMERS",
     "QUEUE_MESSAGES",
@@ -54,9 +55,13 @@ COMMANDS = Counter(
 )
 EVENTS_PUBLISHED = Counter(
     "xdp47_scheduler_events_total",
-    "Rollout events by result (published, failed: the decision stands, only the "
-    "notification is lost).",
+    "Rollout events the outbox relay published, by result (published; failed: "
+    "no confirm, the rows stay in the outbox and are published again).",
     ["result"],
+)
+OUTBOX_UNSENT = Gauge(
+    "xdp47_scheduler_outbox_unsent",
+    "Rollout events in the outbox not yet published (refreshed by the relay).",
 )
 RECONCILE_REPAIRS = Counter(
     "xdp47_scheduler_reconcile_repairs_total",

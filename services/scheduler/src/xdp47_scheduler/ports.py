@@ -9,19 +9,20 @@ in-memory implementation.
 A change of a rollout happens in one ``transaction()``: its ``RolloutTx`` first
 ``lock``s the rollout's row, so a rollout changes in one place at a time even with
 several schedulers; a transaction that raises leaves no trace (its inbox claim
-included). Counters of a wave's run change by the moves that cause them, never by
-recounting a wave.
+included, and the events it wrote to the outbox). Counters of a wave's run
+change by the moves that cause them, never by recounting a wave.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from xdp47_common.messages import RolloutEvent
 from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     Decision,
@@ -34,7 +35,7 @@ from xdp47_common.rollout import (
 )
 from xdp47_common.selectors import SelectorJson
 
-__all__ = ["RolloutRow", "RolloutStore", "RolloutTx"]
+__all__ = ["Outbox", "OutboxRow", "RolloutRow", "RolloutStore", "RolloutTx", "Send"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,12 @@ class RolloutTx(Protocol):
         report now (applied, failed); the running rollouts whose counters moved."""
         ...
 
+    async def enqueue_events(self, events: Sequence[RolloutEvent]) -> None:
+        """Write the events this transaction decided to the outbox: they exist
+        exactly when the transaction commits, and the relay publishes them (an
+        event whose ``message_id`` is in the outbox already is not added again)."""
+        ...
+
 
 class RolloutStore(Protocol):
     """The rollout store of one scheduler process."""
@@ -211,4 +218,37 @@ class RolloutStore(Protocol):
 
     async def reconcile(self) -> dict[str, int]:
         """Repair what a lost message or a crash could leave; rows by kind."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An event waiting in the outbox, as it goes on the wire."""
+
+    id: int
+    message_id: UUID
+    tenant: str
+    routing_key: str
+    payload: str
+
+
+Send = Callable[[OutboxRow], Awaitable[None]]
+
+
+class Outbox(Protocol):
+    """The outbox as the relay sees it."""
+
+    async def relay(self, limit: int, send: Send) -> int:
+        """In one transaction, take up to ``limit`` unsent rows no other relay
+        holds (oldest first), ``send`` each in order and mark those sent; the
+        first ``send`` that raises ends the batch (the rows before it are
+        marked) and its exception propagates. Returns how many were sent."""
+        ...
+
+    async def prune(self, older_than: datetime) -> int:
+        """Delete the rows sent before ``older_than``; how many."""
+        ...
+
+    async def unsent(self) -> int:
+        """How many rows wait to be sent."""
         ...

@@ -2,9 +2,11 @@
 
 Every change of a rollout is one ``Work``: a function of a ``RolloutTx`` that
 returns the events its decisions produced. ``Runner.run`` runs it (again, from the
-start, when the store says the failure was a race or a brief outage), publishes
-the events once the transaction committed and hands every started wave to its
-follow-up (``wave_started``).
+start, when the store says the failure was a race or a brief outage), writes the
+events to the outbox in that same transaction (``RolloutTx.enqueue_events``), and
+once it committed tells the sink (the relay's nudge) and hands every started wave
+to its follow-up (``wave_started``). A crash after the commit loses nothing: the
+relay publishes the rows whenever a scheduler runs again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from uuid import UUID
 
 from xdp47_common.messages import RolloutEvent
 from xdp47_common.rollout import EventName
-from xdp47_scheduler import story
+from xdp47_scheduler import faults, story
 from xdp47_scheduler.events import EventSink
 from xdp47_scheduler.ports import RolloutStore, RolloutTx
 
@@ -60,9 +62,18 @@ class Runner:
         raise AssertionError("unreachable")
 
     async def run(self, work: Work) -> None:
-        """Run ``work`` (retried on races), then publish its events and schedule
-        the follow-up of every wave it started."""
-        events = await self.tx(work)
+        """Run ``work`` (retried on races) with its events written to the outbox,
+        then tell the sink and schedule the follow-up of every wave it started."""
+
+        async def recorded(tx: RolloutTx) -> list[RolloutEvent]:
+            events = await work(tx)
+            if events:
+                await tx.enqueue_events(events)
+            return events
+
+        events = await self.tx(recorded)
+        if events:
+            faults.crash_after_commit()
         for e in events:
             if e.event == EventName.WAVE_STARTED.value:
                 self._wave_started(e.rollout_id)

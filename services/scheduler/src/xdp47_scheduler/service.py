@@ -3,11 +3,12 @@
 Wires the adapters (``bootstrap``): an asyncpg pool and the rollout store on it
 (``pg.PgRolloutStore``), the bus (by default an ``AmqpBus`` on ``XDP47_AMQP_URL``
 with the topology declared; or one the caller passes and owns, like the embedded
-demo's ``InMemoryBus``), the events sink, the engine over the store (its
-handlers, gates, follow-ups and timer: ``engine``), and three concurrent loops:
-the heartbeat consumer (the engine's hooks), the command consumer and the timer
-(every ``XDP47_SCHED_INTERVAL``). Tests run it in-process;
-``main`` runs it until SIGTERM/SIGINT.
+demo's ``InMemoryBus``), the engine over the store (its handlers, gates,
+follow-ups and timer: ``engine``), and four concurrent loops: the heartbeat
+consumer (the engine's hooks), the command consumer, the timer (every
+``XDP47_SCHED_INTERVAL``) and the outbox relay (``relay``: woken by the engine's
+commits and by ``NOTIFY xdp47_outbox``, swept every ``XDP47_OUTBOX_SWEEP``).
+Tests run it in-process; ``main`` runs it until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from xdp47_common.topology import Topology
 from xdp47_scheduler.commands import CommandConsumer
 from xdp47_scheduler.consumer import HeartbeatConsumer
 from xdp47_scheduler.engine import Clock, RolloutEngine
-from xdp47_scheduler.events import BusEventSink
+from xdp47_scheduler.events import RelayNudge
 from xdp47_scheduler.http import ProbeServer
 from xdp47_scheduler.pg import PgRolloutStore, Pool
 from xdp47_scheduler.pg.gauges import AlertGauges
+from xdp47_scheduler.pg.outbox import OutboxListener, PgOutbox
+from xdp47_scheduler.relay import OutboxRelay
 from xdp47_scheduler.settings import SchedulerSettings
 
 __all__ = ["Scheduler"]
@@ -66,6 +69,9 @@ class Scheduler:
         self._probe: ProbeServer | None = None
         self.engine: RolloutEngine | None = None
         self._gauges: AlertGauges | None = None
+        self.relay: OutboxRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._listener: OutboxListener | None = None
 
     @property
     def probe_port(self) -> int | None:
@@ -78,10 +84,22 @@ class Scheduler:
         )
         await self.bus.start()
         self._bus_started = True
+        self.relay = relay = OutboxRelay(
+            PgOutbox(self._pool),
+            self.bus,
+            self.topology,
+            clock=self._clock,
+            sweep=s.outbox_sweep,
+            retention=s.outbox_retention,
+            batch=s.outbox_batch,
+        )
+        self._listener = OutboxListener(s.db_url, relay.nudge)
+        relay.before_sweep = self._listener.ensure
+        self._relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         self.engine = engine = RolloutEngine(
             PgRolloutStore(self._pool),
             default_policy(s),
-            BusEventSink(self.bus, self.topology),
+            RelayNudge(relay.nudge),
             clock=self._clock,
             offline_after=s.sched_offline_after,
             drained=self._heartbeats_drained,
@@ -164,6 +182,16 @@ class Scheduler:
         if self.engine is not None:
             # Wave-start follow-ups in flight finish (the timer would redo them).
             await self.engine.drain()
+        if self.relay is not None and self._relay_task is not None:
+            # The relay's batch in flight finishes; what is left stays unsent
+            # for the next scheduler.
+            self.relay.stop()
+            try:
+                await asyncio.wait_for(self._relay_task, timeout=30)
+            except TimeoutError:
+                log.warning("outbox relay did not finish in time; cancelled")
+        if self._listener is not None:
+            await self._listener.close()
         if self._probe is not None:
             await self._probe.close()
         if self._owns_bus and self._bus_started:

@@ -20,6 +20,20 @@ class SchedulerSettings(ControlSettings):
     sched_command_batch: int = Field(
         default=20, ge=1, le=1000, description="Commands handled per batch."
     )
+    outbox_sweep: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between the outbox relay's sweeps (it also wakes at "
+        "once on every commit that wrote events).",
+    )
+    outbox_retention: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="Seconds a published event stays in the outbox before pruning.",
+    )
+    outbox_batch: int = Field(
+        default=100, ge=1, le=10_000, description="Events per relay transaction."
+    )
 
     @field_validator("sched_http_addr")
     @classmethod

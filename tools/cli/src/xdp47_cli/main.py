@@ -25,6 +25,7 @@ from xdp47_cli.commands import (
     rollouts,
     tenants,
     tokens,
+    webhooks,
 )
 from xdp47_cli.demo import demo
 from xdp47_cli.runtime import Runtime
@@ -105,6 +106,7 @@ app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(policies.app, name="policies")
 app.add_typer(rollouts.app, name="rollouts")
 app.command("audit")(audit.audit)
+app.add_typer(webhooks.app, name="webhooks")
 app.command("demo")(demo)
 app.command("completion")(completion.completion)
 

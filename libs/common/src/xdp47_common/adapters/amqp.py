@@ -86,6 +86,11 @@ async def declare_topology(
         topology.dlx, aio_pika.ExchangeType.DIRECT, durable=True
     )
     exchanges[topology.dlx] = dlx
+    # Webhook delivery jobs; its queues are declared by the webhook worker
+    # (``amqp_webhooks``), only where webhooks run.
+    exchanges[topology.webhooks] = await channel.declare_exchange(
+        topology.webhooks, aio_pika.ExchangeType.DIRECT, durable=True
+    )
     for queue_name, exchange, key in topology.work_queues:
         dead = await channel.declare_queue(
             topology.dead_queue(queue_name),

@@ -28,6 +28,7 @@ from xdp47_common.messages.rollout import (
     RolloutEvent,
     StartRollout,
 )
+from xdp47_common.messages.webhook import WebhookJob
 
 __all__ = [
     "COMMAND_ADAPTER",
@@ -48,6 +49,7 @@ __all__ = [
     "RolloutCommand",
     "RolloutEvent",
     "StartRollout",
+    "WebhookJob",
     "decode_heartbeats",
     "envelope_headers",
     "envelope_json",

@@ -48,6 +48,8 @@ class Scope(StrEnum):
     # The audit trail names every token and action of the tenant: its own
     # scope, implied by no other.
     AUDIT_READ = "audit:read"
+    WEBHOOKS_READ = "webhooks:read"
+    WEBHOOKS_WRITE = "webhooks:write"
 
 
 ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
@@ -61,6 +63,7 @@ _IMPLIED: dict[Scope, frozenset[Scope]] = {
     Scope.ROLLOUTS_APPROVE: frozenset({Scope.ROLLOUTS_READ}),
     Scope.TENANTS_WRITE: frozenset({Scope.TENANTS_READ}),
     Scope.TOKENS_WRITE: frozenset({Scope.TOKENS_READ}),
+    Scope.WEBHOOKS_WRITE: frozenset({Scope.WEBHOOKS_READ}),
 }
 
 

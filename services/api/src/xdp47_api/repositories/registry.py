@@ -26,6 +26,7 @@ from xdp47_api.repositories.rollouts import PgRolloutRepository
 from xdp47_api.repositories.tenants import PgTenantRepository
 from xdp47_api.repositories.tokens import PgTokenRepository
 from xdp47_api.repositories.ui_sessions import PgUiSessionRepository
+from xdp47_api.repositories.webhooks import PgWebhookRepository
 from xdp47_common.models import Artifact, ArtifactCreate
 
 __all__ = ["PoolStats", "Repositories"]
@@ -57,6 +58,7 @@ class Repositories:
     tenants: PgTenantRepository = field(init=False)
     tokens: PgTokenRepository = field(init=False)
     ui_sessions: PgUiSessionRepository = field(init=False)
+    webhooks: PgWebhookRepository = field(init=False)
 
     def __post_init__(self) -> None:
         built = {
@@ -71,6 +73,7 @@ class Repositories:
             "tenants": PgTenantRepository(self.pool),
             "tokens": PgTokenRepository(self.pool),
             "ui_sessions": PgUiSessionRepository(self.pool),
+            "webhooks": PgWebhookRepository(self.pool),
         }
         for name, repo in built.items():
             object.__setattr__(self, name, repo)

@@ -13,6 +13,7 @@ from xdp47_api.routes.rollout_progress import router as rollout_progress_router
 from xdp47_api.routes.rollouts import router as rollouts_router
 from xdp47_api.routes.tenants import router as tenants_router
 from xdp47_api.routes.tokens import router as tokens_router
+from xdp47_api.routes.webhooks import router as webhooks_router
 
 ROUTERS = (
     device_counts_router,
@@ -27,6 +28,7 @@ ROUTERS = (
     tenants_router,
     tokens_router,
     audit_router,
+    webhooks_router,
 )
 
 __all__ = ["ROUTERS"]

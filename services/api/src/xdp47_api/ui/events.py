@@ -3,8 +3,11 @@
 One private, auto-delete subscription per process (the bus's ``EventFanout``) is
 bound to the events exchange with ``rollout.<tenant>.#`` for each tenant that has a
 connected browser; every event is handed to the subscribers of its tenant and
-rollout. Queues are bounded: a slow browser misses an event, which the stream's
-periodic refresh makes up for (events are triggers, the database is the truth).
+rollout, once: events are published at least once (the scheduler's outbox relay
+publishes again what it could not mark sent), and the hub drops an event whose
+id (the envelope's ``message_id``) it handed out recently. Queues are bounded:
+a slow browser misses an event, which the stream's periodic refresh makes up
+for (events are triggers, the database is the truth).
 The hub starts lazily with the first subscriber and stops with the app.
 
 A stream ends by cancellation when its page goes away (anyio's, level-triggered:
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -35,6 +39,8 @@ __all__ = ["RolloutEventHub", "Subscription"]
 
 _log = structlog.get_logger(__name__)
 QUEUE_BOUND = 16
+# How many recent event ids the hub remembers to drop a repeated event.
+SEEN_BOUND = 4096
 # Most a stream's clean-up (an unbind RPC) may take once its page has gone.
 CLEANUP_SECONDS = 5.0
 
@@ -56,6 +62,7 @@ class RolloutEventHub:
         self._queue: EventSubscription | None = None
         self._subs: dict[str, set[Subscription]] = {}
         self._cleanups: set[asyncio.Future[None]] = set()
+        self._seen: OrderedDict[UUID, None] = OrderedDict()
         self.closed = asyncio.Event()
 
     async def _start(self) -> EventSubscription:
@@ -140,6 +147,11 @@ class RolloutEventHub:
             return
         if not (message.routing_key or "").startswith(f"rollout.{event.tenant}."):
             return  # a body naming another tenant than its key: never fan it out
+        if event.message_id in self._seen:
+            return  # published again by the relay: handed out before
+        self._seen[event.message_id] = None
+        if len(self._seen) > SEEN_BOUND:
+            self._seen.popitem(last=False)
         for sub in tuple(self._subs.get(event.tenant, ())):
             if sub.rollout_id == event.rollout_id:
                 with contextlib.suppress(asyncio.QueueFull):

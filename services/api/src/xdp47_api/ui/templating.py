@@ -44,6 +44,7 @@ NAV: tuple[tuple[str, str, Scope | None], ...] = (
     ("/ui/groups", "Groups", Scope.DEVICES_READ),
     ("/ui/artifacts", "Artifacts", Scope.ARTIFACTS_READ),
     ("/ui/policies", "Policies", Scope.POLICIES_READ),
+    ("/ui/webhooks", "Webhooks", Scope.WEBHOOKS_READ),
     ("/ui/tenants", "Tenants & tokens", Scope.TENANTS_READ),
     ("/ui/audit", "Audit", Scope.AUDIT_READ),
     ("/ui/system", "System", None),

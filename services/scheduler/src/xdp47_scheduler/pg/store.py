@@ -18,6 +18,7 @@ from xdp47_common.adapters.planning import (
     count_matched,
     write_plan,
 )
+from xdp47_common.messages import RolloutEvent
 from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
@@ -28,7 +29,7 @@ from xdp47_common.rollout import (
     WaveCounters,
 )
 from xdp47_scheduler.heartbeats import mark_offline
-from xdp47_scheduler.pg import ending, progress, rollouts, waves
+from xdp47_scheduler.pg import ending, outbox, progress, rollouts, waves
 from xdp47_scheduler.pg.reconcile import Reconciler
 from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
 
@@ -162,6 +163,9 @@ class PgRolloutTx(RolloutTx):
 
     async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> set[UUID]:
         return await progress.settle_devices(self.conn, devices)
+
+    async def enqueue_events(self, events: Sequence[RolloutEvent]) -> None:
+        await outbox.enqueue(self.conn, events)
 
 
 class PgRolloutStore(RolloutStore):

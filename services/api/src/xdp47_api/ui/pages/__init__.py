@@ -14,6 +14,7 @@ from xdp47_api.ui.pages.rollouts import router as rollouts_router
 from xdp47_api.ui.pages.signin import router as signin_router
 from xdp47_api.ui.pages.system import router as system_router
 from xdp47_api.ui.pages.tenants import router as tenants_router
+from xdp47_api.ui.pages.webhooks import router as webhooks_router
 
 PAGE_ROUTERS = (
     signin_router,
@@ -29,6 +30,7 @@ PAGE_ROUTERS = (
     rollout_devices_router,
     tenants_router,
     audit_router,
+    webhooks_router,
     system_router,
 )
 

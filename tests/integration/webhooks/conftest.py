@@ -1,0 +1,120 @@
+"""Fixtures of the webhook tests: an API app and a webhook worker in process on a
+namespace of their own, the session database, and a loopback receiver
+(allowed by ``XDP47_WEBHOOK_ALLOW_PRIVATE``). Retry delays are short."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import asyncpg
+import httpx
+import pytest
+from aiormq.exceptions import AMQPError
+from fastapi import FastAPI
+
+from tests.integration.api.support import (
+    auth,
+    client_for,
+    make_tenant,
+    mint,
+    running_app,
+)
+from tests.integration.webhooks.receiver import Receiver
+from tests.support.amqp import child_topology, delete_topology
+from xdp47_common.adapters.amqp import AmqpPublisher, connect
+from xdp47_common.models import Scope
+from xdp47_common.settings import ControlSettings
+from xdp47_common.topology import Topology
+from xdp47_scheduler.webhooks.service import WebhookWorker
+from xdp47_scheduler.webhooks.settings import WebhookSettings
+
+DELAYS = "0.4,0.8,1.6"
+
+
+@pytest.fixture
+def topology(amqp_namespace: str) -> Topology:
+    return child_topology(f"{amqp_namespace}_wh")
+
+
+@pytest.fixture
+async def worker(
+    db_url: str, amqp_url: str, topology: Topology
+) -> AsyncIterator[WebhookWorker]:
+    w = WebhookWorker(
+        WebhookSettings(
+            db_url=db_url,
+            amqp_url=amqp_url,
+            amqp_namespace=topology.namespace,
+            webhook_allow_private=True,
+            webhook_retry_delays=DELAYS,
+            webhook_timeout=3,
+            webhook_sweep=0.5,
+            publish_timeout=5,
+        )
+    )
+    await w.start()
+    yield w
+    await w.stop()
+    connection = await connect(amqp_url)
+    async with connection:
+        await delete_topology(connection, topology)
+        for delay in w.settings.delays_ms:
+            channel = await connection.channel()
+            with contextlib.suppress(AMQPError):
+                await channel.queue_delete(topology.webhook_retry_queue(delay))
+
+
+@pytest.fixture
+async def app(
+    db_url: str, amqp_url: str, topology: Topology, tmp_path: Any
+) -> AsyncIterator[FastAPI]:
+    settings = ControlSettings(
+        db_url=db_url,
+        amqp_url=amqp_url,
+        amqp_namespace=topology.namespace,
+        blob_dir=str(tmp_path),
+        publish_timeout=5.0,
+        webhook_allow_private=True,
+    )
+    async with running_app(settings) as application:
+        yield application
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as c:
+        yield c
+
+
+@pytest.fixture
+async def tenant(pool: asyncpg.Pool[Any]) -> str:
+    return await make_tenant(pool, "wh")
+
+
+@pytest.fixture
+async def headers(pool: asyncpg.Pool[Any], tenant: str) -> dict[str, str]:
+    token = await mint(pool, tenant, [Scope.WEBHOOKS_WRITE])
+    return auth(token)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.close()
+
+
+@pytest.fixture
+async def events_publisher(
+    amqp_url: str, topology: Topology
+) -> AsyncIterator[AmqpPublisher]:
+    connection: aio_pika.abc.AbstractRobustConnection = await connect(amqp_url)
+    publisher = AmqpPublisher(connection, topology)
+    await publisher.start()
+    yield publisher
+    await publisher.close()
+    await connection.close()
