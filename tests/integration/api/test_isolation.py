@@ -14,7 +14,15 @@ from xdp47_common.models import ALL_SCOPES
 
 pytestmark = pytest.mark.integration
 
-TABLES = ("devices", "artifacts", "policies", "rollouts", "api_tokens")
+TABLES = (
+    "devices",
+    "artifacts",
+    "policies",
+    "rollouts",
+    "api_tokens",
+    "webhooks",
+    "webhook_deliveries",
+)
 
 
 def _shape(detail: str) -> str:
@@ -57,7 +65,23 @@ async def test_another_tenants_ids_answer_404_and_change_nothing(client, pool):
     group = await client.post(
         "/api/groups", headers=ha, json={"tenant": a, "name": "g", "devices": ["x1"]}
     )
+    # A literal public address: created without DNS, never delivered to here.
+    hook = await client.post(
+        "/api/webhooks", headers=ha, json={"url": "https://93.184.216.34/iso"}
+    )
+    assert hook.status_code == 201, hook.text
+    delivery_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO webhook_deliveries (id, webhook_id, tenant, event_id, event, "
+        "payload, status) VALUES ($1, $2, $3, $4, 'completed', '{}', 'parked')",
+        delivery_id,
+        uuid.UUID(hook.json()["id"]),
+        a,
+        uuid.uuid4(),
+    )
     a_ids = {
+        "webhook_id": hook.json()["id"],
+        "delivery_id": str(delivery_id),
         "device_id": "x1",
         "artifact_id": art.json()["id"],
         "policy_id": pol.json()["id"],
