@@ -24,7 +24,7 @@ from xdp47_common.rollout.planner import ordering_key
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.pg import read_device
 from xdp47_scheduler.engine import RolloutEngine
-from xdp47_scheduler.pg import PgRolloutStore
+from xdp47_scheduler.pg import PgRolloutStore, waves
 
 from .support import (
     Fleet,
@@ -368,3 +368,44 @@ def _changed(tenant: str, ids: list[str]) -> Any:
         stale=0,
         superseded=0,
     )
+
+
+async def test_a_failure_reported_before_the_follow_up_assigned_it_counts(
+    pool: asyncpg.Pool[Any], engine: RolloutEngine
+) -> None:
+    """A device is told at the wave start's commit (read time), before the
+    follow-up moves its target to ``assigned``: a failure it reports in between
+    names this rollout and attempt, so the follow-up must not take it as the
+    device's old last apply (the baseline) and leave the wave waiting for its
+    deadline."""
+    fleet = await make_fleet(pool, 1)
+    rid = await make_rollout(pool, fleet, waves=1)
+    await _start(engine, fleet, rid)
+    await engine.drain()
+    (device,) = fleet.devices
+    # As if the follow-up had not reached this target yet when the report came.
+    await pool.execute(
+        "UPDATE rollout_targets SET state = 'pending', assigned_at = NULL, "
+        "baseline_apply = NULL WHERE rollout_id = $1",
+        rid,
+    )
+    failure = {
+        "result": "failed",
+        "artifact_id": str(fleet.artifact_id),
+        "rollout_id": str(rid),
+        "attempt": 1,
+        "code": "apply_failed",
+        "reason": "the install script exited 1",
+    }
+    await pool.execute(
+        "UPDATE devices SET last_apply = $3::text::jsonb WHERE tenant = $1 AND id = $2",
+        fleet.tenant,
+        device.id,
+        json.dumps(failure),
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        assert await waves.assign_chunk(conn, rid, 10) == 1
+    t = (await targets(pool, rid))[device.id]
+    assert t["baseline_apply"] is None
+    # Judged as this attempt's failure: failed, or granted a retry (policy).
+    assert t["state"] == "failed" or t["device_attempt"] == 2, dict(t)
