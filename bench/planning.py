@@ -48,6 +48,7 @@ import asyncpg
 
 from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.migrations import migrate
+from xdp47_common.adapters.pg import SERVER_SETTINGS
 from xdp47_common.adapters.planning import PlanTarget, write_plan
 from xdp47_common.rollout import wave_bounds, wave_sizes
 from xdp47_common.rollout.planner import ordering_key
@@ -336,7 +337,9 @@ async def _main(sizes: list[int], waves: int, rounds: int, url: str) -> int:
     failed = 0
     try:
         base, _, _ = url.rpartition("/")
-        conn = await asyncpg.connect(f"{base}/{name}")
+        # The services' session settings (JIT off), so the SQL is timed as
+        # the scheduler runs it.
+        conn = await asyncpg.connect(f"{base}/{name}", server_settings=SERVER_SETTINGS)
         try:
             await migrate(conn)
             for n in sizes:
