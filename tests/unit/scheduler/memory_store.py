@@ -19,15 +19,19 @@ from uuid import UUID
 
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
+    AnalysisPolicy,
+    Cohort,
     Decision,
     EffectivePolicy,
     Exclusion,
+    MetricAggregate,
+    Observations,
     PlanCount,
     RolloutStatus,
     WaveCounters,
     plan_waves,
 )
-from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
+from xdp47_scheduler.ports import MetricSample, RolloutRow, RolloutStore, RolloutTx
 
 
 class Crash(Exception):
@@ -77,6 +81,7 @@ class Target:
     state: str = "pending"
     active: bool = True
     reason: str | None = None
+    analysed_window: tuple[int, int] | None = None
 
 
 @dataclass
@@ -98,6 +103,10 @@ class State:
     prior: dict[tuple[UUID, int], int] = field(default_factory=dict)
     inbox: set[tuple[str, UUID]] = field(default_factory=set)
     policies: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
+    # (rollout, attempt, wave, cohort, metric) -> (devices, samples, total)
+    analysis: dict[tuple[UUID, int, int, str, str], tuple[int, int, float]] = field(
+        default_factory=dict
+    )
 
 
 class MemoryRolloutStore(RolloutStore):
@@ -178,6 +187,7 @@ def _row(r: Rollout) -> RolloutRow:
         current_wave_started_at=r.current_wave_started_at,
         attempt=r.attempt,
         effective_policy=r.effective_policy,
+        reason=r.reason,
     )
 
 
@@ -392,3 +402,57 @@ class MemoryTx(RolloutTx):
                     run.failed += 1
                 moved.add(rid)
         return moved
+
+    async def analysed_metrics(
+        self, rollout_ids: Sequence[UUID]
+    ) -> dict[UUID, frozenset[str]]:
+        out: dict[UUID, frozenset[str]] = {}
+        for rid in rollout_ids:
+            policy = (self.s.rollouts[rid].effective_policy or {}).get("analysis")
+            out[rid] = (
+                frozenset(AnalysisPolicy.model_validate(policy).metrics)
+                if policy
+                else frozenset()
+            )
+        return out
+
+    async def record_samples(self, samples: Sequence[MetricSample]) -> None:
+        counted: list[tuple[Target, tuple[int, int]]] = []
+        for sample in samples:
+            held = [
+                (rid, t)
+                for (rid, dev), t in self.s.targets.items()
+                if dev == sample.device_id and t.tenant == sample.tenant and t.active
+            ]
+            if not held:
+                continue
+            rid, t = held[0]
+            r = self.s.rollouts[rid]
+            if r.status is not RolloutStatus.RUNNING or r.current_wave is None:
+                continue
+            if t.state == "applied" and t.wave == r.current_wave:
+                cohort = Cohort.UPDATED.value
+            elif t.state == "pending" and t.wave > r.current_wave:
+                cohort = Cohort.BASELINE.value
+            else:
+                continue
+            window = (r.attempt, r.current_wave)
+            key = (rid, r.attempt, r.current_wave, cohort, sample.metric)
+            devices, n, total = self.s.analysis.get(key, (0, 0, 0.0))
+            first = t.analysed_window != window
+            self.s.analysis[key] = (devices + first, n + 1, total + sample.value)
+            counted.append((t, window))
+        # A device counts once per window: marked after all its samples.
+        for t, window in counted:
+            t.analysed_window = window
+
+    async def analysis(self, row: RolloutRow) -> Observations:
+        return {
+            (Cohort(cohort), metric): MetricAggregate(devices, n, total)
+            for (rid, attempt, wave, cohort, metric), (
+                devices,
+                n,
+                total,
+            ) in self.s.analysis.items()
+            if rid == row.id and attempt == row.attempt and wave == row.current_wave
+        }

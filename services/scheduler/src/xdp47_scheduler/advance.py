@@ -112,7 +112,21 @@ async def advance(
             restarted(row.id)
             continue
         state = row.state(shortfall=await tx.shortfall(row))
-        decision = decide(state, counters, policy, ctx.clock(), ctx.heard.value())
+        # The analysis of a wave is read only when its policy has one and the
+        # wave has a later one (the last wave leaves no baseline).
+        analysed = (
+            policy.analysis is not None
+            and row.current_wave is not None
+            and row.current_wave < row.waves
+        )
+        decision = decide(
+            state,
+            counters,
+            policy,
+            ctx.clock(),
+            ctx.heard.value(),
+            analysis=await tx.analysis(row) if analysed else None,
+        )
         if not decision.changed:
             GATE_EVALUATIONS.labels("wait").inc()
             break
@@ -122,7 +136,13 @@ async def advance(
             await tx.time_out_wave(row, decision.timed_out_wave)
             events += event_messages(row.tenant, row.id, row.attempt, decision.events)
             continue
-        GATE_EVALUATIONS.labels("advanced" if decision.start_wave else "finished").inc()
+        GATE_EVALUATIONS.labels(
+            "advanced"
+            if decision.start_wave
+            else "finished"
+            if decision.finish_wave or decision.status is not RolloutStatus.RUNNING
+            else "held"
+        ).inc()
         events += await apply_decision(
             tx, row, decision, decision.reason, ctx, counters
         )

@@ -25,6 +25,7 @@ from uuid import UUID
 from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
+    Observations,
     PlanCount,
     RolloutState,
     RolloutStatus,
@@ -32,7 +33,17 @@ from xdp47_common.rollout import (
 )
 from xdp47_common.selectors import SelectorJson
 
-__all__ = ["RolloutRow", "RolloutStore", "RolloutTx"]
+__all__ = ["MetricSample", "RolloutRow", "RolloutStore", "RolloutTx"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    """One numeric metric of one heartbeat of a device in an analysed rollout."""
+
+    tenant: str
+    device_id: str
+    metric: str
+    value: float
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class RolloutRow:
     current_wave_started_at: datetime | None
     attempt: int
     effective_policy: dict[str, Any] | None
+    reason: str | None = None
 
     def state(self, *, shortfall: bool = False) -> RolloutState:
         return RolloutState(
@@ -62,6 +74,7 @@ class RolloutRow:
             current_wave_started_at=self.current_wave_started_at,
             attempt=self.attempt,
             shortfall=shortfall,
+            reason=self.reason,
         )
 
 
@@ -144,6 +157,23 @@ class RolloutTx(Protocol):
     async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> set[UUID]:
         """Move the targets of these (tenant, device) pairs by what the devices
         report now (applied, failed); the running rollouts whose counters moved."""
+        ...
+
+    async def analysed_metrics(
+        self, rollout_ids: Sequence[UUID]
+    ) -> dict[UUID, frozenset[str]]:
+        """The metrics each rollout's analysis reads (empty: no analysis); a
+        rollout keeps its policy from its start, so the answer never changes."""
+        ...
+
+    async def record_samples(self, samples: Sequence[MetricSample]) -> None:
+        """Add heartbeat samples to the running aggregates of their devices'
+        rollouts (cohort by the device's target now: updated when applied in
+        the current wave, baseline when pending in a later wave; else none)."""
+        ...
+
+    async def analysis(self, row: RolloutRow) -> Observations:
+        """*Locked.* The aggregates of the current wave of the current attempt."""
         ...
 
 

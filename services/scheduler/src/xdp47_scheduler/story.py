@@ -22,6 +22,7 @@ from typing import Any
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
+    EventName,
     RolloutStatus,
     WaveCounters,
     WaveFinish,
@@ -149,6 +150,18 @@ def decision(
             terminal=terminal,
             attempt=made.attempt,
             reason=reason,
+        )
+    if made.events and all(e.name is EventName.ANALYSIS_HELD for e in made.events):
+        _tell(
+            logging.INFO,
+            "rollout %s held: %s",
+            row.id,
+            reason,
+            **_ids(row),
+            wave=made.current_wave,
+            attempt=made.attempt,
+            reason=reason,
+            **_numbers(counters),
         )
     if made.start_wave is not None:
         _tell(

@@ -17,6 +17,7 @@ from xdp47_common.models.base import (
     TenantId,
     WriteModel,
 )
+from xdp47_common.rollout.analysis import AnalysisPolicy
 
 __all__ = ["Policy", "PolicyCreate", "PolicyFields"]
 
@@ -51,6 +52,22 @@ class PolicyFields(WriteModel):
         description="A device told to update that neither succeeds nor fails within "
         "this time counts as failed (timed_out).",
     )
+    analysis: AnalysisPolicy | None = Field(
+        default=None,
+        description="Telemetry analysis: checks of a heartbeat metric of the "
+        "wave's updated devices against devices not updated yet (null: none). "
+        "A failing check fails the wave; too few devices on a side holds the "
+        "rollout.",
+        examples=[
+            {
+                "checks": [
+                    "error_rate: updated - baseline <= 0.02",
+                    "cpu: updated / baseline <= 1.3",
+                ],
+                "min_devices": 3,
+            }
+        ],
+    )
 
 
 class PolicyCreate(PolicyFields):
@@ -69,4 +86,5 @@ class Policy(ReadModel):
     max_failures_per_wave: int | None
     abort_on_zero_eligible: bool | None
     wave_deadline_seconds: int | None
+    analysis: AnalysisPolicy | None = None
     created_at: datetime

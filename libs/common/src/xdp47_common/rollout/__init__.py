@@ -1,5 +1,11 @@
 """The pure rollout core: planning, gates and the state machine. No I/O, no clock."""
 
+from xdp47_common.rollout.analysis import (
+    AnalysisPolicy,
+    Check,
+    CheckSyntaxError,
+    parse_check,
+)
 from xdp47_common.rollout.commands import (
     ACCEPTED_COMMANDS,
     NO_OP_IN,
@@ -28,6 +34,7 @@ from xdp47_common.rollout.exclusions import (
     classify_device,
 )
 from xdp47_common.rollout.gates import (
+    ANALYSIS_HELD,
     GATE_RULES,
     GateContext,
     GateRule,
@@ -37,6 +44,15 @@ from xdp47_common.rollout.gates import (
     deadline_at,
     deadline_passed,
     evaluate_gate,
+)
+from xdp47_common.rollout.judgement import (
+    AnalysisJudgement,
+    CheckOutcome,
+    CheckResult,
+    Cohort,
+    MetricAggregate,
+    Observations,
+    judge_analysis,
 )
 from xdp47_common.rollout.liveness import (
     NOTHING_HEARD,
@@ -63,6 +79,7 @@ from xdp47_common.rollout.status import (
 
 __all__ = [
     "ACCEPTED_COMMANDS",
+    "ANALYSIS_HELD",
     "GATE_RULES",
     "NOTHING_HEARD",
     "NOTHING_UPDATED",
@@ -71,6 +88,13 @@ __all__ = [
     "SQL_ORDERING_KEY",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
+    "AnalysisJudgement",
+    "AnalysisPolicy",
+    "Check",
+    "CheckOutcome",
+    "CheckResult",
+    "CheckSyntaxError",
+    "Cohort",
     "CommandName",
     "Decision",
     "DecisionEvent",
@@ -81,6 +105,8 @@ __all__ = [
     "GateRule",
     "GateVerdict",
     "InvalidTransition",
+    "MetricAggregate",
+    "Observations",
     "PlanCount",
     "PolicyOverrides",
     "RolloutState",
@@ -99,10 +125,12 @@ __all__ = [
     "deadline_passed",
     "decide",
     "evaluate_gate",
+    "judge_analysis",
     "offered_from",
     "offered_table",
     "offline_cutoff",
     "ordering_key",
+    "parse_check",
     "plan_waves",
     "retry",
     "start",

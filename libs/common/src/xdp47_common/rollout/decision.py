@@ -57,6 +57,9 @@ class EventName(StrEnum):
     WAVE_STARTED = "wave_started"
     WAVE_FINISHED = "wave_finished"
     WAVE_TIMED_OUT = "wave_timed_out"
+    # The analysis cannot judge the wave yet (too few devices on a side): the
+    # rollout waits, its reason says why (``gates.ANALYSIS_HELD``).
+    ANALYSIS_HELD = "analysis_held"
     COMPLETED = "completed"
     PARTIAL = "partial"
     FAILED = "failed"
@@ -89,6 +92,7 @@ class RolloutState:
     ``shortfall`` is true when an earlier wave of the current attempt passed with
     failed or skipped devices (``EXISTS`` a rollout_runs row of this attempt with
     ``failed > 0 OR skipped > 0``); it turns a final pass into ``partial``.
+    ``reason`` is the stored reason (a hold is told once, then kept up to date).
     """
 
     id: UUID
@@ -98,6 +102,7 @@ class RolloutState:
     current_wave_started_at: datetime | None = None
     attempt: int = 0
     shortfall: bool = False
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.waves < 1:

@@ -12,6 +12,8 @@ from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from xdp47_common.rollout.analysis import AnalysisPolicy
+
 __all__ = ["EffectivePolicy", "PolicyDefaults", "PolicyOverrides", "default_policy"]
 
 
@@ -32,6 +34,8 @@ class PolicyOverrides(Protocol):
     def abort_on_zero_eligible(self) -> bool | None: ...
     @property
     def wave_deadline_seconds(self) -> int | None: ...
+    @property
+    def analysis(self) -> AnalysisPolicy | None: ...
 
 
 class EffectivePolicy(BaseModel):
@@ -46,6 +50,8 @@ class EffectivePolicy(BaseModel):
     max_failures_per_wave: Annotated[int, Field(ge=0)]
     abort_on_zero_eligible: bool
     wave_deadline_seconds: Annotated[float, Field(gt=0)]
+    # No scheduler default: a rollout is analysed only when its policy says how.
+    analysis: AnalysisPolicy | None = None
 
     @classmethod
     def resolve(

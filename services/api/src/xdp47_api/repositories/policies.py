@@ -15,14 +15,15 @@ __all__ = ["PgPolicyRepository"]
 
 _COLUMNS = (
     "id, tenant, name, require_ok, skip_offline, grace_seconds, min_success_ratio, "
-    "max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds, created_at"
+    "max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds, analysis, "
+    "created_at"
 )
 
 INSERT_POLICY = f"""
 INSERT INTO policies (id, tenant, name, require_ok, skip_offline, grace_seconds,
                       min_success_ratio, max_failures_per_wave,
-                      abort_on_zero_eligible, wave_deadline_seconds)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                      abort_on_zero_eligible, wave_deadline_seconds, analysis)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
 ON CONFLICT (tenant, name) DO NOTHING
 RETURNING {_COLUMNS}
 """  # nosec B608
@@ -57,6 +58,7 @@ class PgPolicyRepository:
             body.max_failures_per_wave,
             body.abort_on_zero_eligible,
             body.wave_deadline_seconds,
+            None if body.analysis is None else body.analysis.model_dump(mode="json"),
         )
         return None if row is None else _policy(row)
 

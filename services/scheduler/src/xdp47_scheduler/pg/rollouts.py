@@ -44,14 +44,15 @@ LOCK_PLAN = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1 FOR UP
 _LOCK = """
 SELECT id, tenant, artifact_id, policy_id, selector::text AS selector, channel, waves,
        wave_percentages, status, current_wave, current_wave_started_at, attempt,
-       effective_policy::text AS effective_policy
+       effective_policy::text AS effective_policy, reason
 FROM rollouts WHERE id = $1 FOR UPDATE
 """
 
 
 _POLICY = """
 SELECT require_ok, skip_offline, grace_seconds, min_success_ratio,
-       max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds
+       max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds,
+       analysis::text AS analysis
 FROM policies WHERE tenant = $1 AND id = $2
 """
 
@@ -140,6 +141,7 @@ async def lock_rollout(
         current_wave_started_at=row["current_wave_started_at"],
         attempt=row["attempt"],
         effective_policy=json_value(row["effective_policy"]),
+        reason=row["reason"],
     )
 
 
@@ -149,7 +151,9 @@ async def load_policy_overrides(
     if policy_id is None:
         return None
     row = await conn.fetchrow(_POLICY, tenant, policy_id)
-    return None if row is None else dict(row)
+    if row is None:
+        return None
+    return dict(row) | {"analysis": json_value(row["analysis"])}
 
 
 async def save_policy(

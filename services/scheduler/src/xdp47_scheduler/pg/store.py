@@ -22,13 +22,14 @@ from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
     Exclusion,
+    Observations,
     PlanCount,
     WaveCounters,
 )
 from xdp47_scheduler.heartbeats import mark_offline
-from xdp47_scheduler.pg import ending, progress, rollouts, waves
+from xdp47_scheduler.pg import analysis, ending, progress, rollouts, waves
 from xdp47_scheduler.pg.reconcile import Reconciler
-from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
+from xdp47_scheduler.ports import MetricSample, RolloutRow, RolloutStore, RolloutTx
 
 __all__ = ["PgRolloutStore", "PgRolloutTx"]
 
@@ -146,6 +147,17 @@ class PgRolloutTx(RolloutTx):
 
     async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> set[UUID]:
         return await progress.settle_devices(self.conn, devices)
+
+    async def analysed_metrics(
+        self, rollout_ids: Sequence[UUID]
+    ) -> dict[UUID, frozenset[str]]:
+        return await analysis.analysed_metrics(self.conn, rollout_ids)
+
+    async def record_samples(self, samples: Sequence[MetricSample]) -> None:
+        await analysis.record_samples(self.conn, samples)
+
+    async def analysis(self, row: RolloutRow) -> Observations:
+        return await analysis.read_observations(self.conn, row)
 
 
 class PgRolloutStore(RolloutStore):

@@ -30,6 +30,8 @@ NUMBERS = (
     "wave_deadline_seconds",
 )
 LIST_LIMIT = 200
+# The telemetry analysis: one check per line, and the devices each side needs.
+ANALYSIS = ("analysis_checks", "analysis_min_devices")
 
 
 async def _page(
@@ -75,7 +77,7 @@ async def create(
 ) -> Response:
     session.require(Scope.POLICIES_WRITE)
     form = await request.form()
-    values = {name: field(form, name) for name in ("name", *BOOLS, *NUMBERS)}
+    values = {name: field(form, name) for name in ("name", *BOOLS, *NUMBERS, *ANALYSIS)}
     fields: dict[str, Any] = {"tenant": session.tenant, "name": values["name"]}
     errors: FieldErrors = {}
     for name in BOOLS:
@@ -86,10 +88,20 @@ async def create(
     for name in NUMBERS:
         if values[name]:
             fields[name] = values[name]  # pydantic parses and range-checks
+    checks = [c.strip() for c in values["analysis_checks"].splitlines() if c.strip()]
+    if checks:
+        fields["analysis"] = {"checks": checks}
+        if values["analysis_min_devices"]:
+            fields["analysis"]["min_devices"] = values["analysis_min_devices"]
+    elif values["analysis_min_devices"]:
+        errors["analysis_checks"] = "Add at least one check for the minimum devices"
     try:
         body = PolicyCreate.model_validate(fields)
     except ValidationError as exc:
-        errors = {**errors_from_validation(exc), **errors}
+        errors = {
+            **errors_from_validation(exc, {"analysis": "analysis_checks"}),
+            **errors,
+        }
     if errors:
         return await _page(
             request, session, services, values=values, errors=errors, status=422
