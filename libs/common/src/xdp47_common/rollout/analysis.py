@@ -229,11 +229,11 @@ class AnalysisPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    checks: Annotated[
-        tuple[CheckField, ...], Field(min_length=1, max_length=MAX_CHECKS)
-    ] = Field(
-        description="Checks of a metric of the wave's updated devices against "
-        "devices not updated yet, e.g. 'error_rate: updated - baseline <= 0.02'.",
+    checks: Annotated[list[CheckField], Field(min_length=1, max_length=MAX_CHECKS)] = (
+        Field(
+            description="Checks of a metric of the wave's updated devices against "
+            "devices not updated yet, e.g. 'error_rate: updated - baseline <= 0.02'.",
+        )
     )
     min_devices: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=DEFAULT_MIN_DEVICES,
