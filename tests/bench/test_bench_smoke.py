@@ -23,7 +23,8 @@ if str(BENCH) not in sys.path:  # the bench scripts import each other by name
 runner = importlib.import_module("runner")
 open_stack = importlib.import_module("stack").open_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+# B1 runs seven variants (two of them in rollouts with the analysis off and on).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 async def test_b1_heartbeats_end_to_end_are_all_persisted(
