@@ -17,21 +17,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from tests.unit.scheduler.memory_analysis import MemoryAnalysis
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
-    AnalysisPolicy,
-    Cohort,
     Decision,
     EffectivePolicy,
     Exclusion,
-    MetricAggregate,
-    Observations,
     PlanCount,
     RolloutStatus,
     WaveCounters,
     plan_waves,
 )
-from xdp47_scheduler.ports import MetricSample, RolloutRow, RolloutStore, RolloutTx
+from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
 
 
 class Crash(Exception):
@@ -81,7 +78,7 @@ class Target:
     state: str = "pending"
     active: bool = True
     reason: str | None = None
-    analysed_window: tuple[int, int] | None = None
+    analysed_window: tuple[int, int] | None = None  # see memory_analysis
 
 
 @dataclass
@@ -191,7 +188,7 @@ def _row(r: Rollout) -> RolloutRow:
     )
 
 
-class MemoryTx(RolloutTx):
+class MemoryTx(MemoryAnalysis, RolloutTx):
     def __init__(self, store: MemoryRolloutStore, state: State) -> None:
         self._store = store
         self.s = state
@@ -402,57 +399,3 @@ class MemoryTx(RolloutTx):
                     run.failed += 1
                 moved.add(rid)
         return moved
-
-    async def analysed_metrics(
-        self, rollout_ids: Sequence[UUID]
-    ) -> dict[UUID, frozenset[str]]:
-        out: dict[UUID, frozenset[str]] = {}
-        for rid in rollout_ids:
-            policy = (self.s.rollouts[rid].effective_policy or {}).get("analysis")
-            out[rid] = (
-                frozenset(AnalysisPolicy.model_validate(policy).metrics)
-                if policy
-                else frozenset()
-            )
-        return out
-
-    async def record_samples(self, samples: Sequence[MetricSample]) -> None:
-        counted: list[tuple[Target, tuple[int, int]]] = []
-        for sample in samples:
-            held = [
-                (rid, t)
-                for (rid, dev), t in self.s.targets.items()
-                if dev == sample.device_id and t.tenant == sample.tenant and t.active
-            ]
-            if not held:
-                continue
-            rid, t = held[0]
-            r = self.s.rollouts[rid]
-            if r.status is not RolloutStatus.RUNNING or r.current_wave is None:
-                continue
-            if t.state == "applied" and t.wave == r.current_wave:
-                cohort = Cohort.UPDATED.value
-            elif t.state == "pending" and t.wave > r.current_wave:
-                cohort = Cohort.BASELINE.value
-            else:
-                continue
-            window = (r.attempt, r.current_wave)
-            key = (rid, r.attempt, r.current_wave, cohort, sample.metric)
-            devices, n, total = self.s.analysis.get(key, (0, 0, 0.0))
-            first = t.analysed_window != window
-            self.s.analysis[key] = (devices + first, n + 1, total + sample.value)
-            counted.append((t, window))
-        # A device counts once per window: marked after all its samples.
-        for t, window in counted:
-            t.analysed_window = window
-
-    async def analysis(self, row: RolloutRow) -> Observations:
-        return {
-            (Cohort(cohort), metric): MetricAggregate(devices, n, total)
-            for (rid, attempt, wave, cohort, metric), (
-                devices,
-                n,
-                total,
-            ) in self.s.analysis.items()
-            if rid == row.id and attempt == row.attempt and wave == row.current_wave
-        }
