@@ -3,6 +3,12 @@
 ``X`` is what the system hands out, ``XCreate`` what a client sends.
 """
 
+from xdp47_common.models.analysis import (
+    AnalysisReport,
+    CheckReport,
+    CohortReport,
+    analysis_report,
+)
 from xdp47_common.models.api_token import (
     ALL_SCOPES,
     READ_SCOPES,
@@ -50,12 +56,15 @@ __all__ = [
     "ALL_SCOPES",
     "PROGRESS_STATES",
     "READ_SCOPES",
+    "AnalysisReport",
     "ApiToken",
     "ApiTokenCreate",
     "ApiTokenCreated",
     "ApplyResult",
     "Artifact",
     "ArtifactCreate",
+    "CheckReport",
+    "CohortReport",
     "Device",
     "DeviceClaim",
     "DeviceClaimed",
@@ -87,6 +96,7 @@ __all__ = [
     "Tenant",
     "TenantCreate",
     "WaveProgress",
+    "analysis_report",
     "describe_reason",
     "expand_scopes",
 ]

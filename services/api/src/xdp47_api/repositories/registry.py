@@ -20,6 +20,7 @@ from xdp47_api.repositories.device_counts import PgDeviceCounts
 from xdp47_api.repositories.devices import PgDeviceRepository
 from xdp47_api.repositories.groups import PgGroupRepository
 from xdp47_api.repositories.policies import PgPolicyRepository
+from xdp47_api.repositories.rollout_analysis import PgRolloutAnalysisRepository
 from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.repositories.rollouts import PgRolloutRepository
 from xdp47_api.repositories.tenants import PgTenantRepository
@@ -45,6 +46,7 @@ class Repositories:
     """Every repository of the API over ``pool``."""
 
     pool: asyncpg.Pool[Any]
+    analysis: PgRolloutAnalysisRepository = field(init=False)
     artifacts: PgArtifactRepository = field(init=False)
     devices: PgDeviceRepository = field(init=False)
     device_counts: PgDeviceCounts = field(init=False)
@@ -58,6 +60,7 @@ class Repositories:
 
     def __post_init__(self) -> None:
         built = {
+            "analysis": PgRolloutAnalysisRepository(self.pool),
             "artifacts": PgArtifactRepository(self.pool),
             "devices": PgDeviceRepository(self.pool),
             "device_counts": PgDeviceCounts(self.pool),
