@@ -15,17 +15,21 @@ from xdp47_common.rollout import (
     AnalysisPolicy,
     CheckOutcome,
     Cohort,
+    CommandName,
     EventName,
     MetricAggregate,
+    RolloutHold,
     RolloutState,
     RolloutStatus,
     Verdict,
     WaveCounters,
     WaveOutcome,
+    accepts,
     decide,
     evaluate_gate,
     judge_analysis,
     parse_check,
+    resume,
 )
 from xdp47_common.rollout.judgement import judge_check
 
@@ -191,7 +195,9 @@ def test_without_analysis_the_gates_do_not_change() -> None:
 # -- the state machine ----------------------------------------------------------
 
 
-def _running(wave: int = 1, waves: int = 4, reason: str | None = None) -> RolloutState:
+def _running(
+    wave: int = 1, waves: int = 4, hold: RolloutHold | None = None
+) -> RolloutState:
     return RolloutState(
         id=RID,
         status=RolloutStatus.RUNNING,
@@ -199,15 +205,17 @@ def _running(wave: int = 1, waves: int = 4, reason: str | None = None) -> Rollou
         current_wave=wave,
         current_wave_started_at=T0,
         attempt=1,
-        reason=reason,
+        hold=hold,
+        held_since=None if hold is None else T0 + timedelta(seconds=60),
     )
+
+
+NOW = T0 + timedelta(seconds=60)
 
 
 def _decide(state: RolloutState, obs, counters: WaveCounters | None = None):
     policy = make_policy(analysis=analysis(ERR))
-    return decide(
-        state, counters or _done(), policy, T0 + timedelta(seconds=60), analysis=obs
-    )
+    return decide(state, counters or _done(), policy, NOW, analysis=obs)
 
 
 def test_decide_fails_the_rollout_on_a_failing_check() -> None:
@@ -218,27 +226,41 @@ def test_decide_fails_the_rollout_on_a_failing_check() -> None:
     assert "analysis failed: error_rate" in (d.reason or "")
 
 
-def test_decide_holds_with_a_reason_and_tells_it_once() -> None:
+def test_decide_holds_the_rollout_with_a_reason_naming_what_is_missing() -> None:
     first = _decide(_running(), THIN)
     assert first.changed
     assert first.status is RolloutStatus.RUNNING
+    assert first.hold is RolloutHold.ANALYSIS_INCONCLUSIVE
+    assert first.held_since == NOW
     assert first.start_wave is None
     assert first.finish_wave is None
     assert [e.name for e in first.events] == [EventName.ANALYSIS_HELD]
-    again = _decide(_running(reason=first.reason), THIN)
-    assert not again.changed
-    # New numbers update the stored reason, without a second event.
-    thicker = dict(THIN) | {(B, "error_rate"): agg(0.005, 2)}
-    moved = _decide(_running(reason=first.reason), thicker)
-    assert moved.changed
-    assert moved.events == ()
-    assert moved.reason != first.reason
+    assert "baseline 1 < min_devices 3" in (first.reason or "")
 
 
-def test_a_held_rollout_goes_on_once_enough_devices_reported() -> None:
-    held = _decide(_running(), THIN)
-    d = _decide(_running(reason=held.reason), GOOD)
-    assert d.start_wave == 2
+def test_a_held_rollout_waits_for_resume_even_once_enough_devices_reported() -> None:
+    held = _running(hold=RolloutHold.ANALYSIS_INCONCLUSIVE)
+    waiting = _decide(held, GOOD)
+    assert not waiting.changed
+    assert waiting.hold is RolloutHold.ANALYSIS_INCONCLUSIVE
+    assert waiting.start_wave is None
+
+
+def test_resume_judges_the_wave_again() -> None:
+    held = _running(hold=RolloutHold.ANALYSIS_INCONCLUSIVE)
+    assert accepts(CommandName.RESUME, held)
+    assert not accepts(CommandName.PAUSE, held)
+    assert not accepts(CommandName.PROMOTE, held)
+    lifted = resume(held, "token:ops", NOW + timedelta(seconds=30))
+    assert lifted.hold is None
+    assert lifted.reason == (
+        "resumed by token:ops after 30s held (analysis inconclusive): wave 1 is "
+        "judged again"
+    )
+    moving = _running()
+    assert _decide(moving, GOOD).start_wave == 2
+    again = _decide(moving, THIN)
+    assert again.hold is RolloutHold.ANALYSIS_INCONCLUSIVE
 
 
 def test_no_observations_is_inconclusive_never_a_pass() -> None:

@@ -18,7 +18,7 @@ from xdp47_common.rollout import (
 from xdp47_scheduler.ports import MetricSample, RolloutRow
 
 if TYPE_CHECKING:
-    from tests.unit.scheduler.memory_store import State
+    from tests.unit.scheduler.memory_state import State
 
 
 class MemoryAnalysis:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from tests.unit.scheduler.memory_analysis import MemoryAnalysis
+from tests.unit.scheduler.memory_state import Device, Rollout, Run, State, Target
+from tests.unit.scheduler.memory_state import row as rollout_row
+from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
@@ -30,6 +32,18 @@ from xdp47_common.rollout import (
 )
 from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
 
+__all__ = [
+    "Crash",
+    "Device",
+    "MemoryRolloutStore",
+    "MemoryTx",
+    "Race",
+    "Rollout",
+    "Run",
+    "State",
+    "Target",
+]
+
 
 class Crash(Exception):
     """The process died here (injected by ``crash_at``)."""
@@ -37,73 +51,6 @@ class Crash(Exception):
 
 class Race(Exception):
     """A conflict with another scheduler: running the transaction again helps."""
-
-
-@dataclass
-class Device:
-    tenant: str
-    id: str
-    channel: str = "stable"
-    labels: dict[str, str] = field(default_factory=dict)
-    online: bool = True
-    artifact: UUID | None = None
-    healthy: bool = True
-    failed_artifact: UUID | None = None  # its last apply of this one failed
-    last_seen: datetime | None = None
-
-
-@dataclass
-class Rollout:
-    id: UUID
-    tenant: str
-    artifact_id: UUID
-    waves: int
-    selector: dict[str, str] = field(default_factory=dict)
-    channel: str = "stable"
-    policy_id: UUID | None = None
-    wave_percentages: list[int] | None = None
-    status: RolloutStatus = RolloutStatus.DRAFT
-    current_wave: int | None = None
-    current_wave_started_at: datetime | None = None
-    attempt: int = 0
-    reason: str | None = None
-    effective_policy: dict[str, Any] | None = None
-    planned: int | None = None
-
-
-@dataclass
-class Target:
-    tenant: str
-    wave: int
-    state: str = "pending"
-    active: bool = True
-    reason: str | None = None
-    analysed_window: tuple[int, int] | None = None  # see memory_analysis
-
-
-@dataclass
-class Run:
-    eligible: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    skipped: int = 0
-    outcome: str | None = None
-    reason: str | None = None
-
-
-@dataclass
-class State:
-    rollouts: dict[UUID, Rollout] = field(default_factory=dict)
-    devices: dict[tuple[str, str], Device] = field(default_factory=dict)
-    targets: dict[tuple[UUID, str], Target] = field(default_factory=dict)
-    runs: dict[tuple[UUID, int, int], Run] = field(default_factory=dict)
-    prior: dict[tuple[UUID, int], int] = field(default_factory=dict)
-    inbox: set[tuple[str, UUID]] = field(default_factory=set)
-    policies: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
-    # (rollout, attempt, wave, cohort, metric) -> (devices, samples, total)
-    analysis: dict[tuple[UUID, int, int, str, str], tuple[int, int, float]] = field(
-        default_factory=dict
-    )
 
 
 class MemoryRolloutStore(RolloutStore):
@@ -155,6 +102,13 @@ class MemoryRolloutStore(RolloutStore):
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
         return counts
 
+    async def count_held(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.state.rollouts.values():
+            if r.status is RolloutStatus.RUNNING and r.hold is not None:
+                counts[r.hold.value] = counts.get(r.hold.value, 0) + 1
+        return counts
+
     async def mark_offline(self, older_than: datetime) -> int:
         silent = [
             d
@@ -167,25 +121,6 @@ class MemoryRolloutStore(RolloutStore):
 
     async def reconcile(self) -> dict[str, int]:
         return {"stale_desired": 0, "counters": 0}
-
-
-def _row(r: Rollout) -> RolloutRow:
-    return RolloutRow(
-        id=r.id,
-        tenant=r.tenant,
-        artifact_id=r.artifact_id,
-        policy_id=r.policy_id,
-        selector=dict(r.selector),
-        channel=r.channel,
-        waves=r.waves,
-        wave_percentages=r.wave_percentages,
-        status=r.status,
-        current_wave=r.current_wave,
-        current_wave_started_at=r.current_wave_started_at,
-        attempt=r.attempt,
-        effective_policy=r.effective_policy,
-        reason=r.reason,
-    )
 
 
 class MemoryTx(MemoryAnalysis, RolloutTx):
@@ -210,12 +145,16 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
         self.s.inbox.add((consumer, message_id))
         return True
 
+    async def append_trail(self, entries: Sequence[AuditEntry]) -> None:
+        self._store.fail("append_trail")
+        self.s.trail.extend(entries)
+
     async def lock(
         self, rollout_id: UUID, *, skip_locked: bool = False
     ) -> RolloutRow | None:
         self._store.fail("lock")
         r = self.s.rollouts.get(rollout_id)
-        return None if r is None else _row(r)
+        return None if r is None else rollout_row(r)
 
     async def policy_overrides(
         self, tenant: str, policy_id: UUID | None
@@ -224,6 +163,12 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
 
     async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
         self.s.rollouts[rollout_id].effective_policy = policy.model_dump()
+
+    async def save_starter(self, rollout_id: UUID, started_by: str | None) -> None:
+        self.s.rollouts[rollout_id].started_by = started_by
+
+    async def four_eyes(self, tenant: str) -> bool:
+        return tenant in self.s.four_eyes
 
     async def write_plan(self, row: RolloutRow) -> PlanCount:
         self._store.fail("write_plan")
@@ -286,8 +231,15 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
         r = self.s.rollouts[row.id]
         r.status, r.attempt = decision.status, decision.attempt
         r.current_wave, r.reason = decision.current_wave, reason
+        terminal = decision.status in TERMINAL_STATUSES
+        r.hold = None if terminal else decision.hold
+        r.held_since = None if terminal or r.hold is None else decision.held_since
+        r.grace_skipped = decision.skip_grace and not terminal
+        if decision.shift_wave_clock and r.current_wave_started_at is not None:
+            r.current_wave_started_at += decision.shift_wave_clock
         started = False
         if decision.start_wave is not None:
+            r.grace_skipped = False
             r.current_wave_started_at = self._store.clock()
             started = await self.start_wave(
                 row, attempt=decision.attempt, wave=decision.start_wave

@@ -5,7 +5,8 @@ and log line; ``advance`` asks the gates (``xdp47_common.rollout.decide``) and
 applies what they decide, again, until the rollout waits or ends: a wave that
 passes at once (all its devices skipped, or nothing to retry) starts the next in
 the same transaction. Both run inside the caller's transaction, which holds the
-rollout's lock. Used by the command handlers and the gate evaluation.
+rollout's lock, and append each decision to the audit trail there
+(``trail.decision_entries``). Used by the command handlers and the gate evaluation.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from xdp47_scheduler.backlog import HeardUntil
 from xdp47_scheduler.events import event_messages
 from xdp47_scheduler.metrics import GATE_EVALUATIONS, WAVE_DURATION, WAVES_STARTED
 from xdp47_scheduler.ports import RolloutRow, RolloutTx
+from xdp47_scheduler.trail import ActingFor, decision_entries
 
 __all__ = ["Clock", "Context", "advance", "apply_decision", "policy_of"]
 
@@ -44,11 +46,13 @@ _MAX_STEPS = 250
 @dataclass(frozen=True)
 class Context:
     """What handlers need besides the transaction: the scheduler defaults, the
-    clock and the heard-until watermark (wave deadlines are judged from it)."""
+    clock, the heard-until watermark (wave deadlines are judged from it) and,
+    while a command is applied, whom its decisions act for (the audit trail)."""
 
     defaults: EffectivePolicy
     clock: Clock
     heard: HeardUntil
+    acting_for: ActingFor | None = None
 
 
 async def policy_of(tx: RolloutTx, row: RolloutRow, ctx: Context) -> EffectivePolicy:
@@ -66,8 +70,12 @@ async def apply_decision(
     reason: str | None,
     ctx: Context,
     counters: WaveCounters | None = None,
+    occurrence: UUID | None = None,
 ) -> list[RolloutEvent]:
-    """Apply ``decision`` to the locked ``row``; the events to publish after commit."""
+    """Apply ``decision`` to the locked ``row``; the events to publish after commit.
+
+    ``occurrence`` (the command's message id) tells apart events that may happen
+    more than once in one wave (paused, resumed)."""
     story.decision(row, decision, reason, counters)
     finish = decision.finish_wave
     if finish is not None and row.current_wave_started_at is not None:
@@ -83,7 +91,10 @@ async def apply_decision(
         with tracing.span("wave start", attributes):  # null when tracing is off
             if await tx.apply(row, decision, reason):
                 WAVES_STARTED.inc()
-    return event_messages(row.tenant, row.id, decision.attempt, decision.events)
+    await tx.append_trail(decision_entries(row, decision, ctx.acting_for))
+    return event_messages(
+        row.tenant, row.id, decision.attempt, decision.events, occurrence
+    )
 
 
 async def advance(
@@ -103,6 +114,10 @@ async def advance(
     for _ in range(_MAX_STEPS):
         row = await tx.lock(rollout_id)
         if row is None or row.status is not RolloutStatus.RUNNING:
+            break
+        if row.hold is not None:
+            # Paused or awaiting approval: no gate judges, no wave starts (not
+            # even the repair of a missing run below).
             break
         counters = await tx.counters(row)
         if row.current_wave is not None and counters is None:
@@ -134,6 +149,7 @@ async def advance(
             GATE_EVALUATIONS.labels("timed_out").inc()
             story.wave_timed_out(row, decision.timed_out_wave, counters)
             await tx.time_out_wave(row, decision.timed_out_wave)
+            await tx.append_trail(decision_entries(row, decision, ctx.acting_for))
             events += event_messages(row.tenant, row.id, row.attempt, decision.events)
             continue
         GATE_EVALUATIONS.labels(

@@ -22,7 +22,6 @@ from typing import Any
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
-    EventName,
     RolloutStatus,
     WaveCounters,
     WaveFinish,
@@ -151,16 +150,19 @@ def decision(
             attempt=made.attempt,
             reason=reason,
         )
-    if made.events and all(e.name is EventName.ANALYSIS_HELD for e in made.events):
+    if made.hold is not row.hold and made.status is RolloutStatus.RUNNING:
         _tell(
             logging.INFO,
-            "rollout %s held: %s",
+            "rollout %s hold %s -> %s%s",
             row.id,
-            reason,
+            row.hold.value if row.hold else "none",
+            made.hold.value if made.hold else "none",
+            f": {reason}" if reason else "",
             **_ids(row),
-            wave=made.current_wave,
-            attempt=made.attempt,
+            from_hold=row.hold.value if row.hold else None,
+            to_hold=made.hold.value if made.hold else None,
             reason=reason,
+            wave=made.current_wave,
             **_numbers(counters),
         )
     if made.start_wave is not None:

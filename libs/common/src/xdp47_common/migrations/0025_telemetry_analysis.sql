@@ -31,3 +31,9 @@ CREATE TABLE rollout_analysis (
 -- counts once per window, at its first heartbeat there. Not indexed, so the
 -- once-per-window write stays a HOT update.
 ALTER TABLE rollout_targets ADD COLUMN analysed_window integer;
+
+-- A wave whose analysis could not be judged (too few devices on a side) holds
+-- the rollout `analysis_inconclusive` until an operator resumes it.
+ALTER TABLE rollouts DROP CONSTRAINT rollouts_hold_check;
+ALTER TABLE rollouts ADD CONSTRAINT rollouts_hold_check
+    CHECK (hold IN ('paused', 'awaiting_approval', 'analysis_inconclusive'));

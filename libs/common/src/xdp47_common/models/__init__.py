@@ -22,6 +22,7 @@ from xdp47_common.models.artifact import Artifact, ArtifactCreate
 from xdp47_common.models.device import (
     ApplyResult,
     Device,
+    DeviceAttempt,
     DeviceClaim,
     DeviceClaimed,
     DeviceDetail,
@@ -50,7 +51,7 @@ from xdp47_common.models.rollout import (
     RolloutRun,
     RolloutStartAnswer,
 )
-from xdp47_common.models.tenant import Tenant, TenantCreate
+from xdp47_common.models.tenant import Tenant, TenantCreate, TenantSettings
 
 __all__ = [
     "ALL_SCOPES",
@@ -66,6 +67,7 @@ __all__ = [
     "CheckReport",
     "CohortReport",
     "Device",
+    "DeviceAttempt",
     "DeviceClaim",
     "DeviceClaimed",
     "DeviceDetail",
@@ -95,6 +97,7 @@ __all__ = [
     "TargetHistoryEntry",
     "Tenant",
     "TenantCreate",
+    "TenantSettings",
     "WaveProgress",
     "analysis_report",
     "describe_reason",

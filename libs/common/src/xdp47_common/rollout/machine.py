@@ -13,6 +13,16 @@ skipped); a failing gate ends it ``failed``; a wave that had devices and lost th
 all ends it ``aborted`` under ``abort_on_zero_eligible``. Wave deadlines are judged
 against ``heard_until`` (``liveness``), never against a clock the heartbeat queue
 has not caught up with. Terminal statuses absorb: ``decide`` never changes them.
+
+A held rollout (``RolloutHold``: paused, awaiting approval, analysis
+inconclusive) does not move:
+``decide`` answers a no-op, so no gate judges and no wave starts until the hold
+is lifted by a command (``steering``). A wave that passes while the next one is
+in the policy's ``approval_before_waves`` closes and puts the rollout on hold
+``awaiting_approval`` instead of starting it. A promoted wave (``grace_skipped``)
+is judged without the rest of its grace. A wave whose devices all finished but
+whose telemetry analysis has too few devices on a side puts the rollout on hold
+``analysis_inconclusive`` (event ``analysis_held``) until an operator resumes it.
 """
 
 from __future__ import annotations
@@ -30,7 +40,6 @@ from xdp47_common.rollout.decision import (
     wave_start,
 )
 from xdp47_common.rollout.gates import (
-    ANALYSIS_HELD,
     GateVerdict,
     Verdict,
     WaveCounters,
@@ -39,7 +48,7 @@ from xdp47_common.rollout.gates import (
 )
 from xdp47_common.rollout.judgement import Observations
 from xdp47_common.rollout.policy import EffectivePolicy
-from xdp47_common.rollout.status import RolloutStatus, WaveOutcome
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus, WaveOutcome
 
 __all__ = ["decide"]
 
@@ -67,21 +76,18 @@ def _judge(
     return evaluate_gate(wave, current, started_at, now, policy, analysis=analysis)
 
 
-def _hold(rollout: RolloutState, wave: int, reason: str) -> Decision:
-    """Keep waiting, with the reason stored; the event only when the hold starts."""
-    if rollout.reason == reason:
-        return no_op(rollout, reason)
-    started = not (rollout.reason or "").startswith(f"wave {wave}: {ANALYSIS_HELD}")
+def _hold(rollout: RolloutState, wave: int, reason: str, now: datetime) -> Decision:
+    """Hold the rollout ``analysis_inconclusive`` from ``now``, the reason saying
+    which check lacked which devices; a resume judges the wave again."""
     return Decision(
         status=rollout.status,
         attempt=rollout.attempt,
         current_wave=wave,
         reason=reason,
-        events=(
-            (DecisionEvent(EventName.ANALYSIS_HELD, wave, reason=reason),)
-            if started
-            else ()
-        ),
+        events=(DecisionEvent(EventName.ANALYSIS_HELD, wave, reason=reason),),
+        hold=RolloutHold.ANALYSIS_INCONCLUSIVE,
+        held_since=now,
+        skip_grace=rollout.grace_skipped,
     )
 
 
@@ -118,6 +124,10 @@ def decide(
     """
     if rollout.status is not RolloutStatus.RUNNING:
         return no_op(rollout, f"rollout is {rollout.status}")
+    if rollout.hold is not None:
+        return no_op(rollout, f"rollout is held: {rollout.hold}")
+    if rollout.grace_skipped:
+        policy = policy.model_copy(update={"grace_seconds": 0.0})
     wave = rollout.current_wave
     if wave is None:
         # A running rollout always has a wave; repair a lost wave start.
@@ -130,7 +140,7 @@ def decide(
         )
     verdict = _judge(rollout, wave, started_at, current, policy, now, analysis)
     if verdict.verdict is Verdict.HOLD:
-        return _hold(rollout, wave, verdict.reason)
+        return _hold(rollout, wave, verdict.reason, now)
     if verdict.verdict is Verdict.WAIT:
         heard = now if heard_until is None else min(now, heard_until)
         if current.pending and deadline_passed(started_at, heard, policy):
@@ -162,6 +172,21 @@ def decide(
         return finish(rollout, RolloutStatus.FAILED, closed, finished, verdict.reason)
     if verdict.verdict is Verdict.ABORT:
         return finish(rollout, RolloutStatus.ABORTED, closed, finished, verdict.reason)
+    if wave < rollout.waves and policy.needs_approval(wave + 1):
+        waiting = f"wave {wave + 1} waits for approval"
+        return Decision(
+            status=RolloutStatus.RUNNING,
+            attempt=rollout.attempt,
+            current_wave=wave,
+            reason=f"{verdict.reason}; {waiting}",
+            finish_wave=closed,
+            events=(
+                finished,
+                DecisionEvent(EventName.AWAITING_APPROVAL, wave + 1, reason=waiting),
+            ),
+            hold=RolloutHold.AWAITING_APPROVAL,
+            held_since=now,
+        )
     if wave < rollout.waves:
         step = wave_start(rollout, wave + 1, f"wave {wave + 1} started")
         return Decision(

@@ -16,6 +16,7 @@ import asyncpg
 from xdp47_api.blobs import BlobStore
 from xdp47_api.repositories import artifact_deletion
 from xdp47_api.repositories.artifacts import PgArtifactRepository
+from xdp47_api.repositories.audit import PgAuditRepository
 from xdp47_api.repositories.device_counts import PgDeviceCounts
 from xdp47_api.repositories.devices import PgDeviceRepository
 from xdp47_api.repositories.groups import PgGroupRepository
@@ -48,6 +49,7 @@ class Repositories:
     pool: asyncpg.Pool[Any]
     analysis: PgRolloutAnalysisRepository = field(init=False)
     artifacts: PgArtifactRepository = field(init=False)
+    audit: PgAuditRepository = field(init=False)
     devices: PgDeviceRepository = field(init=False)
     device_counts: PgDeviceCounts = field(init=False)
     groups: PgGroupRepository = field(init=False)
@@ -62,6 +64,7 @@ class Repositories:
         built = {
             "analysis": PgRolloutAnalysisRepository(self.pool),
             "artifacts": PgArtifactRepository(self.pool),
+            "audit": PgAuditRepository(self.pool),
             "devices": PgDeviceRepository(self.pool),
             "device_counts": PgDeviceCounts(self.pool),
             "groups": PgGroupRepository(self.pool),

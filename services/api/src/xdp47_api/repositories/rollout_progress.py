@@ -77,8 +77,8 @@ GROUP BY 1, 2, 3
 """  # nosec B608
 ROLLOUT_ROW = """
 SELECT id, tenant, name, artifact_id, policy_id, selector, channel, waves,
-       wave_percentages, status, reason, current_wave, attempt, created_at,
-       started_at, finished_at
+       wave_percentages, status, hold, held_since, reason, current_wave, attempt,
+       started_by, created_at, started_at, finished_at
 FROM rollouts WHERE tenant = $1 AND id = $2
 """
 STORED_PLAN = (
@@ -91,7 +91,8 @@ FROM rollout_runs WHERE rollout_id = $1 ORDER BY attempt, wave LIMIT $2
 """
 DEVICES = f"""
 SELECT t.device_id, t.wave, {PROGRESS_STATE} AS state, t.reason,
-       coalesce(d.status, 'unknown') AS device_status, t.assigned_at, t.finished_at
+       coalesce(d.status, 'unknown') AS device_status, t.assigned_at, t.finished_at,
+       t.device_attempt, t.retry_after, t.attempts
 FROM rollout_targets t
 JOIN rollouts r ON r.id = t.rollout_id AND r.tenant = $1
 LEFT JOIN devices d ON d.tenant = t.tenant AND d.id = t.device_id

@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from xdp47_common.messages import RolloutCommand
 from xdp47_common.rollout import Decision, EffectivePolicy
 from xdp47_scheduler.advance import Context
 from xdp47_scheduler.ports import RolloutRow, RolloutTx
 
-__all__ = ["Handler", "Step"]
+__all__ = ["Handler", "Step", "actor"]
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,8 @@ class Step:
 # command whose effect already holds (a no-op). Raises ``InvalidTransition`` for
 # a command the rollout's status does not accept.
 Handler = Callable[[RolloutTx, RolloutRow, Any, Context], Awaitable[Step | None]]
+
+
+def actor(command: RolloutCommand) -> str:
+    """Who sent the command, as reasons name it (``token:<id>``)."""
+    return command.requested_by or "operator"

@@ -1,12 +1,14 @@
-"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|runs|devices|watch``.
+"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|pause|resume|approve|promote|
+runs|devices|watch``.
 
-start/abort/retry send a command: the API answers 202 with the rollout as it is
-and the scheduler moves the status afterwards, so the CLI says "requested", not
-"done"; ``watch`` follows what happens next.
+start/abort/retry/pause/resume/approve/promote send a command: the API answers
+202 with the rollout as it is and the scheduler moves the status afterwards, so
+the CLI says "requested", not "done"; ``watch`` follows what happens next.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -45,7 +47,7 @@ from xdp47_cli.resolve import (
 from xdp47_cli.runtime import runtime
 from xdp47_cli.watch import fetch_progress, progress_table, watch, wave_line
 from xdp47_common.models import ProgressState, Rollout, RolloutDevice, RunProgress
-from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus
 
 __all__ = ["app"]
 
@@ -56,13 +58,19 @@ RolloutArg = Annotated[
 ]
 
 
+def status_text(r: Mapping[str, Any]) -> str:
+    """``running``, or ``running (paused)`` / ``running (awaiting_approval)``."""
+    hold = r.get("hold")
+    return f"{r.get('status')} ({hold})" if hold else str(r.get("status"))
+
+
 def columns(names: NameCache) -> list[Column]:
     """``rollouts ls``: the artifact's version and the policy's name, as the web
     UI shows them; ``-o wide`` adds their ids."""
     return [
         Column("name", get("name")),
         Column("id", get("id")),
-        Column("status", get("status")),
+        Column("status", status_text),
         Column("wave", lambda r: f"{r.get('current_wave') or '-'}/{r.get('waves')}"),
         Column("version", lambda r: names.artifact_version(r.get("artifact_id"))),
         Column("artifact id", get("artifact_id"), only=OutputFormat.WIDE),
@@ -98,6 +106,9 @@ DEVICE_COLUMNS = [
     Column("device status", get("device_status")),
     Column("told", get("assigned_at")),
     Column("finished", get("finished_at")),
+    # Per-device retries: the device's try and when the next may start.
+    Column("try", get("device_attempt"), only=OutputFormat.WIDE),
+    Column("retry after", get("retry_after"), only=OutputFormat.WIDE),
 ]
 
 
@@ -134,12 +145,22 @@ def list_rollouts(
     status: Annotated[
         RolloutStatus | None, typer.Option(help="Only this status.")
     ] = None,
+    hold: Annotated[
+        RolloutHold | None,
+        typer.Option(
+            help="Only running rollouts held so (paused, awaiting_approval, "
+            "analysis_inconclusive)."
+        ),
+    ] = None,
     fmt: OutputFormat = OutputOption,
     limit: LimitOption = 100,
     fetch_all: AllOption = False,
 ) -> None:
     """List rollouts with their artifact's version and their policy's name."""
-    params = {"status": status.value if status else None}
+    params = {
+        "status": status.value if status else None,
+        "hold": hold.value if hold else None,
+    }
     with runtime(ctx).client() as client:
         items = fetch_list(
             client,
@@ -240,8 +261,9 @@ def _command(ctx: typer.Context, verb: str, ref: str, fmt: OutputFormat) -> None
     if fmt.machine:
         emit_data(answer, fmt)
         return
+    status = rollout.status.value + (f" ({rollout.hold.value})" if rollout.hold else "")
     emit_value(
-        f"{verb} requested for rollout {rollout.id} (status {rollout.status.value}); "
+        f"{verb} requested for rollout {rollout.id} (status {status}); "
         f"follow it with `xdp47 rollouts watch {rollout.id}`"
     )
 
@@ -271,6 +293,50 @@ def retry_rollout(
 ) -> None:
     """Retry the failed and skipped devices of a failed or partial rollout."""
     _command(ctx, "retry", ref, fmt)
+
+
+@app.command("pause")
+@guarded
+def pause_rollout(
+    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Pause a running rollout: no new wave starts and no gate judges.
+
+    Devices already told to update keep going; the current wave's grace and
+    deadline stop until `resume`.
+    """
+    _command(ctx, "pause", ref, fmt)
+
+
+@app.command("resume")
+@guarded
+def resume_rollout(
+    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Resume a paused rollout; its wave goes on with the time it had left."""
+    _command(ctx, "resume", ref, fmt)
+
+
+@app.command("approve")
+@guarded
+def approve_rollout(
+    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Approve the wave a rollout awaits (needs the rollouts:approve scope).
+
+    Under the tenant's four-eyes setting, the token that started the rollout
+    cannot approve it.
+    """
+    _command(ctx, "approve", ref, fmt)
+
+
+@app.command("promote")
+@guarded
+def promote_rollout(
+    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
+) -> None:
+    """Judge the current wave now, skipping the rest of its grace period."""
+    _command(ctx, "promote", ref, fmt)
 
 
 @app.command("runs")

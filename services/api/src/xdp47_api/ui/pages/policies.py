@@ -28,6 +28,9 @@ NUMBERS = (
     "min_success_ratio",
     "max_failures_per_wave",
     "wave_deadline_seconds",
+    "max_device_retries",
+    "retry_backoff_seconds",
+    "retry_backoff_max_seconds",
 )
 LIST_LIMIT = 200
 # The telemetry analysis: one check per line, and the devices each side needs.
@@ -77,7 +80,8 @@ async def create(
 ) -> Response:
     session.require(Scope.POLICIES_WRITE)
     form = await request.form()
-    values = {name: field(form, name) for name in ("name", *BOOLS, *NUMBERS, *ANALYSIS)}
+    names = ("name", *BOOLS, *NUMBERS, "approval_before_waves", *ANALYSIS)
+    values = {name: field(form, name) for name in names}
     fields: dict[str, Any] = {"tenant": session.tenant, "name": values["name"]}
     errors: FieldErrors = {}
     for name in BOOLS:
@@ -88,6 +92,11 @@ async def create(
     for name in NUMBERS:
         if values[name]:
             fields[name] = values[name]  # pydantic parses and range-checks
+    if values["approval_before_waves"]:
+        # "2, 4": the waves, parsed and range-checked by pydantic.
+        fields["approval_before_waves"] = [
+            w.strip() for w in values["approval_before_waves"].split(",") if w.strip()
+        ]
     checks = [c.strip() for c in values["analysis_checks"].splitlines() if c.strip()]
     if checks:
         fields["analysis"] = {"checks": checks}
