@@ -20,7 +20,8 @@ from tests.unit.scheduler.test_engine import (
     World,
     start,
 )
-from xdp47_common.rollout import Cohort, RolloutStatus
+from xdp47_common.messages import ResumeRollout
+from xdp47_common.rollout import Cohort, RolloutHold, RolloutStatus
 from xdp47_scheduler.engine import RolloutEngine
 
 CHECK = "error_rate: updated - baseline <= 0.02"
@@ -103,7 +104,9 @@ async def test_only_the_current_cohorts_count(world: World) -> None:
     assert agg.mean == pytest.approx(0.02)
 
 
-async def test_too_few_updated_devices_holds_and_tells_it_once(world: World) -> None:
+async def test_too_few_updated_devices_hold_the_rollout_until_resumed(
+    world: World,
+) -> None:
     rid = _analysed(world, min_devices=3)
     await world.send(start(rid))
     first = sorted(world.targets(rid, 1))
@@ -112,10 +115,43 @@ async def test_too_few_updated_devices_holds_and_tells_it_once(world: World) -> 
     await _beat(world, rid, first, applied=True, error_rate=0.011)
     r = world.r(rid)
     assert (r.status, r.current_wave) == (RolloutStatus.RUNNING, 1)
+    assert r.hold is RolloutHold.ANALYSIS_INCONCLUSIVE
     assert (r.reason or "").startswith("wave 1: analysis inconclusive, rollout held")
     assert "updated 2 < min_devices 3" in (r.reason or "")
     assert world.events.names()[-1] == "analysis_held"
-    # The timer judges again and holds, without telling it twice.
+    # Held: the timer judges nothing, and tells nothing twice.
     await world.engine.tick()
     assert world.events.names().count("analysis_held") == 1
+    assert (world.r(rid).current_wave, world.r(rid).hold) == (
+        1,
+        RolloutHold.ANALYSIS_INCONCLUSIVE,
+    )
+    # Resume judges the wave again: still too few updated devices, held again
+    # with the reason; the operator's resume is the only way on (or abort).
+    await world.send(ResumeRollout(tenant=TENANT, rollout_id=rid, requested_by="op"))
+    names = world.events.names()
+    assert names[-2:] == ["resumed", "analysis_held"]
+    assert world.r(rid).hold is RolloutHold.ANALYSIS_INCONCLUSIVE
+
+
+async def test_resume_goes_on_once_enough_devices_reported_meanwhile(
+    world: World,
+) -> None:
+    rid = _analysed(world, min_devices=2)
+    await world.send(start(rid))
+    first = sorted(world.targets(rid, 1))
+    later = sorted(d for d in world.targets(rid) if d not in first)
+    await _beat(world, rid, later[:1], error_rate=0.01)  # a thin baseline
+    await _beat(world, rid, first, applied=True, error_rate=0.011)
+    assert world.r(rid).hold is RolloutHold.ANALYSIS_INCONCLUSIVE
+    assert "baseline 1 < min_devices 2" in (world.r(rid).reason or "")
+    # More baseline devices report while held; the rollout still waits ...
+    await _beat(world, rid, later[1:], error_rate=0.01)
+    await world.engine.tick()
+    assert world.r(rid).hold is RolloutHold.ANALYSIS_INCONCLUSIVE
     assert world.r(rid).current_wave == 1
+    # ... for the operator, whose resume judges the wave on them: it passes.
+    await world.send(ResumeRollout(tenant=TENANT, rollout_id=rid, requested_by="op"))
+    r = world.r(rid)
+    assert (r.hold, r.current_wave) == (None, 2)
+    assert world.events.names()[-3:] == ["resumed", "wave_finished", "wave_started"]
