@@ -22,6 +22,7 @@ from tests.integration.scheduler.support import (
     targets,
     wait_for,
 )
+from xdp47_common.messages import ResumeRollout
 
 pytestmark = pytest.mark.integration
 
@@ -205,12 +206,32 @@ async def test_too_few_devices_holds_the_rollout_with_a_reason(
         assert events.names(rid).count("analysis_held") == 1
 
     await wait_for(told)
+    held = await pool.fetchrow(
+        "SELECT hold, held_since FROM rollouts WHERE id = $1", rid
+    )
+    assert held["hold"] == "analysis_inconclusive"
+    assert held["held_since"] is not None
     # Held, not guessed: more heartbeats of the same devices change nothing.
     await reported(pool, ingest, fleet.devices)
     await reported(pool, ingest, fleet.devices)
     await _status(pool, rid, "running")
+    # The operator's resume judges the wave again: still too few, held again.
+    await commands.send(
+        ResumeRollout(tenant=fleet.tenant, rollout_id=rid, requested_by="token:ops")
+    )
+
+    async def judged_again() -> None:
+        assert events.names(rid).count("resumed") == 1
+        assert events.names(rid).count("analysis_held") == 2
+
+    await wait_for(judged_again)
+    again = await pool.fetchrow("SELECT hold, reason FROM rollouts WHERE id = $1", rid)
+    assert again["hold"] == "analysis_inconclusive"
+    assert "baseline 2 < min_devices 3" in again["reason"]
     await commands.abort(fleet.tenant, rid)
     await wait_for(lambda: _status(pool, rid, "aborted"))
+    ended = await pool.fetchrow("SELECT hold FROM rollouts WHERE id = $1", rid)
+    assert ended["hold"] is None
 
 
 async def test_a_rollout_without_analysis_writes_no_aggregate(

@@ -59,7 +59,8 @@ RolloutArg = Annotated[
 
 
 def status_text(r: Mapping[str, Any]) -> str:
-    """``running``, or ``running (paused)`` / ``running (awaiting_approval)``."""
+    """``running``, or ``running (paused)`` / ``running (awaiting_approval)`` /
+    ``running (analysis_inconclusive)``."""
     hold = r.get("hold")
     return f"{r.get('status')} ({hold})" if hold else str(r.get("status"))
 
@@ -313,7 +314,8 @@ def pause_rollout(
 def resume_rollout(
     ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
 ) -> None:
-    """Resume a paused rollout; its wave goes on with the time it had left."""
+    """Resume a paused rollout (its wave goes on with the time it had left), or one
+    held by an inconclusive analysis (its wave is judged again)."""
     _command(ctx, "resume", ref, fmt)
 
 
