@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analysed import ANALYSIS_VARIANTS, analysed_fleets
 from fleet import claim_devices, save_devices
 from otlp_sink import OtlpSink
 from soak import soak
@@ -40,6 +41,8 @@ __all__ = ["Load", "bench_heartbeats", "bench_polls", "main", "measure", "run_sc
 DB_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 B1_TARGET, B1_RATIO_TARGET, B2_TARGET = 5000, 0.6, 10_000
+# The telemetry analysis may cost at most this share of B1's CPU per heartbeat.
+ANALYSIS_COST_TARGET = 0.10
 SHARED = (
     "broker and postgres are shared system servers: their CPU in the window "
     "includes any other load on them"
@@ -172,8 +175,10 @@ async def bench_heartbeats(
     stack: Stack, load: Load, *, warmup: float = 2.0
 ) -> dict[str, Any]:
     """B1: heartbeats per CPU-s end to end (batched and unbatched ingest,
-    batched without the identity cache, and batched with tracing on at 1 %
-    sampling) and the empty FastAPI handler's requests per CPU-s, interleaved."""
+    batched without the identity cache, batched with tracing on at 1 %
+    sampling, and batched from devices in a running rollout with the telemetry
+    analysis off and on: ``analysed.py``) and the empty FastAPI handler's
+    requests per CPU-s, interleaved."""
     stack.add_ingest("unbatched", XDP47_INGEST_BATCH_MAX="1")
     if "traced" not in stack.urls:
         stack.add_ingest("traced", **_traced_env(stack))
@@ -181,13 +186,20 @@ async def bench_heartbeats(
         stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
     stack.add_baseline()
     path = await _claim(stack, load.devices, "b1")
+    paths = await analysed_fleets(stack, load.devices)
     args = ["--interval", str(load.interval), *load.fleet_args()]
     e2e = ["ingest", "broker", "scheduler", "postgres"]
     # Warm-up: every variant once, short, not measured.
     warm = ["--interval", str(load.interval), *load.fleet_args(seconds=warmup)]
-    for v in ("batched", "unbatched", "uncached", "traced", "empty"):
+    variants = ("batched", "unbatched", "uncached", "traced", *ANALYSIS_VARIANTS)
+    for v in (*variants, "empty"):
         w = await measure(
-            stack, v, warm, path, groups=["ingest"], persisted=v != "empty"
+            stack,
+            v,
+            warm,
+            paths.get(v, path),
+            groups=["ingest"],
+            persisted=v != "empty",
         )
         if not w["ok"]:
             return {
@@ -195,20 +207,14 @@ async def bench_heartbeats(
                 "ok": False,
                 "reason": f"warm-up {v}: {w['reason']}",
             }
-    runs: dict[str, list[dict[str, Any]]] = {
-        "batched": [],
-        "unbatched": [],
-        "uncached": [],
-        "traced": [],
-        "empty": [],
-    }
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in (*variants, "empty")}
     for order in _rounds(list(runs), load.rounds):
         for v in order:
             r = await measure(
                 stack,
                 v,
                 args,
-                path,
+                paths.get(v, path),
                 groups=["ingest"] if v == "empty" else e2e,
                 persisted=v != "empty",
             )
@@ -228,6 +234,10 @@ async def bench_heartbeats(
     unbatched = [rate(r) for r in runs["unbatched"]]
     uncached = [rate(r) for r in runs["uncached"]]
     traced = [rate(r) for r in runs["traced"]]
+    rollout = [rate(r) for r in runs["rollout"]]
+    analysed = [rate(r) for r in runs["analysed"]]
+    # CPU per heartbeat with the analysis over without it, minus one, per round.
+    cost = [o / a - 1 for o, a in zip(rollout, analysed, strict=True)]
     empty = [rate(r) for r in runs["empty"]]
     ratio = [b / e for b, e in zip(batched, empty, strict=True)]
     gain = [b / u for b, u in zip(batched, unbatched, strict=True)]
@@ -268,6 +278,13 @@ async def bench_heartbeats(
         ),
         "us_per_heartbeat_traced": per_stage(runs["traced"]),
         "trace_exports": stack.otlp_sink.requests if stack.otlp_sink else 0,
+        "rollout": round(statistics.median(rollout)),
+        "analysed": round(statistics.median(analysed)),
+        "analysis_cost": _ratio_stats(cost),
+        "analysis_cost_target": ANALYSIS_COST_TARGET,
+        "meets_analysis_cost_target": statistics.median(cost) <= ANALYSIS_COST_TARGET,
+        "us_per_heartbeat_rollout": per_stage(runs["rollout"]),
+        "us_per_heartbeat_analysed": per_stage(runs["analysed"]),
         "wall_hb_per_s_batched": round(
             statistics.median(
                 r["accepted"] / r["load_seconds"] for r in runs["batched"]

@@ -23,7 +23,8 @@ if str(BENCH) not in sys.path:  # the bench scripts import each other by name
 runner = importlib.import_module("runner")
 open_stack = importlib.import_module("stack").open_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+# B1 runs seven variants (two of them in rollouts with the analysis off and on).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 async def test_b1_heartbeats_end_to_end_are_all_persisted(
@@ -40,6 +41,15 @@ async def test_b1_heartbeats_end_to_end_are_all_persisted(
             )
             before = await stack.committed()
             ready, dead = await stack.depth()
+            db = await stack.db()
+            aggregated = {
+                (r["channel"], r["cohort"]): r["samples"]
+                for r in await db.fetch(
+                    "SELECT ro.channel, a.cohort, sum(a.samples) AS samples "
+                    "FROM rollout_analysis AS a JOIN rollouts AS ro "
+                    "ON ro.id = a.rollout_id GROUP BY ro.channel, a.cohort"
+                )
+            }
         finally:
             await stack.close()
     assert line["ok"], line
@@ -50,6 +60,15 @@ async def test_b1_heartbeats_end_to_end_are_all_persisted(
     assert (ready, dead) == (0, 0)
     # The figures exist (their size is not this test's business).
     assert {"figure", "baseline", "ratio", "unbatched", "traced"} <= line.keys()
+    # The analysis variants ran in the same run: the analysed fleet's heartbeats
+    # were aggregated on both sides, the other rollout's never.
+    assert {"rollout", "analysed", "analysis_cost"} <= line.keys()
+    assert {"us_per_heartbeat_rollout", "us_per_heartbeat_analysed"} <= line.keys()
+    assert set(aggregated) == {
+        ("bench-analysed", "updated"),
+        ("bench-analysed", "baseline"),
+    }, aggregated
+    assert all(n > 0 for n in aggregated.values())
 
 
 def test_b3_planning_through_the_runner(server_db_url: str) -> None:

@@ -3,7 +3,8 @@
 Each run is a real subprocess: the external mode against the test PostgreSQL (a
 fresh database of its own) and RabbitMQ (a namespace of its own), the embedded
 mode with a PostgreSQL it starts from the pgserver wheel in a temp folder. A run
-must exit 0, name both terminal statuses, and leave no process behind: every
+must exit 0, name the three terminal statuses (the subtly bad release stopped by
+the telemetry analysis in wave 1, with its numbers), and leave no process behind: every
 descendant seen while it ran, and the embedded postmaster (which pg_ctl
 detaches from the tree), must be gone.
 """
@@ -97,6 +98,16 @@ def _assert_clean_run(run: DemoRun) -> None:
     assert "result: good release 1.1.0 completed, bad release 2.0.0-bad failed" in (
         run.output
     )
+    # The subtly bad release: healthy by its own status, stopped by the analysis
+    # in wave 1, the closing line carrying the metric and both means.
+    assert (
+        "subtly bad release 1.2.0-subtle stopped by the analysis in wave 1 "
+        "although require_ok alone would pass it (wave 1: analysis failed: "
+        "error_rate: updated - baseline = "
+    ) in run.output, run.output[-3000:]
+    closing = run.output[run.output.index("result: good release") :]
+    assert "updated mean 0.1" in closing
+    assert "baseline mean 0.0" in closing
     left = sorted(pid for pid in run.pids if _alive(pid))
     assert not left, f"processes left behind: {left}"
 

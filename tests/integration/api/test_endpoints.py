@@ -187,6 +187,69 @@ async def test_policies(client, tenant, token):
     assert missing.status_code == 404
 
 
+async def test_a_policy_with_an_analysis_keeps_its_checks_canonical(
+    client, tenant, token
+):
+    body = {
+        "tenant": tenant,
+        "name": "no-worse",
+        "analysis": {
+            "checks": [
+                "error_rate:updated-baseline<=0.02",
+                "cpu: updated / baseline < 1.3",
+            ]
+        },
+    }
+    r = await client.post("/api/policies", headers=auth(token), json=body)
+    assert r.status_code == 201, r.text
+    policy = r.json()
+    assert policy["analysis"] == {
+        "checks": [
+            "error_rate: updated - baseline <= 0.02",
+            "cpu: updated / baseline < 1.3",
+        ],
+        "min_devices": 3,
+        "metrics": ["cpu", "error_rate"],
+    }
+    got = await client.get(f"/api/policies/{policy['id']}", headers=auth(token))
+    assert got.json() == policy
+    plain = await client.post(
+        "/api/policies", headers=auth(token), json={"tenant": tenant, "name": "plain"}
+    )
+    assert plain.json()["analysis"] is None
+
+
+@pytest.mark.parametrize(
+    ("analysis", "detail"),
+    [
+        (
+            {"checks": ["cpu: updated * baseline <= 1"]},
+            "body.analysis.checks.0: invalid check 'cpu: updated * baseline <= 1': "
+            "unexpected '*' at position 14",
+        ),
+        (
+            {"checks": ["cpu: updated / baseline <="]},
+            "body.analysis.checks.0: invalid check 'cpu: updated / baseline <=': "
+            "expected a number at the end",
+        ),
+        ({"checks": []}, "body.analysis.checks: List should have at least 1 item"),
+        ({"checks": ["cpu: updated / baseline <= 1"], "min_devices": 0}, "min_devices"),
+        ({"checks": ["cpu: updated / baseline <= 1"], "cohort": "x"}, "unknown field"),
+        ({"min_devices": 3}, "body.analysis.checks: Field required"),
+    ],
+)
+async def test_a_bad_analysis_is_refused_naming_the_check(
+    client, tenant, token, analysis, detail
+):
+    r = await client.post(
+        "/api/policies",
+        headers=auth(token),
+        json={"tenant": tenant, "name": "bad", "analysis": analysis},
+    )
+    assert r.status_code == 422, r.text
+    assert detail in r.json()["detail"]
+
+
 async def test_a_policy_keeps_its_retry_fields(client, tenant, token):
     body = {
         "tenant": tenant,

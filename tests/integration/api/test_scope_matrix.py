@@ -43,6 +43,7 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("GET", "/api/rollouts/{rollout_id}/runs"): Scope.ROLLOUTS_READ,
     ("GET", "/api/rollouts/{rollout_id}/plan"): Scope.ROLLOUTS_READ,
     ("GET", "/api/rollouts/{rollout_id}/progress"): Scope.ROLLOUTS_READ,
+    ("GET", "/api/rollouts/{rollout_id}/analysis"): Scope.ROLLOUTS_READ,
     ("GET", "/api/rollouts/{rollout_id}/devices"): Scope.ROLLOUTS_READ,
     ("POST", "/api/rollouts/{rollout_id}:start"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:retry"): Scope.ROLLOUTS_WRITE,

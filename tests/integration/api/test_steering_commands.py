@@ -54,6 +54,7 @@ async def _running(pool, rid: str, hold: str | None = None, **more: object) -> N
         ("pause", None),
         ("pause", "paused"),  # a repeat: harmless, as in the scheduler
         ("resume", "paused"),
+        ("resume", "analysis_inconclusive"),  # judges the wave again
         ("resume", None),
     ],
 )
@@ -74,6 +75,18 @@ async def test_pause_and_resume_publish(
     [
         ("pause", "draft", None, "status 'draft'"),
         ("pause", "running", "awaiting_approval", "'running (awaiting_approval)'"),
+        (
+            "pause",
+            "running",
+            "analysis_inconclusive",
+            "'running (analysis_inconclusive)'",
+        ),
+        (
+            "promote",
+            "running",
+            "analysis_inconclusive",
+            "'running (analysis_inconclusive)'",
+        ),
         ("resume", "completed", None, "status 'completed'"),
         ("resume", "running", "awaiting_approval", "needs status running"),
         ("approve", "running", None, "needs status running (awaiting_approval)"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -56,6 +57,57 @@ async def test_batch_keeps_highest_seq_and_counts_what_it_ignored(pool) -> None:
     assert again.stale == 1
     row = await pool.fetchrow("SELECT * FROM devices WHERE id = $1", a.id)
     assert (row["last_seq"], row["current_version"]) == (7, "a7")
+
+
+async def test_the_write_names_each_devices_active_rollout_and_if_assigned(
+    pool,
+) -> None:
+    """One probe of the active target gives both: whether the target waits for
+    the device (progress) and which rollout holds it (the analysis)."""
+    told = await make_device(pool)
+    waiting, done, free = [await make_device(pool, told.tenant) for _ in range(3)]
+    artifact, rid = uuid.uuid4(), uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO artifacts (id, tenant, uri, sha256) "
+        "VALUES ($1, $2, 'https://x/a', $3)",
+        artifact,
+        told.tenant,
+        "d" * 64,
+    )
+    await pool.execute(
+        "INSERT INTO rollouts (id, tenant, artifact_id, waves, status, current_wave,"
+        " attempt) VALUES ($1, $2, $3, 2, 'running', 1, 1)",
+        rid,
+        told.tenant,
+        artifact,
+    )
+    for device, wave, state, active in (
+        (told, 1, "assigned", True),
+        (waiting, 2, "pending", True),
+        (done, 1, "applied", False),  # a rollout that ended lets go of it
+    ):
+        await pool.execute(
+            "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, state,"
+            " active) VALUES ($1, $2, $3, $4, $5, $6)",
+            rid,
+            device.tenant,
+            device.id,
+            wave,
+            state,
+            active,
+        )
+    async with pool.acquire() as conn, conn.transaction():
+        result = await write_heartbeats(
+            conn, [_hb(d, 1) for d in (told, waiting, done, free)]
+        )
+    by_id = {c.device_id: (c.assigned, c.rollout_id) for c in result.changed}
+    assert by_id == {
+        told.id: (True, rid),
+        waiting.id: (False, rid),
+        done.id: (False, None),
+        free.id: (False, None),
+    }
+    assert set(result.beats) == {(d.tenant, d.id) for d in (told, waiting, done, free)}
 
 
 async def test_empty_batch_is_a_no_op(pool) -> None:

@@ -63,6 +63,30 @@ async def test_forms_say_what_is_wrong_in_words(
         assert _field_error(policy.text, "grace_seconds") == (
             "Grace seconds must be a whole number"
         )
+        analysed = await post_form(
+            client,
+            "/ui/policies",
+            "/ui/policies",
+            {"name": "a", "analysis_checks": "cpu: updated / baseline <= 1.3\nerr: x"},
+        )
+        assert analysed.status_code == 422
+        assert _field_error(analysed.text, "analysis_checks") == (
+            "Invalid check 'err: x': expected 'updated' at position 6, found 'x'"
+        )
+        created = await post_form(
+            client,
+            "/ui/policies",
+            "/ui/policies",
+            {
+                "name": "no-worse",
+                "analysis_checks": "error_rate: updated - baseline <= 0.02\n",
+                "analysis_min_devices": "4",
+            },
+        )
+        assert created.status_code == 303, created.text[:300]
+        listed = (await client.get(created.headers["location"])).text
+        assert "error_rate: updated - baseline &lt;= 0.02" in listed
+        assert "min 4 devices a side" in listed
         rollout = await post_form(
             client,
             "/ui/rollouts",

@@ -107,6 +107,20 @@ async def test_a_paused_rollout_shows_its_hold_and_offers_resume(
         assert refused.status_code == 403
 
 
+async def test_an_inconclusive_analysis_shows_its_hold_and_offers_resume(
+    pool: asyncpg.Pool[Any], ui_app: FastAPI
+) -> None:
+    tenant = await make_tenant(pool, "sta")
+    async with signed_in(ui_app, await mint(pool, tenant, OPERATOR)) as client:
+        rollout_id = await _held(client, pool, "analysis_inconclusive")
+        page = (await client.get(f"/ui/rollouts/{rollout_id}")).text
+        assert 'data-hold="analysis_inconclusive"' in page
+        assert "analysis inconclusive" in page
+        assert _actions(page) == {"resume", "abort"}
+        listed = (await client.get("/ui/rollouts")).text
+        assert 'data-hold="analysis_inconclusive"' in listed
+
+
 async def test_approve_is_offered_to_approvers_and_four_eyes_refuses_the_starter(
     pool: asyncpg.Pool[Any], ui_app: FastAPI
 ) -> None:

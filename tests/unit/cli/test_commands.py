@@ -208,6 +208,65 @@ def test_policy_create_sends_only_the_given_fields() -> None:
     ]
 
 
+def test_policy_create_sends_the_analysis_checks() -> None:
+    template = {
+        "id": str(uuid.UUID(int=6)),
+        "created_at": NOW,
+        **dict.fromkeys(
+            (
+                "require_ok",
+                "skip_offline",
+                "grace_seconds",
+                "min_success_ratio",
+                "max_failures_per_wave",
+                "abort_on_zero_eligible",
+                "wave_deadline_seconds",
+            )
+        ),
+    }
+    recorder = Recorder(echo(201, template))
+    result = invoke(
+        recorder,
+        "--tenant",
+        TENANT,
+        "policies",
+        "create",
+        "no-worse",
+        "--check",
+        "error_rate: updated - baseline <= 0.02",
+        "--check",
+        "cpu: updated / baseline <= 1.3",
+        "--min-devices",
+        "5",
+    )
+    assert result.exit_code == 0, result.output
+    assert list(recorder.bodies()) == [
+        {
+            "tenant": TENANT,
+            "name": "no-worse",
+            "analysis": {
+                "checks": [
+                    "error_rate: updated - baseline <= 0.02",
+                    "cpu: updated / baseline <= 1.3",
+                ],
+                "min_devices": 5,
+            },
+        }
+    ]
+    alone = invoke(
+        Recorder(echo(201, template)),
+        "--tenant",
+        TENANT,
+        "policies",
+        "create",
+        "x",
+        "--min-devices",
+        "5",
+    )
+    assert alone.exit_code != 0
+    assert "--min-devices needs at least one --check" in alone.output
+
+
 def test_token_create_prints_the_secret_once() -> None:
     secret = "xdp47t_" + "z" * 49
     recorder = Recorder(echo(201, TOKEN_ROW | {"token": secret}))

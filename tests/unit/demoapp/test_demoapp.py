@@ -37,6 +37,31 @@ def test_listed_bad_versions_are_failing():
     assert not is_bad(None, bad)
 
 
+@pytest.mark.parametrize("version", ["1.2.0-subtle", "SUBTLE", "4.0-Subtle-rc1"])
+def test_subtly_bad_versions_are_healthy_with_ten_points_more_errors(version):
+    m = metrics_for(version)
+    assert m["status"] == "ok"
+    assert 0.10 <= m["error_rate"] < 0.11
+    assert m["cpu"] < 30  # the CPU of a good release: only the errors tell
+
+
+def test_listed_subtle_versions_and_the_app_serving_them(tmp_path: Path):
+    subtle = parse_bad_versions("5.0.0")
+    assert metrics_for("5.0.0", (), subtle)["error_rate"] >= 0.10
+    assert metrics_for("5.0.1", (), subtle)["error_rate"] < 0.01
+    (tmp_path / "applied_version").write_text("5.0.0\n")
+    app = DemoApp(tmp_path, port=0, subtle_versions=subtle)
+    url = app.start()
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            served = json.loads(r.read())
+    finally:
+        app.stop()
+    assert served == metrics_for("5.0.0", (), subtle)
+    assert served["status"] == "ok"
+    assert served["error_rate"] >= 0.10
+
+
 def test_nothing_applied_is_ok(tmp_path: Path):
     assert read_metrics(tmp_path) == metrics_for(None)
     assert read_metrics(tmp_path)["version"] is None

@@ -102,6 +102,7 @@ def test_the_ui_offers_only_moves() -> None:
     running = Phase(RolloutStatus.RUNNING)
     paused = Phase(RolloutStatus.RUNNING, RolloutHold.PAUSED)
     waiting = Phase(RolloutStatus.RUNNING, RolloutHold.AWAITING_APPROVAL)
+    unjudged = Phase(RolloutStatus.RUNNING, RolloutHold.ANALYSIS_INCONCLUSIVE)
     assert offered_from(CommandName.START) == {Phase(RolloutStatus.DRAFT)}
     assert offered_from(CommandName.RETRY) == {
         Phase(RolloutStatus.FAILED),
@@ -112,12 +113,16 @@ def test_the_ui_offers_only_moves() -> None:
         running,
         paused,
         waiting,
+        unjudged,
     }
     assert offered_from(CommandName.PAUSE) == {running}
-    assert offered_from(CommandName.RESUME) == {paused}
+    assert offered_from(CommandName.RESUME) == {paused, unjudged}
     assert offered_from(CommandName.APPROVE) == {waiting}
     assert offered_from(CommandName.PROMOTE) == {running}
-    assert offered_table()["resume"] == {"running:paused"}
+    assert offered_table()["resume"] == {
+        "running:paused",
+        "running:analysis_inconclusive",
+    }
 
 
 def test_pause_then_resume_shifts_the_wave_clock_by_the_time_paused() -> None:

@@ -340,7 +340,11 @@ H = RolloutHold
 PHASES_UNDER_TEST = [(s, None) for s in S] + [(S.RUNNING, h) for h in H]
 STEERING: dict[str, dict[Any, Any]] = {
     "pause": {(S.RUNNING, None): H.PAUSED, (S.RUNNING, H.PAUSED): "noop"},
-    "resume": {(S.RUNNING, H.PAUSED): "moving", (S.RUNNING, None): "noop"},
+    "resume": {
+        (S.RUNNING, H.PAUSED): "moving",
+        (S.RUNNING, H.ANALYSIS_INCONCLUSIVE): "moving",
+        (S.RUNNING, None): "noop",
+    },
     "approve": {(S.RUNNING, H.AWAITING_APPROVAL): "moving"},
     "promote": {(S.RUNNING, None): "moving"},
 }

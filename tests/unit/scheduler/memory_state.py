@@ -60,6 +60,7 @@ class Target:
     state: str = "pending"
     active: bool = True
     reason: str | None = None
+    analysed_window: tuple[int, int] | None = None  # see memory_analysis
 
 
 @dataclass
@@ -85,6 +86,10 @@ class State:
     # The audit trail, appended in transaction order (rolled back with the rest).
     trail: list[AuditEntry] = field(default_factory=list)
     outbox: list[OutboxEntry] = field(default_factory=list)
+    # (rollout, attempt, wave, cohort, metric) -> (devices, samples, total)
+    analysis: dict[tuple[UUID, int, int, str, str], tuple[int, int, float]] = field(
+        default_factory=dict
+    )
 
 
 def row(r: Rollout) -> RolloutRow:

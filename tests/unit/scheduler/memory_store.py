@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from tests.unit.scheduler.memory_analysis import MemoryAnalysis
 from tests.unit.scheduler.memory_outbox import append_events
 from tests.unit.scheduler.memory_state import Device, Rollout, Run, State, Target
 from tests.unit.scheduler.memory_state import row as rollout_row
@@ -123,7 +124,7 @@ class MemoryRolloutStore(RolloutStore):
         return {"stale_desired": 0, "counters": 0}
 
 
-class MemoryTx(RolloutTx):
+class MemoryTx(MemoryAnalysis, RolloutTx):
     def __init__(self, store: MemoryRolloutStore, state: State) -> None:
         self._store = store
         self.s = state

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -74,11 +74,13 @@ class Changed:
     device_id: str
     last_seen: datetime
     assigned: bool = True
+    rollout_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
 class Batch:
     changed: tuple[Changed, ...]
+    beats: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """XDP47 demo app: per-device /metrics that follow the agent's applied version."""
 
 from xdp47_demoapp.metrics import (
+    SUBTLE_ERROR_RATE,
     is_bad,
+    is_subtly_bad,
     metrics_for,
     parse_bad_versions,
     read_applied_version,
@@ -10,8 +12,10 @@ from xdp47_demoapp.metrics import (
 from xdp47_demoapp.server import DemoApp
 
 __all__ = [
+    "SUBTLE_ERROR_RATE",
     "DemoApp",
     "is_bad",
+    "is_subtly_bad",
     "metrics_for",
     "parse_bad_versions",
     "read_applied_version",

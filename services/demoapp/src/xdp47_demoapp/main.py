@@ -34,6 +34,7 @@ def main() -> None:
         host,
         port,
         parse_bad_versions(os.environ.get("XDP47_DEMO_BAD_VERSIONS")),
+        parse_bad_versions(os.environ.get("XDP47_DEMO_SUBTLE_VERSIONS")),
     )
     try:
         url = app.start()

@@ -37,7 +37,12 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             self._json(
-                200, read_metrics(self.server.state_dir, self.server.bad_versions)
+                200,
+                read_metrics(
+                    self.server.state_dir,
+                    self.server.bad_versions,
+                    self.server.subtle_versions,
+                ),
             )
         elif path == "/healthz":
             self._json(200, {"ok": True})
@@ -60,11 +65,16 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, addr: tuple[str, int], state_dir: Path, bad_versions: frozenset[str]
+        self,
+        addr: tuple[str, int],
+        state_dir: Path,
+        bad_versions: frozenset[str],
+        subtle_versions: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(addr, _Handler)
         self.state_dir = state_dir
         self.bad_versions = bad_versions
+        self.subtle_versions = subtle_versions
 
 
 class DemoApp:
@@ -76,17 +86,19 @@ class DemoApp:
         host: str = "127.0.0.1",
         port: int = 9100,
         bad_versions: Iterable[str] = (),
+        subtle_versions: Iterable[str] = (),
     ) -> None:
         self.state_dir = state_dir
         self._addr = (host, port)
         self._bad = frozenset(bad_versions)
+        self._subtle = frozenset(subtle_versions)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> str:
         """Bind and serve in a background thread; returns the /metrics URL."""
         if self._server is None:
-            self._server = _Server(self._addr, self.state_dir, self._bad)
+            self._server = _Server(self._addr, self.state_dir, self._bad, self._subtle)
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 name=f"demoapp-{self.port}",

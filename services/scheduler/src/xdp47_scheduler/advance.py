@@ -128,7 +128,21 @@ async def advance(
             restarted(row.id)
             continue
         state = row.state(shortfall=await tx.shortfall(row))
-        decision = decide(state, counters, policy, ctx.clock(), ctx.heard.value())
+        # The analysis of a wave is read only when its policy has one and the
+        # wave has a later one (the last wave leaves no baseline).
+        analysed = (
+            policy.analysis is not None
+            and row.current_wave is not None
+            and row.current_wave < row.waves
+        )
+        decision = decide(
+            state,
+            counters,
+            policy,
+            ctx.clock(),
+            ctx.heard.value(),
+            analysis=await tx.analysis(row) if analysed else None,
+        )
         if not decision.changed:
             GATE_EVALUATIONS.labels("wait").inc()
             break
@@ -139,7 +153,13 @@ async def advance(
             await tx.append_trail(decision_entries(row, decision, ctx.acting_for))
             events += event_messages(row.tenant, row.id, row.attempt, decision.events)
             continue
-        GATE_EVALUATIONS.labels("advanced" if decision.start_wave else "finished").inc()
+        GATE_EVALUATIONS.labels(
+            "advanced"
+            if decision.start_wave
+            else "finished"
+            if decision.finish_wave or decision.status is not RolloutStatus.RUNNING
+            else "held"
+        ).inc()
         events += await apply_decision(
             tx, row, decision, decision.reason, ctx, counters
         )

@@ -24,6 +24,7 @@ from xdp47_common.messages import RolloutCommand
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_scheduler import dispatch, gates
 from xdp47_scheduler.advance import Clock, Context
+from xdp47_scheduler.analysis import AnalysisFeed
 from xdp47_scheduler.backlog import DrainedProbe, HeardUntil
 from xdp47_scheduler.events import EventSink
 from xdp47_scheduler.followup import FollowUps
@@ -66,6 +67,7 @@ class RolloutEngine:
             offline_after=offline_after,
         )
         self._touched: set[UUID] = set()
+        self._analysis = AnalysisFeed()
 
     def _follow(self, rollout_id: UUID) -> None:
         self._follow_ups.follow(rollout_id)
@@ -97,15 +99,19 @@ class RolloutEngine:
 
     async def after_write(self, conn: object, result: HeartbeatWriteResult) -> None:
         """In the heartbeat batch's transaction (``conn``, the store adapter's
-        handle of it): move the changed devices' targets."""
+        handle of it): move the changed devices' targets, then add the samples
+        of devices in analysed rollouts to the running aggregates (after the
+        moves, so a device that applies with this heartbeat counts as updated)."""
         now = self._ctx.clock()
         for device in result.changed:
             HEARTBEAT_LAG.observe(max(0.0, (now - device.last_seen).total_seconds()))
+        tx = self.store.joined(conn)
         # Only devices whose active target is assigned (the write probed it):
         # no other target can move, and most batches have none.
         devices = [(d.tenant, d.device_id) for d in result.changed if d.assigned]
         if devices:
-            self._touched |= await self.store.joined(conn).settle_devices(devices)
+            self._touched |= await tx.settle_devices(devices)
+        await self._analysis.record(tx, result)
 
     async def after_commit(self, result: HeartbeatWriteResult) -> None:
         """After the batch committed: advance the watermark to the newest

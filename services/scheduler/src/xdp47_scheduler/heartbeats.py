@@ -10,10 +10,11 @@ claim (api), never here; heartbeats for unknown devices are ignored and counted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
+from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -55,6 +56,9 @@ class DeviceHeartbeatState:
     # Its active rollout target waits for its report (``state = 'assigned'``):
     # only such devices can move a target (``progress.settle_devices``).
     assigned: bool
+    # The rollout of its active target, in any state (None: no running rollout
+    # holds the device): the telemetry analysis aggregates only such devices.
+    rollout_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,16 @@ class HeartbeatWriteResult:
     unknown: int  # no such (tenant, device)
     stale: int  # seq not newer than the stored one (late or redelivered)
     superseded: int  # a newer heartbeat of the same device was in the batch
+    # The heartbeat written for each (tenant, device) of the batch.
+    beats: Mapping[tuple[str, str], Heartbeat] = field(default_factory=dict)
 
 
-# One UPDATE … FROM, the hottest statement of the system. ``assigned`` probes the
-# partial unique index of active targets once per device, so the rollout engine settles
-# only devices whose target waits for them (most heartbeats have none, and the
-# settling statement costs PostgreSQL ~0.4 ms per call before any row). A
+# One UPDATE … FROM, the hottest statement of the system. ``target`` probes the
+# partial unique index of active targets once per device (at most one row: the
+# index is unique), so the rollout engine settles only devices whose target waits
+# for them (``state = 'assigned'``; most heartbeats have none, and the settling
+# statement costs PostgreSQL ~0.4 ms per call before any row), and the telemetry
+# analysis sees which rollout holds each device without a query of its own. A
 # CTE-shaped statement that also told unknown from stale devices cost PostgreSQL
 # twice as much per heartbeat (two more joins over a materialized copy of the
 # batch; docs/performance.md).
@@ -105,11 +113,10 @@ FROM (
 ) AS i
 WHERE d.tenant = i.tenant AND d.id = i.device_id AND i.seq > d.last_seq
 RETURNING d.tenant, d.id, d.last_seen,
-    EXISTS (
-        SELECT 1 FROM rollout_targets AS t
+    (
+        SELECT row(t.rollout_id, t.state) FROM rollout_targets AS t
         WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
-          AND t.state = 'assigned'
-    ) AS assigned
+    ) AS target
 """  # nosec B608 (a constant, not input)
 
 # Only when a batch changed fewer devices than it named: which of the others exist.
@@ -178,12 +185,7 @@ async def write_heartbeats(
         [_json(b.metrics) for b in beats],
         [b.received_at for b in beats],
     )
-    changed = tuple(
-        DeviceHeartbeatState(
-            row["tenant"], row["id"], row["last_seen"], row["assigned"]
-        )
-        for row in rows
-    )
+    changed = tuple(_state(row) for row in rows)
     unknown = stale = 0
     if len(changed) < len(keys):
         done = {(c.tenant, c.device_id) for c in changed}
@@ -193,7 +195,20 @@ async def write_heartbeats(
         )
         unknown = len(rest) - stale
     return HeartbeatWriteResult(
-        changed=changed, unknown=unknown, stale=stale, superseded=superseded
+        changed=changed,
+        unknown=unknown,
+        stale=stale,
+        superseded=superseded,
+        beats=newest,
+    )
+
+
+def _state(row: Any) -> DeviceHeartbeatState:
+    target = row["target"]
+    if target is None:
+        return DeviceHeartbeatState(row["tenant"], row["id"], row["last_seen"], False)
+    return DeviceHeartbeatState(
+        row["tenant"], row["id"], row["last_seen"], target[1] == "assigned", target[0]
     )
 
 

@@ -37,7 +37,8 @@ ROLLOUTS = Gauge(
 )
 ROLLOUTS_HELD = Gauge(
     "xdp47_scheduler_rollouts_held",
-    "Running rollouts held, by hold: paused, awaiting_approval (refreshed on the "
+    "Running rollouts held, by hold: paused, awaiting_approval, analysis_inconclusive "
+    "(refreshed on the "
     'timer; they count in xdp47_scheduler_rollouts{status="running"} too).',
     ["hold"],
 )
@@ -45,7 +46,7 @@ WAVES_STARTED = Counter("xdp47_scheduler_waves_started_total", "Waves started.")
 GATE_EVALUATIONS = Counter(
     "xdp47_scheduler_gate_evaluations_total",
     "Gate evaluations of running rollouts, by what they led to.",
-    ["result"],  # wait, advanced, finished, timed_out, skipped_locked
+    ["result"],  # wait, advanced, finished, held, timed_out, skipped_locked
 )
 COMMANDS = Counter(
     "xdp47_scheduler_commands_total",

@@ -27,6 +27,7 @@ from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
+    Observations,
     PlanCount,
     RolloutHold,
     RolloutState,
@@ -35,7 +36,25 @@ from xdp47_common.rollout import (
 )
 from xdp47_common.selectors import SelectorJson
 
-__all__ = ["Outbox", "OutboxRow", "RolloutRow", "RolloutStore", "RolloutTx", "Send"]
+__all__ = [
+    "MetricSample",
+    "Outbox",
+    "OutboxRow",
+    "RolloutRow",
+    "RolloutStore",
+    "RolloutTx",
+    "Send",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    """One numeric metric of one heartbeat of a device in an analysed rollout."""
+
+    tenant: str
+    device_id: str
+    metric: str
+    value: float
 
 
 @dataclass(frozen=True)
@@ -176,6 +195,22 @@ class RolloutTx(Protocol):
         """Write the events this transaction decided to the outbox: they exist
         exactly when the transaction commits, and the relay publishes them (an
         event whose ``message_id`` is in the outbox already is not added again)."""
+
+    async def analysed_metrics(
+        self, rollout_ids: Sequence[UUID]
+    ) -> dict[UUID, frozenset[str]]:
+        """The metrics each rollout's analysis reads (empty: no analysis); a
+        rollout keeps its policy from its start, so the answer never changes."""
+        ...
+
+    async def record_samples(self, samples: Sequence[MetricSample]) -> None:
+        """Add heartbeat samples to the running aggregates of their devices'
+        rollouts (cohort by the device's target now: updated when applied in
+        the current wave, baseline when pending in a later wave; else none)."""
+        ...
+
+    async def analysis(self, row: RolloutRow) -> Observations:
+        """*Locked.* The aggregates of the current wave of the current attempt."""
         ...
 
 

@@ -162,6 +162,8 @@ def decision(
             from_hold=row.hold.value if row.hold else None,
             to_hold=made.hold.value if made.hold else None,
             reason=reason,
+            wave=made.current_wave,
+            **_numbers(counters),
         )
     if made.start_wave is not None:
         _tell(

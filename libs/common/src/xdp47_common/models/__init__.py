@@ -3,6 +3,12 @@
 ``X`` is what the system hands out, ``XCreate`` what a client sends.
 """
 
+from xdp47_common.models.analysis import (
+    AnalysisReport,
+    CheckReport,
+    CohortReport,
+    analysis_report,
+)
 from xdp47_common.models.api_token import (
     ALL_SCOPES,
     READ_SCOPES,
@@ -51,12 +57,15 @@ __all__ = [
     "ALL_SCOPES",
     "PROGRESS_STATES",
     "READ_SCOPES",
+    "AnalysisReport",
     "ApiToken",
     "ApiTokenCreate",
     "ApiTokenCreated",
     "ApplyResult",
     "Artifact",
     "ArtifactCreate",
+    "CheckReport",
+    "CohortReport",
     "Device",
     "DeviceAttempt",
     "DeviceClaim",
@@ -90,6 +99,7 @@ __all__ = [
     "TenantCreate",
     "TenantSettings",
     "WaveProgress",
+    "analysis_report",
     "describe_reason",
     "expand_scopes",
 ]

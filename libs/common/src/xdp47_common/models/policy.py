@@ -17,6 +17,7 @@ from xdp47_common.models.base import (
     TenantId,
     WriteModel,
 )
+from xdp47_common.rollout.analysis import AnalysisPolicy
 
 __all__ = ["Policy", "PolicyCreate", "PolicyFields"]
 
@@ -100,6 +101,23 @@ class PolicyFields(WriteModel):
             raise ValueError("approval_before_waves lists a wave twice")
         return sorted(v)
 
+    analysis: AnalysisPolicy | None = Field(
+        default=None,
+        description="Telemetry analysis: checks of a heartbeat metric of the "
+        "wave's updated devices against devices not updated yet (null: none). "
+        "A failing check fails the wave; too few devices on a side holds the "
+        "rollout.",
+        examples=[
+            {
+                "checks": [
+                    "error_rate: updated - baseline <= 0.02",
+                    "cpu: updated / baseline <= 1.3",
+                ],
+                "min_devices": 3,
+            }
+        ],
+    )
+
 
 class PolicyCreate(PolicyFields):
     tenant: TenantId
@@ -121,4 +139,5 @@ class Policy(ReadModel):
     retry_backoff_seconds: int | None = None
     retry_backoff_max_seconds: int | None = None
     approval_before_waves: list[int] | None = None
+    analysis: AnalysisPolicy | None = None
     created_at: datetime

@@ -99,7 +99,8 @@ class RolloutProgress(ReadModel):
     status: RolloutStatus
     hold: RolloutHold | None = Field(
         default=None,
-        description="paused or awaiting_approval while a running rollout is held.",
+        description="paused, awaiting_approval or analysis_inconclusive while a "
+        "running rollout is held.",
     )
     reason: str | None
     attempt: int

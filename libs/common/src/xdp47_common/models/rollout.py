@@ -147,8 +147,10 @@ class Rollout(ReadModel):
     status: RolloutStatus
     hold: RolloutHold | None = Field(
         default=None,
-        description="Why a running rollout stands still: paused (until resume) or "
-        "awaiting_approval (wave current_wave + 1 starts on approve); null: it "
+        description="Why a running rollout stands still: paused (until resume), "
+        "awaiting_approval (wave current_wave + 1 starts on approve) or "
+        "analysis_inconclusive (a telemetry analysis check had too few devices on "
+        "a side, the reason names it; resume judges the wave again); null: it "
         "moves. Devices already told keep updating while held.",
     )
     held_since: datetime | None = None

@@ -1,5 +1,11 @@
 """The pure rollout core: planning, gates and the state machine. No I/O, no clock."""
 
+from xdp47_common.rollout.analysis import (
+    AnalysisPolicy,
+    Check,
+    CheckSyntaxError,
+    parse_check,
+)
 from xdp47_common.rollout.commands import (
     ACCEPTED_COMMANDS,
     NO_OP_IN,
@@ -32,6 +38,7 @@ from xdp47_common.rollout.exclusions import (
     classify_device,
 )
 from xdp47_common.rollout.gates import (
+    ANALYSIS_HELD,
     GATE_RULES,
     GateContext,
     GateRule,
@@ -41,6 +48,15 @@ from xdp47_common.rollout.gates import (
     deadline_at,
     deadline_passed,
     evaluate_gate,
+)
+from xdp47_common.rollout.judgement import (
+    AnalysisJudgement,
+    CheckOutcome,
+    CheckResult,
+    Cohort,
+    MetricAggregate,
+    Observations,
+    judge_analysis,
 )
 from xdp47_common.rollout.liveness import (
     NOTHING_HEARD,
@@ -77,6 +93,7 @@ from xdp47_common.rollout.steering import (
 
 __all__ = [
     "ACCEPTED_COMMANDS",
+    "ANALYSIS_HELD",
     "GATE_RULES",
     "NOTHING_HEARD",
     "NOTHING_UPDATED",
@@ -86,7 +103,14 @@ __all__ = [
     "SQL_ORDERING_KEY",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
+    "AnalysisJudgement",
+    "AnalysisPolicy",
     "ApprovalRefused",
+    "Check",
+    "CheckOutcome",
+    "CheckResult",
+    "CheckSyntaxError",
+    "Cohort",
     "CommandName",
     "Decision",
     "DecisionEvent",
@@ -97,6 +121,8 @@ __all__ = [
     "GateRule",
     "GateVerdict",
     "InvalidTransition",
+    "MetricAggregate",
+    "Observations",
     "Phase",
     "PlanCount",
     "PolicyOverrides",
@@ -120,10 +146,12 @@ __all__ = [
     "decide",
     "evaluate_gate",
     "grace_left",
+    "judge_analysis",
     "offered_from",
     "offered_table",
     "offline_cutoff",
     "ordering_key",
+    "parse_check",
     "pause",
     "phase_of",
     "plan_waves",

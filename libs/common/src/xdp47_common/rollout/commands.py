@@ -2,9 +2,9 @@
 
 ``ACCEPTED_COMMANDS`` is the one table of which command each ``Phase`` accepts: a
 status, and for a running rollout its hold (``RolloutHold``: paused, awaiting
-approval; None: moving). The API answers 409 outside it, the UI offers a
-command where it changes something (``offered_from``), and the command functions
-(``start``/``retry``/``abort`` here, ``pause``/``resume``/``approve``/
+approval, analysis inconclusive; None: moving). The API answers 409 outside it,
+the UI offers a command where it changes something (``offered_from``), and the
+command functions (``start``/``retry``/``abort`` here, ``pause``/``resume``/``approve``/
 ``promote`` in ``steering``) raise ``InvalidTransition`` exactly outside it (a
 unit test holds them to it). A command repeated once its effect holds (start or
 retry of a running rollout, abort of an aborted one, pause of a paused one,
@@ -121,6 +121,10 @@ ACCEPTED_COMMANDS: Mapping[Phase, frozenset[CommandName]] = {
     ),
     Phase(_S.RUNNING, _H.AWAITING_APPROVAL): frozenset(
         {_C.START, _C.RETRY, _C.ABORT, _C.APPROVE}
+    ),
+    # Held by an inconclusive analysis: resume judges the wave again.
+    Phase(_S.RUNNING, _H.ANALYSIS_INCONCLUSIVE): frozenset(
+        {_C.START, _C.RETRY, _C.ABORT, _C.RESUME}
     ),
     Phase(_S.COMPLETED): frozenset(),
     Phase(_S.PARTIAL): frozenset({_C.RETRY}),

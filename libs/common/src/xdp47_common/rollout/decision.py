@@ -62,6 +62,9 @@ class EventName(StrEnum):
     WAVE_STARTED = "wave_started"
     WAVE_FINISHED = "wave_finished"
     WAVE_TIMED_OUT = "wave_timed_out"
+    # The analysis cannot judge the wave yet (too few devices on a side): the
+    # rollout waits, its reason says why (``gates.ANALYSIS_HELD``).
+    ANALYSIS_HELD = "analysis_held"
     COMPLETED = "completed"
     PARTIAL = "partial"
     FAILED = "failed"

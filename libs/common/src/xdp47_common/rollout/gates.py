@@ -14,10 +14,14 @@ the first rule with an opinion decides. The order encodes the semantics:
 3. ``RatioUnreachable``: fails once the ratio cannot reach ``min_success_ratio``
    even if every pending device succeeds (after all finished: the final ratio).
 4. ``Grace``: waits until ``grace_seconds`` after the wave started.
-5. ``PendingDevices``: waits while devices are pending. A wave never passes early
+5. ``AnalysisFailed``: a telemetry analysis check (``judgement``) that fails on
+   enough devices on both sides fails the wave at once, numbers in the reason.
+6. ``PendingDevices``: waits while devices are pending. A wave never passes early
    with devices still updating; the per-wave deadline (``deadline_passed``) turns
    those into ``timed_out`` failures, so no wave waits forever.
-6. ``AllFinished``: passes (rule 3 already guaranteed the ratio).
+7. ``AnalysisInconclusive``: a check with too few devices on a side holds the
+   rollout (verdict ``HOLD``, reason ``ANALYSIS_HELD``) instead of guessing.
+8. ``AllFinished``: passes (rules 3, 5 and 7 guaranteed ratio and analysis).
 
 Counters: ``eligible`` devices were told to update (``succeeded + failed +
 pending``); ``skipped`` ones were not (offline at wave start under skip_offline).
@@ -35,10 +39,17 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
+from xdp47_common.rollout.judgement import (
+    AnalysisJudgement,
+    CheckOutcome,
+    Observations,
+    judge_analysis,
+)
 from xdp47_common.rollout.policy import EffectivePolicy
 from xdp47_common.rollout.status import WaveOutcome
 
 __all__ = [
+    "ANALYSIS_HELD",
     "GATE_RULES",
     "GateContext",
     "GateRule",
@@ -123,6 +134,11 @@ class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     ABORT = "abort"  # stop the rollout as ``aborted``: there is nothing to judge
+    HOLD = "hold"  # wait, and say why in the rollout's reason (analysis inconclusive)
+
+
+# The words of a hold's reason: ``wave N: analysis inconclusive, rollout held: …``.
+ANALYSIS_HELD = "analysis inconclusive, rollout held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,16 +170,27 @@ class GateVerdict:
     def aborted(cls, reason: str) -> GateVerdict:
         return cls(Verdict.ABORT, reason, WaveOutcome.ABORTED)
 
+    @classmethod
+    def held(cls, reason: str) -> GateVerdict:
+        return cls(Verdict.HOLD, reason)
+
 
 @dataclass(frozen=True, slots=True)
 class GateContext:
-    """Everything a gate rule may look at."""
+    """Everything a gate rule may look at; ``analysis``: the wave's cohort
+    aggregates when the policy's analysis judges this wave."""
 
     wave: int
     counters: WaveCounters
     started_at: datetime
     now: datetime
     policy: EffectivePolicy
+    analysis: Observations | None = None
+
+    def judgement(self) -> AnalysisJudgement | None:
+        if self.analysis is None or self.policy.analysis is None:
+            return None
+        return judge_analysis(self.policy.analysis, self.analysis)
 
 
 class GateRule(Protocol):
@@ -254,6 +281,28 @@ class Grace:
         return GateVerdict.wait(f"grace period until {until.isoformat()}", until)
 
 
+class AnalysisFailed:
+    name: ClassVar[str] = "analysis_failed"
+
+    def __call__(self, ctx: GateContext) -> GateVerdict | None:
+        judged = ctx.judgement()
+        if judged is None or not judged.failed:
+            return None
+        why = judged.reason(CheckOutcome.FAIL)
+        return GateVerdict.failed(f"wave {ctx.wave}: analysis failed: {why}")
+
+
+class AnalysisInconclusive:
+    name: ClassVar[str] = "analysis_inconclusive"
+
+    def __call__(self, ctx: GateContext) -> GateVerdict | None:
+        judged = ctx.judgement()
+        if judged is None or not judged.inconclusive:
+            return None
+        why = judged.reason(CheckOutcome.INCONCLUSIVE)
+        return GateVerdict.held(f"wave {ctx.wave}: {ANALYSIS_HELD}: {why}")
+
+
 class PendingDevices:
     name: ClassVar[str] = "pending_devices"
 
@@ -269,9 +318,16 @@ class AllFinished:
 
     def __call__(self, ctx: GateContext) -> GateVerdict | None:
         c = ctx.counters
+        judged = ctx.judgement()
+        analysis = (
+            f"; analysis passed: {judged.reason(CheckOutcome.PASS)}"
+            if judged is not None and judged.passed
+            else ""
+        )
         return GateVerdict.passed(
             f"wave {ctx.wave}: {c.wave_succeeded} of {c.wave_eligible} succeeded "
-            f"(ratio {_ratio(c.wave_succeeded, c.wave_eligible)}){_prior(c)}",
+            f"(ratio {_ratio(c.wave_succeeded, c.wave_eligible)}){_prior(c)}"
+            f"{analysis}",
             WaveOutcome.SUCCEEDED,
         )
 
@@ -281,7 +337,9 @@ GATE_RULES: tuple[GateRule, ...] = (
     TooManyFailures(),
     RatioUnreachable(),
     Grace(),
+    AnalysisFailed(),
     PendingDevices(),
+    AnalysisInconclusive(),
     AllFinished(),
 )
 
@@ -293,6 +351,7 @@ def evaluate_gate(
     now: datetime,
     policy: EffectivePolicy,
     rules: Sequence[GateRule] = GATE_RULES,
+    analysis: Observations | None = None,
 ) -> GateVerdict:
     """Judge a running wave.
 
@@ -303,6 +362,7 @@ def evaluate_gate(
         now: The current time (aware).
         policy: The effective policy.
         rules: The rules in priority order; the default is ``GATE_RULES``.
+        analysis: The wave's cohort aggregates (None: no analysis judged).
 
     Returns:
         The first verdict a rule gives; WAIT if none does.
@@ -312,7 +372,7 @@ def evaluate_gate(
     """
     _require_aware("started_at", started_at)
     _require_aware("now", now)
-    ctx = GateContext(wave, counters, started_at, now, policy)
+    ctx = GateContext(wave, counters, started_at, now, policy, analysis)
     for rule in rules:
         verdict = rule(ctx)
         if verdict is not None:

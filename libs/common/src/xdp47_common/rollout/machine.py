@@ -14,12 +14,15 @@ all ends it ``aborted`` under ``abort_on_zero_eligible``. Wave deadlines are jud
 against ``heard_until`` (``liveness``), never against a clock the heartbeat queue
 has not caught up with. Terminal statuses absorb: ``decide`` never changes them.
 
-A held rollout (``RolloutHold``: paused, awaiting approval) does not move:
+A held rollout (``RolloutHold``: paused, awaiting approval, analysis
+inconclusive) does not move:
 ``decide`` answers a no-op, so no gate judges and no wave starts until the hold
 is lifted by a command (``steering``). A wave that passes while the next one is
 in the policy's ``approval_before_waves`` closes and puts the rollout on hold
 ``awaiting_approval`` instead of starting it. A promoted wave (``grace_skipped``)
-is judged without the rest of its grace.
+is judged without the rest of its grace. A wave whose devices all finished but
+whose telemetry analysis has too few devices on a side puts the rollout on hold
+``analysis_inconclusive`` (event ``analysis_held``) until an operator resumes it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from xdp47_common.rollout.gates import (
     deadline_passed,
     evaluate_gate,
 )
+from xdp47_common.rollout.judgement import Observations
 from xdp47_common.rollout.policy import EffectivePolicy
 from xdp47_common.rollout.status import RolloutHold, RolloutStatus, WaveOutcome
 
@@ -56,6 +60,7 @@ def _judge(
     current: WaveCounters,
     policy: EffectivePolicy,
     now: datetime,
+    analysis: Observations | None,
 ) -> GateVerdict:
     if rollout.attempt > 1 and current.eligible == 0 and current.skipped == 0:
         # A retry re-runs only failed and skipped devices; a wave that had none is
@@ -63,7 +68,27 @@ def _judge(
         return GateVerdict.passed(
             f"wave {wave}: nothing to retry, skipped", WaveOutcome.SKIPPED
         )
-    return evaluate_gate(wave, current, started_at, now, policy)
+    if policy.analysis is None or wave >= rollout.waves:
+        # The last wave leaves no device of the rollout to compare with.
+        analysis = None
+    elif analysis is None:
+        analysis = {}  # nothing observed: inconclusive, never a silent pass
+    return evaluate_gate(wave, current, started_at, now, policy, analysis=analysis)
+
+
+def _hold(rollout: RolloutState, wave: int, reason: str, now: datetime) -> Decision:
+    """Hold the rollout ``analysis_inconclusive`` from ``now``, the reason saying
+    which check lacked which devices; a resume judges the wave again."""
+    return Decision(
+        status=rollout.status,
+        attempt=rollout.attempt,
+        current_wave=wave,
+        reason=reason,
+        events=(DecisionEvent(EventName.ANALYSIS_HELD, wave, reason=reason),),
+        hold=RolloutHold.ANALYSIS_INCONCLUSIVE,
+        held_since=now,
+        skip_grace=rollout.grace_skipped,
+    )
 
 
 def decide(
@@ -72,6 +97,7 @@ def decide(
     policy: EffectivePolicy,
     now: datetime,
     heard_until: datetime | None = None,
+    analysis: Observations | None = None,
 ) -> Decision:
     """Decide the next step of a rollout from the counters of its current wave.
 
@@ -85,6 +111,9 @@ def decide(
             been committed (``liveness``); the wave deadline is judged against
             it, so devices whose reports wait in the queue never time out. None:
             caught up (``now``).
+        analysis: The running aggregates of the current wave's cohorts, when
+            ``policy.analysis`` is set; the last wave is never analysed (no
+            device is left to compare with).
 
     Returns:
         The decision; a no-op unless the rollout is running and something is due.
@@ -109,7 +138,9 @@ def decide(
             f"running rollout {rollout.id} wave {wave} needs its start time "
             "and counters"
         )
-    verdict = _judge(rollout, wave, started_at, current, policy, now)
+    verdict = _judge(rollout, wave, started_at, current, policy, now, analysis)
+    if verdict.verdict is Verdict.HOLD:
+        return _hold(rollout, wave, verdict.reason, now)
     if verdict.verdict is Verdict.WAIT:
         heard = now if heard_until is None else min(now, heard_until)
         if current.pending and deadline_passed(started_at, heard, policy):
@@ -126,8 +157,16 @@ def decide(
                 events=(DecisionEvent(EventName.WAVE_TIMED_OUT, wave, reason=reason),),
             )
         return no_op(rollout, verdict.reason)
-    assert verdict.outcome is not None  # pass and fail verdicts carry an outcome
-    closed = WaveFinish(wave, verdict.outcome, verdict.reason)
+    outcome = verdict.outcome
+    assert outcome is not None  # pass and fail verdicts carry an outcome
+    last = wave >= rollout.waves
+    if verdict.verdict is Verdict.PASS and policy.analysis is not None and last:
+        verdict = GateVerdict.passed(
+            f"{verdict.reason}; analysis not judged in the last wave: no device "
+            "left to compare with",
+            outcome,
+        )
+    closed = WaveFinish(wave, outcome, verdict.reason)
     finished = DecisionEvent(EventName.WAVE_FINISHED, wave, reason=verdict.reason)
     if verdict.verdict is Verdict.FAIL:
         return finish(rollout, RolloutStatus.FAILED, closed, finished, verdict.reason)

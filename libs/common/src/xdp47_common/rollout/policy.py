@@ -12,6 +12,8 @@ from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from xdp47_common.rollout.analysis import AnalysisPolicy
+
 __all__ = ["EffectivePolicy", "PolicyDefaults", "PolicyOverrides", "default_policy"]
 
 
@@ -32,6 +34,8 @@ class PolicyOverrides(Protocol):
     def abort_on_zero_eligible(self) -> bool | None: ...
     @property
     def wave_deadline_seconds(self) -> int | None: ...
+    @property
+    def analysis(self) -> AnalysisPolicy | None: ...
     @property
     def max_device_retries(self) -> int | None: ...
     @property
@@ -67,6 +71,9 @@ class EffectivePolicy(BaseModel):
     def needs_approval(self, wave: int) -> bool:
         """Whether ``wave`` starts only on an approve command."""
         return wave in self.approval_before_waves
+
+    # No scheduler default: a rollout is analysed only when its policy says how.
+    analysis: AnalysisPolicy | None = None
 
     @classmethod
     def resolve(

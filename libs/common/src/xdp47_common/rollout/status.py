@@ -70,10 +70,17 @@ class RolloutHold(StrEnum):
       spent paused).
     - ``awaiting_approval``: the current wave passed and the next one is listed in
       the policy's ``approval_before_waves``; it starts on approve.
+    - ``analysis_inconclusive``: every device of the current wave finished but a
+      telemetry analysis check had too few devices on a side to be judged; the
+      reason names the check and the counts. It waits for an operator's resume
+      (which judges the wave again on the aggregates gathered meanwhile), never
+      lifts itself: a release the analysis could not judge does not go on
+      unseen.
     """
 
     PAUSED = "paused"
     AWAITING_APPROVAL = "awaiting_approval"
+    ANALYSIS_INCONCLUSIVE = "analysis_inconclusive"
 
 
 class TargetState(StrEnum):

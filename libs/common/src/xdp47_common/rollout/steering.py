@@ -7,7 +7,10 @@ already told keep their desired state and go on updating), only the hold:
 
 - ``pause``: hold ``paused`` from ``now``; no gate judges and no wave starts.
 - ``resume``: lift the pause and shift the current wave's clock by the time spent
-  paused, so the wave has the grace and deadline left it had when paused.
+  paused, so the wave has the grace and deadline left it had when paused. From
+  ``analysis_inconclusive`` it lifts that hold the same way: the gates judge
+  the wave again on the aggregates gathered meanwhile (holding again, with the
+  new counts, when a side still has too few devices).
 - ``approve``: lift ``awaiting_approval`` and start the waiting wave
   (``current_wave + 1``). Under four-eyes the approver must not be the one who
   started the attempt (``ApprovalRefused``).
@@ -101,16 +104,22 @@ def pause(rollout: RolloutState, by: str, now: datetime) -> Decision:
 
 
 def resume(rollout: RolloutState, by: str, now: datetime) -> Decision:
-    """Lift a pause; the current wave's clock moves on by the time spent paused.
+    """Lift a pause or an inconclusive analysis's hold; the current wave's clock
+    moves on by the time spent held.
 
     Raises:
         InvalidTransition: Outside a running rollout, or awaiting approval.
     """
-    _refuse(_C.RESUME, rollout, "a paused rollout")
+    _refuse(_C.RESUME, rollout, "a paused or analysis_inconclusive rollout")
     if repeats(_C.RESUME, rollout):
         return no_op(rollout, "not paused")
     paused = max(timedelta(0), now - (rollout.held_since or now))
     reason = f"resumed by {by} after {paused.total_seconds():.0f}s paused"
+    if rollout.hold is RolloutHold.ANALYSIS_INCONCLUSIVE:
+        reason = (
+            f"resumed by {by} after {paused.total_seconds():.0f}s held (analysis "
+            f"inconclusive): wave {rollout.current_wave} is judged again"
+        )
     return _kept(
         rollout,
         reason=reason,

@@ -29,6 +29,7 @@ SETTINGS = (
     "retry_backoff_seconds",
     "retry_backoff_max_seconds",
     "approval_before_waves",
+    "analysis",
 )
 _COLUMNS = f"id, tenant, name, {', '.join(SETTINGS)}, created_at"
 
@@ -47,6 +48,13 @@ ORDER BY created_at, id LIMIT $4
 """  # nosec B608
 
 
+def _setting(body: PolicyCreate, name: str) -> object:
+    """The value of setting ``name`` as its column takes it (jsonb as a dict)."""
+    if name == "analysis":
+        return None if body.analysis is None else body.analysis.model_dump(mode="json")
+    return getattr(body, name)
+
+
 def _policy(row: asyncpg.Record) -> Policy:
     return Policy.model_validate(dict(row))
 
@@ -63,7 +71,7 @@ class PgPolicyRepository:
                 uuid4(),
                 body.tenant,
                 body.name,
-                *(getattr(body, name) for name in SETTINGS),
+                *(_setting(body, name) for name in SETTINGS),
             )
             if row is None:
                 return None

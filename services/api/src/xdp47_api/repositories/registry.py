@@ -21,6 +21,7 @@ from xdp47_api.repositories.device_counts import PgDeviceCounts
 from xdp47_api.repositories.devices import PgDeviceRepository
 from xdp47_api.repositories.groups import PgGroupRepository
 from xdp47_api.repositories.policies import PgPolicyRepository
+from xdp47_api.repositories.rollout_analysis import PgRolloutAnalysisRepository
 from xdp47_api.repositories.rollout_progress import PgRolloutProgressRepository
 from xdp47_api.repositories.rollouts import PgRolloutRepository
 from xdp47_api.repositories.tenants import PgTenantRepository
@@ -47,6 +48,7 @@ class Repositories:
     """Every repository of the API over ``pool``."""
 
     pool: asyncpg.Pool[Any]
+    analysis: PgRolloutAnalysisRepository = field(init=False)
     artifacts: PgArtifactRepository = field(init=False)
     audit: PgAuditRepository = field(init=False)
     devices: PgDeviceRepository = field(init=False)
@@ -62,6 +64,7 @@ class Repositories:
 
     def __post_init__(self) -> None:
         built = {
+            "analysis": PgRolloutAnalysisRepository(self.pool),
             "artifacts": PgArtifactRepository(self.pool),
             "audit": PgAuditRepository(self.pool),
             "devices": PgDeviceRepository(self.pool),

@@ -14,7 +14,13 @@ from xdp47_api.pagination import CursorParam, LimitParam, publish_page
 from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
 from xdp47_api.usecases import progress
-from xdp47_common.models import ProgressState, RolloutDevice, RolloutProgress, Scope
+from xdp47_common.models import (
+    AnalysisReport,
+    ProgressState,
+    RolloutDevice,
+    RolloutProgress,
+    Scope,
+)
 
 __all__ = ["router"]
 
@@ -38,6 +44,22 @@ async def get_progress(
     rollout_id: UUID, principal: Reader, services: ServicesDep
 ) -> RolloutProgress:
     return await progress.progress(services, principal.tenant, rollout_id)
+
+
+@router.get(
+    "/{rollout_id}/analysis",
+    response_model=AnalysisReport,
+    summary="Where each telemetry analysis check of the current wave stands",
+    description="The policy's analysis (null: none) and, while the current wave "
+    "is analysed, each check judged now on the running aggregates: the updated "
+    "devices' and the baseline's devices, samples and mean, the compared value "
+    "and pass, fail or inconclusive. See docs/api.md#telemetry-analysis.",
+    responses=errors(404),
+)
+async def get_analysis(
+    rollout_id: UUID, principal: Reader, services: ServicesDep
+) -> AnalysisReport:
+    return await progress.analysis(services, principal.tenant, rollout_id)
 
 
 @router.get(

@@ -48,7 +48,10 @@ async def list_rollouts(
     status: RolloutStatus | None = None,
     hold: Annotated[
         RolloutHold | None,
-        Query(description="Only running rollouts held so: paused, awaiting_approval."),
+        Query(
+            description="Only running rollouts held so: paused, "
+            "awaiting_approval, analysis_inconclusive."
+        ),
     ] = None,
     limit: LimitParam = 100,
     cursor: CursorParam = None,
@@ -187,8 +190,8 @@ Approver = Annotated[Principal, require(Scope.ROLLOUTS_APPROVE)]
     description="The rollout stays `running` with `hold: paused`. Devices already "
     "told to update keep going (their desired state does not change); the "
     "current wave's grace and deadline do not run while paused. Pausing a "
-    "paused rollout changes nothing (202); 409 unless running (and not awaiting "
-    "approval).",
+    "paused rollout changes nothing (202); 409 unless running (and neither "
+    "awaiting approval nor held by an inconclusive analysis).",
     responses={**errors(404, 409), **_ACCEPTED},
 )
 async def pause_rollout(
@@ -201,9 +204,11 @@ async def pause_rollout(
     "/{rollout_id}:resume",
     response_model=Rollout,
     status_code=202,
-    summary="Resume a paused rollout",
+    summary="Resume a paused rollout, or one held by an inconclusive analysis",
     description="The current wave goes on with the grace and deadline it had "
-    "left when paused; its gate judges it at once. Resuming a rollout that is "
+    "left when paused; its gate judges it at once (from `analysis_inconclusive`: "
+    "the analysis is judged again on the telemetry gathered meanwhile, and holds "
+    "again while a side still has too few devices). Resuming a rollout that is "
     "not held changes nothing (202); 409 when it awaits approval or is not "
     "running.",
     responses={**errors(404, 409), **_ACCEPTED},

@@ -1,5 +1,6 @@
 """Rollout progress use cases: the one read model of a rollout's progress and
-its devices page by page (the API, the UI and the CLI show these numbers)."""
+its devices page by page (the API, the UI and the CLI show these numbers), and
+where its telemetry analysis stands."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from xdp47_api.pagination import Page
 from xdp47_api.repositories.rollout_progress import FleetActivity
 from xdp47_api.state import Services
 from xdp47_api.usecases.errors import not_found
-from xdp47_common.models import ProgressState, RolloutDevice, RolloutProgress
+from xdp47_common.models import (
+    AnalysisReport,
+    ProgressState,
+    RolloutDevice,
+    RolloutProgress,
+)
 
-__all__ = ["devices", "find", "fleet_activity", "progress"]
+__all__ = ["analysis", "devices", "find", "fleet_activity", "progress"]
 
 
 async def find(
@@ -53,3 +59,11 @@ async def devices(
 
 async def fleet_activity(services: Services, tenant: str) -> FleetActivity:
     return await services.repos.progress.fleet_activity(tenant)
+
+
+async def analysis(services: Services, tenant: str, rollout_id: UUID) -> AnalysisReport:
+    """The tenant's rollout's telemetry analysis on its current wave, or 404."""
+    found = await services.repos.analysis.report(tenant, rollout_id)
+    if found is None:
+        raise not_found("rollout", rollout_id)
+    return found

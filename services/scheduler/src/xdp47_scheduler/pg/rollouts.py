@@ -58,7 +58,8 @@ _POLICY = """
 SELECT require_ok, skip_offline, grace_seconds, min_success_ratio,
        max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds,
        max_device_retries, retry_backoff_seconds, retry_backoff_max_seconds,
-       approval_before_waves
+       approval_before_waves,
+       analysis::text AS analysis
 FROM policies WHERE tenant = $1 AND id = $2
 """
 
@@ -173,7 +174,9 @@ async def load_policy_overrides(
     if policy_id is None:
         return None
     row = await conn.fetchrow(_POLICY, tenant, policy_id)
-    return None if row is None else dict(row)
+    if row is None:
+        return None
+    return dict(row) | {"analysis": json_value(row["analysis"])}
 
 
 async def save_policy(

@@ -25,13 +25,14 @@ from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
     Exclusion,
+    Observations,
     PlanCount,
     WaveCounters,
 )
 from xdp47_scheduler.heartbeats import mark_offline
-from xdp47_scheduler.pg import ending, outbox, progress, rollouts, waves
+from xdp47_scheduler.pg import analysis, ending, outbox, progress, rollouts, waves
 from xdp47_scheduler.pg.reconcile import Reconciler
-from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
+from xdp47_scheduler.ports import MetricSample, RolloutRow, RolloutStore, RolloutTx
 
 __all__ = ["PgRolloutStore", "PgRolloutTx"]
 
@@ -166,6 +167,17 @@ class PgRolloutTx(RolloutTx):
 
     async def enqueue_events(self, events: Sequence[RolloutEvent]) -> None:
         await outbox.enqueue(self.conn, events)
+
+    async def analysed_metrics(
+        self, rollout_ids: Sequence[UUID]
+    ) -> dict[UUID, frozenset[str]]:
+        return await analysis.analysed_metrics(self.conn, rollout_ids)
+
+    async def record_samples(self, samples: Sequence[MetricSample]) -> None:
+        await analysis.record_samples(self.conn, samples)
+
+    async def analysis(self, row: RolloutRow) -> Observations:
+        return await analysis.read_observations(self.conn, row)
 
 
 class PgRolloutStore(RolloutStore):

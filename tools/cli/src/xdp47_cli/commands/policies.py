@@ -14,7 +14,7 @@ from xdp47_cli.commands._common import (
     add_ls_command,
     typed,
 )
-from xdp47_cli.errors import guarded
+from xdp47_cli.errors import CliError, guarded
 from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, get
 from xdp47_cli.resolve import policy_ref
 from xdp47_cli.runtime import runtime
@@ -104,6 +104,18 @@ def create_policy(
             help="Wave (2 and up) that starts only once approved; repeat for more.",
         ),
     ] = None,
+    check: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--check",
+            help="A telemetry analysis check, e.g. 'error_rate: updated - "
+            "baseline <= 0.02' (repeat for several).",
+        ),
+    ] = None,
+    min_devices: Annotated[
+        int | None,
+        typer.Option(help="Devices each side of an analysis check needs (3)."),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
     fmt: OutputFormat = OutputOption,
 ) -> None:
@@ -122,6 +134,13 @@ def create_policy(
         "retry_backoff_max_seconds": retry_backoff_max_seconds,
         "approval_before_waves": approval_before_wave or None,
     }
+    if check:
+        analysis: dict[str, Any] = {"checks": check}
+        if min_devices is not None:
+            analysis["min_devices"] = min_devices
+        fields["analysis"] = analysis
+    elif min_devices is not None:
+        raise CliError("--min-devices needs at least one --check")
     body = {"tenant": rt.require_tenant(tenant), "name": name} | {
         k: v for k, v in fields.items() if v is not None
     }

@@ -59,7 +59,8 @@ RolloutArg = Annotated[
 
 
 def status_text(r: Mapping[str, Any]) -> str:
-    """``running``, or ``running (paused)`` / ``running (awaiting_approval)``."""
+    """``running``, or ``running (paused)`` / ``running (awaiting_approval)`` /
+    ``running (analysis_inconclusive)``."""
     hold = r.get("hold")
     return f"{r.get('status')} ({hold})" if hold else str(r.get("status"))
 
@@ -147,7 +148,10 @@ def list_rollouts(
     ] = None,
     hold: Annotated[
         RolloutHold | None,
-        typer.Option(help="Only running rollouts held so (paused, awaiting_approval)."),
+        typer.Option(
+            help="Only running rollouts held so (paused, awaiting_approval, "
+            "analysis_inconclusive)."
+        ),
     ] = None,
     fmt: OutputFormat = OutputOption,
     limit: LimitOption = 100,
@@ -310,7 +314,8 @@ def pause_rollout(
 def resume_rollout(
     ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
 ) -> None:
-    """Resume a paused rollout; its wave goes on with the time it had left."""
+    """Resume a paused rollout (its wave goes on with the time it had left), or one
+    held by an inconclusive analysis (its wave is judged again)."""
     _command(ctx, "resume", ref, fmt)
 
 

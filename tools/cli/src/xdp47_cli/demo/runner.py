@@ -2,7 +2,8 @@
 
 Picks the mode (external when ``XDP47_DB_URL`` and ``XDP47_AMQP_URL`` are both
 set, embedded otherwise), starts the control plane, mints the tokens, starts the
-fleet, runs the good and the bad rollout, then either exits (``exit_when_done``)
+fleet, runs the good, the subtly bad (under a telemetry analysis) and the bad
+rollout, then either exits (``exit_when_done``)
 or keeps the fleet and the UI up until Ctrl-C. SIGINT / SIGTERM at any point stop
 the fleet first, then the services and PostgreSQL, so nothing is left running.
 """
@@ -16,6 +17,7 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,7 +27,14 @@ from rich.markup import escape
 from xdp47_cli.client import ApiClient
 from xdp47_cli.demo.control import ControlPlane, DemoError, service_env
 from xdp47_cli.demo.fleet import Fleet
-from xdp47_cli.demo.scenario import BAD_VERSION, GOOD_VERSION, Interrupted, Scenario
+from xdp47_cli.demo.scenario import (
+    BAD_VERSION,
+    GOOD_VERSION,
+    SUBTLE_VERSION,
+    Interrupted,
+    Outcome,
+    Scenario,
+)
 from xdp47_cli.errors import CliError
 from xdp47_common.logging import configure_logging
 from xdp47_common.rollout.status import RolloutStatus
@@ -33,7 +42,11 @@ from xdp47_common.rollout.status import RolloutStatus
 __all__ = ["DemoOptions", "external_mode", "run_demo"]
 
 T = TypeVar("T")
-EXPECTED = {GOOD_VERSION: RolloutStatus.COMPLETED, BAD_VERSION: RolloutStatus.FAILED}
+EXPECTED = {
+    GOOD_VERSION: RolloutStatus.COMPLETED,
+    SUBTLE_VERSION: RolloutStatus.FAILED,
+    BAD_VERSION: RolloutStatus.FAILED,
+}
 EXIT_INTERRUPTED = 130
 
 
@@ -161,10 +174,18 @@ async def run_demo(options: DemoOptions, out: Console, err: Console) -> int:
             fleet.start()
             out.print(f"fleet: starting {options.devices} devices (agent + demo app)")
             await run.in_thread(scenario.wait_for_fleet, options.devices, 60.0)
-            results: dict[str, RolloutStatus] = {}
-            for version in (GOOD_VERSION, BAD_VERSION):
+            results: dict[str, Outcome] = {}
+            # The subtly bad release before the bad one: devices that a failed
+            # rollout leaves on the bad release would be in its baseline.
+            for version in (GOOD_VERSION, SUBTLE_VERSION, BAD_VERSION):
                 results[version] = await run.in_thread(
-                    scenario.rollout, version, prepared, options.timeout
+                    partial(
+                        scenario.rollout,
+                        version,
+                        prepared,
+                        options.timeout,
+                        analysed=version == SUBTLE_VERSION,
+                    )
                 )
             code = _report(results, out, err)
             if options.keep_running and not options.exit_when_done:
@@ -194,16 +215,39 @@ async def run_demo(options: DemoOptions, out: Console, err: Console) -> int:
             out.print("demo stopped: fleet, services and database are down")
 
 
-def _report(results: dict[str, RolloutStatus], out: Console, err: Console) -> int:
+def _subtle_line(outcome: Outcome) -> str:
+    """What happened to the subtly bad release, with the analysis's numbers."""
+    reason = outcome.reason or ""
+    if outcome.status is RolloutStatus.FAILED and "analysis failed" in reason:
+        return (
+            f"subtly bad release {SUBTLE_VERSION} stopped by the analysis in wave "
+            f"{outcome.wave} although require_ok alone would pass it ({reason})"
+        )
+    return f"subtly bad release {SUBTLE_VERSION} {outcome.status.value} ({reason})"
+
+
+def _report(results: dict[str, Outcome], out: Console, err: Console) -> int:
     wrong = [
-        f"the {v} rollout ended '{results[v].value}', expected '{EXPECTED[v].value}'"
-        for v in (GOOD_VERSION, BAD_VERSION)
-        if results[v] is not EXPECTED[v]
+        f"the {v} rollout ended '{results[v].status.value}', expected "
+        f"'{EXPECTED[v].value}'"
+        for v in EXPECTED
+        if results[v].status is not EXPECTED[v]
     ]
+    subtle = results[SUBTLE_VERSION]
+    if subtle.status is RolloutStatus.FAILED and (
+        "analysis failed" not in (subtle.reason or "") or subtle.wave != 1
+    ):
+        wrong.append(
+            f"the {SUBTLE_VERSION} rollout was not stopped by the analysis in "
+            f"wave 1: {subtle.reason}"
+        )
     out.print(
-        f"\nresult: good release {GOOD_VERSION} {results[GOOD_VERSION].value}, "
-        f"bad release {BAD_VERSION} {results[BAD_VERSION].value}",
+        f"\nresult: good release {GOOD_VERSION} {results[GOOD_VERSION].status.value}, "
+        f"bad release {BAD_VERSION} {results[BAD_VERSION].status.value}, "
+        f"{_subtle_line(subtle)}",
         highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
     if wrong:
         err.print(f"[bold red]unexpected:[/] {escape('; '.join(wrong))}")

@@ -1,10 +1,14 @@
 """The demo's script, spoken to the REST API like any client (synchronous).
 
 Mint an operator token (to sign in to the UI) and a claim-only token for the
-fleet, upload a good and a bad release, create a policy that requires healthy
-devices and tolerates no failure per wave, wait for the fleet, then run one
-4-wave rollout of each release and follow it with ``xdp47 rollouts watch``'s own
-rendering (:func:`xdp47_cli.watch.watch`).
+fleet, upload a good, a subtly bad and a bad release, create a policy that
+requires healthy devices and tolerates no failure per wave, and a second one
+that adds a telemetry analysis (the updated devices' error rate may exceed the
+not-updated devices' by 0.02 at most), wait for the fleet, then run one 4-wave
+rollout of each release and follow it with ``xdp47 rollouts watch``'s own
+rendering (:func:`xdp47_cli.watch.watch`). The subtly bad release reports
+healthy (``require_ok`` alone would pass it) with an error rate ten points
+higher: the analysis stops it in wave 1.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ from xdp47_common.models.api_token import ALL_SCOPES, Scope
 from xdp47_common.rollout.status import RolloutStatus
 
 __all__ = [
+    "ANALYSIS_CHECK",
     "BAD_VERSION",
     "GOOD_VERSION",
+    "SUBTLE_VERSION",
     "Interrupted",
+    "Outcome",
     "Prepared",
     "Scenario",
     "artifact_bytes",
@@ -37,6 +44,9 @@ __all__ = [
 
 GOOD_VERSION = "1.1.0"
 BAD_VERSION = "2.0.0-bad"  # the demo app reports any version with "bad" failing
+# Healthy, but its error rate is 0.10 higher (any version with "subtle").
+SUBTLE_VERSION = "1.2.0-subtle"
+ANALYSIS_CHECK = "error_rate: updated - baseline <= 0.02"
 WAVES = 4
 _ARTIFACT_BYTES = 64 * 1024
 
@@ -61,6 +71,16 @@ class Prepared:
     claim_token: str
     releases: dict[str, UUID]
     policy_id: UUID
+    analysis_policy_id: UUID
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a rollout ended: its status, reason and the wave it stopped in."""
+
+    status: RolloutStatus
+    reason: str | None
+    wave: int | None
 
 
 class Scenario:
@@ -110,20 +130,32 @@ class Scenario:
         """Tokens, both releases uploaded, and the demo policy."""
         operator = self._mint("demo operator", sorted(s.value for s in ALL_SCOPES))
         claim = self._mint("demo fleet", [Scope.DEVICES_CLAIM.value])
-        releases = {v: self._upload(v) for v in (GOOD_VERSION, BAD_VERSION)}
+        releases = {
+            v: self._upload(v) for v in (GOOD_VERSION, SUBTLE_VERSION, BAD_VERSION)
+        }
+        gates = {
+            "tenant": self._tenant,
+            "require_ok": True,
+            "skip_offline": True,
+            "grace_seconds": 1,
+            "min_success_ratio": 1.0,
+            "max_failures_per_wave": 0,
+        }
         policy = self._client.post(
+            "/api/policies", gates | {"name": "demo: healthy or stop"}
+        )
+        # Two devices a side: the smallest demo fleet has two per wave.
+        analysed = self._client.post(
             "/api/policies",
-            {
-                "tenant": self._tenant,
-                "name": "demo: healthy or stop",
-                "require_ok": True,
-                "skip_offline": True,
-                "grace_seconds": 1,
-                "min_success_ratio": 1.0,
-                "max_failures_per_wave": 0,
+            gates
+            | {
+                "name": "demo: healthy and no more errors than the fleet",
+                "analysis": {"checks": [ANALYSIS_CHECK], "min_devices": 2},
             },
         )
-        return Prepared(operator, claim, releases, UUID(policy["id"]))
+        return Prepared(
+            operator, claim, releases, UUID(policy["id"]), UUID(analysed["id"])
+        )
 
     def wait_for_fleet(self, devices: int, timeout: float) -> None:
         """Until ``devices`` devices claimed and heartbeated."""
@@ -145,9 +177,11 @@ class Scenario:
             self._sleep(0.5)
 
     def rollout(
-        self, version: str, prepared: Prepared, timeout: float
-    ) -> RolloutStatus:
-        """Create, start and watch a 4-wave rollout of ``version``."""
+        self, version: str, prepared: Prepared, timeout: float, *, analysed: bool
+    ) -> Outcome:
+        """Create, start and watch a 4-wave rollout of ``version`` (under the
+        analysis policy when ``analysed``)."""
+        policy_id = prepared.analysis_policy_id if analysed else prepared.policy_id
         created = self._client.post(
             "/api/rollouts",
             {
@@ -156,13 +190,14 @@ class Scenario:
                 "artifact_id": str(prepared.releases[version]),
                 "selector": FLEET_SELECTOR,
                 "waves": WAVES,
-                "policy_id": str(prepared.policy_id),
+                "policy_id": str(policy_id),
             },
         )
         rollout_id = UUID(created["id"])
         self._client.post(f"/api/rollouts/{rollout_id}:start")
+        checked = f", analysis: {ANALYSIS_CHECK}" if analysed else ""
         self._out.print(
-            f"\n[bold]rollout of {version}[/] ({rollout_id}), {WAVES} waves",
+            f"\n[bold]rollout of {version}[/] ({rollout_id}), {WAVES} waves{checked}",
             highlight=False,
         )
         clock: Callable[[], float] = time.monotonic
@@ -176,5 +211,9 @@ class Scenario:
             out=self._out,
             err=self._err,
         )
-        status = self._client.get(f"/api/rollouts/{rollout_id}")["status"]
-        return RolloutStatus(status)
+        ended = self._client.get(f"/api/rollouts/{rollout_id}")
+        return Outcome(
+            RolloutStatus(ended["status"]),
+            ended.get("reason"),
+            ended.get("current_wave"),
+        )

@@ -33,6 +33,8 @@ NUMBERS = (
     "retry_backoff_max_seconds",
 )
 LIST_LIMIT = 200
+# The telemetry analysis: one check per line, and the devices each side needs.
+ANALYSIS = ("analysis_checks", "analysis_min_devices")
 
 
 async def _page(
@@ -78,7 +80,7 @@ async def create(
 ) -> Response:
     session.require(Scope.POLICIES_WRITE)
     form = await request.form()
-    names = ("name", *BOOLS, *NUMBERS, "approval_before_waves")
+    names = ("name", *BOOLS, *NUMBERS, "approval_before_waves", *ANALYSIS)
     values = {name: field(form, name) for name in names}
     fields: dict[str, Any] = {"tenant": session.tenant, "name": values["name"]}
     errors: FieldErrors = {}
@@ -95,10 +97,20 @@ async def create(
         fields["approval_before_waves"] = [
             w.strip() for w in values["approval_before_waves"].split(",") if w.strip()
         ]
+    checks = [c.strip() for c in values["analysis_checks"].splitlines() if c.strip()]
+    if checks:
+        fields["analysis"] = {"checks": checks}
+        if values["analysis_min_devices"]:
+            fields["analysis"]["min_devices"] = values["analysis_min_devices"]
+    elif values["analysis_min_devices"]:
+        errors["analysis_checks"] = "Add at least one check for the minimum devices"
     try:
         body = PolicyCreate.model_validate(fields)
     except ValidationError as exc:
-        errors = {**errors_from_validation(exc), **errors}
+        errors = {
+            **errors_from_validation(exc, {"analysis": "analysis_checks"}),
+            **errors,
+        }
     if errors:
         return await _page(
             request, session, services, values=values, errors=errors, status=422

@@ -1,0 +1,68 @@
+"""Feed the telemetry analysis from heartbeat batches, on the batch's transaction.
+
+The heartbeat write returns, for each changed device, the rollout of its active
+target (``DeviceHeartbeatState.rollout_id``). Only devices of rollouts whose
+policy has an analysis are sampled, and only the metrics its checks read: the
+analysed metrics of each rollout are asked once (a rollout keeps its policy
+from its start) and remembered, so a batch of devices in no analysed rollout
+costs no statement at all. Values that are not finite numbers (text, booleans,
+NaN) are not samples.
+"""
+
+from __future__ import annotations
+
+import math
+from uuid import UUID
+
+from xdp47_scheduler.heartbeats import HeartbeatWriteResult
+from xdp47_scheduler.ports import MetricSample, RolloutTx
+
+__all__ = ["AnalysisFeed"]
+
+# Remembered rollouts at most; forgetting costs one small query on the next
+# heartbeat of a device of a forgotten rollout.
+_REMEMBERED = 10_000
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+class AnalysisFeed:
+    """The samples of one scheduler process's heartbeat batches."""
+
+    def __init__(self) -> None:
+        self._metrics: dict[UUID, frozenset[str]] = {}
+
+    async def record(self, tx: RolloutTx, result: HeartbeatWriteResult) -> int:
+        """Add the batch's samples to the aggregates; how many were added."""
+        held = [d for d in result.changed if d.rollout_id is not None]
+        if not held:
+            return 0
+        unknown = {d.rollout_id for d in held} - self._metrics.keys()
+        if unknown:
+            if len(self._metrics) > _REMEMBERED:
+                self._metrics.clear()
+            ids = sorted(r for r in unknown if r is not None)
+            self._metrics.update(await tx.analysed_metrics(ids))
+        samples: list[MetricSample] = []
+        for device in held:
+            assert device.rollout_id is not None  # filtered above
+            names = self._metrics.get(device.rollout_id)
+            if not names:
+                continue
+            beat = result.beats.get((device.tenant, device.device_id))
+            if beat is None:
+                continue
+            for name in names:
+                value = _number(beat.metrics.get(name))
+                if value is not None:
+                    samples.append(
+                        MetricSample(device.tenant, device.device_id, name, value)
+                    )
+        if samples:
+            await tx.record_samples(samples)
+        return len(samples)

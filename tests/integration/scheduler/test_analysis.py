@@ -1,0 +1,244 @@
+"""Telemetry analysis on the real scheduler: running aggregates per rollout, wave
+and cohort written by the heartbeat batches, and the gates that read them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.integration.scheduler.support import (
+    Fleet,
+    SimDevice,
+    applies,
+    drive,
+    make_fleet,
+    make_policy,
+    make_rollout,
+    reported,
+    runs,
+    status_is,
+    targets,
+    wait_for,
+)
+from xdp47_common.messages import ResumeRollout
+
+pytestmark = pytest.mark.integration
+
+ERR = "error_rate: updated - baseline <= 0.02"
+
+
+def _analysis(*checks: str, min_devices: int = 2) -> dict[str, Any]:
+    return {"checks": list(checks), "min_devices": min_devices}
+
+
+async def _fleet(pool: Any, n: int) -> Fleet:
+    fleet = await make_fleet(pool, n)
+    for d in fleet.devices:
+        d.metrics = {"error_rate": 0.01, "cpu": 20, "version": "1.0", "ok": True}
+    return fleet
+
+
+def _applies_with(**metrics: Any):
+    def behave(device: SimDevice, artifact: uuid.UUID) -> None:
+        applies(device, artifact)
+        device.metrics = device.metrics | metrics
+
+    return behave
+
+
+async def _aggregates(pool: Any, rid: uuid.UUID) -> dict[tuple[Any, ...], Any]:
+    rows = await pool.fetch(
+        "SELECT attempt, wave, cohort, metric, devices, samples, total "
+        "FROM rollout_analysis WHERE rollout_id = $1",
+        rid,
+    )
+    return {
+        (r["attempt"], r["wave"], r["cohort"], r["metric"]): (
+            r["devices"],
+            r["samples"],
+            r["total"],
+        )
+        for r in rows
+    }
+
+
+async def test_a_worse_error_rate_fails_wave_one_with_the_numbers(
+    pool, scheduler, ingest, commands
+) -> None:
+    fleet = await _fleet(pool, 6)
+    pid = await make_policy(pool, fleet.tenant, analysis=_analysis(ERR))
+    rid = await make_rollout(pool, fleet, waves=3, policy_id=pid)
+    await commands.start(fleet.tenant, rid)
+    row = await drive(
+        pool,
+        ingest,
+        rid,
+        fleet.devices,
+        _applies_with(error_rate=0.13),
+        until=status_is("failed"),
+    )
+    reason = row["reason"]
+    assert reason.startswith(
+        "wave 1: analysis failed: error_rate: updated - baseline = "
+    )
+    assert "> 0.02" in reason
+    assert "updated mean 0.13 (2 devices" in reason
+    assert "baseline mean 0.01 (2 devices" in reason
+    assert [r["outcome"] for r in await runs(pool, rid)] == ["failed"]
+    agg = await _aggregates(pool, rid)
+    # Only the analysed metric, only wave 1's window, two devices a side; each
+    # sample's value is the device's, so the sums are exact multiples.
+    assert {k[:3] for k in agg} == {(1, 1, "updated"), (1, 1, "baseline")}
+    assert {k[3] for k in agg} == {"error_rate"}
+    devices, samples, total = agg[(1, 1, "updated", "error_rate")]
+    assert devices == 2
+    assert samples >= 2
+    assert total == pytest.approx(0.13 * samples)
+    devices, samples, total = agg[(1, 1, "baseline", "error_rate")]
+    assert devices == 2
+    assert samples >= 2
+    assert total == pytest.approx(0.01 * samples)
+
+
+async def test_baseline_is_the_later_wave_and_not_the_devices_updating(
+    pool, scheduler, ingest, commands
+) -> None:
+    """While wave 1's devices are told and silent, only the pending devices of
+    wave 2 are sampled (wave 3 has no targets yet), each counted once however
+    many heartbeats it sends."""
+    fleet = await _fleet(pool, 6)
+    pid = await make_policy(pool, fleet.tenant, analysis=_analysis(ERR))
+    rid = await make_rollout(pool, fleet, waves=3, policy_id=pid)
+    await commands.start(fleet.tenant, rid)
+
+    async def wave_two_written() -> dict[str, Any]:
+        t = await targets(pool, rid)
+        assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2]
+        assert {r["state"] for r in t.values() if r["wave"] == 1} == {"assigned"}
+        return t
+
+    t = await wait_for(wave_two_written)
+    baseline = [d for d in fleet.devices if d.id in t and t[d.id]["wave"] == 2]
+    for value in (0.01, 0.03, 0.05):
+        for d in fleet.devices:
+            d.metrics = d.metrics | {"error_rate": value}
+        # Each written before the next: a batch keeps a device's newest beat.
+        await reported(pool, ingest, fleet.devices)
+
+    async def three_beats_counted() -> None:
+        agg = await _aggregates(pool, rid)
+        assert set(agg) == {(1, 1, "baseline", "error_rate")}
+        devices, samples, total = agg[(1, 1, "baseline", "error_rate")]
+        assert (devices, samples) == (2, 6)
+        assert total == pytest.approx(2 * (0.01 + 0.03 + 0.05))
+
+    await wait_for(three_beats_counted)
+    marks = await pool.fetch(
+        "SELECT device_id, analysed_window FROM rollout_targets WHERE rollout_id = $1",
+        rid,
+    )
+    counted = {b.id for b in baseline}
+    assert {r["device_id"]: r["analysed_window"] for r in marks} == {
+        r["device_id"]: 1001 if r["device_id"] in counted else None for r in marks
+    }
+    await commands.abort(fleet.tenant, rid)
+    await wait_for(lambda: _status(pool, rid, "aborted"))
+
+
+async def _status(pool: Any, rid: uuid.UUID, status: str) -> None:
+    row = await pool.fetchrow("SELECT status FROM rollouts WHERE id = $1", rid)
+    assert row["status"] == status
+
+
+async def test_a_healthy_release_passes_and_the_last_wave_says_why_unjudged(
+    pool, scheduler, ingest, commands
+) -> None:
+    fleet = await _fleet(pool, 4)
+    pid = await make_policy(
+        pool,
+        fleet.tenant,
+        analysis=_analysis(ERR, "cpu: updated / baseline <= 1.3"),
+    )
+    rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)
+    await commands.start(fleet.tenant, rid)
+    await drive(
+        pool,
+        ingest,
+        rid,
+        fleet.devices,
+        _applies_with(error_rate=0.015, cpu=22),
+        until=status_is("completed"),
+    )
+    first, last = await runs(pool, rid)
+    assert (
+        "analysis passed: error_rate: updated - baseline = 0.005 <= 0.02"
+        in (first["reason"])
+    )
+    assert "cpu: updated / baseline = 1.1 <= 1.3" in first["reason"]
+    assert "analysis not judged in the last wave" in last["reason"]
+
+
+async def test_too_few_devices_holds_the_rollout_with_a_reason(
+    pool, scheduler, ingest, commands, events
+) -> None:
+    fleet = await _fleet(pool, 4)
+    pid = await make_policy(pool, fleet.tenant, analysis=_analysis(ERR, min_devices=3))
+    rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)
+    await commands.start(fleet.tenant, rid)
+    row = await drive(
+        pool,
+        ingest,
+        rid,
+        fleet.devices,
+        _applies_with(error_rate=0.5),
+        until=lambda r: "baseline 2 < min_devices 3" in (r["reason"] or ""),
+    )
+    assert row["status"] == "running"
+    assert row["current_wave"] == 1
+    assert row["reason"].startswith(
+        "wave 1: analysis inconclusive, rollout held: error_rate: too few devices "
+        "(updated 2 < min_devices 3; baseline 2 < min_devices 3)"
+    )
+
+    async def told() -> None:
+        assert events.names(rid).count("analysis_held") == 1
+
+    await wait_for(told)
+    held = await pool.fetchrow(
+        "SELECT hold, held_since FROM rollouts WHERE id = $1", rid
+    )
+    assert held["hold"] == "analysis_inconclusive"
+    assert held["held_since"] is not None
+    # Held, not guessed: more heartbeats of the same devices change nothing.
+    await reported(pool, ingest, fleet.devices)
+    await reported(pool, ingest, fleet.devices)
+    await _status(pool, rid, "running")
+    # The operator's resume judges the wave again: still too few, held again.
+    await commands.send(
+        ResumeRollout(tenant=fleet.tenant, rollout_id=rid, requested_by="token:ops")
+    )
+
+    async def judged_again() -> None:
+        assert events.names(rid).count("resumed") == 1
+        assert events.names(rid).count("analysis_held") == 2
+
+    await wait_for(judged_again)
+    again = await pool.fetchrow("SELECT hold, reason FROM rollouts WHERE id = $1", rid)
+    assert again["hold"] == "analysis_inconclusive"
+    assert "baseline 2 < min_devices 3" in again["reason"]
+    await commands.abort(fleet.tenant, rid)
+    await wait_for(lambda: _status(pool, rid, "aborted"))
+    ended = await pool.fetchrow("SELECT hold FROM rollouts WHERE id = $1", rid)
+    assert ended["hold"] is None
+
+
+async def test_a_rollout_without_analysis_writes_no_aggregate(
+    pool, scheduler, ingest, commands
+) -> None:
+    fleet = await _fleet(pool, 4)
+    rid = await make_rollout(pool, fleet, waves=2)
+    await commands.start(fleet.tenant, rid)
+    await drive(pool, ingest, rid, fleet.devices, applies, until=status_is("completed"))
+    assert await _aggregates(pool, rid) == {}
