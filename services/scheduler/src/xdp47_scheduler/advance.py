@@ -94,7 +94,13 @@ async def apply_decision(
                 WAVES_STARTED.inc()
     await tx.append_trail(decision_entries(row, decision, ctx.acting_for))
     return event_messages(
-        row.tenant, row.id, decision.attempt, decision.events, occurrence
+        row.tenant,
+        row.id,
+        decision.attempt,
+        decision.events,
+        # A hold the gates decide (no command) is told apart by its start.
+        occurrence
+        or (decision.held_since.isoformat() if decision.held_since else None),
     )
 
 

@@ -23,7 +23,8 @@ _EVENT_NS = UUID("6f0c9b8e-4c1d-4a57-9d0e-47a1c2d3e4f5")
 
 # Events an operator may cause several times in one wave: their message id also
 # names the command that caused them.
-_REPEATABLE = frozenset({EventName.PAUSED, EventName.RESUMED})
+# An analysis hold may come again after a resume: its id names the hold's start.
+_REPEATABLE = frozenset({EventName.PAUSED, EventName.RESUMED, EventName.ANALYSIS_HELD})
 
 
 class EventSink(Protocol):
@@ -49,17 +50,18 @@ def event_messages(
     rollout_id: UUID,
     attempt: int,
     events: Sequence[DecisionEvent],
-    occurrence: UUID | None = None,
+    occurrence: UUID | str | None = None,
 ) -> list[RolloutEvent]:
     """Turn a decision's events into messages (``data.attempt`` says which try).
 
-    ``occurrence``: the command that caused them (its message id), which tells
-    apart the events that may happen more than once per wave (pause, resume).
+    ``occurrence``: the command that caused them (its message id), or the
+    start of the hold they report, which tells apart the events that may happen
+    more than once per wave (pause, resume, an analysis hold after a resume).
     """
     out = []
     for e in events:
         # Each event happens at most once per (attempt, wave) of a rollout, but
-        # for pause and resume, once per command.
+        # the repeatable ones once per command or hold.
         key = f"{rollout_id}:{attempt}:{e.wave}:{e.name.value}"
         if e.name in _REPEATABLE and occurrence is not None:
             key += f":{occurrence}"
