@@ -6,7 +6,7 @@ import dataclasses
 from datetime import timedelta
 from uuid import UUID
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.rollout.support import T0, make_policy
@@ -96,6 +96,9 @@ def test_even_sizes_differ_by_at_most_one_larger_first(n, waves):
 
 @prop
 @given(st.integers(0, 5000), percentages())
+# Fewer devices than non-zero waves, the first share worth two devices: still
+# one device for each of the first n non-zero waves.
+@example(4, [50, 1, 1, 1, 47])
 def test_percentage_sizes_follow_shares(n, pct):
     sizes = wave_sizes(n, len(pct), pct)
     assert sum(sizes) == n

@@ -89,8 +89,9 @@ def wave_bounds(
     * a zero-share wave gets nothing: ``bound_i = prev``;
     * otherwise ``bound_i = min(max(raw_i, prev + 1), cap_i)`` where ``cap_i`` is
       ``n - (non-zero waves after i)`` when ``n >= `` the number of non-zero waves
-      (every such wave gets at least one device) and ``n`` otherwise (the first
-      ``n`` non-zero waves get one device each, later ones none).
+      (every such wave gets at least one device) and otherwise
+      ``min(n, non-zero waves up to i)``: the first ``n`` non-zero waves get one
+      device each, later ones none.
 
     When every non-zero share is worth at least one device (``n * p_i >= 100``) the
     correction never applies.
@@ -119,14 +120,15 @@ def wave_bounds(
         sum(1 for p in percentages[i + 1 :] if p > 0) for i in range(waves)
     ]
     reserve = n >= sum(1 for p in percentages if p > 0)
-    bounds, prev, cumulative = [], 0, 0
+    bounds, prev, cumulative, non_zero_so_far = [], 0, 0, 0
     for i, share in enumerate(percentages):
         cumulative += share
         if share == 0:
             bound = prev
         else:
+            non_zero_so_far += 1
             raw = n * cumulative // 100
-            cap = n - non_zero_after[i] if reserve else n
+            cap = n - non_zero_after[i] if reserve else min(n, non_zero_so_far)
             bound = min(max(raw, prev + 1), cap)
         bounds.append(bound)
         prev = bound
