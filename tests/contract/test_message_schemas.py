@@ -26,6 +26,7 @@ from xdp47_common.messages import (
     HeartbeatBody,
     HeartbeatReceived,
     RetryRollout,
+    RollbackRollout,
     RolloutEvent,
     StartRollout,
 )
@@ -39,6 +40,7 @@ PUBLISHED: list[type[BaseModel]] = [
     StartRollout,
     RetryRollout,
     AbortRollout,
+    RollbackRollout,
     RolloutEvent,
     # The device protocol: agents in the field speak these and update slowly.
     HeartbeatBody,

@@ -47,6 +47,7 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("POST", "/api/rollouts/{rollout_id}:start"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:retry"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:abort"): Scope.ROLLOUTS_WRITE,
+    ("POST", "/api/rollouts/{rollout_id}:rollback"): Scope.ROLLOUTS_WRITE,
     ("GET", "/api/tenants"): Scope.TENANTS_READ,
     ("POST", "/api/tenants"): Scope.TENANTS_WRITE,
     ("GET", "/api/tokens"): Scope.TOKENS_READ,

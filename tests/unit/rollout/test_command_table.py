@@ -1,4 +1,5 @@
-"""The core's table of accepted commands is what ``start``/``retry``/``abort`` do."""
+"""The core's table of accepted commands is what ``start``/``retry``/``abort``/
+``rollback`` do."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from xdp47_common.rollout import (
     CommandName,
     Decision,
     InvalidTransition,
+    RolloutKind,
     RolloutState,
     RolloutStatus,
     abort,
     accepted_from,
     offered_from,
     retry,
+    rollback,
     start,
 )
 
@@ -26,6 +29,7 @@ APPLY: dict[CommandName, Callable[[RolloutState], Decision]] = {
     CommandName.START: start,
     CommandName.RETRY: retry,
     CommandName.ABORT: lambda r: abort(r, by="op"),
+    CommandName.ROLLBACK: lambda r: rollback(r, RolloutKind.ROLLOUT, by="op"),
 }
 
 
@@ -51,6 +55,11 @@ def test_each_command_raises_exactly_outside_the_table(
             APPLY[command](rollout)
         return
     decision = APPLY[command](rollout)
+    if command is CommandName.ROLLBACK:
+        # The rollout itself only moves when it runs (aborted first); the
+        # rollback is another rollout.
+        assert decision.changed is (status is RolloutStatus.RUNNING)
+        return
     # Accepted: a move, or a repeat whose effect already holds (a no-op).
     assert decision.changed is (NO_OP_IN[command] is not status)
 
@@ -72,4 +81,13 @@ def test_the_ui_offers_only_moves() -> None:
     assert offered_from(CommandName.ABORT) == {
         RolloutStatus.DRAFT,
         RolloutStatus.RUNNING,
+    }
+
+
+def test_rollback_is_offered_where_a_release_may_have_reached_devices() -> None:
+    assert offered_from(CommandName.ROLLBACK) == {
+        RolloutStatus.RUNNING,
+        RolloutStatus.FAILED,
+        RolloutStatus.PARTIAL,
+        RolloutStatus.COMPLETED,
     }

@@ -2,7 +2,9 @@
 
 It keeps the semantics the engine relies on (what ``xdp47_scheduler.pg`` does in
 SQL), simplified where the engine cannot tell: the whole plan is written at the
-start (the SQL writes each wave ahead of it), and there is no desired state.
+start (the SQL writes each wave ahead of it), and there is no desired state. A
+rollback's targets are the undone rollout's applied targets whose device still
+runs its artifact, each carrying the artifact it ran before (``from_artifact``).
 A transaction works on a copy and replaces the state only when it ends without
 an exception, so an exception (``crash_at``) anywhere in it leaves no trace.
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -23,11 +24,25 @@ from xdp47_common.rollout import (
     EffectivePolicy,
     Exclusion,
     PlanCount,
+    RolloutKind,
     RolloutStatus,
     WaveCounters,
     plan_waves,
 )
+from tests.unit.scheduler.memory_state import Device, Rollout, Run, State, Target
 from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
+
+__all__ = [
+    "Crash",
+    "Device",
+    "MemoryRolloutStore",
+    "MemoryTx",
+    "Race",
+    "Rollout",
+    "Run",
+    "State",
+    "Target",
+]
 
 
 class Crash(Exception):
@@ -36,68 +51,6 @@ class Crash(Exception):
 
 class Race(Exception):
     """A conflict with another scheduler: running the transaction again helps."""
-
-
-@dataclass
-class Device:
-    tenant: str
-    id: str
-    channel: str = "stable"
-    labels: dict[str, str] = field(default_factory=dict)
-    online: bool = True
-    artifact: UUID | None = None
-    healthy: bool = True
-    failed_artifact: UUID | None = None  # its last apply of this one failed
-    last_seen: datetime | None = None
-
-
-@dataclass
-class Rollout:
-    id: UUID
-    tenant: str
-    artifact_id: UUID
-    waves: int
-    selector: dict[str, str] = field(default_factory=dict)
-    channel: str = "stable"
-    policy_id: UUID | None = None
-    wave_percentages: list[int] | None = None
-    status: RolloutStatus = RolloutStatus.DRAFT
-    current_wave: int | None = None
-    current_wave_started_at: datetime | None = None
-    attempt: int = 0
-    reason: str | None = None
-    effective_policy: dict[str, Any] | None = None
-    planned: int | None = None
-
-
-@dataclass
-class Target:
-    tenant: str
-    wave: int
-    state: str = "pending"
-    active: bool = True
-    reason: str | None = None
-
-
-@dataclass
-class Run:
-    eligible: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    skipped: int = 0
-    outcome: str | None = None
-    reason: str | None = None
-
-
-@dataclass
-class State:
-    rollouts: dict[UUID, Rollout] = field(default_factory=dict)
-    devices: dict[tuple[str, str], Device] = field(default_factory=dict)
-    targets: dict[tuple[UUID, str], Target] = field(default_factory=dict)
-    runs: dict[tuple[UUID, int, int], Run] = field(default_factory=dict)
-    prior: dict[tuple[UUID, int], int] = field(default_factory=dict)
-    inbox: set[tuple[str, UUID]] = field(default_factory=set)
-    policies: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
 
 
 class MemoryRolloutStore(RolloutStore):
@@ -178,7 +131,13 @@ def _row(r: Rollout) -> RolloutRow:
         current_wave_started_at=r.current_wave_started_at,
         attempt=r.attempt,
         effective_policy=r.effective_policy,
+        kind=r.kind,
+        rollback_of=r.rollback_of,
     )
+
+
+def _target_artifact(r: Rollout, t: Target) -> UUID:
+    return t.artifact if t.artifact is not None else r.artifact_id
 
 
 class MemoryTx(RolloutTx):
@@ -218,15 +177,56 @@ class MemoryTx(RolloutTx):
     async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
         self.s.rollouts[rollout_id].effective_policy = policy.model_dump()
 
+    def _rollback_sources(self, original: UUID, artifact: UUID) -> dict[str, UUID]:
+        """Device -> the artifact it goes back to, for a rollback of ``original``."""
+        out: dict[str, UUID] = {}
+        for (rid, d), t in self.s.targets.items():
+            device = self.s.devices[(t.tenant, d)]
+            if (
+                rid == original
+                and t.from_artifact is not None
+                and device.artifact == artifact
+                and t.from_artifact != artifact
+            ):
+                out[d] = t.from_artifact
+        return out
+
+    async def rollbackable(self, row: RolloutRow) -> int:
+        return len(self._rollback_sources(row.id, row.artifact_id))
+
+    async def create_rollback(
+        self, original: RolloutRow, rollback_id: UUID, policy_id: UUID | None
+    ) -> RolloutRow | None:
+        if rollback_id in self.s.rollouts:
+            return None
+        o = self.s.rollouts[original.id]
+        self.s.rollouts[rollback_id] = Rollout(
+            rollback_id,
+            o.tenant,
+            o.artifact_id,
+            o.waves,
+            channel=o.channel,
+            policy_id=policy_id or o.policy_id,
+            wave_percentages=o.wave_percentages,
+            kind=RolloutKind.ROLLBACK,
+            rollback_of=o.id,
+            name=f"rollback of {o.name or o.id}",
+        )
+        return _row(self.s.rollouts[rollback_id])
+
     async def write_plan(self, row: RolloutRow) -> PlanCount:
         self._store.fail("write_plan")
         r = self.s.rollouts[row.id]
+        back: dict[str, UUID] | None = None
+        if r.rollback_of is not None:
+            back = self._rollback_sources(r.rollback_of, r.artifact_id)
         matched = [
             d
             for d in self.s.devices.values()
             if d.tenant == r.tenant
             and d.channel == r.channel
             and r.selector.items() <= d.labels.items()
+            and (back is None or d.id in back)
         ]
         if r.planned is None:
             ids = [
@@ -235,7 +235,12 @@ class MemoryTx(RolloutTx):
             plan = plan_waves(r.id, ids, r.waves, r.wave_percentages)
             for wave, devices in enumerate(plan, start=1):
                 for device in devices:
-                    self.s.targets[(r.id, device)] = Target(r.tenant, wave)
+                    self.s.targets[(r.id, device)] = Target(
+                        r.tenant,
+                        wave,
+                        from_artifact=self.s.devices[(r.tenant, device)].artifact,
+                        artifact=back[device] if back is not None else None,
+                    )
             r.planned = len(ids)
         if r.planned:
             return PlanCount(planned=r.planned, matched=r.planned)
@@ -358,6 +363,9 @@ class MemoryTx(RolloutTx):
                 run.skipped += 1
             else:
                 t.state = "assigned"
+                runs = self.s.devices[(t.tenant, d)].artifact
+                if runs != _target_artifact(r, t):
+                    t.from_artifact = runs
                 told.append((t.tenant, d))
         await self.settle_devices(told)
         return len(batch)
@@ -376,11 +384,12 @@ class MemoryTx(RolloutTx):
                 if t.state != "assigned" or r.status is not RolloutStatus.RUNNING:
                     continue
                 require_ok = (r.effective_policy or {}).get("require_ok", True)
-                runs_it = d.artifact == r.artifact_id
+                artifact = _target_artifact(r, t)
+                runs_it = d.artifact == artifact
                 if runs_it and (d.healthy or not require_ok):
                     t.state = "applied"
-                elif d.failed_artifact == r.artifact_id:
-                    t.state, t.reason = "failed", "apply_failed"
+                elif d.failed_artifact == artifact:
+                    t.state, t.reason = "failed", d.failed_code or "apply_failed"
                 elif runs_it and require_ok:
                     t.state, t.reason = "failed", "unhealthy"
                 else:

@@ -28,6 +28,7 @@ from xdp47_common.adapters.desired import (
     DESIRED_ARTIFACT,
     DESIRED_ATTEMPT,
     DESIRED_JOIN,
+    DESIRED_ROLLBACK,
     DESIRED_ROLLOUT,
 )
 from xdp47_common.adapters.objects import ArtifactLinks
@@ -44,6 +45,7 @@ SELECT d.tenant, d.id, d.current_artifact_id,
        {DESIRED_ARTIFACT} AS desired_artifact_id,
        {DESIRED_ROLLOUT} AS desired_rollout_id,
        {DESIRED_ATTEMPT} AS desired_attempt,
+       {DESIRED_ROLLBACK} AS desired_rollback,
        a.version, a.uri, a.sha256, a.size, a.signature, a.content_stored,
        a.compatible::text AS compatible
 FROM devices AS d
@@ -96,5 +98,6 @@ def desired_of(row: asyncpg.Record, links: ArtifactLinks | None = None) -> Desir
         signature=row["signature"],
         rollout_id=row["desired_rollout_id"],
         attempt=row["desired_attempt"],
+        rollback=bool(row["desired_rollback"]),
         compatible=json.loads(row["compatible"]) if row["compatible"] else None,
     )

@@ -76,9 +76,13 @@ async def handle_command(
         if step is None:
             outcome = "no_op"
             return []
-        events = await apply_decision(tx, row, step.decision, step.reason, ctx)
+        events: list[RolloutEvent] = []
+        if step.decision.changed:
+            events = await apply_decision(tx, row, step.decision, step.reason, ctx)
         if step.decision.start_wave is not None:
             events += await advance(tx, row.id, step.policy, ctx, restarted=restarted)
+        if step.then is not None:
+            events += await step.then(tx, restarted)
         if not events:
             outcome = "no_op"
         return events

@@ -20,6 +20,7 @@ from xdp47_common.messages.heartbeat import (
 from xdp47_common.messages.rollout import (
     AbortRollout,
     RetryRollout,
+    RollbackRollout,
     RolloutCommand,
     RolloutEvent,
     StartRollout,
@@ -37,6 +38,7 @@ __all__ = [
     "HeartbeatReceived",
     "PreparedEnvelope",
     "RetryRollout",
+    "RollbackRollout",
     "RolloutCommand",
     "RolloutEvent",
     "StartRollout",

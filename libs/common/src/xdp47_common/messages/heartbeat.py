@@ -122,6 +122,12 @@ class DesiredState(BaseModel):
         "rollout and artifact: this is how a device that refused the bytes knows "
         "it is asked again.",
     )
+    rollback: bool = Field(
+        default=False,
+        description="True when a rollback rollout asks for the artifact: the "
+        "agent then accepts a version lower than the one it applied (it refuses "
+        "such a downgrade otherwise, reason downgrade).",
+    )
     heartbeat_interval: float | None = Field(
         default=None,
         description="Seconds until the next heartbeat, if the server asks.",

@@ -13,6 +13,7 @@ from xdp47_common.messages.envelope import Envelope
 __all__ = [
     "AbortRollout",
     "RetryRollout",
+    "RollbackRollout",
     "RolloutCommand",
     "RolloutEvent",
     "StartRollout",
@@ -43,7 +44,17 @@ class AbortRollout(_RolloutCommandBase):
     reason: str | None = None
 
 
-RolloutCommand = StartRollout | RetryRollout | AbortRollout
+class RollbackRollout(_RolloutCommandBase):
+    """Undo rollout ``rollout_id``: abort it if it runs, then create and start
+    rollout ``rollback_id`` (kind rollback) under ``policy_id`` (None: the
+    undone rollout's policy)."""
+
+    type: Literal["rollout.rollback"] = "rollout.rollback"
+    rollback_id: UUID
+    policy_id: UUID | None = None
+
+
+RolloutCommand = StartRollout | RetryRollout | AbortRollout | RollbackRollout
 
 
 class RolloutEvent(Envelope):

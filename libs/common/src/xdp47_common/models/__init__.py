@@ -39,6 +39,8 @@ from xdp47_common.models.progress import (
 )
 from xdp47_common.models.reasons import FailureCode, describe_reason
 from xdp47_common.models.rollout import (
+    RollbackAnswer,
+    RollbackRequest,
     Rollout,
     RolloutCreate,
     RolloutRun,
@@ -73,6 +75,8 @@ __all__ = [
     "PolicyFields",
     "ProgressState",
     "RecentHeartbeat",
+    "RollbackAnswer",
+    "RollbackRequest",
     "Rollout",
     "RolloutCreate",
     "RolloutDevice",

@@ -17,6 +17,7 @@ from xdp47_common.models.base import (
     TenantId,
     WriteModel,
 )
+from xdp47_common.rollout.policy import OnFailure
 
 __all__ = ["Policy", "PolicyCreate", "PolicyFields"]
 
@@ -51,6 +52,13 @@ class PolicyFields(WriteModel):
         description="A device told to update that neither succeeds nor fails within "
         "this time counts as failed (timed_out).",
     )
+    on_failure: OnFailure | None = Field(
+        default=None,
+        description="When the rollout ends failed: stop (the default: nothing "
+        "more) or rollback (the scheduler starts a rollback of it by itself, "
+        "once: every device that applied the artifact goes back to what it ran "
+        "before).",
+    )
 
 
 class PolicyCreate(PolicyFields):
@@ -69,4 +77,5 @@ class Policy(ReadModel):
     max_failures_per_wave: int | None
     abort_on_zero_eligible: bool | None
     wave_deadline_seconds: int | None
+    on_failure: OnFailure | None = None
     created_at: datetime

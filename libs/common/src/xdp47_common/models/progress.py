@@ -121,3 +121,15 @@ class RolloutDevice(ReadModel):
     device_status: str
     assigned_at: datetime | None
     finished_at: datetime | None
+    from_artifact_id: UUID | None = Field(
+        default=None,
+        description="What the device ran when it was assigned: what a rollback "
+        "sends it back to.",
+    )
+    from_version: str | None = None
+    artifact_id: UUID | None = Field(
+        default=None,
+        description="The artifact this target sends the device to (a rollback's "
+        "per-device previous artifact, else the rollout's).",
+    )
+    version: str | None = None

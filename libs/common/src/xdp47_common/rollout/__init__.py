@@ -52,10 +52,18 @@ from xdp47_common.rollout.planner import (
     wave_of_rank,
     wave_sizes,
 )
-from xdp47_common.rollout.policy import EffectivePolicy, PolicyOverrides
+from xdp47_common.rollout.policy import EffectivePolicy, OnFailure, PolicyOverrides
+from xdp47_common.rollout.rollback import (
+    RollbackRefused,
+    automatic_rollback_id,
+    rollback,
+    rollback_on_failure,
+    rollback_refusal,
+)
 from xdp47_common.rollout.status import (
     TERMINAL_STATUSES,
     TRANSITIONS,
+    RolloutKind,
     RolloutStatus,
     TargetState,
     WaveOutcome,
@@ -81,8 +89,11 @@ __all__ = [
     "GateRule",
     "GateVerdict",
     "InvalidTransition",
+    "OnFailure",
     "PlanCount",
     "PolicyOverrides",
+    "RollbackRefused",
+    "RolloutKind",
     "RolloutState",
     "RolloutStatus",
     "TargetState",
@@ -93,6 +104,7 @@ __all__ = [
     "abort",
     "accepted_from",
     "advance_heard_until",
+    "automatic_rollback_id",
     "check_transition",
     "classify_device",
     "deadline_at",
@@ -105,6 +117,9 @@ __all__ = [
     "ordering_key",
     "plan_waves",
     "retry",
+    "rollback",
+    "rollback_on_failure",
+    "rollback_refusal",
     "start",
     "wave_bounds",
     "wave_of_rank",

@@ -1,4 +1,5 @@
-"""The operator commands: start, retry and abort, and the statuses accepting each.
+"""The operator commands: start, retry, abort and rollback, and the statuses
+accepting each.
 
 ``ACCEPTED_COMMANDS`` is the one table of which command each status accepts; the
 API answers 409 outside it, the UI offers a command where it changes something
@@ -12,6 +13,8 @@ A start whose plan has no device ends at once: ``aborted`` with the reason
 (``abort_on_zero_eligible``, the default) or ``completed`` with a reason saying 0
 devices were updated. Only ``retry`` (from failed or partial) leaves a terminal
 status, starting a new attempt at wave 1 over the failed and skipped devices.
+``rollback`` never changes the rollout's own status beyond aborting a running
+one: it starts another rollout (``rollout.rollback``), so it has no no-op status.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class CommandName(StrEnum):
     START = "start"
     RETRY = "retry"
     ABORT = "abort"
+    ROLLBACK = "rollback"
 
 
 _S = RolloutStatus
@@ -63,14 +67,15 @@ _C = CommandName
 # repeat of a command whose effect already holds (``NO_OP_IN``).
 ACCEPTED_COMMANDS: Mapping[RolloutStatus, frozenset[CommandName]] = {
     _S.DRAFT: frozenset({_C.START, _C.ABORT}),
-    _S.RUNNING: frozenset({_C.START, _C.RETRY, _C.ABORT}),
-    _S.COMPLETED: frozenset(),
-    _S.PARTIAL: frozenset({_C.RETRY}),
-    _S.FAILED: frozenset({_C.RETRY}),
+    _S.RUNNING: frozenset({_C.START, _C.RETRY, _C.ABORT, _C.ROLLBACK}),
+    _S.COMPLETED: frozenset({_C.ROLLBACK}),
+    _S.PARTIAL: frozenset({_C.RETRY, _C.ROLLBACK}),
+    _S.FAILED: frozenset({_C.RETRY, _C.ROLLBACK}),
     _S.ABORTED: frozenset({_C.ABORT}),
 }
 
 # The status in which a command's effect already holds: accepted, a no-op.
+# (Rollback has none: each one starts a rollout of its own.)
 NO_OP_IN: Mapping[CommandName, RolloutStatus] = {
     _C.START: _S.RUNNING,
     _C.RETRY: _S.RUNNING,
@@ -85,7 +90,8 @@ def accepted_from(command: CommandName) -> frozenset[RolloutStatus]:
 
 def offered_from(command: CommandName) -> frozenset[RolloutStatus]:
     """The statuses in which ``command`` changes something (what a UI offers)."""
-    return accepted_from(command) - {NO_OP_IN[command]}
+    no_op_in = NO_OP_IN.get(command)
+    return accepted_from(command) - ({no_op_in} if no_op_in else set())
 
 
 def offered_table() -> dict[str, frozenset[str]]:
@@ -95,7 +101,7 @@ def offered_table() -> dict[str, frozenset[str]]:
 
 def _repeat(command: CommandName, rollout: RolloutState) -> bool:
     """Whether ``command``'s effect already holds (accepted, a no-op)."""
-    return rollout.status is NO_OP_IN[command]
+    return rollout.status is NO_OP_IN.get(command)
 
 
 def start(

@@ -8,11 +8,26 @@ round-trips through the ``rollouts.effective_policy`` jsonb column unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EffectivePolicy", "PolicyDefaults", "PolicyOverrides", "default_policy"]
+__all__ = [
+    "EffectivePolicy",
+    "OnFailure",     "PolicyDefaults",
+    "PolicyOverrides",
+    "default_policy",
+]
+
+
+class OnFailure(StrEnum):
+    """What happens when a rollout ends ``failed``: nothing more (``stop``, the
+    behaviour before the field existed and the default), or the scheduler starts
+    a rollback of it by itself (``rollback``), once."""
+
+    STOP = "stop"
+    ROLLBACK = "rollback"
 
 
 class PolicyOverrides(Protocol):
@@ -32,6 +47,8 @@ class PolicyOverrides(Protocol):
     def abort_on_zero_eligible(self) -> bool | None: ...
     @property
     def wave_deadline_seconds(self) -> int | None: ...
+    @property
+    def on_failure(self) -> OnFailure | None: ...
 
 
 class EffectivePolicy(BaseModel):
@@ -46,6 +63,9 @@ class EffectivePolicy(BaseModel):
     max_failures_per_wave: Annotated[int, Field(ge=0)]
     abort_on_zero_eligible: bool
     wave_deadline_seconds: Annotated[float, Field(gt=0)]
+    # A default, not a setting: policies kept before the field existed read as
+    # ``stop``, what they did.
+    on_failure: OnFailure = OnFailure.STOP
 
     @classmethod
     def resolve(

@@ -15,18 +15,24 @@ __all__ = ["PgPolicyRepository"]
 
 _COLUMNS = (
     "id, tenant, name, require_ok, skip_offline, grace_seconds, min_success_ratio, "
-    "max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds, created_at"
+    "max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds, "
+    "on_failure, created_at"
 )
 
 INSERT_POLICY = f"""
 INSERT INTO policies (id, tenant, name, require_ok, skip_offline, grace_seconds,
                       min_success_ratio, max_failures_per_wave,
-                      abort_on_zero_eligible, wave_deadline_seconds)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                      abort_on_zero_eligible, wave_deadline_seconds, on_failure)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (tenant, name) DO NOTHING
 RETURNING {_COLUMNS}
 """  # nosec B608
 GET_POLICY = f"SELECT {_COLUMNS} FROM policies WHERE tenant = $1 AND id = $2"  # nosec B608
+# A policy named by id or by name (names are unique per tenant).
+POLICY_BY_REF = """
+SELECT id FROM policies WHERE tenant = $1 AND (id::text = $2 OR name = $2)
+ORDER BY name = $2 LIMIT 1
+"""
 LIST_POLICIES = f"""
 SELECT {_COLUMNS} FROM policies
 WHERE tenant = $1
@@ -57,12 +63,18 @@ class PgPolicyRepository:
             body.max_failures_per_wave,
             body.abort_on_zero_eligible,
             body.wave_deadline_seconds,
+            body.on_failure.value if body.on_failure else None,
         )
         return None if row is None else _policy(row)
 
     async def get(self, tenant: str, policy_id: UUID) -> Policy | None:
         row = await self._pool.fetchrow(GET_POLICY, tenant, policy_id)
         return None if row is None else _policy(row)
+
+    async def id_of(self, tenant: str, ref: str) -> UUID | None:
+        """The id of the tenant's policy with this id or name, if any."""
+        found: UUID | None = await self._pool.fetchval(POLICY_BY_REF, tenant, ref)
+        return found
 
     async def list(
         self, tenant: str, *, limit: int, cursor: str | None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from xdp47_scheduler.handlers.abort import handle_abort
 from xdp47_scheduler.handlers.base import Handler, Step
 from xdp47_scheduler.handlers.retry import handle_retry
+from xdp47_scheduler.handlers.rollback import handle_rollback
 from xdp47_scheduler.handlers.start import handle_start
 
 __all__ = ["HANDLERS", "Handler", "Step"]
@@ -19,4 +20,5 @@ HANDLERS: dict[str, Handler] = {
     "rollout.start": handle_start,
     "rollout.retry": handle_retry,
     "rollout.abort": handle_abort,
+    "rollout.rollback": handle_rollback,
 }

@@ -3,7 +3,8 @@
 Level-triggered: a target moves by what its device reports now, whichever heartbeat
 brought it. An ``assigned`` target of a running rollout becomes
 
-- ``applied`` when the device runs the rollout's artifact and, under
+- ``applied`` when the device runs the target's artifact (``artifact_id``: a
+  rollback's per-device previous artifact, else the rollout's) and, under
   ``require_ok``, reports health ``ok``;
 - ``failed`` with the device's failure code as ``reason`` (``apply_failed`` from
   an agent that predates codes) and its message as ``reason_detail``, when its
@@ -43,7 +44,7 @@ __all__ = ["settle_devices"]
 # them (agents that predate the fields) count when they differ from the device's
 # last apply when the wave started (``baseline_apply``).
 _NEW_FAILURE = """d.last_apply->>'result' = 'failed'
-                 AND d.last_apply->>'artifact_id' = r.artifact_id::text
+                 AND d.last_apply->>'artifact_id' = a.artifact_id::text
                  AND coalesce(d.last_apply->>'rollout_id', r.id::text) = r.id::text
                  AND coalesce((d.last_apply->>'attempt')::int, r.attempt) = r.attempt
                  AND d.last_apply IS DISTINCT FROM s.baseline_apply"""
@@ -52,21 +53,21 @@ _MOVE = f"""
 judged AS (
     SELECT s.rollout_id, s.device_id, s.tid,
         CASE
-            WHEN d.current_artifact_id = r.artifact_id
+            WHEN d.current_artifact_id = a.artifact_id
                  AND (NOT p.require_ok OR d.health = 'ok') THEN 'applied'
             WHEN {_NEW_FAILURE} THEN 'failed'
-            WHEN p.require_ok AND d.current_artifact_id = r.artifact_id
+            WHEN p.require_ok AND d.current_artifact_id = a.artifact_id
                  AND d.health = 'failing' THEN 'failed'
         END AS state,
         CASE
-            WHEN d.current_artifact_id = r.artifact_id
+            WHEN d.current_artifact_id = a.artifact_id
                  AND (NOT p.require_ok OR d.health = 'ok') THEN NULL
             WHEN {_NEW_FAILURE}
                 THEN coalesce(d.last_apply->>'code', 'apply_failed')
             ELSE 'unhealthy'
         END AS reason,
         CASE
-            WHEN d.current_artifact_id = r.artifact_id
+            WHEN d.current_artifact_id = a.artifact_id
                  AND (NOT p.require_ok OR d.health = 'ok') THEN NULL
             WHEN {_NEW_FAILURE}
                 THEN left(d.last_apply->>'reason', 500)
@@ -77,6 +78,9 @@ judged AS (
         END AS reason_detail
     FROM scope AS s
     JOIN rollouts AS r ON r.id = s.rollout_id AND r.status = 'running'
+    CROSS JOIN LATERAL (
+        SELECT coalesce(s.target_artifact, r.artifact_id) AS artifact_id
+    ) AS a
     CROSS JOIN LATERAL (
         SELECT coalesce((r.effective_policy->>'require_ok')::boolean, true)
             AS require_ok
@@ -90,10 +94,11 @@ judged AS (
     WHERE j.state IS NOT NULL AND t.ctid = j.tid
       AND (t.rollout_id = j.rollout_id AND t.device_id = j.device_id
            AND t.state = 'assigned' AND t.active) IS TRUE
-    RETURNING t.rollout_id, t.tenant, t.device_id, t.wave, t.state
+    RETURNING t.rollout_id, t.tenant, t.device_id, t.wave, t.state, t.artifact_id
 ), kept AS (
-    UPDATE devices AS d SET desired_artifact_id = r.artifact_id,
-                            desired_rollout_id = r.id
+    UPDATE devices AS d
+    SET desired_artifact_id = coalesce(m.artifact_id, r.artifact_id),
+        desired_rollout_id = r.id
     FROM moved AS m JOIN rollouts AS r ON r.id = m.rollout_id
     WHERE m.state = 'applied' AND d.tenant = m.tenant AND d.id = m.device_id
 ), tally AS (
@@ -126,10 +131,12 @@ SELECT DISTINCT rollout_id FROM bumped
 _BY_DEVICES = (
     """
 WITH scope AS (
-    SELECT t.rollout_id, c.tenant, c.device_id, t.baseline_apply, t.tid
+    SELECT t.rollout_id, c.tenant, c.device_id, t.baseline_apply, t.tid,
+           t.artifact_id AS target_artifact
     FROM unnest($1::text[], $2::text[]) AS c(tenant, device_id)
     CROSS JOIN LATERAL (
-        SELECT o.rollout_id, o.state, o.baseline_apply, o.ctid AS tid
+        SELECT o.rollout_id, o.state, o.baseline_apply, o.ctid AS tid,
+               o.artifact_id
         FROM rollout_targets AS o
         WHERE o.tenant = c.tenant AND o.device_id = c.device_id AND o.active
         LIMIT 1

@@ -73,6 +73,16 @@ class PgRolloutTx(RolloutTx):
     async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
         await rollouts.save_policy(self.conn, rollout_id, policy)
 
+    async def rollbackable(self, row: RolloutRow) -> int:
+        return await rollouts.rollbackable(self.conn, row)
+
+    async def create_rollback(
+        self, original: RolloutRow, rollback_id: UUID, policy_id: UUID | None
+    ) -> RolloutRow | None:
+        return await rollouts.create_rollback(
+            self.conn, original, rollback_id, policy_id
+        )
+
     async def write_plan(self, row: RolloutRow) -> PlanCount:
         target = waves.plan_target(row)
         await write_plan(self.conn, target)

@@ -74,7 +74,8 @@ FROM rollouts WHERE id = $1
 
 # The follow-up of a wave start, in chunks: pending targets of the current wave
 # move to ``assigned`` (``assigned_at`` = the wave's start, ``baseline_apply`` =
-# the device's last apply now) or, under skip_offline, to ``skipped``/``offline``
+# the device's last apply now, ``from_artifact_id`` = what it runs now unless
+# it already runs the target's artifact) or, under skip_offline, to ``skipped``/``offline``
 # when the device is not online (the read-time definition never told it). Skips
 # leave ``eligible`` for ``skipped`` in the same statement. SKIP LOCKED lets two
 # schedulers share the work; the rollout must still be running. Without a stored
@@ -82,7 +83,7 @@ FROM rollouts WHERE id = $1
 # to the default of XDP47_SCHED_SKIP_OFFLINE (true), as ``adapters.desired`` does.
 _ASSIGN_CHUNK = """
 WITH cur AS (
-    SELECT r.id, r.attempt, r.current_wave AS wave, rr.started_at,
+    SELECT r.id, r.attempt, r.current_wave AS wave, rr.started_at, r.artifact_id,
            coalesce((r.effective_policy->>'skip_offline')::boolean, true) AS skip
     FROM rollouts AS r
     JOIN rollout_runs AS rr ON rr.rollout_id = r.id AND rr.attempt = r.attempt
@@ -100,7 +101,11 @@ WITH cur AS (
         reason = CASE WHEN cur.skip AND d.status <> 'online' THEN 'offline' END,
         assigned_at = cur.started_at,
         finished_at = CASE WHEN cur.skip AND d.status <> 'online' THEN now() END,
-        baseline_apply = d.last_apply
+        baseline_apply = d.last_apply,
+        from_artifact_id = CASE
+            WHEN d.current_artifact_id IS DISTINCT FROM
+                 coalesce(t.artifact_id, cur.artifact_id)
+            THEN d.current_artifact_id ELSE t.from_artifact_id END
     FROM batch AS b CROSS JOIN cur, devices AS d
     WHERE t.rollout_id = cur.id AND t.device_id = b.device_id
       AND d.tenant = t.tenant AND d.id = t.device_id

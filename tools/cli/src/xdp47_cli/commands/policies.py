@@ -19,6 +19,7 @@ from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, ge
 from xdp47_cli.resolve import policy_ref
 from xdp47_cli.runtime import runtime
 from xdp47_common.models import Policy
+from xdp47_common.rollout.policy import OnFailure
 
 __all__ = ["app"]
 
@@ -34,6 +35,7 @@ COLUMNS = [
     Column("max fail", get("max_failures_per_wave")),
     Column("abort on 0", get("abort_on_zero_eligible")),
     Column("deadline s", get("wave_deadline_seconds")),
+    Column("on failure", get("on_failure")),
 ]
 
 add_ls_command(app, "/api/policies", Policy, COLUMNS, "List policies.")
@@ -79,6 +81,13 @@ def create_policy(
     wave_deadline_seconds: Annotated[
         int | None, typer.Option(help="A device not done by then counts as failed.")
     ] = None,
+    on_failure: Annotated[
+        OnFailure | None,
+        typer.Option(
+            help="When the rollout fails: stop (default) or rollback (start a "
+            "rollback of it by itself)."
+        ),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
     fmt: OutputFormat = OutputOption,
 ) -> None:
@@ -92,6 +101,7 @@ def create_policy(
         "max_failures_per_wave": max_failures_per_wave,
         "abort_on_zero_eligible": abort_on_zero_eligible,
         "wave_deadline_seconds": wave_deadline_seconds,
+        "on_failure": on_failure.value if on_failure else None,
     }
     body = {"tenant": rt.require_tenant(tenant), "name": name} | {
         k: v for k, v in fields.items() if v is not None

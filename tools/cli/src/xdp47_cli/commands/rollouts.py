@@ -1,8 +1,10 @@
-"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|runs|devices|watch``.
+"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|rollback|runs|devices|
+watch``.
 
-start/abort/retry send a command: the API answers 202 with the rollout as it is
-and the scheduler moves the status afterwards, so the CLI says "requested", not
-"done"; ``watch`` follows what happens next.
+start/abort/retry/rollback send a command: the API answers 202 with the rollout
+as it is and the scheduler moves the status afterwards (rollback: creates and
+starts the rollback rollout whose id the answer names), so the CLI says
+"requested", not "done"; ``watch`` follows what happens next.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ from xdp47_cli.resolve import (
 )
 from xdp47_cli.runtime import runtime
 from xdp47_cli.watch import fetch_progress, progress_table, watch, wave_line
-from xdp47_common.models import ProgressState, Rollout, RolloutDevice, RunProgress
+from xdp47_common.models import (
+    ProgressState,
+    RollbackAnswer,
+    Rollout,
+    RolloutDevice,
+    RunProgress,
+)
 from xdp47_common.rollout.status import RolloutStatus
 
 __all__ = ["app"]
@@ -63,6 +71,7 @@ def columns(names: NameCache) -> list[Column]:
         Column("name", get("name")),
         Column("id", get("id")),
         Column("status", get("status")),
+        Column("kind", get("kind"), only=OutputFormat.WIDE),
         Column("wave", lambda r: f"{r.get('current_wave') or '-'}/{r.get('waves')}"),
         Column("version", lambda r: names.artifact_version(r.get("artifact_id"))),
         Column("artifact id", get("artifact_id"), only=OutputFormat.WIDE),
@@ -271,6 +280,34 @@ def retry_rollout(
 ) -> None:
     """Retry the failed and skipped devices of a failed or partial rollout."""
     _command(ctx, "retry", ref, fmt)
+
+
+@app.command("rollback")
+@guarded
+def rollback_rollout(
+    ctx: typer.Context,
+    ref: RolloutArg,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Policy id or name of the rollback (default: the rollout's)."),
+    ] = None,
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Send every device that applied the rollout's artifact back to what it ran
+    before, in a new rollout (kind rollback); a running rollout is aborted first."""
+    with runtime(ctx).client() as client:
+        rid = rollout_ref(client, ref)
+        body = {"policy": str(policy_ref(client, policy))} if policy else {}
+        answer = client.post(f"/api/rollouts/{rid}:rollback", body)
+    typed(RollbackAnswer, answer)
+    if fmt.machine:
+        emit_data(answer, fmt)
+        return
+    emit_value(
+        f"rollback of rollout {rid} requested: rollout {answer['rollback_id']} sends "
+        f"{answer['devices']} devices back; follow it with "
+        f"`xdp47 rollouts watch {answer['rollback_id']}`"
+    )
 
 
 @app.command("runs")

@@ -75,7 +75,9 @@ async def create(
 ) -> Response:
     session.require(Scope.POLICIES_WRITE)
     form = await request.form()
-    values = {name: field(form, name) for name in ("name", *BOOLS, *NUMBERS)}
+    values = {
+        name: field(form, name) for name in ("name", *BOOLS, *NUMBERS, "on_failure")
+    }
     fields: dict[str, Any] = {"tenant": session.tenant, "name": values["name"]}
     errors: FieldErrors = {}
     for name in BOOLS:
@@ -83,7 +85,7 @@ async def create(
             fields[name] = values[name] == "true"
         elif values[name]:
             errors[name] = "choose yes, no or the scheduler default"
-    for name in NUMBERS:
+    for name in (*NUMBERS, "on_failure"):
         if values[name]:
             fields[name] = values[name]  # pydantic parses and range-checks
     try:
