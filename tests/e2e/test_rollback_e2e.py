@@ -21,15 +21,19 @@ from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(240)]
 
-SURE = {"require_ok": True, "skip_offline": False, "max_failures_per_wave": 0}
+SURE: dict[str, Any] = {
+    "require_ok": True,
+    "skip_offline": False,
+    "max_failures_per_wave": 0,
+}
 
 
 def _roll(
     operator: Operator,
     fleet: Fleet,
     version: str,
-    slots: list[int] | None = None,
     *,
+    slots: list[int] | None = None,
     waves: int = 1,
     **policy: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -94,7 +98,7 @@ def test_a_rollback_returns_every_device_that_applied_and_leaves_the_rest(
     baseline: Fleet, operator: Operator
 ) -> None:
     fleet = baseline
-    _, rollout = _roll(operator, fleet, "2.0.0", [0, 1, 2, 3], waves=2, **SURE)
+    _, rollout = _roll(operator, fleet, "2.0.0", slots=[0, 1, 2, 3], waves=2, **SURE)
     rid = rollout["id"]
     operator.wait_status(rid, "completed", within=60)
     assert _versions(fleet) == ["2.0.0"] * 4 + ["1.1.0"] * 2
@@ -117,7 +121,8 @@ def test_a_rollback_returns_every_device_that_applied_and_leaves_the_rest(
     for device in fleet.devices[:4]:
         # 2.0.0 moved to the previous slot; 1.1.0 came back from it.
         assert (device.state_dir / "previous.json").exists()
-        assert device.applied_files() and not device.staging()
+        assert device.applied_files()
+        assert not device.staging()
     # Rolling back again: nothing runs 2.0.0 any more.
     again = operator.http.post(f"/api/rollouts/{rid}:rollback")
     assert again.status_code == 409, again.text
@@ -161,10 +166,10 @@ def test_the_agent_refuses_an_unmarked_downgrade(
     baseline: Fleet, operator: Operator
 ) -> None:
     fleet = baseline
-    _, up = _roll(operator, fleet, "3.0.0", [4, 5], **SURE)
+    _, up = _roll(operator, fleet, "3.0.0", slots=[4, 5], **SURE)
     operator.wait_status(up["id"], "completed", within=60)
     before = _current(fleet)
-    artifact, down = _roll(operator, fleet, "2.9.0", [4, 5], **SURE)
+    artifact, down = _roll(operator, fleet, "2.9.0", slots=[4, 5], **SURE)
     operator.wait_status(down["id"], "failed", within=60)
     targets = operator.targets(down["id"])
     assert {t["state"] for t in targets.values()} == {"failed"}

@@ -55,7 +55,8 @@ def test_which_statuses_accept_a_rollback(status: RolloutStatus) -> None:
         assert refusal is None
         rollback(_state(status), RolloutKind.ROLLOUT, by="op")
     else:
-        assert refusal is not None and status.value in refusal
+        assert refusal is not None
+        assert status.value in refusal
         with pytest.raises(RollbackRefused, match="cannot roll back"):
             rollback(_state(status), RolloutKind.ROLLOUT, by="op")
 
@@ -73,7 +74,8 @@ def test_a_running_rollout_is_aborted_first() -> None:
     decision = rollback(_state(RolloutStatus.RUNNING), RolloutKind.ROLLOUT, by="op")
     assert decision.status is RolloutStatus.ABORTED
     assert decision.reason == "aborted by op: rolled back"
-    assert decision.finish_wave is not None and decision.finish_wave.wave == 1
+    assert decision.finish_wave is not None
+    assert decision.finish_wave.wave == 1
 
 
 @pytest.mark.parametrize(
@@ -81,7 +83,8 @@ def test_a_running_rollout_is_aborted_first() -> None:
 )
 def test_a_finished_rollout_keeps_its_status(status: RolloutStatus) -> None:
     decision = rollback(_state(status), RolloutKind.ROLLOUT, by="op")
-    assert not decision.changed and decision.status is status
+    assert not decision.changed
+    assert decision.status is status
 
 
 def test_on_failure_defaults_to_stop_and_resolves_from_a_policy() -> None:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from tests.unit.scheduler.memory_state import Device, Rollout, Run, State, Target
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
@@ -29,7 +30,6 @@ from xdp47_common.rollout import (
     WaveCounters,
     plan_waves,
 )
-from tests.unit.scheduler.memory_state import Device, Rollout, Run, State, Target
 from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
 
 __all__ = [

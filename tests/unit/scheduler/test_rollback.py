@@ -26,9 +26,7 @@ OLD = uuid.uuid4()  # what every device ran before the rollout of ARTIFACT
 
 def fleet(w: World, devices: int = 4) -> None:
     for i in range(devices):
-        w.store.state.devices[(TENANT, f"d{i}")] = Device(
-            TENANT, f"d{i}", artifact=OLD
-        )
+        w.store.state.devices[(TENANT, f"d{i}")] = Device(TENANT, f"d{i}", artifact=OLD)
 
 
 async def report_artifact(w: World, artifact: uuid.UUID, *device_ids: str) -> None:
@@ -41,13 +39,18 @@ async def report_artifact(w: World, artifact: uuid.UUID, *device_ids: str) -> No
     await w.engine.drain()
 
 
-def rollback_cmd(rid: uuid.UUID, **kw: object) -> RollbackRollout:
+def rollback_cmd(
+    rid: uuid.UUID,
+    *,
+    rollback_id: uuid.UUID | None = None,
+    policy_id: uuid.UUID | None = None,
+) -> RollbackRollout:
     return RollbackRollout(
         tenant=TENANT,
         rollout_id=rid,
-        rollback_id=kw.pop("rollback_id", uuid.uuid4()),  # type: ignore[arg-type]
+        rollback_id=rollback_id or uuid.uuid4(),
+        policy_id=policy_id,
         requested_by="token:op",
-        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -88,7 +91,8 @@ async def test_rollback_sends_every_device_back_in_waves(world: World) -> None:
         t.artifact for (r, _), t in world.store.state.targets.items() if r == back
     } == {OLD}
     first = sorted(world.targets(back, 1))
-    assert len(first) == 2 and sorted(world.targets(back, 2).values()) == [
+    assert len(first) == 2
+    assert sorted(world.targets(back, 2).values()) == [
         "pending",
         "pending",
     ]

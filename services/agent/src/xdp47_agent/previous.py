@@ -24,8 +24,8 @@ import logging
 from pathlib import Path
 from uuid import UUID
 
-from xdp47_agent.fsutil import FaultHook, atomic_write, remove_durably, replace_durably
 from xdp47_agent.applied import Applied, artifact_name
+from xdp47_agent.fsutil import FaultHook, atomic_write, remove_durably, replace_durably
 
 __all__ = ["PREVIOUS_JSON", "PreviousSlot"]
 

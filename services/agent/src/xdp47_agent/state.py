@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -237,6 +235,10 @@ class StateDir:
                 self.previous.keep(previous, self.artifact_path(previous.artifact_id))
             except OSError as exc:
                 log.warning("previous artifact not kept for a rollback: %s", exc)
+                try:
+                    self._repair()  # no tmp or unnamed slot file left behind
+                except OSError as again:
+                    log.warning("state dir not tidied: %s", again)
         self._fault("commit:done")
 
     def discard_staging(self, artifact_id: UUID) -> None:

@@ -27,9 +27,9 @@ from xdp47_common.rollout.status import RolloutKind, RolloutStatus, WaveOutcome
 from xdp47_common.selectors import MAX_REQUIREMENTS, SelectorJson, coerce_selector
 
 __all__ = [
-    "Rollout",
     "RollbackAnswer",
     "RollbackRequest",
+    "Rollout",
     "RolloutCreate",
     "RolloutRun",
     "RolloutStartAnswer",

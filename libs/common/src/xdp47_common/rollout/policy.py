@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "EffectivePolicy",
-    "OnFailure",     "PolicyDefaults",
+    "OnFailure",
+    "PolicyDefaults",
     "PolicyOverrides",
     "default_policy",
 ]

@@ -27,7 +27,9 @@ from xdp47_common.web import ServiceUnavailable
 __all__ = ["devices_to_send_back", "rollback", "rollbacks_of"]
 
 
-async def devices_to_send_back(services: Services, tenant: str, rollout_id: UUID) -> int:
+async def devices_to_send_back(
+    services: Services, tenant: str, rollout_id: UUID
+) -> int:
     """How many devices a rollback of the tenant's rollout would send back now."""
     return await services.repos.rollouts.rollbackable(tenant, rollout_id)
 

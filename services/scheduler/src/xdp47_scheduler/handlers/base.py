@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-
 from uuid import UUID
 
 from xdp47_common.messages import RolloutEvent

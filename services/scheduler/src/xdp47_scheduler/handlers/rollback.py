@@ -33,7 +33,11 @@ async def handle_rollback(
         original = await tx.lock(row.id)
         assert original is not None  # locked by this transaction
         return await start_rollback(
-            tx, original, command.rollback_id, command.policy_id, ctx,
+            tx,
+            original,
+            command.rollback_id,
+            command.policy_id,
+            ctx,
             restarted=restarted,
         )
 

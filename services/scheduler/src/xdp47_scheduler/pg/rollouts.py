@@ -250,9 +250,7 @@ async def rollbackable(conn: Connection, row: RolloutRow) -> int:
 async def create_rollback(
     conn: Connection, original: RolloutRow, rollback_id: UUID, policy_id: UUID | None
 ) -> RolloutRow | None:
-    created = await conn.fetchval(
-        _CREATE_ROLLBACK, original.id, rollback_id, policy_id
-    )
+    created = await conn.fetchval(_CREATE_ROLLBACK, original.id, rollback_id, policy_id)
     if created is None:
         return None
     return await lock_rollout(conn, rollback_id)

@@ -75,12 +75,13 @@ FROM rollouts WHERE id = $1
 # The follow-up of a wave start, in chunks: pending targets of the current wave
 # move to ``assigned`` (``assigned_at`` = the wave's start, ``baseline_apply`` =
 # the device's last apply now, ``from_artifact_id`` = what it runs now unless
-# it already runs the target's artifact) or, under skip_offline, to ``skipped``/``offline``
-# when the device is not online (the read-time definition never told it). Skips
-# leave ``eligible`` for ``skipped`` in the same statement. SKIP LOCKED lets two
-# schedulers share the work; the rollout must still be running. Without a stored
-# effective policy (a rollout started before it was kept), skip_offline falls back
-# to the default of XDP47_SCHED_SKIP_OFFLINE (true), as ``adapters.desired`` does.
+# it already runs the target's artifact) or, under skip_offline, to
+# ``skipped``/``offline`` when the device is not online (the read-time
+# definition never told it). Skips leave ``eligible`` for ``skipped`` in the
+# same statement. SKIP LOCKED lets two schedulers share the work; the rollout
+# must still be running. Without a stored effective policy (a rollout started
+# before it was kept), skip_offline falls back to the default of
+# XDP47_SCHED_SKIP_OFFLINE (true), as ``adapters.desired`` does.
 _ASSIGN_CHUNK = """
 WITH cur AS (
     SELECT r.id, r.attempt, r.current_wave AS wave, rr.started_at, r.artifact_id,

@@ -289,7 +289,9 @@ def rollback_rollout(
     ref: RolloutArg,
     policy: Annotated[
         str | None,
-        typer.Option(help="Policy id or name of the rollback (default: the rollout's)."),
+        typer.Option(
+            help="Policy id or name of the rollback (default: the rollout's)."
+        ),
     ] = None,
     fmt: OutputFormat = OutputOption,
 ) -> None:

@@ -119,9 +119,7 @@ async def rollout_page(
     request: Request,
     session: SessionDep,
     services: ServicesDep,
-    sent: Annotated[
-        str | None, Query(pattern="^(start|retry|abort|rollback)$")
-    ] = None,
+    sent: Annotated[str | None, Query(pattern="^(start|retry|abort|rollback)$")] = None,
 ) -> Response:
     page_scope(session, Scope.ROLLOUTS_READ)
     rollout = await find_rollout(services, session, rollout_id)

@@ -65,6 +65,4 @@ async def rollback_action(
     answer = await call_api(
         rollback_cases.rollback(services, session.principal, rollout_id, body)
     )
-    return RedirectResponse(
-        f"/ui/rollouts/{answer.id}?sent=rollback", status_code=303
-    )
+    return RedirectResponse(f"/ui/rollouts/{answer.id}?sent=rollback", status_code=303)
