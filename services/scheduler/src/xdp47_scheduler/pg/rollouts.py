@@ -229,13 +229,17 @@ WHERE s.rollout_id = $1 AND s.from_artifact_id IS NOT NULL
 
 # A rollback is a draft copy of the undone rollout's artifact, channel and waves
 # that selects by ``rollback_of`` (``selector_sql.rollout_selects``), not by
-# labels or group; started in the same transaction.
+# labels or group; started in the same transaction. A policy that is not the
+# tenant's (the API answers 404 before publishing) falls back to the original's.
 _CREATE_ROLLBACK = """
 INSERT INTO rollouts (id, tenant, name, artifact_id, policy_id, selector, channel,
                       waves, wave_percentages, kind, rollback_of)
 SELECT $2, o.tenant,
        left('rollback of ' || coalesce(o.name, o.id::text), 200),
-       o.artifact_id, coalesce($3, o.policy_id), '{}'::jsonb, o.channel, o.waves,
+       o.artifact_id,
+       coalesce((SELECT p.id FROM policies AS p
+                 WHERE p.tenant = o.tenant AND p.id = $3), o.policy_id),
+       '{}'::jsonb, o.channel, o.waves,
        o.wave_percentages, 'rollback', o.id
 FROM rollouts AS o WHERE o.id = $1
 ON CONFLICT (id) DO NOTHING
