@@ -24,6 +24,7 @@ from xdp47_cli.commands._common import (
     typed,
 )
 from xdp47_cli.commands.plan import show_plan
+from xdp47_cli.commands.rollback import rollback_rollout
 from xdp47_cli.errors import CliError, guarded
 from xdp47_cli.output import (
     Column,
@@ -48,7 +49,6 @@ from xdp47_cli.runtime import runtime
 from xdp47_cli.watch import fetch_progress, progress_table, watch, wave_line
 from xdp47_common.models import (
     ProgressState,
-    RollbackAnswer,
     Rollout,
     RolloutDevice,
     RunProgress,
@@ -107,6 +107,9 @@ DEVICE_COLUMNS = [
     Column("device status", get("device_status")),
     Column("told", get("assigned_at")),
     Column("finished", get("finished_at")),
+    # What the device ran before (a rollback's destination) and what it is sent.
+    Column("from", get("from_version"), only=OutputFormat.WIDE),
+    Column("to", get("version"), only=OutputFormat.WIDE),
 ]
 
 
@@ -282,34 +285,7 @@ def retry_rollout(
     _command(ctx, "retry", ref, fmt)
 
 
-@app.command("rollback")
-@guarded
-def rollback_rollout(
-    ctx: typer.Context,
-    ref: RolloutArg,
-    policy: Annotated[
-        str | None,
-        typer.Option(
-            help="Policy id or name of the rollback (default: the rollout's)."
-        ),
-    ] = None,
-    fmt: OutputFormat = OutputOption,
-) -> None:
-    """Send every device that applied the rollout's artifact back to what it ran
-    before, in a new rollout (kind rollback); a running rollout is aborted first."""
-    with runtime(ctx).client() as client:
-        rid = rollout_ref(client, ref)
-        body = {"policy": str(policy_ref(client, policy))} if policy else {}
-        answer = client.post(f"/api/rollouts/{rid}:rollback", body)
-    typed(RollbackAnswer, answer)
-    if fmt.machine:
-        emit_data(answer, fmt)
-        return
-    emit_value(
-        f"rollback of rollout {rid} requested: rollout {answer['rollback_id']} sends "
-        f"{answer['devices']} devices back; follow it with "
-        f"`xdp47 rollouts watch {answer['rollback_id']}`"
-    )
+app.command("rollback")(rollback_rollout)
 
 
 @app.command("runs")
