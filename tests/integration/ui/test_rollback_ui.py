@@ -78,6 +78,8 @@ async def test_roll_back_from_the_rollout_page(
         rid = await _rolled_out(client, pool, tenant)
         page = (await client.get(f"/ui/rollouts/{rid}")).text
         assert 'data-action="rollback"' in page
+        # Each device shows what it ran before: where a rollback sends it.
+        assert page.count('data-from="1.1.0"') == 3
         dialog = (await client.get(f"/ui/rollouts/{rid}/rollback")).text
         assert 'data-affected="2"' in dialog
         assert "careful-back" in dialog
