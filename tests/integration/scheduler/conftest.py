@@ -18,6 +18,7 @@ from xdp47_common.adapters.amqp import AmqpPublisher, connect, declare_topology
 from xdp47_common.messages import (
     AbortRollout,
     RetryRollout,
+    RolloutCommand,
     RolloutEvent,
     StartRollout,
 )
@@ -139,7 +140,7 @@ class Commands:
         self._publisher = publisher
         self._topology = topology
 
-    async def send(self, command: StartRollout | RetryRollout | AbortRollout) -> None:
+    async def send(self, command: RolloutCommand) -> None:
         await self._publisher.publish(
             self._topology.commands, self._topology.command_key(command.type), command
         )
