@@ -176,3 +176,12 @@ async def test_an_unknown_body_field_is_422(client, pool, tenant):
         f"/api/rollouts/{rid}:rollback", headers=h, json={"polcy": "x"}
     )
     assert r.status_code == 422
+
+
+async def test_a_nul_in_the_policy_is_422_not_500(client, pool, tenant):
+    h, rid, _, _ = await _applied_rollout(client, pool, tenant)
+    r = await client.post(
+        f"/api/rollouts/{rid}:rollback", headers=h, json={"policy": "a\u0000b"}
+    )
+    assert r.status_code == 422, r.text
+    assert "policy" in r.text

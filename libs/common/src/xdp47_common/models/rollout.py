@@ -20,6 +20,7 @@ from xdp47_common.models.base import (
     NotBool,
     ReadModel,
     TenantId,
+    Text,
     WriteModel,
 )
 from xdp47_common.models.device import ChannelName
@@ -200,7 +201,7 @@ class RolloutStartAnswer(Rollout):
 class RollbackRequest(WriteModel):
     """The optional body of ``POST /api/rollouts/{id}:rollback``."""
 
-    policy: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+    policy: Annotated[Text, Field(min_length=1, max_length=100)] | None = Field(
         default=None,
         description="The policy the rollback runs under, by id or name; default "
         "the rolled-back rollout's.",
