@@ -101,7 +101,10 @@ def _credential(device_id: str) -> str:
 async def _told(cache: DesiredCache, device_id: str, rid: uuid.UUID) -> bool:
     view = await cache.lookup(_credential(device_id))
     assert view is not None, device_id
-    return view.desired.action == "update" and view.desired.rollout_id == rid
+    if view.action != "update":
+        return False
+    # The cached answer is the desired state's JSON: which rollout says update.
+    return bool(json.loads(view.payload).get("rollout_id") == str(rid))
 
 
 async def _poll_until_told(

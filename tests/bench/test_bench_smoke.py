@@ -64,3 +64,14 @@ def test_b3_planning_through_the_runner(server_db_url: str) -> None:
         "in/notin 7%",
     ], lines
     assert all(line["ok"] and line["same_plan"] for line in lines), lines
+
+
+def test_b4_wave_advance_through_the_runner(server_db_url: str) -> None:
+    """B4 at 2,000 devices: every wave's devices are told (the figures' size
+    is not this test's business)."""
+    lines = runner.run_script(
+        "wave_advance.py", ["--devices", "2000", "--waves", "4"], db_url=server_db_url
+    )
+    assert len(lines) == 1, lines
+    assert lines[0]["ok"], lines
+    assert lines[0]["advances"] == 3, lines

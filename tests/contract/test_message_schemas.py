@@ -20,11 +20,15 @@ from pydantic import BaseModel
 
 from xdp47_common.messages import (
     AbortRollout,
+    ApproveRollout,
     DesiredState,
     Envelope,
     HeartbeatBatch,
     HeartbeatBody,
     HeartbeatReceived,
+    PauseRollout,
+    PromoteRollout,
+    ResumeRollout,
     RetryRollout,
     RollbackRollout,
     RolloutEvent,
@@ -41,6 +45,10 @@ PUBLISHED: list[type[BaseModel]] = [
     RetryRollout,
     AbortRollout,
     RollbackRollout,
+    PauseRollout,
+    ResumeRollout,
+    ApproveRollout,
+    PromoteRollout,
     RolloutEvent,
     # The device protocol: agents in the field speak these and update slowly.
     HeartbeatBody,

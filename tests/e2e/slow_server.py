@@ -1,6 +1,8 @@
 """An artifact host the test controls: it serves one file, and while ``hold`` is
 set it sends the first half and then waits for ``release``, so a download is
 reliably caught in the middle (a crash test needs that without timing luck).
+While ``fail_next`` is above zero, a request is answered 503 instead (and counts
+it down): a host that is flaky for a known number of downloads.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class HeldFileServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.held = 0  # downloads now waiting half-way
         self.served = 0  # downloads sent whole
+        self.fail_next = 0  # answer this many more requests 503
+        self.requests = 0  # every GET, answered or refused
 
     @property
     def url(self) -> str:
@@ -39,6 +43,16 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.requests += 1
+            refuse = self.server.fail_next > 0
+            if refuse:
+                self.server.fail_next -= 1
+        if refuse:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         content = self.server.content
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")

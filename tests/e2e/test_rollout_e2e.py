@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -68,6 +69,41 @@ def test_a_good_release_completes_in_three_waves_on_every_device(
         assert device.applied_version == GOOD
         assert device.applied_files() == [f"applied_{artifact['id']}"]
         assert device.staging() == []
+
+
+def test_the_audit_trail_of_the_run_lists_every_action_with_its_actor(
+    good_rollout: dict[str, Any], e2e_fleet: Fleet, operator: Operator
+) -> None:
+    rid = good_rollout["rollout"]["id"]
+    answer = operator.http.get("/api/audit", params={"rollout": rid, "order": "asc"})
+    assert answer.status_code == 200, answer.text
+    trail = answer.json()
+    seen = Counter(
+        (r["action"], r["actor"], r["on_behalf_of"], r["outcome"]) for r in trail
+    )
+    op = "dev-token"  # the operator (and the agents' claims) use the dev token
+    assert seen == Counter(
+        {
+            ("rollout.created", op, None, "applied"): 1,
+            ("rollout.start.requested", op, None, "accepted"): 1,
+            ("rollout.start", op, None, "applied"): 1,
+            ("rollout.started", "scheduler", op, "applied"): 1,
+            ("rollout.wave_started", "scheduler", op, "applied"): 1,
+            ("rollout.wave_finished", "scheduler", None, "applied"): 3,
+            ("rollout.wave_started", "scheduler", None, "applied"): 2,
+            ("rollout.completed", "scheduler", None, "applied"): 1,
+        }
+    ), trail
+    waves = [
+        r["detail"].get("wave") for r in trail if r["action"] == "rollout.wave_started"
+    ]
+    assert waves == [1, 2, 3]
+    assert trail[-1]["status_after"] == "completed"
+    claims = operator.http.get(
+        "/api/audit", params={"action": "device.*", "limit": 1000}
+    )
+    claimed = {r["subject_id"] for r in claims.json()}
+    assert {d.id for d in e2e_fleet.devices} <= claimed
 
 
 def test_a_bad_release_fails_at_wave_one_and_goes_no_further(

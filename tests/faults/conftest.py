@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import (
-    FIGURES,
     Outcome,
     drive_rollout,
     figure,
@@ -24,13 +23,6 @@ from tests.faults.harness import (
 )
 from tests.support.brokers import OwnPostgres, OwnRabbit
 from tests.support.processes import log_sections
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("fault figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(wrapper=True)

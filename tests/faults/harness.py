@@ -38,12 +38,12 @@ from tests.support.control_plane import (
     fresh_database,
     start_control_plane,
 )
+from tests.support.figures import record
 from tests.support.processes import ProcessGroup
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.topology import Topology
 
 __all__ = [
-    "FIGURES",
     "FLEET_SIZE",
     "Outcome",
     "Stack",
@@ -67,6 +67,9 @@ POLICY = {
     "min_success_ratio": 0.9,
     "max_failures_per_wave": 10,
     "wave_deadline_seconds": 600,
+    # The simulated devices give an artifact up after one failed apply and never
+    # try it again: a per-device retry would wait for the deadline instead.
+    "max_device_retries": 0,
 }
 # Small intervals so a scenario takes seconds; a long offline timeout so a broker
 # outage does not make the fleet "offline" (scenario 6 sets its own).
@@ -79,14 +82,12 @@ BASE_ENV = {
 }
 TERMINAL = ("completed", "partial", "failed", "aborted")
 
+
 # The figure lines of this run, printed at its end by the suite's conftest.
-FIGURES: list[str] = []
-
-
 def figure(line: str) -> None:
-    """Record (and print, visible with ``-s``) a scenario's figure line."""
-    FIGURES.append(line)
-    print(line)  # noqa: T201 - the figure line is the scenario's output
+    """Record (and print, visible with ``-s``) a scenario's figure line, shown
+    in the run's summary under "fault figures"."""
+    record("fault figures", line)
 
 
 @dataclass

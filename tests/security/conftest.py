@@ -7,6 +7,7 @@ in the terminal summary (``== figures ==``) so a CI log shows them, pass or fail
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,21 +15,13 @@ import asyncpg
 import pytest
 
 from tests.conftest import migrated_database
+from tests.support import figures
 from xdp47_common.adapters.pg import create_pool
-
-_FIGURES: list[str] = []
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _FIGURES:
-        terminalreporter.section("figures")
-        for line in _FIGURES:
-            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
 def figure() -> Callable[[str], None]:
-    return _FIGURES.append
+    return functools.partial(figures.record, "figures")
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,9 @@ import pytest
 from tests.integration.api.support import auth
 from xdp47_common.tokens import SecretKind, hash_secret, looks_valid
 
-pytestmark = pytest.mark.integration
+# Each case starts the admin command several times; a Python start-up takes
+# seconds on a loaded machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 
 ADMIN = str(Path(sys.executable).parent / "xdp47-admin")
 

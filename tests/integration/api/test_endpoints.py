@@ -187,6 +187,36 @@ async def test_policies(client, tenant, token):
     assert missing.status_code == 404
 
 
+async def test_a_policy_keeps_its_retry_fields(client, tenant, token):
+    body = {
+        "tenant": tenant,
+        "name": "patient",
+        "max_device_retries": 3,
+        "retry_backoff_seconds": 10,
+        "retry_backoff_max_seconds": 60,
+    }
+    r = await client.post("/api/policies", headers=auth(token), json=body)
+    assert r.status_code == 201, r.text
+    policy = r.json()
+    assert (
+        policy["max_device_retries"],
+        policy["retry_backoff_seconds"],
+        policy["retry_backoff_max_seconds"],
+    ) == (3, 10, 60)
+    got = await client.get(f"/api/policies/{policy['id']}", headers=auth(token))
+    assert got.json() == policy
+    for bad, field in (
+        ({"max_device_retries": 11}, "max_device_retries"),
+        ({"retry_backoff_seconds": -1}, "retry_backoff_seconds"),
+        ({"retry_backoff_max_seconds": 5}, "retry_backoff_max_seconds"),
+    ):
+        r = await client.post(
+            "/api/policies", headers=auth(token), json=body | {"name": "x"} | bad
+        )
+        assert r.status_code == 422, r.text
+        assert f"body.{field}" in r.json()["detail"]
+
+
 async def test_a_policy_name_is_unique_in_its_tenant_only(client, pool, tenant, token):
     body = {"tenant": tenant, "name": "careful"}
     assert (

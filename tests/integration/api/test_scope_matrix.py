@@ -48,13 +48,19 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("POST", "/api/rollouts/{rollout_id}:retry"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:abort"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:rollback"): Scope.ROLLOUTS_WRITE,
+    ("POST", "/api/rollouts/{rollout_id}:pause"): Scope.ROLLOUTS_WRITE,
+    ("POST", "/api/rollouts/{rollout_id}:resume"): Scope.ROLLOUTS_WRITE,
+    ("POST", "/api/rollouts/{rollout_id}:promote"): Scope.ROLLOUTS_WRITE,
+    ("POST", "/api/rollouts/{rollout_id}:approve"): Scope.ROLLOUTS_APPROVE,
     ("GET", "/api/tenants"): Scope.TENANTS_READ,
     ("POST", "/api/tenants"): Scope.TENANTS_WRITE,
+    ("PATCH", "/api/tenants/{tenant_id}"): Scope.TENANTS_WRITE,
     ("GET", "/api/tokens"): Scope.TOKENS_READ,
     ("POST", "/api/tokens"): Scope.TOKENS_WRITE,
     ("GET", "/api/tokens/{token_id}"): Scope.TOKENS_READ,
     ("POST", "/api/tokens/{token_id}:revoke"): Scope.TOKENS_WRITE,
     ("DELETE", "/api/tokens/{token_id}"): Scope.TOKENS_WRITE,
+    ("GET", "/api/audit"): Scope.AUDIT_READ,
     ("GET", "/livez"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
@@ -153,6 +159,7 @@ async def fixtures(client, pool, tenant):
         "rollout_id": ro.json()["id"],
         "token_id": victim.json()["id"],
         "group_id": group.json()["id"],
+        "tenant_id": tenant,
     }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.unit.cli.fakes import (
     NOW,
@@ -17,6 +18,7 @@ from tests.unit.cli.fakes import (
     invoke,
     json_response,
     rollout,
+    tenant,
 )
 
 ARTIFACT: dict[str, Any] = {
@@ -416,3 +418,36 @@ def test_artifact_delete_refused_says_why() -> None:
     result = invoke(handler, "artifacts", "delete", ARTIFACT["id"], "-y")
     assert result.exit_code != 0
     assert why in result.stderr
+
+
+@pytest.mark.parametrize("verb", ["pause", "resume", "approve", "promote"])
+def test_steering_commands_post_their_action_and_say_the_hold(verb: str) -> None:
+    body = rollout("running", hold="paused")
+    recorder = Recorder(lambda r: json_response(202, body))
+    result = invoke(recorder, "rollouts", verb, body["id"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(
+        f"{verb} requested for rollout {body['id']} (status running (paused))"
+    )
+    assert [r.url.path for r in recorder.requests] == [
+        f"/api/rollouts/{body['id']}:{verb}"
+    ]
+
+
+def test_a_refused_approve_prints_the_apis_reason() -> None:
+    body = rollout("running", hold="awaiting_approval")
+    detail = "four-eyes approval: this tenant requires another token"
+    recorder = Recorder(lambda r: json_response(403, {"detail": detail}))
+    result = invoke(recorder, "rollouts", "approve", body["id"])
+    assert result.exit_code == 1
+    assert "four-eyes approval" in result.stderr
+
+
+def test_tenant_set_patches_the_four_eyes_setting() -> None:
+    row = tenant("acme") | {"four_eyes_approval": True}
+    recorder = Recorder(lambda r: json_response(200, row))
+    result = invoke(recorder, "tenants", "set", "acme", "--four-eyes")
+    assert result.exit_code == 0, result.stderr
+    [request] = recorder.requests
+    assert (request.method, request.url.path) == ("PATCH", "/api/tenants/acme")
+    assert list(recorder.bodies()) == [{"four_eyes_approval": True}]

@@ -80,3 +80,29 @@ def test_json_is_the_api_answer() -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == DEVICE
+
+
+def test_the_history_lists_the_failed_tries_of_per_device_retries() -> None:
+    """A target that succeeded on its third try shows its two failed tries."""
+    retried = {
+        **DEVICE["rollout_history"][0],
+        "state": "applied",
+        "reason": None,
+        "reason_detail": None,
+        "device_attempt": 3,
+        "attempts": [
+            {"attempt": 1, "code": "download_failed", "reason": "HTTP 503", "at": NOW},
+            {"attempt": 2, "code": "download_failed", "reason": "HTTP 503", "at": NOW},
+        ],
+    }
+    device = {**DEVICE, "rollout_history": [retried]}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return json_response(200, device)
+
+    result = invoke(
+        answer, "--tenant", TENANT, "devices", "get", "kiosk-1", "-o", "wide"
+    )
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "1 download_failed; 2 download_failed" in flat.replace("│ ", "")

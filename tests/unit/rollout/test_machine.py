@@ -16,14 +16,19 @@ from xdp47_common.rollout import (
     EventName,
     InvalidTransition,
     PlanCount,
+    RolloutHold,
     RolloutState,
     RolloutStatus,
     WaveCounters,
     WaveFinish,
     WaveOutcome,
     abort,
+    approve,
     check_transition,
     decide,
+    pause,
+    promote,
+    resume,
     retry,
     start,
 )
@@ -302,7 +307,7 @@ def test_running_wave_needs_counters():
         decide(state(wave=1), None, make_policy(), LATER)
 
 
-@pytest.mark.parametrize("status", [S.DRAFT, *TERMINAL_STATUSES])
+@pytest.mark.parametrize("status", [S.DRAFT, *sorted(TERMINAL_STATUSES)])
 def test_decide_leaves_non_running_rollouts_alone(status):
     decision = decide(state(status=status, wave=2), ok(), make_policy(), LATER)
     assert not decision.changed
@@ -327,3 +332,106 @@ def test_invalid_state_is_rejected(changes, message):
     args.update(changes)
     with pytest.raises(ValueError, match=message):
         RolloutState(**args)
+
+
+# Steering, written out independently of ACCEPTED_COMMANDS: (command, status,
+# hold) -> the hold after it ("moving" for none), "noop", or InvalidTransition.
+H = RolloutHold
+PHASES_UNDER_TEST = [(s, None) for s in S] + [(S.RUNNING, h) for h in H]
+STEERING: dict[str, dict[Any, Any]] = {
+    "pause": {(S.RUNNING, None): H.PAUSED, (S.RUNNING, H.PAUSED): "noop"},
+    "resume": {(S.RUNNING, H.PAUSED): "moving", (S.RUNNING, None): "noop"},
+    "approve": {(S.RUNNING, H.AWAITING_APPROVAL): "moving"},
+    "promote": {(S.RUNNING, None): "moving"},
+}
+
+
+def run_steering(name, rollout):
+    now = T0 + timedelta(seconds=5)
+    if name == "pause":
+        return pause(rollout, "alice", now)
+    if name == "resume":
+        return resume(rollout, "alice", now)
+    if name == "approve":
+        return approve(rollout, "token:bob", four_eyes=True)
+    return promote(rollout, "alice", make_policy(grace_seconds=30.0), now)
+
+
+@pytest.mark.parametrize(
+    ("name", "phase"), list(itertools.product(STEERING, PHASES_UNDER_TEST))
+)
+def test_steering_matrix(name, phase):
+    status, hold = phase
+    rollout = RolloutState(
+        id=RID,
+        status=status,
+        waves=3,
+        current_wave=None if status is S.DRAFT else 1,
+        current_wave_started_at=None if status is S.DRAFT else T0,
+        attempt=0 if status is S.DRAFT else 1,
+        hold=hold,
+        held_since=T0 if hold else None,
+        started_by="token:alice",
+    )
+    expected = STEERING[name].get(phase)
+    if expected is None:
+        with pytest.raises(InvalidTransition):
+            run_steering(name, rollout)
+        return
+    decision = run_steering(name, rollout)
+    assert decision.status is status  # steering never changes the status
+    if expected == "noop":
+        assert not decision.changed
+        assert decision.events == ()
+    else:
+        assert decision.changed
+        assert decision.hold is (None if expected == "moving" else expected)
+
+
+def test_a_held_rollout_does_not_move():
+    for hold in RolloutHold:
+        held = RolloutState(
+            id=RID,
+            status=S.RUNNING,
+            waves=3,
+            current_wave=1,
+            current_wave_started_at=T0,
+            attempt=1,
+            hold=hold,
+            held_since=T0,
+        )
+        # Past the deadline with devices pending, and with a passing wave.
+        late = T0 + timedelta(hours=5)
+        assert not decide(held, ok(pending=2), make_policy(), late).changed
+        assert not decide(held, ok(), make_policy(), late).changed
+
+
+def test_a_wave_before_an_approval_gate_closes_and_holds():
+    policy = make_policy(approval_before_waves=[2])
+    decision = decide(state(wave=1), ok(), policy, LATER)
+    assert decision.finish_wave is not None
+    assert (decision.current_wave, decision.start_wave) == (1, None)
+    assert (decision.hold, decision.held_since) == (H.AWAITING_APPROVAL, LATER)
+    assert decision.events[-1] == DecisionEvent(
+        EventName.AWAITING_APPROVAL, 2, reason="wave 2 waits for approval"
+    )
+    # Wave 3 is not gated: wave 2 passing starts it.
+    assert decide(state(wave=2), ok(), policy, LATER).start_wave == 3
+
+
+def test_a_promoted_wave_is_judged_without_the_rest_of_its_grace():
+    policy = make_policy(grace_seconds=600.0)
+    soon = T0 + timedelta(seconds=5)
+    assert not decide(state(wave=1), ok(), policy, soon).changed
+    promoted = RolloutState(
+        id=RID,
+        status=S.RUNNING,
+        waves=3,
+        current_wave=1,
+        current_wave_started_at=T0,
+        attempt=1,
+        grace_skipped=True,
+    )
+    assert decide(promoted, ok(), policy, soon).start_wave == 2
+    # Skipping the grace never passes a wave with devices still updating.
+    assert not decide(promoted, ok(pending=1), policy, soon).changed

@@ -1,5 +1,6 @@
-"""The rows of the in-memory ``RolloutStore`` (``memory_store``): devices,
-rollouts, targets, runs, the inbox and the policies, as plain dataclasses."""
+"""The in-memory store's rows (``memory_store``): devices, rollouts, targets,
+runs, and the whole state a transaction copies; ``row`` reads a rollout as the
+port's ``RolloutRow``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from xdp47_common.rollout import RolloutKind, RolloutStatus
+from xdp47_common.models.audit import AuditEntry
+from xdp47_common.rollout import RolloutHold, RolloutKind, RolloutStatus
+from xdp47_scheduler.ports import RolloutRow
 
-__all__ = ["Device", "Rollout", "Run", "State", "Target"]
+__all__ = ["Device", "Rollout", "Run", "State", "Target", "row"]
 
 
 @dataclass
@@ -44,6 +47,10 @@ class Rollout:
     reason: str | None = None
     effective_policy: dict[str, Any] | None = None
     planned: int | None = None
+    hold: RolloutHold | None = None
+    held_since: datetime | None = None
+    grace_skipped: bool = False
+    started_by: str | None = None
     kind: RolloutKind = RolloutKind.ROLLOUT
     rollback_of: UUID | None = None
     name: str | None = None
@@ -79,3 +86,30 @@ class State:
     prior: dict[tuple[UUID, int], int] = field(default_factory=dict)
     inbox: set[tuple[str, UUID]] = field(default_factory=set)
     policies: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
+    four_eyes: set[str] = field(default_factory=set)  # tenants that require it
+    # The audit trail, appended in transaction order (rolled back with the rest).
+    trail: list[AuditEntry] = field(default_factory=list)
+
+
+def row(r: Rollout) -> RolloutRow:
+    return RolloutRow(
+        id=r.id,
+        tenant=r.tenant,
+        artifact_id=r.artifact_id,
+        policy_id=r.policy_id,
+        selector=dict(r.selector),
+        channel=r.channel,
+        waves=r.waves,
+        wave_percentages=r.wave_percentages,
+        status=r.status,
+        current_wave=r.current_wave,
+        current_wave_started_at=r.current_wave_started_at,
+        attempt=r.attempt,
+        effective_policy=r.effective_policy,
+        hold=r.hold,
+        held_since=r.held_since,
+        grace_skipped=r.grace_skipped,
+        started_by=r.started_by,
+        kind=r.kind,
+        rollback_of=r.rollback_of,
+    )

@@ -19,6 +19,8 @@ from typing import Any
 from uuid import UUID
 
 from tests.unit.scheduler.memory_state import Device, Rollout, Run, State, Target
+from tests.unit.scheduler.memory_state import row as rollout_row
+from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
@@ -102,6 +104,13 @@ class MemoryRolloutStore(RolloutStore):
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
         return counts
 
+    async def count_held(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.state.rollouts.values():
+            if r.status is RolloutStatus.RUNNING and r.hold is not None:
+                counts[r.hold.value] = counts.get(r.hold.value, 0) + 1
+        return counts
+
     async def mark_offline(self, older_than: datetime) -> int:
         silent = [
             d
@@ -114,26 +123,6 @@ class MemoryRolloutStore(RolloutStore):
 
     async def reconcile(self) -> dict[str, int]:
         return {"stale_desired": 0, "counters": 0}
-
-
-def _row(r: Rollout) -> RolloutRow:
-    return RolloutRow(
-        id=r.id,
-        tenant=r.tenant,
-        artifact_id=r.artifact_id,
-        policy_id=r.policy_id,
-        selector=dict(r.selector),
-        channel=r.channel,
-        waves=r.waves,
-        wave_percentages=r.wave_percentages,
-        status=r.status,
-        current_wave=r.current_wave,
-        current_wave_started_at=r.current_wave_started_at,
-        attempt=r.attempt,
-        effective_policy=r.effective_policy,
-        kind=r.kind,
-        rollback_of=r.rollback_of,
-    )
 
 
 def _target_artifact(r: Rollout, t: Target) -> UUID:
@@ -162,12 +151,16 @@ class MemoryTx(RolloutTx):
         self.s.inbox.add((consumer, message_id))
         return True
 
+    async def append_trail(self, entries: Sequence[AuditEntry]) -> None:
+        self._store.fail("append_trail")
+        self.s.trail.extend(entries)
+
     async def lock(
         self, rollout_id: UUID, *, skip_locked: bool = False
     ) -> RolloutRow | None:
         self._store.fail("lock")
         r = self.s.rollouts.get(rollout_id)
-        return None if r is None else _row(r)
+        return None if r is None else rollout_row(r)
 
     async def policy_overrides(
         self, tenant: str, policy_id: UUID | None
@@ -212,7 +205,13 @@ class MemoryTx(RolloutTx):
             rollback_of=o.id,
             name=f"rollback of {o.name or o.id}",
         )
-        return _row(self.s.rollouts[rollback_id])
+        return rollout_row(self.s.rollouts[rollback_id])
+
+    async def save_starter(self, rollout_id: UUID, started_by: str | None) -> None:
+        self.s.rollouts[rollout_id].started_by = started_by
+
+    async def four_eyes(self, tenant: str) -> bool:
+        return tenant in self.s.four_eyes
 
     async def write_plan(self, row: RolloutRow) -> PlanCount:
         self._store.fail("write_plan")
@@ -284,8 +283,15 @@ class MemoryTx(RolloutTx):
         r = self.s.rollouts[row.id]
         r.status, r.attempt = decision.status, decision.attempt
         r.current_wave, r.reason = decision.current_wave, reason
+        terminal = decision.status in TERMINAL_STATUSES
+        r.hold = None if terminal else decision.hold
+        r.held_since = None if terminal or r.hold is None else decision.held_since
+        r.grace_skipped = decision.skip_grace and not terminal
+        if decision.shift_wave_clock and r.current_wave_started_at is not None:
+            r.current_wave_started_at += decision.shift_wave_clock
         started = False
         if decision.start_wave is not None:
+            r.grace_skipped = False
             r.current_wave_started_at = self._store.clock()
             started = await self.start_wave(
                 row, attempt=decision.attempt, wave=decision.start_wave

@@ -193,6 +193,21 @@ class ControlSettings(BaseSettings):
     sched_wave_deadline: Annotated[float, Field(gt=0)] = Field(
         default=900.0, description="Default per-wave deadline in seconds (timed_out)."
     )
+    sched_max_device_retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=2,
+        description="Default max_device_retries: more tries a device gets after a "
+        "failed download, verification or apply before it counts as failed.",
+    )
+    sched_retry_backoff: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=30.0,
+        description="Default retry_backoff_seconds: the wait before a device's "
+        "first retry, doubled for each further one.",
+    )
+    sched_retry_backoff_max: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=300.0,
+        description="Default retry_backoff_max_seconds: the longest wait between "
+        "a device's tries.",
+    )
     sched_offline_after: Annotated[float, Field(gt=0)] = Field(
         default=90.0, description="Seconds of silence after which a device is offline."
     )

@@ -4,8 +4,16 @@ control plane asks for, report the outcome in the next heartbeat.
 Everything that touches the outside (HTTP client, clock, sleep, metrics, random,
 fault points) is injected, so one process can run thousands of agents on one
 event loop and tests can drive ``step()`` one heartbeat at a time. The apply
-itself is ``applying.fetch_and_commit``; the checks on a desired state and the
-per-artifact backoff are ``desired_checks``.
+itself is ``applying.fetch_and_commit``; the checks on a desired state, the
+server's retry wait and the per-artifact backoff are ``desired_checks``.
+
+Two retry regimes: when the desired state names the device's try
+(``device_attempt``, per-device retries of a running rollout), the server
+directs them: the agent makes each try once, not before its ``retry_after``,
+and reports its outcome with the try's number; the scheduler counts the failure
+and grants the next try (or ends it). Otherwise (a kept desired state, a server
+that predates the field) the agent backs off on its own
+(``XDP47_APPLY_BACKOFF`` doubling up to ``XDP47_APPLY_BACKOFF_MAX``).
 """
 
 from __future__ import annotations
@@ -23,7 +31,12 @@ from pydantic import ValidationError
 
 from xdp47_agent.applying import fetch_and_commit
 from xdp47_agent.config import AgentConfig
-from xdp47_agent.desired_checks import ArtifactBackoff, stale_reason
+from xdp47_agent.desired_checks import (
+    ArtifactBackoff,
+    TryKey,
+    retry_wait,
+    stale_reason,
+)
 from xdp47_agent.download import DownloadLimits
 from xdp47_agent.fsutil import FaultHook, no_fault
 from xdp47_agent.identity import DeviceIdentity
@@ -44,6 +57,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 _MAX_ERROR_BACKOFF = 300.0
+_RETRY_MARGIN = 0.05
 
 
 class Agent:
@@ -91,6 +105,10 @@ class Agent:
         self._last_apply: LastApply | None = None
         self._agent_error: str | None = None
         self._backoff: dict[UUID, ArtifactBackoff] = {}
+        # Per-device retries directed by the server: the last try made (each is
+        # made once) and, while the server asks to wait, the seconds left.
+        self._tried: TryKey | None = None
+        self._retry_in: float | None = None
         self._rejects = RejectedStore(config.state_dir, fault=fault)
         self._rejected: Rejected | None = None
         self._logged_error: str | None = None
@@ -186,11 +204,17 @@ class Agent:
             return self._interval(None)
         self.last_desired = desired
         self._forget_unless_asked(desired)
+        self._retry_in = None
         if desired.action == "update" and await self._reconcile(desired):
             return 0.0
         if self._agent_error is None:
             self._logged_error = None
-        return self._interval(desired.heartbeat_interval)
+        interval = self._interval(desired.heartbeat_interval)
+        if self._retry_in is not None:
+            # Wake for the retry rather than a heartbeat interval later; the
+            # margin keeps the next answer's server_time past retry_after.
+            return min(interval, self._retry_in + _RETRY_MARGIN)
+        return interval
 
     def _log_error(self, message: str, *args: object) -> None:
         """Log a problem at ERROR when it starts, at DEBUG while it lasts: a
@@ -241,8 +265,19 @@ class Agent:
             self._last_apply = self._rejected.failure
             log.debug("artifact %s not fetched again: its bytes were refused", aid)
             return False
+        key = TryKey.of(desired)
         backoff = self._backoff.get(aid)
-        if backoff is not None and self._clock() < backoff.not_before:
+        if key is not None:
+            # The server directs the tries (per-device retries): each once,
+            # and not before its retry_after.
+            if key == self._tried:
+                return False
+            wait = retry_wait(desired, utcnow())
+            if wait > 0:
+                self._retry_in = wait
+                log.debug("try %d of %s in %.1fs", key.device_attempt, aid, wait)
+                return False
+        elif backoff is not None and self._clock() < backoff.not_before:
             return False
         try:
             await self._apply(desired, aid)
@@ -256,22 +291,31 @@ class Agent:
                 at=utcnow(),
                 rollout_id=desired.rollout_id,
                 attempt=desired.attempt,
+                device_attempt=desired.device_attempt,
             )
             if exc.code in VERIFICATION_CODES:
                 self._rejected = Rejected.of(desired, self._last_apply)
                 self._rejects.save(self._rejected)
-            self._backoff[aid] = ArtifactBackoff.after(
-                backoff,
-                base=self.config.apply_backoff,
-                cap=self.config.apply_backoff_max,
-                now=self._clock(),
-                rng=self._rng,
-            )
+            if key is not None:
+                self._tried = key
+            else:
+                self._backoff[aid] = ArtifactBackoff.after(
+                    backoff,
+                    base=self.config.apply_backoff,
+                    cap=self.config.apply_backoff_max,
+                    now=self._clock(),
+                    rng=self._rng,
+                )
             return True
         self._backoff.pop(aid, None)
         assert self._current is not None
         self._last_apply = LastApply(
-            artifact_id=aid, result=ApplyResult.OK, at=self._current.applied_at
+            artifact_id=aid,
+            result=ApplyResult.OK,
+            at=self._current.applied_at,
+            rollout_id=desired.rollout_id,
+            attempt=desired.attempt,
+            device_attempt=desired.device_attempt,
         )
         log.info("applied %s (%s)", self._current.version, aid)
         return True

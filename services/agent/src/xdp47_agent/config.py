@@ -130,7 +130,10 @@ class AgentConfig(BaseModel):
     )
     request_timeout: Annotated[float, Field(gt=0)] = 10.0
     apply_backoff: Annotated[float, Field(gt=0)] = Field(
-        default=5.0, description="First wait before retrying an artifact that failed."
+        default=5.0,
+        description="First wait before retrying an artifact that failed, when the "
+        "answer names no try (device_attempt); otherwise the server's retry_after "
+        "governs.",
     )
     apply_backoff_max: Annotated[float, Field(gt=0)] = Field(
         default=600.0, description="Cap of the per-artifact retry wait."

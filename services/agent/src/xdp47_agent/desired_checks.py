@@ -1,11 +1,13 @@
-"""Checks an agent makes on a desired state before acting on it, and the
-per-artifact backoff after a failed apply: pure functions of their arguments."""
+"""Checks an agent makes on a desired state before acting on it, the wait the
+server asks for before a retry, and the per-artifact backoff after a failed apply
+when the server directs no retries: pure functions of their arguments."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 from packaging.version import InvalidVersion, Version
 
@@ -14,11 +16,54 @@ from xdp47_common.messages import DesiredState
 
 __all__ = [
     "ArtifactBackoff",
+    "TryKey",
     "downgrade_reason",
     "issued_at",
+    "retry_wait",
     "stale_reason",
     "valid_version",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class TryKey:
+    """One try the server asked for: the rollout, its attempt, the device's try
+    within it (``device_attempt``) and the artifact. The agent makes each once:
+    after a failed try, the next one is the server's to grant (a new
+    ``device_attempt``), so the agent never spends a try the server did not
+    count."""
+
+    rollout_id: UUID | None
+    attempt: int | None
+    device_attempt: int
+    artifact_id: UUID | None
+
+    @classmethod
+    def of(cls, desired: DesiredState) -> TryKey | None:
+        """The try ``desired`` asks for; None when it names none (a kept desired
+        state, or a server that predates per-device retries)."""
+        if desired.device_attempt is None:
+            return None
+        return cls(
+            desired.rollout_id,
+            desired.attempt,
+            desired.device_attempt,
+            desired.artifact_id,
+        )
+
+
+def retry_wait(desired: DesiredState, now: datetime) -> float:
+    """Seconds to wait before the try ``desired`` asks for (0: go now).
+
+    ``retry_after`` and ``server_time`` are both the server's clock, so their
+    difference is the wait whatever the device's clock says; ``now`` (the
+    device's clock) stands in only for an answer without ``server_time``.
+    """
+    after = issued_at(desired.retry_after)
+    if after is None:
+        return 0.0
+    reference = issued_at(desired.server_time) or now
+    return max(0.0, (after - reference).total_seconds())
 
 
 @dataclass

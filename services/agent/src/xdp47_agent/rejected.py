@@ -8,9 +8,11 @@ and attempt) with the failure it reported, in memory and in
 ``state_dir/rejected.json`` when the dir can be written (a restart must not fetch
 it again either), and reports that failure in every heartbeat until the desired
 state names something else: another artifact, other bytes (sha256), another
-rollout (a rollback or a new rollout of the same artifact), or another attempt of
-the same rollout (a retry). Failures that may pass on a second try (network,
-disk) are not remembered here; they back off instead.
+rollout (a rollback or a new rollout of the same artifact), another attempt of
+the same rollout (a retry), or another try the scheduler granted
+(``device_attempt``: it grants one only for a failure it retries, such as a
+truncated download reported as a size mismatch). Failures that may pass on a
+second try (network, disk) are not remembered here; they back off instead.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Rejected:
     rollout_id: UUID | None
     attempt: int | None
     failure: LastApply
+    device_attempt: int | None = None
 
     def matches(self, desired: DesiredState) -> bool:
         """True when ``desired`` asks for exactly the bytes that were refused."""
@@ -61,6 +64,7 @@ class Rejected:
             and (desired.sha256 or "").strip().lower() == self.sha256
             and desired.rollout_id == self.rollout_id
             and desired.attempt == self.attempt
+            and desired.device_attempt == self.device_attempt
         )
 
     @classmethod
@@ -72,6 +76,7 @@ class Rejected:
             desired.rollout_id,
             desired.attempt,
             failure,
+            desired.device_attempt,
         )
 
     def to_json(self) -> bytes:
@@ -81,6 +86,7 @@ class Rejected:
                 "sha256": self.sha256,
                 "rollout_id": str(self.rollout_id) if self.rollout_id else None,
                 "attempt": self.attempt,
+                "device_attempt": self.device_attempt,
                 "failure": self.failure.model_dump(mode="json"),
             },
             sort_keys=True,
@@ -96,6 +102,11 @@ class Rejected:
             UUID(str(rollout)) if rollout else None,
             int(data["attempt"]) if data.get("attempt") is not None else None,
             LastApply.model_validate(data["failure"]),
+            (
+                int(data["device_attempt"])
+                if data.get("device_attempt") is not None
+                else None
+            ),
         )
 
 

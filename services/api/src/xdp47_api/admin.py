@@ -23,6 +23,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from xdp47_api.acting import ADMIN_ACTOR, act_as
 from xdp47_api.minting import mint_token
 from xdp47_api.repositories.registry import Repositories
 from xdp47_common.adapters.pg_probe import (
@@ -143,6 +144,8 @@ async def _run(db_url: str, args: argparse.Namespace, scopes: list[Scope]) -> No
     except DatabaseUnreachable as exc:
         raise Refused(f"PostgreSQL at XDP47_DB_URL is unreachable: {exc}") from None
     repos = Repositories(pool)
+    # Its writes are audited like the API's, by the command line as the actor.
+    act_as(ADMIN_ACTOR)
     try:
         async with schema_required():
             if args.command == "create-tenant":

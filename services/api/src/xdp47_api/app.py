@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from xdp47_api.acting import ActorScope
 from xdp47_api.api_docs import install_api_docs
 from xdp47_api.blobs import BlobStore, FsBlobStore
 from xdp47_api.blobs_s3 import S3BlobStore
@@ -130,6 +131,8 @@ def create_app(settings: ControlSettings, *, bus: Bus | None = None) -> FastAPI:
             "artifacts": artifacts_ready,
         },
     )
+    # Each request names its own actor for the audit trail (xdp47_api.acting).
+    app.add_middleware(ActorScope)
     for router in ROUTERS:
         app.include_router(router)
     # The operator web UI under /ui (pages, static files, SSE); see docs/ui.md.

@@ -18,6 +18,7 @@ from uuid import UUID
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
+from xdp47_api.acting import Actor, act_as
 from xdp47_api.repositories.tokens import LAST_USED_RESOLUTION
 from xdp47_api.state import ServicesDep
 from xdp47_common.clock import utcnow
@@ -28,6 +29,7 @@ from xdp47_common.web import bind_request_context
 __all__ = [
     "DEV_ACTOR",
     "Principal",
+    "act_as_principal",
     "authenticate",
     "bearer_scheme",
     "not_found_tenant",
@@ -80,6 +82,11 @@ class Principal:
             raise not_found_tenant(tenant)
 
 
+def act_as_principal(principal: Principal) -> None:
+    """Name ``principal`` as this request's actor (the audit trail's who)."""
+    act_as(Actor(principal.actor, principal.display_name, principal.tenant))
+
+
 def not_found_tenant(tenant: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"tenant '{tenant}' not found")
 
@@ -123,6 +130,7 @@ async def authenticate(
             raise HTTPException(
                 status_code=403, detail=f"this token lacks the scope '{name}'"
             )
+    act_as_principal(principal)
     return principal
 
 

@@ -7,8 +7,9 @@ passes at once (all its devices skipped, or nothing to retry) starts the next in
 the same transaction. A rollout that ends ``failed`` under ``on_failure:
 rollback`` starts its rollback there too (``start_rollback``), so the failure
 and the rollback commit together, once. All run inside the caller's
-transaction, which holds the rollout's lock. Used by the command handlers and
-the gate evaluation.
+transaction, which holds the rollout's lock, and append each decision to the
+audit trail there (``trail.decision_entries``). Used by the command handlers
+and the gate evaluation.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from xdp47_scheduler.backlog import HeardUntil
 from xdp47_scheduler.events import event_messages
 from xdp47_scheduler.metrics import GATE_EVALUATIONS, WAVE_DURATION, WAVES_STARTED
 from xdp47_scheduler.ports import RolloutRow, RolloutTx
+from xdp47_scheduler.trail import ActingFor, decision_entries, scheduler_entry
 
 __all__ = [
     "Clock",
@@ -58,11 +60,13 @@ _MAX_STEPS = 250
 @dataclass(frozen=True)
 class Context:
     """What handlers need besides the transaction: the scheduler defaults, the
-    clock and the heard-until watermark (wave deadlines are judged from it)."""
+    clock, the heard-until watermark (wave deadlines are judged from it) and,
+    while a command is applied, whom its decisions act for (the audit trail)."""
 
     defaults: EffectivePolicy
     clock: Clock
     heard: HeardUntil
+    acting_for: ActingFor | None = None
 
 
 async def policy_of(tx: RolloutTx, row: RolloutRow, ctx: Context) -> EffectivePolicy:
@@ -80,8 +84,12 @@ async def apply_decision(
     reason: str | None,
     ctx: Context,
     counters: WaveCounters | None = None,
+    occurrence: UUID | None = None,
 ) -> list[RolloutEvent]:
-    """Apply ``decision`` to the locked ``row``; the events to publish after commit."""
+    """Apply ``decision`` to the locked ``row``; the events to publish after commit.
+
+    ``occurrence`` (the command's message id) tells apart events that may happen
+    more than once in one wave (paused, resumed)."""
     story.decision(row, decision, reason, counters)
     finish = decision.finish_wave
     if finish is not None and row.current_wave_started_at is not None:
@@ -97,7 +105,10 @@ async def apply_decision(
         with tracing.span("wave start", attributes):  # null when tracing is off
             if await tx.apply(row, decision, reason):
                 WAVES_STARTED.inc()
-    return event_messages(row.tenant, row.id, decision.attempt, decision.events)
+    await tx.append_trail(decision_entries(row, decision, ctx.acting_for))
+    return event_messages(
+        row.tenant, row.id, decision.attempt, decision.events, occurrence
+    )
 
 
 async def advance(
@@ -118,6 +129,10 @@ async def advance(
         row = await tx.lock(rollout_id)
         if row is None or row.status is not RolloutStatus.RUNNING:
             break
+        if row.hold is not None:
+            # Paused or awaiting approval: no gate judges, no wave starts (not
+            # even the repair of a missing run below).
+            break
         counters = await tx.counters(row)
         if row.current_wave is not None and counters is None:
             # A running wave without its run: repair by starting it again.
@@ -134,6 +149,7 @@ async def advance(
             GATE_EVALUATIONS.labels("timed_out").inc()
             story.wave_timed_out(row, decision.timed_out_wave, counters)
             await tx.time_out_wave(row, decision.timed_out_wave)
+            await tx.append_trail(decision_entries(row, decision, ctx.acting_for))
             events += event_messages(row.tenant, row.id, row.attempt, decision.events)
             continue
         GATE_EVALUATIONS.labels("advanced" if decision.start_wave else "finished").inc()
@@ -173,6 +189,9 @@ async def start_rollback(
         return []
     policy = await policy_of(tx, row, ctx)
     await tx.save_policy(row.id, policy)
+    # Started by the command's sender (an approval under four-eyes needs another
+    # token); by the scheduler itself under ``on_failure: rollback``.
+    await tx.save_starter(row.id, ctx.acting_for.actor if ctx.acting_for else None)
     decision = start(row.state(), await tx.write_plan(row), policy)
     told = RolloutEvent(
         message_id=uuid.uuid5(_ROLLBACK_EVENT_NS, str(rollback_id)),
@@ -182,6 +201,16 @@ async def start_rollback(
         status=original.status.value,
         reason=f"rollback {rollback_id}",
         data={"attempt": original.attempt, "rollback_id": str(rollback_id)},
+    )
+    await tx.append_trail(
+        [
+            scheduler_entry(
+                original,
+                f"rollout.{told.event}",
+                {"attempt": original.attempt, "rollback_id": str(rollback_id)},
+                ctx.acting_for,
+            )
+        ]
     )
     events = [told]
     events += await apply_decision(tx, row, decision, decision.reason, ctx)

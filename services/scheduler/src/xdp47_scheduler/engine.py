@@ -71,7 +71,7 @@ class RolloutEngine:
         self._follow_ups.follow(rollout_id)
 
     async def handle_command(self, command: RolloutCommand) -> None:
-        """Apply a start, retry or abort command once (inbox + state machine)."""
+        """Apply a rollout command once (inbox + state machine)."""
         await dispatch.handle_command(self._runner, self._ctx, command, self._follow)
 
     async def evaluate(self, rollout_id: UUID, *, skip_locked: bool = False) -> None:

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from xdp47_common.bus import Publisher, PublishFailed
 from xdp47_common.messages import RolloutEvent
-from xdp47_common.rollout import DecisionEvent
+from xdp47_common.rollout import DecisionEvent, EventName
 from xdp47_common.topology import Topology
 from xdp47_scheduler.metrics import EVENTS_PUBLISHED
 
@@ -25,6 +25,10 @@ __all__ = ["BusEventSink", "EventSink", "event_messages"]
 log = logging.getLogger(__name__)
 
 _EVENT_NS = UUID("6f0c9b8e-4c1d-4a57-9d0e-47a1c2d3e4f5")
+
+# Events an operator may cause several times in one wave: their message id also
+# names the command that caused them.
+_REPEATABLE = frozenset({EventName.PAUSED, EventName.RESUMED})
 
 
 class EventSink(Protocol):
@@ -36,12 +40,20 @@ def event_messages(
     rollout_id: UUID,
     attempt: int,
     events: Sequence[DecisionEvent],
+    occurrence: UUID | None = None,
 ) -> list[RolloutEvent]:
-    """Turn a decision's events into messages (``data.attempt`` says which try)."""
+    """Turn a decision's events into messages (``data.attempt`` says which try).
+
+    ``occurrence``: the command that caused them (its message id), which tells
+    apart the events that may happen more than once per wave (pause, resume).
+    """
     out = []
     for e in events:
-        # Each event happens at most once per (attempt, wave) of a rollout.
+        # Each event happens at most once per (attempt, wave) of a rollout, but
+        # for pause and resume, once per command.
         key = f"{rollout_id}:{attempt}:{e.wave}:{e.name.value}"
+        if e.name in _REPEATABLE and occurrence is not None:
+            key += f":{occurrence}"
         out.append(
             RolloutEvent(
                 message_id=uuid.uuid5(_EVENT_NS, key),

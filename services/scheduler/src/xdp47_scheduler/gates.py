@@ -39,7 +39,8 @@ async def evaluate(
         if row is None:
             GATE_EVALUATIONS.labels("skipped_locked").inc()
             return []
-        if row.status is not RolloutStatus.RUNNING:
+        if row.status is not RolloutStatus.RUNNING or row.hold is not None:
+            # Held: no gate moves it until a command lifts the hold.
             return []
         policy = await policy_of(tx, row, ctx)
         return await advance(tx, row.id, policy, ctx, restarted=restarted)

@@ -24,6 +24,7 @@ __all__ = [
     "QUEUE_MESSAGES",
     "RECONCILE_REPAIRS",
     "ROLLOUTS",
+    "ROLLOUTS_HELD",
     "WAVES_STARTED",
     "WAVE_DURATION",
 ]
@@ -32,6 +33,12 @@ ROLLOUTS = Gauge(
     "xdp47_scheduler_rollouts",
     "Rollouts by status (refreshed on the timer).",
     ["status"],
+)
+ROLLOUTS_HELD = Gauge(
+    "xdp47_scheduler_rollouts_held",
+    "Running rollouts held, by hold: paused, awaiting_approval (refreshed on the "
+    'timer; they count in xdp47_scheduler_rollouts{status="running"} too).',
+    ["hold"],
 )
 WAVES_STARTED = Counter("xdp47_scheduler_waves_started_total", "Waves started.")
 GATE_EVALUATIONS = Counter(

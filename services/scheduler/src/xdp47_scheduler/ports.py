@@ -22,10 +22,12 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
     PlanCount,
+    RolloutHold,
     RolloutKind,
     RolloutState,
     RolloutStatus,
@@ -55,6 +57,10 @@ class RolloutRow:
     effective_policy: dict[str, Any] | None
     kind: RolloutKind = RolloutKind.ROLLOUT
     rollback_of: UUID | None = None
+    hold: RolloutHold | None = None
+    held_since: datetime | None = None
+    grace_skipped: bool = False
+    started_by: str | None = None
 
     def state(self, *, shortfall: bool = False) -> RolloutState:
         return RolloutState(
@@ -65,6 +71,10 @@ class RolloutRow:
             current_wave_started_at=self.current_wave_started_at,
             attempt=self.attempt,
             shortfall=shortfall,
+            hold=self.hold,
+            held_since=self.held_since,
+            grace_skipped=self.grace_skipped,
+            started_by=self.started_by,
         )
 
 
@@ -73,6 +83,11 @@ class RolloutTx(Protocol):
 
     async def claim(self, consumer: str, message_id: UUID) -> bool:
         """Record ``message_id`` in ``consumer``'s inbox; False if it was before."""
+        ...
+
+    async def append_trail(self, entries: Sequence[AuditEntry]) -> None:
+        """Append to the audit trail (not the reconcile loop's counter audit),
+        committed or rolled back with the rest of this transaction."""
         ...
 
     async def lock(
@@ -105,6 +120,15 @@ class RolloutTx(Protocol):
         None when it exists already (the effect holds)."""
         ...
 
+    async def save_starter(self, rollout_id: UUID, started_by: str | None) -> None:
+        """Record who started the current attempt (a start or retry command's
+        ``requested_by``)."""
+        ...
+
+    async def four_eyes(self, tenant: str) -> bool:
+        """Whether the tenant requires another token than the starter to approve."""
+        ...
+
     async def write_plan(self, row: RolloutRow) -> PlanCount:
         """*Locked.* Plan the rollout's waves (idempotent) and say what it found."""
         ...
@@ -121,8 +145,9 @@ class RolloutTx(Protocol):
         self, row: RolloutRow, decision: Decision, reason: str | None
     ) -> bool:
         """*Locked.* Apply ``decision`` in ``Decision``'s order: close its finished
-        wave's run, store status/attempt/wave/reason, start ``start_wave``, and
-        let go of the devices when the status is terminal.
+        wave's run, store status/attempt/wave/reason and the hold (``hold``,
+        ``held_since``, ``shift_wave_clock``, ``skip_grace``), start
+        ``start_wave``, and let go of the devices when the status is terminal.
 
         Returns:
             Whether a wave started (False when it had started before).
@@ -191,6 +216,10 @@ class RolloutStore(Protocol):
 
     async def count_by_status(self) -> dict[str, int]:
         """How many rollouts are in each status."""
+        ...
+
+    async def count_held(self) -> dict[str, int]:
+        """How many running rollouts are in each hold (paused, awaiting approval)."""
         ...
 
     async def mark_offline(self, older_than: datetime) -> int:

@@ -150,6 +150,19 @@ def decision(
             attempt=made.attempt,
             reason=reason,
         )
+    if made.hold is not row.hold and made.status is RolloutStatus.RUNNING:
+        _tell(
+            logging.INFO,
+            "rollout %s hold %s -> %s%s",
+            row.id,
+            row.hold.value if row.hold else "none",
+            made.hold.value if made.hold else "none",
+            f": {reason}" if reason else "",
+            **_ids(row),
+            from_hold=row.hold.value if row.hold else None,
+            to_hold=made.hold.value if made.hold else None,
+            reason=reason,
+        )
     if made.start_wave is not None:
         _tell(
             logging.INFO,

@@ -1,5 +1,10 @@
 """The timer (every ``XDP47_SCHED_INTERVAL``): offline marking, the gates and the
-follow-up left of every running rollout, repair, and the status gauges."""
+follow-up left of every running rollout, repair, and the status gauges.
+
+A held rollout (paused, awaiting approval) is visited too: its gates answer a
+no-op (``decide``), so neither its deadline nor its grace acts on it, while the
+follow-up of a wave it started before the pause still tells that wave's devices.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from xdp47_common.rollout import RolloutStatus, offline_cutoff
+from xdp47_common.rollout import RolloutHold, RolloutStatus, offline_cutoff
 from xdp47_scheduler.advance import Context
 from xdp47_scheduler.followup import FollowUps
-from xdp47_scheduler.metrics import ROLLOUTS
+from xdp47_scheduler.metrics import ROLLOUTS, ROLLOUTS_HELD
 from xdp47_scheduler.ports import RolloutStore
 
 __all__ = ["OFFLINE_CHECKS", "Timer"]
@@ -72,3 +77,6 @@ class Timer:
         counts = await self._store.count_by_status()
         for status in RolloutStatus:
             ROLLOUTS.labels(status.value).set(counts.get(status.value, 0))
+        held = await self._store.count_held()
+        for hold in RolloutHold:
+            ROLLOUTS_HELD.labels(hold.value).set(held.get(hold.value, 0))

@@ -95,6 +95,9 @@ class ApiClient:
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body).json()
 
+    def patch(self, path: str, body: Any = None) -> Any:
+        return self.request("PATCH", path, json=body).json()
+
     def pages(
         self, path: str, *, params: Query | None = None, limit: int | None = None
     ) -> Iterator[dict[str, Any]]:

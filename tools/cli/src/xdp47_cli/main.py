@@ -16,6 +16,7 @@ import typer
 
 from xdp47_cli.commands import (
     artifacts,
+    audit,
     completion,
     context,
     devices,
@@ -103,6 +104,7 @@ app.add_typer(groups.app, name="groups")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(policies.app, name="policies")
 app.add_typer(rollouts.app, name="rollouts")
+app.command("audit")(audit.audit)
 app.command("demo")(demo)
 app.command("completion")(completion.completion)
 

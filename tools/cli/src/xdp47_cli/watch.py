@@ -81,7 +81,8 @@ def _rollout_line(p: RolloutProgress) -> str:
     wave = f" wave {p.current_wave}/{len(p.waves)}" if p.current_wave else ""
     attempt = f" attempt {p.attempt}" if p.attempt > 1 else ""
     reason = f" — {p.reason}" if p.reason else ""
-    return f"rollout {p.rollout_id} {p.status.value}{wave}{attempt}{reason}"
+    hold = f" ({p.hold.value})" if p.hold else ""
+    return f"rollout {p.rollout_id} {p.status.value}{hold}{wave}{attempt}{reason}"
 
 
 def wave_line(w: WaveProgress) -> str:
@@ -135,6 +136,7 @@ def render(p: RolloutProgress) -> RenderableType:
     style = _STATUS_STYLE.get(p.status, "")
     head = Text.from_markup(
         f"rollout [bold]{p.rollout_id}[/] [{style}]{p.status.value}[/]"
+        + (f" [yellow]({p.hold.value})[/]" if p.hold else "")
         + (f" · wave {p.current_wave}/{len(p.waves)}" if p.current_wave else "")
         + (f" · attempt {p.attempt}" if p.attempt > 1 else "")
     )

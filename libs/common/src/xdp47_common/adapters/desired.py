@@ -32,18 +32,21 @@ from __future__ import annotations
 __all__ = [
     "DESIRED_ARTIFACT",
     "DESIRED_ATTEMPT",
+    "DESIRED_DEVICE_ATTEMPT",
     "DESIRED_JOIN",
+    "DESIRED_RETRY_AFTER",
     "DESIRED_ROLLBACK",
     "DESIRED_ROLLOUT",
     "target_state",
 ]
 
 # LEFT JOIN LATERAL over ``devices AS d`` giving
-# ``live(artifact_id, rollout_id, attempt, rollback)``.
+# ``live(artifact_id, rollout_id, attempt, rollback, device_attempt, retry_after)``.
 DESIRED_JOIN = """
 LEFT JOIN LATERAL (
     SELECT coalesce(t.artifact_id, r.artifact_id) AS artifact_id,
-           r.id AS rollout_id, r.attempt, r.kind = 'rollback' AS rollback
+           r.id AS rollout_id, r.attempt, r.kind = 'rollback' AS rollback,
+           t.device_attempt, t.retry_after
     FROM rollout_targets AS t
     JOIN rollouts AS r ON r.id = t.rollout_id
     WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
@@ -70,6 +73,15 @@ DESIRED_ATTEMPT = "nullif(live.attempt, 0)"
 # Whether a running rollback asks (the agent's downgrade guard lets it through);
 # a kept desired state names what the device already applied: false.
 DESIRED_ROLLBACK = "coalesce(live.rollback, false)"
+# The device's own try at its live target (per-device retries,
+# ``xdp47_common.rollout.retries``) and when it may make it; NULL for a kept
+# desired state. Named only with a rollout attempt: a try belongs to one.
+DESIRED_DEVICE_ATTEMPT = (
+    "CASE WHEN nullif(live.attempt, 0) IS NOT NULL THEN live.device_attempt END"
+)
+DESIRED_RETRY_AFTER = (
+    "CASE WHEN nullif(live.attempt, 0) IS NOT NULL THEN live.retry_after END"
+)
 
 
 def target_state(t: str = "t", r: str = "r") -> str:

@@ -4,8 +4,10 @@ The rules are the pure ones of ``xdp47_common.selectors`` (and of
 ``xdp47_common.compat``); migration 0016 compiles a stored selector to a jsonpath
 predicate (``xdp47_selector_path``), and every fragment here compiles it once
 per statement (a scalar subquery is an InitPlan) and evaluates it natively per
-row with ``@@``. Parameters are given as SQL text (``"$4"``) so the fragments
-fit the numbered statements of ``adapters.planning`` and the API's queries.
+row with ``@@``. An equality selector (the object form) is a containment
+instead (``@>``, what equality selectors always used; see ``_split_match``).
+Parameters are given as SQL text (``"$4"``) so the fragments fit the numbered
+statements of ``adapters.planning`` and the API's queries.
 
 A rollout's devices are those its selector matches that are members of its group
 (if it names one: a static group's list, or a dynamic group's saved selector,
@@ -31,9 +33,33 @@ __all__ = [
 
 def matches(selector: str, labels: str = "d.labels") -> str:
     """``labels`` match the selector (SQL text of a selector in a JSON form)."""
-    return (
-        f"{labels} @@ (SELECT xdp47_selector_path(({selector})::text::jsonb)::jsonpath)"
+    sel = f"({selector})::text::jsonb"
+    return _split_match(
+        labels,
+        sel,
+        f"CASE {_EQUALITY_FORM.format(sel=sel)} "
+        f"THEN NULL ELSE xdp47_selector_path({sel}) END",
     )
+
+
+# The object form holds equalities only (``Selector.to_json`` gives it for every
+# equality selector): containment says all of it.
+_EQUALITY_FORM = "WHEN jsonb_typeof({sel}) = 'object'"
+
+
+def _split_match(labels: str, sel: str, rest_path: str) -> str:
+    """``labels`` match selector ``sel`` and the path ``rest_path`` (NULL: none).
+
+    An equality selector (the object form) is a containment, as cheap per row
+    as it ever was and, with the value known when the statement is planned,
+    estimated from the column's statistics and served by the GIN index on
+    labels when it is selective. Any other form, and a dynamic group, run as
+    one jsonpath compiled once per statement (an InitPlan) and only then.
+    """
+    contains = f"CASE {_EQUALITY_FORM.format(sel=sel)} THEN {sel} ELSE '{{}}' END"
+    return f"""({labels} @> ({contains})::jsonb
+        AND ((SELECT {rest_path}) IS NULL
+             OR {labels} @@ (SELECT ({rest_path})::jsonpath)))"""
 
 
 def in_group(group_id: str, d: str = "d") -> str:
@@ -87,21 +113,24 @@ def rollout_selects(rid: str, selector: str, d: str = "d") -> str:
     """Rollout ``rid``'s selector (given as ``selector``) and group hold for ``d``
     (and, for a rollback, ``rollback_member``).
 
-    The group's path (dynamic) and id (static) are InitPlans, computed once; a
-    rollout without a group pays one comparison per row; so does a rollout that
-    is not a rollback (its ``rollback_of`` is an InitPlan too).
+    The selector as in ``matches``; a dynamic group's saved selector joins the
+    path; a static group's members are looked up by primary key. A rollout that
+    is not a rollback pays one comparison per row for the rollback clause (its
+    ``rollback_of`` is an InitPlan).
     """
     member = rollback_member(
         _rollback_of(rid),
         f"SELECT o.artifact_id FROM rollouts AS o WHERE o.id = ({rid})::uuid",
         d,
     )
-    return f"""{d}.labels @@ (
-        SELECT (xdp47_selector_path(({selector})::text::jsonb) || ' && '
-                || xdp47_selector_path(coalesce(g.selector, '{{}}'::jsonb)))::jsonpath
-        FROM (SELECT 1) AS one
-        LEFT JOIN rollouts AS o ON o.id = ({rid})::uuid
-        LEFT JOIN device_groups AS g ON g.id = o.group_id AND g.kind = 'dynamic')
+    sel = f"({selector})::text::jsonb"
+    rest = f"""nullif(concat_ws(' && ',
+            CASE {_EQUALITY_FORM.format(sel=sel)} THEN NULL
+                 ELSE xdp47_selector_path({sel}) END,
+            (SELECT xdp47_selector_path(g.selector) FROM rollouts AS o
+             JOIN device_groups AS g ON g.id = o.group_id AND g.kind = 'dynamic'
+             WHERE o.id = ({rid})::uuid)), '')"""  # nosec B608
+    return f"""{_split_match(f"{d}.labels", sel, rest)}
     AND (NOT EXISTS (
             SELECT 1 FROM rollouts AS o JOIN device_groups AS g ON g.id = o.group_id
             WHERE o.id = ({rid})::uuid AND g.kind = 'static')

@@ -128,6 +128,21 @@ class DesiredState(BaseModel):
         "agent then accepts a version lower than the one it applied (it refuses "
         "such a downgrade otherwise, reason downgrade).",
     )
+    device_attempt: int | None = Field(
+        default=None,
+        ge=1,
+        description="The device's own try within this rollout attempt (1, then one "
+        "more per per-device retry the scheduler grants after a failed try; a "
+        "rollout retry starts it at 1 again); null when no running rollout asks. "
+        "The agent reports it back in last_apply.device_attempt and tries each "
+        "one once.",
+    )
+    retry_after: datetime | None = Field(
+        default=None,
+        description="Not before this time (the server's clock, like server_time) "
+        "may the device make this try; null: at once. The agent waits "
+        "retry_after - server_time from when it got the answer.",
+    )
     heartbeat_interval: float | None = Field(
         default=None,
         description="Seconds until the next heartbeat, if the server asks.",

@@ -12,6 +12,10 @@ from xdp47_common.messages.envelope import Envelope
 
 __all__ = [
     "AbortRollout",
+    "ApproveRollout",
+    "PauseRollout",
+    "PromoteRollout",
+    "ResumeRollout",
     "RetryRollout",
     "RollbackRollout",
     "RolloutCommand",
@@ -54,7 +58,40 @@ class RollbackRollout(_RolloutCommandBase):
     policy_id: UUID | None = None
 
 
-RolloutCommand = StartRollout | RetryRollout | AbortRollout | RollbackRollout
+class PauseRollout(_RolloutCommandBase):
+    """Hold a running rollout: no gate judges, no wave starts, clocks stop."""
+
+    type: Literal["rollout.pause"] = "rollout.pause"
+
+
+class ResumeRollout(_RolloutCommandBase):
+    """Lift a pause; the wave's grace and deadline go on where they stopped."""
+
+    type: Literal["rollout.resume"] = "rollout.resume"
+
+
+class ApproveRollout(_RolloutCommandBase):
+    """Start the wave that awaits approval (``requested_by`` is the approver)."""
+
+    type: Literal["rollout.approve"] = "rollout.approve"
+
+
+class PromoteRollout(_RolloutCommandBase):
+    """Judge the current wave now, skipping the rest of its grace."""
+
+    type: Literal["rollout.promote"] = "rollout.promote"
+
+
+RolloutCommand = (
+    StartRollout
+    | RetryRollout
+    | AbortRollout
+    | RollbackRollout
+    | PauseRollout
+    | ResumeRollout
+    | ApproveRollout
+    | PromoteRollout
+)
 
 
 class RolloutEvent(Envelope):

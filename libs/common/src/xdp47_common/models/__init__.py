@@ -16,6 +16,7 @@ from xdp47_common.models.artifact import Artifact, ArtifactCreate
 from xdp47_common.models.device import (
     ApplyResult,
     Device,
+    DeviceAttempt,
     DeviceClaim,
     DeviceClaimed,
     DeviceDetail,
@@ -46,7 +47,7 @@ from xdp47_common.models.rollout import (
     RolloutRun,
     RolloutStartAnswer,
 )
-from xdp47_common.models.tenant import Tenant, TenantCreate
+from xdp47_common.models.tenant import Tenant, TenantCreate, TenantSettings
 
 __all__ = [
     "ALL_SCOPES",
@@ -59,6 +60,7 @@ __all__ = [
     "Artifact",
     "ArtifactCreate",
     "Device",
+    "DeviceAttempt",
     "DeviceClaim",
     "DeviceClaimed",
     "DeviceDetail",
@@ -90,6 +92,7 @@ __all__ = [
     "TargetHistoryEntry",
     "Tenant",
     "TenantCreate",
+    "TenantSettings",
     "WaveProgress",
     "describe_reason",
     "expand_scopes",

@@ -1,8 +1,11 @@
 """API token aggregate and the scope vocabulary.
 
 A token belongs to one tenant and carries scopes. ``<area>:write`` implies
-``<area>:read``; ``devices:write`` also implies ``devices:claim``. ``tenants:write``
-is the platform-operator scope: it creates tenants and may mint tokens for them.
+``<area>:read``; ``devices:write`` also implies ``devices:claim``;
+``rollouts:approve`` (approve a wave that awaits approval) implies
+``rollouts:read`` and nothing else, so an approver need not be able to start.
+``tenants:write`` is the platform-operator scope: it creates tenants and may mint
+tokens for them.
 """
 
 from __future__ import annotations
@@ -37,10 +40,14 @@ class Scope(StrEnum):
     POLICIES_WRITE = "policies:write"
     ROLLOUTS_READ = "rollouts:read"
     ROLLOUTS_WRITE = "rollouts:write"
+    ROLLOUTS_APPROVE = "rollouts:approve"
     TENANTS_READ = "tenants:read"
     TENANTS_WRITE = "tenants:write"
     TOKENS_READ = "tokens:read"
     TOKENS_WRITE = "tokens:write"
+    # The audit trail names every token and action of the tenant: its own
+    # scope, implied by no other.
+    AUDIT_READ = "audit:read"
 
 
 ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
@@ -51,6 +58,7 @@ _IMPLIED: dict[Scope, frozenset[Scope]] = {
     Scope.ARTIFACTS_WRITE: frozenset({Scope.ARTIFACTS_READ}),
     Scope.POLICIES_WRITE: frozenset({Scope.POLICIES_READ}),
     Scope.ROLLOUTS_WRITE: frozenset({Scope.ROLLOUTS_READ}),
+    Scope.ROLLOUTS_APPROVE: frozenset({Scope.ROLLOUTS_READ}),
     Scope.TENANTS_WRITE: frozenset({Scope.TENANTS_READ}),
     Scope.TOKENS_WRITE: frozenset({Scope.TOKENS_READ}),
 }

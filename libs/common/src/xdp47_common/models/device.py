@@ -25,6 +25,7 @@ from xdp47_common.models.reasons import FAILURE_CODE_PATTERN
 __all__ = [
     "ApplyResult",
     "Device",
+    "DeviceAttempt",
     "DeviceClaim",
     "DeviceClaimed",
     "DeviceDetail",
@@ -98,6 +99,12 @@ class LastApply(ReadModel):
         default=None,
         description="The attempt of that rollout (the desired state's attempt).",
     )
+    device_attempt: Annotated[int, Field(ge=1, le=INT32_MAX), NotBool] | None = Field(
+        default=None,
+        description="The device's own try within that rollout attempt (the "
+        "desired state's device_attempt), so a late report of an earlier try "
+        "never fails a later one.",
+    )
 
 
 class DeviceClaim(WriteModel):
@@ -158,6 +165,15 @@ class RecentHeartbeat(ReadModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
+class DeviceAttempt(ReadModel):
+    """One failed try of a device at a rollout's target (per-device retries)."""
+
+    attempt: int = Field(description="The try (device_attempt), 1 = the first.")
+    code: str | None = Field(default=None, description="The failure code reported.")
+    reason: str | None = Field(default=None, description="The device's message.")
+    at: datetime | None = Field(default=None, description="When it was judged.")
+
+
 class TargetHistoryEntry(ReadModel):
     """What one rollout did with the device in one attempt.
 
@@ -184,6 +200,20 @@ class TargetHistoryEntry(ReadModel):
     )
     assigned_at: datetime | None = None
     finished_at: datetime | None = None
+    device_attempt: int | None = Field(
+        default=None,
+        description="The device's try at this target (1, then one more per "
+        "per-device retry); distinct from the rollout's attempt.",
+    )
+    attempts: list[DeviceAttempt] = Field(
+        default_factory=list,
+        description="The tries that failed, oldest first, each with its code, "
+        "message and time.",
+    )
+    retry_after: datetime | None = Field(
+        default=None,
+        description="While a retry is scheduled: when the device may try again.",
+    )
 
 
 class DeviceDetail(Device):

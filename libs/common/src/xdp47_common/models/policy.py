@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, ValidationInfo, field_validator
 
 from xdp47_common.models.base import (
     Count,
@@ -59,6 +59,54 @@ class PolicyFields(WriteModel):
         "once: every device that applied the artifact goes back to what it ran "
         "before).",
     )
+    max_device_retries: Annotated[int, Field(ge=0, le=10), NotBool] | None = Field(
+        default=None,
+        description="More tries a device gets after a failed download, verification "
+        "or apply before it counts as failed (a SHA256 or signature mismatch and an "
+        "incompatible artifact are never retried).",
+    )
+    retry_backoff_seconds: Annotated[int, Field(ge=0, le=86_400), NotBool] | None = (
+        Field(
+            default=None,
+            description="Wait before a device's first retry; doubled for each "
+            "further one.",
+        )
+    )
+    retry_backoff_max_seconds: (
+        Annotated[int, Field(ge=1, le=86_400), NotBool] | None
+    ) = Field(default=None, description="The longest wait between a device's tries.")
+
+    @field_validator("retry_backoff_max_seconds")
+    @classmethod
+    def _cap_not_below_base(cls, cap: int | None, info: ValidationInfo) -> int | None:
+        # A field validator (not a model one), so the error names this field.
+        base = info.data.get("retry_backoff_seconds")
+        if base is not None and cap is not None and cap < base:
+            raise ValueError(f"must be at least retry_backoff_seconds ({base})")
+        return cap
+
+    approval_before_waves: (
+        Annotated[
+            list[Annotated[int, Field(ge=2, le=100), NotBool]], Field(max_length=99)
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Waves (2 and up) that start only once approved "
+        "(POST /api/rollouts/{id}:approve, scope rollouts:approve): the rollout "
+        "waits, status running, hold awaiting_approval. Each must be at most the "
+        "rollout's number of waves.",
+        examples=[[2]],
+    )
+
+    @field_validator("approval_before_waves")
+    @classmethod
+    def _distinct_waves(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return None
+        if len(set(v)) != len(v):
+            raise ValueError("approval_before_waves lists a wave twice")
+        return sorted(v)
 
 
 class PolicyCreate(PolicyFields):
@@ -78,4 +126,8 @@ class Policy(ReadModel):
     abort_on_zero_eligible: bool | None
     wave_deadline_seconds: int | None
     on_failure: OnFailure | None = None
+    max_device_retries: int | None = None
+    retry_backoff_seconds: int | None = None
+    retry_backoff_max_seconds: int | None = None
+    approval_before_waves: list[int] | None = None
     created_at: datetime

@@ -16,8 +16,9 @@ from uuid import UUID
 from pydantic import Field
 
 from xdp47_common.models.base import ReadModel
+from xdp47_common.models.device import DeviceAttempt
 from xdp47_common.models.rollout import RolloutRun
-from xdp47_common.rollout.status import RolloutStatus, WaveOutcome
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus, WaveOutcome
 
 __all__ = [
     "PROGRESS_STATES",
@@ -96,6 +97,10 @@ class RolloutProgress(ReadModel):
 
     rollout_id: UUID
     status: RolloutStatus
+    hold: RolloutHold | None = Field(
+        default=None,
+        description="paused or awaiting_approval while a running rollout is held.",
+    )
     reason: str | None
     attempt: int
     current_wave: int | None
@@ -133,3 +138,16 @@ class RolloutDevice(ReadModel):
         "per-device previous artifact, else the rollout's).",
     )
     version: str | None = None
+    device_attempt: int = Field(
+        default=1,
+        description="The device's try in this rollout attempt (per-device "
+        "retries): 1, then one more per retry granted after a failed try.",
+    )
+    retry_after: datetime | None = Field(
+        default=None,
+        description="While a retry is scheduled: when the device may try again.",
+    )
+    attempts: list[DeviceAttempt] = Field(
+        default_factory=list,
+        description="The tries that failed, oldest first (code, message, time).",
+    )

@@ -24,7 +24,12 @@ from xdp47_common.models.base import (
     WriteModel,
 )
 from xdp47_common.models.device import ChannelName
-from xdp47_common.rollout.status import RolloutKind, RolloutStatus, WaveOutcome
+from xdp47_common.rollout.status import (
+    RolloutHold,
+    RolloutKind,
+    RolloutStatus,
+    WaveOutcome,
+)
 from xdp47_common.selectors import MAX_REQUIREMENTS, SelectorJson, coerce_selector
 
 __all__ = [
@@ -148,6 +153,13 @@ class Rollout(ReadModel):
     waves: int
     wave_percentages: list[int] | None
     status: RolloutStatus
+    hold: RolloutHold | None = Field(
+        default=None,
+        description="Why a running rollout stands still: paused (until resume) or "
+        "awaiting_approval (wave current_wave + 1 starts on approve); null: it "
+        "moves. Devices already told keep updating while held.",
+    )
+    held_since: datetime | None = None
     reason: str | None
     current_wave: int | None
     attempt: int = Field(
@@ -163,9 +175,19 @@ class Rollout(ReadModel):
     rollback_of: UUID | None = Field(
         default=None, description="The rollout a rollback undoes."
     )
+    started_by: str | None = Field(
+        default=None,
+        description="Who started the current attempt (token:<id>): under the "
+        "tenant's four_eyes_approval, another token must approve.",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @property
+    def phase(self) -> str:
+        """``status``, or ``status:hold`` while held (``Phase.key`` of the core)."""
+        return self.status.value + (f":{self.hold.value}" if self.hold else "")
 
 
 class RolloutRun(ReadModel):

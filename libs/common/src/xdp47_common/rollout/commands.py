@@ -1,13 +1,19 @@
-"""The operator commands: start, retry, abort and rollback, and the statuses
-accepting each.
+"""The operator commands, and the phases (status and hold) accepting each.
 
-``ACCEPTED_COMMANDS`` is the one table of which command each status accepts; the
-API answers 409 outside it, the UI offers a command where it changes something
-(``offered_from``), and ``start``/``retry``/``abort`` raise ``InvalidTransition``
-exactly outside it (a unit test holds them to it). A command repeated once its
-effect holds (start or retry of a running rollout, abort of an aborted one) is
-accepted and changes nothing, so a redelivered command or a second click is
-harmless.
+``ACCEPTED_COMMANDS`` is the one table of which command each ``Phase`` accepts: a
+status, and for a running rollout its hold (``RolloutHold``: paused, awaiting
+approval; None: moving). The API answers 409 outside it, the UI offers a
+command where it changes something (``offered_from``), and the command functions
+(``start``/``retry``/``abort`` here, ``pause``/``resume``/``approve``/
+``promote`` in ``steering``) raise ``InvalidTransition`` exactly outside it (a
+unit test holds them to it). A command repeated once its effect holds (start or
+retry of a running rollout, abort of an aborted one, pause of a paused one,
+resume of a running one not held) is accepted and changes nothing, so a
+redelivered command or a second click is harmless.
+
+``promote`` is the one command with a condition the table cannot hold: the
+current wave must be in its grace (``steering.promotable``); the API checks it
+too.
 
 A start whose plan has no device ends at once: ``aborted`` with the reason
 (``abort_on_zero_eligible``, the default) or ``completed`` with a reason saying 0
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import NamedTuple
 
 from xdp47_common.rollout.decision import (
     NOTHING_UPDATED,
@@ -36,16 +43,26 @@ from xdp47_common.rollout.decision import (
     no_op,
 )
 from xdp47_common.rollout.policy import EffectivePolicy
-from xdp47_common.rollout.status import TERMINAL_STATUSES, RolloutStatus, WaveOutcome
+from xdp47_common.rollout.status import (
+    TERMINAL_STATUSES,
+    RolloutHold,
+    RolloutStatus,
+    WaveOutcome,
+)
 
 __all__ = [
     "ACCEPTED_COMMANDS",
     "NO_OP_IN",
+    "PHASES",
     "CommandName",
+    "Phase",
     "abort",
     "accepted_from",
+    "accepts",
     "offered_from",
     "offered_table",
+    "phase_of",
+    "repeats",
     "retry",
     "start",
 ]
@@ -58,50 +75,101 @@ class CommandName(StrEnum):
     RETRY = "retry"
     ABORT = "abort"
     ROLLBACK = "rollback"
+    PAUSE = "pause"
+    RESUME = "resume"
+    APPROVE = "approve"
+    PROMOTE = "promote"
+
+
+class Phase(NamedTuple):
+    """Where a rollout is: its status and, running, its hold (None: moving)."""
+
+    status: RolloutStatus
+    hold: RolloutHold | None = None
+
+    @property
+    def key(self) -> str:
+        """``running``, ``running:paused`` ...: the spelling templates compare."""
+        return self.status.value + (f":{self.hold.value}" if self.hold else "")
+
+    def describe(self) -> str:
+        """In words, for messages: ``running``, ``running (paused)``."""
+        return self.status.value + (f" ({self.hold.value})" if self.hold else "")
 
 
 _S = RolloutStatus
 _C = CommandName
+_H = RolloutHold
 
-# The commands each status accepts: the moves ``TRANSITIONS`` allows, plus the
-# repeat of a command whose effect already holds (``NO_OP_IN``).
-ACCEPTED_COMMANDS: Mapping[RolloutStatus, frozenset[CommandName]] = {
-    _S.DRAFT: frozenset({_C.START, _C.ABORT}),
-    _S.RUNNING: frozenset({_C.START, _C.RETRY, _C.ABORT, _C.ROLLBACK}),
-    _S.COMPLETED: frozenset({_C.ROLLBACK}),
-    _S.PARTIAL: frozenset({_C.RETRY, _C.ROLLBACK}),
-    _S.FAILED: frozenset({_C.RETRY, _C.ROLLBACK}),
-    _S.ABORTED: frozenset({_C.ABORT}),
+PHASES: tuple[Phase, ...] = (
+    *(Phase(s) for s in RolloutStatus),
+    *(Phase(_S.RUNNING, h) for h in RolloutHold),
+)
+
+
+def phase_of(rollout: RolloutState) -> Phase:
+    return Phase(rollout.status, rollout.hold)
+
+
+# The commands each phase accepts: the moves ``TRANSITIONS`` and the holds allow,
+# plus the repeat of a command whose effect already holds (``NO_OP_IN``). Abort
+# ends a held rollout like a moving one; rollback (which aborts a running
+# rollout and starts another) is accepted whatever the hold.
+ACCEPTED_COMMANDS: Mapping[Phase, frozenset[CommandName]] = {
+    Phase(_S.DRAFT): frozenset({_C.START, _C.ABORT}),
+    Phase(_S.RUNNING): frozenset(
+        {_C.START, _C.RETRY, _C.ABORT, _C.ROLLBACK, _C.PAUSE, _C.RESUME, _C.PROMOTE}
+    ),
+    Phase(_S.RUNNING, _H.PAUSED): frozenset(
+        {_C.START, _C.RETRY, _C.ABORT, _C.ROLLBACK, _C.PAUSE, _C.RESUME}
+    ),
+    Phase(_S.RUNNING, _H.AWAITING_APPROVAL): frozenset(
+        {_C.START, _C.RETRY, _C.ABORT, _C.ROLLBACK, _C.APPROVE}
+    ),
+    Phase(_S.COMPLETED): frozenset({_C.ROLLBACK}),
+    Phase(_S.PARTIAL): frozenset({_C.RETRY, _C.ROLLBACK}),
+    Phase(_S.FAILED): frozenset({_C.RETRY, _C.ROLLBACK}),
+    Phase(_S.ABORTED): frozenset({_C.ABORT}),
 }
 
-# The status in which a command's effect already holds: accepted, a no-op.
+_RUNNING_ANY = frozenset(p for p in PHASES if p.status is _S.RUNNING)
+
+# The phases in which a command's effect already holds: accepted, a no-op.
 # (Rollback has none: each one starts a rollout of its own.)
-NO_OP_IN: Mapping[CommandName, RolloutStatus] = {
-    _C.START: _S.RUNNING,
-    _C.RETRY: _S.RUNNING,
-    _C.ABORT: _S.ABORTED,
+NO_OP_IN: Mapping[CommandName, frozenset[Phase]] = {
+    _C.START: _RUNNING_ANY,
+    _C.RETRY: _RUNNING_ANY,
+    _C.ABORT: frozenset({Phase(_S.ABORTED)}),
+    _C.ROLLBACK: frozenset(),
+    _C.PAUSE: frozenset({Phase(_S.RUNNING, _H.PAUSED)}),
+    _C.RESUME: frozenset({Phase(_S.RUNNING)}),
+    _C.APPROVE: frozenset(),
+    _C.PROMOTE: frozenset(),
 }
 
 
-def accepted_from(command: CommandName) -> frozenset[RolloutStatus]:
-    """The statuses in which ``command`` is accepted (a move or a harmless repeat)."""
-    return frozenset(s for s, cs in ACCEPTED_COMMANDS.items() if command in cs)
+def accepted_from(command: CommandName) -> frozenset[Phase]:
+    """The phases in which ``command`` is accepted (a move or a harmless repeat)."""
+    return frozenset(p for p, cs in ACCEPTED_COMMANDS.items() if command in cs)
 
 
-def offered_from(command: CommandName) -> frozenset[RolloutStatus]:
-    """The statuses in which ``command`` changes something (what a UI offers)."""
-    no_op_in = NO_OP_IN.get(command)
-    return accepted_from(command) - ({no_op_in} if no_op_in else set())
+def offered_from(command: CommandName) -> frozenset[Phase]:
+    """The phases in which ``command`` changes something (what a UI offers)."""
+    return accepted_from(command) - NO_OP_IN[command]
 
 
 def offered_table() -> dict[str, frozenset[str]]:
-    """``offered_from`` of every command, by name, as plain strings (templates)."""
-    return {c.value: frozenset(s.value for s in offered_from(c)) for c in CommandName}
+    """``offered_from`` of every command, by name, as ``Phase.key`` strings."""
+    return {c.value: frozenset(p.key for p in offered_from(c)) for c in CommandName}
 
 
-def _repeat(command: CommandName, rollout: RolloutState) -> bool:
+def accepts(command: CommandName, rollout: RolloutState) -> bool:
+    return command in ACCEPTED_COMMANDS[phase_of(rollout)]
+
+
+def repeats(command: CommandName, rollout: RolloutState) -> bool:
     """Whether ``command``'s effect already holds (accepted, a no-op)."""
-    return rollout.status is NO_OP_IN.get(command)
+    return phase_of(rollout) in NO_OP_IN[command]
 
 
 def start(
@@ -124,10 +192,10 @@ def start(
     Raises:
         InvalidTransition: When the rollout is neither draft nor running.
     """
-    if _repeat(_C.START, rollout):
+    if repeats(_C.START, rollout):
         return no_op(rollout, "already running")
-    hint = "; use retry" if _C.RETRY in ACCEPTED_COMMANDS[rollout.status] else ""
-    if rollout.status not in accepted_from(_C.START):
+    hint = "; use retry" if accepts(_C.RETRY, rollout) else ""
+    if not accepts(_C.START, rollout):
         raise InvalidTransition(
             rollout.status,
             RolloutStatus.RUNNING,
@@ -180,7 +248,7 @@ def abort(rollout: RolloutState, by: str, note: str | None = None) -> Decision:
     Raises:
         InvalidTransition: When the rollout already ended otherwise.
     """
-    if _repeat(_C.ABORT, rollout):
+    if repeats(_C.ABORT, rollout):
         return no_op(rollout, "already aborted")
     check_transition(
         rollout.status,
@@ -206,7 +274,7 @@ def retry(rollout: RolloutState) -> Decision:
     Raises:
         InvalidTransition: When the rollout is draft, completed or aborted.
     """
-    if _repeat(_C.RETRY, rollout):
+    if repeats(_C.RETRY, rollout):
         return no_op(rollout, "already running")
     if rollout.status not in TERMINAL_STATUSES:
         raise InvalidTransition(

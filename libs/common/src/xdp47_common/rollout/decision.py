@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from xdp47_common.rollout.status import TRANSITIONS, RolloutStatus, WaveOutcome
+from xdp47_common.rollout.status import (
+    TRANSITIONS,
+    RolloutHold,
+    RolloutStatus,
+    WaveOutcome,
+)
 
 __all__ = [
     "NOTHING_UPDATED",
@@ -61,6 +66,11 @@ class EventName(StrEnum):
     PARTIAL = "partial"
     FAILED = "failed"
     ABORTED = "aborted"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    PROMOTED = "promoted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,12 @@ class RolloutState:
     ``shortfall`` is true when an earlier wave of the current attempt passed with
     failed or skipped devices (``EXISTS`` a rollout_runs row of this attempt with
     ``failed > 0 OR skipped > 0``); it turns a final pass into ``partial``.
+
+    ``hold`` (running only) stops the machine: ``paused`` since ``held_since``,
+    or ``awaiting_approval`` of wave ``current_wave + 1`` (the current wave's run
+    is closed). ``grace_skipped``: the current wave was promoted, its gate judges
+    it without the rest of its grace. ``started_by``: who started the current
+    attempt (``token:<id>``), the one a four-eyes approval must not come from.
     """
 
     id: UUID
@@ -98,6 +114,10 @@ class RolloutState:
     current_wave_started_at: datetime | None = None
     attempt: int = 0
     shortfall: bool = False
+    hold: RolloutHold | None = None
+    held_since: datetime | None = None
+    grace_skipped: bool = False
+    started_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.waves < 1:
@@ -108,6 +128,8 @@ class RolloutState:
             )
         if self.attempt < 0:
             raise ValueError(f"attempt must be >= 0, got {self.attempt}")
+        if self.hold is not None and self.status is not RolloutStatus.RUNNING:
+            raise ValueError(f"only a running rollout is held, not a {self.status}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +171,12 @@ class Decision:
     close ``finish_wave``, set ``status``/``attempt``/``current_wave``/``reason``
     on the rollout, start ``start_wave`` (a new RolloutRun of ``attempt``), and
     publish ``events`` after commit. ``changed`` is false for a no-op.
+
+    The hold: ``hold`` and ``held_since`` are stored as given (None: not held);
+    ``shift_wave_clock`` moves the current wave's start later by that much (a
+    resume: the time spent paused does not count against its grace and
+    deadline); ``skip_grace`` marks the current wave promoted (a wave start
+    clears the mark).
     """
 
     status: RolloutStatus
@@ -160,6 +188,10 @@ class Decision:
     timed_out_wave: int | None = None
     events: tuple[DecisionEvent, ...] = field(default_factory=tuple)
     changed: bool = True
+    hold: RolloutHold | None = None
+    held_since: datetime | None = None
+    shift_wave_clock: timedelta | None = None
+    skip_grace: bool = False
 
 
 def no_op(rollout: RolloutState, reason: str) -> Decision:
@@ -169,6 +201,9 @@ def no_op(rollout: RolloutState, reason: str) -> Decision:
         current_wave=rollout.current_wave,
         reason=reason,
         changed=False,
+        hold=rollout.hold,
+        held_since=rollout.held_since,
+        skip_grace=rollout.grace_skipped,
     )
 
 

@@ -13,6 +13,13 @@ skipped); a failing gate ends it ``failed``; a wave that had devices and lost th
 all ends it ``aborted`` under ``abort_on_zero_eligible``. Wave deadlines are judged
 against ``heard_until`` (``liveness``), never against a clock the heartbeat queue
 has not caught up with. Terminal statuses absorb: ``decide`` never changes them.
+
+A held rollout (``RolloutHold``: paused, awaiting approval) does not move:
+``decide`` answers a no-op, so no gate judges and no wave starts until the hold
+is lifted by a command (``steering``). A wave that passes while the next one is
+in the policy's ``approval_before_waves`` closes and puts the rollout on hold
+``awaiting_approval`` instead of starting it. A promoted wave (``grace_skipped``)
+is judged without the rest of its grace.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from xdp47_common.rollout.gates import (
     evaluate_gate,
 )
 from xdp47_common.rollout.policy import EffectivePolicy
-from xdp47_common.rollout.status import RolloutStatus, WaveOutcome
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus, WaveOutcome
 
 __all__ = ["decide"]
 
@@ -88,6 +95,10 @@ def decide(
     """
     if rollout.status is not RolloutStatus.RUNNING:
         return no_op(rollout, f"rollout is {rollout.status}")
+    if rollout.hold is not None:
+        return no_op(rollout, f"rollout is held: {rollout.hold}")
+    if rollout.grace_skipped:
+        policy = policy.model_copy(update={"grace_seconds": 0.0})
     wave = rollout.current_wave
     if wave is None:
         # A running rollout always has a wave; repair a lost wave start.
@@ -122,6 +133,21 @@ def decide(
         return finish(rollout, RolloutStatus.FAILED, closed, finished, verdict.reason)
     if verdict.verdict is Verdict.ABORT:
         return finish(rollout, RolloutStatus.ABORTED, closed, finished, verdict.reason)
+    if wave < rollout.waves and policy.needs_approval(wave + 1):
+        waiting = f"wave {wave + 1} waits for approval"
+        return Decision(
+            status=RolloutStatus.RUNNING,
+            attempt=rollout.attempt,
+            current_wave=wave,
+            reason=f"{verdict.reason}; {waiting}",
+            finish_wave=closed,
+            events=(
+                finished,
+                DecisionEvent(EventName.AWAITING_APPROVAL, wave + 1, reason=waiting),
+            ),
+            hold=RolloutHold.AWAITING_APPROVAL,
+            held_since=now,
+        )
     if wave < rollout.waves:
         step = wave_start(rollout, wave + 1, f"wave {wave + 1} started")
         return Decision(

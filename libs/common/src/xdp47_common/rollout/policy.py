@@ -7,7 +7,7 @@ round-trips through the ``rollouts.effective_policy`` jsonb column unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Protocol
 
@@ -50,6 +50,14 @@ class PolicyOverrides(Protocol):
     def wave_deadline_seconds(self) -> int | None: ...
     @property
     def on_failure(self) -> OnFailure | None: ...
+    @property
+    def max_device_retries(self) -> int | None: ...
+    @property
+    def retry_backoff_seconds(self) -> int | None: ...
+    @property
+    def retry_backoff_max_seconds(self) -> int | None: ...
+    @property
+    def approval_before_waves(self) -> Sequence[int] | None: ...
 
 
 class EffectivePolicy(BaseModel):
@@ -67,6 +75,19 @@ class EffectivePolicy(BaseModel):
     # A default, not a setting: policies kept before the field existed read as
     # ``stop``, what they did.
     on_failure: OnFailure = OnFailure.STOP
+    # Per-device retries (``rollout.retries``). The defaults here are those of a
+    # rollout whose policy was kept before the fields existed: no retries, as it
+    # started; a new rollout always resolves them from the scheduler defaults.
+    max_device_retries: Annotated[int, Field(ge=0, le=10)] = 0
+    retry_backoff_seconds: Annotated[float, Field(ge=0)] = 30.0
+    retry_backoff_max_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # The waves (2 and up) that start only once approved; none by default, so a
+    # policy kept before the field existed reads as "no approval".
+    approval_before_waves: tuple[Annotated[int, Field(ge=2)], ...] = ()
+
+    def needs_approval(self, wave: int) -> bool:
+        """Whether ``wave`` starts only on an approve command."""
+        return wave in self.approval_before_waves
 
     @classmethod
     def resolve(
@@ -118,6 +139,12 @@ class PolicyDefaults(Protocol):
     def sched_abort_on_zero_eligible(self) -> bool: ...
     @property
     def sched_wave_deadline(self) -> float: ...
+    @property
+    def sched_max_device_retries(self) -> int: ...
+    @property
+    def sched_retry_backoff(self) -> float: ...
+    @property
+    def sched_retry_backoff_max(self) -> float: ...
 
 
 def default_policy(settings: PolicyDefaults) -> EffectivePolicy:
@@ -130,4 +157,7 @@ def default_policy(settings: PolicyDefaults) -> EffectivePolicy:
         max_failures_per_wave=settings.sched_max_failures_per_wave,
         abort_on_zero_eligible=settings.sched_abort_on_zero_eligible,
         wave_deadline_seconds=settings.sched_wave_deadline,
+        max_device_retries=settings.sched_max_device_retries,
+        retry_backoff_seconds=settings.sched_retry_backoff,
+        retry_backoff_max_seconds=settings.sched_retry_backoff_max,
     )

@@ -145,6 +145,7 @@ def build_progress(
     return RolloutProgress(
         rollout_id=rollout.id,
         status=rollout.status,
+        hold=rollout.hold,
         reason=rollout.reason,
         attempt=attempt,
         current_wave=rollout.current_wave,

@@ -50,7 +50,8 @@ def rollback_refusal(kind: RolloutKind, status: RolloutStatus) -> str | None:
             "a rollback cannot be rolled back; create a rollout of the release "
             "the devices should run"
         )
-    allowed = accepted_from(CommandName.ROLLBACK)
+    # Every hold of a running rollout accepts it: the status decides.
+    allowed = {p.status for p in accepted_from(CommandName.ROLLBACK)}
     if status not in allowed:
         return (
             f"a {status.value} rollout cannot be rolled back; rollback needs status "

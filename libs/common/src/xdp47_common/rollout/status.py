@@ -12,6 +12,7 @@ from enum import StrEnum
 __all__ = [
     "TERMINAL_STATUSES",
     "TRANSITIONS",
+    "RolloutHold",
     "RolloutKind",
     "RolloutStatus",
     "TargetState",
@@ -65,6 +66,24 @@ TRANSITIONS: Mapping[RolloutStatus, frozenset[RolloutStatus]] = {
     RolloutStatus.FAILED: frozenset({RolloutStatus.RUNNING}),
     RolloutStatus.ABORTED: frozenset(),
 }
+
+
+class RolloutHold(StrEnum):
+    """Why a ``running`` rollout stands still (its sub-status; None: it moves).
+
+    The status stays ``running`` while held, so the devices already told keep
+    their desired state and go on updating; what a hold stops is the scheduler:
+    no gate judges the current wave and no new wave starts.
+
+    - ``paused``: by an operator's pause, until resume. The wave's deadline and
+      grace do not run meanwhile (resume shifts the wave's clock by the time
+      spent paused).
+    - ``awaiting_approval``: the current wave passed and the next one is listed in
+      the policy's ``approval_before_waves``; it starts on approve.
+    """
+
+    PAUSED = "paused"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 class TargetState(StrEnum):

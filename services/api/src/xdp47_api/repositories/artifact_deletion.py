@@ -25,7 +25,9 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from xdp47_api.acting import audit_entry
 from xdp47_api.blobs import BlobStore
+from xdp47_api.repositories._trail import record
 from xdp47_api.repositories.artifacts import PgArtifactRepository
 from xdp47_common.models import Artifact, ArtifactCreate
 
@@ -106,6 +108,16 @@ async def delete_artifact(
                     raise ArtifactInUse(_in_use(needed["rollouts"], needed["devices"]))
                 named = await conn.fetchval(NAMED_BY_A_ROLLOUT, tenant, artifact_id)
                 await conn.execute(TOMBSTONE if named else REMOVE, tenant, artifact_id)
+                await record(
+                    conn,
+                    audit_entry(
+                        tenant,
+                        "artifact.deleted",
+                        "artifact",
+                        artifact_id,
+                        detail={"sha256": locked["sha256"], "kept_as_tombstone": named},
+                    ),
+                )
                 shared = await conn.fetchval(BYTES_SHARED, locked["sha256"])
             # Committed: the row is gone. Still under the digest's lock, so no
             # upload of the same bytes records a row before the object is gone.

@@ -9,8 +9,10 @@ from uuid import UUID, uuid4
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from xdp47_api.acting import audit_entry
 from xdp47_api.pagination import Page, time_id_cursor
 from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_api.repositories._trail import record, writing
 from xdp47_common.models import Artifact, ArtifactCreate
 
 __all__ = ["PgArtifactRepository"]
@@ -63,22 +65,37 @@ class PgArtifactRepository:
     ) -> Artifact:
         """Insert an artifact; an upload passes the id its ``uri`` names and
         ``content_stored=True``."""
-        row = await self._pool.fetchrow(
-            INSERT_ARTIFACT,
-            artifact_id or uuid4(),
-            body.tenant,
-            str(body.uri),
-            body.sha256,
-            body.size,
-            body.type,
-            body.version,
-            body.signature,
-            body.metadata,
-            content_stored,
-            body.compatible,
-        )
-        assert row is not None
-        return _artifact(row)
+        async with writing(self._pool) as conn:
+            row = await conn.fetchrow(
+                INSERT_ARTIFACT,
+                artifact_id or uuid4(),
+                body.tenant,
+                str(body.uri),
+                body.sha256,
+                body.size,
+                body.type,
+                body.version,
+                body.signature,
+                body.metadata,
+                content_stored,
+                body.compatible,
+            )
+            assert row is not None
+            created = _artifact(row)
+            action = "artifact.uploaded" if content_stored else "artifact.created"
+            detail = {
+                "version": created.version,
+                "type": created.type,
+                "sha256": created.sha256,
+                "size": created.size,
+            }
+            await record(
+                conn,
+                audit_entry(
+                    created.tenant, action, "artifact", created.id, detail=detail
+                ),
+            )
+        return created
 
     async def get(self, tenant: str, artifact_id: UUID) -> Artifact | None:
         row = await self._pool.fetchrow(GET_ARTIFACT, tenant, artifact_id)

@@ -11,8 +11,10 @@ from uuid import UUID
 
 import asyncpg
 
+from xdp47_api.acting import audit_entry
 from xdp47_api.pagination import Page, decode_cursor
 from xdp47_api.repositories._paging import page_of
+from xdp47_api.repositories._trail import record, writing
 from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.desired import (
     DESIRED_ARTIFACT,
@@ -59,13 +61,15 @@ GET_DEVICE_DETAIL = (
     _select(", d.recent_heartbeats") + "WHERE d.tenant = $1 AND d.id = $2"
 )
 # Outcomes of every attempt (rollout_target_history), then the current target
-# while it is pending or assigned (the partial index of active targets finds it).
-# The version is the one the target sent the device to (a rollback's targets
-# each carry their own).
+# while it is pending or assigned (the partial index of active targets finds it),
+# each with the device's failed tries (per-device retries) and, for the current
+# target, when its next try may start. The version is the one the target sent
+# the device to (a rollback's targets each carry their own).
 DEVICE_HISTORY = """
 SELECT * FROM (
     SELECT h.rollout_id, r.name AS rollout_name, a.version, h.attempt, h.wave,
            h.state, h.reason, h.reason_detail, h.assigned_at, h.finished_at,
+           h.device_attempt, h.attempts, NULL::timestamptz AS retry_after,
            h.recorded_at AS at, h.id AS ord
     FROM rollout_target_history AS h
     JOIN rollouts AS r ON r.id = h.rollout_id AND r.tenant = h.tenant
@@ -78,7 +82,8 @@ SELECT * FROM (
 ) AS done
 UNION ALL
 SELECT t.rollout_id, r.name, a.version, r.attempt, t.wave, t.state, t.reason,
-       t.reason_detail, t.assigned_at, t.finished_at,
+       t.reason_detail, t.assigned_at, t.finished_at, t.device_attempt,
+       t.attempts, t.retry_after,
        coalesce(t.assigned_at, r.started_at, r.created_at), 9223372036854775807
 FROM rollout_targets AS t
 JOIN rollouts AS r ON r.id = t.rollout_id AND r.tenant = t.tenant
@@ -230,16 +235,30 @@ class PgDeviceRepository:
         Returns:
             True when the device is new, False when it was claimed before.
         """
-        inserted = await self._pool.fetchval(
-            CLAIM_DEVICE,
-            tenant,
-            device_id,
-            labels,
-            channel,
-            credential_hash,
-            properties or {},
-        )
-        return bool(inserted)
+        async with writing(self._pool) as conn:
+            inserted = bool(
+                await conn.fetchval(
+                    CLAIM_DEVICE,
+                    tenant,
+                    device_id,
+                    labels,
+                    channel,
+                    credential_hash,
+                    properties or {},
+                )
+            )
+            # Claims are the trail's most frequent entry: one short row each.
+            await record(
+                conn,
+                audit_entry(
+                    tenant,
+                    "device.claimed" if inserted else "device.reclaimed",
+                    "device",
+                    device_id,
+                    detail={"channel": channel, "labels": labels},
+                ),
+            )
+        return inserted
 
     async def identify(self, credential: str) -> DeviceIdentity | None:
         """The device holding ``credential``; ``None`` when it is malformed,

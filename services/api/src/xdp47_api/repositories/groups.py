@@ -13,9 +13,12 @@ from uuid import UUID, uuid4
 import asyncpg
 from fastapi import HTTPException
 
+from xdp47_api.acting import audit_entry
 from xdp47_api.pagination import Page, time_id_cursor
 from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_api.repositories._trail import record
 from xdp47_common.adapters import selector_sql
+from xdp47_common.models.audit import AuditEntry
 from xdp47_common.models.group import (
     DeviceGroup,
     DeviceGroupCreate,
@@ -70,6 +73,22 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _entry(
+    group: DeviceGroup,
+    action: str,
+    devices: list[str] | None,
+    changed: dict[str, Any] | None = None,
+) -> AuditEntry:
+    detail: dict[str, Any] = {"name": group.name, "kind": group.kind.value}
+    if group.selector_text is not None:
+        detail["selector"] = group.selector_text
+    if devices is not None:
+        detail["devices"] = len(devices)
+    if changed:
+        detail["changed"] = sorted(changed)
+    return audit_entry(group.tenant, action, "group", group.id, detail=detail)
+
+
 class PgGroupRepository:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
@@ -120,7 +139,9 @@ class PgGroupRepository:
                 )
             if body.devices is not None:
                 await conn.execute(SET_MEMBERS, body.tenant, row["id"], body.devices)
-            return await self._group(conn, row)
+            group = await self._group(conn, row)
+            await record(conn, _entry(group, "group.created", body.devices))
+            return group
 
     async def get(self, tenant: str, group_id: UUID) -> DeviceGroup | None:
         async with self._pool.acquire() as conn:
@@ -174,7 +195,10 @@ class PgGroupRepository:
                 None if body.selector is None else json.dumps(body.selector),
             )
             assert row is not None
-            return await self._group(conn, row)
+            group = await self._group(conn, row)
+            changed = body.model_dump(mode="json", exclude_none=True)
+            await record(conn, _entry(group, "group.updated", None, changed))
+            return group
 
     async def delete(self, tenant: str, group_id: UUID) -> bool:
         """Delete a group no rollout names (409 otherwise); False when unknown."""
@@ -187,10 +211,14 @@ class PgGroupRepository:
                     "a rollout's target is kept with its history",
                 )
             try:
-                return await conn.fetchval(DELETE_GROUP, tenant, group_id) is not None
+                deleted = await conn.fetchval(DELETE_GROUP, tenant, group_id)
             except asyncpg.ForeignKeyViolationError:
                 # A rollout naming it was created meanwhile.
                 raise HTTPException(
                     status_code=409,
                     detail=f"group '{group_id}' is targeted by a rollout",
                 ) from None
+            if deleted is None:
+                return False
+            await record(conn, audit_entry(tenant, "group.deleted", "group", group_id))
+            return True

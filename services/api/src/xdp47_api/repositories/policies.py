@@ -7,23 +7,35 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from xdp47_api.acting import audit_entry
 from xdp47_api.pagination import Page, time_id_cursor
 from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_api.repositories._trail import record, writing
 from xdp47_common.models import Policy, PolicyCreate
 
 __all__ = ["PgPolicyRepository"]
 
-_COLUMNS = (
-    "id, tenant, name, require_ok, skip_offline, grace_seconds, min_success_ratio, "
-    "max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds, "
-    "on_failure, created_at"
+# A policy's settings: columns of ``policies`` named like ``PolicyCreate``'s
+# fields, written in this order after id, tenant and name.
+SETTINGS = (
+    "require_ok",
+    "skip_offline",
+    "grace_seconds",
+    "min_success_ratio",
+    "max_failures_per_wave",
+    "abort_on_zero_eligible",
+    "wave_deadline_seconds",
+    "on_failure",
+    "max_device_retries",
+    "retry_backoff_seconds",
+    "retry_backoff_max_seconds",
+    "approval_before_waves",
 )
+_COLUMNS = f"id, tenant, name, {', '.join(SETTINGS)}, created_at"
 
 INSERT_POLICY = f"""
-INSERT INTO policies (id, tenant, name, require_ok, skip_offline, grace_seconds,
-                      min_success_ratio, max_failures_per_wave,
-                      abort_on_zero_eligible, wave_deadline_seconds, on_failure)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+INSERT INTO policies (id, tenant, name, {", ".join(SETTINGS)})
+VALUES ({", ".join(f"${i}" for i in range(1, len(SETTINGS) + 4))})
 ON CONFLICT (tenant, name) DO NOTHING
 RETURNING {_COLUMNS}
 """  # nosec B608
@@ -51,21 +63,30 @@ class PgPolicyRepository:
 
     async def create(self, body: PolicyCreate) -> Policy | None:
         """Insert a policy; ``None`` when its tenant has one of that name."""
-        row = await self._pool.fetchrow(
-            INSERT_POLICY,
-            uuid4(),
-            body.tenant,
-            body.name,
-            body.require_ok,
-            body.skip_offline,
-            body.grace_seconds,
-            body.min_success_ratio,
-            body.max_failures_per_wave,
-            body.abort_on_zero_eligible,
-            body.wave_deadline_seconds,
-            body.on_failure.value if body.on_failure else None,
-        )
-        return None if row is None else _policy(row)
+        async with writing(self._pool) as conn:
+            row = await conn.fetchrow(
+                INSERT_POLICY,
+                uuid4(),
+                body.tenant,
+                body.name,
+                *(getattr(body, name) for name in SETTINGS),
+            )
+            if row is None:
+                return None
+            created = _policy(row)
+            await record(
+                conn,
+                audit_entry(
+                    created.tenant,
+                    "policy.created",
+                    "policy",
+                    created.id,
+                    detail=created.model_dump(
+                        mode="json", exclude={"tenant", "id", "created_at"}
+                    ),
+                ),
+            )
+        return created
 
     async def get(self, tenant: str, policy_id: UUID) -> Policy | None:
         row = await self._pool.fetchrow(GET_POLICY, tenant, policy_id)

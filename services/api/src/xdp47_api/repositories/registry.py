@@ -16,6 +16,7 @@ import asyncpg
 from xdp47_api.blobs import BlobStore
 from xdp47_api.repositories import artifact_deletion
 from xdp47_api.repositories.artifacts import PgArtifactRepository
+from xdp47_api.repositories.audit import PgAuditRepository
 from xdp47_api.repositories.device_counts import PgDeviceCounts
 from xdp47_api.repositories.devices import PgDeviceRepository
 from xdp47_api.repositories.groups import PgGroupRepository
@@ -46,6 +47,7 @@ class Repositories:
 
     pool: asyncpg.Pool[Any]
     artifacts: PgArtifactRepository = field(init=False)
+    audit: PgAuditRepository = field(init=False)
     devices: PgDeviceRepository = field(init=False)
     device_counts: PgDeviceCounts = field(init=False)
     groups: PgGroupRepository = field(init=False)
@@ -59,6 +61,7 @@ class Repositories:
     def __post_init__(self) -> None:
         built = {
             "artifacts": PgArtifactRepository(self.pool),
+            "audit": PgAuditRepository(self.pool),
             "devices": PgDeviceRepository(self.pool),
             "device_counts": PgDeviceCounts(self.pool),
             "groups": PgGroupRepository(self.pool),

@@ -77,8 +77,8 @@ GROUP BY 1, 2, 3
 """  # nosec B608
 ROLLOUT_ROW = """
 SELECT id, tenant, name, artifact_id, policy_id, selector, channel, waves,
-       wave_percentages, status, reason, current_wave, attempt, created_at,
-       started_at, finished_at, kind, rollback_of
+       wave_percentages, status, hold, held_since, reason, current_wave, attempt,
+       started_by, created_at, started_at, finished_at, kind, rollback_of
 FROM rollouts WHERE tenant = $1 AND id = $2
 """
 STORED_PLAN = (
@@ -92,6 +92,7 @@ FROM rollout_runs WHERE rollout_id = $1 ORDER BY attempt, wave LIMIT $2
 DEVICES = f"""
 SELECT t.device_id, t.wave, {PROGRESS_STATE} AS state, t.reason,
        coalesce(d.status, 'unknown') AS device_status, t.assigned_at, t.finished_at,
+       t.device_attempt, t.retry_after, t.attempts,
        t.from_artifact_id, fa.version AS from_version,
        coalesce(t.artifact_id, r.artifact_id) AS artifact_id, ta.version
 FROM rollout_targets t

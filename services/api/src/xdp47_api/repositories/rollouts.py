@@ -3,11 +3,14 @@ history of their waves."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
+from xdp47_api.acting import audit_entry
 from xdp47_api.pagination import (
     Page,
     decode_cursor,
@@ -15,18 +18,19 @@ from xdp47_api.pagination import (
     time_id_cursor,
 )
 from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_api.repositories._trail import record, writing
 from xdp47_common.adapters.plan_preview import preview_plan, stored_plan
 from xdp47_common.adapters.planning import PlanTarget
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RolloutRun
 from xdp47_common.rollout.policy import EffectivePolicy
-from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus
 
-__all__ = ["PgRolloutRepository"]
+__all__ = ["PgRolloutRepository", "SteeringFacts"]
 
 _COLUMNS = (
     "id, tenant, name, artifact_id, policy_id, selector, group_id, channel, waves, "
-    "wave_percentages, status, reason, current_wave, attempt, created_at, "
-    "started_at, finished_at, kind, rollback_of"
+    "wave_percentages, status, hold, held_since, reason, current_wave, attempt, "
+    "started_by, created_at, started_at, finished_at, kind, rollback_of"
 )
 
 INSERT_ROLLOUT = f"""
@@ -41,6 +45,7 @@ SELECT {_COLUMNS} FROM rollouts
 WHERE tenant = $1
   AND ($2::text IS NULL OR status = $2)
   AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
+  AND ($6::text IS NULL OR hold = $6)
 ORDER BY created_at, id LIMIT $5
 """  # nosec B608
 ARTIFACT_EXISTS = (
@@ -74,14 +79,36 @@ WHERE rollout_id = $1
 ORDER BY attempt, wave LIMIT $4
 """
 
+# What a steering command's checks need beyond the rollout: the policy it runs
+# under, its current wave's clock, and the tenant's four-eyes setting.
+STEERING_FACTS = """
+SELECT r.effective_policy::text AS effective_policy, r.current_wave_started_at,
+       r.grace_skipped, t.four_eyes_approval
+FROM rollouts AS r JOIN tenants AS t ON t.id = r.tenant
+WHERE r.tenant = $1 AND r.id = $2
+"""
+
 PLAN_POLICY = """
 SELECT r.effective_policy::text AS effective_policy, p.require_ok, p.skip_offline,
        p.grace_seconds, p.min_success_ratio, p.max_failures_per_wave,
-       p.abort_on_zero_eligible, p.wave_deadline_seconds
+       p.abort_on_zero_eligible, p.wave_deadline_seconds, p.max_device_retries,
+       p.retry_backoff_seconds, p.retry_backoff_max_seconds, p.approval_before_waves
 FROM rollouts AS r
 LEFT JOIN policies AS p ON p.tenant = r.tenant AND p.id = r.policy_id
 WHERE r.id = $1
 """
+
+
+@dataclass(frozen=True)
+class SteeringFacts:
+    """A rollout's facts beyond its read model that steering checks: the policy
+    it runs under (None before its start), its current wave's clock, whether the
+    wave was promoted, and its tenant's four-eyes setting."""
+
+    policy: EffectivePolicy | None
+    current_wave_started_at: datetime | None
+    grace_skipped: bool
+    four_eyes: bool
 
 
 def _rollout(row: asyncpg.Record) -> Rollout:
@@ -102,21 +129,38 @@ class PgRolloutRepository:
         return bool(await self._pool.fetchval(GROUP_EXISTS, tenant, group_id))
 
     async def create(self, body: RolloutCreate) -> Rollout:
-        row = await self._pool.fetchrow(
-            INSERT_ROLLOUT,
-            uuid4(),
-            body.tenant,
-            body.name,
-            body.artifact_id,
-            body.policy_id,
-            body.selector,
-            body.channel,
-            body.waves,
-            body.wave_percentages,
-            body.group_id,
-        )
-        assert row is not None
-        return _rollout(row)
+        async with writing(self._pool) as conn:
+            row = await conn.fetchrow(
+                INSERT_ROLLOUT,
+                uuid4(),
+                body.tenant,
+                body.name,
+                body.artifact_id,
+                body.policy_id,
+                body.selector,
+                body.channel,
+                body.waves,
+                body.wave_percentages,
+                body.group_id,
+            )
+            assert row is not None
+            created = _rollout(row)
+            await record(
+                conn,
+                audit_entry(
+                    created.tenant,
+                    "rollout.created",
+                    "rollout",
+                    created.id,
+                    after=created.status.value,
+                    rollout_id=created.id,
+                    detail={
+                        "name": created.name,
+                        "artifact_id": str(created.artifact_id),
+                    },
+                ),
+            )
+        return created
 
     async def rollbackable(self, tenant: str, rollout_id: UUID) -> int:
         """Devices that applied the rollout's artifact, still run it and ran
@@ -137,6 +181,7 @@ class PgRolloutRepository:
         tenant: str,
         *,
         status: RolloutStatus | None,
+        hold: RolloutHold | None = None,
         limit: int,
         cursor: str | None,
     ) -> Page[Rollout]:
@@ -148,8 +193,24 @@ class PgRolloutRepository:
             at,
             ident,
             limit + 1,
+            hold.value if hold else None,
         )
         return page_of([_rollout(r) for r in rows], limit, time_id_key)
+
+    async def steering_facts(
+        self, tenant: str, rollout_id: UUID
+    ) -> SteeringFacts | None:
+        """What a steering command's checks need; None: no such rollout."""
+        row = await self._pool.fetchrow(STEERING_FACTS, tenant, rollout_id)
+        if row is None:
+            return None
+        text = row["effective_policy"]
+        return SteeringFacts(
+            policy=None if text is None else EffectivePolicy.model_validate_json(text),
+            current_wave_started_at=row["current_wave_started_at"],
+            grace_skipped=row["grace_skipped"],
+            four_eyes=row["four_eyes_approval"],
+        )
 
     async def runs(
         self, rollout_id: UUID, *, limit: int, cursor: str | None

@@ -10,9 +10,12 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from xdp47_api.acting import audit_entry, current_actor
 from xdp47_api.pagination import Page, time_id_cursor
 from xdp47_api.repositories._paging import page_of, time_id_key
+from xdp47_api.repositories._trail import record, writing
 from xdp47_common.models import ApiToken, Scope
+from xdp47_common.models.audit import AuditEntry, AuditOutcome
 
 __all__ = ["LAST_USED_RESOLUTION", "PgTokenRepository", "TokenRecord"]
 
@@ -46,6 +49,9 @@ WHERE tenant = $1
   AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
 ORDER BY created_at, id LIMIT $4
 """  # nosec B608
+LOCK_TOKEN = (
+    "SELECT revoked_at FROM api_tokens WHERE tenant = $1 AND id = $2 FOR UPDATE"
+)
 REVOKE_TOKEN = f"""
 UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
 WHERE tenant = $1 AND id = $2
@@ -68,6 +74,34 @@ class TokenRecord:
 
 def _token(row: asyncpg.Record) -> ApiToken:
     return ApiToken.model_validate(dict(row))
+
+
+def _entries(
+    token: ApiToken, action: str, before: str | None, after: str
+) -> list[AuditEntry]:
+    """The token's tenant's entry, and the actor's when it acts on another
+    tenant's token (``tenants:write``)."""
+    tenants = {token.tenant, current_actor().tenant or token.tenant}
+    outcome = AuditOutcome.NO_OP if before == after else AuditOutcome.APPLIED
+    detail = {
+        "name": token.name,
+        "tenant": token.tenant,
+        "prefix": token.prefix,
+        "scopes": sorted(s.value for s in token.scopes),
+    }
+    return [
+        audit_entry(
+            t,
+            action,
+            "token",
+            token.id,
+            before=before,
+            after=after,
+            outcome=outcome,
+            detail=detail,
+        )
+        for t in sorted(tenants)
+    ]
 
 
 class PgTokenRepository:
@@ -106,19 +140,22 @@ class PgTokenRepository:
         created_by: UUID | None,
         expires_at: datetime | None,
     ) -> ApiToken:
-        row = await self._pool.fetchrow(
-            INSERT_TOKEN,
-            uuid4(),
-            tenant,
-            name,
-            prefix,
-            token_hash,
-            [s.value for s in scopes],
-            created_by,
-            expires_at,
-        )
-        assert row is not None
-        return _token(row)
+        async with writing(self._pool) as conn:
+            row = await conn.fetchrow(
+                INSERT_TOKEN,
+                uuid4(),
+                tenant,
+                name,
+                prefix,
+                token_hash,
+                [s.value for s in scopes],
+                created_by,
+                expires_at,
+            )
+            assert row is not None
+            token = _token(row)
+            await record(conn, *_entries(token, "token.minted", None, "active"))
+        return token
 
     async def get(self, tenant: str, token_id: UUID) -> ApiToken | None:
         row = await self._pool.fetchrow(GET_TOKEN, tenant, token_id)
@@ -138,5 +175,14 @@ class PgTokenRepository:
         return {r["id"]: r["name"] for r in rows}
 
     async def revoke(self, tenant: str, token_id: UUID) -> ApiToken | None:
-        row = await self._pool.fetchrow(REVOKE_TOKEN, tenant, token_id)
-        return None if row is None else _token(row)
+        """Revoke (a revoked token stays so: recorded as a no-op)."""
+        async with writing(self._pool) as conn:
+            was = await conn.fetchrow(LOCK_TOKEN, tenant, token_id)
+            if was is None:
+                return None
+            row = await conn.fetchrow(REVOKE_TOKEN, tenant, token_id)
+            assert row is not None
+            token = _token(row)
+            before = "active" if was["revoked_at"] is None else "revoked"
+            await record(conn, *_entries(token, "token.revoked", before, "revoked"))
+        return token

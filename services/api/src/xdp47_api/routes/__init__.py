@@ -4,6 +4,7 @@
 from xdp47_api.routes.artifact_content import router as artifact_content_router
 from xdp47_api.routes.artifact_download import router as artifact_download_router
 from xdp47_api.routes.artifacts import router as artifacts_router
+from xdp47_api.routes.audit import router as audit_router
 from xdp47_api.routes.device_counts import router as device_counts_router
 from xdp47_api.routes.devices import router as devices_router
 from xdp47_api.routes.groups import router as groups_router
@@ -25,6 +26,7 @@ ROUTERS = (
     rollout_progress_router,
     tenants_router,
     tokens_router,
+    audit_router,
 )
 
 __all__ = ["ROUTERS"]

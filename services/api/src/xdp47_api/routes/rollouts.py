@@ -1,5 +1,6 @@
 """Rollout routes: create drafts, read them and their runs, and send the
-scheduler the start/retry/abort/rollback commands (the scheduler owns status changes).
+scheduler the start/retry/abort/rollback/pause/resume/approve/promote commands
+(the scheduler owns status changes).
 The rules live in ``usecases.rollouts`` and ``usecases.rollout_commands``."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from xdp47_common.models import (
     RunProgress,
     Scope,
 )
-from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus
 
 __all__ = ["router"]
 
@@ -47,11 +48,20 @@ async def list_rollouts(
     principal: Reader,
     services: ServicesDep,
     status: RolloutStatus | None = None,
+    hold: Annotated[
+        RolloutHold | None,
+        Query(description="Only running rollouts held so: paused, awaiting_approval."),
+    ] = None,
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[Rollout]:
     page = await rollouts.list_page(
-        services, principal.tenant, status=status, limit=limit, cursor=cursor
+        services,
+        principal.tenant,
+        status=status,
+        hold=hold,
+        limit=limit,
+        cursor=cursor,
     )
     return publish_page(request, response, page)
 
@@ -189,3 +199,75 @@ async def rollback_rollout(
     body: RollbackRequest | None = None,
 ) -> RollbackAnswer:
     return await rollback.rollback(services, principal, rollout_id, body)
+
+
+Approver = Annotated[Principal, require(Scope.ROLLOUTS_APPROVE)]
+
+
+@router.post(
+    "/{rollout_id}:pause",
+    response_model=Rollout,
+    status_code=202,
+    summary="Pause: no new wave starts and no gate judges until resume",
+    description="The rollout stays `running` with `hold: paused`. Devices already "
+    "told to update keep going (their desired state does not change); the "
+    "current wave's grace and deadline do not run while paused. Pausing a "
+    "paused rollout changes nothing (202); 409 unless running (and not awaiting "
+    "approval).",
+    responses={**errors(404, 409), **_ACCEPTED},
+)
+async def pause_rollout(
+    rollout_id: UUID, principal: Writer, services: ServicesDep
+) -> Rollout:
+    return await rollout_commands.send(services, principal, "pause", rollout_id)
+
+
+@router.post(
+    "/{rollout_id}:resume",
+    response_model=Rollout,
+    status_code=202,
+    summary="Resume a paused rollout",
+    description="The current wave goes on with the grace and deadline it had "
+    "left when paused; its gate judges it at once. Resuming a rollout that is "
+    "not held changes nothing (202); 409 when it awaits approval or is not "
+    "running.",
+    responses={**errors(404, 409), **_ACCEPTED},
+)
+async def resume_rollout(
+    rollout_id: UUID, principal: Writer, services: ServicesDep
+) -> Rollout:
+    return await rollout_commands.send(services, principal, "resume", rollout_id)
+
+
+@router.post(
+    "/{rollout_id}:approve",
+    response_model=Rollout,
+    status_code=202,
+    summary="Approve the wave that awaits approval (scope rollouts:approve)",
+    description="Starts wave `current_wave + 1` of a rollout with `hold: "
+    "awaiting_approval` (its policy's `approval_before_waves`). Under the "
+    "tenant's `four_eyes_approval`, the token that started the rollout "
+    "(`started_by`) is refused with 403. 409 when no wave awaits approval.",
+    responses={**errors(403, 404, 409), **_ACCEPTED},
+)
+async def approve_rollout(
+    rollout_id: UUID, principal: Approver, services: ServicesDep
+) -> Rollout:
+    return await rollout_commands.send(services, principal, "approve", rollout_id)
+
+
+@router.post(
+    "/{rollout_id}:promote",
+    response_model=Rollout,
+    status_code=202,
+    summary="Judge the current wave now, skipping the rest of its grace",
+    description="For a running rollout whose current wave is in its grace "
+    "period: its gate judges it at once (passes it when its devices are done, "
+    "or as soon as the last one reports). 409 when there is nothing to promote "
+    "(no grace left, promoted already, held, or not running).",
+    responses={**errors(404, 409), **_ACCEPTED},
+)
+async def promote_rollout(
+    rollout_id: UUID, principal: Writer, services: ServicesDep
+) -> Rollout:
+    return await rollout_commands.send(services, principal, "promote", rollout_id)

@@ -1,5 +1,5 @@
 """Tenant routes: the caller's own tenant, or all of them for a platform operator
-(``tenants:write``), who alone may create tenants."""
+(``tenants:write``), who alone may create tenants and change their settings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from xdp47_api.pagination import CursorParam, LimitParam, publish_page
 from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
 from xdp47_api.usecases import tenants
-from xdp47_common.models import Scope, Tenant, TenantCreate
+from xdp47_common.models import Scope, Tenant, TenantCreate, TenantSettings
 
 __all__ = ["router"]
 
@@ -50,3 +50,21 @@ async def create_tenant(
     services: ServicesDep,
 ) -> Tenant:
     return await tenants.create(services, body)
+
+
+@router.patch(
+    "/{tenant_id}",
+    response_model=Tenant,
+    summary="Change a tenant's settings (platform operators)",
+    description="`four_eyes_approval: true` requires a rollout's approval "
+    "(`:approve`) to come from another token than the one that started it. "
+    "Fields left out keep their value.",
+    responses=errors(404, 413),
+)
+async def update_tenant(
+    tenant_id: str,
+    body: TenantSettings,
+    principal: Annotated[Principal, require(Scope.TENANTS_WRITE)],
+    services: ServicesDep,
+) -> Tenant:
+    return await tenants.update_settings(services, tenant_id, body)

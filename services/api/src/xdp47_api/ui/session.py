@@ -23,7 +23,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response
 
-from xdp47_api.auth import Principal, principal_for_digest
+from xdp47_api.auth import Principal, act_as_principal, principal_for_digest
 from xdp47_api.state import Services, ServicesDep
 from xdp47_common.clock import utcnow
 from xdp47_common.models import Scope
@@ -164,6 +164,7 @@ async def current_session(request: Request, services: ServicesDep) -> UiSession:
     if principal.tenant != record.tenant:
         await sessions.delete(id_hash)
         raise SignInRequired()
+    act_as_principal(principal)
     return UiSession(principal=principal, csrf_token=record.csrf_token, id_hash=id_hash)
 
 

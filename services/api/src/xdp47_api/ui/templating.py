@@ -45,6 +45,7 @@ NAV: tuple[tuple[str, str, Scope | None], ...] = (
     ("/ui/artifacts", "Artifacts", Scope.ARTIFACTS_READ),
     ("/ui/policies", "Policies", Scope.POLICIES_READ),
     ("/ui/tenants", "Tenants & tokens", Scope.TENANTS_READ),
+    ("/ui/audit", "Audit", Scope.AUDIT_READ),
     ("/ui/system", "System", None),
 )
 

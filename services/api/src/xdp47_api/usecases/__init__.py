@@ -16,6 +16,7 @@ identical on both surfaces.
 __all__ = [
     "artifact_uploads",
     "artifacts",
+    "audit",
     "devices",
     "errors",
     "policies",

@@ -1,34 +1,76 @@
-"""Rollout commands: check the rollout's status, then publish start, retry or
-abort for the scheduler (which owns every status change).
+"""Rollout commands: check the rollout's phase, then publish start, retry, abort,
+pause, resume, approve or promote for the scheduler (which owns every change),
+and record each request in the audit trail, refused ones too.
 
-``COMMAND_FROM`` is the core's table of which statuses accept each command
-(``xdp47_common.rollout.commands``): a move, or a harmless repeat whose effect
-already holds (start or retry of a running rollout, abort of an aborted one);
-409 outside it.
+``COMMAND_FROM`` is the core's table of which phases (status and hold) accept
+each command (``xdp47_common.rollout.commands``): a move, or a harmless repeat
+whose effect already holds (start or retry of a running rollout, abort of an
+aborted one, pause of a paused one, resume of one not held); 409 outside it.
+Promote also needs the current wave in its grace (409 otherwise), and approve
+under the tenant's four-eyes setting a token other than the one that started
+the attempt (403). The scheduler checks both again when it applies the command.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
+from fastapi import HTTPException
+
+from xdp47_api.acting import audit_entry
 from xdp47_api.auth import Principal
+from xdp47_api.repositories.rollouts import SteeringFacts
 from xdp47_api.state import Services
 from xdp47_api.usecases.errors import conflict
 from xdp47_api.usecases.rollouts import get, plan
 from xdp47_common.bus import PublishFailed
+from xdp47_common.clock import utcnow
 from xdp47_common.logging import REQUEST_ID
-from xdp47_common.messages import AbortRollout, RetryRollout, StartRollout
-from xdp47_common.models import Rollout, RolloutStartAnswer
-from xdp47_common.rollout.commands import CommandName, accepted_from, offered_table
+from xdp47_common.messages import (
+    AbortRollout,
+    ApproveRollout,
+    PauseRollout,
+    PromoteRollout,
+    ResumeRollout,
+    RetryRollout,
+    StartRollout,
+)
+from xdp47_common.models import Rollout, RolloutStartAnswer, Scope
+from xdp47_common.models.audit import AuditOutcome
+from xdp47_common.rollout import RolloutState, promotable
+from xdp47_common.rollout.commands import (
+    CommandName,
+    Phase,
+    accepted_from,
+    offered_table,
+)
 from xdp47_common.rollout.exclusions import Exclusion
 from xdp47_common.rollout.status import RolloutStatus
 from xdp47_common.web import ServiceUnavailable
 
-__all__ = ["COMMANDS", "COMMAND_FROM", "accepted_statuses", "send", "start"]
+__all__ = [
+    "COMMANDS",
+    "COMMAND_FROM",
+    "COMMAND_SCOPE",
+    "accepted_statuses",
+    "record_request",
+    "send",
+    "start",
+    "why_not_promote",
+]
 
-Command = type[StartRollout] | type[RetryRollout] | type[AbortRollout]
+Command = (
+    type[StartRollout]
+    | type[RetryRollout]
+    | type[AbortRollout]
+    | type[PauseRollout]
+    | type[ResumeRollout]
+    | type[ApproveRollout]
+    | type[PromoteRollout]
+)
 
-COMMAND_FROM: dict[str, frozenset[RolloutStatus]] = {
+COMMAND_FROM: dict[str, frozenset[Phase]] = {
     c.value: accepted_from(c) for c in CommandName
 }
 
@@ -36,12 +78,28 @@ COMMANDS: dict[str, Command] = {
     "start": StartRollout,
     "retry": RetryRollout,
     "abort": AbortRollout,
+    "pause": PauseRollout,
+    "resume": ResumeRollout,
+    "approve": ApproveRollout,
+    "promote": PromoteRollout,
 }
+
+# The scope each command needs: approving is a separate duty from operating.
+COMMAND_SCOPE: dict[str, Scope] = {
+    verb: Scope.ROLLOUTS_APPROVE if verb == "approve" else Scope.ROLLOUTS_WRITE
+    for verb in COMMANDS
+}
+
+FOUR_EYES_REFUSAL = (
+    "four-eyes approval: this tenant requires the approval to come from another "
+    "token than the one that started the rollout ({starter})"
+)
 
 
 def accepted_statuses() -> dict[str, frozenset[str]]:
-    """The statuses in which the UI offers each command's button (the core's
-    table without the harmless repeats)."""
+    """The phases (``Phase.key``: ``running``, ``running:paused`` ...) in which
+    the UI offers each command's button (the core's table without the harmless
+    repeats)."""
     return offered_table()
 
 
@@ -53,18 +111,35 @@ _NOT_MATCHED = frozenset({Exclusion.WRONG_CHANNEL, Exclusion.LABEL_MISMATCH})
 async def send(
     services: Services, principal: Principal, verb: str, rollout_id: UUID
 ) -> Rollout:
-    """Publish the ``verb`` command for the caller's rollout.
+    """Publish the ``verb`` command for the caller's rollout, and record the
+    request in the audit trail whatever its answer (``rollout.<verb>.requested``:
+    accepted, refused with 404/409, or failed with 503). The scheduler records
+    what the command did when it applies it (``rollout.<verb>``).
 
-    Raises ``HTTPException`` 404 (no such rollout) or 409 (its status does not
-    accept ``verb``), ``ServiceUnavailable`` when the broker refuses.
+    Raises ``HTTPException`` 404 (no such rollout), 409 (its phase does not
+    accept ``verb``, or nothing to promote), 403 (a four-eyes approval by the
+    starter), ``ServiceUnavailable`` when the broker refuses.
     """
-    rollout = await get(services, principal.tenant, rollout_id)
+    action = f"rollout.{verb}.requested"
+    try:
+        rollout = await get(services, principal.tenant, rollout_id)
+    except HTTPException as exc:
+        await record_request(services, principal, action, rollout_id, None, exc)
+        raise
+    phase = Phase(rollout.status, rollout.hold)
     allowed = COMMAND_FROM[verb]
-    if rollout.status not in allowed:
-        raise conflict(
-            f"cannot {verb} a rollout in status '{rollout.status.value}'; "
-            f"{verb} needs status {' or '.join(sorted(s.value for s in allowed))}"
-        )
+    try:
+        if phase not in allowed:
+            raise conflict(
+                f"cannot {verb} a rollout in status '{phase.describe()}'; "
+                f"{verb} needs status "
+                f"{' or '.join(sorted(p.describe() for p in allowed))}"
+            )
+        if verb in ("approve", "promote"):
+            await _check_steering(services, principal, verb, rollout)
+    except HTTPException as refused:
+        await record_request(services, principal, action, rollout_id, rollout, refused)
+        raise
     message = COMMANDS[verb](
         tenant=principal.tenant,
         rollout_id=rollout.id,
@@ -79,10 +154,104 @@ async def send(
             message,
         )
     except PublishFailed as exc:
-        raise ServiceUnavailable(
+        unavailable = ServiceUnavailable(
             f"the message broker did not accept the {verb} command; retry later"
-        ) from exc
+        )
+        await record_request(
+            services, principal, action, rollout_id, rollout, unavailable
+        )
+        raise unavailable from exc
+    await record_request(
+        services,
+        principal,
+        action,
+        rollout_id,
+        rollout,
+        None,
+        message_id=str(message.message_id),
+    )
     return rollout
+
+
+async def record_request(
+    services: Services,
+    principal: Principal,
+    action: str,
+    rollout_id: UUID,
+    rollout: Rollout | None,
+    refused: Exception | None,
+    **detail: Any,
+) -> None:
+    """The request's entry: it changed nothing itself (the scheduler's entry
+    of the command says what it did), so it has a transaction of its own."""
+    if isinstance(refused, HTTPException):
+        outcome = AuditOutcome.REFUSED
+        detail.update(status=refused.status_code, detail=refused.detail)
+    elif refused is not None:
+        outcome = AuditOutcome.FAILED
+        detail.update(status=503, detail=str(refused))
+    else:
+        outcome = AuditOutcome.ACCEPTED
+    # The phase in words: ``running (paused)`` says more than the status.
+    status = None if rollout is None else Phase(rollout.status, rollout.hold).describe()
+    await services.repos.audit.append(
+        audit_entry(
+            principal.tenant,
+            action,
+            "rollout",
+            rollout_id,
+            outcome=outcome,
+            before=status,
+            after=status,
+            rollout_id=None if rollout is None else rollout.id,
+            detail=detail,
+        )
+    )
+
+
+async def _check_steering(
+    services: Services, principal: Principal, verb: str, rollout: Rollout
+) -> None:
+    """The checks of approve (four-eyes) and promote (a grace to skip)."""
+    facts = await services.repos.rollouts.steering_facts(rollout.tenant, rollout.id)
+    if facts is None:  # deleted meanwhile: cannot happen, rollouts are kept
+        raise conflict(f"rollout '{rollout.id}' changed; read it again")
+    if verb == "approve":
+        if facts.four_eyes and principal.actor == rollout.started_by:
+            raise HTTPException(
+                status_code=403,
+                detail=FOUR_EYES_REFUSAL.format(starter=principal.display_name),
+            )
+        return
+    why_not = _why_not_promote(rollout, facts)
+    if why_not is not None:
+        raise conflict(f"nothing to promote: {why_not}")
+
+
+async def why_not_promote(services: Services, rollout: Rollout) -> str | None:
+    """Why a promote of ``rollout`` would be refused now; None when it applies
+    (the UI offers Promote only then)."""
+    facts = await services.repos.rollouts.steering_facts(rollout.tenant, rollout.id)
+    if facts is None:
+        return f"rollout '{rollout.id}' not found"
+    return _why_not_promote(rollout, facts)
+
+
+def _why_not_promote(rollout: Rollout, facts: SteeringFacts) -> str | None:
+    state = RolloutState(
+        id=rollout.id,
+        status=rollout.status,
+        waves=rollout.waves,
+        current_wave=rollout.current_wave,
+        current_wave_started_at=facts.current_wave_started_at,
+        attempt=rollout.attempt,
+        hold=rollout.hold,
+        held_since=rollout.held_since,
+        grace_skipped=facts.grace_skipped,
+    )
+    if facts.policy is None:
+        return "the rollout has no policy kept yet"
+    return promotable(state, facts.policy, utcnow())
 
 
 async def start(

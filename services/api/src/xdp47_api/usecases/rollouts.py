@@ -11,7 +11,11 @@ from xdp47_api.usecases.errors import not_found, unprocessable
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RunProgress
 from xdp47_common.rollout.policy import default_policy
 from xdp47_common.rollout.progress import run_progress
-from xdp47_common.rollout.status import TERMINAL_STATUSES, RolloutStatus
+from xdp47_common.rollout.status import (
+    TERMINAL_STATUSES,
+    RolloutHold,
+    RolloutStatus,
+)
 
 __all__ = ["create", "get", "list_page", "plan", "runs"]
 
@@ -21,11 +25,12 @@ async def list_page(
     tenant: str,
     *,
     status: RolloutStatus | None = None,
+    hold: RolloutHold | None = None,
     limit: int,
     cursor: str | None,
 ) -> Page[Rollout]:
     return await services.repos.rollouts.list(
-        tenant, status=status, limit=limit, cursor=cursor
+        tenant, status=status, hold=hold, limit=limit, cursor=cursor
     )
 
 
@@ -33,17 +38,24 @@ async def create(
     services: Services, principal: Principal, body: RolloutCreate
 ) -> Rollout:
     """Create a draft of the caller's tenant; 422 naming the field when its
-    artifact, policy or group is not the tenant's."""
+    artifact, policy or group is not the tenant's, or the policy's approval
+    gates name a wave the rollout does not have."""
     principal.own_tenant(body.tenant)
     repo = services.repos.rollouts
     if not await repo.artifact_exists(body.tenant, body.artifact_id):
         raise unprocessable(
             f"body.artifact_id: artifact '{body.artifact_id}' not found"
         )
-    if body.policy_id is not None and not await repo.policy_exists(
-        body.tenant, body.policy_id
-    ):
-        raise unprocessable(f"body.policy_id: policy '{body.policy_id}' not found")
+    if body.policy_id is not None:
+        policy = await services.repos.policies.get(body.tenant, body.policy_id)
+        if policy is None:
+            raise unprocessable(f"body.policy_id: policy '{body.policy_id}' not found")
+        beyond = [w for w in policy.approval_before_waves or () if w > body.waves]
+        if beyond:
+            raise unprocessable(
+                f"body.policy_id: policy '{policy.name}' asks for approval before "
+                f"wave {beyond[0]}, but the rollout has {body.waves} waves"
+            )
     if body.group_id is not None and not await repo.group_exists(
         body.tenant, body.group_id
     ):

@@ -1,14 +1,15 @@
-"""Tenant use cases: the tenants a caller may see, and creating one."""
+"""Tenant use cases: the tenants a caller may see, creating one, and its
+settings."""
 
 from __future__ import annotations
 
 from xdp47_api.auth import Principal
 from xdp47_api.pagination import Page
 from xdp47_api.state import Services
-from xdp47_api.usecases.errors import conflict
-from xdp47_common.models import Scope, Tenant, TenantCreate
+from xdp47_api.usecases.errors import conflict, not_found
+from xdp47_common.models import Scope, Tenant, TenantCreate, TenantSettings
 
-__all__ = ["create", "visible"]
+__all__ = ["create", "update_settings", "visible"]
 
 
 async def visible(
@@ -29,3 +30,15 @@ async def create(services: Services, body: TenantCreate) -> Tenant:
     if created is None:
         raise conflict(f"id: tenant '{body.id}' already exists")
     return created
+
+
+async def update_settings(
+    services: Services, tenant_id: str, body: TenantSettings
+) -> Tenant:
+    """Change a tenant's settings (a platform operator's); 404 when missing."""
+    updated = await services.repos.tenants.update_settings(
+        tenant_id, body.four_eyes_approval
+    )
+    if updated is None:
+        raise not_found("tenant", tenant_id)
+    return updated

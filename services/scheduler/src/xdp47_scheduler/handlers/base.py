@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from xdp47_common.messages import RolloutEvent
+from xdp47_common.messages import RolloutCommand, RolloutEvent
 from xdp47_common.rollout import Decision, EffectivePolicy
 from xdp47_scheduler.advance import Context
 from xdp47_scheduler.ports import RolloutRow, RolloutTx
 
-__all__ = ["Handler", "Step", "Then"]
+__all__ = ["Handler", "Step", "Then", "actor"]
 
 # More work in the command's transaction once its decision is applied (a
 # rollback starting another rollout): (transaction, restarted) -> events.
@@ -40,3 +40,8 @@ class Step:
 # command whose effect already holds (a no-op). Raises ``InvalidTransition`` for
 # a command the rollout's status does not accept.
 Handler = Callable[[RolloutTx, RolloutRow, Any, Context], Awaitable[Step | None]]
+
+
+def actor(command: RolloutCommand) -> str:
+    """Who sent the command, as reasons name it (``token:<id>``)."""
+    return command.requested_by or "operator"

@@ -19,6 +19,8 @@ async def handle_retry(
         return None
     policy = await policy_of(tx, row, ctx)
     _, left_out = await tx.reset_for_retry(row.id)
+    # Who retried started this attempt: four-eyes holds against them.
+    await tx.save_starter(row.id, command.requested_by)
     reason = decision.reason
     if left_out:
         reason = f"{reason}; {left_out} devices left out: in another rollout"

@@ -10,7 +10,7 @@ from uuid import UUID
 from xdp47_common.messages import RollbackRollout, RolloutEvent
 from xdp47_common.rollout import RollbackRefused, rollback
 from xdp47_scheduler.advance import Context, policy_of, start_rollback
-from xdp47_scheduler.handlers.base import Step
+from xdp47_scheduler.handlers.base import Step, actor
 from xdp47_scheduler.ports import RolloutRow, RolloutTx
 
 __all__ = ["handle_rollback"]
@@ -20,7 +20,7 @@ async def handle_rollback(
     tx: RolloutTx, row: RolloutRow, command: RollbackRollout, ctx: Context
 ) -> Step | None:
     # Refuses a rollback (kind) or a status outside the core's table.
-    decision = rollback(row.state(), row.kind, by=command.requested_by or "operator")
+    decision = rollback(row.state(), row.kind, by=actor(command))
     if not await tx.rollbackable(row):
         raise RollbackRefused(
             row.status, "no device applied the rollout's artifact and still runs it"

@@ -18,6 +18,7 @@ async def handle_start(
         return None
     policy = await policy_of(tx, row, ctx)
     await tx.save_policy(row.id, policy)
+    await tx.save_starter(row.id, command.requested_by)
     # A plan with no device ends the rollout in this step (zero eligible).
     decision = start(row.state(), await tx.write_plan(row), policy)
     return Step(decision, policy, decision.reason)

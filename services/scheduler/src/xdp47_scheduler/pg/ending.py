@@ -55,14 +55,17 @@ WHERE t.rollout_id = $1 AND t.state <> 'applied'
 """
 
 
-# Retry: every target not applied is planned again in its wave, unless the device
+# Retry: every target not applied is planned again in its wave, from its first
+# try again (per-device tries count within one rollout attempt; the history
+# keeps the earlier ones), unless the device
 # has meanwhile become a target of another running rollout; ``rollout_waves`` then
 # holds the per-wave counts of those (what each wave of the new attempt tells).
 _RETRY = """
 WITH again AS (
     UPDATE rollout_targets AS t SET state = 'pending', reason = NULL,
         reason_detail = NULL, active = true,
-        assigned_at = NULL, finished_at = NULL, baseline_apply = NULL
+        assigned_at = NULL, finished_at = NULL, baseline_apply = NULL,
+        device_attempt = 1, retry_after = NULL, attempts = '[]'::jsonb
     WHERE t.rollout_id = $1 AND t.state <> 'applied' AND NOT t.active
       AND NOT EXISTS (
           SELECT 1 FROM rollout_targets AS o

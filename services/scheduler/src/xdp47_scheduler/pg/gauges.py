@@ -24,10 +24,11 @@ __all__ = ["AlertGauges"]
 log = logging.getLogger(__name__)
 
 # The effective policy saved at start carries the deadline; $1 is the default
-# for a rollout saved without one.
+# for a rollout saved without one. A held rollout is not stuck: its deadline
+# does not run while paused, and a wave awaiting approval has none.
 _PAST_DEADLINE = """
 SELECT count(*) FROM rollouts
-WHERE status = 'running' AND current_wave_started_at IS NOT NULL
+WHERE status = 'running' AND hold IS NULL AND current_wave_started_at IS NOT NULL
   AND current_wave_started_at + make_interval(secs => coalesce(
         (effective_policy->>'wave_deadline_seconds')::float8, $1)) < now()
 """

@@ -10,6 +10,7 @@ recounted from a wave.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from xdp47_common.rollout import (
     Decision,
     EffectivePolicy,
     EventName,
+    RolloutHold,
     RolloutKind,
     RolloutStatus,
     WaveCounters,
@@ -29,12 +31,14 @@ __all__ = [
     "LOCK_PLAN",
     "create_rollback",
     "finish_run",
+    "four_eyes",
     "json_value",
     "load_policy_overrides",
     "lock_rollout",
     "read_counters",
     "rollbackable",
     "save_policy",
+    "save_starter",
     "shortfall",
     "time_out_wave",
     "update_rollout",
@@ -47,7 +51,8 @@ LOCK_PLAN = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1 FOR UP
 _LOCK = """
 SELECT id, tenant, artifact_id, policy_id, selector::text AS selector, channel, waves,
        wave_percentages, status, current_wave, current_wave_started_at, attempt,
-       effective_policy::text AS effective_policy, kind, rollback_of
+       effective_policy::text AS effective_policy, kind, rollback_of, hold,
+       held_since, grace_skipped, started_by
 FROM rollouts WHERE id = $1 FOR UPDATE
 """
 
@@ -55,12 +60,15 @@ FROM rollouts WHERE id = $1 FOR UPDATE
 _POLICY = """
 SELECT require_ok, skip_offline, grace_seconds, min_success_ratio,
        max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds,
-       on_failure
+       on_failure, max_device_retries, retry_backoff_seconds,
+       retry_backoff_max_seconds, approval_before_waves
 FROM policies WHERE tenant = $1 AND id = $2
 """
 
 
 _SAVE_POLICY = "UPDATE rollouts SET effective_policy = $2::text::jsonb WHERE id = $1"
+_SAVE_STARTER = "UPDATE rollouts SET started_by = $2 WHERE id = $1"
+_FOUR_EYES = "SELECT four_eyes_approval FROM tenants WHERE id = $1"
 
 
 _SHORTFALL = """
@@ -92,7 +100,10 @@ WHERE rollout_id = $1 AND attempt = $2 AND wave = $3 AND finished_at IS NULL
 _UPDATE_ROLLOUT = """
 UPDATE rollouts SET
     status = $2, attempt = $3, current_wave = $4, reason = $5,
-    current_wave_started_at = CASE WHEN $6 THEN now() ELSE current_wave_started_at END,
+    current_wave_started_at = CASE WHEN $6 THEN now()
+                                   ELSE current_wave_started_at + $11::interval END,
+    hold = $9, held_since = $10,
+    grace_skipped = CASE WHEN $6 THEN false ELSE $12 END,
     started_at = CASE WHEN $2 = 'running' OR $8 THEN coalesce(started_at, now())
                       ELSE started_at END,
     finished_at = CASE WHEN $7 THEN now() WHEN $2 = 'running' THEN NULL
@@ -103,11 +114,19 @@ WHERE id = $1
 
 
 # ``pending`` too: a target of the started wave whose follow-up never ran (a crash)
-# is in ``eligible`` and must not hold the wave open.
+# is in ``eligible`` and must not hold the wave open. A device still retrying
+# (per-device retries) times out like any other; its failed tries stay in
+# ``attempts`` and the detail names how many there were and the last one's code.
 _TIME_OUT = """
 WITH gone AS (
     UPDATE rollout_targets SET state = 'failed', reason = 'timed_out',
-                               reason_detail = NULL, finished_at = now()
+        reason_detail = CASE WHEN jsonb_array_length(attempts) > 0 THEN
+            'while retrying: ' || jsonb_array_length(attempts)
+            || CASE WHEN jsonb_array_length(attempts) = 1 THEN ' failed try'
+                    ELSE ' failed tries' END
+            || ', the last ' || coalesce(attempts->-1->>'code', '?')
+        END,
+        retry_after = NULL, finished_at = now()
     WHERE rollout_id = $1 AND wave = $2 AND state IN ('assigned', 'pending')
       AND active
     RETURNING 1
@@ -146,6 +165,10 @@ async def lock_rollout(
         effective_policy=json_value(row["effective_policy"]),
         kind=RolloutKind(row["kind"]),
         rollback_of=row["rollback_of"],
+        hold=None if row["hold"] is None else RolloutHold(row["hold"]),
+        held_since=row["held_since"],
+        grace_skipped=row["grace_skipped"],
+        started_by=row["started_by"],
     )
 
 
@@ -162,6 +185,16 @@ async def save_policy(
     conn: Connection, rollout_id: UUID, policy: EffectivePolicy
 ) -> None:
     await conn.execute(_SAVE_POLICY, rollout_id, policy.model_dump_json())
+
+
+async def save_starter(
+    conn: Connection, rollout_id: UUID, started_by: str | None
+) -> None:
+    await conn.execute(_SAVE_STARTER, rollout_id, started_by)
+
+
+async def four_eyes(conn: Connection, tenant: str) -> bool:
+    return bool(await conn.fetchval(_FOUR_EYES, tenant))
 
 
 async def shortfall(conn: Connection, row: RolloutRow) -> bool:
@@ -207,6 +240,10 @@ async def update_rollout(
         terminal,
         # A start that ends at once (zero eligible) did start.
         any(e.name is EventName.STARTED for e in decision.events),
+        None if terminal or decision.hold is None else decision.hold.value,
+        None if terminal or decision.hold is None else decision.held_since,
+        decision.shift_wave_clock or timedelta(0),
+        decision.skip_grace and not terminal,
     )
 
 

@@ -9,7 +9,8 @@ __all__ = ["database_problem"]
 # Columns of the newest migration the scheduler relies on.
 _SCHEMA_CHECK = """
 SELECT count(*) FROM (VALUES ('rollouts', 'effective_policy'),
-                             ('rollout_targets', 'baseline_apply')) AS c(t, col)
+                             ('rollout_targets', 'baseline_apply'),
+                             ('rollout_targets', 'device_attempt')) AS c(t, col)
 WHERE NOT EXISTS (
     SELECT 1 FROM information_schema.columns
     WHERE table_schema = current_schema() AND table_name = c.t AND column_name = c.col

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from xdp47_common.adapters.audit_trail import append_audit
 from xdp47_common.adapters.pg import DATABASE_UNAVAILABLE
 from xdp47_common.adapters.planning import (
     Connection,
@@ -17,6 +18,7 @@ from xdp47_common.adapters.planning import (
     count_matched,
     write_plan,
 )
+from xdp47_common.models.audit import AuditEntry
 from xdp47_common.rollout import (
     TERMINAL_STATUSES,
     Decision,
@@ -38,6 +40,10 @@ ON CONFLICT DO NOTHING RETURNING 1
 """
 _RUNNING = "SELECT id FROM rollouts WHERE status = 'running' ORDER BY id"
 _BY_STATUS = "SELECT status, count(*) AS n FROM rollouts GROUP BY status"
+_HELD = """
+SELECT hold, count(*) AS n FROM rollouts
+WHERE status = 'running' AND hold IS NOT NULL GROUP BY hold
+"""
 
 # Races between schedulers (and with heartbeat batches) that running the
 # transaction again resolves: a deadlock, or a device taken by another rollout
@@ -57,6 +63,10 @@ class PgRolloutTx(RolloutTx):
 
     async def claim(self, consumer: str, message_id: UUID) -> bool:
         return await self.conn.fetchval(_INBOX, consumer, message_id) is not None
+
+    async def append_trail(self, entries: Sequence[AuditEntry]) -> None:
+        # The trail's one INSERT, shared with the API (migration 0020).
+        await append_audit(self.conn, entries)
 
     async def lock(
         self, rollout_id: UUID, *, skip_locked: bool = False
@@ -82,6 +92,12 @@ class PgRolloutTx(RolloutTx):
         return await rollouts.create_rollback(
             self.conn, original, rollback_id, policy_id
         )
+
+    async def save_starter(self, rollout_id: UUID, started_by: str | None) -> None:
+        await rollouts.save_starter(self.conn, rollout_id, started_by)
+
+    async def four_eyes(self, tenant: str) -> bool:
+        return await rollouts.four_eyes(self.conn, tenant)
 
     async def write_plan(self, row: RolloutRow) -> PlanCount:
         target = waves.plan_target(row)
@@ -186,6 +202,9 @@ class PgRolloutStore(RolloutStore):
 
     async def count_by_status(self) -> dict[str, int]:
         return {r["status"]: r["n"] for r in await self._pool.fetch(_BY_STATUS)}
+
+    async def count_held(self) -> dict[str, int]:
+        return {r["hold"]: r["n"] for r in await self._pool.fetch(_HELD)}
 
     async def mark_offline(self, older_than: datetime) -> int:
         async with self._pool.acquire() as conn:

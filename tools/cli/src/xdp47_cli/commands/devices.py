@@ -70,6 +70,19 @@ def _reason(row: Mapping[str, Any]) -> str | None:
     return f"{code}: {sentence}" + (f" ({detail})" if detail else "")
 
 
+def _tries(row: Mapping[str, Any]) -> str | None:
+    """The device's failed tries at a target (per-device retries), oldest
+    first, ``1 download_failed; 2 download_failed``, and the scheduled next try
+    (``next 3 at …``); None when the first try is all there was."""
+    parts = [
+        f"{a.get('attempt')} {a.get('code') or 'failed'}"
+        for a in row.get("attempts") or []
+    ]
+    if row.get("retry_after"):
+        parts.append(f"next {row.get('device_attempt')} at {row['retry_after']}")
+    return "; ".join(parts) or None
+
+
 HISTORY_COLUMNS = [
     Column("rollout", lambda h: h.get("rollout_name") or h.get("rollout_id")),
     Column("version", get("version")),
@@ -77,6 +90,7 @@ HISTORY_COLUMNS = [
     Column("wave", get("wave")),
     Column("state", get("state")),
     Column("reason", _reason),
+    Column("tries", _tries),
     Column("assigned", get("assigned_at")),
     Column("finished", get("finished_at")),
 ]

@@ -35,6 +35,10 @@ COLUMNS = [
     Column("max fail", get("max_failures_per_wave")),
     Column("abort on 0", get("abort_on_zero_eligible")),
     Column("deadline s", get("wave_deadline_seconds")),
+    Column("retries", get("max_device_retries")),
+    Column("retry s", get("retry_backoff_seconds")),
+    Column("retry max s", get("retry_backoff_max_seconds")),
+    Column("approval before", get("approval_before_waves")),
     Column("on failure", get("on_failure")),
 ]
 
@@ -81,6 +85,27 @@ def create_policy(
     wave_deadline_seconds: Annotated[
         int | None, typer.Option(help="A device not done by then counts as failed.")
     ] = None,
+    max_device_retries: Annotated[
+        int | None,
+        typer.Option(
+            help="More tries a device gets after a failed download or apply "
+            "(0-10; SHA256/signature mismatches are never retried)."
+        ),
+    ] = None,
+    retry_backoff_seconds: Annotated[
+        int | None,
+        typer.Option(help="Wait before a device's first retry; doubles per retry."),
+    ] = None,
+    retry_backoff_max_seconds: Annotated[
+        int | None, typer.Option(help="The longest wait between a device's tries.")
+    ] = None,
+    approval_before_wave: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--approval-before-wave",
+            help="Wave (2 and up) that starts only once approved; repeat for more.",
+        ),
+    ] = None,
     on_failure: Annotated[
         OnFailure | None,
         typer.Option(
@@ -101,6 +126,10 @@ def create_policy(
         "max_failures_per_wave": max_failures_per_wave,
         "abort_on_zero_eligible": abort_on_zero_eligible,
         "wave_deadline_seconds": wave_deadline_seconds,
+        "max_device_retries": max_device_retries,
+        "retry_backoff_seconds": retry_backoff_seconds,
+        "retry_backoff_max_seconds": retry_backoff_max_seconds,
+        "approval_before_waves": approval_before_wave or None,
         "on_failure": on_failure.value if on_failure else None,
     }
     body = {"tenant": rt.require_tenant(tenant), "name": name} | {

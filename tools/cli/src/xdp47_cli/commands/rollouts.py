@@ -1,14 +1,16 @@
-"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|rollback|runs|devices|
-watch``.
+"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|rollback|pause|resume|
+approve|promote|runs|devices|watch``.
 
-start/abort/retry/rollback send a command: the API answers 202 with the rollout
-as it is and the scheduler moves the status afterwards (rollback: creates and
-starts the rollback rollout whose id the answer names), so the CLI says
-"requested", not "done"; ``watch`` follows what happens next.
+start/abort/retry/rollback/pause/resume/approve/promote send a command: the API
+answers 202 with the rollout as it is and the scheduler moves the status
+afterwards (rollback: creates and starts the rollback rollout whose id the
+answer names), so the CLI says "requested", not "done"; ``watch`` follows what
+happens next.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +27,15 @@ from xdp47_cli.commands._common import (
 )
 from xdp47_cli.commands.plan import show_plan
 from xdp47_cli.commands.rollback import rollback_rollout
+from xdp47_cli.commands.steering import (
+    abort_rollout,
+    approve_rollout,
+    pause_rollout,
+    promote_rollout,
+    resume_rollout,
+    retry_rollout,
+    start_rollout,
+)
 from xdp47_cli.errors import CliError, guarded
 from xdp47_cli.output import (
     Column,
@@ -47,13 +58,8 @@ from xdp47_cli.resolve import (
 )
 from xdp47_cli.runtime import runtime
 from xdp47_cli.watch import fetch_progress, progress_table, watch, wave_line
-from xdp47_common.models import (
-    ProgressState,
-    Rollout,
-    RolloutDevice,
-    RunProgress,
-)
-from xdp47_common.rollout.status import RolloutStatus
+from xdp47_common.models import ProgressState, Rollout, RolloutDevice, RunProgress
+from xdp47_common.rollout.status import RolloutHold, RolloutStatus
 
 __all__ = ["app"]
 
@@ -64,13 +70,19 @@ RolloutArg = Annotated[
 ]
 
 
+def status_text(r: Mapping[str, Any]) -> str:
+    """``running``, or ``running (paused)`` / ``running (awaiting_approval)``."""
+    hold = r.get("hold")
+    return f"{r.get('status')} ({hold})" if hold else str(r.get("status"))
+
+
 def columns(names: NameCache) -> list[Column]:
     """``rollouts ls``: the artifact's version and the policy's name, as the web
     UI shows them; ``-o wide`` adds their ids."""
     return [
         Column("name", get("name")),
         Column("id", get("id")),
-        Column("status", get("status")),
+        Column("status", status_text),
         Column("kind", get("kind"), only=OutputFormat.WIDE),
         Column("wave", lambda r: f"{r.get('current_wave') or '-'}/{r.get('waves')}"),
         Column("version", lambda r: names.artifact_version(r.get("artifact_id"))),
@@ -110,6 +122,9 @@ DEVICE_COLUMNS = [
     # What the device ran before (a rollback's destination) and what it is sent.
     Column("from", get("from_version"), only=OutputFormat.WIDE),
     Column("to", get("version"), only=OutputFormat.WIDE),
+    # Per-device retries: the device's try and when the next may start.
+    Column("try", get("device_attempt"), only=OutputFormat.WIDE),
+    Column("retry after", get("retry_after"), only=OutputFormat.WIDE),
 ]
 
 
@@ -146,12 +161,19 @@ def list_rollouts(
     status: Annotated[
         RolloutStatus | None, typer.Option(help="Only this status.")
     ] = None,
+    hold: Annotated[
+        RolloutHold | None,
+        typer.Option(help="Only running rollouts held so (paused, awaiting_approval)."),
+    ] = None,
     fmt: OutputFormat = OutputOption,
     limit: LimitOption = 100,
     fetch_all: AllOption = False,
 ) -> None:
     """List rollouts with their artifact's version and their policy's name."""
-    params = {"status": status.value if status else None}
+    params = {
+        "status": status.value if status else None,
+        "hold": hold.value if hold else None,
+    }
     with runtime(ctx).client() as client:
         items = fetch_list(
             client,
@@ -245,47 +267,17 @@ def plan_rollout(
         show_plan(client, rollout_ref(client, ref), fmt)
 
 
-def _command(ctx: typer.Context, verb: str, ref: str, fmt: OutputFormat) -> None:
-    with runtime(ctx).client() as client:
-        answer = client.post(f"/api/rollouts/{rollout_ref(client, ref)}:{verb}")
-    rollout = typed(Rollout, answer)
-    if fmt.machine:
-        emit_data(answer, fmt)
-        return
-    emit_value(
-        f"{verb} requested for rollout {rollout.id} (status {rollout.status.value}); "
-        f"follow it with `xdp47 rollouts watch {rollout.id}`"
-    )
-
-
-@app.command("start")
-@guarded
-def start_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Start a draft rollout."""
-    _command(ctx, "start", ref, fmt)
-
-
-@app.command("abort")
-@guarded
-def abort_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Abort: devices not yet updated keep their version."""
-    _command(ctx, "abort", ref, fmt)
-
-
-@app.command("retry")
-@guarded
-def retry_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Retry the failed and skipped devices of a failed or partial rollout."""
-    _command(ctx, "retry", ref, fmt)
-
-
-app.command("rollback")(rollback_rollout)
+for _verb, _fn in (
+    ("start", start_rollout),
+    ("abort", abort_rollout),
+    ("retry", retry_rollout),
+    ("rollback", rollback_rollout),
+    ("pause", pause_rollout),
+    ("resume", resume_rollout),
+    ("approve", approve_rollout),
+    ("promote", promote_rollout),
+):
+    app.command(_verb)(_fn)
 
 
 @app.command("runs")

@@ -1,4 +1,4 @@
-"""``xdp47 tenants ls|create``."""
+"""``xdp47 tenants ls|create|set``."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ from xdp47_common.models import Tenant
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Tenants (create needs tenants:write).", no_args_is_help=True)
+app = typer.Typer(
+    help="Tenants (create and set need tenants:write).", no_args_is_help=True
+)
 
 COLUMNS = [
     Column("id", get("id")),
     Column("name", get("name")),
+    Column("four eyes", get("four_eyes_approval"), only=OutputFormat.WIDE),
     Column("created", get("created_at")),
 ]
 
@@ -48,3 +51,26 @@ def create_tenant(
         created = client.post("/api/tenants", body)
     typed(Tenant, created)
     emit_record(created, fmt)
+
+
+@app.command("set")
+@guarded
+def set_tenant(
+    ctx: typer.Context,
+    tenant_id: Annotated[str, typer.Argument(metavar="ID", help="Tenant id.")],
+    four_eyes: Annotated[
+        bool | None,
+        typer.Option(
+            "--four-eyes/--no-four-eyes",
+            help="Require a rollout's approval to come from another token than "
+            "the one that started it.",
+        ),
+    ] = None,
+    fmt: OutputFormat = OutputOption,
+) -> None:
+    """Change a tenant's settings; settings left out keep their value."""
+    body = {} if four_eyes is None else {"four_eyes_approval": four_eyes}
+    with runtime(ctx).client() as client:
+        updated = client.patch(f"/api/tenants/{tenant_id}", body)
+    typed(Tenant, updated)
+    emit_record(updated, fmt)

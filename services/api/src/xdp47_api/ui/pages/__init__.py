@@ -3,6 +3,7 @@
 from xdp47_api.ui.pages.artifact_delete import router as artifact_delete_router
 from xdp47_api.ui.pages.artifact_upload import router as artifact_upload_router
 from xdp47_api.ui.pages.artifacts import router as artifacts_router
+from xdp47_api.ui.pages.audit import router as audit_router
 from xdp47_api.ui.pages.device_detail import router as device_detail_router
 from xdp47_api.ui.pages.devices import router as devices_router
 from xdp47_api.ui.pages.groups import router as groups_router
@@ -30,6 +31,7 @@ PAGE_ROUTERS = (
     rollout_detail_router,
     rollout_devices_router,
     tenants_router,
+    audit_router,
     system_router,
 )
 

@@ -28,6 +28,9 @@ NUMBERS = (
     "min_success_ratio",
     "max_failures_per_wave",
     "wave_deadline_seconds",
+    "max_device_retries",
+    "retry_backoff_seconds",
+    "retry_backoff_max_seconds",
 )
 LIST_LIMIT = 200
 
@@ -75,9 +78,8 @@ async def create(
 ) -> Response:
     session.require(Scope.POLICIES_WRITE)
     form = await request.form()
-    values = {
-        name: field(form, name) for name in ("name", *BOOLS, *NUMBERS, "on_failure")
-    }
+    names = ("name", *BOOLS, *NUMBERS, "approval_before_waves", "on_failure")
+    values = {name: field(form, name) for name in names}
     fields: dict[str, Any] = {"tenant": session.tenant, "name": values["name"]}
     errors: FieldErrors = {}
     for name in BOOLS:
@@ -88,6 +90,11 @@ async def create(
     for name in (*NUMBERS, "on_failure"):
         if values[name]:
             fields[name] = values[name]  # pydantic parses and range-checks
+    if values["approval_before_waves"]:
+        # "2, 4": the waves, parsed and range-checked by pydantic.
+        fields["approval_before_waves"] = [
+            w.strip() for w in values["approval_before_waves"].split(",") if w.strip()
+        ]
     try:
         body = PolicyCreate.model_validate(fields)
     except ValidationError as exc:

@@ -37,7 +37,7 @@ from xdp47_api.ui.timeline import ROW, STATES, timeline_height, wave_bars
 from xdp47_api.usecases import artifacts, policies
 from xdp47_api.usecases import progress as progress_cases
 from xdp47_api.usecases import rollback as rollback_cases
-from xdp47_api.usecases.rollout_commands import accepted_statuses
+from xdp47_api.usecases.rollout_commands import accepted_statuses, why_not_promote
 from xdp47_common.models import Rollout, RolloutProgress, Scope
 from xdp47_common.rollout.status import RolloutStatus
 
@@ -103,6 +103,10 @@ async def _live_context(
         "timeline_height": timeline_height(len(progress.waves)),
         "states": STATES,
         "command_from": accepted_statuses(),
+        # Promote is offered while the current wave is in its grace.
+        "promotable_now": rollout.status is RolloutStatus.RUNNING
+        and rollout.hold is None
+        and await why_not_promote(services, rollout) is None,
         # Live if either read says so: the page shows ``rollout``'s status, and
         # a status that changed between the two reads must not leave a page
         # reading "running" without a stream (the next refresh ends it).
@@ -119,7 +123,10 @@ async def rollout_page(
     request: Request,
     session: SessionDep,
     services: ServicesDep,
-    sent: Annotated[str | None, Query(pattern="^(start|retry|abort|rollback)$")] = None,
+    sent: Annotated[
+        str | None,
+        Query(pattern="^(start|retry|abort|rollback|pause|resume|approve|promote)$"),
+    ] = None,
 ) -> Response:
     page_scope(session, Scope.ROLLOUTS_READ)
     rollout = await find_rollout(services, session, rollout_id)

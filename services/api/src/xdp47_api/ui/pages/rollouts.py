@@ -172,8 +172,11 @@ async def action(
     rollout_id: UUID, verb: str, session: WriteSessionDep, services: ServicesDep
 ) -> Response:
     if verb not in rollout_commands.COMMANDS:
-        raise UiError(404, f"no rollout action {verb!r}; use start, retry or abort")
-    session.require(Scope.ROLLOUTS_WRITE)
+        raise UiError(
+            404,
+            f"no rollout action {verb!r}; use " + ", ".join(rollout_commands.COMMANDS),
+        )
+    session.require(rollout_commands.COMMAND_SCOPE[verb])
     if verb == "start":
         await call_api(rollout_commands.start(services, session.principal, rollout_id))
     else:

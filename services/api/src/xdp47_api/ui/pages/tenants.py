@@ -15,11 +15,11 @@ from pydantic import ValidationError
 from xdp47_api.state import ServicesDep
 from xdp47_api.ui.forms import FieldErrors, errors_from_validation, field
 from xdp47_api.ui.pages._common import call_api, page_scope
-from xdp47_api.ui.session import SessionDep, UiSession, WriteSessionDep
+from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import render
 from xdp47_api.usecases import tenants as tenant_cases
 from xdp47_api.usecases import tokens as token_cases
-from xdp47_common.models import ApiTokenCreate, ApiTokenCreated, Scope
+from xdp47_common.models import ApiTokenCreate, ApiTokenCreated, Scope, TenantSettings
 
 __all__ = ["router"]
 
@@ -122,4 +122,19 @@ async def revoke(
 ) -> Response:
     session.require(Scope.TOKENS_WRITE)
     await call_api(token_cases.revoke(services, session.tenant, token_id))
+    return RedirectResponse("/ui/tenants", status_code=303)
+
+
+@router.post("/{tenant_id}/settings")
+async def settings(
+    tenant_id: str, request: Request, session: WriteSessionDep, services: ServicesDep
+) -> Response:
+    """A platform operator turns a tenant's four-eyes approval on or off."""
+    session.require(Scope.TENANTS_WRITE)
+    form = await request.form()
+    value = field(form, "four_eyes_approval")
+    if value not in ("true", "false"):
+        raise UiError(422, "four_eyes_approval must be true or false")
+    body = TenantSettings(four_eyes_approval=value == "true")
+    await call_api(tenant_cases.update_settings(services, tenant_id, body))
     return RedirectResponse("/ui/tenants", status_code=303)
