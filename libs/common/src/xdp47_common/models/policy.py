@@ -62,8 +62,8 @@ class PolicyFields(WriteModel):
     max_device_retries: Annotated[int, Field(ge=0, le=10), NotBool] | None = Field(
         default=None,
         description="More tries a device gets after a failed download, verification "
-        "or apply before it counts as failed (a SHA256 or signature mismatch and an "
-        "incompatible artifact are never retried).",
+        "or apply before it counts as failed (a SHA256 or signature mismatch, an "
+        "incompatible artifact and a refused downgrade are never retried).",
     )
     retry_backoff_seconds: Annotated[int, Field(ge=0, le=86_400), NotBool] | None = (
         Field(

@@ -89,7 +89,7 @@ def create_policy(
         int | None,
         typer.Option(
             help="More tries a device gets after a failed download or apply "
-            "(0-10; SHA256/signature mismatches are never retried)."
+            "(0-10; SHA256/signature mismatches and refusals are never retried)."
         ),
     ] = None,
     retry_backoff_seconds: Annotated[
