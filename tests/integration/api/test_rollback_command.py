@@ -185,3 +185,27 @@ async def test_a_nul_in_the_policy_is_422_not_500(client, pool, tenant):
     )
     assert r.status_code == 422, r.text
     assert "policy" in r.text
+
+
+async def test_each_rollback_request_is_recorded_refused_too(
+    client, pool, tenant, commands_queue
+):
+    h, rid, _, _ = await _applied_rollout(client, pool, tenant)
+    _, draft, _, _ = await _applied_rollout(client, pool, tenant, "draft")
+    assert (
+        await client.post(f"/api/rollouts/{draft}:rollback", headers=h)
+    ).status_code == 409
+    r = await client.post(f"/api/rollouts/{rid}:rollback", headers=h)
+    assert r.status_code == 202, r.text
+    got = await client.get(
+        "/api/audit",
+        headers=h,
+        params={"action": "rollout.rollback.requested", "order": "asc"},
+    )
+    assert got.status_code == 200, got.text
+    records = [(x["subject_id"], x["outcome"], x["status_before"]) for x in got.json()]
+    assert records == [(draft, "refused", "draft"), (rid, "accepted", "completed")]
+    refused, accepted = got.json()
+    assert refused["detail"]["status"] == 409
+    assert accepted["detail"]["rollback_id"] == r.json()["rollback_id"]
+    assert accepted["detail"]["message_id"]
