@@ -48,6 +48,7 @@ REQUIRED: dict[tuple[str, str], Scope | None] = {
     ("POST", "/api/rollouts/{rollout_id}:start"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:retry"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:abort"): Scope.ROLLOUTS_WRITE,
+    ("POST", "/api/rollouts/{rollout_id}:rollback"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:pause"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:resume"): Scope.ROLLOUTS_WRITE,
     ("POST", "/api/rollouts/{rollout_id}:promote"): Scope.ROLLOUTS_WRITE,

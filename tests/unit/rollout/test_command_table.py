@@ -1,6 +1,6 @@
 """The core's table of accepted commands is what the command functions do, in
-every phase (status and hold): start, retry, abort, pause, resume, approve and
-promote each raise exactly outside it."""
+every phase (status and hold): start, retry, abort, rollback, pause, resume,
+approve and promote each raise exactly outside it."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from xdp47_common.rollout import (
     InvalidTransition,
     Phase,
     RolloutHold,
+    RolloutKind,
     RolloutState,
     RolloutStatus,
     abort,
@@ -35,6 +36,7 @@ from xdp47_common.rollout import (
     promote,
     resume,
     retry,
+    rollback,
     start,
 )
 
@@ -45,6 +47,7 @@ APPLY: dict[CommandName, Callable[[RolloutState], Decision]] = {
     CommandName.START: start,
     CommandName.RETRY: retry,
     CommandName.ABORT: lambda r: abort(r, by="op"),
+    CommandName.ROLLBACK: lambda r: rollback(r, RolloutKind.ROLLOUT, by="op"),
     CommandName.PAUSE: lambda r: pause(r, "op", NOW),
     CommandName.RESUME: lambda r: resume(r, "op", NOW),
     CommandName.APPROVE: lambda r: approve(r, "token:b", four_eyes=True),
@@ -83,6 +86,11 @@ def test_each_command_raises_exactly_outside_the_table(
             APPLY[command](rollout)
         return
     decision = APPLY[command](rollout)
+    if command is CommandName.ROLLBACK:
+        # The rollout itself only moves when it runs (aborted first); the
+        # rollback is another rollout.
+        assert decision.changed is (phase.status is RolloutStatus.RUNNING)
+        return
     # Accepted: a move, or a repeat whose effect already holds (a no-op).
     assert decision.changed is (phase not in NO_OP_IN[command])
     if decision.changed and command not in (CommandName.ABORT, CommandName.RETRY):
@@ -122,6 +130,18 @@ def test_the_ui_offers_only_moves() -> None:
     assert offered_table()["resume"] == {
         "running:paused",
         "running:analysis_inconclusive",
+    }
+
+
+def test_rollback_is_offered_where_a_release_may_have_reached_devices() -> None:
+    # Whatever a running rollout's hold: a paused or waiting one reached devices.
+    assert offered_from(CommandName.ROLLBACK) == {
+        Phase(RolloutStatus.RUNNING),
+        Phase(RolloutStatus.RUNNING, RolloutHold.PAUSED),
+        Phase(RolloutStatus.RUNNING, RolloutHold.AWAITING_APPROVAL),
+        Phase(RolloutStatus.FAILED),
+        Phase(RolloutStatus.PARTIAL),
+        Phase(RolloutStatus.COMPLETED),
     }
 
 

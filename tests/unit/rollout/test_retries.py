@@ -56,6 +56,7 @@ def test_the_last_try_fails_for_good() -> None:
         FailureCode.SHA256_MISMATCH,
         FailureCode.SIGNATURE_INVALID,
         FailureCode.INCOMPATIBLE,
+        FailureCode.DOWNGRADE,  # the agent refuses it again, unless a rollback asks
     ],
 )
 def test_bytes_that_cannot_pass_are_never_retried(code: str) -> None:

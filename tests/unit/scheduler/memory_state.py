@@ -11,7 +11,7 @@ from uuid import UUID
 
 from tests.unit.scheduler.memory_outbox import OutboxEntry
 from xdp47_common.models.audit import AuditEntry
-from xdp47_common.rollout import RolloutHold, RolloutStatus
+from xdp47_common.rollout import RolloutHold, RolloutKind, RolloutStatus
 from xdp47_scheduler.ports import RolloutRow
 
 __all__ = ["Device", "Rollout", "Run", "State", "Target", "row"]
@@ -27,6 +27,7 @@ class Device:
     artifact: UUID | None = None
     healthy: bool = True
     failed_artifact: UUID | None = None  # its last apply of this one failed
+    failed_code: str | None = None  # the code it reported (apply_failed if None)
     last_seen: datetime | None = None
 
 
@@ -51,6 +52,9 @@ class Rollout:
     held_since: datetime | None = None
     grace_skipped: bool = False
     started_by: str | None = None
+    kind: RolloutKind = RolloutKind.ROLLOUT
+    rollback_of: UUID | None = None
+    name: str | None = None
 
 
 @dataclass
@@ -61,6 +65,8 @@ class Target:
     active: bool = True
     reason: str | None = None
     analysed_window: tuple[int, int] | None = None  # see memory_analysis
+    from_artifact: UUID | None = None
+    artifact: UUID | None = None  # None: the rollout's
 
 
 @dataclass
@@ -111,4 +117,6 @@ def row(r: Rollout) -> RolloutRow:
         held_since=r.held_since,
         grace_skipped=r.grace_skipped,
         started_by=r.started_by,
+        kind=r.kind,
+        rollback_of=r.rollback_of,
     )

@@ -1,9 +1,12 @@
 """``RolloutStore`` in memory: the scheduler's port for unit tests, no PostgreSQL.
 
 It keeps the semantics the engine relies on (what ``xdp47_scheduler.pg`` does in
-SQL), simplified where the engine cannot tell: the whole plan is written at start,
-no desired state. A transaction works on a copy, kept only when it ends without an
-exception: one (``crash_at``) anywhere leaves no trace.
+SQL), simplified where the engine cannot tell: the whole plan is written at the
+start (the SQL writes each wave ahead of it), and there is no desired state. A
+rollback's targets are the undone rollout's applied targets whose device still
+runs its artifact, each carrying the artifact it ran before (``from_artifact``).
+A transaction works on a copy and replaces the state only when it ends without
+an exception, so an exception (``crash_at``) anywhere in it leaves no trace.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from xdp47_common.rollout import (
     EffectivePolicy,
     Exclusion,
     PlanCount,
+    RolloutKind,
     RolloutStatus,
     WaveCounters,
     plan_waves,
@@ -124,6 +128,10 @@ class MemoryRolloutStore(RolloutStore):
         return {"stale_desired": 0, "counters": 0}
 
 
+def _target_artifact(r: Rollout, t: Target) -> UUID:
+    return t.artifact if t.artifact is not None else r.artifact_id
+
+
 class MemoryTx(MemoryAnalysis, RolloutTx):
     def __init__(self, store: MemoryRolloutStore, state: State) -> None:
         self._store = store
@@ -165,6 +173,43 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
     async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
         self.s.rollouts[rollout_id].effective_policy = policy.model_dump()
 
+    def _rollback_sources(self, original: UUID, artifact: UUID) -> dict[str, UUID]:
+        """Device -> the artifact it goes back to, for a rollback of ``original``."""
+        out: dict[str, UUID] = {}
+        for (rid, d), t in self.s.targets.items():
+            device = self.s.devices[(t.tenant, d)]
+            if (
+                rid == original
+                and t.from_artifact is not None
+                and device.artifact == artifact
+                and t.from_artifact != artifact
+            ):
+                out[d] = t.from_artifact
+        return out
+
+    async def rollbackable(self, row: RolloutRow) -> int:
+        return len(self._rollback_sources(row.id, row.artifact_id))
+
+    async def create_rollback(
+        self, original: RolloutRow, rollback_id: UUID, policy_id: UUID | None
+    ) -> RolloutRow | None:
+        if rollback_id in self.s.rollouts:
+            return None
+        o = self.s.rollouts[original.id]
+        self.s.rollouts[rollback_id] = Rollout(
+            rollback_id,
+            o.tenant,
+            o.artifact_id,
+            o.waves,
+            channel=o.channel,
+            policy_id=policy_id or o.policy_id,
+            wave_percentages=o.wave_percentages,
+            kind=RolloutKind.ROLLBACK,
+            rollback_of=o.id,
+            name=f"rollback of {o.name or o.id}",
+        )
+        return rollout_row(self.s.rollouts[rollback_id])
+
     async def save_starter(self, rollout_id: UUID, started_by: str | None) -> None:
         self.s.rollouts[rollout_id].started_by = started_by
 
@@ -174,12 +219,16 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
     async def write_plan(self, row: RolloutRow) -> PlanCount:
         self._store.fail("write_plan")
         r = self.s.rollouts[row.id]
+        back: dict[str, UUID] | None = None
+        if r.rollback_of is not None:
+            back = self._rollback_sources(r.rollback_of, r.artifact_id)
         matched = [
             d
             for d in self.s.devices.values()
             if d.tenant == r.tenant
             and d.channel == r.channel
             and r.selector.items() <= d.labels.items()
+            and (back is None or d.id in back)
         ]
         if r.planned is None:
             ids = [
@@ -188,7 +237,12 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
             plan = plan_waves(r.id, ids, r.waves, r.wave_percentages)
             for wave, devices in enumerate(plan, start=1):
                 for device in devices:
-                    self.s.targets[(r.id, device)] = Target(r.tenant, wave)
+                    self.s.targets[(r.id, device)] = Target(
+                        r.tenant,
+                        wave,
+                        from_artifact=self.s.devices[(r.tenant, device)].artifact,
+                        artifact=back[device] if back is not None else None,
+                    )
             r.planned = len(ids)
         if r.planned:
             return PlanCount(planned=r.planned, matched=r.planned)
@@ -318,6 +372,9 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
                 run.skipped += 1
             else:
                 t.state = "assigned"
+                runs = self.s.devices[(t.tenant, d)].artifact
+                if runs != _target_artifact(r, t):
+                    t.from_artifact = runs
                 told.append((t.tenant, d))
         await self.settle_devices(told)
         return len(batch)
@@ -336,11 +393,12 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
                 if t.state != "assigned" or r.status is not RolloutStatus.RUNNING:
                     continue
                 require_ok = (r.effective_policy or {}).get("require_ok", True)
-                runs_it = d.artifact == r.artifact_id
+                artifact = _target_artifact(r, t)
+                runs_it = d.artifact == artifact
                 if runs_it and (d.healthy or not require_ok):
                     t.state = "applied"
-                elif d.failed_artifact == r.artifact_id:
-                    t.state, t.reason = "failed", "apply_failed"
+                elif d.failed_artifact == artifact:
+                    t.state, t.reason = "failed", d.failed_code or "apply_failed"
                 elif runs_it and require_ok:
                     t.state, t.reason = "failed", "unhealthy"
                 else:

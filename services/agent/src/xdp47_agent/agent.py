@@ -331,6 +331,7 @@ class Agent:
                 limits=self._limits,
                 fault=self._fault,
                 identity=self._identity.current,
+                current=self._current,
             )
         except OSError as exc:
             self._reload_current()

@@ -4,13 +4,14 @@ dir (atomic rename). A refused or failed apply leaves no staging file behind."""
 
 from __future__ import annotations
 
+import logging
 from uuid import UUID
 
 import httpx
 
 from xdp47_agent.compat import compact, is_compatible
 from xdp47_agent.config import AgentConfig
-from xdp47_agent.desired_checks import issued_at, valid_version
+from xdp47_agent.desired_checks import downgrade_reason, issued_at, valid_version
 from xdp47_agent.download import DownloadLimits, download
 from xdp47_agent.fsutil import FaultHook
 from xdp47_agent.protocol import heartbeat_base
@@ -20,6 +21,8 @@ from xdp47_common.clock import utcnow
 from xdp47_common.messages import DesiredState
 
 __all__ = ["fetch_and_commit"]
+
+log = logging.getLogger(__name__)
 
 
 async def fetch_and_commit(
@@ -32,8 +35,15 @@ async def fetch_and_commit(
     limits: DownloadLimits,
     fault: FaultHook,
     identity: Identity | None,
+    current: Applied | None = None,
 ) -> Applied:
     """Apply ``desired`` (whose artifact is ``aid``) and return what is applied.
+
+    A version lower than ``current``'s is refused unless the desired state is a
+    rollback (``desired_checks.downgrade_reason``). The bytes come from the
+    previous slot when it holds ``aid`` with the desired SHA256 (a rollback to
+    the artifact applied before), else from a download; either way they are
+    checked against the SHA256 and the signature before the commit.
 
     Raises:
         ApplyRefused: the bytes or the desired state were refused (with the code).
@@ -50,6 +60,9 @@ async def fetch_and_commit(
             f"declared {compact(desired.compatible)}, device is "
             f"{compact(config.device_properties)}",
         )
+    downgrade = downgrade_reason(desired, current)
+    if downgrade is not None:
+        raise ApplyRefused(Reason.DOWNGRADE, downgrade)
     artifact_name(aid)  # a UUID can only be canonical; keep the guard explicit
     expected = desired.sha256.strip().lower()
     if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
@@ -59,19 +72,25 @@ async def fetch_and_commit(
         raise ApplyRefused(Reason.IO_ERROR, "version is not printable text")
     staged = state.staging_path(aid)
     try:
-        digest = await download(
-            client,
-            desired.uri,
-            staged,
-            size=desired.size,
-            limits=limits,
-            fault=fault,
-            credential=identity.credential if identity else None,
-            trusted_origins=(
-                config.control_url,
-                heartbeat_base(config, identity.ingest_url if identity else None)[0],
-            ),
-        )
+        if state.previous.take(aid, expected, staged):
+            digest = bytes.fromhex(expected)  # hashed by ``take``
+            log.info("artifact %s taken from the previous slot: no download", aid)
+        else:
+            digest = await download(
+                client,
+                desired.uri,
+                staged,
+                size=desired.size,
+                limits=limits,
+                fault=fault,
+                credential=identity.credential if identity else None,
+                trusted_origins=(
+                    config.control_url,
+                    heartbeat_base(config, identity.ingest_url if identity else None)[
+                        0
+                    ],
+                ),
+            )
         if digest.hex() != expected:
             raise ApplyRefused(Reason.SHA256_MISMATCH, f"got {digest.hex()}")
         check_signature(

@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from xdp47_agent.state import Applied
+from packaging.version import InvalidVersion, Version
+
+from xdp47_agent.applied import Applied
 from xdp47_common.messages import DesiredState
 
 __all__ = [
     "ArtifactBackoff",
     "TryKey",
+    "downgrade_reason",
     "issued_at",
     "retry_wait",
     "stale_reason",
@@ -116,3 +119,26 @@ def stale_reason(desired: DesiredState, current: Applied | None) -> str | None:
     if issued < mark:
         return "older than the applied desired state (replay)"
     return None
+
+
+def downgrade_reason(desired: DesiredState, current: Applied | None) -> str | None:
+    """Why ``desired`` is a downgrade the agent refuses, or None.
+
+    A version lower than the applied one is refused unless the desired state is
+    marked as a rollback (``rollback``: a rollback rollout asks for it). Versions
+    are compared as PEP 440 versions (``packaging``: ``1.10.0`` > ``1.9.0``,
+    ``2.0.0rc1`` < ``2.0.0``); when either does not parse as one (a free-form
+    version text), they cannot be ordered and nothing is refused.
+    """
+    if desired.rollback or current is None or not desired.version:
+        return None
+    try:
+        wanted, running = Version(desired.version), Version(current.version)
+    except InvalidVersion:
+        return None
+    if wanted >= running:
+        return None
+    return (
+        f"version {desired.version} is lower than the applied {current.version} "
+        "and the desired state is not a rollback"
+    )

@@ -14,6 +14,8 @@ Layout (all under ``state_dir``)::
     staging/<uuid>.part  a download in progress
     rejected.json        the desired state whose bytes failed verification
                          and the failure reported for it (``rejected``)
+    previous.json        the artifact applied before the current one, and
+    previous_<uuid>      its bytes: the previous slot (``previous``)
 
 ``current.json`` is the single commit point: ``applied_version`` and the
 ``applied_<uuid>`` files are derived from it, and ``recover()`` brings them back in
@@ -24,12 +26,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
+from xdp47_agent.applied import Applied, artifact_name
 from xdp47_agent.fsutil import (
     TMP_SUFFIX,
     FaultHook,
@@ -38,6 +39,7 @@ from xdp47_agent.fsutil import (
     remove_durably,
     replace_durably,
 )
+from xdp47_agent.previous import PreviousSlot
 
 __all__ = ["SEQ_BLOCK", "Applied", "Identity", "StateDir", "artifact_name"]
 
@@ -47,20 +49,7 @@ log = logging.getLogger(__name__)
 # per block keeps heartbeats free of disk writes, and a restart starting above
 # the stored ceiling never reuses a seq even after a crash.
 SEQ_BLOCK = 1000
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _APPLIED_PREFIX = "applied_"
-
-
-def artifact_name(artifact_id: UUID | str) -> str:
-    """The canonical UUID text, the only form an artifact id takes in a path.
-
-    Raises:
-        ValueError: ``artifact_id`` is not a canonical UUID (e.g. holds ``../``).
-    """
-    text = str(artifact_id)
-    if not _UUID_RE.fullmatch(text):
-        raise ValueError(f"artifact id {text[:80]!r} is not a canonical UUID")
-    return text
 
 
 @dataclass(frozen=True)
@@ -75,43 +64,6 @@ class Identity:
     claimed_as: str | None = None
 
 
-@dataclass(frozen=True)
-class Applied:
-    artifact_id: UUID
-    version: str
-    sha256: str
-    applied_at: datetime
-    # The server_time of the desired state this apply acted on: the agent's
-    # high-water mark against replayed, older desired states (None: unknown).
-    desired_at: datetime | None = None
-
-    def to_json(self) -> bytes:
-        data = {
-            "artifact_id": str(self.artifact_id),
-            "version": self.version,
-            "sha256": self.sha256,
-            "applied_at": self.applied_at.isoformat(),
-        }
-        if self.desired_at is not None:
-            data["desired_at"] = self.desired_at.isoformat()
-        return json.dumps(data, sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Applied:
-        data = json.loads(raw)
-        return cls(
-            artifact_id=UUID(artifact_name(data["artifact_id"])),
-            version=str(data["version"]),
-            sha256=str(data["sha256"]),
-            applied_at=datetime.fromisoformat(data["applied_at"]),
-            desired_at=(
-                datetime.fromisoformat(data["desired_at"])
-                if data.get("desired_at")
-                else None
-            ),
-        )
-
-
 class StateDir:
     """Reads and durably changes one device's state dir."""
 
@@ -121,6 +73,7 @@ class StateDir:
         self._fault = fault
         self._seq_next = 0
         self._seq_ceiling = 0
+        self.previous = PreviousSlot(root, fault=fault)
 
     # -- recovery -------------------------------------------------------------
 
@@ -166,6 +119,7 @@ class StateDir:
         for path in self.root.glob(f"{_APPLIED_PREFIX}*"):
             if path.name != "applied_version" and path != keep:
                 remove_durably(path)
+        self.previous.repair()
 
     # -- identity -------------------------------------------------------------
 
@@ -273,7 +227,18 @@ class StateDir:
             self.root / "applied_version", applied.version.encode(), fault=self._fault
         )
         if previous is not None and previous.artifact_id != applied.artifact_id:
-            remove_durably(self.artifact_path(previous.artifact_id))
+            # The replaced artifact goes to the previous slot (a rollback to it
+            # needs no download); the one the slot held before is dropped. The
+            # apply is committed already: a slot that cannot be written is
+            # only a cache lost (``recover`` tidies up what is left).
+            try:
+                self.previous.keep(previous, self.artifact_path(previous.artifact_id))
+            except OSError as exc:
+                log.warning("previous artifact not kept for a rollback: %s", exc)
+                try:
+                    self._repair()  # no tmp or unnamed slot file left behind
+                except OSError as again:
+                    log.warning("state dir not tidied: %s", again)
         self._fault("commit:done")
 
     def discard_staging(self, artifact_id: UUID) -> None:

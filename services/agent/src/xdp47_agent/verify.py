@@ -43,6 +43,7 @@ class Reason:
     DISK_FULL = "disk full"
     READ_ONLY = "state dir read-only"
     INCOMPATIBLE = "incompatible"
+    DOWNGRADE = "downgrade"
 
 
 # The code each reason is reported as (``last_apply.code``): operators act on
@@ -62,6 +63,7 @@ _CODES: dict[str, FailureCode] = {
     Reason.DISK_FULL: FailureCode.DISK_FULL,
     Reason.READ_ONLY: FailureCode.STATE_DIR_READ_ONLY,
     Reason.INCOMPATIBLE: FailureCode.INCOMPATIBLE,
+    Reason.DOWNGRADE: FailureCode.DOWNGRADE,
 }
 
 # A state dir that cannot be written: mounted read-only, or (for an agent not

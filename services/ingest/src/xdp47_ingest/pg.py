@@ -30,6 +30,7 @@ from xdp47_common.adapters.desired import (
     DESIRED_DEVICE_ATTEMPT,
     DESIRED_JOIN,
     DESIRED_RETRY_AFTER,
+    DESIRED_ROLLBACK,
     DESIRED_ROLLOUT,
 )
 from xdp47_common.adapters.objects import ArtifactLinks
@@ -46,6 +47,7 @@ SELECT d.tenant, d.id, d.current_artifact_id,
        {DESIRED_ARTIFACT} AS desired_artifact_id,
        {DESIRED_ROLLOUT} AS desired_rollout_id,
        {DESIRED_ATTEMPT} AS desired_attempt,
+       {DESIRED_ROLLBACK} AS desired_rollback,
        {DESIRED_DEVICE_ATTEMPT} AS device_attempt,
        {DESIRED_RETRY_AFTER} AS retry_after,
        a.version, a.uri, a.sha256, a.size, a.signature, a.content_stored,
@@ -100,6 +102,7 @@ def desired_of(row: asyncpg.Record, links: ArtifactLinks | None = None) -> Desir
         signature=row["signature"],
         rollout_id=row["desired_rollout_id"],
         attempt=row["desired_attempt"],
+        rollback=bool(row["desired_rollback"]),
         device_attempt=row["device_attempt"],
         retry_after=row["retry_after"],
         compatible=json.loads(row["compatible"]) if row["compatible"] else None,

@@ -4,14 +4,18 @@
 and log line; ``advance`` asks the gates (``xdp47_common.rollout.decide``) and
 applies what they decide, again, until the rollout waits or ends: a wave that
 passes at once (all its devices skipped, or nothing to retry) starts the next in
-the same transaction. Both run inside the caller's transaction, which holds the
-rollout's lock, and append each decision to the audit trail there
-(``trail.decision_entries``). Used by the command handlers and the gate evaluation.
+the same transaction. A rollout that ends ``failed`` under ``on_failure:
+rollback`` starts its rollback there too (``start_rollback``), so the failure
+and the rollback commit together, once. All run inside the caller's
+transaction, which holds the rollout's lock, and append each decision to the
+audit trail there (``trail.decision_entries``). Used by the command handlers
+and the gate evaluation.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,16 +28,26 @@ from xdp47_common.rollout import (
     EffectivePolicy,
     RolloutStatus,
     WaveCounters,
+    automatic_rollback_id,
     decide,
+    rollback_on_failure,
+    start,
 )
 from xdp47_scheduler import story
 from xdp47_scheduler.backlog import HeardUntil
 from xdp47_scheduler.events import event_messages
 from xdp47_scheduler.metrics import GATE_EVALUATIONS, WAVE_DURATION, WAVES_STARTED
 from xdp47_scheduler.ports import RolloutRow, RolloutTx
-from xdp47_scheduler.trail import ActingFor, decision_entries
+from xdp47_scheduler.trail import ActingFor, decision_entries, scheduler_entry
 
-__all__ = ["Clock", "Context", "advance", "apply_decision", "policy_of"]
+__all__ = [
+    "Clock",
+    "Context",
+    "advance",
+    "apply_decision",
+    "policy_of",
+    "start_rollback",
+]
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +183,64 @@ async def advance(
         events += await apply_decision(
             tx, row, decision, decision.reason, ctx, counters
         )
+        if rollback_on_failure(row.kind, decision.status, policy):
+            ended = await tx.lock(row.id)
+            if ended is not None and await tx.rollbackable(ended) > 0:
+                rid = automatic_rollback_id(row.id, decision.attempt)
+                events += await start_rollback(
+                    tx, ended, rid, None, ctx, restarted=restarted
+                )
         if decision.start_wave is None:
             break
+    return events
+
+
+_ROLLBACK_EVENT_NS = uuid.UUID("0b6f3f5e-2c59-4d7e-9a43-7a1f0c1e9d22")
+
+
+async def start_rollback(
+    tx: RolloutTx,
+    original: RolloutRow,
+    rollback_id: UUID,
+    policy_id: UUID | None,
+    ctx: Context,
+    *,
+    restarted: Callable[[UUID], None],
+) -> list[RolloutEvent]:
+    """Create rollback ``rollback_id`` of the locked, no longer running
+    ``original`` and start it like a start command (plan, policy, wave 1), then
+    advance it; nothing when it exists already. The undone rollout gets a
+    ``rollback_started`` event naming it."""
+    row = await tx.create_rollback(original, rollback_id, policy_id)
+    if row is None:
+        return []
+    policy = await policy_of(tx, row, ctx)
+    await tx.save_policy(row.id, policy)
+    # Started by the command's sender (an approval under four-eyes needs another
+    # token); by the scheduler itself under ``on_failure: rollback``.
+    await tx.save_starter(row.id, ctx.acting_for.actor if ctx.acting_for else None)
+    decision = start(row.state(), await tx.write_plan(row), policy)
+    told = RolloutEvent(
+        message_id=uuid.uuid5(_ROLLBACK_EVENT_NS, str(rollback_id)),
+        tenant=original.tenant,
+        rollout_id=original.id,
+        event="rollback_started",
+        status=original.status.value,
+        reason=f"rollback {rollback_id}",
+        data={"attempt": original.attempt, "rollback_id": str(rollback_id)},
+    )
+    await tx.append_trail(
+        [
+            scheduler_entry(
+                original,
+                f"rollout.{told.event}",
+                {"attempt": original.attempt, "rollback_id": str(rollback_id)},
+                ctx.acting_for,
+            )
+        ]
+    )
+    events = [told]
+    events += await apply_decision(tx, row, decision, decision.reason, ctx)
+    if decision.start_wave is not None:
+        events += await advance(tx, row.id, policy, ctx, restarted=restarted)
     return events

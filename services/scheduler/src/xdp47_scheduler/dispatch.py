@@ -4,7 +4,8 @@ In one transaction: claim the command's ``message_id`` in the inbox (a redeliver
 command finds it claimed and changes nothing), lock the rollout, ask the handler
 of the command's type (``handlers.HANDLERS``) for its step, apply it and, if it
 leaves the rollout running and not held (a wave started, a resume, a
-promote), advance it until it waits. A crash anywhere before the
+promote), advance it until it waits, then run its follow-up (``Step.then``: a
+rollback creates and starts the rollout that undoes it). A crash anywhere before the
 commit leaves nothing, the inbox claim included, so the redelivery applies it; a
 crash after the commit (before the ack) leaves the claim, so the redelivery is a
 duplicate. The events go to the outbox in the same transaction (``runner``).
@@ -112,12 +113,18 @@ async def handle_command(
                 )
             ]
         )
-        events = await apply_decision(
-            tx, row, decision, step.reason, ctx, occurrence=command.message_id
-        )
+        events: list[RolloutEvent] = []
+        if decision.changed:
+            # (A rollback of a finished rollout leaves it as it is: its step
+            # only starts the rollback, in ``then``.)
+            events = await apply_decision(
+                tx, row, decision, step.reason, ctx, occurrence=command.message_id
+            )
         if decision.status is RolloutStatus.RUNNING and decision.hold is None:
             # A started wave, a resume or a promote: the gates judge at once.
             events += await advance(tx, row.id, step.policy, ctx, restarted=restarted)
+        if step.then is not None:
+            events += await step.then(tx, restarted)
         if not events:
             outcome = "no_op"
         return events

@@ -30,6 +30,7 @@ from xdp47_common.rollout import (
     Observations,
     PlanCount,
     RolloutHold,
+    RolloutKind,
     RolloutState,
     RolloutStatus,
     WaveCounters,
@@ -74,6 +75,8 @@ class RolloutRow:
     current_wave_started_at: datetime | None
     attempt: int
     effective_policy: dict[str, Any] | None
+    kind: RolloutKind = RolloutKind.ROLLOUT
+    rollback_of: UUID | None = None
     hold: RolloutHold | None = None
     held_since: datetime | None = None
     grace_skipped: bool = False
@@ -121,6 +124,20 @@ class RolloutTx(Protocol):
 
     async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
         """Keep the effective policy the rollout runs under (at its start)."""
+        ...
+
+    async def rollbackable(self, row: RolloutRow) -> int:
+        """*Locked.* How many devices a rollback of this rollout would send back:
+        its targets ``applied`` whose device still runs its artifact and ran
+        another one before (``from``)."""
+        ...
+
+    async def create_rollback(
+        self, original: RolloutRow, rollback_id: UUID, policy_id: UUID | None
+    ) -> RolloutRow | None:
+        """*Locked* (the original). Create rollout ``rollback_id`` (kind rollback,
+        a draft with the original's artifact, channel and waves) and lock it;
+        None when it exists already (the effect holds)."""
         ...
 
     async def save_starter(self, rollout_id: UUID, started_by: str | None) -> None:

@@ -11,6 +11,8 @@ here:
 - ``decision_entries``: one entry per event of a decision ``advance`` applied
   (wave started, wave finished, completed, ...), by ``scheduler``; under a
   command it names the command's actor as ``on_behalf_of``.
+- ``scheduler_entry``: any other step the scheduler takes on a rollout (a
+  rollback it starts of it: ``rollout.rollback_started``), by ``scheduler``.
 
 Both are appended with ``RolloutTx.append_trail`` in the transaction that applies
 them: a rolled-back transaction leaves no entry.
@@ -28,7 +30,13 @@ from xdp47_common.rollout import Decision, DecisionEvent
 from xdp47_common.rollout.commands import Phase
 from xdp47_scheduler.ports import RolloutRow
 
-__all__ = ["UNKNOWN_ACTOR", "ActingFor", "command_entry", "decision_entries"]
+__all__ = [
+    "UNKNOWN_ACTOR",
+    "ActingFor",
+    "command_entry",
+    "decision_entries",
+    "scheduler_entry",
+]
 
 # A command sent without ``requested_by`` (an older API): said so, not guessed.
 UNKNOWN_ACTOR = "unknown"
@@ -127,19 +135,31 @@ def decision_entries(
     if not items and decision.status is not row.status:
         items = [(f"rollout.{decision.status.value}", {"reason": decision.reason})]
     return [
-        AuditEntry(
-            tenant=row.tenant,
-            actor=SCHEDULER_ACTOR,
-            on_behalf_of=acting_for.actor if acting_for else None,
-            on_behalf_of_name=acting_for.actor_name if acting_for else None,
-            action=action,
-            subject_type="rollout",
-            subject_id=str(row.id),
-            rollout_id=row.id,
-            request_id=acting_for.request_id if acting_for else None,
-            status_before=Phase(row.status, row.hold).describe(),
-            status_after=after,
-            detail=data,
-        )
-        for action, data in items
+        scheduler_entry(row, action, data, acting_for, after) for action, data in items
     ]
+
+
+def scheduler_entry(
+    row: RolloutRow,
+    action: str,
+    data: dict[str, Any],
+    acting_for: ActingFor | None,
+    after: str | None = None,
+) -> AuditEntry:
+    """One entry by ``scheduler`` about ``row`` (``after``: its phase after, in
+    words; None: unchanged), naming the command's actor it acts for, if any."""
+    before = Phase(row.status, row.hold).describe()
+    return AuditEntry(
+        tenant=row.tenant,
+        actor=SCHEDULER_ACTOR,
+        on_behalf_of=acting_for.actor if acting_for else None,
+        on_behalf_of_name=acting_for.actor_name if acting_for else None,
+        action=action,
+        subject_type="rollout",
+        subject_id=str(row.id),
+        rollout_id=row.id,
+        request_id=acting_for.request_id if acting_for else None,
+        status_before=before,
+        status_after=before if after is None else after,
+        detail=data,
+    )

@@ -8,8 +8,9 @@ all with the fragments below over ``devices AS d``:
 1. **live**: the device's active target (the partial unique index
    ``rollout_targets_one_active``, one probe) whose rollout is ``running`` and has
    reached the target's wave (``wave <= current_wave``; a retry restarts at wave
-   1, so a later wave's re-planned targets wait for it again). Its rollout's
-   artifact is desired when the target is ``assigned``, ``applied`` or ``failed``
+   1, so a later wave's re-planned targets wait for it again). The target's
+   artifact (a rollback's targets each carry the device's previous one), else
+   its rollout's, is desired when the target is ``assigned``, ``applied`` or ``failed``
    (as when the column was written at wave start), or still ``pending`` after
    the flip (not yet moved by the scheduler's follow-up) unless the rollout skips
    offline devices and this one is not ``online``: the follow-up will mark it
@@ -34,16 +35,18 @@ __all__ = [
     "DESIRED_DEVICE_ATTEMPT",
     "DESIRED_JOIN",
     "DESIRED_RETRY_AFTER",
+    "DESIRED_ROLLBACK",
     "DESIRED_ROLLOUT",
     "target_state",
 ]
 
 # LEFT JOIN LATERAL over ``devices AS d`` giving
-# ``live(artifact_id, rollout_id, attempt, device_attempt, retry_after)``.
+# ``live(artifact_id, rollout_id, attempt, rollback, device_attempt, retry_after)``.
 DESIRED_JOIN = """
 LEFT JOIN LATERAL (
-    SELECT r.artifact_id, r.id AS rollout_id, r.attempt, t.device_attempt,
-           t.retry_after
+    SELECT coalesce(t.artifact_id, r.artifact_id) AS artifact_id,
+           r.id AS rollout_id, r.attempt, r.kind = 'rollback' AS rollback,
+           t.device_attempt, t.retry_after
     FROM rollout_targets AS t
     JOIN rollouts AS r ON r.id = t.rollout_id
     WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
@@ -67,6 +70,9 @@ DESIRED_ROLLOUT = (
 # The attempt of the running rollout that asks (NULL for a kept desired state;
 # 0, never started, is NULL too: the answer's attempt is at least 1).
 DESIRED_ATTEMPT = "nullif(live.attempt, 0)"
+# Whether a running rollback asks (the agent's downgrade guard lets it through);
+# a kept desired state names what the device already applied: false.
+DESIRED_ROLLBACK = "coalesce(live.rollback, false)"
 # The device's own try at its live target (per-device retries,
 # ``xdp47_common.rollout.retries``) and when it may make it; NULL for a kept
 # desired state. Named only with a rollout attempt: a try belongs to one.

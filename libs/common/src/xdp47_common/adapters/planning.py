@@ -121,7 +121,8 @@ def wave_members_ctes(
 ) -> str:
     """CTEs ``plan``, ``bump``, ``reserving`` and ``members`` for a wave start.
 
-    ``members`` (tenant, id, status, last_apply, wave) are today's candidates whose
+    ``members`` (tenant, id, status, last_apply, wave, current_artifact_id and,
+    for a rollback, the artifact each goes back to) are today's candidates whose
     rank key falls in waves ``materialised + 1 .. wave`` of the stored plan; ``bump``
     records those waves as written. Empty when the waves were written already (or
     the rollout was planned before compact plans, with every target written).
@@ -134,7 +135,8 @@ def wave_members_ctes(
     UPDATE rollout_plans SET materialised = {wave}
     WHERE rollout_id = {rid}::uuid AND materialised < {wave}
 ), {reserving_cte(rid, tenant)}, members AS (
-    SELECT d.tenant, d.id, d.status, d.last_apply, w.wave
+    SELECT d.tenant, d.id, d.status, d.last_apply, w.wave, d.current_artifact_id,
+           {selector_sql.rollback_target_artifact(rid)} AS artifact_id
     FROM plan CROSS JOIN devices AS d
     CROSS JOIN LATERAL (SELECT width_bucket({RANK_KEY}, plan.firsts) AS wave) AS w
     WHERE {candidate_filter(rid, tenant, channel, selector)}
@@ -175,12 +177,17 @@ INSERT INTO rollout_plans (rollout_id, total, bounds, firsts)
 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1
 """
 
+# Each target records what its device runs now (``from_artifact_id``, refreshed
+# when its wave starts) and, for a rollback, the artifact it goes back to.
 # Also records how many targets each written wave got (``rollout_waves``, every
 # wave of the range, zeros included): the run's ``eligible`` when the wave starts.
 _MATERIALISE = f"""
 WITH {wave_members_ctes("$1", "$2", "$3", "$4", "$5")}, inserted AS (
-    INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, state, active)
-    SELECT $1, m.tenant, m.id, m.wave, 'pending', true FROM members AS m
+    INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, state, active,
+                                 from_artifact_id, artifact_id)
+    SELECT $1, m.tenant, m.id, m.wave, 'pending', true, m.current_artifact_id,
+           m.artifact_id
+    FROM members AS m
     ON CONFLICT DO NOTHING
     RETURNING wave
 ), sized AS (

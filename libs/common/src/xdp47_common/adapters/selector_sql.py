@@ -12,7 +12,10 @@ statements of ``adapters.planning`` and the API's queries.
 A rollout's devices are those its selector matches that are members of its group
 (if it names one: a static group's list, or a dynamic group's saved selector,
 evaluated whenever the rollout is planned) and that its artifact is compatible
-with (``incompatible`` otherwise, whatever the selector says).
+with (``incompatible`` otherwise, whatever the selector says). A rollback
+(``rollouts.rollback_of``) selects, besides, only the devices that applied the
+undone rollout's artifact and still run it, with a previous artifact to go back
+to (``rollback_member``).
 """
 
 from __future__ import annotations
@@ -77,12 +80,49 @@ def compatible(compat: str, d: str = "d") -> str:
     return f"{d}.properties @@ (SELECT {path})"
 
 
+def rollback_member(source: str, artifact: str, d: str = "d") -> str:
+    """Device ``d`` was a target of rollout ``source`` (which recorded what it ran
+    before: another artifact) and runs ``artifact``, the undone release: a
+    device a rollback sends back. Its target's state does not matter: a device
+    judged unhealthy (``failed``) on the release runs it as much as one judged
+    ``applied``; one that never applied it does not run it."""
+    return f"""({d}.current_artifact_id = ({artifact}) AND EXISTS (
+        SELECT 1 FROM rollout_targets AS s
+        WHERE s.rollout_id = ({source}) AND s.tenant = {d}.tenant
+          AND s.device_id = {d}.id
+          AND s.from_artifact_id IS NOT NULL
+          AND s.from_artifact_id <> {d}.current_artifact_id))"""  # nosec B608
+
+
+def _rollback_of(rid: str) -> str:
+    return f"(SELECT o.rollback_of FROM rollouts AS o WHERE o.id = ({rid})::uuid)"
+
+
+def rollback_target_artifact(rid: str, d: str = "d") -> str:
+    """What rollout ``rid`` sends device ``d`` to when it is a rollback: the
+    artifact the device ran before the undone rollout (NULL for a rollout,
+    whose targets take its own artifact). The rollout's kind is an InitPlan, so
+    a plain rollout pays no probe per device."""
+    return f"""CASE WHEN {_rollback_of(rid)} IS NULL THEN NULL ELSE (
+        SELECT s.from_artifact_id FROM rollout_targets AS s
+        WHERE s.rollout_id = {_rollback_of(rid)} AND s.tenant = {d}.tenant
+          AND s.device_id = {d}.id) END"""  # nosec B608
+
+
 def rollout_selects(rid: str, selector: str, d: str = "d") -> str:
-    """Rollout ``rid``'s selector (given as ``selector``) and group hold for ``d``.
+    """Rollout ``rid``'s selector (given as ``selector``) and group hold for ``d``
+    (and, for a rollback, ``rollback_member``).
 
     The selector as in ``matches``; a dynamic group's saved selector joins the
-    path; a static group's members are looked up by primary key.
+    path; a static group's members are looked up by primary key. A rollout that
+    is not a rollback pays one comparison per row for the rollback clause (its
+    ``rollback_of`` is an InitPlan).
     """
+    member = rollback_member(
+        _rollback_of(rid),
+        f"SELECT o.artifact_id FROM rollouts AS o WHERE o.id = ({rid})::uuid",
+        d,
+    )
     sel = f"({selector})::text::jsonb"
     rest = f"""nullif(concat_ws(' && ',
             CASE {_EQUALITY_FORM.format(sel=sel)} THEN NULL
@@ -98,7 +138,8 @@ def rollout_selects(rid: str, selector: str, d: str = "d") -> str:
             SELECT 1 FROM rollouts AS o JOIN device_group_members AS m
                 ON m.group_id = o.group_id
             WHERE o.id = ({rid})::uuid AND m.device_id = {d}.id
-              AND m.tenant = {d}.tenant))"""  # nosec B608
+              AND m.tenant = {d}.tenant))
+    AND ({_rollback_of(rid)} IS NULL OR {member})"""  # nosec B608
 
 
 def rollout_compatible(rid: str, d: str = "d") -> str:
@@ -113,7 +154,8 @@ def reserving_columns(o: str = "o") -> str:
     """Columns of the ``reserving`` CTE row of rollout ``o`` for ``reserving_match``:
     its whole target (selector and dynamic group) as one path, its static group
     and its artifact's compatibility."""
-    return f"""{o}.channel, {o}.group_id,
+    return f"""{o}.channel, {o}.group_id, {o}.rollback_of,
+        {o}.artifact_id AS rollback_artifact,
         (xdp47_selector_path({o}.selector) || ' && ' || xdp47_selector_path(
             coalesce((SELECT g.selector FROM device_groups AS g
                       WHERE g.id = {o}.group_id), '{{}}'::jsonb)))::jsonpath AS path,
@@ -123,10 +165,12 @@ def reserving_columns(o: str = "o") -> str:
 
 def reserving_match(v: str = "v", d: str = "d") -> str:
     """Device ``d`` is one the reserving rollout ``v`` would plan (channel aside)."""
+    member = rollback_member(f"{v}.rollback_of", f"{v}.rollback_artifact", d)
     return f"""{d}.labels @@ {v}.path AND {d}.properties @@ {v}.compat
         AND ({v}.group_id IS NULL OR NOT EXISTS (
                  SELECT 1 FROM device_groups AS g
                  WHERE g.id = {v}.group_id AND g.kind = 'static')
              OR EXISTS (SELECT 1 FROM device_group_members AS m
                         WHERE m.group_id = {v}.group_id AND m.device_id = {d}.id
-                          AND m.tenant = {d}.tenant))"""  # nosec B608
+                          AND m.tenant = {d}.tenant))
+        AND ({v}.rollback_of IS NULL OR {member})"""  # nosec B608

@@ -122,6 +122,12 @@ class DesiredState(BaseModel):
         "rollout and artifact: this is how a device that refused the bytes knows "
         "it is asked again.",
     )
+    rollback: bool = Field(
+        default=False,
+        description="True when a rollback rollout asks for the artifact: the "
+        "agent then accepts a version lower than the one it applied (it refuses "
+        "such a downgrade otherwise, reason downgrade).",
+    )
     device_attempt: int | None = Field(
         default=None,
         ge=1,

@@ -17,6 +17,7 @@ __all__ = [
     "PromoteRollout",
     "ResumeRollout",
     "RetryRollout",
+    "RollbackRollout",
     "RolloutCommand",
     "RolloutEvent",
     "StartRollout",
@@ -47,6 +48,16 @@ class AbortRollout(_RolloutCommandBase):
     reason: str | None = None
 
 
+class RollbackRollout(_RolloutCommandBase):
+    """Undo rollout ``rollout_id``: abort it if it runs, then create and start
+    rollout ``rollback_id`` (kind rollback) under ``policy_id`` (None: the
+    undone rollout's policy)."""
+
+    type: Literal["rollout.rollback"] = "rollout.rollback"
+    rollback_id: UUID
+    policy_id: UUID | None = None
+
+
 class PauseRollout(_RolloutCommandBase):
     """Hold a running rollout: no gate judges, no wave starts, clocks stop."""
 
@@ -75,6 +86,7 @@ RolloutCommand = (
     StartRollout
     | RetryRollout
     | AbortRollout
+    | RollbackRollout
     | PauseRollout
     | ResumeRollout
     | ApproveRollout

@@ -46,6 +46,8 @@ from xdp47_common.models.progress import (
 )
 from xdp47_common.models.reasons import FailureCode, describe_reason
 from xdp47_common.models.rollout import (
+    RollbackAnswer,
+    RollbackRequest,
     Rollout,
     RolloutCreate,
     RolloutRun,
@@ -84,6 +86,8 @@ __all__ = [
     "PolicyFields",
     "ProgressState",
     "RecentHeartbeat",
+    "RollbackAnswer",
+    "RollbackRequest",
     "Rollout",
     "RolloutCreate",
     "RolloutDevice",

@@ -18,6 +18,7 @@ from xdp47_common.models.base import (
     WriteModel,
 )
 from xdp47_common.rollout.analysis import AnalysisPolicy
+from xdp47_common.rollout.policy import OnFailure
 
 __all__ = ["Policy", "PolicyCreate", "PolicyFields"]
 
@@ -52,11 +53,18 @@ class PolicyFields(WriteModel):
         description="A device told to update that neither succeeds nor fails within "
         "this time counts as failed (timed_out).",
     )
+    on_failure: OnFailure | None = Field(
+        default=None,
+        description="When the rollout ends failed: stop (the default: nothing "
+        "more) or rollback (the scheduler starts a rollback of it by itself, "
+        "once: every device that applied the artifact goes back to what it ran "
+        "before).",
+    )
     max_device_retries: Annotated[int, Field(ge=0, le=10), NotBool] | None = Field(
         default=None,
         description="More tries a device gets after a failed download, verification "
-        "or apply before it counts as failed (a SHA256 or signature mismatch and an "
-        "incompatible artifact are never retried).",
+        "or apply before it counts as failed (a SHA256 or signature mismatch, an "
+        "incompatible artifact and a refused downgrade are never retried).",
     )
     retry_backoff_seconds: Annotated[int, Field(ge=0, le=86_400), NotBool] | None = (
         Field(
@@ -135,6 +143,7 @@ class Policy(ReadModel):
     max_failures_per_wave: int | None
     abort_on_zero_eligible: bool | None
     wave_deadline_seconds: int | None
+    on_failure: OnFailure | None = None
     max_device_retries: int | None = None
     retry_backoff_seconds: int | None = None
     retry_backoff_max_seconds: int | None = None

@@ -127,6 +127,18 @@ class RolloutDevice(ReadModel):
     device_status: str
     assigned_at: datetime | None
     finished_at: datetime | None
+    from_artifact_id: UUID | None = Field(
+        default=None,
+        description="What the device ran when it was assigned: what a rollback "
+        "sends it back to.",
+    )
+    from_version: str | None = None
+    artifact_id: UUID | None = Field(
+        default=None,
+        description="The artifact this target sends the device to (a rollback's "
+        "per-device previous artifact, else the rollout's).",
+    )
+    version: str | None = None
     device_attempt: int = Field(
         default=1,
         description="The device's try in this rollout attempt (per-device "

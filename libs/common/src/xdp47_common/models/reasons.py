@@ -35,6 +35,7 @@ class FailureCode(StrEnum):
     APPLY_FAILED = "apply_failed"
     UNHEALTHY = "unhealthy"
     INCOMPATIBLE = "incompatible"
+    DOWNGRADE = "downgrade"
 
 
 REASON_SENTENCES: dict[str, str] = {
@@ -60,6 +61,11 @@ REASON_SENTENCES: dict[str, str] = {
     FailureCode.INCOMPATIBLE: (
         "The artifact's declared compatibility does not include this device's "
         "properties; the agent refused it without downloading."
+    ),
+    FailureCode.DOWNGRADE: (
+        "The desired version is lower than the one the device runs and the "
+        "desired state is not a rollback; the agent refused it without "
+        "downloading."
     ),
     "timed_out": "The device did not report the update before the wave deadline.",
     "offline": "The device was offline when its wave started, so it was skipped.",

@@ -20,13 +20,21 @@ from xdp47_common.models.base import (
     NotBool,
     ReadModel,
     TenantId,
+    Text,
     WriteModel,
 )
 from xdp47_common.models.device import ChannelName
-from xdp47_common.rollout.status import RolloutHold, RolloutStatus, WaveOutcome
+from xdp47_common.rollout.status import (
+    RolloutHold,
+    RolloutKind,
+    RolloutStatus,
+    WaveOutcome,
+)
 from xdp47_common.selectors import MAX_REQUIREMENTS, SelectorJson, coerce_selector
 
 __all__ = [
+    "RollbackAnswer",
+    "RollbackRequest",
     "Rollout",
     "RolloutCreate",
     "RolloutRun",
@@ -160,6 +168,15 @@ class Rollout(ReadModel):
         default=0,
         description="0 before start, 1 once started, one more for each retry.",
     )
+    kind: RolloutKind = Field(
+        default=RolloutKind.ROLLOUT,
+        description="rollout, or rollback: the devices that applied the artifact "
+        "of rollout `rollback_of` go back to what each ran before (artifact_id "
+        "is then the release taken back).",
+    )
+    rollback_of: UUID | None = Field(
+        default=None, description="The rollout a rollback undoes."
+    )
     started_by: str | None = Field(
         default=None,
         description="Who started the current attempt (token:<id>): under the "
@@ -203,3 +220,25 @@ class RolloutStartAnswer(Rollout):
     planned: int | None = None
     excluded: dict[str, int] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+
+
+class RollbackRequest(WriteModel):
+    """The optional body of ``POST /api/rollouts/{id}:rollback``."""
+
+    policy: Annotated[Text, Field(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="The policy the rollback runs under, by id or name; default "
+        "the rolled-back rollout's.",
+    )
+
+
+class RollbackAnswer(Rollout):
+    """The answer to a rollback: the rolled-back rollout as it was, the id of the
+    rollback rollout the scheduler creates and starts, and how many devices it
+    will send back."""
+
+    rollback_id: UUID
+    devices: int = Field(
+        description="Devices that applied the artifact and still run it (with a "
+        "previous artifact to go back to) when the command was sent."
+    )

@@ -72,11 +72,19 @@ from xdp47_common.rollout.planner import (
     wave_of_rank,
     wave_sizes,
 )
-from xdp47_common.rollout.policy import EffectivePolicy, PolicyOverrides
+from xdp47_common.rollout.policy import EffectivePolicy, OnFailure, PolicyOverrides
+from xdp47_common.rollout.rollback import (
+    RollbackRefused,
+    automatic_rollback_id,
+    rollback,
+    rollback_on_failure,
+    rollback_refusal,
+)
 from xdp47_common.rollout.status import (
     TERMINAL_STATUSES,
     TRANSITIONS,
     RolloutHold,
+    RolloutKind,
     RolloutStatus,
     TargetState,
     WaveOutcome,
@@ -123,10 +131,13 @@ __all__ = [
     "InvalidTransition",
     "MetricAggregate",
     "Observations",
+    "OnFailure",
     "Phase",
     "PlanCount",
     "PolicyOverrides",
+    "RollbackRefused",
     "RolloutHold",
+    "RolloutKind",
     "RolloutState",
     "RolloutStatus",
     "TargetState",
@@ -139,6 +150,7 @@ __all__ = [
     "accepts",
     "advance_heard_until",
     "approve",
+    "automatic_rollback_id",
     "check_transition",
     "classify_device",
     "deadline_at",
@@ -159,6 +171,9 @@ __all__ = [
     "promote",
     "resume",
     "retry",
+    "rollback",
+    "rollback_on_failure",
+    "rollback_refusal",
     "start",
     "wave_bounds",
     "wave_of_rank",

@@ -19,6 +19,8 @@ A start whose plan has no device ends at once: ``aborted`` with the reason
 (``abort_on_zero_eligible``, the default) or ``completed`` with a reason saying 0
 devices were updated. Only ``retry`` (from failed or partial) leaves a terminal
 status, starting a new attempt at wave 1 over the failed and skipped devices.
+``rollback`` never changes the rollout's own status beyond aborting a running
+one: it starts another rollout (``rollout.rollback``), so it has no no-op status.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class CommandName(StrEnum):
     START = "start"
     RETRY = "retry"
     ABORT = "abort"
+    ROLLBACK = "rollback"
     PAUSE = "pause"
     RESUME = "resume"
     APPROVE = "approve"
@@ -110,35 +113,38 @@ def phase_of(rollout: RolloutState) -> Phase:
 
 # The commands each phase accepts: the moves ``TRANSITIONS`` and the holds allow,
 # plus the repeat of a command whose effect already holds (``NO_OP_IN``). Abort
-# ends a held rollout like a moving one.
+# ends a held rollout like a moving one; rollback (which aborts a running
+# rollout and starts another) is accepted whatever the hold.
 ACCEPTED_COMMANDS: Mapping[Phase, frozenset[CommandName]] = {
     Phase(_S.DRAFT): frozenset({_C.START, _C.ABORT}),
     Phase(_S.RUNNING): frozenset(
-        {_C.START, _C.RETRY, _C.ABORT, _C.PAUSE, _C.RESUME, _C.PROMOTE}
+        {_C.START, _C.RETRY, _C.ABORT, _C.ROLLBACK, _C.PAUSE, _C.RESUME, _C.PROMOTE}
     ),
     Phase(_S.RUNNING, _H.PAUSED): frozenset(
-        {_C.START, _C.RETRY, _C.ABORT, _C.PAUSE, _C.RESUME}
+        {_C.START, _C.RETRY, _C.ABORT, _C.ROLLBACK, _C.PAUSE, _C.RESUME}
     ),
     Phase(_S.RUNNING, _H.AWAITING_APPROVAL): frozenset(
-        {_C.START, _C.RETRY, _C.ABORT, _C.APPROVE}
+        {_C.START, _C.RETRY, _C.ABORT, _C.ROLLBACK, _C.APPROVE}
     ),
     # Held by an inconclusive analysis: resume judges the wave again.
     Phase(_S.RUNNING, _H.ANALYSIS_INCONCLUSIVE): frozenset(
-        {_C.START, _C.RETRY, _C.ABORT, _C.RESUME}
+        {_C.START, _C.RETRY, _C.ABORT, _C.RESUME, _C.ROLLBACK}
     ),
-    Phase(_S.COMPLETED): frozenset(),
-    Phase(_S.PARTIAL): frozenset({_C.RETRY}),
-    Phase(_S.FAILED): frozenset({_C.RETRY}),
+    Phase(_S.COMPLETED): frozenset({_C.ROLLBACK}),
+    Phase(_S.PARTIAL): frozenset({_C.RETRY, _C.ROLLBACK}),
+    Phase(_S.FAILED): frozenset({_C.RETRY, _C.ROLLBACK}),
     Phase(_S.ABORTED): frozenset({_C.ABORT}),
 }
 
 _RUNNING_ANY = frozenset(p for p in PHASES if p.status is _S.RUNNING)
 
 # The phases in which a command's effect already holds: accepted, a no-op.
+# (Rollback has none: each one starts a rollout of its own.)
 NO_OP_IN: Mapping[CommandName, frozenset[Phase]] = {
     _C.START: _RUNNING_ANY,
     _C.RETRY: _RUNNING_ANY,
     _C.ABORT: frozenset({Phase(_S.ABORTED)}),
+    _C.ROLLBACK: frozenset(),
     _C.PAUSE: frozenset({Phase(_S.RUNNING, _H.PAUSED)}),
     _C.RESUME: frozenset({Phase(_S.RUNNING)}),
     _C.APPROVE: frozenset(),

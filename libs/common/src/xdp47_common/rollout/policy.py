@@ -8,13 +8,29 @@ round-trips through the ``rollouts.effective_policy`` jsonb column unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from xdp47_common.rollout.analysis import AnalysisPolicy
 
-__all__ = ["EffectivePolicy", "PolicyDefaults", "PolicyOverrides", "default_policy"]
+__all__ = [
+    "EffectivePolicy",
+    "OnFailure",
+    "PolicyDefaults",
+    "PolicyOverrides",
+    "default_policy",
+]
+
+
+class OnFailure(StrEnum):
+    """What happens when a rollout ends ``failed``: nothing more (``stop``, the
+    behaviour before the field existed and the default), or the scheduler starts
+    a rollback of it by itself (``rollback``), once."""
+
+    STOP = "stop"
+    ROLLBACK = "rollback"
 
 
 class PolicyOverrides(Protocol):
@@ -37,6 +53,8 @@ class PolicyOverrides(Protocol):
     @property
     def analysis(self) -> AnalysisPolicy | None: ...
     @property
+    def on_failure(self) -> OnFailure | None: ...
+    @property
     def max_device_retries(self) -> int | None: ...
     @property
     def retry_backoff_seconds(self) -> int | None: ...
@@ -58,6 +76,9 @@ class EffectivePolicy(BaseModel):
     max_failures_per_wave: Annotated[int, Field(ge=0)]
     abort_on_zero_eligible: bool
     wave_deadline_seconds: Annotated[float, Field(gt=0)]
+    # A default, not a setting: policies kept before the field existed read as
+    # ``stop``, what they did.
+    on_failure: OnFailure = OnFailure.STOP
     # Per-device retries (``rollout.retries``). The defaults here are those of a
     # rollout whose policy was kept before the fields existed: no retries, as it
     # started; a new rollout always resolves them from the scheduler defaults.

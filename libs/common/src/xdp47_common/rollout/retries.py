@@ -11,8 +11,9 @@ Two kinds of failure are never retried:
 
 - a failure that cannot get better (``NOT_RETRIED``): the bytes do not match
   the artifact's SHA256 or no trusted key verifies their signature (the same
-  URI serves the same bytes), or the artifact does not declare this device
-  compatible (asking again cannot change the answer);
+  URI serves the same bytes), the artifact does not declare this device
+  compatible, or it is a lower version than the device runs and the desired
+  state is not a rollback's (asking again cannot change the answer);
 - a retry that could not start before the wave's deadline: the wave would time
   the device out first, so it fails at once with the failure it reported,
   which says more than ``timed_out``.
@@ -51,6 +52,7 @@ NOT_RETRIED: frozenset[str] = frozenset(
         FailureCode.SHA256_MISMATCH,
         FailureCode.SIGNATURE_INVALID,
         FailureCode.INCOMPATIBLE,
+        FailureCode.DOWNGRADE,
     }
 )
 

@@ -13,6 +13,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "RolloutHold",
+    "RolloutKind",
     "RolloutStatus",
     "TargetState",
     "WaveOutcome",
@@ -28,6 +29,15 @@ class RolloutStatus(StrEnum):
     PARTIAL = "partial"
     FAILED = "failed"
     ABORTED = "aborted"
+
+
+class RolloutKind(StrEnum):
+    """What a rollout does: send its artifact (``rollout``), or send the devices
+    that applied another rollout's artifact back to what each ran before
+    (``rollback``, naming that rollout in ``rollback_of``)."""
+
+    ROLLOUT = "rollout"
+    ROLLBACK = "rollback"
 
 
 TERMINAL_STATUSES: frozenset[RolloutStatus] = frozenset(

@@ -63,7 +63,8 @@ GET_DEVICE_DETAIL = (
 # Outcomes of every attempt (rollout_target_history), then the current target
 # while it is pending or assigned (the partial index of active targets finds it),
 # each with the device's failed tries (per-device retries) and, for the current
-# target, when its next try may start.
+# target, when its next try may start. The version is the one the target sent
+# the device to (a rollback's targets each carry their own).
 DEVICE_HISTORY = """
 SELECT * FROM (
     SELECT h.rollout_id, r.name AS rollout_name, a.version, h.attempt, h.wave,
@@ -72,7 +73,10 @@ SELECT * FROM (
            h.recorded_at AS at, h.id AS ord
     FROM rollout_target_history AS h
     JOIN rollouts AS r ON r.id = h.rollout_id AND r.tenant = h.tenant
-    LEFT JOIN artifacts AS a ON a.tenant = r.tenant AND a.id = r.artifact_id
+    LEFT JOIN rollout_targets AS t
+        ON t.rollout_id = h.rollout_id AND t.device_id = h.device_id
+    LEFT JOIN artifacts AS a ON a.tenant = r.tenant
+                            AND a.id = coalesce(t.artifact_id, r.artifact_id)
     WHERE h.tenant = $1 AND h.device_id = $2
     ORDER BY h.id DESC LIMIT $3
 ) AS done
@@ -83,7 +87,8 @@ SELECT t.rollout_id, r.name, a.version, r.attempt, t.wave, t.state, t.reason,
        coalesce(t.assigned_at, r.started_at, r.created_at), 9223372036854775807
 FROM rollout_targets AS t
 JOIN rollouts AS r ON r.id = t.rollout_id AND r.tenant = t.tenant
-LEFT JOIN artifacts AS a ON a.tenant = r.tenant AND a.id = r.artifact_id
+LEFT JOIN artifacts AS a ON a.tenant = r.tenant
+                        AND a.id = coalesce(t.artifact_id, r.artifact_id)
 WHERE t.tenant = $1 AND t.device_id = $2 AND t.active
   AND t.state IN ('pending', 'assigned')
 ORDER BY ord DESC

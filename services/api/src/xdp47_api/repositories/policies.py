@@ -25,6 +25,7 @@ SETTINGS = (
     "max_failures_per_wave",
     "abort_on_zero_eligible",
     "wave_deadline_seconds",
+    "on_failure",
     "max_device_retries",
     "retry_backoff_seconds",
     "retry_backoff_max_seconds",
@@ -40,6 +41,11 @@ ON CONFLICT (tenant, name) DO NOTHING
 RETURNING {_COLUMNS}
 """  # nosec B608
 GET_POLICY = f"SELECT {_COLUMNS} FROM policies WHERE tenant = $1 AND id = $2"  # nosec B608
+# A policy named by id or by name (names are unique per tenant).
+POLICY_BY_REF = """
+SELECT id FROM policies WHERE tenant = $1 AND (id::text = $2 OR name = $2)
+ORDER BY name = $2 LIMIT 1
+"""
 LIST_POLICIES = f"""
 SELECT {_COLUMNS} FROM policies
 WHERE tenant = $1
@@ -93,6 +99,11 @@ class PgPolicyRepository:
     async def get(self, tenant: str, policy_id: UUID) -> Policy | None:
         row = await self._pool.fetchrow(GET_POLICY, tenant, policy_id)
         return None if row is None else _policy(row)
+
+    async def id_of(self, tenant: str, ref: str) -> UUID | None:
+        """The id of the tenant's policy with this id or name, if any."""
+        found: UUID | None = await self._pool.fetchval(POLICY_BY_REF, tenant, ref)
+        return found
 
     async def list(
         self, tenant: str, *, limit: int, cursor: str | None

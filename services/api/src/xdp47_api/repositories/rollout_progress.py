@@ -78,7 +78,7 @@ GROUP BY 1, 2, 3
 ROLLOUT_ROW = """
 SELECT id, tenant, name, artifact_id, policy_id, selector, channel, waves,
        wave_percentages, status, hold, held_since, reason, current_wave, attempt,
-       started_by, created_at, started_at, finished_at
+       started_by, created_at, started_at, finished_at, kind, rollback_of
 FROM rollouts WHERE tenant = $1 AND id = $2
 """
 STORED_PLAN = (
@@ -92,10 +92,15 @@ FROM rollout_runs WHERE rollout_id = $1 ORDER BY attempt, wave LIMIT $2
 DEVICES = f"""
 SELECT t.device_id, t.wave, {PROGRESS_STATE} AS state, t.reason,
        coalesce(d.status, 'unknown') AS device_status, t.assigned_at, t.finished_at,
-       t.device_attempt, t.retry_after, t.attempts
+       t.device_attempt, t.retry_after, t.attempts,
+       t.from_artifact_id, fa.version AS from_version,
+       coalesce(t.artifact_id, r.artifact_id) AS artifact_id, ta.version
 FROM rollout_targets t
 JOIN rollouts r ON r.id = t.rollout_id AND r.tenant = $1
 LEFT JOIN devices d ON d.tenant = t.tenant AND d.id = t.device_id
+LEFT JOIN artifacts fa ON fa.tenant = t.tenant AND fa.id = t.from_artifact_id
+LEFT JOIN artifacts ta ON ta.tenant = t.tenant
+                      AND ta.id = coalesce(t.artifact_id, r.artifact_id)
 WHERE t.rollout_id = $2
   AND ($3::int IS NULL OR t.wave = $3)
   AND ($4::text[] IS NULL OR t.state = ANY($4::text[]))

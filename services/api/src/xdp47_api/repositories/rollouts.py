@@ -30,7 +30,7 @@ __all__ = ["PgRolloutRepository", "SteeringFacts"]
 _COLUMNS = (
     "id, tenant, name, artifact_id, policy_id, selector, group_id, channel, waves, "
     "wave_percentages, status, hold, held_since, reason, current_wave, attempt, "
-    "started_by, created_at, started_at, finished_at"
+    "started_by, created_at, started_at, finished_at, kind, rollback_of"
 )
 
 INSERT_ROLLOUT = f"""
@@ -56,6 +56,20 @@ POLICY_EXISTS = "SELECT EXISTS (SELECT 1 FROM policies WHERE tenant = $1 AND id 
 GROUP_EXISTS = (
     "SELECT EXISTS (SELECT 1 FROM device_groups WHERE tenant = $1 AND id = $2)"
 )
+# The devices a rollback would send back now (the scheduler's
+# ``selector_sql.rollback_member`` rule, counted from the rollout's targets).
+ROLLBACKABLE = """
+SELECT count(*) FROM rollout_targets AS s
+JOIN rollouts AS r ON r.id = s.rollout_id AND r.tenant = $1
+JOIN devices AS d ON d.tenant = s.tenant AND d.id = s.device_id
+WHERE s.rollout_id = $2 AND s.from_artifact_id IS NOT NULL
+  AND d.current_artifact_id = r.artifact_id
+  AND s.from_artifact_id <> d.current_artifact_id
+"""
+ROLLBACKS_OF = """
+SELECT id FROM rollouts WHERE tenant = $1 AND rollback_of = $2
+ORDER BY created_at, id
+"""
 LIST_RUNS = """
 SELECT rollout_id, wave, attempt, eligible, succeeded, failed, skipped, started_at,
        finished_at, outcome, reason
@@ -147,6 +161,16 @@ class PgRolloutRepository:
                 ),
             )
         return created
+
+    async def rollbackable(self, tenant: str, rollout_id: UUID) -> int:
+        """Devices that applied the rollout's artifact, still run it and ran
+        another artifact before: what a rollback would send back."""
+        return int(await self._pool.fetchval(ROLLBACKABLE, tenant, rollout_id) or 0)
+
+    async def rollbacks_of(self, tenant: str, rollout_id: UUID) -> list[UUID]:
+        """The rollbacks of a rollout, oldest first."""
+        rows = await self._pool.fetch(ROLLBACKS_OF, tenant, rollout_id)
+        return [r["id"] for r in rows]
 
     async def get(self, tenant: str, rollout_id: UUID) -> Rollout | None:
         row = await self._pool.fetchrow(GET_ROLLOUT, tenant, rollout_id)

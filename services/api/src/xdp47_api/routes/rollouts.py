@@ -1,6 +1,6 @@
 """Rollout routes: create drafts, read them and their runs, and send the
-scheduler the start/retry/abort/pause/resume/approve/promote commands (the
-scheduler owns status changes).
+scheduler the start/retry/abort/rollback/pause/resume/approve/promote commands
+(the scheduler owns status changes).
 The rules live in ``usecases.rollouts`` and ``usecases.rollout_commands``."""
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
 from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
-from xdp47_api.usecases import rollout_commands, rollouts
+from xdp47_api.usecases import rollback, rollout_commands, rollouts
 from xdp47_common.models import (
+    RollbackAnswer,
+    RollbackRequest,
     Rollout,
     RolloutCreate,
     RolloutPlan,
@@ -177,6 +179,29 @@ async def abort_rollout(
     rollout_id: UUID, principal: Writer, services: ServicesDep
 ) -> Rollout:
     return await rollout_commands.send(services, principal, "abort", rollout_id)
+
+
+@router.post(
+    "/{rollout_id}:rollback",
+    response_model=RollbackAnswer,
+    status_code=202,
+    summary="Roll back: send every device that applied the artifact back",
+    description="Creates and starts a rollback rollout (kind `rollback`, "
+    "`rollback_of` this rollout, id `rollback_id` in the answer) whose targets "
+    "are the devices that applied this rollout's artifact and still run it, each "
+    "sent back to the artifact it ran before, in waves under the policy given "
+    "(`policy`: id or name) or this rollout's. A running rollout is aborted "
+    "first. Accepted for a running, failed, partial or completed rollout that is "
+    "not itself a rollback; 409 otherwise, or when no device would go back.",
+    responses={**errors(404, 409), **_ACCEPTED},
+)
+async def rollback_rollout(
+    rollout_id: UUID,
+    principal: Writer,
+    services: ServicesDep,
+    body: RollbackRequest | None = None,
+) -> RollbackAnswer:
+    return await rollback.rollback(services, principal, rollout_id, body)
 
 
 Approver = Annotated[Principal, require(Scope.ROLLOUTS_APPROVE)]

@@ -54,6 +54,7 @@ __all__ = [
     "COMMAND_FROM",
     "COMMAND_SCOPE",
     "accepted_statuses",
+    "record_request",
     "send",
     "start",
     "why_not_promote",
@@ -123,7 +124,7 @@ async def send(
     try:
         rollout = await get(services, principal.tenant, rollout_id)
     except HTTPException as exc:
-        await _record(services, principal, action, rollout_id, None, exc)
+        await record_request(services, principal, action, rollout_id, None, exc)
         raise
     phase = Phase(rollout.status, rollout.hold)
     allowed = COMMAND_FROM[verb]
@@ -137,7 +138,7 @@ async def send(
         if verb in ("approve", "promote"):
             await _check_steering(services, principal, verb, rollout)
     except HTTPException as refused:
-        await _record(services, principal, action, rollout_id, rollout, refused)
+        await record_request(services, principal, action, rollout_id, rollout, refused)
         raise
     message = COMMANDS[verb](
         tenant=principal.tenant,
@@ -156,9 +157,11 @@ async def send(
         unavailable = ServiceUnavailable(
             f"the message broker did not accept the {verb} command; retry later"
         )
-        await _record(services, principal, action, rollout_id, rollout, unavailable)
+        await record_request(
+            services, principal, action, rollout_id, rollout, unavailable
+        )
         raise unavailable from exc
-    await _record(
+    await record_request(
         services,
         principal,
         action,
@@ -170,7 +173,7 @@ async def send(
     return rollout
 
 
-async def _record(
+async def record_request(
     services: Services,
     principal: Principal,
     action: str,

@@ -13,6 +13,7 @@ from xdp47_scheduler.handlers.base import Handler, Step
 from xdp47_scheduler.handlers.pause import handle_pause, handle_resume
 from xdp47_scheduler.handlers.promote import handle_promote
 from xdp47_scheduler.handlers.retry import handle_retry
+from xdp47_scheduler.handlers.rollback import handle_rollback
 from xdp47_scheduler.handlers.start import handle_start
 
 __all__ = ["HANDLERS", "Handler", "Step"]
@@ -22,6 +23,7 @@ HANDLERS: dict[str, Handler] = {
     "rollout.start": handle_start,
     "rollout.retry": handle_retry,
     "rollout.abort": handle_abort,
+    "rollout.rollback": handle_rollback,
     "rollout.pause": handle_pause,
     "rollout.resume": handle_resume,
     "rollout.approve": handle_approve,

@@ -11,22 +11,29 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from xdp47_common.messages import RolloutCommand
+from xdp47_common.messages import RolloutCommand, RolloutEvent
 from xdp47_common.rollout import Decision, EffectivePolicy
 from xdp47_scheduler.advance import Context
 from xdp47_scheduler.ports import RolloutRow, RolloutTx
 
-__all__ = ["Handler", "Step", "actor"]
+__all__ = ["Handler", "Step", "Then", "actor"]
+
+# More work in the command's transaction once its decision is applied (a
+# rollback starting another rollout): (transaction, restarted) -> events.
+Then = Callable[[RolloutTx, Callable[[UUID], None]], Awaitable[list[RolloutEvent]]]
 
 
 @dataclass(frozen=True)
 class Step:
-    """A changing decision, the policy the rollout runs under, the reason stored."""
+    """A decision (applied when it changes something), the policy the rollout
+    runs under, the reason stored, and what to do after it (``then``)."""
 
     decision: Decision
     policy: EffectivePolicy
     reason: str | None
+    then: Then | None = None
 
 
 # (transaction, locked rollout, command, context) -> the step, or None for a

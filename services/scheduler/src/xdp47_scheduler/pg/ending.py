@@ -45,13 +45,13 @@ WHERE d.desired_rollout_id = $1 AND NOT EXISTS (
 # falling back to the last version an earlier rollout gave it; a device that
 # never applied it keeps what it had. After ``_FORGET``.
 _KEEP_APPLIED = """
-UPDATE devices AS d SET desired_artifact_id = r.artifact_id, desired_rollout_id = r.id,
-                        updated_at = now()
+UPDATE devices AS d SET desired_artifact_id = coalesce(t.artifact_id, r.artifact_id),
+                        desired_rollout_id = r.id, updated_at = now()
 FROM rollout_targets AS t JOIN rollouts AS r ON r.id = t.rollout_id
 WHERE t.rollout_id = $1 AND t.state <> 'applied'
   AND d.tenant = t.tenant AND d.id = t.device_id
-  AND d.current_artifact_id = r.artifact_id
-  AND d.desired_artifact_id IS DISTINCT FROM r.artifact_id
+  AND d.current_artifact_id = coalesce(t.artifact_id, r.artifact_id)
+  AND d.desired_artifact_id IS DISTINCT FROM coalesce(t.artifact_id, r.artifact_id)
 """
 
 

@@ -3,7 +3,8 @@
 Level-triggered: a target moves by what its device reports now, whichever heartbeat
 brought it. An ``assigned`` target of a running rollout becomes
 
-- ``applied`` when the device runs the rollout's artifact and, under
+- ``applied`` when the device runs the target's artifact (``artifact_id``: a
+  rollback's per-device previous artifact, else the rollout's) and, under
   ``require_ok``, reports health ``ok``;
 - ``failed`` with the device's failure code as ``reason`` (``apply_failed`` from
   an agent that predates codes) and its message as ``reason_detail``, when its
@@ -51,7 +52,7 @@ __all__ = ["settle_devices"]
 # them (agents that predate the fields) count when they differ from the device's
 # last apply when the wave started (``baseline_apply``).
 _NEW_FAILURE = """d.last_apply->>'result' = 'failed'
-                 AND d.last_apply->>'artifact_id' = r.artifact_id::text
+                 AND d.last_apply->>'artifact_id' = a.artifact_id::text
                  AND coalesce(d.last_apply->>'rollout_id', r.id::text) = r.id::text
                  AND coalesce((d.last_apply->>'attempt')::int, r.attempt) = r.attempt
                  AND coalesce((d.last_apply->>'device_attempt')::int,
@@ -84,7 +85,7 @@ judged AS (
             WHEN c.ok THEN 'applied'
             WHEN c.new_failure AND b.retry_at IS NOT NULL THEN 'retry'
             WHEN c.new_failure THEN 'failed'
-            WHEN p.require_ok AND d.current_artifact_id = r.artifact_id
+            WHEN p.require_ok AND d.current_artifact_id = a.artifact_id
                  AND d.health = 'failing' THEN 'failed'
         END AS state,
         b.retry_at,
@@ -105,10 +106,13 @@ judged AS (
         END AS failed_try
     FROM scope AS s
     JOIN rollouts AS r ON r.id = s.rollout_id AND r.status = 'running'
+    CROSS JOIN LATERAL (
+        SELECT coalesce(s.target_artifact, r.artifact_id) AS artifact_id
+    ) AS a
     {_POLICY}
     JOIN devices AS d ON d.tenant = s.tenant AND d.id = s.device_id
     CROSS JOIN LATERAL (
-        SELECT coalesce(d.current_artifact_id = r.artifact_id
+        SELECT coalesce(d.current_artifact_id = a.artifact_id
                         AND (NOT p.require_ok OR d.health = 'ok'), false) AS ok,
                coalesce({_NEW_FAILURE}, false) AS new_failure,
                coalesce(d.last_apply->>'code', 'apply_failed') AS code,
@@ -134,7 +138,7 @@ judged AS (
     WHERE j.state IN ('applied', 'failed') AND t.ctid = j.tid
       AND (t.rollout_id = j.rollout_id AND t.device_id = j.device_id
            AND t.state = 'assigned' AND t.active) IS TRUE
-    RETURNING t.rollout_id, t.tenant, t.device_id, t.wave, t.state
+    RETURNING t.rollout_id, t.tenant, t.device_id, t.wave, t.state, t.artifact_id
 ), retried AS (
     -- The target stays ``assigned`` (the gates count it pending, never failed)
     -- with its next try; the report it answered becomes the baseline, so the
@@ -149,8 +153,9 @@ judged AS (
            AND t.state = 'assigned' AND t.active
            AND t.device_attempt = j.device_attempt) IS TRUE
 ), kept AS (
-    UPDATE devices AS d SET desired_artifact_id = r.artifact_id,
-                            desired_rollout_id = r.id
+    UPDATE devices AS d
+    SET desired_artifact_id = coalesce(m.artifact_id, r.artifact_id),
+        desired_rollout_id = r.id
     FROM moved AS m JOIN rollouts AS r ON r.id = m.rollout_id
     WHERE m.state = 'applied' AND d.tenant = m.tenant AND d.id = m.device_id
 ), tally AS (
@@ -184,11 +189,11 @@ _BY_DEVICES = (
     """
 WITH scope AS (
     SELECT t.rollout_id, c.tenant, c.device_id, t.baseline_apply, t.tid,
-           t.device_attempt, t.assigned_at
+           t.artifact_id AS target_artifact, t.device_attempt, t.assigned_at
     FROM unnest($1::text[], $2::text[]) AS c(tenant, device_id)
     CROSS JOIN LATERAL (
         SELECT o.rollout_id, o.state, o.baseline_apply, o.ctid AS tid,
-               o.device_attempt, o.assigned_at
+               o.artifact_id, o.device_attempt, o.assigned_at
         FROM rollout_targets AS o
         WHERE o.tenant = c.tenant AND o.device_id = c.device_id AND o.active
         LIMIT 1

@@ -47,7 +47,7 @@ WHERE r.status IN ('completed', 'partial', 'failed', 'aborted')
   AND r.finished_at > now() - interval '1 hour'
   AND t.state IN ('pending', 'assigned', 'failed', 'skipped')
   AND d.tenant = t.tenant AND d.id = t.device_id AND d.desired_rollout_id = r.id
-  AND d.current_artifact_id IS DISTINCT FROM r.artifact_id
+  AND d.current_artifact_id IS DISTINCT FROM coalesce(t.artifact_id, r.artifact_id)
 """
 
 

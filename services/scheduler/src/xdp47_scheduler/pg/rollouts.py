@@ -20,6 +20,7 @@ from xdp47_common.rollout import (
     EffectivePolicy,
     EventName,
     RolloutHold,
+    RolloutKind,
     RolloutStatus,
     WaveCounters,
     WaveOutcome,
@@ -28,12 +29,14 @@ from xdp47_scheduler.ports import RolloutRow
 
 __all__ = [
     "LOCK_PLAN",
+    "create_rollback",
     "finish_run",
     "four_eyes",
     "json_value",
     "load_policy_overrides",
     "lock_rollout",
     "read_counters",
+    "rollbackable",
     "save_policy",
     "save_starter",
     "shortfall",
@@ -48,8 +51,8 @@ LOCK_PLAN = "SELECT materialised FROM rollout_plans WHERE rollout_id = $1 FOR UP
 _LOCK = """
 SELECT id, tenant, artifact_id, policy_id, selector::text AS selector, channel, waves,
        wave_percentages, status, current_wave, current_wave_started_at, attempt,
-       effective_policy::text AS effective_policy, hold, held_since, grace_skipped,
-       started_by
+       effective_policy::text AS effective_policy, kind, rollback_of, hold,
+       held_since, grace_skipped, started_by
 FROM rollouts WHERE id = $1 FOR UPDATE
 """
 
@@ -57,8 +60,8 @@ FROM rollouts WHERE id = $1 FOR UPDATE
 _POLICY = """
 SELECT require_ok, skip_offline, grace_seconds, min_success_ratio,
        max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds,
-       max_device_retries, retry_backoff_seconds, retry_backoff_max_seconds,
-       approval_before_waves,
+       on_failure, max_device_retries, retry_backoff_seconds,
+       retry_backoff_max_seconds, approval_before_waves,
        analysis::text AS analysis
 FROM policies WHERE tenant = $1 AND id = $2
 """
@@ -161,6 +164,8 @@ async def lock_rollout(
         current_wave_started_at=row["current_wave_started_at"],
         attempt=row["attempt"],
         effective_policy=json_value(row["effective_policy"]),
+        kind=RolloutKind(row["kind"]),
+        rollback_of=row["rollback_of"],
         hold=None if row["hold"] is None else RolloutHold(row["hold"]),
         held_since=row["held_since"],
         grace_skipped=row["grace_skipped"],
@@ -251,3 +256,45 @@ async def time_out_wave(
     """Fail the wave's devices still updating with reason ``timed_out``."""
     n = await conn.fetchval(_TIME_OUT, rollout_id, wave, attempt)
     return int(n or 0)
+
+
+# The devices a rollback would send back (``selector_sql.rollback_member``),
+# counted from the rollout's targets (primary key: rollout_id, device_id).
+_ROLLBACKABLE = """
+SELECT count(*) FROM rollout_targets AS s
+JOIN devices AS d ON d.tenant = s.tenant AND d.id = s.device_id
+WHERE s.rollout_id = $1 AND s.from_artifact_id IS NOT NULL
+  AND d.current_artifact_id = $2 AND s.from_artifact_id <> d.current_artifact_id
+"""
+
+# A rollback is a draft copy of the undone rollout's artifact, channel and waves
+# that selects by ``rollback_of`` (``selector_sql.rollout_selects``), not by
+# labels or group; started in the same transaction. A policy that is not the
+# tenant's (the API answers 404 before publishing) falls back to the original's.
+_CREATE_ROLLBACK = """
+INSERT INTO rollouts (id, tenant, name, artifact_id, policy_id, selector, channel,
+                      waves, wave_percentages, kind, rollback_of)
+SELECT $2, o.tenant,
+       left('rollback of ' || coalesce(o.name, o.id::text), 200),
+       o.artifact_id,
+       coalesce((SELECT p.id FROM policies AS p
+                 WHERE p.tenant = o.tenant AND p.id = $3), o.policy_id),
+       '{}'::jsonb, o.channel, o.waves,
+       o.wave_percentages, 'rollback', o.id
+FROM rollouts AS o WHERE o.id = $1
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+
+async def rollbackable(conn: Connection, row: RolloutRow) -> int:
+    return int(await conn.fetchval(_ROLLBACKABLE, row.id, row.artifact_id) or 0)
+
+
+async def create_rollback(
+    conn: Connection, original: RolloutRow, rollback_id: UUID, policy_id: UUID | None
+) -> RolloutRow | None:
+    created = await conn.fetchval(_CREATE_ROLLBACK, original.id, rollback_id, policy_id)
+    if created is None:
+        return None
+    return await lock_rollout(conn, rollback_id)

@@ -85,6 +85,16 @@ class PgRolloutTx(RolloutTx):
     async def save_policy(self, rollout_id: UUID, policy: EffectivePolicy) -> None:
         await rollouts.save_policy(self.conn, rollout_id, policy)
 
+    async def rollbackable(self, row: RolloutRow) -> int:
+        return await rollouts.rollbackable(self.conn, row)
+
+    async def create_rollback(
+        self, original: RolloutRow, rollback_id: UUID, policy_id: UUID | None
+    ) -> RolloutRow | None:
+        return await rollouts.create_rollback(
+            self.conn, original, rollback_id, policy_id
+        )
+
     async def save_starter(self, rollout_id: UUID, started_by: str | None) -> None:
         await rollouts.save_starter(self.conn, rollout_id, started_by)
 

@@ -72,19 +72,22 @@ FROM rollouts WHERE id = $1
 """
 
 
-# The follow-up of a wave start, in chunks: pending targets of the current wave move to
-# ``assigned`` (``assigned_at`` = the wave's start, ``baseline_apply`` = the device's
-# last apply now, unless that report names this rollout and attempt: the device was told
-# at the wave start's commit and answered before this chunk, so its report is this
-# attempt's, never an old one) or, under skip_offline, to ``skipped``/``offline`` when
-# the device is not online (the read-time definition never told it). Skips leave
-# ``eligible`` for ``skipped`` in the same statement. SKIP LOCKED lets two schedulers
-# share the work; the rollout must still be running. Without a stored effective policy
-# (a rollout started before it was kept), skip_offline falls back to the default of
-# XDP47_SCHED_SKIP_OFFLINE (true), as ``adapters.desired`` does.
+# The follow-up of a wave start, in chunks: pending targets of the current wave
+# move to ``assigned`` (``assigned_at`` = the wave's start, ``baseline_apply`` =
+# the device's last apply now, unless that report names this rollout and
+# attempt: the device was told at the wave start's commit and answered before
+# this chunk, so its report is this attempt's, never an old one;
+# ``from_artifact_id`` = what it runs now unless it already runs the target's
+# artifact) or, under skip_offline, to ``skipped``/``offline`` when the device
+# is not online (the read-time definition never told it). Skips leave
+# ``eligible`` for ``skipped`` in the same statement. SKIP LOCKED lets two
+# schedulers share the work; the rollout must still be running. Without a stored
+# effective policy (a rollout started before it was kept), skip_offline falls
+# back to the default of XDP47_SCHED_SKIP_OFFLINE (true), as
+# ``adapters.desired`` does.
 _ASSIGN_CHUNK = """
 WITH cur AS (
-    SELECT r.id, r.attempt, r.current_wave AS wave, rr.started_at,
+    SELECT r.id, r.attempt, r.current_wave AS wave, rr.started_at, r.artifact_id,
            coalesce((r.effective_policy->>'skip_offline')::boolean, true) AS skip
     FROM rollouts AS r
     JOIN rollout_runs AS rr ON rr.rollout_id = r.id AND rr.attempt = r.attempt
@@ -105,7 +108,11 @@ WITH cur AS (
         baseline_apply = CASE
             WHEN d.last_apply->>'rollout_id' = cur.id::text
              AND d.last_apply->>'attempt' = cur.attempt::text THEN NULL
-            ELSE d.last_apply END
+            ELSE d.last_apply END,
+        from_artifact_id = CASE
+            WHEN d.current_artifact_id IS DISTINCT FROM
+                 coalesce(t.artifact_id, cur.artifact_id)
+            THEN d.current_artifact_id ELSE t.from_artifact_id END
     FROM batch AS b CROSS JOIN cur, devices AS d
     WHERE t.rollout_id = cur.id AND t.device_id = b.device_id
       AND d.tenant = t.tenant AND d.id = t.device_id

@@ -19,6 +19,7 @@ from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, ge
 from xdp47_cli.resolve import policy_ref
 from xdp47_cli.runtime import runtime
 from xdp47_common.models import Policy
+from xdp47_common.rollout.policy import OnFailure
 
 __all__ = ["app"]
 
@@ -38,6 +39,7 @@ COLUMNS = [
     Column("retry s", get("retry_backoff_seconds")),
     Column("retry max s", get("retry_backoff_max_seconds")),
     Column("approval before", get("approval_before_waves")),
+    Column("on failure", get("on_failure")),
 ]
 
 add_ls_command(app, "/api/policies", Policy, COLUMNS, "List policies.")
@@ -87,7 +89,7 @@ def create_policy(
         int | None,
         typer.Option(
             help="More tries a device gets after a failed download or apply "
-            "(0-10; SHA256/signature mismatches are never retried)."
+            "(0-10; SHA256/signature mismatches and refusals are never retried)."
         ),
     ] = None,
     retry_backoff_seconds: Annotated[
@@ -116,6 +118,13 @@ def create_policy(
         int | None,
         typer.Option(help="Devices each side of an analysis check needs (3)."),
     ] = None,
+    on_failure: Annotated[
+        OnFailure | None,
+        typer.Option(
+            help="When the rollout fails: stop (default) or rollback (start a "
+            "rollback of it by itself)."
+        ),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Default: the context's.")] = None,
     fmt: OutputFormat = OutputOption,
 ) -> None:
@@ -133,6 +142,7 @@ def create_policy(
         "retry_backoff_seconds": retry_backoff_seconds,
         "retry_backoff_max_seconds": retry_backoff_max_seconds,
         "approval_before_waves": approval_before_wave or None,
+        "on_failure": on_failure.value if on_failure else None,
     }
     if check:
         analysis: dict[str, Any] = {"checks": check}

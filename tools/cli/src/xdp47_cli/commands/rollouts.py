@@ -1,9 +1,11 @@
-"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|pause|resume|approve|promote|
-runs|devices|watch``.
+"""``xdp47 rollouts ls|get|create|plan|start|abort|retry|rollback|pause|resume|
+approve|promote|runs|devices|watch``.
 
-start/abort/retry/pause/resume/approve/promote send a command: the API answers
-202 with the rollout as it is and the scheduler moves the status afterwards, so
-the CLI says "requested", not "done"; ``watch`` follows what happens next.
+start/abort/retry/rollback/pause/resume/approve/promote send a command: the API
+answers 202 with the rollout as it is and the scheduler moves the status
+afterwards (rollback: creates and starts the rollback rollout whose id the
+answer names), so the CLI says "requested", not "done"; ``watch`` follows what
+happens next.
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ from xdp47_cli.commands._common import (
     typed,
 )
 from xdp47_cli.commands.plan import show_plan
+from xdp47_cli.commands.rollback import rollback_rollout
+from xdp47_cli.commands.steering import (
+    abort_rollout,
+    approve_rollout,
+    pause_rollout,
+    promote_rollout,
+    resume_rollout,
+    retry_rollout,
+    start_rollout,
+)
 from xdp47_cli.errors import CliError, guarded
 from xdp47_cli.output import (
     Column,
@@ -72,6 +84,7 @@ def columns(names: NameCache) -> list[Column]:
         Column("name", get("name")),
         Column("id", get("id")),
         Column("status", status_text),
+        Column("kind", get("kind"), only=OutputFormat.WIDE),
         Column("wave", lambda r: f"{r.get('current_wave') or '-'}/{r.get('waves')}"),
         Column("version", lambda r: names.artifact_version(r.get("artifact_id"))),
         Column("artifact id", get("artifact_id"), only=OutputFormat.WIDE),
@@ -107,6 +120,9 @@ DEVICE_COLUMNS = [
     Column("device status", get("device_status")),
     Column("told", get("assigned_at")),
     Column("finished", get("finished_at")),
+    # What the device ran before (a rollback's destination) and what it is sent.
+    Column("from", get("from_version"), only=OutputFormat.WIDE),
+    Column("to", get("version"), only=OutputFormat.WIDE),
     # Per-device retries: the device's try and when the next may start.
     Column("try", get("device_attempt"), only=OutputFormat.WIDE),
     Column("retry after", get("retry_after"), only=OutputFormat.WIDE),
@@ -255,90 +271,17 @@ def plan_rollout(
         show_plan(client, rollout_ref(client, ref), fmt)
 
 
-def _command(ctx: typer.Context, verb: str, ref: str, fmt: OutputFormat) -> None:
-    with runtime(ctx).client() as client:
-        answer = client.post(f"/api/rollouts/{rollout_ref(client, ref)}:{verb}")
-    rollout = typed(Rollout, answer)
-    if fmt.machine:
-        emit_data(answer, fmt)
-        return
-    status = rollout.status.value + (f" ({rollout.hold.value})" if rollout.hold else "")
-    emit_value(
-        f"{verb} requested for rollout {rollout.id} (status {status}); "
-        f"follow it with `xdp47 rollouts watch {rollout.id}`"
-    )
-
-
-@app.command("start")
-@guarded
-def start_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Start a draft rollout."""
-    _command(ctx, "start", ref, fmt)
-
-
-@app.command("abort")
-@guarded
-def abort_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Abort: devices not yet updated keep their version."""
-    _command(ctx, "abort", ref, fmt)
-
-
-@app.command("retry")
-@guarded
-def retry_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Retry the failed and skipped devices of a failed or partial rollout."""
-    _command(ctx, "retry", ref, fmt)
-
-
-@app.command("pause")
-@guarded
-def pause_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Pause a running rollout: no new wave starts and no gate judges.
-
-    Devices already told to update keep going; the current wave's grace and
-    deadline stop until `resume`.
-    """
-    _command(ctx, "pause", ref, fmt)
-
-
-@app.command("resume")
-@guarded
-def resume_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Resume a paused rollout (its wave goes on with the time it had left), or one
-    held by an inconclusive analysis (its wave is judged again)."""
-    _command(ctx, "resume", ref, fmt)
-
-
-@app.command("approve")
-@guarded
-def approve_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Approve the wave a rollout awaits (needs the rollouts:approve scope).
-
-    Under the tenant's four-eyes setting, the token that started the rollout
-    cannot approve it.
-    """
-    _command(ctx, "approve", ref, fmt)
-
-
-@app.command("promote")
-@guarded
-def promote_rollout(
-    ctx: typer.Context, ref: RolloutArg, fmt: OutputFormat = OutputOption
-) -> None:
-    """Judge the current wave now, skipping the rest of its grace period."""
-    _command(ctx, "promote", ref, fmt)
+for _verb, _fn in (
+    ("start", start_rollout),
+    ("abort", abort_rollout),
+    ("retry", retry_rollout),
+    ("rollback", rollback_rollout),
+    ("pause", pause_rollout),
+    ("resume", resume_rollout),
+    ("approve", approve_rollout),
+    ("promote", promote_rollout),
+):
+    app.command(_verb)(_fn)
 
 
 @app.command("runs")

@@ -10,6 +10,7 @@ from xdp47_api.ui.pages.groups import router as groups_router
 from xdp47_api.ui.pages.policies import router as policies_router
 from xdp47_api.ui.pages.rollout_detail import router as rollout_detail_router
 from xdp47_api.ui.pages.rollout_devices import router as rollout_devices_router
+from xdp47_api.ui.pages.rollout_rollback import router as rollout_rollback_router
 from xdp47_api.ui.pages.rollouts import router as rollouts_router
 from xdp47_api.ui.pages.signin import router as signin_router
 from xdp47_api.ui.pages.system import router as system_router
@@ -25,6 +26,8 @@ PAGE_ROUTERS = (
     artifact_upload_router,
     artifact_delete_router,
     policies_router,
+    # Before ``rollouts``: its ``POST /{id}/{verb}`` would take ``/rollback``.
+    rollout_rollback_router,
     rollouts_router,
     rollout_detail_router,
     rollout_devices_router,

@@ -80,7 +80,7 @@ async def create(
 ) -> Response:
     session.require(Scope.POLICIES_WRITE)
     form = await request.form()
-    names = ("name", *BOOLS, *NUMBERS, "approval_before_waves", *ANALYSIS)
+    names = ("name", *BOOLS, *NUMBERS, "approval_before_waves", "on_failure", *ANALYSIS)
     values = {name: field(form, name) for name in names}
     fields: dict[str, Any] = {"tenant": session.tenant, "name": values["name"]}
     errors: FieldErrors = {}
@@ -89,7 +89,7 @@ async def create(
             fields[name] = values[name] == "true"
         elif values[name]:
             errors[name] = "choose yes, no or the scheduler default"
-    for name in NUMBERS:
+    for name in (*NUMBERS, "on_failure"):
         if values[name]:
             fields[name] = values[name]  # pydantic parses and range-checks
     if values["approval_before_waves"]:

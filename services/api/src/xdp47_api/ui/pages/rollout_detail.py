@@ -36,6 +36,7 @@ from xdp47_api.ui.templating import render, render_fragment
 from xdp47_api.ui.timeline import ROW, STATES, timeline_height, wave_bars
 from xdp47_api.usecases import artifacts, policies
 from xdp47_api.usecases import progress as progress_cases
+from xdp47_api.usecases import rollback as rollback_cases
 from xdp47_api.usecases.rollout_commands import accepted_statuses, why_not_promote
 from xdp47_common.models import Rollout, RolloutProgress, Scope
 from xdp47_common.rollout.status import RolloutStatus
@@ -123,7 +124,8 @@ async def rollout_page(
     session: SessionDep,
     services: ServicesDep,
     sent: Annotated[
-        str | None, Query(pattern="^(start|retry|abort|pause|resume|approve|promote)$")
+        str | None,
+        Query(pattern="^(start|retry|abort|rollback|pause|resume|approve|promote)$"),
     ] = None,
 ) -> Response:
     page_scope(session, Scope.ROLLOUTS_READ)
@@ -138,6 +140,7 @@ async def rollout_page(
         plan = await load_plan(services, session, rollout.id)
     ctx = await _live_context(services, session, rollout, sent=sent)
     devices = await device_list(services, session, rollout)
+    rollbacks = await rollback_cases.rollbacks_of(services, session.tenant, rollout.id)
     return render(
         request,
         "rollout.html",
@@ -146,6 +149,7 @@ async def rollout_page(
         policy=policy,
         plan=plan,
         sent=sent,
+        rollbacks=rollbacks,
         **ctx,
         **devices,
     )
