@@ -139,6 +139,7 @@ def test_rollback_is_offered_where_a_release_may_have_reached_devices() -> None:
         Phase(RolloutStatus.RUNNING),
         Phase(RolloutStatus.RUNNING, RolloutHold.PAUSED),
         Phase(RolloutStatus.RUNNING, RolloutHold.AWAITING_APPROVAL),
+        Phase(RolloutStatus.RUNNING, RolloutHold.ANALYSIS_INCONCLUSIVE),
         Phase(RolloutStatus.FAILED),
         Phase(RolloutStatus.PARTIAL),
         Phase(RolloutStatus.COMPLETED),
