@@ -95,7 +95,7 @@ def rollback_member(source: str, artifact: str, d: str = "d") -> str:
 
 
 def _rollback_of(rid: str) -> str:
-    return f"(SELECT o.rollback_of FROM rollouts AS o WHERE o.id = ({rid})::uuid)"
+    return f"(SELECT o.rollback_of FROM rollouts AS o WHERE o.id = ({rid})::uuid)"  # nosec B608
 
 
 def rollback_target_artifact(rid: str, d: str = "d") -> str:
@@ -120,7 +120,7 @@ def rollout_selects(rid: str, selector: str, d: str = "d") -> str:
     """
     member = rollback_member(
         _rollback_of(rid),
-        f"SELECT o.artifact_id FROM rollouts AS o WHERE o.id = ({rid})::uuid",
+        f"SELECT o.artifact_id FROM rollouts AS o WHERE o.id = ({rid})::uuid",  # nosec B608
         d,
     )
     sel = f"({selector})::text::jsonb"

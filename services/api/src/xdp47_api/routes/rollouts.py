@@ -193,7 +193,7 @@ async def abort_rollout(
     "(`policy`: id or name) or this rollout's. A running rollout is aborted "
     "first. Accepted for a running, failed, partial or completed rollout that is "
     "not itself a rollback; 409 otherwise, or when no device would go back.",
-    responses={**errors(404, 409), **_ACCEPTED},
+    responses={**errors(404, 409, 413), **_ACCEPTED},
 )
 async def rollback_rollout(
     rollout_id: UUID,
