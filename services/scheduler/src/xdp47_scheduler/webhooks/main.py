@@ -47,7 +47,11 @@ async def _serve(settings: WebhookSettings) -> None:
 
 
 def main() -> None:
-    command_line(PROG, "Deliver XDP47 rollout events to webhook subscriptions.")
+    command_line(
+        PROG,
+        "Deliver XDP47 rollout events to webhook subscriptions.",
+        distribution="xdp47-scheduler",
+    )
     try:
         configure_logging("webhooks")
     except ValueError as exc:
