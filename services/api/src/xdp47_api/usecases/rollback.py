@@ -19,14 +19,12 @@ from fastapi import HTTPException
 from xdp47_api.auth import Principal
 from xdp47_api.state import Services
 from xdp47_api.usecases.errors import conflict, not_found
-from xdp47_api.usecases.rollout_commands import record_request
+from xdp47_api.usecases.rollout_commands import publish_command, record_request
 from xdp47_api.usecases.rollouts import get
-from xdp47_common.bus import PublishFailed
 from xdp47_common.logging import REQUEST_ID
 from xdp47_common.messages import RollbackRollout
 from xdp47_common.models import RollbackAnswer, RollbackRequest, Rollout
 from xdp47_common.rollout.rollback import rollback_refusal
-from xdp47_common.web import ServiceUnavailable
 
 __all__ = ["devices_to_send_back", "rollback", "rollbacks_of"]
 
@@ -75,28 +73,12 @@ async def rollback(
         actor_name=principal.display_name,
         request_id=REQUEST_ID.get(),
     )
-    try:
-        await services.bus.publish(
-            services.topology.commands,
-            services.topology.command_key(message.type),
-            message,
-        )
-    except PublishFailed as exc:
-        unavailable = ServiceUnavailable(
-            "the message broker did not accept the rollback command; retry later"
-        )
-        await record_request(
-            services, principal, action, rollout_id, rollout, unavailable
-        )
-        raise unavailable from exc
-    await record_request(
+    await publish_command(
         services,
         principal,
-        action,
-        rollout_id,
+        "rollback",
         rollout,
-        None,
-        message_id=str(message.message_id),
+        message,
         rollback_id=str(message.rollback_id),
     )
     return RollbackAnswer(

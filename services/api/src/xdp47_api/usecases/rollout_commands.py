@@ -34,6 +34,7 @@ from xdp47_common.messages import (
     PromoteRollout,
     ResumeRollout,
     RetryRollout,
+    RolloutCommand,
     StartRollout,
 )
 from xdp47_common.models import Rollout, RolloutStartAnswer, Scope
@@ -147,6 +148,21 @@ async def send(
         actor_name=principal.display_name,
         request_id=REQUEST_ID.get(),
     )
+    await publish_command(services, principal, verb, rollout, message)
+    return rollout
+
+
+async def publish_command(
+    services: Services,
+    principal: Principal,
+    verb: str,
+    rollout: Rollout,
+    message: RolloutCommand,
+    **detail: Any,
+) -> None:
+    """Publish a checked command and record the request (accepted, or failed
+    with 503 when the broker refuses: ``ServiceUnavailable`` is raised)."""
+    action = f"rollout.{verb}.requested"
     try:
         await services.bus.publish(
             services.topology.commands,
@@ -158,19 +174,19 @@ async def send(
             f"the message broker did not accept the {verb} command; retry later"
         )
         await record_request(
-            services, principal, action, rollout_id, rollout, unavailable
+            services, principal, action, rollout.id, rollout, unavailable
         )
         raise unavailable from exc
     await record_request(
         services,
         principal,
         action,
-        rollout_id,
+        rollout.id,
         rollout,
         None,
         message_id=str(message.message_id),
+        **detail,
     )
-    return rollout
 
 
 async def record_request(
