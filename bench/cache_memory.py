@@ -148,8 +148,10 @@ async def measure(devices: int, tenants: int = 10) -> dict[str, Any]:
         "bytes_per_device": round(traced / traced_n),
         "rss_bytes_per_device": round((rss1 - rss0) / devices),
         "rss_mib": round(rss1 / 2**20, 1),
+        "mib_per_million_devices": round((rss1 - rss0) / devices * 1e6 / 2**20),
         "lookup_us": round(lookup_us, 3),
         "hits": int(hits),
+        "ok": int(hits) == n,
         "full_gc_ms": round(gc_ms, 1),
     }
 

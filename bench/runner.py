@@ -1,4 +1,6 @@
-"""The benchmark runner behind ``bench/run``: B1-B5, one JSON line each.
+"""The benchmark runner behind ``bench/run``: B1-B5, SCALE (two ingest and two
+scheduler processes: ``scaleout.py``) and CACHE (bytes per device in ingest's
+identity cache: ``cache_memory.py``), one JSON line each.
 
 Starts the system under test (``stack.open_stack``: fresh database, unique AMQP
 namespace, real processes pinned to CPU 0), generates load with the fleet
@@ -33,6 +35,7 @@ from typing import Any
 from analysed import ANALYSIS_VARIANTS, analysed_fleets
 from fleet import claim_devices, save_devices
 from otlp_sink import OtlpSink
+from scaleout import scale_out
 from soak import soak
 from stack import BENCH, Stack, open_stack, read_result
 
@@ -491,13 +494,34 @@ async def run(args: argparse.Namespace) -> int:
                 emit(lines[-1])
             finally:
                 await stack.close()
+    if "SCALE" in only:
+        # Not pinned: four processes under test share the machine.
+        with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
+            try:
+                lines.append(
+                    await scale_out(
+                        stack,
+                        devices=args.scale_devices,
+                        interval=args.scale_interval,
+                        seconds=args.scale_seconds,
+                    )
+                )
+                emit(lines[-1])
+            finally:
+                await stack.close()
+    if "CACHE" in only:
+        for line in run_script(
+            "cache_memory.py", ["--devices", str(args.cache_devices)]
+        ):
+            lines.append(line)
+            emit(lines[-1])
     failed = sum(1 for line in lines if not line.get("ok"))
     return 1 if failed else 0
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--only", default="B1,B2,B3,B4,B5")
+    p.add_argument("--only", default="B1,B2,B3,B4,B5,SCALE,CACHE")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
         "--no-pin", action="store_true", help="do not pin the processes to CPUs"
@@ -526,6 +550,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--b3-rounds", type=int, default=3)
     p.add_argument("--devices", type=int, default=100_000, help="B5 fleet size")
     p.add_argument("--minutes", type=float, default=10.0, help="B5 duration")
+    p.add_argument(
+        "--scale-devices", type=int, default=4000, help="SCALE (two of each) fleet"
+    )
+    p.add_argument(
+        "--scale-interval", type=float, default=2.0, help="SCALE heartbeat interval"
+    )
+    p.add_argument(
+        "--scale-seconds", type=float, default=120.0, help="SCALE fleet duration"
+    )
+    p.add_argument(
+        "--cache-devices",
+        type=int,
+        default=1_000_000,
+        help="CACHE: devices in ingest's identity cache (bench/cache_memory.py)",
+    )
     return p
 
 

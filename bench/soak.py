@@ -29,7 +29,14 @@ from stack import Stack, read_result
 
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 
-__all__ = ["per_heartbeat", "slope", "soak"]
+__all__ = [
+    "per_heartbeat",
+    "provision",
+    "rollout_state",
+    "slope",
+    "soak",
+    "start_rollout",
+]
 
 SAMPLE_EVERY = 5.0
 INTERVAL = 60.0
@@ -104,7 +111,9 @@ def slope(points: list[tuple[float, float]]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in points) / sxx
 
 
-async def _rollout(stack: Stack) -> str:
+async def start_rollout(stack: Stack, waves: int = 5) -> str:
+    """Register an artifact and start a ``waves``-wave rollout of it to every
+    device of the stack's tenant; its id."""
     cp = stack.cp
     async with httpx.AsyncClient(base_url=cp.api_url, headers=cp.auth) as api:
         artifact = await api.post(
@@ -123,7 +132,7 @@ async def _rollout(stack: Stack) -> str:
             json={
                 "tenant": cp.tenant,
                 "artifact_id": artifact.json()["id"],
-                "waves": 5,
+                "waves": waves,
                 "name": "soak",
             },
         )
@@ -133,7 +142,7 @@ async def _rollout(stack: Stack) -> str:
         return rid
 
 
-async def _rollout_state(stack: Stack, rid: str) -> dict[str, Any]:
+async def rollout_state(stack: Stack, rid: str) -> dict[str, Any]:
     cp = stack.cp
     async with httpx.AsyncClient(base_url=cp.api_url, headers=cp.auth) as api:
         body = (await api.get(f"/api/rollouts/{rid}")).json()
@@ -206,7 +215,7 @@ async def soak(
     while proc.poll() is None:
         # The rollout starts once every device has heartbeated (is online).
         if rid is None and time.monotonic() - started > INTERVAL + 5:
-            rid = await _rollout(stack)
+            rid = await start_rollout(stack)
         at = (time.monotonic() - started) / 60
         for name, pid in services.items():
             mib = rss_mib(pid)
@@ -217,7 +226,7 @@ async def soak(
         accepted_now = await stack.accepted() - accepted_before
         uncommitted.append(max(0.0, accepted_now - (await stack.committed() - before)))
         if rid is not None and len(backlog) % 6 == 0:
-            waves_seen.append(await _rollout_state(stack, rid))
+            waves_seen.append(await rollout_state(stack, rid))
         await asyncio.sleep(SAMPLE_EVERY)
     code = proc.wait()
     proc.stdout.close()
@@ -274,7 +283,7 @@ async def soak(
         "heartbeat_p99_ms": result["heartbeat_p99_ms"],
         "fleet_lag_p99_ms": result["lag_p99_ms"],
         "applied": result["applied"],
-        "rollout": None if rid is None else await _rollout_state(stack, rid),
+        "rollout": None if rid is None else await rollout_state(stack, rid),
         "rollout_samples": waves_seen[-3:],
         "cpu_seconds": {k.split(":")[0]: round(v, 1) for k, v in cpu_used.items()},
         "cores_used": round(
