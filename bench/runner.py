@@ -34,6 +34,7 @@ from typing import Any
 
 from analysed import ANALYSIS_VARIANTS, analysed_fleets
 from fleet import claim_devices, save_devices
+from million import million
 from otlp_sink import OtlpSink
 from scaleout import scale_out
 from soak import soak
@@ -486,8 +487,30 @@ async def run(args: argparse.Namespace) -> int:
                 lines.append(
                     await soak(
                         stack,
-                        devices=args.devices,
-                        minutes=args.minutes,
+                        devices=args.devices or 100_000,
+                        minutes=args.minutes or 10.0,
+                        b1=b1.get("us_per_heartbeat_batched"),
+                    )
+                )
+                emit(lines[-1])
+            finally:
+                await stack.close()
+    if "B6" in only:
+        # Not pinned, as B5.
+        with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
+            try:
+                b1 = next((x for x in lines if x.get("bench") == "B1_heartbeats"), {})
+                minutes = args.minutes or 30.0
+                lines.append(
+                    await million(
+                        stack,
+                        devices=args.devices or 1_000_000,
+                        minutes=minutes,
+                        interval=args.b6_interval,
+                        waves=args.b6_waves,
+                        burst_share=args.burst_share,
+                        burst_window=args.burst_window,
+                        sample_every=max(1.0, min(5.0, minutes)),
                         b1=b1.get("us_per_heartbeat_batched"),
                     )
                 )
@@ -521,7 +544,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--only", default="B1,B2,B3,B4,B5,SCALE,CACHE")
+    p.add_argument("--only", default="B1,B2,B3,B4,B5,B6,SCALE,CACHE")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
         "--no-pin", action="store_true", help="do not pin the processes to CPUs"
@@ -548,8 +571,20 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--b3-devices", type=int, nargs="+", default=[1_000_000])
     p.add_argument("--b3-rounds", type=int, default=3)
-    p.add_argument("--devices", type=int, default=100_000, help="B5 fleet size")
-    p.add_argument("--minutes", type=float, default=10.0, help="B5 duration")
+    p.add_argument(
+        "--devices", type=int, help="B5/B6 fleet size (default 100,000 / 1,000,000)"
+    )
+    p.add_argument("--minutes", type=float, help="B5/B6 duration (default 10 / 30)")
+    p.add_argument(
+        "--b6-interval", type=float, default=300.0, help="B6 heartbeat interval (s)"
+    )
+    p.add_argument("--b6-waves", type=int, default=10, help="B6 rollout waves")
+    p.add_argument(
+        "--burst-share", type=float, default=0.1, help="B6 reconnect burst: devices"
+    )
+    p.add_argument(
+        "--burst-window", type=float, default=30.0, help="B6 reconnect burst: seconds"
+    )
     p.add_argument(
         "--scale-devices", type=int, default=4000, help="SCALE (two of each) fleet"
     )
