@@ -34,12 +34,12 @@ import time
 import uuid
 from typing import Any
 
-from fleet import claim_devices, percentile, save_devices
+from fleet import percentile, save_devices
 from procstat import cpu_seconds, rss_mib
 from soak import (
-    CLAIM_LIMIT,
+    create_devices,
     per_heartbeat,
-    provision,
+    rollout_completed,
     rollout_state,
     slope,
     start_rollout,
@@ -110,15 +110,6 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
 
 
-async def _online(stack: Stack) -> int:
-    db = await stack.db()
-    n: int = await db.fetchval(
-        "SELECT count(*) FROM devices WHERE tenant = $1 AND status = 'online'",
-        stack.cp.tenant,
-    )
-    return n
-
-
 async def million(
     stack: Stack,
     *,
@@ -149,17 +140,7 @@ async def million(
         "burst": {"share": burst_share, "window_s": burst_window, "at_s": burst_at},
     }
     created = time.perf_counter()
-    if devices <= CLAIM_LIMIT:
-        fleet = await claim_devices(
-            stack.cp.api_url,
-            stack.cp.token,
-            stack.cp.tenant,
-            devices,
-            prefix="b6",
-            concurrency=64,
-        )
-    else:
-        fleet = await provision(stack, devices, "b6")
+    fleet = await create_devices(stack, devices, "b6")
     created_s = time.perf_counter() - created
     path = stack.workdir / "devices-b6.json"
     save_devices(fleet, path)
@@ -167,33 +148,21 @@ async def million(
     out = stack.workdir / f"fleet-b6-{uuid.uuid4().hex[:6]}.json"
     before = await stack.committed()
     accepted_before = await stack.accepted()
-    services = {
-        "api": stack.cp.api.pid,
-        "ingest": stack.cp.ingest.pid,
-        "scheduler": stack.cp.scheduler.pid,
-    }
+    services = stack.service_pids()
     cpu = await stack.cpu_groups(["batched"], backends=True)
-    proc = stack.fleet(
-        "run",
-        "--ingest",
+    proc = stack.run_fleet(
         stack.urls["batched"],
-        "--devices-file",
-        str(path),
-        "--interval",
-        str(interval),
-        "--duration",
-        str(max_minutes * 60),
-        "--apply-delay",
-        "5",
-        "--connections",
-        str(connections),
-        "--burst-at",
-        str(burst_at),
-        "--burst-share",
-        str(burst_share),
-        "--burst-window",
-        str(burst_window),
-        out=out,
+        path,
+        out,
+        interval=interval,
+        seconds=max_minutes * 60,
+        apply_delay=5,
+        connections=connections,
+        extra=(
+            *("--burst-at", str(burst_at)),
+            *("--burst-share", str(burst_share)),
+            *("--burst-window", str(burst_window)),
+        ),
     )
     services["generator"] = proc.pid
     assert proc.stdout is not None
@@ -209,7 +178,7 @@ async def million(
     generator_cpu = 0.0
     while proc.poll() is None:
         elapsed = time.monotonic() - started
-        if rid is None and await _online(stack) >= devices:
+        if rid is None and await stack.online() >= devices:
             rid = await start_rollout(stack, waves)
             line["rollout_started_at_s"] = round(elapsed, 1)
         elif rid is not None and state.get("status") not in {"completed", "failed"}:
@@ -256,12 +225,8 @@ async def million(
         reasons.append("the backlog did not return to 0 after the burst")
     if result.get("burst_heartbeats", 0) == 0 and burst_at < elapsed:
         reasons.append("no burst heartbeat was sent")
-    if rid is None:
-        reasons.append("the rollout never started (not every device came online)")
-    else:
-        state = await rollout_state(stack, rid)
-        if state.get("status") != "completed":
-            reasons.append(f"rollout not completed in {elapsed / 60:.1f} min: {state}")
+    state, why = await rollout_completed(stack, rid, elapsed)
+    reasons += why
     if reasons:
         return line | {"ok": False, "reason": "; ".join(reasons)}
     assert rid is not None

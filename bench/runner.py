@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -477,61 +478,45 @@ async def run(args: argparse.Namespace) -> int:
                 }
             )
             emit(lines[-1])
-    if "B5" in only:
-        # Not pinned: the soak checks loss, backlog and memory at a fixed rate,
-        # and the whole system under test needs more than the one CPU it would
-        # get pinned (its per-CPU figures are B1's business).
-        with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
-            try:
-                b1 = next((x for x in lines if x.get("bench") == "B1_heartbeats"), {})
-                lines.append(
-                    await soak(
-                        stack,
-                        devices=args.devices or 100_000,
-                        minutes=args.minutes or 10.0,
-                        b1=b1.get("us_per_heartbeat_batched"),
-                    )
-                )
-                emit(lines[-1])
-            finally:
-                await stack.close()
-    if "B6" in only:
-        # Not pinned, as B5.
-        with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
-            try:
-                b1 = next((x for x in lines if x.get("bench") == "B1_heartbeats"), {})
-                minutes = args.minutes or 30.0
-                lines.append(
-                    await million(
-                        stack,
-                        devices=args.devices or 1_000_000,
-                        minutes=minutes,
-                        interval=args.b6_interval,
-                        waves=args.b6_waves,
-                        burst_share=args.burst_share,
-                        burst_window=args.burst_window,
-                        sample_every=max(1.0, min(5.0, minutes)),
-                        b1=b1.get("us_per_heartbeat_batched"),
-                    )
-                )
-                emit(lines[-1])
-            finally:
-                await stack.close()
-    if "SCALE" in only:
-        # Not pinned: four processes under test share the machine.
-        with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
-            try:
-                lines.append(
-                    await scale_out(
-                        stack,
-                        devices=args.scale_devices,
-                        interval=args.scale_interval,
-                        seconds=args.scale_seconds,
-                    )
-                )
-                emit(lines[-1])
-            finally:
-                await stack.close()
+    b1 = next((x for x in lines if x.get("bench") == "B1_heartbeats"), {})
+    b1_us = b1.get("us_per_heartbeat_batched")
+    minutes = args.minutes or 30.0
+    # Not pinned: these check loss, backlog and memory at a fixed rate, and the
+    # whole system under test needs more than the one CPU it would get pinned
+    # (per-CPU figures are B1's business).
+    unpinned: dict[str, Callable[[Stack], Awaitable[dict[str, Any]]]] = {
+        "B5": lambda stack: soak(
+            stack,
+            devices=args.devices or 100_000,
+            minutes=args.minutes or 10.0,
+            b1=b1_us,
+        ),
+        "B6": lambda stack: million(
+            stack,
+            devices=args.devices or 1_000_000,
+            minutes=minutes,
+            interval=args.b6_interval,
+            waves=args.b6_waves,
+            burst_share=args.burst_share,
+            burst_window=args.burst_window,
+            sample_every=max(1.0, min(5.0, minutes)),
+            b1=b1_us,
+        ),
+        "SCALE": lambda stack: scale_out(
+            stack,
+            devices=args.scale_devices,
+            interval=args.scale_interval,
+            seconds=args.scale_seconds,
+        ),
+    }
+    for name, bench in unpinned.items():
+        if name in only:
+            with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
+                try:
+                    lines.append(await bench(stack))
+                    emit(lines[-1])
+                finally:
+                    await stack.close()
     if "CACHE" in only:
         for line in run_script(
             "cache_memory.py", ["--devices", str(args.cache_devices)]

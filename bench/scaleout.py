@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fleet import Device, claim_devices, save_devices
-from soak import CLAIM_LIMIT, provision, rollout_state, start_rollout
+from fleet import save_devices
+from soak import create_devices, rollout_completed, rollout_state, start_rollout
 from stack import Stack, read_result
 
 __all__ = ["scale_out"]
@@ -50,28 +50,6 @@ async def _waves_started(url: str) -> float:
         if line.startswith(_WAVES + " "):
             return float(line.split()[1])
     return 0.0
-
-
-async def _devices(stack: Stack, n: int) -> list[Device]:
-    if n <= CLAIM_LIMIT:
-        return await claim_devices(
-            stack.cp.api_url,
-            stack.cp.token,
-            stack.cp.tenant,
-            n,
-            prefix="scale",
-            concurrency=32,
-        )
-    return await provision(stack, n, "scale")
-
-
-async def _online(stack: Stack) -> int:
-    db = await stack.db()
-    n: int = await db.fetchval(
-        "SELECT count(*) FROM devices WHERE tenant = $1 AND status = 'online'",
-        stack.cp.tenant,
-    )
-    return n
 
 
 def _shares(values: dict[str, float]) -> dict[str, float]:
@@ -123,7 +101,7 @@ async def scale_out(
     sched_b, sched_b_url = stack.add_scheduler("b")
     ingests = {"a": stack.cp.ingest_url, "b": ingest_b}
     schedulers = {"a": stack.cp.scheduler_url, "b": sched_b_url}
-    fleet = await _devices(stack, devices)
+    fleet = await create_devices(stack, devices, "scale")
     halves = {"a": fleet[: devices // 2], "b": fleet[devices // 2 :]}
 
     async def committed() -> float:
@@ -144,21 +122,14 @@ async def scale_out(
         path = stack.workdir / f"devices-scale-{name}.json"
         save_devices(half, path)
         outs[name] = stack.workdir / f"fleet-scale-{name}-{uuid.uuid4().hex[:6]}.json"
-        procs[name] = stack.fleet(
-            "run",
-            "--ingest",
+        procs[name] = stack.run_fleet(
             ingests[name],
-            "--devices-file",
-            str(path),
-            "--interval",
-            str(interval),
-            "--duration",
-            str(seconds),
-            "--apply-delay",
-            "1",
-            "--connections",
-            str(connections),
-            out=outs[name],
+            path,
+            outs[name],
+            interval=interval,
+            seconds=seconds,
+            apply_delay=1,
+            connections=connections,
         )
     for proc in procs.values():
         assert proc.stdout is not None
@@ -169,7 +140,7 @@ async def scale_out(
     state: dict[str, Any] = {}
     while any(p.poll() is None for p in procs.values()):
         if rid is None:
-            if await _online(stack) >= devices:
+            if await stack.online() >= devices:
                 rid = await start_rollout(stack, waves)
         elif state.get("status") != "completed":
             state = await rollout_state(stack, rid)
@@ -203,12 +174,9 @@ async def scale_out(
     seq_ok, seq_reason = await stack.seqs_match(seqs)
     if not seq_ok:
         reasons.append(seq_reason)
-    if rid is None:
-        reasons.append("the rollout never started")
-    else:
-        state = await rollout_state(stack, rid)
-        if state.get("status") != "completed":
-            reasons.append(f"rollout not completed in {seconds:.0f}s: {state}")
+    state, why = await rollout_completed(stack, rid, time.monotonic() - started)
+    reasons += why
+    if rid is not None:
         reasons += await _once_checks(stack, rid, waves)
         started_waves = sum([await _waves_started(u) for u in schedulers.values()])
         if started_waves - waves_before != waves:

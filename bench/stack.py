@@ -116,6 +116,15 @@ class Stack:
         self._pin(proc.pid)
         return proc, url
 
+    async def online(self) -> int:
+        """Devices of the stack's tenant whose status is ``online``."""
+        db = await self.db()
+        n: int = await db.fetchval(
+            "SELECT count(*) FROM devices WHERE tenant = $1 AND status = 'online'",
+            self.cp.tenant,
+        )
+        return n
+
     async def committed_by(self, scheduler_url: str) -> float:
         """One scheduler's count of heartbeats in committed batches."""
         return await _metric(scheduler_url, _COMMITTED)
@@ -263,6 +272,46 @@ class Stack:
                 f"seq (e.g. {d}: stored {stored.get(d)}, accepted {accepted_seq[d]})"
             )
         return True, ""
+
+    def service_pids(self) -> dict[str, int]:
+        """The control plane's processes by service name."""
+        return {
+            "api": self.cp.api.pid,
+            "ingest": self.cp.ingest.pid,
+            "scheduler": self.cp.scheduler.pid,
+        }
+
+    def run_fleet(
+        self,
+        ingest_url: str,
+        devices_file: Path,
+        out: Path,
+        *,
+        interval: float,
+        seconds: float,
+        apply_delay: float,
+        connections: int,
+        extra: tuple[str, ...] = (),
+    ) -> subprocess.Popen[str]:
+        """``fleet.py run`` of ``devices_file`` against ``ingest_url`` (heartbeats
+        only), result to ``out``; ``extra``: more of its flags."""
+        return self.fleet(
+            "run",
+            "--ingest",
+            ingest_url,
+            "--devices-file",
+            str(devices_file),
+            "--interval",
+            str(interval),
+            "--duration",
+            str(seconds),
+            "--apply-delay",
+            str(apply_delay),
+            "--connections",
+            str(connections),
+            *extra,
+            out=out,
+        )
 
     def fleet(self, *args: str, out: Path) -> subprocess.Popen[str]:
         """Start ``bench/fleet.py`` (the load generator) on the load CPU."""
