@@ -1,4 +1,4 @@
-"""The benchmark runner behind ``bench/run``: B1-B5, SCALE (two ingest and two
+"""The benchmark runner behind ``bench/run``: B1-B6, SCALE (two ingest and two
 scheduler processes: ``scaleout.py``) and CACHE (bytes per device in ingest's
 identity cache: ``cache_memory.py``), one JSON line each.
 
