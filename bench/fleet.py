@@ -32,11 +32,13 @@ import heapq
 import itertools
 import json
 import random
+import signal
 import sys
 import time
+from array import array
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,8 +64,11 @@ class Device:
     etag: str | None = None
     applying: str | None = None  # artifact id being applied
     applying_version: str | None = None
-    refused: set[str] = field(default_factory=set)  # failed applies, not retried
+    # failed applies, not retried (None until the first: a million empty sets
+    # would cost the generator ~200 MB)
+    refused: set[str] | None = None
     accepted_seq: int = -1  # highest seq answered 202
+    told_at: float | None = None  # wall clock of the first "update" answer
 
     @property
     def auth(self) -> dict[str, str]:
@@ -86,6 +91,13 @@ class FleetConfig:
     timeout: float = 30.0
     seed: int | None = None
     client: str = "raw"  # "raw" (rawhttp, cheap) or "httpx"
+    # A reconnect burst (a network blip): ``burst_share`` of the devices, picked
+    # at random, each send one extra heartbeat at a random moment of
+    # [burst_at, burst_at + burst_window] s after the start; their regular
+    # schedule goes on.
+    burst_at: float | None = None
+    burst_share: float = 0.1
+    burst_window: float = 30.0
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -161,8 +173,10 @@ class Fleet:
         self.devices = devices
         self.config = config
         self.counts: Counter[str] = Counter()
-        self.latency: dict[str, list[float]] = {"heartbeat": [], "poll": []}
-        self.lag: list[float] = []  # how late a due request was sent
+        # arrays of doubles: 8 bytes a sample (a list of floats takes 32)
+        self.latency = {"heartbeat": array("d"), "poll": array("d")}
+        self.lag = array("d")  # how late a due request was sent
+        self.burst_sent = 0
         self.applied = 0
         self.apply_failed = 0
         self._rng = random.Random(config.seed)
@@ -199,8 +213,10 @@ class Fleet:
             and target
             and target != d.artifact_id
             and target != d.applying
-            and target not in d.refused
+            and (d.refused is None or target not in d.refused)
         ):
+            if d.told_at is None:
+                d.told_at = time.time()
             d.applying, d.applying_version = target, payload.get("version")
             self._push(time.monotonic() + self.config.apply_delay, "applied", index)
 
@@ -255,7 +271,7 @@ class Fleet:
         version = d.applying_version
         at = datetime.now(UTC).isoformat()
         if self._rng.random() < self.config.failure_share:
-            d.refused.add(target)
+            d.refused = (d.refused or set()) | {target}
             d.last_apply = {
                 "artifact_id": target,
                 "result": "failed",
@@ -278,6 +294,11 @@ class Fleet:
                 self._push(now + self._rng.uniform(0, cfg.interval), "heartbeat", i)
             if cfg.poll_interval is not None:
                 self._push(now + self._rng.uniform(0, cfg.poll_interval), "poll", i)
+        if cfg.burst_at is not None:
+            n = round(len(self.devices) * cfg.burst_share)
+            for i in self._rng.sample(range(len(self.devices)), n):
+                at = now + cfg.burst_at + self._rng.uniform(0, cfg.burst_window)
+                self._push(at, "reconnect", i)
         # One client with ONE keep-alive connection per worker: httpcore's pool
         # scans every connection for every request (quadratic in the pool
         # size), which made a 64-connection client cost ~7 ms CPU per request.
@@ -305,6 +326,9 @@ class Fleet:
                     if kind == "applied":
                         self._applied(d)
                         kind = "heartbeat"  # the outcome is reported at once
+                    elif kind == "reconnect":
+                        self.burst_sent += 1
+                        kind = "heartbeat"  # one more, the schedule goes on
                     if kind == "heartbeat":
                         await self._heartbeat(client, d)
                         if cfg.interval is not None and item[0] == "heartbeat":
@@ -349,6 +373,7 @@ class Fleet:
             "non_2xx": non_2xx,
             "applied": self.applied,
             "apply_failed": self.apply_failed,
+            "burst_heartbeats": self.burst_sent,
             "heartbeat_p50_ms": ms(percentile(hb, 0.5)),
             "heartbeat_p99_ms": ms(percentile(hb, 0.99)),
             "poll_p50_ms": ms(percentile(poll, 0.5)),
@@ -356,6 +381,9 @@ class Fleet:
             "lag_p99_ms": ms(percentile(self.lag, 0.99)),
             "accepted_seq": {
                 d.id: d.accepted_seq for d in self.devices if d.accepted_seq >= 0
+            },
+            "told_at": {
+                d.id: round(d.told_at, 3) for d in self.devices if d.told_at is not None
             },
         }
 
@@ -398,6 +426,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seq-base", type=int, default=0)
     run.add_argument("--seed", type=int)
     run.add_argument(
+        "--burst-at",
+        type=float,
+        help="seconds after the start of a reconnect burst (default: none)",
+    )
+    run.add_argument(
+        "--burst-share", type=float, default=0.1, help="devices in the burst"
+    )
+    run.add_argument(
+        "--burst-window", type=float, default=30.0, help="seconds the burst spans"
+    )
+    run.add_argument(
         "--client",
         choices=("raw", "httpx"),
         default="raw",
@@ -435,12 +474,19 @@ async def _main(args: argparse.Namespace) -> None:
             seq_base=args.seq_base,
             seed=args.seed,
             client=args.client,
+            burst_at=args.burst_at,
+            burst_share=args.burst_share,
+            burst_window=args.burst_window,
         ),
     )
+    # SIGTERM ends the run early (the soak's harness stops it once its
+    # rollout is done); the result is written as at the end of --duration.
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     _emit({"event": "started", "devices": len(devices)})
-    result = await fleet.run()
+    result = await fleet.run(stop)
     args.out.write_text(json.dumps(result))
-    summary = {k: v for k, v in result.items() if k != "accepted_seq"}
+    summary = {k: v for k, v in result.items() if k not in {"accepted_seq", "told_at"}}
     _emit({"event": "done", **summary})
 
 

@@ -1,4 +1,6 @@
-"""The benchmark runner behind ``bench/run``: B1-B5, one JSON line each.
+"""The benchmark runner behind ``bench/run``: B1-B6, SCALE (two ingest and two
+scheduler processes: ``scaleout.py``) and CACHE (bytes per device in ingest's
+identity cache: ``cache_memory.py``), one JSON line each.
 
 Starts the system under test (``stack.open_stack``: fresh database, unique AMQP
 namespace, real processes pinned to CPU 0), generates load with the fleet
@@ -26,13 +28,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from analysed import ANALYSIS_VARIANTS, analysed_fleets
 from fleet import claim_devices, save_devices
+from million import million
 from otlp_sink import OtlpSink
+from scaleout import scale_out
 from soak import soak
 from stack import BENCH, Stack, open_stack, read_result
 
@@ -473,31 +478,58 @@ async def run(args: argparse.Namespace) -> int:
                 }
             )
             emit(lines[-1])
-    if "B5" in only:
-        # Not pinned: the soak checks loss, backlog and memory at a fixed rate,
-        # and the whole system under test needs more than the one CPU it would
-        # get pinned (its per-CPU figures are B1's business).
-        with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
-            try:
-                b1 = next((x for x in lines if x.get("bench") == "B1_heartbeats"), {})
-                lines.append(
-                    await soak(
-                        stack,
-                        devices=args.devices,
-                        minutes=args.minutes,
-                        b1=b1.get("us_per_heartbeat_batched"),
-                    )
-                )
-                emit(lines[-1])
-            finally:
-                await stack.close()
+    b1 = next((x for x in lines if x.get("bench") == "B1_heartbeats"), {})
+    b1_us = b1.get("us_per_heartbeat_batched")
+    minutes = args.minutes or 30.0
+    # Not pinned: these check loss, backlog and memory at a fixed rate, and the
+    # whole system under test needs more than the one CPU it would get pinned
+    # (per-CPU figures are B1's business).
+    unpinned: dict[str, Callable[[Stack], Awaitable[dict[str, Any]]]] = {
+        "B5": lambda stack: soak(
+            stack,
+            devices=args.devices or 100_000,
+            minutes=args.minutes or 10.0,
+            b1=b1_us,
+        ),
+        "B6": lambda stack: million(
+            stack,
+            devices=args.devices or 1_000_000,
+            minutes=minutes,
+            interval=args.b6_interval,
+            waves=args.b6_waves,
+            burst_share=args.burst_share,
+            burst_window=args.burst_window,
+            sample_every=max(1.0, min(5.0, minutes)),
+            b1=b1_us,
+        ),
+        "SCALE": lambda stack: scale_out(
+            stack,
+            devices=args.scale_devices,
+            interval=args.scale_interval,
+            seconds=args.scale_seconds,
+        ),
+    }
+    for name, bench in unpinned.items():
+        if name in only:
+            with open_stack(db_url, amqp_url, pin_cpus=False, extra_env=env) as stack:
+                try:
+                    lines.append(await bench(stack))
+                    emit(lines[-1])
+                finally:
+                    await stack.close()
+    if "CACHE" in only:
+        for line in run_script(
+            "cache_memory.py", ["--devices", str(args.cache_devices)]
+        ):
+            lines.append(line)
+            emit(lines[-1])
     failed = sum(1 for line in lines if not line.get("ok"))
     return 1 if failed else 0
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--only", default="B1,B2,B3,B4,B5")
+    p.add_argument("--only", default="B1,B2,B3,B4,B5,B6,SCALE,CACHE")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
         "--no-pin", action="store_true", help="do not pin the processes to CPUs"
@@ -524,8 +556,35 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--b3-devices", type=int, nargs="+", default=[1_000_000])
     p.add_argument("--b3-rounds", type=int, default=3)
-    p.add_argument("--devices", type=int, default=100_000, help="B5 fleet size")
-    p.add_argument("--minutes", type=float, default=10.0, help="B5 duration")
+    p.add_argument(
+        "--devices", type=int, help="B5/B6 fleet size (default 100,000 / 1,000,000)"
+    )
+    p.add_argument("--minutes", type=float, help="B5/B6 duration (default 10 / 30)")
+    p.add_argument(
+        "--b6-interval", type=float, default=300.0, help="B6 heartbeat interval (s)"
+    )
+    p.add_argument("--b6-waves", type=int, default=10, help="B6 rollout waves")
+    p.add_argument(
+        "--burst-share", type=float, default=0.1, help="B6 reconnect burst: devices"
+    )
+    p.add_argument(
+        "--burst-window", type=float, default=30.0, help="B6 reconnect burst: seconds"
+    )
+    p.add_argument(
+        "--scale-devices", type=int, default=4000, help="SCALE (two of each) fleet"
+    )
+    p.add_argument(
+        "--scale-interval", type=float, default=2.0, help="SCALE heartbeat interval"
+    )
+    p.add_argument(
+        "--scale-seconds", type=float, default=120.0, help="SCALE fleet duration"
+    )
+    p.add_argument(
+        "--cache-devices",
+        type=int,
+        default=1_000_000,
+        help="CACHE: devices in ingest's identity cache (bench/cache_memory.py)",
+    )
     return p
 
 

@@ -29,7 +29,16 @@ from stack import Stack, read_result
 
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 
-__all__ = ["per_heartbeat", "slope", "soak"]
+__all__ = [
+    "create_devices",
+    "per_heartbeat",
+    "provision",
+    "rollout_completed",
+    "rollout_state",
+    "slope",
+    "soak",
+    "start_rollout",
+]
 
 SAMPLE_EVERY = 5.0
 INTERVAL = 60.0
@@ -91,6 +100,21 @@ async def provision(stack: Stack, n: int, prefix: str) -> list[Device]:
     return devices
 
 
+async def create_devices(stack: Stack, n: int, prefix: str) -> list[Device]:
+    """``n`` devices of the stack's tenant: claimed through the api up to
+    ``CLAIM_LIMIT``, provisioned by COPY above."""
+    if n <= CLAIM_LIMIT:
+        return await claim_devices(
+            stack.cp.api_url,
+            stack.cp.token,
+            stack.cp.tenant,
+            n,
+            prefix=prefix,
+            concurrency=64,
+        )
+    return await provision(stack, n, prefix)
+
+
 def slope(points: list[tuple[float, float]]) -> float | None:
     """Least-squares slope of (x, y) points; None with fewer than 3."""
     if len(points) < 3:
@@ -104,7 +128,9 @@ def slope(points: list[tuple[float, float]]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in points) / sxx
 
 
-async def _rollout(stack: Stack) -> str:
+async def start_rollout(stack: Stack, waves: int = 5) -> str:
+    """Register an artifact and start a ``waves``-wave rollout of it to every
+    device of the stack's tenant; its id."""
     cp = stack.cp
     async with httpx.AsyncClient(base_url=cp.api_url, headers=cp.auth) as api:
         artifact = await api.post(
@@ -123,7 +149,7 @@ async def _rollout(stack: Stack) -> str:
             json={
                 "tenant": cp.tenant,
                 "artifact_id": artifact.json()["id"],
-                "waves": 5,
+                "waves": waves,
                 "name": "soak",
             },
         )
@@ -133,12 +159,24 @@ async def _rollout(stack: Stack) -> str:
         return rid
 
 
-async def _rollout_state(stack: Stack, rid: str) -> dict[str, Any]:
+async def rollout_state(stack: Stack, rid: str) -> dict[str, Any]:
     cp = stack.cp
     async with httpx.AsyncClient(base_url=cp.api_url, headers=cp.auth) as api:
         body = (await api.get(f"/api/rollouts/{rid}")).json()
     keep = ("status", "current_wave", "waves")
     return {k: body[k] for k in keep if k in body}
+
+
+async def rollout_completed(
+    stack: Stack, rid: str | None, elapsed: float
+) -> tuple[dict[str, Any], list[str]]:
+    """The rollout's state, and why it is not ``completed`` (empty: it is)."""
+    if rid is None:
+        return {}, ["the rollout never started (not every device came online)"]
+    state = await rollout_state(stack, rid)
+    if state.get("status") != "completed":
+        return state, [f"rollout not completed in {elapsed / 60:.1f} min: {state}"]
+    return state, []
 
 
 async def soak(
@@ -151,46 +189,24 @@ async def soak(
     """Run B5; one result line. ``b1``: B1's CPU µs per heartbeat by process
     (batched), when B1 ran in the same ``bench/run``, to print beside the soak's."""
     claim_started = time.perf_counter()
-    if devices <= CLAIM_LIMIT:
-        how = "claimed through the api"
-        fleet = await claim_devices(
-            stack.cp.api_url,
-            stack.cp.token,
-            stack.cp.tenant,
-            devices,
-            prefix="soak",
-            concurrency=64,
-        )
-    else:
-        how = "provisioned by COPY"
-        fleet = await provision(stack, devices, "soak")
+    how = "claimed through the api" if devices <= CLAIM_LIMIT else "provisioned by COPY"
+    fleet = await create_devices(stack, devices, "soak")
     claim_seconds = time.perf_counter() - claim_started
     path = stack.workdir / "devices-soak.json"
     save_devices(fleet, path)
     rid: str | None = None
     out = stack.workdir / f"fleet-soak-{uuid.uuid4().hex[:6]}.json"
     before = await stack.committed()
-    services = {
-        "api": stack.cp.api.pid,
-        "ingest": stack.cp.ingest.pid,
-        "scheduler": stack.cp.scheduler.pid,
-    }
+    services = stack.service_pids()
     cpu = await stack.cpu_groups(["batched"], backends=True)
-    proc = stack.fleet(
-        "run",
-        "--ingest",
+    proc = stack.run_fleet(
         stack.urls["batched"],
-        "--devices-file",
-        str(path),
-        "--interval",
-        str(INTERVAL),
-        "--duration",
-        str(minutes * 60),
-        "--apply-delay",
-        "5",
-        "--connections",
-        "128",
-        out=out,
+        path,
+        out,
+        interval=INTERVAL,
+        seconds=minutes * 60,
+        apply_delay=5,
+        connections=128,
     )
     assert proc.stdout is not None
     await asyncio.to_thread(proc.stdout.readline)
@@ -206,7 +222,7 @@ async def soak(
     while proc.poll() is None:
         # The rollout starts once every device has heartbeated (is online).
         if rid is None and time.monotonic() - started > INTERVAL + 5:
-            rid = await _rollout(stack)
+            rid = await start_rollout(stack)
         at = (time.monotonic() - started) / 60
         for name, pid in services.items():
             mib = rss_mib(pid)
@@ -217,7 +233,7 @@ async def soak(
         accepted_now = await stack.accepted() - accepted_before
         uncommitted.append(max(0.0, accepted_now - (await stack.committed() - before)))
         if rid is not None and len(backlog) % 6 == 0:
-            waves_seen.append(await _rollout_state(stack, rid))
+            waves_seen.append(await rollout_state(stack, rid))
         await asyncio.sleep(SAMPLE_EVERY)
     code = proc.wait()
     proc.stdout.close()
@@ -274,7 +290,7 @@ async def soak(
         "heartbeat_p99_ms": result["heartbeat_p99_ms"],
         "fleet_lag_p99_ms": result["lag_p99_ms"],
         "applied": result["applied"],
-        "rollout": None if rid is None else await _rollout_state(stack, rid),
+        "rollout": None if rid is None else await rollout_state(stack, rid),
         "rollout_samples": waves_seen[-3:],
         "cpu_seconds": {k.split(":")[0]: round(v, 1) for k, v in cpu_used.items()},
         "cores_used": round(

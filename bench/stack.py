@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,37 @@ class Stack:
         self._pin(proc.pid)
         return self.urls[name]
 
+    def add_scheduler(self, name: str) -> tuple[ManagedProcess, str]:
+        """Start another ``xdp47-scheduler`` on the same database and namespace
+        (its own metrics port); return it and its URL."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = self.group.start(
+            f"scheduler-{name}",
+            "xdp47-scheduler",
+            self.cp.scheduler.env | {"XDP47_SCHED_HTTP_ADDR": f"127.0.0.1:{port}"},
+            ready_url=f"{url}/readyz",
+        )
+        self._pin(proc.pid)
+        return proc, url
+
+    async def online(self) -> int:
+        """Devices of the stack's tenant whose status is ``online``."""
+        db = await self.db()
+        n: int = await db.fetchval(
+            "SELECT count(*) FROM devices WHERE tenant = $1 AND status = 'online'",
+            self.cp.tenant,
+        )
+        return n
+
+    async def committed_by(self, scheduler_url: str) -> float:
+        """One scheduler's count of heartbeats in committed batches."""
+        return await _metric(scheduler_url, _COMMITTED)
+
+    async def accepted_by(self, ingest_url: str) -> float:
+        """Heartbeats one ingest answered 202 since it started."""
+        return await _metric(ingest_url, _ACCEPTED)
+
     def add_baseline(self) -> str:
         port = free_port()
         proc = self.group.start(
@@ -141,17 +172,26 @@ class Stack:
         return pids
 
     async def cpu_groups(
-        self, names: list[str], *, backends: bool = False
+        self,
+        names: list[str],
+        *,
+        backends: bool = False,
+        schedulers: dict[str, int] | None = None,
     ) -> CpuGroups:
         """CPU groups: the named ingest variants, scheduler, broker, postgres;
         with ``backends``, also ``postgres_backends``: only the backends of our
         database's connections (a subset of ``postgres``, which adds the server's
-        own processes, shared with other load on the server)."""
+        own processes, shared with other load on the server). ``schedulers``:
+        scheduler processes by name (``scheduler:<name>``) instead of the
+        stack's one (``scheduler``)."""
         pg = await self.pg_pids()
         beams = beam_pids()
         groups = {f"ingest:{n}": _const(self.ingests[n].pid) for n in names}
+        if schedulers is None:
+            groups["scheduler"] = _const(self.cp.scheduler.pid)
+        else:
+            groups |= {f"scheduler:{n}": _const(p) for n, p in schedulers.items()}
         groups |= {
-            "scheduler": _const(self.cp.scheduler.pid),
             "broker": lambda: beams,
             "postgres": _later(self, pg),
         }
@@ -186,13 +226,21 @@ class Stack:
             await connection.close()
 
     async def drained(
-        self, accepted: int, before: float, *, within: float = 120.0
+        self,
+        accepted: int,
+        before: float,
+        *,
+        within: float = 120.0,
+        committed_by: Callable[[], Awaitable[float]] | None = None,
     ) -> tuple[bool, str, float]:
         """Wait until the scheduler committed ``accepted`` heartbeats since
-        ``before`` and the queue is empty; (ok, reason, committed delta)."""
+        ``before`` and the queue is empty; (ok, reason, committed delta).
+        ``committed_by``: the count to read instead of the default scheduler's
+        (e.g. the sum of several schedulers')."""
+        count = committed_by or self.committed
         deadline = time.monotonic() + within
         while True:
-            committed = await self.committed() - before
+            committed = await count() - before
             ready, dead = await self.depth()
             if dead:
                 return False, f"{dead} heartbeats dead-lettered", committed
@@ -224,6 +272,46 @@ class Stack:
                 f"seq (e.g. {d}: stored {stored.get(d)}, accepted {accepted_seq[d]})"
             )
         return True, ""
+
+    def service_pids(self) -> dict[str, int]:
+        """The control plane's processes by service name."""
+        return {
+            "api": self.cp.api.pid,
+            "ingest": self.cp.ingest.pid,
+            "scheduler": self.cp.scheduler.pid,
+        }
+
+    def run_fleet(
+        self,
+        ingest_url: str,
+        devices_file: Path,
+        out: Path,
+        *,
+        interval: float,
+        seconds: float,
+        apply_delay: float,
+        connections: int,
+        extra: tuple[str, ...] = (),
+    ) -> subprocess.Popen[str]:
+        """``fleet.py run`` of ``devices_file`` against ``ingest_url`` (heartbeats
+        only), result to ``out``; ``extra``: more of its flags."""
+        return self.fleet(
+            "run",
+            "--ingest",
+            ingest_url,
+            "--devices-file",
+            str(devices_file),
+            "--interval",
+            str(interval),
+            "--duration",
+            str(seconds),
+            "--apply-delay",
+            str(apply_delay),
+            "--connections",
+            str(connections),
+            *extra,
+            out=out,
+        )
 
     def fleet(self, *args: str, out: Path) -> subprocess.Popen[str]:
         """Start ``bench/fleet.py`` (the load generator) on the load CPU."""

@@ -21,8 +21,29 @@ the moment it may be wrong:
 - **A read that overlaps a notification is not kept**: its result may predate
   the change.
 - **TTL** (``XDP47_INGEST_CACHE_TTL_S``) bounds the life of an entry whatever
-  happens, and ``XDP47_INGEST_CACHE_SIZE`` its number (oldest-used first out);
-  either at 0 turns the cache off.
+  happens, and ``XDP47_INGEST_CACHE_SIZE`` their number; either at 0 turns the
+  cache off.
+
+**Memory.** A replica keeps one entry per device it serves, so an entry is
+kept small (``bench/cache_memory.py`` measures it: ~1 KB per device before this
+layout, ~270 bytes with it; a million devices fit ingest's 600 MiB budget):
+
+- one plain dict from the credential's 32-byte SHA256 digest to an entry of
+  four slots (``desired``, ``device_id``, ``epoch``, ``expires``), which is the
+  ``DeviceView`` a hit answers; no per-entry link objects;
+- ``desired`` (``xdp47_ingest.desired.Desired``: tenant, desired artifact, the
+  answer's JSON less the device id) is interned: every device told the same
+  thing shares one object (held weakly by the intern table, so one no entry
+  uses any more goes away with its last entry);
+- ``epoch`` (the tenant's invalidation counter when the entry was read) and
+  ``expires`` (rounded down to the second) are objects shared by the entries
+  made in the same epoch and second.
+
+The dict's order is the order entries were (re)read, oldest first; a full
+cache drops the oldest 1/64th at once (first in, first out: with a TTL every
+entry is re-read on expiry anyway, and for a fleet that cycles through more
+devices than the cache holds, LRU would miss as often). The same pass drops
+expired entries at the front. A hit does not reorder anything.
 
 Unknown credentials are never cached: a device claimed a moment ago is known at
 its first request. What the cache does not track is ``devices.current_artifact_id``
@@ -36,16 +57,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import structlog
-from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.tokens import hash_secret
-from xdp47_ingest.desired import DeviceView
+from xdp47_ingest.desired import Desired, DeviceView
 from xdp47_ingest.pg import Pool, connect, read_device
 
 __all__ = ["CHANNEL", "DesiredCache"]
@@ -54,12 +76,18 @@ CHANNEL = "xdp47_desired"
 _log = structlog.get_logger(__name__)
 
 
-class _Entry:
-    __slots__ = ("epoch", "view")
+class _Entry(DeviceView):
+    """A kept view: 64 bytes with its four slots (a tuple of four takes 72), and
+    answered as it is, so a hit allocates nothing."""
 
-    def __init__(self, view: DeviceView, epoch: int) -> None:
-        self.view = view
-        self.epoch = epoch
+    __slots__ = ("epoch", "expires")
+
+    def __init__(
+        self, desired: Desired, device_id: str, epoch: int, expires: float
+    ) -> None:
+        super().__init__(desired, device_id)
+        self.epoch = epoch  # the tenant's invalidation counter when read
+        self.expires = expires  # time.monotonic() past which it is not used
 
 
 class DesiredCache:
@@ -99,9 +127,14 @@ class DesiredCache:
         self._health_interval = health_interval
         self._reconnect_delay = reconnect_delay
         self.enabled = max_entries > 0 and ttl > 0
-        self._entries: TTLCache[bytes, _Entry] = TTLCache(
-            maxsize=max(max_entries, 1), ttl=max(ttl, 0.001)
+        self._max_entries = max(max_entries, 1)
+        self._ttl = ttl
+        self._entries: dict[bytes, _Entry] = {}
+        self._shared: weakref.WeakValueDictionary[Desired, Desired] = (
+            weakref.WeakValueDictionary()
         )
+        self._second = -1.0  # the whole second of the last expiry made
+        self._expires = 0.0  # that second + ttl, shared by its entries
         self._epochs: dict[str, int] = {}
         # Bumped by every invalidation: a read that saw it change is not kept.
         self._changes = 0
@@ -172,21 +205,55 @@ class DesiredCache:
             return await read_device(
                 self._pool, key, db_timeout=self._db_timeout, links=self._links
             )
-        try:  # one lookup (``get`` is ``in`` plus ``[]``, each checking the TTL)
-            entry: _Entry | None = self._entries[key]
-        except KeyError:
-            entry = None
-        if entry is not None and entry.epoch == self._epochs.get(entry.view.tenant, 0):
+        entry = self._entries.get(key)
+        if (
+            entry is not None
+            and entry.epoch == self._epochs.get(entry.desired.tenant, 0)
+            and entry.expires > time.monotonic()
+        ):
             self._hit.inc()
-            return entry.view
+            return entry
         self._miss.inc()
         before = self._changes
         view = await read_device(
             self._pool, key, db_timeout=self._db_timeout, links=self._links
         )
         if view is not None and self._live and self._changes == before:
-            self._entries[key] = _Entry(view, self._epochs.get(view.tenant, 0))
+            return self._keep(key, view)
         return view
+
+    def _keep(self, key: bytes, view: DeviceView) -> DeviceView:
+        entries = self._entries
+        # Re-inserted, not overwritten: the dict's order is the order of reads.
+        entries.pop(key, None)
+        if len(entries) >= self._max_entries:
+            self._trim()
+        desired = self._shared.setdefault(view.desired, view.desired)
+        epoch = self._epochs.get(desired.tenant, 0)
+        entry = entries[key] = _Entry(desired, view.device_id, epoch, self._expiry())
+        return entry
+
+    def _expiry(self) -> float:
+        """Now + TTL, rounded down to the second: one float per second, shared."""
+        second = float(int(time.monotonic()))
+        if second != self._second:
+            self._second = second
+            self._expires = second + self._ttl
+        return self._expires
+
+    def _trim(self) -> None:
+        """Drop the oldest 1/64th of a full cache, and the expired entries that
+        follow it (one pass from the front: entries are in the order read)."""
+        entries = self._entries
+        batch = max(1, self._max_entries // 64)
+        now = time.monotonic()
+        drop = []
+        for i, (key, entry) in enumerate(entries.items()):
+            if i >= batch and entry.expires > now:
+                break
+            drop.append(key)
+        for key in drop:
+            del entries[key]
 
     # -- the listener -------------------------------------------------------
 

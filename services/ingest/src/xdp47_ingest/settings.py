@@ -32,9 +32,10 @@ class IngestSettings(ControlSettings):
         "most this much latency; see docs/performance.md for the measured sweep.",
     )
     ingest_cache_size: Annotated[int, Field(ge=0, le=50_000_000)] = Field(
-        default=200_000,
+        default=1_000_000,
         description="Credentials whose identity and desired state each replica "
-        "keeps in memory (about 1 KB each); 0 turns the cache off. Entries are "
+        "keeps in memory (about 300 bytes each: a million fit in ~300 MiB; "
+        "bench/cache_memory.py); 0 turns the cache off. Entries are "
         "dropped by NOTIFY from PostgreSQL with the commit that changes them "
         "(docs/ingest.md).",
     )
