@@ -92,7 +92,8 @@ PLAN_POLICY = """
 SELECT r.effective_policy::text AS effective_policy, p.require_ok, p.skip_offline,
        p.grace_seconds, p.min_success_ratio, p.max_failures_per_wave,
        p.abort_on_zero_eligible, p.wave_deadline_seconds, p.max_device_retries,
-       p.retry_backoff_seconds, p.retry_backoff_max_seconds, p.approval_before_waves
+       p.retry_backoff_seconds, p.retry_backoff_max_seconds, p.approval_before_waves,
+       p.maintenance_windows, p.late_joiners
 FROM rollouts AS r
 LEFT JOIN policies AS p ON p.tenant = r.tenant AND p.id = r.policy_id
 WHERE r.id = $1

@@ -62,7 +62,7 @@ SELECT require_ok, skip_offline, grace_seconds, min_success_ratio,
        max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds,
        on_failure, max_device_retries, retry_backoff_seconds,
        retry_backoff_max_seconds, approval_before_waves,
-       analysis::text AS analysis
+       analysis::text AS analysis, maintenance_windows, late_joiners
 FROM policies WHERE tenant = $1 AND id = $2
 """
 
