@@ -127,12 +127,25 @@ class MemoryRolloutStore(RolloutStore):
     async def reconcile(self) -> dict[str, int]:
         return {"stale_desired": 0, "counters": 0}
 
+    # The in-memory fleet has no time zones and no plan to join late: windows
+    # and late joiners are tested against PostgreSQL (tests/integration, e2e).
+    async def refresh_windows(self, now: datetime) -> int:
+        return 0
+
+    async def join_late(self) -> int:
+        return 0
+
 
 def _target_artifact(r: Rollout, t: Target) -> UUID:
     return t.artifact if t.artifact is not None else r.artifact_id
 
 
 class MemoryTx(MemoryAnalysis, RolloutTx):
+    async def deadline_from(
+        self, row: RolloutRow, now: datetime
+    ) -> tuple[bool, datetime | None]:
+        return False, None  # no maintenance windows in memory (see above)
+
     def __init__(self, store: MemoryRolloutStore, state: State) -> None:
         self._store = store
         self.s = state

@@ -20,9 +20,11 @@ ALTER TABLE tenants ADD COLUMN default_timezone text
 -- The window per (rollout, zone), kept by the scheduler's timer for every zone
 -- zoneinfo knows ('' is the tenant's default zone): whether it is ``open``,
 -- since when, when it next changes (``changes_at``: the timer recomputes the
--- rows that are due), when it next opens, and ``wave_opened``: when the window
--- first opened at or after the current wave's start (``wave``), from which the
--- wave's deadline counts for that zone's devices. The desired state reads
+-- rows that are due), when it next opens, ``resolved``: the zone it was computed
+-- in ('' and unknown names: the tenant's default or UTC), and ``wave_opened``:
+-- when the window first opened at or after the current wave's start
+-- (``wave_started``), from which the wave's deadline counts for the zone's
+-- devices. The desired state reads
 -- ``open`` (one index probe per device of a rollout with windows).
 CREATE TABLE rollout_windows (
     rollout_id   uuid NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
@@ -32,7 +34,8 @@ CREATE TABLE rollout_windows (
     since        timestamptz,
     changes_at   timestamptz,
     next_open    timestamptz,
-    wave         integer,
+    wave_started timestamptz,
+    resolved     text NOT NULL,
     wave_opened  timestamptz,
     PRIMARY KEY (rollout_id, zone)
 );
@@ -54,6 +57,10 @@ FOR EACH ROW
 WHEN (OLD.timezone IS DISTINCT FROM NEW.timezone
       OR OLD.labels->>'timezone' IS DISTINCT FROM NEW.labels->>'timezone')
 EXECUTE FUNCTION xdp47_notify_desired();
+
+-- Whether the rollout's effective policy has windows: the desired state reads
+-- rollout_windows only then, so rollouts without windows pay nothing.
+ALTER TABLE rollouts ADD COLUMN windowed boolean NOT NULL DEFAULT false;
 
 -- A late joiner's target: shown in the plan and counted in the progress.
 ALTER TABLE rollout_targets ADD COLUMN late boolean NOT NULL DEFAULT false;

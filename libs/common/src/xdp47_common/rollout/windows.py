@@ -34,6 +34,7 @@ __all__ = [
     "first_open_at",
     "is_open",
     "known_zone",
+    "offsets_between",
     "parse_windows",
     "resolve_zone",
     "window_state",
@@ -167,6 +168,18 @@ def zone_names() -> frozenset[str]:
     """Every IANA zone name ``zoneinfo`` offers (the scheduler keeps a window
     state per rollout for each, so a device's zone is always found)."""
     return frozenset(available_timezones())
+
+
+def offsets_between(zone: tzinfo, start: datetime, end: datetime) -> tuple[object, ...]:
+    """What decides every window in ``zone`` from ``start`` to ``end`` (aware):
+    its UTC offset at ``start`` and each change after. Zones with the same
+    answer have the same window states in that span (the scheduler computes
+    one per distinct answer)."""
+    changes = _offset_changes(zone, start, end)
+    return (
+        start.astimezone(zone).utcoffset(),
+        *((t, t.astimezone(zone).utcoffset()) for t in changes),
+    )
 
 
 def _local_open(windows: Sequence[WeeklyWindow], local: datetime) -> bool:

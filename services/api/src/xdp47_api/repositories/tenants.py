@@ -20,9 +20,10 @@ INSERT INTO tenants (id, name) VALUES ($1, $2)
 ON CONFLICT (id) DO NOTHING
 RETURNING id, name, four_eyes_approval, default_timezone, created_at
 """
-GET_TENANT = (
-    "SELECT id, name, four_eyes_approval, default_timezone, created_at FROM tenants WHERE id = $1"
-)
+GET_TENANT = """
+SELECT id, name, four_eyes_approval, default_timezone, created_at FROM tenants
+WHERE id = $1
+"""
 UPDATE_SETTINGS = """
 UPDATE tenants SET four_eyes_approval = coalesce($2, four_eyes_approval),
     default_timezone = CASE WHEN $3::text IS NULL THEN default_timezone

@@ -67,7 +67,10 @@ FROM policies WHERE tenant = $1 AND id = $2
 """
 
 
-_SAVE_POLICY = "UPDATE rollouts SET effective_policy = $2::text::jsonb WHERE id = $1"
+# ``windowed``: the desired state reads the window rows only for such rollouts.
+_SAVE_POLICY = """
+UPDATE rollouts SET effective_policy = $2::text::jsonb, windowed = $3 WHERE id = $1
+"""
 _SAVE_STARTER = "UPDATE rollouts SET started_by = $2 WHERE id = $1"
 _FOUR_EYES = "SELECT four_eyes_approval FROM tenants WHERE id = $1"
 
@@ -187,7 +190,12 @@ async def load_policy_overrides(
 async def save_policy(
     conn: Connection, rollout_id: UUID, policy: EffectivePolicy
 ) -> None:
-    await conn.execute(_SAVE_POLICY, rollout_id, policy.model_dump_json())
+    await conn.execute(
+        _SAVE_POLICY,
+        rollout_id,
+        policy.model_dump_json(),
+        bool(policy.maintenance_windows),
+    )
 
 
 async def save_starter(
