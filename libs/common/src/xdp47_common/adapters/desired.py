@@ -41,8 +41,14 @@ __all__ = [
     "DESIRED_ROLLBACK",
     "DESIRED_ROLLOUT",
     "DESIRED_WINDOW_OPENS",
+    "DEVICE_ZONE",
     "target_state",
 ]
+
+# The zone key of ``devices AS d``: the zone its agent reports, else its
+# ``timezone`` label, else '' (the tenant's default). ``rollout_windows`` has a
+# row per key the scheduler knows.
+DEVICE_ZONE = "coalesce(d.timezone, d.labels->>'timezone', '')"
 
 # LEFT JOIN LATERALs over ``devices AS d`` giving ``cand`` (the live target
 # whatever its window) and ``live(artifact_id, rollout_id, attempt, rollback,
@@ -52,7 +58,7 @@ __all__ = [
 # scheduler: the device's reported zone, else its ``timezone`` label, else ''
 # for the tenant's default; a zone without a row, not an IANA name, reads the
 # default's). Rollouts without windows never read ``rollout_windows``.
-DESIRED_JOIN = """
+DESIRED_JOIN = f"""
 LEFT JOIN LATERAL (
     SELECT coalesce(t.artifact_id, r.artifact_id) AS artifact_id,
            r.id AS rollout_id, r.attempt, r.kind = 'rollback' AS rollback,
@@ -64,7 +70,7 @@ LEFT JOIN LATERAL (
     LEFT JOIN LATERAL (
         SELECT w.open, w.next_open FROM rollout_windows AS w
         WHERE r.windowed AND w.rollout_id = r.id
-          AND w.zone IN (coalesce(d.timezone, d.labels->>'timezone', ''), '')
+          AND w.zone IN ({DEVICE_ZONE}, '')
         ORDER BY w.zone = '' LIMIT 1
     ) AS win ON true
     WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
@@ -76,7 +82,7 @@ LEFT JOIN LATERAL (
                                     true))))
 ) AS cand ON true
 LEFT JOIN LATERAL (SELECT cand.* WHERE cand.told) AS live ON true
-"""
+"""  # nosec B608 (constants only)
 # A rollout keeps its effective policy from its start (``effective_policy``); the
 # fallback, for a running rollout without one, is the default of
 # XDP47_SCHED_SKIP_OFFLINE (true), as in the scheduler's wave-start follow-up.

@@ -39,6 +39,7 @@ __all__ = [
     "resolve_zone",
     "window_state",
     "zone_names",
+    "zone_states",
 ]
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -298,3 +299,26 @@ def first_open_at(
     if _local_open(windows, since.astimezone(zone)):
         return since
     return _next_change(windows, zone, since, False)
+
+
+def zone_states(
+    windows: Sequence[WeeklyWindow],
+    zones: Iterable[str | None],
+    default: str | None,
+    now: datetime,
+) -> dict[str | None, tuple[str, WindowState]]:
+    """For each zone key (a device's reported zone or label; None or '' for the
+    tenant's default): the zone its windows are read in and their state at
+    ``now``. Computed once per resolved zone, however many devices share it (the
+    plan preview asks for the listed devices' keys)."""
+    by_zone: dict[str, WindowState] = {}
+    out: dict[str | None, tuple[str, WindowState]] = {}
+    for key in zones:
+        if key in out:
+            continue
+        zone = resolve_zone(key, default)
+        name = str(zone)
+        if name not in by_zone:
+            by_zone[name] = window_state(windows, zone, now)
+        out[key] = (name, by_zone[name])
+    return out

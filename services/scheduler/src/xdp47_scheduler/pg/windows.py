@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from xdp47_common.adapters.desired import DEVICE_ZONE
 from xdp47_common.adapters.planning import Connection
 from xdp47_common.rollout.windows import (
     first_open_at,
@@ -31,14 +32,10 @@ from xdp47_common.rollout.windows import (
     zone_names,
 )
 
-__all__ = ["deadline_from", "refresh_windows", "zone_key"]
+__all__ = ["deadline_from", "refresh_windows"]
 
 # The zone key of ``devices AS d``: what it reports, else its label, else ''.
-ZONE_KEY = "coalesce(d.timezone, d.labels->>'timezone', '')"
-
-
-def zone_key(device: str = "d") -> str:
-    return ZONE_KEY.replace("d.", f"{device}.")
+ZONE_KEY = DEVICE_ZONE
 
 
 _WINDOWED = """
