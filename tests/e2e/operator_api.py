@@ -76,7 +76,7 @@ class Operator:
     def rollout(
         self,
         artifact_id: str,
-        selector: dict[str, str],
+        selector: dict[str, str] | str,
         *,
         waves: int,
         policy_id: str | None = None,

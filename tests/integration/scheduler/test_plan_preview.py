@@ -4,6 +4,8 @@ and the stored targets once started."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -12,12 +14,15 @@ from tests.integration.api.support import auth, client_for, mint, running_app
 from tests.integration.scheduler.support import (
     add_devices,
     make_fleet,
+    make_policy,
     make_rollout,
     rollout_row,
     wait_for,
 )
 from xdp47_common.models import Scope
+from xdp47_common.rollout.windows import parse_windows, window_state
 from xdp47_common.settings import ControlSettings
+from xdp47_scheduler.pg.late import join_late
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +117,76 @@ async def test_plan_of_a_started_rollout_shows_target_states(
     other = await mint(pool, stranger.tenant, {Scope.ROLLOUTS_READ})
     r = await api.get(f"/api/rollouts/{rid}/plan", headers=auth(other))
     assert r.status_code == 404
+
+
+async def test_preview_shows_each_devices_window_in_its_zone(pool, api) -> None:
+    fleet = await make_fleet(pool, 3)
+    tenant = fleet.tenant
+    reported, labelled, default = (d.id for d in fleet.devices)
+    await pool.execute(
+        "UPDATE devices SET timezone = 'Pacific/Kiritimati' WHERE id = $1", reported
+    )
+    await pool.execute(
+        'UPDATE devices SET labels = \'{"timezone": "Asia/Tokyo"}\' WHERE id = $1',
+        labelled,
+    )
+    await pool.execute(
+        "UPDATE tenants SET default_timezone = 'America/New_York' WHERE id = $1", tenant
+    )
+    spec = ["Mon-Fri 01:00-05:00", "Sat 22:00-02:00"]
+    pid = await make_policy(pool, tenant, maintenance_windows=spec)
+    rid = await make_rollout(pool, fleet, waves=1, policy_id=pid)
+    token = await mint(pool, tenant, {Scope.ROLLOUTS_READ})
+
+    r = await api.get(f"/api/rollouts/{rid}/plan", headers=auth(token))
+    assert r.status_code == 200, r.text
+    now = datetime.now(UTC)
+    shown = {d["device_id"]: d for d in r.json()["waves"][0]["devices"]}
+    zones = {
+        reported: "Pacific/Kiritimati",
+        labelled: "Asia/Tokyo",
+        default: "America/New_York",
+    }
+    for device, zone in zones.items():
+        state = window_state(parse_windows(spec), ZoneInfo(zone), now)
+        d = shown[device]
+        assert d["timezone"] == zone
+        assert d["window_open"] is state.open
+        assert d["window_opens_at"] is not None
+        assert datetime.fromisoformat(d["window_opens_at"]) == state.next_open
+
+    # Without windows the plan shows none.
+    plain = await make_rollout(pool, fleet, waves=1)
+    r = await api.get(f"/api/rollouts/{plain}/plan", headers=auth(token))
+    device = r.json()["waves"][0]["devices"][0]
+    assert (device["window_open"], device["window_opens_at"]) == (None, None)
+
+
+async def test_plan_and_progress_count_late_joiners(
+    pool, api, scheduler, commands
+) -> None:
+    fleet = await make_fleet(pool, 2)
+    pid = await make_policy(pool, fleet.tenant, late_joiners="current_wave")
+    rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)
+    await commands.start(fleet.tenant, rid)
+
+    async def running():
+        assert (await rollout_row(pool, rid))["status"] == "running"
+
+    await wait_for(running)
+    (late_device,) = await add_devices(pool, fleet.tenant, 1, prefix="late")
+    async with pool.acquire() as conn:
+        await join_late(conn)
+    token = await mint(pool, fleet.tenant, {Scope.ROLLOUTS_READ})
+    h = auth(token)
+    plan = (await api.get(f"/api/rollouts/{rid}/plan", headers=h)).json()
+    assert [w["late"] for w in plan["waves"]] == [1, 0]
+    late = {d["device_id"]: d["late"] for d in plan["waves"][0]["devices"]}
+    assert late[late_device.id] is True
+    assert sum(late.values()) == 1
+    progress = (await api.get(f"/api/rollouts/{rid}/progress", headers=h)).json()
+    assert [w["late"] for w in progress["waves"]] == [1, 0]
+    assert progress["late"] == 1
+    assert progress["waves"][0]["total"] == 2
+    devices = (await api.get(f"/api/rollouts/{rid}/devices", headers=h)).json()
+    assert {d["device_id"] for d in devices if d["late"]} == {late_device.id}

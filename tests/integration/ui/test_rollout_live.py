@@ -221,3 +221,53 @@ async def test_a_page_that_sent_a_retry_stays_live(
         assert 'id="rollout-following"' in sent
         plain = (await client.get(f"/ui/rollouts/{rollout_id}")).text
         assert "sse-connect" not in plain
+
+
+async def test_the_plan_shows_windows_and_the_progress_late_joiners(
+    pool: asyncpg.Pool[Any], ui_app: FastAPI
+) -> None:
+    """A draft's plan preview shows each device's window in its zone; once
+    running, the wave table counts late joiners and the device list marks them."""
+    tenant = await make_tenant(pool, "win")
+    async with signed_in(ui_app, await mint(pool, tenant, TENANT_SCOPES)) as client:
+        rollout_id = await _draft(client, waves=1)
+        await insert_devices(pool, tenant, [f"{tenant}-tokyo"])
+        await pool.execute(
+            "UPDATE devices SET timezone = 'Asia/Tokyo' WHERE tenant = $1", tenant
+        )
+        policy = uuid.uuid4()
+        await pool.execute(
+            "INSERT INTO policies (id, tenant, name, maintenance_windows) "
+            "VALUES ($1, $2, 'windows', ARRAY['daily 01:00-02:00'])",
+            policy,
+            tenant,
+        )
+        await pool.execute(
+            "UPDATE rollouts SET policy_id = $2 WHERE id = $1",
+            uuid.UUID(rollout_id),
+            policy,
+        )
+        page = (await client.get(f"/ui/rollouts/{rollout_id}")).text
+        assert f'data-device="{tenant}-tokyo"' in page
+        assert "data-window-open=" in page
+        assert "Asia/Tokyo: window" in page
+
+        await pool.execute("DELETE FROM devices WHERE tenant = $1", tenant)
+        await _targets(
+            pool,
+            tenant,
+            rollout_id,
+            {f"{tenant}-a": "assigned", f"{tenant}-b": "pending"},
+        )
+        await pool.execute(
+            "UPDATE rollout_targets SET late = true WHERE device_id = $1",
+            f"{tenant}-b",
+        )
+        live = (await client.get(f"/ui/rollouts/{rollout_id}/live")).text
+        assert '<td class="n-late" data-late="1"' in live
+        page = (await client.get(f"/ui/rollouts/{rollout_id}")).text
+        assert (
+            f'data-device="{tenant}-b" data-wave="1" data-state="updating" data-late'
+            in page
+        )
+        assert f'data-device="{tenant}-a" data-wave="1" data-state="updating">' in page

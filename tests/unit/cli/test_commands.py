@@ -361,7 +361,15 @@ def test_plan_renders_waves_and_exclusions() -> None:
                 "wave": 1,
                 "size": 1,
                 "states": {"online": 1},
-                "devices": [{"device_id": "d1", "device_status": "online"}],
+                "devices": [
+                    {
+                        "device_id": "d1",
+                        "device_status": "online",
+                        "window_open": False,
+                        "window_opens_at": "2026-01-05T01:00:00+01:00",
+                        "timezone": "Europe/Berlin",
+                    }
+                ],
                 "truncated": False,
             },
             {
@@ -382,6 +390,7 @@ def test_plan_renders_waves_and_exclusions() -> None:
     assert result.exit_code == 0, result.output
     assert "3 devices in 2 waves" in result.stdout
     assert "d3 (would skip)" in result.stdout
+    assert "d1 (window opens 2026-01-05 00:00 UTC)" in result.stdout
     as_json = invoke(
         lambda r: json_response(200, plan), "rollouts", "plan", rid, "-o", "json"
     )

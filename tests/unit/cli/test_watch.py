@@ -222,3 +222,26 @@ def test_completed_with_no_device_updated_exits_with_7() -> None:
     result = invoke(handler, "rollouts", "watch", RID)
     assert result.exit_code == 7, result.output
     assert "(no device was updated)" in result.stderr
+
+
+def test_a_waves_late_joiners_are_counted_on_its_line() -> None:
+    ro = rollout("running", waves=1)
+    model = Rollout.model_validate(ro)
+    rows = [
+        CountRow(1, ProgressState.UPDATING, None, 3, late=1),
+        CountRow(1, ProgressState.SUCCEEDED, None, 2, late=1),
+    ]
+    progress = build_progress(model, rows, StoredPlan([4], 1), []).model_dump(
+        mode="json"
+    )
+    assert progress["late"] == 2
+    assert progress["waves"][0]["late"] == 2
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/progress"):
+            return json_response(200, progress)
+        return json_response(200, ro)
+
+    result = invoke(handler, "rollouts", "get", RID)
+    assert result.exit_code == 0, result.output
+    assert "of 5 (2 late)" in result.stdout

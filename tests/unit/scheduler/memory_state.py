@@ -29,6 +29,7 @@ class Device:
     failed_artifact: UUID | None = None  # its last apply of this one failed
     failed_code: str | None = None  # the code it reported (apply_failed if None)
     last_seen: datetime | None = None
+    timezone: str | None = None  # reported or labelled; None: the tenant's default
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Target:
     analysed_window: tuple[int, int] | None = None  # see memory_analysis
     from_artifact: UUID | None = None
     artifact: UUID | None = None  # None: the rollout's
+    late: bool = False  # a late joiner (memory_store.join_late)
 
 
 @dataclass
@@ -89,6 +91,12 @@ class State:
     inbox: set[tuple[str, UUID]] = field(default_factory=set)
     policies: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
     four_eyes: set[str] = field(default_factory=set)  # tenants that require it
+    default_zones: dict[str, str] = field(default_factory=dict)  # tenant -> zone
+    # (rollout, zone key) -> (the wave start it was computed for, the window's
+    # first opening since): the rows ``rollout_windows`` keeps per zone.
+    windows: dict[tuple[UUID, str], tuple[datetime | None, datetime | None]] = field(
+        default_factory=dict
+    )
     # The audit trail, appended in transaction order (rolled back with the rest).
     trail: list[AuditEntry] = field(default_factory=list)
     outbox: list[OutboxEntry] = field(default_factory=list)

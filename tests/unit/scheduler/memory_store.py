@@ -7,6 +7,14 @@ rollback's targets are the undone rollout's applied targets whose device still
 runs its artifact, each carrying the artifact it ran before (``from_artifact``).
 A transaction works on a copy and replaces the state only when it ends without
 an exception, so an exception (``crash_at``) anywhere in it leaves no trace.
+
+Maintenance windows are kept as the SQL keeps them, per (rollout, zone), but
+only for the zones the fleet's devices name (the SQL keeps every IANA zone):
+``refresh_windows`` writes each zone's first opening since the current wave's
+start, and ``deadline_from`` reads the rows of the wave's devices still
+updating (a row computed for another wave start reads as not opened yet). Late
+joiners (``join_late``) follow ``late_joiners`` as the SQL does, with the whole
+plan written at the start: ``last_wave`` joins the last wave at once.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from xdp47_common.rollout import (
     WaveCounters,
     plan_waves,
 )
+from xdp47_common.rollout.windows import first_open_at, parse_windows, resolve_zone
 from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
 
 __all__ = [
@@ -127,6 +136,67 @@ class MemoryRolloutStore(RolloutStore):
     async def reconcile(self) -> dict[str, int]:
         return {"stale_desired": 0, "counters": 0}
 
+    def _zone(self, device: Device) -> str:
+        return device.timezone or ""
+
+    async def refresh_windows(self, now: datetime) -> int:
+        written = 0
+        for r in self.state.rollouts.values():
+            texts = (r.effective_policy or {}).get("maintenance_windows") or ()
+            if r.status is not RolloutStatus.RUNNING or not texts:
+                continue
+            windows = parse_windows(texts)
+            default = self.state.default_zones.get(r.tenant)
+            started = r.current_wave_started_at
+            zones = {
+                self._zone(d)
+                for d in self.state.devices.values()
+                if d.tenant == r.tenant
+            }
+            for key in sorted(zones | {""}):
+                kept = self.state.windows.get((r.id, key))
+                if kept is not None and kept[0] == started:
+                    continue  # not due: the first opening since a start holds
+                zone = resolve_zone(key or None, default)
+                opened = (
+                    None if started is None else first_open_at(windows, zone, started)
+                )
+                self.state.windows[(r.id, key)] = (started, opened)
+                written += 1
+        return written
+
+    async def join_late(self) -> int:
+        joined = 0
+        for r in self.state.rollouts.values():
+            how = (r.effective_policy or {}).get("late_joiners")
+            if (
+                r.status is not RolloutStatus.RUNNING
+                or r.hold is not None
+                or r.kind is RolloutKind.ROLLBACK
+                or r.current_wave is None
+                or how not in ("current_wave", "last_wave")
+            ):
+                continue
+            wave = r.current_wave if how == "current_wave" else r.waves
+            tx = MemoryTx(self, self.state)
+            for d in self.state.devices.values():
+                if (
+                    d.tenant != r.tenant
+                    or d.channel != r.channel
+                    or not r.selector.items() <= d.labels.items()
+                    or (r.id, d.id) in self.state.targets
+                    or tx._held_elsewhere(r.id, d.tenant, d.id)
+                ):
+                    continue
+                self.state.targets[(r.id, d.id)] = Target(
+                    r.tenant, wave, from_artifact=d.artifact, late=True
+                )
+                run = self.state.runs.get((r.id, max(r.attempt, 1), wave))
+                if run is not None:  # the wave runs: its count grows
+                    run.eligible += 1
+                joined += 1
+        return joined
+
 
 def _target_artifact(r: Rollout, t: Target) -> UUID:
     return t.artifact if t.artifact is not None else r.artifact_id
@@ -136,6 +206,27 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
     def __init__(self, store: MemoryRolloutStore, state: State) -> None:
         self._store = store
         self.s = state
+
+    async def deadline_from(
+        self, row: RolloutRow, now: datetime
+    ) -> tuple[bool, datetime | None]:
+        if row.current_wave is None or row.current_wave_started_at is None:
+            return False, None
+        opened: list[datetime | None] = []
+        for d, t in self._targets(row.id):
+            if t.wave != row.current_wave or not t.active:
+                continue
+            if t.state not in ("pending", "assigned"):
+                continue
+            device = self.s.devices[(t.tenant, d)]
+            kept = self.s.windows.get((row.id, self._store._zone(device)))
+            fresh = kept is not None and kept[0] == row.current_wave_started_at
+            opened.append(kept[1] if fresh and kept is not None else None)
+        if not opened:
+            return False, None
+        known = [at for at in opened if at is not None]
+        waiting = len(known) < len(opened) or any(at > now for at in known)
+        return waiting, max(known, default=None)
 
     def _targets(self, rollout_id: UUID) -> list[tuple[str, Target]]:
         return [(d, t) for (r, d), t in self.s.targets.items() if r == rollout_id]

@@ -179,6 +179,11 @@ class ControlSettings(BaseSettings):
     sched_interval: Annotated[float, Field(gt=0)] = Field(
         default=2.0, description="Seconds between gate evaluations on the timer."
     )
+    sched_late_join_interval: Annotated[float, Field(gt=0)] = Field(
+        default=30.0,
+        description="Seconds between the timer's looks for late joiners of "
+        "running rollouts (each look ranks the rollout's candidates once).",
+    )
     sched_grace: Annotated[float, Field(ge=0)] = Field(
         default=0.0, description="Default grace_seconds after a wave starts."
     )

@@ -23,6 +23,8 @@ def claim_fingerprint(config: AgentConfig) -> str:
         "channel": config.channel,
         "tenant": config.tenant,
     }
+    if config.device_timezone:  # absent: the digest of an agent before the field
+        declared["timezone"] = config.device_timezone
     raw = json.dumps(declared, sort_keys=True).encode()
     return hashlib.sha256(raw).hexdigest()[:32]
 

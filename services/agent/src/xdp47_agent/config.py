@@ -24,6 +24,7 @@ from xdp47_common.models.base import (
     LabelValue,
     TenantId,
 )
+from xdp47_common.rollout.windows import known_zone
 from xdp47_common.selectors import parse_labels
 
 __all__ = ["AgentConfig", "AgentSettings", "check_http_url", "load_config"]
@@ -105,6 +106,12 @@ class AgentConfig(BaseModel):
         "with the claim, and checked against an artifact's declared compatibility "
         "before it is downloaded.",
     )
+    device_timezone: str | None = Field(
+        default=None,
+        description="This device's IANA time zone (Europe/Berlin), sent with the "
+        "claim: a rollout's maintenance windows are read in it. Unset: its "
+        "timezone label, else the tenant's default_timezone, else UTC.",
+    )
     agent_token: SecretStr = Field(description="Token with devices:claim.")
     metrics_url: str | None = Field(
         default=None, description="The demo app's /metrics; synthetic when unset."
@@ -167,6 +174,18 @@ class AgentConfig(BaseModel):
             return parse_labels(v)
         except ValueError as exc:
             raise ValueError(f"XDP47_{info.field_name.upper()}: {exc}") from None
+
+    @field_validator("device_timezone", mode="before")
+    @classmethod
+    def _zone(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            return None
+        if isinstance(v, str) and not known_zone(v.strip()):
+            raise ValueError(
+                f"XDP47_DEVICE_TIMEZONE: {v!r} is not an IANA time zone "
+                "(e.g. Europe/Berlin)"
+            )
+        return v.strip() if isinstance(v, str) else v
 
     @field_validator("verify_keys", mode="before")
     @classmethod

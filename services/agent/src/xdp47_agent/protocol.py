@@ -222,6 +222,7 @@ class ControlClient:
             properties=dict(self._config.device_properties),
             device_id=device_id,
             channel=self._config.channel,
+            timezone=self._config.device_timezone,
         )
         data = await self._post(
             f"{self._config.control_url}/api/devices/claim",

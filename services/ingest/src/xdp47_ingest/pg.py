@@ -32,6 +32,7 @@ from xdp47_common.adapters.desired import (
     DESIRED_RETRY_AFTER,
     DESIRED_ROLLBACK,
     DESIRED_ROLLOUT,
+    DESIRED_WINDOW_OPENS,
 )
 from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.messages import DesiredState
@@ -50,6 +51,7 @@ SELECT d.tenant, d.id, d.current_artifact_id,
        {DESIRED_ROLLBACK} AS desired_rollback,
        {DESIRED_DEVICE_ATTEMPT} AS device_attempt,
        {DESIRED_RETRY_AFTER} AS retry_after,
+       {DESIRED_WINDOW_OPENS} AS window_opens_at,
        a.version, a.uri, a.sha256, a.size, a.signature, a.content_stored,
        a.compatible::text AS compatible
 FROM devices AS d
@@ -83,7 +85,9 @@ async def read_device(
 def desired_of(row: asyncpg.Record, links: ArtifactLinks | None = None) -> DesiredState:
     """The device's answer from a ``READ_DEVICE`` row."""
     if row["desired_artifact_id"] is None or row["uri"] is None:
-        return DesiredState(action="none", device_id=row["id"])
+        return DesiredState(
+            action="none", device_id=row["id"], window_opens_at=row["window_opens_at"]
+        )
     # "update" only when the device is not known to run it already; the agent
     # compares with what it applied anyway, so a lagging current_artifact_id is safe.
     done = row["current_artifact_id"] == row["desired_artifact_id"]
@@ -105,5 +109,6 @@ def desired_of(row: asyncpg.Record, links: ArtifactLinks | None = None) -> Desir
         rollback=bool(row["desired_rollback"]),
         device_attempt=row["device_attempt"],
         retry_after=row["retry_after"],
+        window_opens_at=row["window_opens_at"],
         compatible=json.loads(row["compatible"]) if row["compatible"] else None,
     )

@@ -29,6 +29,7 @@ from xdp47_common.rollout import (
     RolloutStatus,
     WaveCounters,
     automatic_rollback_id,
+    deadline_passed,
     decide,
     rollback_on_failure,
     start,
@@ -155,13 +156,27 @@ async def advance(
             and row.current_wave is not None
             and row.current_wave < row.waves
         )
+        now = ctx.clock()
+        waiting, opened = False, None
+        # Windows can only delay a deadline: ask for the zones' openings only
+        # once the wave's own deadline has passed.
+        if (
+            policy.maintenance_windows
+            and counters is not None
+            and counters.pending
+            and row.current_wave_started_at is not None
+            and deadline_passed(row.current_wave_started_at, now, policy)
+        ):
+            waiting, opened = await tx.deadline_from(row, now)
         decision = decide(
             state,
             counters,
             policy,
-            ctx.clock(),
+            now,
             ctx.heard.value(),
             analysis=await tx.analysis(row) if analysed else None,
+            window_waiting=waiting,
+            window_opened=opened,
         )
         if not decision.changed:
             GATE_EVALUATIONS.labels("wait").inc()

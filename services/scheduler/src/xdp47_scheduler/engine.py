@@ -51,6 +51,7 @@ class RolloutEngine:
         clock: Clock = utcnow,
         offline_after: float = 90.0,
         drained: DrainedProbe | None = None,
+        late_join_interval: float = 30.0,
     ) -> None:
         self.store = store
         # Offline and wave deadlines are judged from it, never from a clock the
@@ -65,6 +66,7 @@ class RolloutEngine:
             self._follow_ups,
             lambda rollout_id: self.evaluate(rollout_id, skip_locked=True),
             offline_after=offline_after,
+            late_join_interval=late_join_interval,
         )
         self._touched: set[UUID] = set()
         self._analysis = AnalysisFeed()

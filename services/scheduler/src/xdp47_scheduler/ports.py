@@ -230,6 +230,14 @@ class RolloutTx(Protocol):
         """*Locked.* The aggregates of the current wave of the current attempt."""
         ...
 
+    async def deadline_from(
+        self, row: RolloutRow, now: datetime
+    ) -> tuple[bool, datetime | None]:
+        """*Locked.* For a rollout with maintenance windows: whether a device of
+        the current wave still updating waits for its window to open, and the
+        latest first opening (since the wave started) among their zones."""
+        ...
+
 
 class RolloutStore(Protocol):
     """The rollout store of one scheduler process."""
@@ -266,6 +274,16 @@ class RolloutStore(Protocol):
 
     async def mark_offline(self, older_than: datetime) -> int:
         """Mark the devices silent since ``older_than`` offline; how many."""
+        ...
+
+    async def refresh_windows(self, now: datetime) -> int:
+        """Recompute the maintenance-window states (per rollout and zone) that
+        are due at ``now``; how many."""
+        ...
+
+    async def join_late(self) -> int:
+        """Give the running rollouts' late joiners their targets by each
+        rollout's ``late_joiners``; how many joined."""
         ...
 
     async def reconcile(self) -> dict[str, int]:

@@ -103,6 +103,7 @@ class Scheduler:
             clock=self._clock,
             offline_after=s.sched_offline_after,
             drained=self._heartbeats_drained,
+            late_join_interval=s.sched_late_join_interval,
         )
         self._heartbeats = HeartbeatConsumer(
             self._pool,

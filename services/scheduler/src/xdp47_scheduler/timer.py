@@ -43,6 +43,7 @@ class Timer:
         evaluate_unlocked: Evaluate,
         *,
         offline_after: float,
+        late_join_interval: float = 30.0,
     ) -> None:
         self._store = store
         self._ctx = ctx
@@ -54,6 +55,8 @@ class Timer:
         # offline_after, not on every tick.
         self._offline_every = timedelta(seconds=offline_after / OFFLINE_CHECKS)
         self._next_offline_check: datetime | None = None
+        self._late_join_every = timedelta(seconds=late_join_interval)
+        self._next_late_join: datetime | None = None
 
     async def tick(self) -> None:
         now = self._ctx.clock()
@@ -65,6 +68,13 @@ class Timer:
         if cutoff is not None and due:
             await self._store.mark_offline(cutoff)
             self._next_offline_check = now + self._offline_every
+        # Windows first: a wave judged below reads the zones' openings.
+        await self._store.refresh_windows(now)
+        if self._next_late_join is None or now >= self._next_late_join:
+            joined = await self._store.join_late()
+            if joined:
+                log.info("%d late joiners got a target", joined)
+            self._next_late_join = now + self._late_join_every
         for rollout_id in await self._store.running():
             try:
                 # Another scheduler evaluating it now has it covered.

@@ -90,7 +90,8 @@ def wave_line(w: WaveProgress) -> str:
     counts = ", ".join(f"{w.counts.of(s)} {s.value}" for s in PROGRESS_STATES)
     attempt = f" (attempt {w.attempt})" if w.attempt else ""
     outcome = f" {w.outcome.value}" if w.outcome else ""
-    return f"wave {w.wave}{attempt}: {counts} of {w.total}{outcome}"
+    late = f" ({w.late} late)" if w.late else ""
+    return f"wave {w.wave}{attempt}: {counts} of {w.total}{late}{outcome}"
 
 
 def status_lines(p: RolloutProgress) -> dict[str, str]:
@@ -116,7 +117,14 @@ def _bar(w: WaveProgress, width: int = BAR_WIDTH) -> Text:
 def progress_table(p: RolloutProgress) -> Table:
     """The per-wave table (``watch``'s live view and ``rollouts get``)."""
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    headers = ["wave", "", *(s.value for s in PROGRESS_STATES), "total", "outcome"]
+    headers = [
+        "wave",
+        "",
+        *(s.value for s in PROGRESS_STATES),
+        "total",
+        "late",
+        "outcome",
+    ]
     for header in headers:
         table.add_column(
             header, justify="left" if header in ("wave", "", "outcome") else "right"
@@ -127,6 +135,7 @@ def progress_table(p: RolloutProgress) -> Table:
             _bar(w),
             *(str(w.counts.of(s)) for s in PROGRESS_STATES),
             str(w.total),
+            str(w.late),
             escape(w.outcome.value if w.outcome else ("running" if w.current else "")),
         )
     return table

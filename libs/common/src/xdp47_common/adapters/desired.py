@@ -21,6 +21,9 @@ all with the fragments below over ``devices AS d``:
    (judged unhealthy, or not judged yet): the device keeps naming the version it
    updated to after the rollout ends.
 
+A rollout with maintenance windows answers from (2) while the device's window is
+closed, with when it opens (``DESIRED_WINDOW_OPENS``).
+
 So abort and failure take effect with the commit that changes the rollout's
 status: a device that did not apply the artifact is answered from (2), which
 never names that rollout, and a device that applied it keeps it; none falls back
@@ -37,18 +40,39 @@ __all__ = [
     "DESIRED_RETRY_AFTER",
     "DESIRED_ROLLBACK",
     "DESIRED_ROLLOUT",
+    "DESIRED_WINDOW_OPENS",
+    "DEVICE_ZONE",
     "target_state",
 ]
 
-# LEFT JOIN LATERAL over ``devices AS d`` giving
-# ``live(artifact_id, rollout_id, attempt, rollback, device_attempt, retry_after)``.
-DESIRED_JOIN = """
+# The zone key of ``devices AS d``: the zone its agent reports, else its
+# ``timezone`` label, else '' (the tenant's default). ``rollout_windows`` has a
+# row per key the scheduler knows.
+DEVICE_ZONE = "coalesce(d.timezone, d.labels->>'timezone', '')"
+
+# LEFT JOIN LATERALs over ``devices AS d`` giving ``cand`` (the live target
+# whatever its window) and ``live(artifact_id, rollout_id, attempt, rollback,
+# device_attempt, retry_after)``, the same row only while the device may be told:
+# a rollout with maintenance windows (``rollouts.windowed``) tells a device only
+# while the window of its zone is open (``rollout_windows``, kept per zone by the
+# scheduler: the device's reported zone, else its ``timezone`` label, else ''
+# for the tenant's default; a zone without a row, not an IANA name, reads the
+# default's). Rollouts without windows never read ``rollout_windows``.
+DESIRED_JOIN = f"""
 LEFT JOIN LATERAL (
     SELECT coalesce(t.artifact_id, r.artifact_id) AS artifact_id,
            r.id AS rollout_id, r.attempt, r.kind = 'rollback' AS rollback,
-           t.device_attempt, t.retry_after
+           t.device_attempt, t.retry_after,
+           (NOT r.windowed OR coalesce(win.open, false)) AS told,
+           win.next_open AS window_opens_at
     FROM rollout_targets AS t
     JOIN rollouts AS r ON r.id = t.rollout_id
+    LEFT JOIN LATERAL (
+        SELECT w.open, w.next_open FROM rollout_windows AS w
+        WHERE r.windowed AND w.rollout_id = r.id
+          AND w.zone IN ({DEVICE_ZONE}, '')
+        ORDER BY w.zone = '' LIMIT 1
+    ) AS win ON true
     WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
       AND r.status = 'running' AND t.wave <= r.current_wave
       AND (t.state IN ('assigned', 'applied', 'failed')
@@ -56,8 +80,9 @@ LEFT JOIN LATERAL (
                AND (d.status = 'online'
                     OR NOT coalesce((r.effective_policy->>'skip_offline')::boolean,
                                     true))))
-) AS live ON true
-"""
+) AS cand ON true
+LEFT JOIN LATERAL (SELECT cand.* WHERE cand.told) AS live ON true
+"""  # nosec B608 (constants only)
 # A rollout keeps its effective policy from its start (``effective_policy``); the
 # fallback, for a running rollout without one, is the default of
 # XDP47_SCHED_SKIP_OFFLINE (true), as in the scheduler's wave-start follow-up.
@@ -82,6 +107,9 @@ DESIRED_DEVICE_ATTEMPT = (
 DESIRED_RETRY_AFTER = (
     "CASE WHEN nullif(live.attempt, 0) IS NOT NULL THEN live.retry_after END"
 )
+# When the device's window next opens, while a running rollout waits for it
+# (NULL otherwise): the answer says nothing new and when to come back.
+DESIRED_WINDOW_OPENS = "CASE WHEN cand.told IS FALSE THEN cand.window_opens_at END"
 
 
 def target_state(t: str = "t", r: str = "r") -> str:

@@ -8,8 +8,13 @@ as they would start now.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from xdp47_common.adapters import selector_sql
-from xdp47_common.adapters.desired import target_state
+from xdp47_common.adapters.desired import DEVICE_ZONE, target_state
 from xdp47_common.adapters.planning import (
     RANK_KEY,
     Connection,
@@ -29,31 +34,66 @@ from xdp47_common.models.plan import (
 from xdp47_common.rollout.exclusions import Exclusion
 from xdp47_common.rollout.planner import wave_bounds
 from xdp47_common.rollout.status import RolloutStatus, TargetState
+from xdp47_common.rollout.windows import parse_windows, zone_states
 
-__all__ = ["preview_plan", "stored_plan"]
+__all__ = ["PlanWindows", "preview_plan", "stored_plan"]
+
+
+@dataclass(frozen=True)
+class PlanWindows:
+    """The policy's maintenance windows (none: the plan shows no window), the
+    tenant's default zone and the instant the plan shows them at."""
+
+    windows: Sequence[str] = ()
+    default_zone: str | None = None
+    now: datetime | None = None
+
+    def of(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The window fields of each listed device (by id): its zone, whether
+        the window is open and when it (next) opens, one computation per zone."""
+        if not self.windows or self.now is None:
+            return {}
+        states = zone_states(
+            parse_windows(self.windows),
+            {r["zone"] for r in rows},
+            self.default_zone,
+            self.now,
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            name, state = states[r["zone"]]
+            out[r["id"]] = {
+                "timezone": name,
+                "window_open": state.open,
+                "window_opens_at": state.next_open,
+            }
+        return out
+
 
 # $5 is the first rank of each wave (``int8[]``, see ``_first_ranks``): the wave
 # of rank rn is the number of first ranks <= rn. The guard ``rn <= total`` keeps a
 # device that became a candidate between the count and this statement out.
 _RANKED = f"""
 {reserving_cte("$1", "$2")}, ranked AS (
-    SELECT d.id, d.status, row_number() OVER (ORDER BY {RANK_KEY}) AS rn
+    SELECT d.id, d.status, {DEVICE_ZONE} AS zone,
+           row_number() OVER (ORDER BY {RANK_KEY}) AS rn
     FROM devices AS d
     WHERE {candidate_filter("$1", "$2", "$3", "$4")}
 ), placed AS (
-    SELECT id, status, rn, width_bucket(rn, $5::int8[]) AS wave
+    SELECT id, status, zone, rn, width_bucket(rn, $5::int8[]) AS wave
     FROM ranked WHERE rn <= $6
 )"""  # nosec B608
 
 _PREVIEW = f"""
 WITH {_RANKED}, numbered AS (
-    SELECT id, status, wave, rn,
+    SELECT id, status, zone, wave, rn,
            row_number() OVER (PARTITION BY wave ORDER BY rn) AS k,
            count(*) FILTER (WHERE status = 'online') OVER (PARTITION BY wave)
                AS online
     FROM placed
 )
-SELECT wave, id, status, online FROM numbered WHERE k <= $7 ORDER BY wave, k
+SELECT wave, id, status, zone, online FROM numbered WHERE k <= $7
+ORDER BY wave, k
 """  # nosec B608
 
 # The order of the CASE is the order of ``Exclusion`` (first reason wins), as in
@@ -88,6 +128,7 @@ SELECT reason, id, n FROM numbered WHERE k <= $6 ORDER BY reason, k
 _STORED = f"""
 WITH numbered AS (
     SELECT t.wave, t.device_id, {target_state("t", "r")} AS state, t.reason, d.status,
+           t.late, {DEVICE_ZONE} AS zone,
            row_number() OVER (PARTITION BY t.wave ORDER BY t.device_id COLLATE "C")
                AS k
     FROM rollout_targets AS t
@@ -95,11 +136,13 @@ WITH numbered AS (
     JOIN devices AS d ON d.tenant = t.tenant AND d.id = t.device_id
     WHERE t.rollout_id = $1
 )
-SELECT wave, device_id, state, reason, status FROM numbered WHERE k <= $2
+SELECT wave, device_id AS id, state, reason, status, late, zone
+FROM numbered WHERE k <= $2
 ORDER BY wave, k
 """  # nosec B608
 _STORED_COUNTS = f"""
-SELECT t.wave, {target_state("t", "r")} AS state, count(*) AS n
+SELECT t.wave, {target_state("t", "r")} AS state, count(*) AS n,
+       count(*) FILTER (WHERE t.late) AS late
 FROM rollout_targets AS t JOIN rollouts AS r ON r.id = t.rollout_id
 WHERE t.rollout_id = $1
 GROUP BY 1, 2
@@ -109,16 +152,16 @@ _UNWRITTEN = f"""
 WITH {reserving_cte("$1", "$2")}, plan AS (
     SELECT firsts, materialised FROM rollout_plans WHERE rollout_id = $1
 ), placed AS (
-    SELECT d.id, d.status, w.wave, {RANK_KEY} AS rk
+    SELECT d.id, d.status, {DEVICE_ZONE} AS zone, w.wave, {RANK_KEY} AS rk
     FROM plan CROSS JOIN devices AS d
     CROSS JOIN LATERAL (SELECT width_bucket({RANK_KEY}, plan.firsts) AS wave) AS w
     WHERE {candidate_filter("$1", "$2", "$3", "$4")} AND w.wave > plan.materialised
 ), numbered AS (
-    SELECT wave, id, status, count(*) OVER (PARTITION BY wave) AS n,
+    SELECT wave, id, status, zone, count(*) OVER (PARTITION BY wave) AS n,
            row_number() OVER (PARTITION BY wave ORDER BY rk) AS k
     FROM placed
 )
-SELECT wave, id, status, n FROM numbered WHERE k <= $5 ORDER BY wave, k
+SELECT wave, id, status, zone, n FROM numbered WHERE k <= $5 ORDER BY wave, k
 """  # nosec B608
 
 
@@ -129,6 +172,7 @@ async def preview_plan(
     status: RolloutStatus,
     skip_offline: bool,
     limit: int,
+    windows: PlanWindows | None = None,
 ) -> RolloutPlan:
     """What starting the rollout now would plan, read-only and consistent.
 
@@ -138,6 +182,8 @@ async def preview_plan(
         status: Its status (draft), echoed in the result.
         skip_offline: The effective skip_offline (flags and ``offline`` exclusions).
         limit: Most devices listed per wave and per exclusion reason (>= 1).
+        windows: The policy's maintenance windows: each listed device shows
+            its zone's window (open, when it next opens).
 
     Returns:
         The waves with exact sizes and the excluded devices with their reason.
@@ -158,6 +204,7 @@ async def preview_plan(
     sizes = [b - a for a, b in zip([0, *bounds], bounds, strict=False)]
     listed: dict[int, list[PlannedDevice]] = {w: [] for w in range(1, len(bounds) + 1)}
     online: dict[int, int] = {}
+    shown = (windows or PlanWindows()).of(rows)
     for r in rows:
         online[r["wave"]] = int(r["online"])
         listed[r["wave"]].append(
@@ -165,6 +212,7 @@ async def preview_plan(
                 device_id=r["id"],
                 device_status=r["status"],
                 would_skip=skip_offline and r["status"] != "online",
+                **shown.get(r["id"], {}),
             )
         )
     waves = [
@@ -206,6 +254,7 @@ async def stored_plan(
     status: RolloutStatus,
     skip_offline: bool,
     limit: int,
+    windows: PlanWindows | None = None,
 ) -> RolloutPlan:
     """The targets of a started rollout by wave, with their state.
 
@@ -215,31 +264,44 @@ async def stored_plan(
         status: Its status, echoed.
         skip_offline: The effective skip_offline it runs under, echoed.
         limit: Most devices listed per wave (>= 1); the counts are exact.
+        windows: As for ``preview_plan``.
 
     Returns:
         The plan as stored; ``excluded`` is empty (exclusions were decided at start).
     """
     counts: dict[int, dict[str, int]] = {w: {} for w in range(1, target.waves + 1)}
+    late: dict[int, int] = {}
     for r in await conn.fetch(_STORED_COUNTS, target.rollout_id):
         counts.setdefault(r["wave"], {})[r["state"]] = int(r["n"])
+        late[r["wave"]] = late.get(r["wave"], 0) + int(r["late"])
     listed: dict[int, list[PlannedDevice]] = {w: [] for w in counts}
     # Waves not written yet are shown as they would start now: pending, or
     # skipped once an abort made sure they never start.
     unwritten = (
         TargetState.SKIPPED if status is RolloutStatus.ABORTED else TargetState.PENDING
     )
-    for r in await conn.fetch(_UNWRITTEN, *plan_args(target), limit):
+    later = await conn.fetch(_UNWRITTEN, *plan_args(target), limit)
+    stored = await conn.fetch(_STORED, target.rollout_id, limit)
+    shown = (windows or PlanWindows()).of([*later, *stored])
+    for r in later:
         counts[r["wave"]] = {unwritten.value: int(r["n"])}
         listed[r["wave"]].append(
-            PlannedDevice(device_id=r["id"], device_status=r["status"], state=unwritten)
+            PlannedDevice(
+                device_id=r["id"],
+                device_status=r["status"],
+                state=unwritten,
+                **shown.get(r["id"], {}),
+            )
         )
-    for r in await conn.fetch(_STORED, target.rollout_id, limit):
+    for r in stored:
         listed[r["wave"]].append(
             PlannedDevice(
-                device_id=r["device_id"],
+                device_id=r["id"],
                 device_status=r["status"],
                 state=r["state"],
                 reason=r["reason"],
+                late=r["late"],
+                **shown.get(r["id"], {}),
             )
         )
     waves = [
@@ -249,6 +311,7 @@ async def stored_plan(
             states=counts[w],
             devices=listed[w],
             truncated=len(listed[w]) < sum(counts[w].values()),
+            late=late.get(w, 0),
         )
         for w in sorted(counts)
     ]

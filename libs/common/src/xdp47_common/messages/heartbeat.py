@@ -143,6 +143,12 @@ class DesiredState(BaseModel):
         "may the device make this try; null: at once. The agent waits "
         "retry_after - server_time from when it got the answer.",
     )
+    window_opens_at: datetime | None = Field(
+        default=None,
+        description="A running rollout waits for this device's maintenance "
+        "window, which opens then (the server's clock): until it does, the "
+        "answer names what the device keeps running, nothing new.",
+    )
     heartbeat_interval: float | None = Field(
         default=None,
         description="Seconds until the next heartbeat, if the server asks.",

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator
 
 from xdp47_common.models.base import (
     INT32_MAX,
@@ -21,6 +21,7 @@ from xdp47_common.models.base import (
     WriteModel,
 )
 from xdp47_common.models.reasons import FAILURE_CODE_PATTERN
+from xdp47_common.rollout.windows import known_zone
 
 __all__ = [
     "ApplyResult",
@@ -120,6 +121,19 @@ class DeviceClaim(WriteModel):
         description="Claim this id (idempotent); a new id is generated when omitted.",
     )
     channel: ChannelName = "stable"
+    timezone: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None,
+        description="The device's IANA time zone (the agent's "
+        "XDP47_DEVICE_TIMEZONE): a rollout's maintenance windows are read in it.",
+        examples=["Europe/Berlin"],
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is not None and not known_zone(v):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Europe/Berlin)")
+        return v
 
 
 class DeviceClaimed(ReadModel):
@@ -154,6 +168,9 @@ class Device(ReadModel):
     last_seen: datetime | None
     last_metrics: dict[str, Any] | None
     claimed_at: datetime
+    timezone: str | None = Field(
+        default=None, description="The zone the device's agent reported, if any."
+    )
 
 
 class RecentHeartbeat(ReadModel):

@@ -7,6 +7,7 @@ capped per wave and per exclusion reason; the counts are always exact.
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import Field
@@ -30,6 +31,27 @@ class PlannedDevice(ReadModel):
         description="Preview only: offline now, so skipped at its wave's start "
         "under skip_offline.",
     )
+    late: bool = Field(
+        default=False,
+        description="Started only: a late joiner, given its target after its wave "
+        "was written (the policy's late_joiners).",
+    )
+    window_open: bool | None = Field(
+        default=None,
+        description="Under maintenance windows: whether the window of the device's "
+        "zone is open now (None: the policy has no windows).",
+    )
+    window_opens_at: datetime | None = Field(
+        default=None,
+        description="Under maintenance windows: when the device's next window "
+        "opens in its zone (when open now: when the open window opened; None: "
+        "not within 15 days, or no windows).",
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="Under maintenance windows: the zone the device's window is "
+        "read in (its reported zone, its timezone label, the tenant's default, UTC).",
+    )
 
 
 class PlanWave(ReadModel):
@@ -41,6 +63,9 @@ class PlanWave(ReadModel):
     )
     devices: list[PlannedDevice]
     truncated: bool = Field(description="More devices than the listed ones.")
+    late: int = Field(
+        default=0, description="Late joiners among the wave's devices (started)."
+    )
 
 
 class PlanExclusion(ReadModel):

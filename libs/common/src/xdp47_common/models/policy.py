@@ -18,7 +18,8 @@ from xdp47_common.models.base import (
     WriteModel,
 )
 from xdp47_common.rollout.analysis import AnalysisPolicy
-from xdp47_common.rollout.policy import OnFailure
+from xdp47_common.rollout.policy import LateJoiners, OnFailure
+from xdp47_common.rollout.windows import parse_window
 
 __all__ = ["Policy", "PolicyCreate", "PolicyFields"]
 
@@ -125,6 +126,36 @@ class PolicyFields(WriteModel):
             }
         ],
     )
+    maintenance_windows: (
+        Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=64)]],
+            Field(min_length=1, max_length=20),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Weekly ranges in each device's own time zone in which a "
+        "started wave's device is told to update (null: at any time). Days "
+        "(Mon, Mon-Fri, Fri-Mon, Mon,Wed, daily) and HH:MM-HH:MM; an end at or "
+        "before the start crosses midnight. A wave's deadline counts from when "
+        "the device's window opened.",
+        examples=[["Mon-Fri 01:00-05:00", "Sat 22:00-02:00"]],
+    )
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _windows_parse(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        return [parse_window(text).text() for text in v]
+
+    late_joiners: LateJoiners | None = Field(
+        default=None,
+        description="A device that starts matching the running rollout after "
+        "its wave was written: current_wave (a target in the wave running now), "
+        "last_wave (the default: in the last wave, after every earlier gate "
+        "passed) or ignore.",
+    )
 
 
 class PolicyCreate(PolicyFields):
@@ -149,4 +180,6 @@ class Policy(ReadModel):
     retry_backoff_max_seconds: int | None = None
     approval_before_waves: list[int] | None = None
     analysis: AnalysisPolicy | None = None
+    maintenance_windows: list[str] | None = None
+    late_joiners: LateJoiners | None = None
     created_at: datetime

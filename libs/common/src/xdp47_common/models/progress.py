@@ -77,6 +77,12 @@ class WaveProgress(ReadModel):
     )
     total: int = Field(description="Devices counted in the states below.")
     counts: StateCounts
+    late: int = Field(
+        default=0,
+        description="Late joiners among the wave's devices (counted in the states "
+        "too): devices given a target after the wave was written, per the "
+        "policy's late_joiners.",
+    )
     current: bool
     attempt: int | None = Field(description="The attempt of the wave's latest run.")
     outcome: WaveOutcome | None
@@ -113,6 +119,9 @@ class RolloutProgress(ReadModel):
     nothing_updated: bool = Field(
         description="The rollout ended and no device succeeded."
     )
+    late: int = Field(
+        default=0, description="Late joiners in all waves (the waves' ``late``)."
+    )
     waves: list[WaveProgress]
     runs: list[RunProgress]
 
@@ -125,6 +134,10 @@ class RolloutDevice(ReadModel):
     state: ProgressState
     reason: str | None
     device_status: str
+    late: bool = Field(
+        default=False,
+        description="A late joiner: given its target after its wave was written.",
+    )
     assigned_at: datetime | None
     finished_at: datetime | None
     from_artifact_id: UUID | None = Field(

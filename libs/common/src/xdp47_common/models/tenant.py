@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, field_validator
 
 from xdp47_common.models.base import Name, ReadModel, TenantId, WriteModel
+from xdp47_common.rollout.windows import known_zone
 
 __all__ = ["Tenant", "TenantCreate", "TenantSettings"]
 
@@ -27,10 +28,25 @@ class TenantSettings(WriteModel):
         description="Require that a rollout's approval comes from another token "
         "than the one that started it.",
     )
+    default_timezone: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None,
+        description="The IANA time zone of the tenant's devices that report none "
+        "(XDP47_DEVICE_TIMEZONE) and have no timezone label; their maintenance "
+        "windows are read in it. An empty string clears it (UTC).",
+        examples=["Europe/Berlin"],
+    )
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v and not known_zone(v):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Europe/Berlin)")
+        return v
 
 
 class Tenant(ReadModel):
     id: str
     name: str
     four_eyes_approval: bool = False
+    default_timezone: str | None = None
     created_at: datetime

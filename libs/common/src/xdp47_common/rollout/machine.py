@@ -98,6 +98,8 @@ def decide(
     now: datetime,
     heard_until: datetime | None = None,
     analysis: Observations | None = None,
+    window_waiting: bool = False,
+    window_opened: datetime | None = None,
 ) -> Decision:
     """Decide the next step of a rollout from the counters of its current wave.
 
@@ -114,6 +116,12 @@ def decide(
         analysis: The running aggregates of the current wave's cohorts, when
             ``policy.analysis`` is set; the last wave is never analysed (no
             device is left to compare with).
+        window_waiting: Under maintenance windows: a device of the wave still
+            updating waits for its window to open, so the wave does not time
+            out.
+        window_opened: Under maintenance windows: the latest first opening
+            among the zones of the wave's devices still updating; the deadline
+            counts from it (None: from the wave's start).
 
     Returns:
         The decision; a no-op unless the rollout is running and something is due.
@@ -143,7 +151,12 @@ def decide(
         return _hold(rollout, wave, verdict.reason, now)
     if verdict.verdict is Verdict.WAIT:
         heard = now if heard_until is None else min(now, heard_until)
-        if current.pending and deadline_passed(started_at, heard, policy):
+        deadline_start = max(started_at, window_opened or started_at)
+        if (
+            current.pending
+            and not window_waiting
+            and deadline_passed(deadline_start, heard, policy)
+        ):
             reason = (
                 f"wave {wave}: {current.pending} devices timed_out after "
                 f"{policy.wave_deadline_seconds:g}s"

@@ -17,6 +17,7 @@ from xdp47_common.rollout.analysis import AnalysisPolicy
 
 __all__ = [
     "EffectivePolicy",
+    "LateJoiners",
     "OnFailure",
     "PolicyDefaults",
     "PolicyOverrides",
@@ -31,6 +32,19 @@ class OnFailure(StrEnum):
 
     STOP = "stop"
     ROLLBACK = "rollback"
+
+
+class LateJoiners(StrEnum):
+    """What a device gets that starts matching a running rollout after the wave
+    its rank falls in was written (claimed, relabelled, freed by another
+    rollout): a target in the wave running now (``current_wave``), in the last
+    wave (``last_wave``, the default: it is updated only once every earlier
+    wave's gates passed, and the last wave's gate judges it), or nothing
+    (``ignore``, what a rollout did before the setting existed)."""
+
+    CURRENT_WAVE = "current_wave"
+    LAST_WAVE = "last_wave"
+    IGNORE = "ignore"
 
 
 class PolicyOverrides(Protocol):
@@ -62,6 +76,10 @@ class PolicyOverrides(Protocol):
     def retry_backoff_max_seconds(self) -> int | None: ...
     @property
     def approval_before_waves(self) -> Sequence[int] | None: ...
+    @property
+    def maintenance_windows(self) -> Sequence[str] | None: ...
+    @property
+    def late_joiners(self) -> LateJoiners | None: ...
 
 
 class EffectivePolicy(BaseModel):
@@ -95,6 +113,11 @@ class EffectivePolicy(BaseModel):
 
     # No scheduler default: a rollout is analysed only when its policy says how.
     analysis: AnalysisPolicy | None = None
+    # Weekly windows in each device's zone (``rollout.windows``); none: always.
+    maintenance_windows: tuple[str, ...] = ()
+    # A policy kept before the field existed reads as ``ignore``, what it did; a
+    # new rollout resolves ``last_wave`` (``default_policy``).
+    late_joiners: LateJoiners = LateJoiners.IGNORE
 
     @classmethod
     def resolve(
@@ -167,4 +190,5 @@ def default_policy(settings: PolicyDefaults) -> EffectivePolicy:
         max_device_retries=settings.sched_max_device_retries,
         retry_backoff_seconds=settings.sched_retry_backoff,
         retry_backoff_max_seconds=settings.sched_retry_backoff_max,
+        late_joiners=LateJoiners.LAST_WAVE,
     )

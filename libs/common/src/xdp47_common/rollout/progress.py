@@ -41,6 +41,7 @@ class CountRow:
     state: ProgressState
     reason: str | None
     n: int
+    late: int = 0  # of ``n``, late joiners
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def build_progress(
                 else None,
                 total=counts.total,
                 counts=counts,
+                late=sum(r.late for r in by_wave.get(wave, [])),
                 current=rollout.current_wave == wave and not ended,
                 attempt=last.attempt if last else None,
                 outcome=last.outcome if last else None,
@@ -152,6 +154,7 @@ def build_progress(
         totals=totals,
         not_updated=0 if ended else not_updated,
         nothing_updated=ended and totals.succeeded == 0,
+        late=sum(w.late for w in waves),
         waves=waves,
         runs=[
             run_progress(r, attempt_ended=ended or r.attempt < attempt) for r in runs

@@ -48,7 +48,8 @@ SELECT d.id, d.tenant, d.labels, d.properties, d.channel, d.status, d.health,
        d.current_version,
        d.current_artifact_id, {DESIRED_ARTIFACT} AS desired_artifact_id,
        a.version AS desired_version, {DESIRED_ROLLOUT} AS desired_rollout_id,
-       d.last_apply, d.last_seq, d.last_seen, d.last_metrics, d.claimed_at{extra}
+       d.last_apply, d.last_seq, d.last_seen, d.last_metrics, d.claimed_at,
+       d.timezone{extra}
 FROM devices d
 {DESIRED_JOIN}
 LEFT JOIN artifacts a ON a.tenant = d.tenant AND a.id = {DESIRED_ARTIFACT}
@@ -133,11 +134,12 @@ _SORT_KEYS: dict[DeviceSort, tuple[str, str, bool]] = {
 }
 LIST_DEVICES = {sort: _list_devices(sort) for sort in DeviceSort}
 CLAIM_DEVICE = """
-INSERT INTO devices (tenant, id, labels, channel, credential_hash, properties)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO devices (tenant, id, labels, channel, credential_hash, properties,
+                     timezone)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (tenant, id) DO UPDATE
 SET labels = EXCLUDED.labels, channel = EXCLUDED.channel,
-    properties = EXCLUDED.properties,
+    properties = EXCLUDED.properties, timezone = EXCLUDED.timezone,
     credential_hash = EXCLUDED.credential_hash, updated_at = now()
 RETURNING (xmax = 0) AS inserted
 """
@@ -229,6 +231,7 @@ class PgDeviceRepository:
         channel: str,
         credential_hash: bytes,
         properties: dict[str, str] | None = None,
+        timezone: str | None = None,
     ) -> bool:
         """Create or re-claim a device, rotating its credential.
 
@@ -245,6 +248,7 @@ class PgDeviceRepository:
                     channel,
                     credential_hash,
                     properties or {},
+                    timezone,
                 )
             )
             # Claims are the trail's most frequent entry: one short row each.

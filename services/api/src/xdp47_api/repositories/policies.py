@@ -31,6 +31,8 @@ SETTINGS = (
     "retry_backoff_max_seconds",
     "approval_before_waves",
     "analysis",
+    "maintenance_windows",
+    "late_joiners",
 )
 _COLUMNS = f"id, tenant, name, {', '.join(SETTINGS)}, created_at"
 

@@ -69,7 +69,8 @@ STORED_STATES: dict[ProgressState, list[str]] = {
 
 WAVE_STATE_COUNTS = f"""
 SELECT t.wave, {PROGRESS_STATE} AS state,
-       CASE WHEN t.state = 'skipped' THEN t.reason END AS reason, count(*) AS n
+       CASE WHEN t.state = 'skipped' THEN t.reason END AS reason, count(*) AS n,
+       count(*) FILTER (WHERE t.late) AS late
 FROM rollout_targets t
 JOIN rollouts r ON r.id = t.rollout_id AND r.tenant = $1
 WHERE t.rollout_id = $2
@@ -90,7 +91,7 @@ SELECT rollout_id, wave, attempt, eligible, succeeded, failed, skipped, started_
 FROM rollout_runs WHERE rollout_id = $1 ORDER BY attempt, wave LIMIT $2
 """
 DEVICES = f"""
-SELECT t.device_id, t.wave, {PROGRESS_STATE} AS state, t.reason,
+SELECT t.device_id, t.wave, {PROGRESS_STATE} AS state, t.reason, t.late,
        coalesce(d.status, 'unknown') AS device_status, t.assigned_at, t.finished_at,
        t.device_attempt, t.retry_after, t.attempts,
        t.from_artifact_id, fa.version AS from_version,
@@ -151,7 +152,13 @@ class PgRolloutProgressRepository:
         return build_progress(
             rollout,
             [
-                CountRow(r["wave"], ProgressState(r["state"]), r["reason"], int(r["n"]))
+                CountRow(
+                    r["wave"],
+                    ProgressState(r["state"]),
+                    r["reason"],
+                    int(r["n"]),
+                    int(r["late"]),
+                )
                 for r in counts
             ],
             StoredPlan(_sizes(list(plan["bounds"])), int(plan["materialised"]))

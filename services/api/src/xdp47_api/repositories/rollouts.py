@@ -19,8 +19,9 @@ from xdp47_api.pagination import (
 )
 from xdp47_api.repositories._paging import page_of, time_id_key
 from xdp47_api.repositories._trail import record, writing
-from xdp47_common.adapters.plan_preview import preview_plan, stored_plan
+from xdp47_common.adapters.plan_preview import PlanWindows, preview_plan, stored_plan
 from xdp47_common.adapters.planning import PlanTarget
+from xdp47_common.clock import utcnow
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RolloutRun
 from xdp47_common.rollout.policy import EffectivePolicy
 from xdp47_common.rollout.status import RolloutHold, RolloutStatus
@@ -92,7 +93,9 @@ PLAN_POLICY = """
 SELECT r.effective_policy::text AS effective_policy, p.require_ok, p.skip_offline,
        p.grace_seconds, p.min_success_ratio, p.max_failures_per_wave,
        p.abort_on_zero_eligible, p.wave_deadline_seconds, p.max_device_retries,
-       p.retry_backoff_seconds, p.retry_backoff_max_seconds, p.approval_before_waves
+       p.retry_backoff_seconds, p.retry_backoff_max_seconds, p.approval_before_waves,
+       p.maintenance_windows, p.late_joiners,
+       (SELECT default_timezone FROM tenants WHERE id = r.tenant) AS default_timezone
 FROM rollouts AS r
 LEFT JOIN policies AS p ON p.tenant = r.tenant AND p.id = r.policy_id
 WHERE r.id = $1
@@ -233,7 +236,8 @@ class PgRolloutRepository:
         """The plan of a rollout: a preview while draft, its targets once started.
 
         The preview runs the scheduler's planning SQL read-only, under the policy
-        the rollout would start with (its policy over ``defaults``).
+        the rollout would start with (its policy over ``defaults``). Under
+        maintenance windows each listed device shows its zone's window now.
         """
         target = PlanTarget(
             rollout_id=rollout.id,
@@ -246,11 +250,13 @@ class PgRolloutRepository:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(PLAN_POLICY, rollout.id)
             assert row is not None  # the caller found the rollout
+            fields = dict(row)
+            default_zone = fields.pop("default_timezone")
             if row["effective_policy"] is not None:
                 policy = EffectivePolicy.model_validate_json(row["effective_policy"])
             else:
                 # A LEFT JOIN without a policy gives nulls: the defaults apply.
-                policy = EffectivePolicy.resolve(dict(row), defaults)
+                policy = EffectivePolicy.resolve(fields, defaults)
             make = (
                 preview_plan if rollout.status is RolloutStatus.DRAFT else stored_plan
             )
@@ -260,4 +266,8 @@ class PgRolloutRepository:
                 status=rollout.status,
                 skip_offline=policy.skip_offline,
                 limit=limit,
+                # Each listed device's window, in its zone, as of now.
+                windows=PlanWindows(
+                    policy.maintenance_windows or (), default_zone, utcnow()
+                ),
             )

@@ -18,18 +18,21 @@ __all__ = ["PgTenantRepository"]
 INSERT_TENANT = """
 INSERT INTO tenants (id, name) VALUES ($1, $2)
 ON CONFLICT (id) DO NOTHING
-RETURNING id, name, four_eyes_approval, created_at
+RETURNING id, name, four_eyes_approval, default_timezone, created_at
 """
-GET_TENANT = (
-    "SELECT id, name, four_eyes_approval, created_at FROM tenants WHERE id = $1"
-)
-UPDATE_SETTINGS = """
-UPDATE tenants SET four_eyes_approval = coalesce($2, four_eyes_approval)
+GET_TENANT = """
+SELECT id, name, four_eyes_approval, default_timezone, created_at FROM tenants
 WHERE id = $1
-RETURNING id, name, four_eyes_approval, created_at
+"""
+UPDATE_SETTINGS = """
+UPDATE tenants SET four_eyes_approval = coalesce($2, four_eyes_approval),
+    default_timezone = CASE WHEN $3::text IS NULL THEN default_timezone
+                            ELSE nullif($3, '') END
+WHERE id = $1
+RETURNING id, name, four_eyes_approval, default_timezone, created_at
 """
 LIST_TENANTS = """
-SELECT id, name, four_eyes_approval, created_at FROM tenants
+SELECT id, name, four_eyes_approval, default_timezone, created_at FROM tenants
 WHERE ($1::text IS NULL OR id > $1)
 ORDER BY id LIMIT $2
 """
@@ -71,11 +74,16 @@ class PgTenantRepository:
         return None if row is None else Tenant.model_validate(dict(row))
 
     async def update_settings(
-        self, tenant_id: str, four_eyes_approval: bool | None
+        self,
+        tenant_id: str,
+        four_eyes_approval: bool | None,
+        default_timezone: str | None = None,
     ) -> Tenant | None:
-        """Change the given settings (None: unchanged); ``None`` when no such
-        tenant."""
-        row = await self._pool.fetchrow(UPDATE_SETTINGS, tenant_id, four_eyes_approval)
+        """Change the given settings (None: unchanged; an empty zone clears it);
+        ``None`` when no such tenant."""
+        row = await self._pool.fetchrow(
+            UPDATE_SETTINGS, tenant_id, four_eyes_approval, default_timezone
+        )
         return None if row is None else Tenant.model_validate(dict(row))
 
     async def list_all(self, *, limit: int, cursor: str | None) -> Page[Tenant]:

@@ -58,6 +58,8 @@ async def create_tenant(
     summary="Change a tenant's settings (platform operators)",
     description="`four_eyes_approval: true` requires a rollout's approval "
     "(`:approve`) to come from another token than the one that started it. "
+    "`default_timezone` (an IANA zone; empty clears it) is the zone of the "
+    "tenant's devices that report none and have no `timezone` label. "
     "Fields left out keep their value.",
     responses=errors(404, 413),
 )

@@ -63,6 +63,7 @@ async def claim(
         body.channel,
         hash_secret(credential),
         dict(body.properties),
+        body.timezone,
     )
     claimed = DeviceClaimed(
         device_id=device_id,

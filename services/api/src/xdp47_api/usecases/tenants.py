@@ -37,7 +37,7 @@ async def update_settings(
 ) -> Tenant:
     """Change a tenant's settings (a platform operator's); 404 when missing."""
     updated = await services.repos.tenants.update_settings(
-        tenant_id, body.four_eyes_approval
+        tenant_id, body.four_eyes_approval, body.default_timezone
     )
     if updated is None:
         raise not_found("tenant", tenant_id)

@@ -62,12 +62,15 @@ SELECT require_ok, skip_offline, grace_seconds, min_success_ratio,
        max_failures_per_wave, abort_on_zero_eligible, wave_deadline_seconds,
        on_failure, max_device_retries, retry_backoff_seconds,
        retry_backoff_max_seconds, approval_before_waves,
-       analysis::text AS analysis
+       analysis::text AS analysis, maintenance_windows, late_joiners
 FROM policies WHERE tenant = $1 AND id = $2
 """
 
 
-_SAVE_POLICY = "UPDATE rollouts SET effective_policy = $2::text::jsonb WHERE id = $1"
+# ``windowed``: the desired state reads the window rows only for such rollouts.
+_SAVE_POLICY = """
+UPDATE rollouts SET effective_policy = $2::text::jsonb, windowed = $3 WHERE id = $1
+"""
 _SAVE_STARTER = "UPDATE rollouts SET started_by = $2 WHERE id = $1"
 _FOUR_EYES = "SELECT four_eyes_approval FROM tenants WHERE id = $1"
 
@@ -187,7 +190,12 @@ async def load_policy_overrides(
 async def save_policy(
     conn: Connection, rollout_id: UUID, policy: EffectivePolicy
 ) -> None:
-    await conn.execute(_SAVE_POLICY, rollout_id, policy.model_dump_json())
+    await conn.execute(
+        _SAVE_POLICY,
+        rollout_id,
+        policy.model_dump_json(),
+        bool(policy.maintenance_windows),
+    )
 
 
 async def save_starter(

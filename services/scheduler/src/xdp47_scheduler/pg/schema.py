@@ -11,7 +11,8 @@ _SCHEMA_CHECK = """
 SELECT count(*) FROM (VALUES ('rollouts', 'effective_policy'),
                              ('rollout_targets', 'baseline_apply'),
                              ('rollout_targets', 'device_attempt'),
-                             ('outbox', 'sent_at')) AS c(t, col)
+                             ('outbox', 'sent_at'),
+                             ('rollout_targets', 'late')) AS c(t, col)
 WHERE NOT EXISTS (
     SELECT 1 FROM information_schema.columns
     WHERE table_schema = current_schema() AND table_name = c.t AND column_name = c.col

@@ -30,7 +30,16 @@ from xdp47_common.rollout import (
     WaveCounters,
 )
 from xdp47_scheduler.heartbeats import mark_offline
-from xdp47_scheduler.pg import analysis, ending, outbox, progress, rollouts, waves
+from xdp47_scheduler.pg import (
+    analysis,
+    ending,
+    late,
+    outbox,
+    progress,
+    rollouts,
+    waves,
+    windows,
+)
 from xdp47_scheduler.pg.reconcile import Reconciler
 from xdp47_scheduler.ports import MetricSample, RolloutRow, RolloutStore, RolloutTx
 
@@ -189,6 +198,15 @@ class PgRolloutTx(RolloutTx):
     async def analysis(self, row: RolloutRow) -> Observations:
         return await analysis.read_observations(self.conn, row)
 
+    async def deadline_from(
+        self, row: RolloutRow, now: datetime
+    ) -> tuple[bool, datetime | None]:
+        if row.current_wave is None or row.current_wave_started_at is None:
+            return False, None
+        return await windows.deadline_from(
+            self.conn, row.id, row.current_wave, row.current_wave_started_at, now
+        )
+
 
 class PgRolloutStore(RolloutStore):
     """The scheduler's rollouts in PostgreSQL, through an asyncpg pool."""
@@ -225,6 +243,14 @@ class PgRolloutStore(RolloutStore):
     async def mark_offline(self, older_than: datetime) -> int:
         async with self._pool.acquire() as conn:
             return await mark_offline(conn, older_than)
+
+    async def refresh_windows(self, now: datetime) -> int:
+        async with self._pool.acquire() as conn:
+            return await windows.refresh_windows(conn, now)
+
+    async def join_late(self) -> int:
+        async with self._pool.acquire() as conn:
+            return await late.join_late(conn)
 
     async def reconcile(self) -> dict[str, int]:
         return await self._reconciler.run(self._pool)

@@ -7,6 +7,7 @@ names the rollout), and the CLI says so in one line.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +18,7 @@ from xdp47_cli.client import ApiClient
 from xdp47_cli.commands._common import typed
 from xdp47_cli.errors import ApiError, CliError
 from xdp47_cli.output import OutputFormat, cell, console, emit_data, emit_table
-from xdp47_common.models import RolloutPlan
+from xdp47_common.models import PlannedDevice, RolloutPlan
 
 __all__ = ["fetch_plan", "show_plan"]
 
@@ -36,6 +37,25 @@ def fetch_plan(client: ApiClient, rollout_id: UUID) -> dict[str, Any]:
             ) from exc
         raise
     return plan
+
+
+def _device(d: PlannedDevice) -> str:
+    """A device id with what the plan says of it: would be skipped, a late
+    joiner, its window (open now, or when it opens in UTC)."""
+    notes = []
+    if d.would_skip:
+        notes.append("would skip")
+    if d.late:
+        notes.append("late")
+    if d.window_open:
+        notes.append("window open")
+    elif d.window_opens_at is not None:
+        notes.append(
+            f"window opens {d.window_opens_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        )
+    elif d.window_open is False:
+        notes.append("no window within 15 days")
+    return d.device_id + (f" ({', '.join(notes)})" if notes else "")
 
 
 def show_plan(client: ApiClient, rollout_id: UUID, fmt: OutputFormat) -> None:
@@ -59,10 +79,7 @@ def show_plan(client: ApiClient, rollout_id: UUID, fmt: OutputFormat) -> None:
     )
     rows = []
     for wave in plan.waves:
-        ids = [
-            d.device_id + (" (would skip)" if d.would_skip else "")
-            for d in wave.devices[:SHOWN_DEVICES]
-        ]
+        ids = [_device(d) for d in wave.devices[:SHOWN_DEVICES]]
         more = wave.size - len(ids)
         if more > 0:
             ids.append(f"… {more} more")

@@ -19,7 +19,7 @@ from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_record, ge
 from xdp47_cli.resolve import policy_ref
 from xdp47_cli.runtime import runtime
 from xdp47_common.models import Policy
-from xdp47_common.rollout.policy import OnFailure
+from xdp47_common.rollout.policy import LateJoiners, OnFailure
 
 __all__ = ["app"]
 
@@ -118,6 +118,21 @@ def create_policy(
         int | None,
         typer.Option(help="Devices each side of an analysis check needs (3)."),
     ] = None,
+    window: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--window",
+            help="A maintenance window in each device's own zone, e.g. "
+            "'Mon-Fri 01:00-05:00' (repeat for several).",
+        ),
+    ] = None,
+    late_joiners: Annotated[
+        LateJoiners | None,
+        typer.Option(
+            help="A device that matches after its wave was written: "
+            "current_wave, last_wave (default) or ignore."
+        ),
+    ] = None,
     on_failure: Annotated[
         OnFailure | None,
         typer.Option(
@@ -143,6 +158,8 @@ def create_policy(
         "retry_backoff_max_seconds": retry_backoff_max_seconds,
         "approval_before_waves": approval_before_wave or None,
         "on_failure": on_failure.value if on_failure else None,
+        "maintenance_windows": window or None,
+        "late_joiners": late_joiners.value if late_joiners else None,
     }
     if check:
         analysis: dict[str, Any] = {"checks": check}

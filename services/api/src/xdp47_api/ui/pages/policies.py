@@ -80,7 +80,16 @@ async def create(
 ) -> Response:
     session.require(Scope.POLICIES_WRITE)
     form = await request.form()
-    names = ("name", *BOOLS, *NUMBERS, "approval_before_waves", "on_failure", *ANALYSIS)
+    names = (
+        "name",
+        *BOOLS,
+        *NUMBERS,
+        "approval_before_waves",
+        "on_failure",
+        *ANALYSIS,
+        "maintenance_windows",
+        "late_joiners",
+    )
     values = {name: field(form, name) for name in names}
     fields: dict[str, Any] = {"tenant": session.tenant, "name": values["name"]}
     errors: FieldErrors = {}
@@ -89,7 +98,7 @@ async def create(
             fields[name] = values[name] == "true"
         elif values[name]:
             errors[name] = "choose yes, no or the scheduler default"
-    for name in (*NUMBERS, "on_failure"):
+    for name in (*NUMBERS, "on_failure", "late_joiners"):
         if values[name]:
             fields[name] = values[name]  # pydantic parses and range-checks
     if values["approval_before_waves"]:
@@ -97,6 +106,10 @@ async def create(
         fields["approval_before_waves"] = [
             w.strip() for w in values["approval_before_waves"].split(",") if w.strip()
         ]
+    # One window per line, in each device's own zone.
+    windows = [w.strip() for w in values["maintenance_windows"].splitlines()]
+    if any(windows):
+        fields["maintenance_windows"] = [w for w in windows if w]
     checks = [c.strip() for c in values["analysis_checks"].splitlines() if c.strip()]
     if checks:
         fields["analysis"] = {"checks": checks}
