@@ -53,6 +53,7 @@ def _row(tenant: str, device_id: str, desired: bool) -> dict[str, Any]:
             "signature",
             "content_stored",
             "compatible",
+            "window_opens_at",
         )
     )
     row["tenant"] = tenant

@@ -29,7 +29,9 @@ from tests.support.control_plane import ControlPlane, start_control_plane
 from tests.support.processes import ProcessGroup, wait_until
 from xdp47_common.rollout.windows import DAYS
 
-pytestmark = pytest.mark.e2e
+# A window opens up to 80 s after the rollout starts: more than the default
+# 120 s per test once a loaded machine has started the fleet.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 ZONES = ("Pacific/Kiritimati", "Etc/GMT+12")
 
