@@ -66,9 +66,12 @@ async def drop_namespace(
 
 @contextlib.asynccontextmanager
 async def declared(
-    connection: aio_pika.abc.AbstractConnection, namespace: str
+    connection: aio_pika.abc.AbstractConnection,
+    namespace: str,
+    retry_delays_ms: Iterable[int] = (),
 ) -> AsyncIterator[Topology]:
-    """Declare a fresh child topology and delete it afterwards."""
+    """Declare a fresh child topology and delete it afterwards, with the delay
+    queues of ``retry_delays_ms`` if the test declared them."""
     t = child_topology(namespace)
     channel = await connection.channel()
     try:
@@ -76,7 +79,7 @@ async def declared(
         await channel.close()
         yield t
     finally:
-        await delete_topology(connection, t)
+        await delete_topology(connection, t, retry_delays_ms)
 
 
 class _Empty(Exception):
