@@ -105,11 +105,16 @@ async def test_a_delay_queue_declared_without_a_lease_still_takes_retries(
         await _wait_for_count(connection, t.webhook_retry_queue(HOLD_MS), 1)
 
 
-def test_the_delays_are_a_bounded_ladder() -> None:
-    base = {"db_url": "postgresql://x@h/d", "amqp_url": "amqp://g:g@h/"}
-    ok = ",".join(["1"] * MAX_RETRY_DELAYS)
-    assert len(WebhookSettings(**base, webhook_retry_delays=ok).delays_ms) == (
-        MAX_RETRY_DELAYS
+def _settings(delays: str) -> WebhookSettings:
+    return WebhookSettings(
+        db_url="postgresql://x@h/d",
+        amqp_url="amqp://g:g@h/",
+        webhook_retry_delays=delays,
     )
+
+
+def test_the_delays_are_a_bounded_ladder() -> None:
+    ok = ",".join(["1"] * MAX_RETRY_DELAYS)
+    assert len(_settings(ok).delays_ms) == MAX_RETRY_DELAYS
     with pytest.raises(ValidationError, match=f"between 1 and {MAX_RETRY_DELAYS}"):
-        WebhookSettings(**base, webhook_retry_delays=ok + ",1")
+        _settings(ok + ",1")
