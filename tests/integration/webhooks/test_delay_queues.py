@@ -3,6 +3,8 @@ broker once no worker declares them any more (``x-expires``)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
@@ -38,18 +40,26 @@ async def _routed(channel: AbstractChannel, t: Topology, delay_ms: int) -> bool:
     return isinstance(sent, Basic.Ack)
 
 
-async def _wait_for_count(connection: AbstractConnection, queue: str, n: int) -> None:
-    # A channel of its own: aio-pika answers a passive declare on the channel
-    # that declared the queue from what that declaration returned.
-    channel = await connection.channel()
+async def _eventually(check: Callable[[], Awaitable[bool]], within: float) -> None:
     async for attempt in AsyncRetrying(
-        stop=stop_after_delay(10),
-        wait=wait_fixed(0.1),
+        stop=stop_after_delay(within),
+        wait=wait_fixed(0.2),
         retry=retry_if_exception_type(AssertionError),
         reraise=True,
     ):
         with attempt:
-            assert await message_count(channel, queue) == n
+            assert await check()
+
+
+async def _wait_for_count(connection: AbstractConnection, queue: str, n: int) -> None:
+    # A channel of its own: aio-pika answers a passive declare on the channel
+    # that declared the queue from what that declaration returned.
+    channel = await connection.channel()
+
+    async def holds_n() -> bool:
+        return await message_count(channel, queue) == n
+
+    await _eventually(holds_n, within=10)
 
 
 async def test_a_delay_queue_nobody_renews_is_deleted_by_the_broker(
@@ -60,14 +70,11 @@ async def test_a_delay_queue_nobody_renews_is_deleted_by_the_broker(
         await declare_retry_queues(connection, t, [HOLD_MS], expires_ms=1_500)
         channel = await connection.channel()
         assert await _routed(channel, t, HOLD_MS)
-        async for attempt in AsyncRetrying(
-            stop=stop_after_delay(30),
-            wait=wait_fixed(0.25),
-            retry=retry_if_exception_type(AssertionError),
-            reraise=True,
-        ):
-            with attempt:
-                assert not await _routed(channel, t, HOLD_MS)
+
+        async def gone() -> bool:
+            return not await _routed(channel, t, HOLD_MS)
+
+        await _eventually(gone, within=30)
 
 
 async def test_renewing_keeps_a_delay_queue_and_its_jobs(
