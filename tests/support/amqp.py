@@ -58,8 +58,16 @@ async def delete_topology(
 async def drop_namespace(
     amqp_url: str, namespace: str, retry_delays_ms: Iterable[int] = ()
 ) -> None:
-    """``delete_topology`` of ``namespace`` on a connection of its own."""
-    connection = await connect(amqp_url)
+    """``delete_topology`` of ``namespace`` on a connection of its own; the
+    connection is tried again for a while (a loaded broker may miss one)."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(60),
+        wait=wait_fixed(1),
+        retry=retry_if_exception_type((OSError, AMQPError, TimeoutError)),
+        reraise=True,
+    ):
+        with attempt:
+            connection = await connect(amqp_url)
     async with connection:
         await delete_topology(connection, Topology(namespace), retry_delays_ms)
 
