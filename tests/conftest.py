@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -11,6 +13,7 @@ import asyncpg
 import pytest
 
 from tests.support import figures
+from tests.support.leftovers import Leftovers, find_leftovers
 from tests.support.processes import leaked_secrets
 from tests.support.s3 import S3Server, s3_server
 from tests.support.services import service_url, unique_name, with_database
@@ -19,6 +22,44 @@ from xdp47_common.adapters.pg import create_pool
 
 # Suites whose fixtures span modules (see pytest_collection_modifyitems).
 _ONE_WORKER_SUITES = frozenset({"faults", "browser"})
+
+# The run's id: minted by the controller (or the only process), handed to every
+# pytest-xdist worker, so all the run's AMQP namespaces share one prefix.
+_RUN = pytest.StashKey[str]()
+_LEFTOVERS = pytest.StashKey[Leftovers]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    config.stash[_RUN] = (
+        workerinput["xdp47_run"] if workerinput else uuid.uuid4().hex[:10]
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput["xdp47_run"] = node.config.stash[_RUN]
+
+
+def _namespace_prefix(config: pytest.Config) -> str:
+    return f"t_{config.stash[_RUN]}_"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """On the controller (or the only process), after every worker is done: the
+    run fails if the shared broker still holds a queue or exchange of its
+    namespaces. Each fixture deletes what it declared; this names the one that
+    did not."""
+    config = session.config
+    url = os.environ.get("XDP47_TEST_AMQP_URL")
+    if hasattr(config, "workerinput") or not url or session.testscollected == 0:
+        return
+    if config.option.collectonly:
+        return
+    found = find_leftovers(url, _namespace_prefix(config))
+    config.stash[_LEFTOVERS] = found
+    if found.names and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(wrapper=True)
@@ -60,11 +101,31 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     figures.collect(report.user_properties)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     for section, lines in figures.SHOWN.items():
         terminalreporter.section(section)
         for line in lines:
             terminalreporter.write_line(line)
+    found = config.stash.get(_LEFTOVERS, None)
+    if found is None:
+        return
+    prefix = _namespace_prefix(config)
+    if found.skipped:
+        terminalreporter.write_line(f"broker leftovers not checked: {found.skipped}")
+    elif found.names:
+        terminalreporter.section("broker leftovers", red=True)
+        terminalreporter.write_line(
+            f"the shared RabbitMQ still holds {len(found.queues)} queue(s) and "
+            f"{len(found.exchanges)} exchange(s) under {prefix}: the fixture that "
+            "declared them must delete them on teardown",
+            red=True,
+        )
+        for name in found.names:
+            terminalreporter.write_line(f"  {name}")
+    else:
+        terminalreporter.write_line(f"broker leftovers: none under {prefix}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -95,8 +156,13 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def amqp_namespace() -> str:
-    return unique_name("t").lower()
+def amqp_namespace(request: pytest.FixtureRequest) -> str:
+    """This process's namespace on the shared broker: ``t_<run>_<worker>``. Every
+    fixture declares below it and deletes what it declared
+    (``pytest_sessionfinish`` checks)."""
+    config = request.config
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    return f"{_namespace_prefix(config)}{worker}".lower()
 
 
 async def create_database(server_url: str, name: str) -> str:

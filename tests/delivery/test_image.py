@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.delivery.support import ROOT
+from tests.support.control_plane import delete_namespace
 from tests.support.processes import free_port, wait_until
 
 pytestmark = [
@@ -95,6 +96,7 @@ def running_api(
         yield f"http://127.0.0.1:{port}"
     finally:
         podman("rm", "--force", "--time", "5", name)
+        delete_namespace(amqp_url, f"{amqp_namespace}_img")
 
 
 def test_the_api_serves_under_a_read_only_root(running_api: str) -> None:

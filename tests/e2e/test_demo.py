@@ -26,10 +26,8 @@ import asyncpg
 import psutil
 import pytest
 
-from tests.support.amqp import delete_topology
+from tests.support.amqp import drop_namespace
 from tests.support.services import with_database
-from xdp47_common.adapters.amqp import connect
-from xdp47_common.topology import Topology
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -137,7 +135,7 @@ async def test_demo_external_mode(
         conn = await asyncpg.connect(server_db_url)
         await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await conn.close()
-        await _delete_namespace(amqp_url, Topology(namespace))
+        await drop_namespace(amqp_url, namespace)
     assert "external mode" in run.output
     assert len(run.pids) >= 3, "api, ingest and scheduler run as processes"
     _assert_clean_run(run)
@@ -156,14 +154,6 @@ async def test_demo_embedded_mode(tmp_path: Path) -> None:
     finally:
         if _alive(run.postmaster):
             psutil.Process(run.postmaster).terminate()
-
-
-async def _delete_namespace(amqp_url: str, t: Topology) -> None:
-    connection = await connect(amqp_url)
-    try:
-        await delete_topology(connection, t)
-    finally:
-        await connection.close()
 
 
 def _started_demo(env: dict[str, str], demo_dir: Path, *flags: str) -> psutil.Popen:

@@ -15,7 +15,6 @@ import httpx
 from fastapi import FastAPI
 
 from tests.integration.api.support import make_tenant, mint
-from tests.support.amqp import delete_topology
 from xdp47_api import create_app as create_api
 from xdp47_api.repositories import (
     PgArtifactRepository,
@@ -23,11 +22,9 @@ from xdp47_api.repositories import (
     PgPolicyRepository,
     PgRolloutRepository,
 )
-from xdp47_common.adapters.amqp import connect
 from xdp47_common.models import ALL_SCOPES, ArtifactCreate, PolicyCreate, RolloutCreate
 from xdp47_common.settings import ControlSettings
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
-from xdp47_common.topology import Topology
 from xdp47_ingest import IngestSettings
 from xdp47_ingest import create_app as create_ingest
 
@@ -152,9 +149,3 @@ async def serving(app: FastAPI, base_url: str) -> AsyncIterator[httpx.AsyncClien
         ) as client,
     ):
         yield client
-
-
-async def drop_namespace(amqp_url: str, namespace: str) -> None:
-    connection = await connect(amqp_url)
-    async with connection:
-        await delete_topology(connection, Topology(namespace))

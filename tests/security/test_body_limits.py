@@ -23,11 +23,11 @@ from tests.security.support import (
     TenantData,
     api_app,
     api_settings,
-    drop_namespace,
     ingest_app,
     ingest_settings,
     make_tenant_data,
 )
+from tests.support.amqp import drop_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 

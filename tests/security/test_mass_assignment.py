@@ -18,12 +18,12 @@ from tests.security.support import (
     TenantData,
     api_app,
     api_settings,
-    drop_namespace,
     ingest_app,
     ingest_settings,
     make_tenant_data,
     serving,
 )
+from tests.support.amqp import drop_namespace
 from xdp47_common.models import ALL_SCOPES, Scope
 from xdp47_common.tokens import hash_secret
 

@@ -17,12 +17,12 @@ from tests.security.support import (
     TenantData,
     api_app,
     api_settings,
-    drop_namespace,
     ingest_app,
     ingest_settings,
     make_tenant_data,
     serving,
 )
+from tests.support.amqp import drop_namespace
 from xdp47_common.web import RateLimits
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -21,7 +21,7 @@ from tenacity import (
     wait_fixed,
 )
 
-from xdp47_common.adapters.amqp import declare_topology
+from xdp47_common.adapters.amqp import connect, declare_topology
 from xdp47_common.topology import Topology
 
 
@@ -31,12 +31,16 @@ def child_topology(namespace: str) -> Topology:
 
 
 async def delete_topology(
-    connection: aio_pika.abc.AbstractConnection, t: Topology
+    connection: aio_pika.abc.AbstractConnection,
+    t: Topology,
+    retry_delays_ms: Iterable[int] = (),
 ) -> None:
-    """Delete every queue and exchange ``t`` names; missing ones are fine."""
+    """Delete every queue and exchange ``t`` names, and the webhook worker's delay
+    queue of each of ``retry_delays_ms``; missing ones are fine."""
     queues = [q for q, _, _ in t.work_queues]
     queues += [t.webhook_events_queue, t.webhook_deliveries_queue]
     queues += [t.dead_queue(q) for q in queues]
+    queues += [t.webhook_retry_queue(d) for d in sorted(set(retry_delays_ms))]
     for name in queues:
         channel = await connection.channel()
         with contextlib.suppress(AMQPError):
@@ -51,11 +55,31 @@ async def delete_topology(
             await channel.close()
 
 
+async def drop_namespace(
+    amqp_url: str, namespace: str, retry_delays_ms: Iterable[int] = ()
+) -> None:
+    """``delete_topology`` of ``namespace`` on a connection of its own; the
+    connection is tried again for a while (a loaded broker may miss one)."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(60),
+        wait=wait_fixed(1),
+        retry=retry_if_exception_type((OSError, AMQPError, TimeoutError)),
+        reraise=True,
+    ):
+        with attempt:
+            connection = await connect(amqp_url)
+    async with connection:
+        await delete_topology(connection, Topology(namespace), retry_delays_ms)
+
+
 @contextlib.asynccontextmanager
 async def declared(
-    connection: aio_pika.abc.AbstractConnection, namespace: str
+    connection: aio_pika.abc.AbstractConnection,
+    namespace: str,
+    retry_delays_ms: Iterable[int] = (),
 ) -> AsyncIterator[Topology]:
-    """Declare a fresh child topology and delete it afterwards."""
+    """Declare a fresh child topology and delete it afterwards, with the delay
+    queues of ``retry_delays_ms`` if the test declared them."""
     t = child_topology(namespace)
     channel = await connection.channel()
     try:
@@ -63,7 +87,7 @@ async def declared(
         await channel.close()
         yield t
     finally:
-        await delete_topology(connection, t)
+        await delete_topology(connection, t, retry_delays_ms)
 
 
 class _Empty(Exception):

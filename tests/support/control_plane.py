@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from tests.support.amqp import delete_topology
+from tests.support.amqp import drop_namespace
 from tests.support.processes import (
     ManagedProcess,
     ProcessGroup,
@@ -28,8 +28,6 @@ from tests.support.processes import (
     run_migrate,
 )
 from tests.support.services import unique_name, with_database
-from xdp47_common.adapters.amqp import connect
-from xdp47_common.topology import Topology
 
 __all__ = [
     "ControlPlane",
@@ -183,14 +181,6 @@ def start_control_plane(
     )
 
 
-async def _delete(amqp_url: str, namespace: str) -> None:
-    connection = await connect(amqp_url)
-    try:
-        await delete_topology(connection, Topology(namespace))
-    finally:
-        await connection.close()
-
-
 def delete_namespace(amqp_url: str, namespace: str) -> None:
     """Delete the namespace's exchanges and queues (from any thread or loop)."""
-    run_async(_delete(amqp_url, namespace))
+    run_async(drop_namespace(amqp_url, namespace))

@@ -12,9 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from tests.integration.api.support import client_for, make_tenant, running_app
-from xdp47_common.adapters.amqp import connect
+from tests.support.amqp import drop_namespace
 from xdp47_common.settings import ControlSettings
-from xdp47_common.topology import Topology
 
 MAX_BODY = 8192
 MAX_UPLOAD = 64 << 10  # above MAX_BODY: the upload route has a limit of its own
@@ -47,25 +46,11 @@ def api_settings(
 
 @pytest.fixture(scope="session")
 async def app(api_settings: ControlSettings) -> AsyncIterator[FastAPI]:
-    async with running_app(api_settings) as application:
-        yield application
-    await _delete_topology(api_settings.amqp_url, Topology(api_settings.amqp_namespace))
-
-
-async def _delete_topology(url: str, topology: Topology) -> None:
-    connection = await connect(url)
-    async with connection:
-        channel = await connection.channel()
-        for queue, _, _ in topology.work_queues:
-            await channel.queue_delete(queue)
-            await channel.queue_delete(topology.dead_queue(queue))
-        for exchange in (
-            topology.telemetry,
-            topology.commands,
-            topology.events,
-            topology.dlx,
-        ):
-            await channel.exchange_delete(exchange)
+    try:
+        async with running_app(api_settings) as application:
+            yield application
+    finally:
+        await drop_namespace(api_settings.amqp_url, api_settings.amqp_namespace)
 
 
 @pytest.fixture(scope="session")

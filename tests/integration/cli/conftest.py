@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.amqp import drop_namespace
 from tests.support.processes import BIN, ProcessGroup, clean_env, free_port
-from xdp47_common.adapters.amqp import connect
-from xdp47_common.topology import Topology
 
 
 @dataclass(frozen=True)
@@ -71,20 +70,7 @@ def live_api(
 @pytest.fixture(scope="session")
 async def _cleanup_topology(amqp_url: str, cli_namespace: str) -> AsyncIterator[None]:
     yield
-    topology = Topology(cli_namespace)
-    connection = await connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for queue, _, _ in topology.work_queues:
-            await channel.queue_delete(queue)
-            await channel.queue_delete(topology.dead_queue(queue))
-        for exchange in (
-            topology.telemetry,
-            topology.commands,
-            topology.events,
-            topology.dlx,
-        ):
-            await channel.exchange_delete(exchange)
+    await drop_namespace(amqp_url, cli_namespace)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.integration.scheduler.support import (
     status_is,
     wait_for,
 )
-from tests.support.amqp import delete_topology
+from tests.support.amqp import drop_namespace
 from tests.support.processes import (
     ManagedProcess,
     ProcessGroup,
@@ -68,9 +68,7 @@ def test_fails_fast_when_the_schema_is_missing(server_db_url, amqp_url, group) -
 async def proc_topology(amqp_url, amqp_namespace) -> AsyncIterator[Topology]:
     t = Topology(f"{amqp_namespace}_schedproc")
     yield t
-    conn = await connect(amqp_url)
-    await delete_topology(conn, t)
-    await conn.close()
+    await drop_namespace(amqp_url, t.namespace)
 
 
 async def test_the_process_runs_a_rollout_and_stops_on_sigterm(

@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.integration.api.support import running_app
+from tests.support.amqp import drop_namespace
 from xdp47_common.settings import ControlSettings
 
 # Small limits, so the upload tests can pass them: an upload above the general
@@ -36,5 +37,8 @@ def ui_settings(
 
 @pytest.fixture(scope="session")
 async def ui_app(ui_settings: ControlSettings) -> AsyncIterator[FastAPI]:
-    async with running_app(ui_settings) as application:
-        yield application
+    try:
+        async with running_app(ui_settings) as application:
+            yield application
+    finally:
+        await drop_namespace(ui_settings.amqp_url, ui_settings.amqp_namespace)

@@ -4,7 +4,6 @@ namespace of their own, the session database, and a loopback receiver
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +11,6 @@ import aio_pika
 import asyncpg
 import httpx
 import pytest
-from aiormq.exceptions import AMQPError
 from fastapi import FastAPI
 
 from tests.integration.api.support import (
@@ -23,7 +21,7 @@ from tests.integration.api.support import (
     running_app,
 )
 from tests.integration.webhooks.receiver import Receiver
-from tests.support.amqp import child_topology, delete_topology
+from tests.support.amqp import child_topology, drop_namespace
 from xdp47_common.adapters.amqp import AmqpPublisher, connect
 from xdp47_common.models import Scope
 from xdp47_common.settings import ControlSettings
@@ -35,8 +33,18 @@ DELAYS = "0.4,0.8,1.6"
 
 
 @pytest.fixture
-def topology(amqp_namespace: str) -> Topology:
-    return child_topology(f"{amqp_namespace}_wh")
+async def topology(amqp_url: str, amqp_namespace: str) -> AsyncIterator[Topology]:
+    """The test's namespace. Every fixture that declares in it (the app, the
+    worker, the publisher) depends on this one, so it is torn down after them
+    all, failed test or not, and deletes what they declared: the API's topology,
+    the worker's queues and its delay queue of each of ``DELAYS``."""
+    t = child_topology(f"{amqp_namespace}_wh")
+    yield t
+    await drop_namespace(amqp_url, t.namespace, _delays_ms())
+
+
+def _delays_ms() -> list[int]:
+    return [round(float(d) * 1000) for d in DELAYS.split(",")]
 
 
 @pytest.fixture
@@ -55,16 +63,10 @@ async def worker(
             publish_timeout=5,
         )
     )
+    assert w.settings.delays_ms == _delays_ms()
     await w.start()
     yield w
     await w.stop()
-    connection = await connect(amqp_url)
-    async with connection:
-        await delete_topology(connection, topology)
-        for delay in w.settings.delays_ms:
-            channel = await connection.channel()
-            with contextlib.suppress(AMQPError):
-                await channel.queue_delete(topology.webhook_retry_queue(delay))
 
 
 @pytest.fixture

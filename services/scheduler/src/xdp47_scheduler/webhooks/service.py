@@ -10,9 +10,10 @@ three loops:
   first attempt;
 - the delivery consumer of ``webhooks.deliveries``: the attempts (``attempts``),
   up to ``XDP47_WEBHOOK_CONCURRENCY`` at once;
-- the sweep (every ``XDP47_WEBHOOK_SWEEP``): a job again for every pending
-  delivery past its due time (a job lost to a crash, a failed publish, or a
-  redelivery by hand whose publish failed).
+- the sweep (every ``XDP47_WEBHOOK_SWEEP``, at most ``RETRY_QUEUE_RENEW_S``): a
+  job again for every pending delivery past its due time (a job lost to a crash,
+  a failed publish, an expired delay queue, or a redelivery by hand whose publish
+  failed); it also renews the lease (``x-expires``) of the delay queues.
 
 Run as many workers as the deliveries need; they share the queues and the sweep
 takes rows with ``SKIP LOCKED``.
@@ -28,7 +29,11 @@ from typing import Any
 import httpx
 
 from xdp47_common.adapters.amqp_bus import AmqpBus
-from xdp47_common.adapters.amqp_webhooks import declare_webhook_queues
+from xdp47_common.adapters.amqp_webhooks import (
+    RETRY_QUEUE_RENEW_S,
+    declare_retry_queues,
+    declare_webhook_queues,
+)
 from xdp47_common.adapters.pg import create_pool, is_transient_db_error
 from xdp47_common.bus import ConsumerOptions, PublishFailed, WorkConsumer
 from xdp47_common.messages import RolloutEvent, WebhookJob
@@ -156,15 +161,20 @@ class WebhookWorker:
         return len(due)
 
     async def _sweep_loop(self) -> None:
+        every = min(self.settings.webhook_sweep, RETRY_QUEUE_RENEW_S)
         while not self._stopping.is_set():
             try:
                 await self.sweep()
             except Exception:
                 log.exception("webhook sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._stopping.wait(), timeout=self.settings.webhook_sweep
+            try:
+                await declare_retry_queues(
+                    self.bus.connection, self.topology, self.settings.delays_ms
                 )
+            except Exception:
+                log.exception("renewing the delay queues failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=every)
 
     async def ready(self) -> bool:
         if self._pool is None:

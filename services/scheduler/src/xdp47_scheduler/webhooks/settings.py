@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from xdp47_common.adapters.amqp_webhooks import MAX_RETRY_DELAYS
 from xdp47_common.cli import parse_listen_addr
 from xdp47_common.settings import ControlSettings
 
@@ -13,8 +14,9 @@ __all__ = ["WebhookSettings"]
 class WebhookSettings(ControlSettings):
     webhook_retry_delays: str = Field(
         default="10,60,300,1800,7200",
-        description="Seconds before each retry, comma separated; a delivery is "
-        "parked after its first attempt and one retry per delay.",
+        description="Seconds before each retry, comma separated, at most "
+        f"{MAX_RETRY_DELAYS}; a delivery is parked after its first attempt and "
+        "one retry per delay.",
     )
     webhook_timeout: float = Field(
         default=10.0, gt=0, le=120, description="Seconds an attempt may take."
@@ -39,8 +41,14 @@ class WebhookSettings(ControlSettings):
             delays = [float(part) for part in value.split(",") if part.strip()]
         except ValueError as exc:
             raise ValueError("a comma-separated list of seconds") from exc
-        if not delays or any(d <= 0 or d > 86_400 for d in delays):
-            raise ValueError("between 1 and N delays, each in (0, 86400] seconds")
+        if (
+            not delays
+            or len(delays) > MAX_RETRY_DELAYS
+            or any(d <= 0 or d > 86_400 for d in delays)
+        ):
+            raise ValueError(
+                f"between 1 and {MAX_RETRY_DELAYS} delays, each in (0, 86400] seconds"
+            )
         return value
 
     @field_validator("webhook_http_addr")
