@@ -18,16 +18,12 @@ that predates the field) the agent backs off on its own
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-import httpx
-from pydantic import ValidationError
 
 from xdp47_agent.applying import fetch_and_commit
 from xdp47_agent.config import AgentConfig
@@ -39,16 +35,24 @@ from xdp47_agent.desired_checks import (
 )
 from xdp47_agent.download import DownloadLimits
 from xdp47_agent.fsutil import FaultHook, no_fault
+from xdp47_agent.http import Http
 from xdp47_agent.identity import DeviceIdentity
 from xdp47_agent.metrics import HttpMetrics, MetricsSource
 from xdp47_agent.protocol import ControlClient, CredentialRejected
 from xdp47_agent.rejected import VERIFICATION_CODES, Rejected, RejectedStore
 from xdp47_agent.state import Applied, Identity, StateDir
-from xdp47_agent.tasks import until_stopped
 from xdp47_agent.verify import ApplyRefused, refusal_for_os_error
-from xdp47_common.clock import utcnow
-from xdp47_common.messages import DesiredState, HeartbeatBody
-from xdp47_common.models import ApplyResult, LastApply
+from xdp47_agent.wire import (
+    ApplyResult,
+    DesiredState,
+    HeartbeatBody,
+    InvalidMessage,
+    LastApply,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Agent"]
 
@@ -57,6 +61,14 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 _MAX_ERROR_BACKOFF = 300.0
+
+
+async def _asyncio_sleep(delay: float) -> None:
+    import asyncio  # only agents on an event loop sleep this way
+
+    await asyncio.sleep(delay)
+
+
 _RETRY_MARGIN = 0.05
 
 
@@ -76,10 +88,10 @@ class Agent:
     def __init__(
         self,
         config: AgentConfig,
-        client: httpx.AsyncClient,
+        client: Http,
         *,
         clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep | None = None,
         metrics: MetricsSource | None = None,
         rng: random.Random | None = None,
         fault: FaultHook = no_fault,
@@ -88,10 +100,10 @@ class Agent:
         self.state = StateDir(config.state_dir, fault=fault)
         self._client = client
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep or _asyncio_sleep
         self._rng = rng or random.Random()
         self._fault = fault
-        self._control = ControlClient(client, config, sleep=sleep)
+        self._control = ControlClient(client, config, sleep=self._sleep, rng=self._rng)
         self._metrics = metrics or HttpMetrics(client, config.metrics_url)
         self._limits = DownloadLimits(
             max_bytes=config.max_artifact_bytes,
@@ -190,9 +202,9 @@ class Agent:
         log.debug("heartbeat %d of %s answered", body.seq, identity.device_id)
         self._agent_error = None
         try:
-            desired = DesiredState.model_validate(raw)
-        except ValidationError as exc:
-            fields = ",".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+            desired = DesiredState.from_json(raw)
+        except InvalidMessage as exc:
+            fields = ",".join(exc.fields)
             self._agent_error = f"invalid desired state: {fields or 'body'}"
             self._log_error("%s: %s", self._agent_error, exc)
             return self._interval(None)
@@ -354,26 +366,38 @@ class Agent:
 
     # -- loop -----------------------------------------------------------------
 
+    async def guarded_step(self) -> float:
+        """``step``, with its failure logged and backed off: the seconds to
+        wait before the next one."""
+        delay: float
+        try:
+            delay = await self.step()
+        except Exception as exc:
+            self._errors += 1
+            delay = min(
+                self.config.heartbeat_interval * 2 ** min(self._errors, 10),
+                _MAX_ERROR_BACKOFF,
+            ) * self._rng.uniform(0.5, 1.0)
+            # ERROR when a problem starts (or changes), DEBUG while it lasts.
+            same = str(exc) == self._step_error
+            self._step_error = str(exc)
+            level = logging.DEBUG if same else logging.ERROR
+            log.log(level, "step failed (%s); next try in %.1fs", exc, delay)
+            return delay
+        if self._errors:
+            log.info("steps succeed again after %d failed", self._errors)
+        self._errors, self._step_error = 0, None
+        return delay
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Heartbeat until ``stop`` is set; errors are logged and backed off."""
+        """Heartbeat until ``stop`` is set, on an event loop (many agents in
+        one process); the ``xdp47-agent`` process drives ``guarded_step``
+        itself (``main``)."""
+        from xdp47_agent.tasks import until_stopped
+
         self.open()
         while not stop.is_set():
-            try:
-                delay = await until_stopped(self.step(), stop)
-                if self._errors:
-                    log.info("steps succeed again after %d failed", self._errors)
-                self._errors, self._step_error = 0, None
-            except Exception as exc:
-                self._errors += 1
-                delay = min(
-                    self.config.heartbeat_interval * 2 ** min(self._errors, 10),
-                    _MAX_ERROR_BACKOFF,
-                ) * self._rng.uniform(0.5, 1.0)
-                # ERROR when a problem starts (or changes), DEBUG while it lasts.
-                same = str(exc) == self._step_error
-                self._step_error = str(exc)
-                level = logging.DEBUG if same else logging.ERROR
-                log.log(level, "step failed (%s); next try in %.1fs", exc, delay)
+            delay = await until_stopped(self.guarded_step(), stop)
             if delay is None or stop.is_set():
                 break
             if delay > 0:

@@ -7,18 +7,16 @@ from __future__ import annotations
 import logging
 from uuid import UUID
 
-import httpx
-
 from xdp47_agent.compat import compact, is_compatible
 from xdp47_agent.config import AgentConfig
 from xdp47_agent.desired_checks import downgrade_reason, issued_at, valid_version
 from xdp47_agent.download import DownloadLimits, download
 from xdp47_agent.fsutil import FaultHook
+from xdp47_agent.http import Http
 from xdp47_agent.protocol import heartbeat_base
 from xdp47_agent.state import Applied, Identity, StateDir, artifact_name
 from xdp47_agent.verify import ApplyRefused, Reason, check_signature
-from xdp47_common.clock import utcnow
-from xdp47_common.messages import DesiredState
+from xdp47_agent.wire import DesiredState, utcnow
 
 __all__ = ["fetch_and_commit"]
 
@@ -31,7 +29,7 @@ async def fetch_and_commit(
     *,
     config: AgentConfig,
     state: StateDir,
-    client: httpx.AsyncClient,
+    client: Http,
     limits: DownloadLimits,
     fault: FaultHook,
     identity: Identity | None,

@@ -1,6 +1,6 @@
 """What this device is, as the agent declares it: the fingerprint of what it
 claimed with (labels, properties, channel), and the compatibility check of an
-artifact against its properties (the shared rule of ``xdp47_common.compat``)."""
+artifact against its properties (``labels.is_compatible``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from xdp47_agent.config import AgentConfig
-from xdp47_common.compat import is_compatible
+from xdp47_agent.labels import is_compatible
 
 __all__ = ["claim_fingerprint", "compact", "is_compatible"]
 

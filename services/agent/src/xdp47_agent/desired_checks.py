@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from packaging.version import InvalidVersion, Version
-
 from xdp47_agent.applied import Applied
-from xdp47_common.messages import DesiredState
+from xdp47_agent.wire import DesiredState
 
 __all__ = [
     "ArtifactBackoff",
@@ -132,6 +130,9 @@ def downgrade_reason(desired: DesiredState, current: Applied | None) -> str | No
     """
     if desired.rollback or current is None or not desired.version:
         return None
+    # Imported here: only an update over an applied version compares them.
+    from packaging.version import InvalidVersion, Version
+
     try:
         wanted, running = Version(desired.version), Version(current.version)
     except InvalidVersion:

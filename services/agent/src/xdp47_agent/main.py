@@ -1,69 +1,135 @@
-"""``xdp47-agent``: run one agent from the environment until SIGTERM/SIGINT."""
+"""``xdp47-agent``: run one agent from the environment until SIGTERM/SIGINT.
+
+The process needs no event loop: ``BlockingHttp`` never suspends, so each step
+is driven to its end by ``drive`` and the waits between steps are ``select``
+calls that a signal ends at once (``signal.set_wakeup_fd``). That keeps the
+process at about the size of a bare interpreter (docs/performance.md, B7).
+"""
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import logging
 import os
+import select
 import signal
-
-import httpx
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
 
 from xdp47_agent.agent import Agent
+from xdp47_agent.blocking import BlockingHttp, drive
 from xdp47_agent.config import AgentConfig, load_config
+from xdp47_agent.http import Stopped
+from xdp47_agent.logs import configure_logging
 from xdp47_agent.sdnotify import notify, watchdog_interval
-from xdp47_common.cli import command_line, fail, load_settings
-from xdp47_common.redact import configure_plain_logging
 
-__all__ = ["main", "serve"]
+__all__ = ["StopSignal", "main", "serve"]
 
 log = logging.getLogger("xdp47_agent")
+PROG = "xdp47-agent"
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_EXIT_CONFIG = 2
 
 
-async def _watchdog(every: float) -> None:
-    # Pinged from the event loop on purpose: a wedged loop stops the pings and
-    # systemd restarts the agent.
-    while True:
-        notify("WATCHDOG=1")
-        await asyncio.sleep(every)
+class StopSignal:
+    """SIGTERM/SIGINT as a flag, and a wait that they end at once; pings the
+    systemd watchdog while waiting (``every`` seconds)."""
+
+    def __init__(self, every: float | None = None) -> None:
+        self.stopped = False
+        self._every = every
+        self._last_ping = 0.0
+        self._read, write = os.pipe()
+        os.set_blocking(write, False)
+        signal.set_wakeup_fd(write)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._set)
+
+    def _set(self, signum: int, frame: object) -> None:
+        self.stopped = True
+
+    def tick(self) -> None:
+        """Between reads of a request: ping when due, stop when asked."""
+        self._ping()
+        if self.stopped:
+            raise Stopped()
+
+    def _ping(self) -> None:
+        now = time.monotonic()
+        if self._every and now - self._last_ping >= self._every:
+            notify("WATCHDOG=1")
+            self._last_ping = now
+
+    def wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopped:
+            self._ping()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self._every:
+                left = min(left, self._every)
+            ready, _, _ = select.select([self._read], [], [], left)
+            if ready:
+                os.read(self._read, 512)
+
+    async def sleep(self, seconds: float) -> None:
+        """The agent's sleep (retry waits inside a step)."""
+        self.wait(seconds)
+        if self.stopped:
+            raise Stopped()
 
 
-async def serve(config: AgentConfig) -> None:
+def serve(config: AgentConfig) -> None:
     """Run one agent until SIGTERM or SIGINT, speaking sd_notify on the way."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    limits = httpx.Limits(max_keepalive_connections=4, keepalive_expiry=120)
-    async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
-        agent = Agent(config, client)
-        agent.open()
-        notify("READY=1")
-        every = watchdog_interval()
-        pinger = asyncio.create_task(_watchdog(every)) if every else None
-        try:
-            await agent.run(stop)
-        finally:
-            notify("STOPPING=1")
-            if pinger is not None:
-                pinger.cancel()
+    stop = StopSignal(watchdog_interval())
+    http = BlockingHttp(tick=stop.tick)
+    agent = Agent(config, http, sleep=stop.sleep)
+    agent.open()
+    notify("READY=1")
+    try:
+        while not stop.stopped:
+            try:
+                delay = drive(agent.guarded_step())
+            except Stopped:
+                break
+            stop.wait(delay)
+    finally:
+        notify("STOPPING=1")
+        http.close()
     log.info("stopped")
 
 
-PROG = "xdp47-agent"
+def _version() -> str:
+    try:
+        return version("xdp47-agent")
+    except PackageNotFoundError:  # run from a source tree or the .deb
+        return "unknown"
 
 
-def main() -> None:
-    command_line(PROG, "Run the XDP47 device agent: claim, heartbeat, apply.")
+def _fail(message: str) -> None:
+    sys.stderr.write(f"{PROG}: {' '.join(message.split())}\n")
+    raise SystemExit(_EXIT_CONFIG)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run the XDP47 device agent: claim, heartbeat, apply.",
+        epilog="Configured by XDP47_* environment variables (docs/agent.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    parser.parse_args(argv)
     level = os.environ.get("XDP47_LOG_LEVEL", "INFO").strip().upper()
     if level not in _LEVELS:
-        fail(
-            PROG, f"XDP47_LOG_LEVEL must be one of {', '.join(_LEVELS)}, not {level!r}"
-        )
-    configure_plain_logging(level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_settings(PROG, load_config)
-    asyncio.run(serve(config))
+        _fail(f"XDP47_LOG_LEVEL must be one of {', '.join(_LEVELS)}, not {level!r}")
+    configure_logging(level)
+    try:
+        config = load_config()
+    except ValueError as exc:
+        _fail(str(exc))
+    serve(config)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,15 @@ still sees a live device: health ``ok`` when there is no app to watch,
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
-
-from xdp47_common.models import Health
+from xdp47_agent.http import Http, HttpError, read_bounded
+from xdp47_agent.wire import Health
 
 __all__ = ["HttpMetrics", "MetricsSource", "Sample", "synthetic_metrics", "to_sample"]
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 MetricValue = float | int | str | bool | None
 _MAX_METRICS = 60  # the body allows 64; leave room for the agent's own keys
 _MAX_KEY = 64
+_MAX_BODY = 256 << 10
 _HEALTH_BY_STATUS = {
     "ok": Health.OK,
     "healthy": Health.OK,
@@ -85,9 +87,7 @@ def to_sample(data: Any) -> Sample | None:
 class HttpMetrics:
     """GET a metrics URL; synthetic values when it is unset or does not answer."""
 
-    def __init__(
-        self, client: httpx.AsyncClient, url: str | None, *, timeout: float = 2.0
-    ) -> None:
+    def __init__(self, client: Http, url: str | None, *, timeout: float = 2.0) -> None:
         self._client = client
         self._url = url
         self._timeout = timeout
@@ -96,10 +96,21 @@ class HttpMetrics:
         if self._url is None:
             return synthetic_metrics(device_id, seq, Health.OK)
         try:
-            response = await self._client.get(self._url, timeout=self._timeout)
-            response.raise_for_status()
-            sample = to_sample(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+            response = await self._client.request(
+                "GET",
+                self._url,
+                headers={"Accept": "application/json"},
+                read_timeout=self._timeout,
+                deadline=time.monotonic() + self._timeout,
+            )
+            try:
+                if response.status >= 400:
+                    raise ValueError(f"HTTP {response.status}")
+                body = await read_bounded(response, _MAX_BODY, "metrics")
+            finally:
+                await response.aclose()
+            sample = to_sample(json.loads(body))
+        except (HttpError, ValueError) as exc:
             log.debug("metrics from %s unavailable: %s", self._url, exc)
             sample = None
         if sample is None:

@@ -9,10 +9,8 @@ import binascii
 import errno
 from collections.abc import Sequence
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from xdp47_common.models import FailureCode
+from xdp47_agent.ed25519 import verify
+from xdp47_agent.wire import FailureCode
 
 __all__ = [
     "MAX_MESSAGE",
@@ -138,10 +136,6 @@ def check_signature(
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ApplyRefused(Reason.SIGNATURE_INVALID, "not base64") from exc
-    for key in keys:
-        try:
-            Ed25519PublicKey.from_public_bytes(key).verify(raw, digest)
-        except InvalidSignature:
-            continue
+    if any(verify(key, raw, digest) for key in keys):
         return
     raise ApplyRefused(Reason.SIGNATURE_INVALID, "no configured key verifies it")
