@@ -1,4 +1,4 @@
-"""The benchmark runner behind ``bench/run``: B1-B5, one JSON line each.
+"""The benchmark runner behind ``bench/run``: B1-B5 and B7, one JSON line each.
 
 Starts the system under test (``stack.open_stack``: fresh database, unique AMQP
 namespace, real processes pinned to CPU 0), generates load with the fleet
@@ -491,13 +491,21 @@ async def run(args: argparse.Namespace) -> int:
                 emit(lines[-1])
             finally:
                 await stack.close()
+    if "B7" in only:
+        b7 = ["--smoke"] if args.b7_smoke else []
+        for line in run_script("agent_device.py", b7):
+            lines.append(line)
+            emit(line)
     failed = sum(1 for line in lines if not line.get("ok"))
     return 1 if failed else 0
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--only", default="B1,B2,B3,B4,B5")
+    p.add_argument("--only", default="B1,B2,B3,B4,B5,B7")
+    p.add_argument(
+        "--b7-smoke", action="store_true", help="B7 with 200 heartbeats, 16 MiB"
+    )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
         "--no-pin", action="store_true", help="do not pin the processes to CPUs"

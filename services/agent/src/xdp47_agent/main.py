@@ -15,7 +15,6 @@ import select
 import signal
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 
 from xdp47_agent.agent import Agent
 from xdp47_agent.blocking import BlockingHttp, drive
@@ -102,6 +101,9 @@ def serve(config: AgentConfig) -> None:
 
 
 def _version() -> str:
+    # Imported here: importlib.metadata pulls in email and zipfile (~5 MB).
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("xdp47-agent")
     except PackageNotFoundError:  # run from a source tree or the .deb
