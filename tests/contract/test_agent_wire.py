@@ -1,0 +1,129 @@
+"""The agent's standard-library encoding of the device protocol matches the
+published pydantic models of ``xdp47_common`` field for field, both ways."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from xdp47_agent import labels as agent_labels
+from xdp47_agent import wire
+from xdp47_common.compat import is_compatible
+from xdp47_common.messages import DesiredState, HeartbeatBody
+from xdp47_common.selectors import parse_labels
+
+AID = uuid.uuid4()
+RID = uuid.uuid4()
+AT = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        wire.HeartbeatBody(seq=1),
+        wire.HeartbeatBody(
+            seq=7,
+            current_version="1.2.3",
+            current_artifact_id=AID,
+            last_apply=wire.LastApply(
+                artifact_id=AID,
+                result=wire.ApplyResult.FAILED,
+                reason="sha256 mismatch: got 00",
+                at=AT,
+                code=wire.FailureCode.SHA256_MISMATCH.value,
+                rollout_id=RID,
+                attempt=2,
+                device_attempt=1,
+            ),
+            health=wire.Health.DEGRADED,
+            metrics={"cpu": 12.5, "mem": 100, "synthetic": True, "note": "x"},
+        ),
+    ],
+)
+def test_heartbeat_body_encodes_as_the_model_does(body: wire.HeartbeatBody):
+    encoded = body.to_json()
+    assert HeartbeatBody.model_validate(encoded).model_dump(mode="json") == encoded
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"action": "none"},
+        {
+            "action": "none",
+            "heartbeat_interval": 5,
+            "server_time": "2026-05-01T12:00:00Z",
+        },
+        {
+            "action": "update",
+            "artifact_id": str(AID),
+            "version": "2.0.0",
+            "uri": "http://control.test/a",
+            "sha256": "ab" * 32,
+            "size": 10,
+            "signature": "c2ln",
+            "compatible": {"arch": ["arm64"]},
+            "rollout_id": str(RID),
+            "attempt": 1,
+            "rollback": True,
+            "device_attempt": 2,
+            "retry_after": "2026-05-01T12:00:05+00:00",
+            "server_time": "2026-05-01T12:00:00Z",
+            "device_id": "dev-1",
+            "added_later": "ignored",
+        },
+    ],
+)
+def test_desired_state_decodes_as_the_model_does(answer):
+    ours = wire.DesiredState.from_json(answer).to_json()
+    theirs = DesiredState.model_validate(answer).model_dump(mode="json")
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {},
+        {"action": "reboot"},
+        {"action": "update", "artifact_id": "not-a-uuid"},
+        {"action": "update", "attempt": 0},
+        {"action": "none", "server_time": "yesterday"},
+    ],
+)
+def test_what_the_model_refuses_the_agent_refuses(answer):
+    with pytest.raises(ValueError):  # noqa: PT011 - pydantic's is a ValueError
+        DesiredState.model_validate(answer)
+    with pytest.raises(wire.InvalidMessage):
+        wire.DesiredState.from_json(answer)
+
+
+@pytest.mark.parametrize(
+    "text", ["site=berlin, model=k2,,", "a=b\nc=d", "", "site", "=x", "a=b c"]
+)
+def test_labels_parse_as_the_shared_rule_does(text):
+    try:
+        expected = parse_labels(text)
+    except ValueError:
+        with pytest.raises(ValueError):  # noqa: PT011
+            agent_labels.parse_labels(text)
+        return
+    assert agent_labels.parse_labels(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("compatible", "properties"),
+    [
+        (None, {}),
+        ({}, {"arch": "arm64"}),
+        ({"arch": ["arm64"]}, {"arch": "arm64"}),
+        ({"arch": ["arm64"]}, {"arch": "amd64"}),
+        ({"arch": ["arm64"]}, {}),
+        ({"arch": ["arm64", "amd64"], "type": ["k2"]}, {"arch": "amd64", "type": "k2"}),
+    ],
+)
+def test_compatibility_is_the_shared_rule(compatible, properties):
+    assert agent_labels.is_compatible(compatible, properties) == is_compatible(
+        compatible, properties
+    )
