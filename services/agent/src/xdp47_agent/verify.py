@@ -1,6 +1,7 @@
 """Artifact verification: the reasons a download is refused, the code each one
 is reported as, and the Ed25519 signature check (over the raw 32-byte SHA256
-digest, signature in base64)."""
+digest, signature in base64) with PyNaCl (libsodium), imported only when a
+signature is checked: an idle agent never loads it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import binascii
 import errno
 from collections.abc import Sequence
 
-from xdp47_agent.ed25519 import verify
 from xdp47_agent.wire import FailureCode
 
 __all__ = [
@@ -136,6 +136,19 @@ def check_signature(
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ApplyRefused(Reason.SIGNATURE_INVALID, "not base64") from exc
-    if any(verify(key, raw, digest) for key in keys):
+    if any(_verifies(key, raw, digest) for key in keys):
         return
     raise ApplyRefused(Reason.SIGNATURE_INVALID, "no configured key verifies it")
+
+
+def _verifies(key: bytes, signature: bytes, digest: bytes) -> bool:
+    """Whether ``signature`` is ``key``'s Ed25519 signature of ``digest``
+    (libsodium's strict check: canonical encodings, ``S`` below the order)."""
+    from nacl.exceptions import BadSignatureError, CryptoError
+    from nacl.signing import VerifyKey
+
+    try:
+        VerifyKey(key).verify(digest, signature)
+    except (BadSignatureError, CryptoError, ValueError, TypeError):
+        return False
+    return True
