@@ -4,8 +4,11 @@ control plane asks for, report the outcome in the next heartbeat.
 Everything that touches the outside (HTTP client, clock, sleep, metrics, random,
 fault points) is injected, so one process can run thousands of agents on one
 event loop and tests can drive ``step()`` one heartbeat at a time. The apply
-itself is ``applying.fetch_and_commit``; the checks on a desired state, the
-server's retry wait and the per-artifact backoff are ``desired_checks``.
+itself is an ``Installer``: ``applying.fetch_and_commit`` in this process
+(``applying.InProcess``, the default) or in a child process
+(``installer.ChildInstaller``, the ``xdp47-agent`` process); the checks on a
+desired state, the server's retry wait and the per-artifact backoff are
+``desired_checks``.
 
 Two retry regimes: when the desired state names the device's try
 (``device_attempt``, per-device retries of a running rollout), the server
@@ -22,10 +25,9 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from xdp47_agent.applying import fetch_and_commit
 from xdp47_agent.config import AgentConfig
 from xdp47_agent.desired_checks import (
     ArtifactBackoff,
@@ -33,7 +35,6 @@ from xdp47_agent.desired_checks import (
     retry_wait,
     stale_reason,
 )
-from xdp47_agent.download import DownloadLimits
 from xdp47_agent.fsutil import FaultHook, no_fault
 from xdp47_agent.http import Http
 from xdp47_agent.identity import DeviceIdentity
@@ -54,7 +55,7 @@ from xdp47_agent.wire import (
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "Installer"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,24 @@ async def _asyncio_sleep(delay: float) -> None:
 _RETRY_MARGIN = 0.05
 
 
+class Installer(Protocol):
+    """Fetch, verify and commit ``desired`` (``applying.fetch_and_commit``).
+
+    Raises:
+        ApplyRefused: the bytes or the desired state were refused.
+        OSError: writing the state dir failed.
+    """
+
+    async def __call__(
+        self,
+        desired: DesiredState,
+        aid: UUID,
+        *,
+        identity: Identity | None,
+        current: Applied | None,
+    ) -> Applied: ...
+
+
 class Agent:
     """A device agent bound to one config, state dir and shared HTTP client.
 
@@ -83,6 +102,7 @@ class Agent:
         metrics: where samples come from; defaults to ``config.metrics_url``.
         rng: jitter source.
         fault: called at named points of the apply path (crash tests).
+        installer: applies an artifact; defaults to ``applying.InProcess``.
     """
 
     def __init__(
@@ -95,6 +115,7 @@ class Agent:
         metrics: MetricsSource | None = None,
         rng: random.Random | None = None,
         fault: FaultHook = no_fault,
+        installer: Installer | None = None,
     ) -> None:
         self.config = config
         self.state = StateDir(config.state_dir, fault=fault)
@@ -105,12 +126,13 @@ class Agent:
         self._fault = fault
         self._control = ControlClient(client, config, sleep=self._sleep, rng=self._rng)
         self._metrics = metrics or HttpMetrics(client, config.metrics_url)
-        self._limits = DownloadLimits(
-            max_bytes=config.max_artifact_bytes,
-            stall_timeout=config.download_stall_timeout,
-            deadline=config.download_timeout,
-            connect_timeout=config.request_timeout,
-        )
+        if installer is None:
+            # Imported here: the download path (hashlib) is loaded only by a
+            # process that installs in place.
+            from xdp47_agent.applying import InProcess
+
+            installer = InProcess(config, self.state, client, fault)
+        self._install = installer
         self._opened = False
         self._identity = DeviceIdentity(config, self.state, self._control)
         self._current: Applied | None = None
@@ -334,16 +356,8 @@ class Agent:
 
     async def _apply(self, desired: DesiredState, aid: UUID) -> None:
         try:
-            applied = await fetch_and_commit(
-                desired,
-                aid,
-                config=self.config,
-                state=self.state,
-                client=self._client,
-                limits=self._limits,
-                fault=self._fault,
-                identity=self._identity.current,
-                current=self._current,
+            applied = await self._install(
+                desired, aid, identity=self._identity.current, current=self._current
             )
         except OSError as exc:
             self._reload_current()

@@ -208,7 +208,13 @@ class BlockingHttp:
     def _connect(self, key: Origin, timeout: float) -> _Conn:
         scheme, host, port = key
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            # An ASCII host goes to getaddrinfo as bytes: as text it would be
+            # IDNA-encoded, which loads unicodedata (~1 MB) into the idle agent.
+            name = host.encode("ascii") if host.isascii() else host
+            sock = socket.create_connection(
+                (name, port),  # type: ignore[arg-type]  # getaddrinfo takes bytes
+                timeout=timeout,
+            )
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
                 if self._ssl is None:

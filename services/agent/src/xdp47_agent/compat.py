@@ -4,7 +4,7 @@ artifact against its properties (``labels.is_compatible``)."""
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +24,22 @@ def claim_fingerprint(config: AgentConfig) -> str:
         "tenant": config.tenant,
     }
     raw = json.dumps(declared, sort_keys=True).encode()
-    return hashlib.sha256(raw).hexdigest()[:32]
+    return _sha256_hex(raw)[:32]
+
+
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 by CPython's own implementation (``_sha256``, ``_sha2`` from 3.12),
+    which every CPython builds; ``hashlib`` would map OpenSSL's libcrypto
+    (~3.7 MB resident) into the idle agent for this one small digest."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return str(module.sha256(data).hexdigest())
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def compact(value: Mapping[str, Any] | None, limit: int = 200) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from xdp47_agent.config import AgentConfig
 from xdp47_agent.fsutil import FaultHook, no_fault
 from xdp47_agent.http import (
     BodyCut,
@@ -42,7 +43,7 @@ from xdp47_agent.http import (
 )
 from xdp47_agent.verify import ApplyRefused, Reason, refusal_for_os_error
 
-__all__ = ["DownloadLimits", "check_uri", "download", "origin_trusted"]
+__all__ = ["DownloadLimits", "check_uri", "download", "limits_of", "origin_trusted"]
 
 _MAX_REDIRECTS = 3
 _RESUMES = 3
@@ -54,6 +55,16 @@ class DownloadLimits:
     stall_timeout: float
     deadline: float
     connect_timeout: float = 10.0
+
+
+def limits_of(config: AgentConfig) -> DownloadLimits:
+    """The bounds ``config`` sets on a download."""
+    return DownloadLimits(
+        max_bytes=config.max_artifact_bytes,
+        stall_timeout=config.download_stall_timeout,
+        deadline=config.download_timeout,
+        connect_timeout=config.request_timeout,
+    )
 
 
 def check_uri(uri: str) -> str:

@@ -2,26 +2,27 @@
 
 The process needs no event loop: ``BlockingHttp`` never suspends, so each step
 is driven to its end by ``drive`` and the waits between steps are ``select``
-calls that a signal ends at once (``signal.set_wakeup_fd``). That keeps the
-process at about the size of a bare interpreter (docs/performance.md, B7).
+calls that a signal ends at once (``stopping.StopSignal``). An artifact is
+downloaded, verified and committed by a short-lived child process
+(``installer``), so what only an install needs (hashlib's OpenSSL, PyNaCl, the
+download's buffers) never stays in this one. That keeps the process at about
+the size of a bare interpreter (docs/performance.md, B7).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import select
-import signal
 import sys
-import time
 
 from xdp47_agent.agent import Agent
 from xdp47_agent.blocking import BlockingHttp, drive
 from xdp47_agent.config import AgentConfig, load_config
 from xdp47_agent.http import Stopped
+from xdp47_agent.installer import ChildInstaller
 from xdp47_agent.logs import configure_logging
 from xdp47_agent.sdnotify import notify, watchdog_interval
+from xdp47_agent.stopping import StopSignal
 
 __all__ = ["StopSignal", "main", "serve"]
 
@@ -31,60 +32,16 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _EXIT_CONFIG = 2
 
 
-class StopSignal:
-    """SIGTERM/SIGINT as a flag, and a wait that they end at once; pings the
-    systemd watchdog while waiting (``every`` seconds)."""
-
-    def __init__(self, every: float | None = None) -> None:
-        self.stopped = False
-        self._every = every
-        self._last_ping = 0.0
-        self._read, write = os.pipe()
-        os.set_blocking(write, False)
-        signal.set_wakeup_fd(write)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._set)
-
-    def _set(self, signum: int, frame: object) -> None:
-        self.stopped = True
-
-    def tick(self) -> None:
-        """Between reads of a request: ping when due, stop when asked."""
-        self._ping()
-        if self.stopped:
-            raise Stopped()
-
-    def _ping(self) -> None:
-        now = time.monotonic()
-        if self._every and now - self._last_ping >= self._every:
-            notify("WATCHDOG=1")
-            self._last_ping = now
-
-    def wait(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while not self.stopped:
-            self._ping()
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            if self._every:
-                left = min(left, self._every)
-            ready, _, _ = select.select([self._read], [], [], left)
-            if ready:
-                os.read(self._read, 512)
-
-    async def sleep(self, seconds: float) -> None:
-        """The agent's sleep (retry waits inside a step)."""
-        self.wait(seconds)
-        if self.stopped:
-            raise Stopped()
-
-
 def serve(config: AgentConfig) -> None:
     """Run one agent until SIGTERM or SIGINT, speaking sd_notify on the way."""
     stop = StopSignal(watchdog_interval())
     http = BlockingHttp(tick=stop.tick)
-    agent = Agent(config, http, sleep=stop.sleep)
+    agent = Agent(
+        config,
+        http,
+        sleep=stop.sleep,
+        installer=ChildInstaller(stop, deadline=_install_deadline(config)),
+    )
     agent.open()
     notify("READY=1")
     try:
@@ -98,6 +55,12 @@ def serve(config: AgentConfig) -> None:
         notify("STOPPING=1")
         http.close()
     log.info("stopped")
+
+
+def _install_deadline(config: AgentConfig) -> float:
+    """How long an installer child may take before it is stopped: its download
+    deadline, and time to hash, verify and commit after it."""
+    return config.download_timeout + 300.0
 
 
 def _version() -> str:
@@ -115,7 +78,11 @@ def _fail(message: str) -> None:
     raise SystemExit(_EXIT_CONFIG)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parse_args(argv: list[str]) -> None:
+    """``--help`` and ``--version``: argparse is imported only for them (it
+    pulls in gettext, locale and shutil, ~1.5 MB the running agent never uses)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Run the XDP47 device agent: claim, heartbeat, apply.",
@@ -123,6 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        _parse_args(args)
     level = os.environ.get("XDP47_LOG_LEVEL", "INFO").strip().upper()
     if level not in _LEVELS:
         _fail(f"XDP47_LOG_LEVEL must be one of {', '.join(_LEVELS)}, not {level!r}")

@@ -16,6 +16,8 @@ Layout (all under ``state_dir``)::
                          and the failure reported for it (``rejected``)
     previous.json        the artifact applied before the current one, and
     previous_<uuid>      its bytes: the previous slot (``previous``)
+    install.lock         held (flock) by the installer child while it works
+                         (``installer``)
 
 ``current.json`` is the single commit point: ``applied_version`` and the
 ``applied_<uuid>`` files are derived from it, and ``recover()`` brings them back in
