@@ -198,7 +198,12 @@ def _gone(pid: int) -> bool:
 def _installer_of(proc: subprocess.Popen[bytes]) -> int:
     """The pid of the agent's installer child, once it runs."""
     found: list[int] = []
-    _poll(lambda: _assert(bool(found.extend(_children(proc.pid)) or found)))
+
+    def running() -> None:
+        found[:] = _children(proc.pid)
+        assert found
+
+    _poll(running)
     with open(f"/proc/{found[0]}/cmdline", "rb") as f:
         assert b"xdp47_agent.installer" in f.read()
     return found[0]

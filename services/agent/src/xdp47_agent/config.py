@@ -1,6 +1,8 @@
 """The agent's configuration: one frozen ``AgentConfig`` per device.
 
-``AgentConfig`` is a plain dataclass, so a process can run many agents, each with
+``AgentConfig`` is a plain value (a ``NamedTuple`` whose constructor checks and
+converts: ``dataclasses`` would import ``inspect``, ~1 MB, into the idle agent),
+so a process can run many agents, each with
 its own config, without touching the environment; ``load_config()`` builds one
 from the ``XDP47_*`` variables for the ``xdp47-agent`` command. Every field is
 read from the variable of its upper-cased name (``heartbeat_interval``:
@@ -12,13 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from xdp47_agent.labels import (
@@ -200,16 +200,8 @@ def _pattern(value: Any, name: str, pattern: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class AgentConfig:
-    """Everything one agent needs; see docs/agent.md for each field.
-
-    Values may be given as the environment would (text) or as their type;
-    ``__post_init__`` checks and converts them.
-
-    Raises:
-        ConfigError: a value that cannot be used, naming its variable.
-    """
+class _Settings(NamedTuple):
+    """The fields of ``AgentConfig`` as given (text or their types)."""
 
     # Base URL of the control plane (api).
     control_url: str
@@ -220,11 +212,11 @@ class AgentConfig:
     ingest_url: str | None = None
     tenant: str = "default"
     # Labels sent with the claim.
-    device_labels: dict[str, str] = field(default_factory=dict)
+    device_labels: dict[str, str] | str = ""
     # What this device is (device_type=kiosk-k2,arch=arm64): sent with the
     # claim, and checked against an artifact's declared compatibility before it
     # is downloaded.
-    device_properties: dict[str, str] = field(default_factory=dict)
+    device_properties: dict[str, str] | str = ""
     # The demo app's /metrics; synthetic when unset.
     metrics_url: str | None = None
     state_dir: Path = Path("/var/lib/xdp47")
@@ -232,7 +224,7 @@ class AgentConfig:
     device_id: str | None = None
     channel: str = "stable"
     heartbeat_interval: float = 10.0
-    verify_keys: list[bytes] = field(default_factory=list)
+    verify_keys: list[bytes] | str = ""
     # Refuse unsigned artifacts. Unset means: yes when verify keys are
     # configured (once keys exist, an unsigned artifact would bypass them).
     require_signatures: bool | None = None
@@ -249,15 +241,31 @@ class AgentConfig:
     apply_backoff_max: float = 600.0
     max_retry_after: float = 300.0
 
+
+class AgentConfig(_Settings):
+    """Everything one agent needs; see docs/agent.md for each field.
+
+    Values may be given as the environment would (text) or as their type;
+    the constructor checks and converts them (``_checked``).
+
+    Raises:
+        ConfigError: a value that cannot be used, naming its variable.
+    """
+
+    __slots__ = ()
+    device_labels: dict[str, str]
+    device_properties: dict[str, str]
+    verify_keys: list[bytes]
+
+    def __new__(cls, *args: Any, **values: Any) -> AgentConfig:
+        given = _Settings(*args, **values)
+        return super().__new__(cls, **{**given._asdict(), **_checked(given)})
+
     @classmethod
     def of(cls, **values: Any) -> AgentConfig:
         """A config from values given as text (as in the environment) or as
         their types, checked like the environment's."""
         return cls(**values)
-
-    def __post_init__(self) -> None:
-        for name, value in _checked(self).items():
-            object.__setattr__(self, name, value)
 
     @property
     def signatures_required(self) -> bool:
@@ -266,7 +274,7 @@ class AgentConfig:
         return self.require_signatures
 
 
-def _checked(c: AgentConfig) -> dict[str, Any]:
+def _checked(c: _Settings) -> dict[str, Any]:
     """Every field of ``c`` in its type, checked."""
     out: dict[str, Any] = {
         "control_url": check_http_url(
@@ -329,10 +337,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> AgentConfig:
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(AgentConfig):
-        raw = env.get(_var(f.name))
+    for name in _Settings._fields:
+        raw = env.get(_var(name))
         if raw is not None:
-            values[f.name] = raw
+            values[name] = raw
     missing = [
         _var(name) for name in ("control_url", "agent_token") if name not in values
     ]

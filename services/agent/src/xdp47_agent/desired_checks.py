@@ -5,8 +5,8 @@ when the server directs no retries: pure functions of their arguments."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 from uuid import UUID
 
 from xdp47_agent.applied import Applied
@@ -23,8 +23,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class TryKey:
+class TryKey(NamedTuple):
     """One try the server asked for: the rollout, its attempt, the device's try
     within it (``device_attempt``) and the artifact. The agent makes each once:
     after a failed try, the next one is the server's to grant (a new
@@ -64,8 +63,7 @@ def retry_wait(desired: DesiredState, now: datetime) -> float:
     return max(0.0, (after - reference).total_seconds())
 
 
-@dataclass
-class ArtifactBackoff:
+class ArtifactBackoff(NamedTuple):
     """How often an artifact failed to apply, and when to try it again."""
 
     failures: int

@@ -13,8 +13,9 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 from xdp47_agent.http import Http, HttpError, read_bounded
 from xdp47_agent.wire import Health
@@ -36,10 +37,9 @@ _HEALTH_BY_STATUS = {
 }
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     health: Health
-    metrics: dict[str, MetricValue] = field(default_factory=dict)
+    metrics: Mapping[str, MetricValue] = MappingProxyType({})
 
 
 class MetricsSource(Protocol):

@@ -20,9 +20,8 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from xdp47_agent.config import DEVICE_ID_PATTERN, AgentConfig, check_http_url
 from xdp47_agent.http import Http, HttpError, read_bounded
@@ -72,8 +71,7 @@ def heartbeat_base(config: AgentConfig, claimed: str | None) -> tuple[str, str]:
     return config.control_url, "XDP47_CONTROL_URL"
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
+class Claimed(NamedTuple):
     """A claim answer (``DeviceClaimed``)."""
 
     device_id: str
@@ -252,7 +250,7 @@ class ControlClient:
                 url = check_http_url(claimed.ingest_url, "claim answer's ingest_url")
             except ValueError as exc:
                 raise ProtocolError(f"claim: {exc}") from None
-            claimed = replace(claimed, ingest_url=url)
+            claimed = claimed._replace(ingest_url=url)
         return claimed
 
     async def heartbeat(

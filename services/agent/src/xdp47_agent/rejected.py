@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID
 
 from xdp47_agent.fsutil import FaultHook, atomic_write, no_fault, remove_durably
@@ -43,8 +43,7 @@ VERIFICATION_CODES = frozenset(
 _FILE = "rejected.json"
 
 
-@dataclass(frozen=True)
-class Rejected:
+class Rejected(NamedTuple):
     """A refused desired state and the failure reported for it."""
 
     artifact_id: UUID

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID
 
 from xdp47_agent.applied import Applied, artifact_name
@@ -54,8 +54,7 @@ SEQ_BLOCK = 1000
 _APPLIED_PREFIX = "applied_"
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     device_id: str
     credential: str
     # Where the control plane said heartbeats go (the claim answer); kept with

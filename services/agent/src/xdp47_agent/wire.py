@@ -5,15 +5,18 @@ The published contract is the pydantic models of ``xdp47_common`` (``DeviceClaim
 does not import them, so that it installs alone and idles small. What it sends
 encodes to exactly what ``model_dump(mode="json")`` of those models gives, and
 what it reads decodes field for field like ``model_validate``:
-``tests/contract/test_agent_wire.py`` holds the two side by side.
+``tests/contract/test_agent_wire.py`` holds the two side by side. The
+messages are ``NamedTuple``s, not dataclasses: ``dataclasses`` imports
+``inspect`` (~1 MB resident) into the idle agent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 from uuid import UUID
 
 __all__ = [
@@ -78,8 +81,7 @@ class InvalidMessage(ValueError):
         self.fields = fields
 
 
-@dataclass(frozen=True, slots=True)
-class LastApply:
+class LastApply(NamedTuple):
     """The outcome of the device's most recent apply attempt."""
 
     artifact_id: UUID
@@ -125,8 +127,7 @@ class LastApply:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class HeartbeatBody:
+class HeartbeatBody(NamedTuple):
     """The body of ``POST /api/devices/{id}/heartbeat``."""
 
     seq: int
@@ -134,7 +135,7 @@ class HeartbeatBody:
     current_artifact_id: UUID | None = None
     last_apply: LastApply | None = None
     health: Health = Health.UNKNOWN
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = MappingProxyType({})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,7 +146,7 @@ class HeartbeatBody:
             ),
             "last_apply": self.last_apply.to_json() if self.last_apply else None,
             "health": self.health.value,
-            "metrics": self.metrics,
+            "metrics": dict(self.metrics),
         }
 
 
@@ -267,8 +268,7 @@ def _compatible(value: Any) -> dict[str, list[str]] | None:
     return {k: list(v) for k, v in value.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class DesiredState:
+class DesiredState(NamedTuple):
     """What ingest answers a heartbeat with (unknown fields are ignored)."""
 
     action: str
@@ -328,11 +328,10 @@ class DesiredState:
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON values (for the contract test and logs)."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name, value in self._asdict().items():
             if isinstance(value, UUID):
                 value = str(value)
             elif isinstance(value, datetime):
                 value = iso(value)
-            out[f.name] = value
+            out[name] = value
         return out
