@@ -1,11 +1,12 @@
 """The agent installs from its wheel alone (docs/agent.md#install).
 
-The agent depends on the standard library and ``packaging`` only: no workspace
-package (``xdp47-common`` is on no public index), no pydantic, httpx or
-cryptography. This test builds the agent's wheel with ``uv build``, downloads
-``packaging``'s wheel (``pip download``, the one networked step), installs the
-agent into a fresh venv with ``--no-index --find-links DIR`` and runs
-``xdp47-agent --help`` from it.
+The agent depends on the standard library, ``packaging`` and PyNaCl (with
+cffi and pycparser) only: no workspace package (``xdp47-common`` is on no
+public index), no pydantic, httpx or cryptography. This test builds the agent's
+wheel with ``uv build``, downloads the wheels of those dependencies as the lock
+pins them (``pip download``, the one networked step), installs the agent into a
+fresh venv with ``--no-index --find-links DIR`` and runs ``xdp47-agent --help``
+from it.
 """
 
 from __future__ import annotations
@@ -46,17 +47,31 @@ def fresh_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory, fresh_python: Path) -> Path:
     house = tmp_path_factory.mktemp("wheels")
     _ok(_run("uv", "build", "--package", "xdp47-agent", "--wheel", "-o", house, "-q"))
-    fetched = _run(
-        fresh_python, "-m", "pip", "download", "-q", "packaging", "-d", house
+    pins = house / "requirements.txt"
+    pins.write_text(
+        _ok(
+            _run(
+                "uv",
+                "export",
+                "--package",
+                "xdp47-agent",
+                "--no-emit-workspace",
+                "--no-dev",
+                "--no-hashes",
+                "--frozen",
+            )
+        )
     )
+    fetched = _run(fresh_python, "-m", "pip", "download", "-q", "-r", pins, "-d", house)
     if fetched.returncode != 0:  # no index reachable: nothing to prove offline
-        pytest.skip(f"packaging's wheel not downloadable: {fetched.stderr[-300:]}")
+        pytest.skip(f"third-party wheels not downloadable: {fetched.stderr[-300:]}")
+    pins.unlink()
     return house
 
 
 def test_agent_installs_from_its_wheel_alone(fresh_python: Path, wheelhouse: Path):
     names = sorted(p.name.split("-")[0] for p in wheelhouse.glob("*.whl"))
-    assert names == ["packaging", "xdp47_agent"]
+    assert names == ["cffi", "packaging", "pycparser", "pynacl", "xdp47_agent"]
     _ok(
         _run(
             fresh_python,
@@ -80,7 +95,7 @@ def test_agent_installs_from_its_wheel_alone(fresh_python: Path, wheelhouse: Pat
         _run(
             fresh_python,
             "-c",
-            "import xdp47_agent.main, importlib.util as u;"
+            "import xdp47_agent.main, nacl.signing, importlib.util as u;"
             "print(xdp47_agent.main.__file__);"
             "print(*(u.find_spec(m) is None for m in "
             "('xdp47_common', 'pydantic', 'httpx', 'cryptography')))",
@@ -91,4 +106,10 @@ def test_agent_installs_from_its_wheel_alone(fresh_python: Path, wheelhouse: Pat
     assert where[1:] == ["True", "True", "True", "True"]
     installed = _ok(_run(fresh_python, "-m", "pip", "list", "--format=freeze"))
     dists = {line.split("==")[0].lower() for line in installed.split()}
-    assert dists - {"pip", "setuptools"} == {"packaging", "xdp47-agent"}
+    assert dists - {"pip", "setuptools"} == {
+        "cffi",
+        "packaging",
+        "pycparser",
+        "pynacl",
+        "xdp47-agent",
+    }
