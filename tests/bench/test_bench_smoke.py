@@ -108,6 +108,9 @@ def test_b7_agent_device_smoke_through_the_runner(server_db_url: str) -> None:
     assert line["heartbeats"] >= 200, line
     assert line["baseline_rss_kib"] > 0, line
     assert line["idle_rss_kib"] > 0, line
+    assert line["idle_after_install_rss_kib"] > 0, line
+    # The install ran in a child process, which the sampling saw.
+    assert line["installer_peak_rss_kib"] > 0, line
     assert line["start_cpu_ms"] > 0, line
     # The download streams to disk: RSS does not grow with the artifact.
     assert line["download_rss_growth_kib"] < 8192, line
