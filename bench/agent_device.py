@@ -1,6 +1,7 @@
 """B7: the agent on a small device, next to a bare interpreter in the same run.
 
-Starts ``python -c 'import time; time.sleep(60)'`` (the baseline) and an
+Starts ``python -c 'import time; time.sleep(3600)'`` (the baseline: a bare
+interpreter, sleeping long enough to outlive a full run; stopped at its end) and an
 ``xdp47-agent`` process (``python -m xdp47_agent.main``, the same interpreter)
 against a control plane stub served from this process (claim, heartbeat,
 artifact: the device protocol's JSON, so the figures are the agent's alone;
@@ -159,7 +160,7 @@ def _rss_kib(pid: int) -> int:
 
 def run_b7(*, heartbeats: int, mib: int, interval: float = 0.002) -> dict[str, Any]:
     """One B7 run; the JSON line's fields."""
-    baseline = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    baseline = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
     stub = _Stub(mib, interval)
     state = Path(tempfile.mkdtemp(prefix="xdp47-b7-"))
     env = {
@@ -239,7 +240,7 @@ def run_b7(*, heartbeats: int, mib: int, interval: float = 0.002) -> dict[str, A
         ),
         "load_1m": os.getloadavg()[0],
         "note": "shared machine: figures of a loaded run are noisier",
-        "ok": applied,
+        "ok": applied and baseline_rss > 0,
     }
 
 

@@ -1,17 +1,25 @@
 """The agent's standard-library encoding of the device protocol matches the
-published pydantic models of ``xdp47_common`` field for field, both ways."""
+published pydantic models of ``xdp47_common`` field for field, both ways; its
+restated rules (labels, compatibility, enums, log redaction) match the shared
+ones on the same cases."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from xdp47_agent import labels as agent_labels
+from xdp47_agent import logs as agent_logs
 from xdp47_agent import wire
 from xdp47_common.compat import is_compatible
 from xdp47_common.messages import DesiredState, HeartbeatBody
+from xdp47_common.models.device import ApplyResult, Health
+from xdp47_common.models.reasons import FailureCode
+from xdp47_common.redact import SENSITIVE_QUERY_PARAMETERS
+from xdp47_common.redact import redact as common_redact
 from xdp47_common.selectors import parse_labels
 
 AID = uuid.uuid4()
@@ -127,3 +135,39 @@ def test_compatibility_is_the_shared_rule(compatible, properties):
     assert agent_labels.is_compatible(compatible, properties) == is_compatible(
         compatible, properties
     )
+
+
+@pytest.mark.parametrize(
+    ("agent_enum", "model_enum"),
+    [
+        (wire.FailureCode, FailureCode),
+        (wire.Health, Health),
+        (wire.ApplyResult, ApplyResult),
+    ],
+)
+def test_the_agents_enums_are_the_models(agent_enum: Any, model_enum: Any):
+    """``wire`` restates the models' enums (the agent imports no pydantic)."""
+    assert [m.value for m in agent_enum] == [m.value for m in model_enum]
+
+
+def test_the_agent_masks_the_shared_credential_parameters():
+    assert set(agent_logs._QUERY.split("|")) == SENSITIVE_QUERY_PARAMETERS
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "claim with xdp47t_abcdefgh1234 refused",
+        "heartbeat as xdp47d_Zx9Yw8Vu7 failed",
+        "GET https://user:hunter2@host/a failed",
+        "download https://bucket/a?X-Amz-Signature=deadbeef&x=1 stalled",
+        "GET https://cdn/a?token=s3cr3t#frag: HTTP 403",
+        "sent Bearer abc.def-ghi rejected",
+        "sent Basic dXNlcjpwYXNz",
+    ],
+)
+def test_agent_log_lines_are_masked_as_the_shared_rule_masks(line: str):
+    """``xdp47_agent.logs`` keeps the part of ``xdp47_common.redact`` the
+    agent's own lines can hold: on such lines both give the same text."""
+    assert agent_logs.redact(line) == common_redact(line)
+    assert agent_logs.redact(line) != line

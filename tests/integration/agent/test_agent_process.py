@@ -147,12 +147,13 @@ def notify_socket(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
     sock.close()
 
 
-def _desired() -> dict[str, Any]:
+def _desired(control: ControlPlane) -> dict[str, Any]:
+    """An update to CONTENT, served by ``control``."""
     return {
         "action": "update",
         "artifact_id": str(uuid.uuid4()),
         "version": "2.0.0",
-        "uri": "/files/app",
+        "uri": control.url + "/files/app",
         "sha256": hashlib.sha256(CONTENT).hexdigest(),
         "size": len(CONTENT),
         "heartbeat_interval": 0.2,
@@ -171,8 +172,7 @@ def test_notify_update_and_clean_sigterm(control, notify_socket, tmp_path: Path)
     try:
         assert sock.recv(64) == b"READY=1"
         _poll(lambda: _assert(len(control.heartbeats) >= 1))
-        desired = _desired()
-        desired["uri"] = control.url + "/files/app"
+        desired = _desired(control)
         control.desired = desired
         _poll(lambda: _assert(control.heartbeats[-1]["current_version"] == "2.0.0"))
         assert (state_dir / "applied_version").read_text() == "2.0.0"
@@ -209,18 +209,29 @@ def _installer_of(proc: subprocess.Popen[bytes]) -> int:
     return found[0]
 
 
+def _start_held(
+    control: ControlPlane, state_dir: Path, notify: str
+) -> subprocess.Popen[bytes]:
+    """An agent told to install CONTENT, whose download stalls half-way."""
+    control.hold_download.set()
+    control.desired = _desired(control)
+    return _start_agent(control, state_dir, notify)
+
+
+def _installer_mid_download(
+    control: ControlPlane, state_dir: Path, proc: subprocess.Popen[bytes]
+) -> int:
+    assert control.half_sent.wait(20)
+    _poll(lambda: _assert(any((state_dir / "staging").iterdir())))
+    return _installer_of(proc)
+
+
 def test_kill_9_mid_download_then_restart_converges(control, notify_socket, tmp_path):
     path, _ = notify_socket
     state_dir = tmp_path / "state"
-    control.hold_download.set()
-    desired = _desired()
-    desired["uri"] = control.url + "/files/app"
-    control.desired = desired
-    proc = _start_agent(control, state_dir, path)
+    proc = _start_held(control, state_dir, path)
     try:
-        assert control.half_sent.wait(20)
-        _poll(lambda: _assert(any((state_dir / "staging").iterdir())))
-        installer = _installer_of(proc)
+        installer = _installer_mid_download(control, state_dir, proc)
     finally:
         proc.kill()
         proc.wait(timeout=20)
@@ -244,16 +255,10 @@ def test_kill_9_mid_download_then_restart_converges(control, notify_socket, tmp_
 def test_sigterm_mid_download_stops_the_installer(control, notify_socket, tmp_path):
     path, sock = notify_socket
     state_dir = tmp_path / "state"
-    control.hold_download.set()
-    desired = _desired()
-    desired["uri"] = control.url + "/files/app"
-    control.desired = desired
-    proc = _start_agent(control, state_dir, path)
+    proc = _start_held(control, state_dir, path)
     try:
         assert sock.recv(64) == b"READY=1"
-        assert control.half_sent.wait(20)
-        _poll(lambda: _assert(any((state_dir / "staging").iterdir())))
-        installer = _installer_of(proc)
+        installer = _installer_mid_download(control, state_dir, proc)
     finally:
         code = _stop(proc)
     assert code == 0
@@ -269,8 +274,7 @@ def test_installer_refusal_is_reported_like_in_process(
 ):
     path, _ = notify_socket
     state_dir = tmp_path / "state"
-    desired = _desired()
-    desired["uri"] = control.url + "/files/app"
+    desired = _desired(control)
     desired["sha256"] = "0" * 64
     control.desired = desired
     proc = _start_agent(control, state_dir, path)

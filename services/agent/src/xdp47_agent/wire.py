@@ -46,6 +46,8 @@ def iso(when: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+# The enums restate ``xdp47_common.models``' (no pydantic here); held to them by
+# tests/contract/test_agent_wire.py.
 class Health(StrEnum):
     OK = "ok"
     DEGRADED = "degraded"
