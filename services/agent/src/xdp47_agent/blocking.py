@@ -14,6 +14,7 @@ replaced once, for a request that did not reach it.
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
@@ -50,6 +51,31 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
 
 def _no_tick() -> None:
     pass
+
+
+@functools.lru_cache(maxsize=64)
+def _route(url: str) -> tuple[Origin, str, str]:
+    """The origin, request target and Host header of ``url`` (cached: an agent
+    sends its heartbeats to the same URL, and parsing it cost a share of each).
+
+    Raises:
+        HttpError: not an http(s) URL with a host.
+    """
+    try:
+        key = origin(url)
+    except ValueError as exc:
+        raise HttpError(str(exc)) from None
+    if key[0] not in ("http", "https"):
+        raise HttpError(f"scheme {key[0]!r} not supported")
+    parts = urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    default = 443 if key[0] == "https" else 80
+    host = key[1] if key[2] == default else f"{key[1]}:{key[2]}"
+    if ":" in key[1]:  # an IPv6 literal
+        host = f"[{key[1]}]" if key[2] == default else f"[{key[1]}]:{key[2]}"
+    return key, target, host
 
 
 class _Conn:
@@ -239,20 +265,7 @@ class BlockingHttp:
         deadline: float | None = None,
     ) -> _Answer:
         timeout = read_timeout
-        try:
-            key = origin(url)
-        except ValueError as exc:
-            raise HttpError(str(exc)) from None
-        if key[0] not in ("http", "https"):
-            raise HttpError(f"scheme {key[0]!r} not supported")
-        parts = urlsplit(url)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        default = 443 if key[0] == "https" else 80
-        host = key[1] if key[2] == default else f"{key[1]}:{key[2]}"
-        if ":" in key[1]:  # an IPv6 literal
-            host = f"[{key[1]}]" if key[2] == default else f"[{key[1]}]:{key[2]}"
+        key, target, host = _route(url)
         lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if body is not None:
