@@ -126,7 +126,9 @@ class ChildInstaller:
             "current": None if current is None else json.loads(current.to_json()),
         }
         child = subprocess.Popen(
-            [self._python, "-m", _MODULE],
+            # -P: the working directory (the image's is the writable state dir)
+            # is not put on sys.path, so nothing there shadows a module.
+            [self._python, "-P", "-m", _MODULE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=_child_env(),
