@@ -1,4 +1,4 @@
-"""The benchmark runner behind ``bench/run``: B1-B6, SCALE (two ingest and two
+"""The benchmark runner behind ``bench/run``: B1-B7, SCALE (two ingest and two
 scheduler processes: ``scaleout.py``) and CACHE (bytes per device in ingest's
 identity cache: ``cache_memory.py``), one JSON line each.
 
@@ -12,7 +12,7 @@ queue drained, nothing dead-lettered, each device's ``last_seq`` equal to its
 highest accepted seq. Otherwise its line says ``"ok": false`` with the reason and
 carries no figure.
 
-    bench/run                       # B1-B5, SCALE, CACHE with default sizes
+    bench/run                       # B1-B5, B7, SCALE, CACHE with default sizes
     bench/run --only B6             # a million devices: an hour, a quiet machine
     bench/run --only B1,B2 --rounds 5
     bench/run --only B5 --devices 100000 --minutes 10
@@ -524,13 +524,21 @@ async def run(args: argparse.Namespace) -> int:
         ):
             lines.append(line)
             emit(lines[-1])
+    if "B7" in only:
+        b7 = ["--smoke"] if args.b7_smoke else []
+        for line in run_script("agent_device.py", b7):
+            lines.append(line)
+            emit(line)
     failed = sum(1 for line in lines if not line.get("ok"))
     return 1 if failed else 0
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--only", default="B1,B2,B3,B4,B5,SCALE,CACHE")
+    p.add_argument("--only", default="B1,B2,B3,B4,B5,B7,SCALE,CACHE")
+    p.add_argument(
+        "--b7-smoke", action="store_true", help="B7 with 200 heartbeats, 16 MiB"
+    )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
         "--no-pin", action="store_true", help="do not pin the processes to CPUs"

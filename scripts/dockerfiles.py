@@ -39,7 +39,7 @@ TEMPLATE = """\
 # xdp47-{name}: {comment}
 # Build from the repository root (the uv workspace):
 #   docker build -f services/{name}/Dockerfile -t xdp47-{name}:dev .
-# Stage 1 installs the locked dependencies and the workspace packages into /opt/venv
+# Stage 1 installs {installs} into /opt/venv
 # with uv; stage 2 copies only that venv onto a clean slim base, so no compiler, uv
 # or source tree reaches the running image.
 
@@ -105,6 +105,8 @@ class Service:
     # More writable dirs under /var/lib/xdp47, made in the image so a fresh
     # named volume mounted there starts owned by uid 10001 (compose copies it).
     dirs: tuple[str, ...] = ()
+    # What stage 1 installs, for the header comment.
+    installs: str = "the locked dependencies and the workspace packages"
 
     def render(self) -> str:
         env = "".join(f" \\\n    {k}={v}" for k, v in self.env)
@@ -122,6 +124,7 @@ class Service:
             dirs="".join(f" /var/lib/xdp47/{d}" for d in self.dirs),
             name=self.name,
             comment=self.comment,
+            installs=self.installs,
             description=self.description,
             env=env,
             ports=ports,
@@ -170,6 +173,10 @@ SERVICES = (
         "XDP47 device agent: claim, heartbeat, verified download, atomic apply",
         (("XDP47_STATE_DIR", "/var/lib/xdp47"),),
         volume=True,
+        installs=(
+            "the agent and its locked dependencies (packaging, PyNaCl;\n"
+            "# no other workspace package: the agent installs alone)"
+        ),
     ),
     Service(
         "demoapp",

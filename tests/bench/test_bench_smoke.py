@@ -94,3 +94,23 @@ def test_b4_wave_advance_through_the_runner(server_db_url: str) -> None:
     assert len(lines) == 1, lines
     assert lines[0]["ok"], lines
     assert lines[0]["advances"] == 3, lines
+
+
+def test_b7_agent_device_smoke_through_the_runner(server_db_url: str) -> None:
+    """B7 in smoke mode: the agent claims, heartbeats 200 times and applies a
+    16 MiB artifact, with the baseline in the same line (the figures against
+    their targets are not this test's business: the machine is shared)."""
+    lines = runner.run_script("agent_device.py", ["--smoke"], db_url=server_db_url)
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line["ok"], line
+    assert line["download_applied"], line
+    assert line["heartbeats"] >= 200, line
+    assert line["baseline_rss_kib"] > 0, line
+    assert line["idle_rss_kib"] > 0, line
+    assert line["idle_after_install_rss_kib"] > 0, line
+    # The install ran in a child process, which the sampling saw.
+    assert line["installer_peak_rss_kib"] > 0, line
+    assert line["start_cpu_ms"] > 0, line
+    # The download streams to disk: RSS does not grow with the artifact.
+    assert line["download_rss_growth_kib"] < 8192, line

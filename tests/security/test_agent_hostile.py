@@ -34,6 +34,7 @@ from tests.unit.agent.support import (
     snapshot,
 )
 from xdp47_agent.agent import Agent
+from xdp47_agent.httpx_adapter import HttpxHttp
 from xdp47_agent.protocol import MAX_ANSWER_BYTES, ProtocolError
 
 pytestmark = pytest.mark.security
@@ -252,7 +253,7 @@ async def _harness(root: Path, server: ArtifactServer) -> Harness:
     control = HostileControlPlane()
     client = httpx.AsyncClient(transport=control)
     config = make_config(root / "state", device_id=DEVICE, request_timeout=0.3)
-    agent = Agent(config, client, sleep=Sleeps(), rng=random.Random(7))
+    agent = Agent(config, HttpxHttp(client), sleep=Sleeps(), rng=random.Random(7))
     h = Harness(agent, control, server, root)
     server.routes["/v1"] = ArtifactServer.body(V1)
     control.desired = _dated(desired_for(V1, server.url("/v1"), version="1.0.0"), T0)
@@ -307,7 +308,7 @@ async def test_every_hostile_case_is_rejected(
         assert h.agent.current is not None
         assert h.agent.current.version == "1.0.0", name
         rejected += 1
-        await h.agent._client.aclose()
+        await h.agent._client.client.aclose()  # type: ignore[attr-defined]
     figure(
         f"HOSTILE agent: cases={len(CASES)} rejected={rejected} "
         f"bytes_outside_state_dir={outside} state_changed=0"
@@ -324,7 +325,7 @@ async def test_a_fresh_desired_state_still_applies(
     await _offer(_dated(newer, T0 + timedelta(minutes=1)))(h)
     assert h.agent.current is not None
     assert h.agent.current.version == "0.9.0-rollback"
-    await h.agent._client.aclose()
+    await h.agent._client.client.aclose()  # type: ignore[attr-defined]
 
 
 async def test_endless_answer_is_cut_at_the_cap(
@@ -343,7 +344,7 @@ async def test_endless_answer_is_cut_at_the_cap(
     with pytest.raises(ProtocolError, match="answer larger than"):
         await answer_case(lambda: httpx.Response(202, stream=Counting()))(h)
     assert served <= MAX_ANSWER_BYTES + 8192 * 8  # a few reads at most per try
-    await h.agent._client.aclose()
+    await h.agent._client.client.aclose()  # type: ignore[attr-defined]
 
 
 async def test_crash_at_every_apply_step_leaves_old_or_new(
@@ -360,7 +361,7 @@ async def test_crash_at_every_apply_step_leaves_old_or_new(
             kwargs: dict[str, Any] = {"sleep": Sleeps(), "rng": random.Random(7)}
             if fault is not None:
                 kwargs["fault"] = fault
-            return Agent(config, client, **kwargs)
+            return Agent(config, HttpxHttp(client), **kwargs)
 
         points, _, _ = await crash._reference(make_agent, control, server, tmp_path)
         for kind in ("crash", "EIO", "ENOSPC"):

@@ -1,6 +1,7 @@
 """The ``xdp47-agent`` process against a local HTTP control plane: sd_notify
 READY/STOPPING, clean exit on SIGTERM, and convergence after ``kill -9`` in the
-middle of a download."""
+middle of a download; the installer child (``xdp47_agent.installer``): its
+refusals reported as in-process ones, and it ends with its parent."""
 
 from __future__ import annotations
 
@@ -146,12 +147,13 @@ def notify_socket(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
     sock.close()
 
 
-def _desired() -> dict[str, Any]:
+def _desired(control: ControlPlane) -> dict[str, Any]:
+    """An update to CONTENT, served by ``control``."""
     return {
         "action": "update",
         "artifact_id": str(uuid.uuid4()),
         "version": "2.0.0",
-        "uri": "/files/app",
+        "uri": control.url + "/files/app",
         "sha256": hashlib.sha256(CONTENT).hexdigest(),
         "size": len(CONTENT),
         "heartbeat_interval": 0.2,
@@ -170,8 +172,7 @@ def test_notify_update_and_clean_sigterm(control, notify_socket, tmp_path: Path)
     try:
         assert sock.recv(64) == b"READY=1"
         _poll(lambda: _assert(len(control.heartbeats) >= 1))
-        desired = _desired()
-        desired["uri"] = control.url + "/files/app"
+        desired = _desired(control)
         control.desired = desired
         _poll(lambda: _assert(control.heartbeats[-1]["current_version"] == "2.0.0"))
         assert (state_dir / "applied_version").read_text() == "2.0.0"
@@ -181,20 +182,61 @@ def test_notify_update_and_clean_sigterm(control, notify_socket, tmp_path: Path)
     assert sock.recv(64) == b"STOPPING=1"
 
 
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(child) for child in f.read().split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def _installer_of(proc: subprocess.Popen[bytes]) -> int:
+    """The pid of the agent's installer child, once it runs."""
+    found: list[int] = []
+
+    def running() -> None:
+        found[:] = _children(proc.pid)
+        assert found
+
+    _poll(running)
+    with open(f"/proc/{found[0]}/cmdline", "rb") as f:
+        assert b"xdp47_agent.installer" in f.read()
+    return found[0]
+
+
+def _start_held(
+    control: ControlPlane, state_dir: Path, notify: str
+) -> subprocess.Popen[bytes]:
+    """An agent told to install CONTENT, whose download stalls half-way."""
+    control.hold_download.set()
+    control.desired = _desired(control)
+    return _start_agent(control, state_dir, notify)
+
+
+def _installer_mid_download(
+    control: ControlPlane, state_dir: Path, proc: subprocess.Popen[bytes]
+) -> int:
+    assert control.half_sent.wait(20)
+    _poll(lambda: _assert(any((state_dir / "staging").iterdir())))
+    return _installer_of(proc)
+
+
 def test_kill_9_mid_download_then_restart_converges(control, notify_socket, tmp_path):
     path, _ = notify_socket
     state_dir = tmp_path / "state"
-    control.hold_download.set()
-    desired = _desired()
-    desired["uri"] = control.url + "/files/app"
-    control.desired = desired
-    proc = _start_agent(control, state_dir, path)
+    proc = _start_held(control, state_dir, path)
     try:
-        assert control.half_sent.wait(20)
-        _poll(lambda: _assert(any((state_dir / "staging").iterdir())))
+        installer = _installer_mid_download(control, state_dir, proc)
     finally:
         proc.kill()
         proc.wait(timeout=20)
+    # The installer child sees its parent gone (the end of its stdin) and stops.
+    _poll(lambda: _assert(_gone(installer)))
     assert not (state_dir / "applied_version").exists()
     seqs_before = [hb["seq"] for hb in control.heartbeats]
     control.hold_download.clear()
@@ -208,6 +250,45 @@ def test_kill_9_mid_download_then_restart_converges(control, notify_socket, tmp_
     assert list((state_dir / "staging").iterdir()) == []
     seqs_after = [hb["seq"] for hb in control.heartbeats[len(seqs_before) :]]
     assert min(seqs_after) > max(seqs_before)
+
+
+def test_sigterm_mid_download_stops_the_installer(control, notify_socket, tmp_path):
+    path, sock = notify_socket
+    state_dir = tmp_path / "state"
+    proc = _start_held(control, state_dir, path)
+    try:
+        assert sock.recv(64) == b"READY=1"
+        installer = _installer_mid_download(control, state_dir, proc)
+    finally:
+        code = _stop(proc)
+    assert code == 0
+    assert sock.recv(64) == b"STOPPING=1"
+    assert _gone(installer)
+    # Stopped between two reads: the partial download is removed.
+    assert list((state_dir / "staging").iterdir()) == []
+    assert not (state_dir / "applied_version").exists()
+
+
+def test_installer_refusal_is_reported_like_in_process(
+    control, notify_socket, tmp_path
+):
+    path, _ = notify_socket
+    state_dir = tmp_path / "state"
+    desired = _desired(control)
+    desired["sha256"] = "0" * 64
+    control.desired = desired
+    proc = _start_agent(control, state_dir, path)
+    try:
+        _poll(lambda: _assert(any(hb["last_apply"] for hb in control.heartbeats)))
+        last = next(hb["last_apply"] for hb in control.heartbeats if hb["last_apply"])
+    finally:
+        assert _stop(proc) == 0
+    assert last["result"] == "failed"
+    assert last["code"] == "sha256_mismatch"
+    got = hashlib.sha256(CONTENT).hexdigest()
+    assert last["reason"] == f"sha256 mismatch: got {got}"
+    assert last["artifact_id"] == desired["artifact_id"]
+    assert list((state_dir / "staging").iterdir()) == []
 
 
 def _assert(condition: bool) -> None:

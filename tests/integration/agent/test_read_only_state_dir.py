@@ -82,8 +82,7 @@ def test_read_only_state_dir_is_reported_and_heartbeats_go_on(
     (state_dir / "seq.tmp").write_bytes(b"12")
     before = snapshot(state_dir)
 
-    desired = _desired()
-    desired["uri"] = control.url + "/files/app"
+    desired = _desired(control)
     control.desired = desired
     seen = len(control.heartbeats)
     proc = _start(control, state_dir, read_only=True)

@@ -22,6 +22,7 @@ from tests.contract.blobs.conftest import s3_blob_store
 from tests.integration.api.support import auth, mint
 from tests.support.s3 import S3Server, client, new_bucket
 from xdp47_agent.download import DownloadLimits, download
+from xdp47_agent.httpx_adapter import HttpxHttp
 from xdp47_agent.verify import ApplyRefused
 from xdp47_common.adapters.objects import ArtifactLinks, blob_key
 from xdp47_common.models import Scope
@@ -99,7 +100,9 @@ async def _download(
     transport: httpx.AsyncBaseTransport, uri: str, dest: Path, **kw: Any
 ) -> bytes:
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
-        return await download(c, uri, dest, size=len(CONTENT), limits=LIMITS, **kw)
+        return await download(
+            HttpxHttp(c), uri, dest, size=len(CONTENT), limits=LIMITS, **kw
+        )
 
 
 async def test_the_api_download_resumes_where_the_connection_dropped(

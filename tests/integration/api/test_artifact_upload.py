@@ -23,6 +23,7 @@ from tests.integration.api.support import (
     running_app,
 )
 from xdp47_agent.download import DownloadLimits, download
+from xdp47_agent.httpx_adapter import HttpxHttp
 from xdp47_common.models import Scope
 from xdp47_common.settings import ControlSettings
 
@@ -299,7 +300,7 @@ async def test_agent_download_path_fetches_an_upload(
     limits = DownloadLimits(max_bytes=1 << 20, stall_timeout=5.0, deadline=10.0)
     async with client_for(app) as agent_client:
         digest = await download(
-            agent_client,
+            HttpxHttp(agent_client),
             uploaded["uri"],
             tmp_path / "staged",
             size=uploaded["size"],

@@ -17,6 +17,7 @@ from tests.unit.agent.support import (
     make_config,
 )
 from xdp47_agent.agent import Agent
+from xdp47_agent.httpx_adapter import HttpxHttp
 
 
 class FakeClock:
@@ -78,6 +79,6 @@ def make_agent(
         }
         if fault is not None:
             kwargs["fault"] = fault
-        return Agent(config, client, **kwargs)
+        return Agent(config, HttpxHttp(client), **kwargs)
 
     return factory

@@ -49,7 +49,7 @@ def make_config(state_dir: Path, **overrides: Any) -> AgentConfig:
         "request_timeout": 2.0,
     }
     values.update(overrides)
-    return AgentConfig.model_validate(values)
+    return AgentConfig.of(**values)
 
 
 class Sleeps:

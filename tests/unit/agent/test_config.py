@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import ValidationError
 
 from xdp47_agent.config import AgentConfig, load_config
 
@@ -18,7 +17,7 @@ def _raw(key: Ed25519PrivateKey) -> bytes:
 
 
 def _labels(raw: str) -> dict[str, str]:
-    config = AgentConfig(control_url="http://c", agent_token="t", device_labels=raw)
+    config = AgentConfig.of(control_url="http://c", agent_token="t", device_labels=raw)
     return dict(config.device_labels)
 
 
@@ -32,7 +31,7 @@ def test_labels_parse():
     ("raw", "entry"), [("site", "'site'"), ("=x", "'=x'"), ("a=b,broken", "'broken'")]
 )
 def test_bad_labels_name_the_variable_and_entry(raw, entry):
-    with pytest.raises(ValidationError, match=f"XDP47_DEVICE_LABELS: label {entry}"):
+    with pytest.raises(ValueError, match=f"XDP47_DEVICE_LABELS: label {entry}"):
         _labels(raw)
 
 
@@ -63,7 +62,7 @@ def test_bad_labels_in_env_fail_validation(monkeypatch):
     monkeypatch.setenv("XDP47_CONTROL_URL", "http://x")
     monkeypatch.setenv("XDP47_AGENT_TOKEN", "t")
     monkeypatch.setenv("XDP47_DEVICE_LABELS", "oops")
-    with pytest.raises(ValidationError, match="XDP47_DEVICE_LABELS: label 'oops'"):
+    with pytest.raises(ValueError, match="XDP47_DEVICE_LABELS: label 'oops'"):
         load_config()
 
 
@@ -80,8 +79,11 @@ def test_verify_keys_from_file(tmp_path: Path):
         )
     )
     base = {"control_url": "http://x", "agent_token": "t"}
-    assert AgentConfig(**base, verify_keys=str(lines)).verify_keys == [_raw(a), _raw(b)]
-    assert AgentConfig(**base, verify_keys=str(pem)).verify_keys == [_raw(a)]
+    assert AgentConfig.of(**base, verify_keys=str(lines)).verify_keys == [
+        _raw(a),
+        _raw(b),
+    ]
+    assert AgentConfig.of(**base, verify_keys=str(pem)).verify_keys == [_raw(a)]
 
 
 @pytest.mark.parametrize(
@@ -92,21 +94,31 @@ def test_verify_keys_from_file(tmp_path: Path):
         ("verify_keys", "/nonexistent/keys", "no key file"),
         ("control_url", "ftp://x", "XDP47_CONTROL_URL must be an http"),
         ("ingest_url", "nohost", "XDP47_INGEST_URL must be an http"),
-        ("device_id", "../x", "device_id"),
+        ("device_id", "../x", "XDP47_DEVICE_ID"),
+        ("device_timezone", "Mars/Olympus", "XDP47_DEVICE_TIMEZONE: 'Mars/Olympus'"),
+        ("device_timezone", "../../etc/passwd", "is not an IANA time zone"),
     ],
 )
 def test_bad_values_are_named(field, value, message):
     base = {"control_url": "http://x", "agent_token": "t"}
-    with pytest.raises(ValidationError, match=message):
-        AgentConfig(**{**base, field: value})
+    with pytest.raises(ValueError, match=message):
+        AgentConfig.of(**{**base, field: value})
 
 
 def test_require_signatures_can_be_turned_off_with_keys():
     key = base64.b64encode(_raw(Ed25519PrivateKey.generate())).decode()
-    config = AgentConfig(
+    config = AgentConfig.of(
         control_url="http://x",
         agent_token="t",
         verify_keys=key,
         require_signatures=False,
     )
     assert not config.signatures_required
+
+
+def test_device_timezone_is_trimmed_and_optional():
+    base = {"control_url": "http://x", "agent_token": "t"}
+    assert AgentConfig.of(**base).device_timezone is None
+    assert AgentConfig.of(**base, device_timezone="  ").device_timezone is None
+    zoned = AgentConfig.of(**base, device_timezone=" Pacific/Kiritimati ")
+    assert zoned.device_timezone == "Pacific/Kiritimati"

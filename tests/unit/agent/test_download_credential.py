@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from xdp47_agent.download import DownloadLimits, download, origin_trusted
+from xdp47_agent.httpx_adapter import HttpxHttp
 
 CREDENTIAL = "xdp47d_example-credential"
 CONTENT = b"artifact bytes" * 10
@@ -26,7 +27,7 @@ async def _fetch(uri: str, tmp_path: Path) -> httpx.Request:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         digest = await download(
-            client,
+            HttpxHttp(client),
             uri,
             tmp_path / "staged",
             size=len(CONTENT),
@@ -68,6 +69,6 @@ async def test_credential_not_sent_elsewhere(uri: str, tmp_path: Path):
 
 
 def test_origin_trusted_compares_scheme_host_and_port():
-    assert origin_trusted(httpx.URL("http://control.test/x"), TRUSTED)
-    assert not origin_trusted(httpx.URL("http://control.test/x"), ())
-    assert not origin_trusted(httpx.URL("https://control.test/x"), TRUSTED)
+    assert origin_trusted("http://control.test/x", TRUSTED)
+    assert not origin_trusted("http://control.test/x", ())
+    assert not origin_trusted("https://control.test/x", TRUSTED)

@@ -139,7 +139,7 @@ async def test_http_status_is_in_the_message(make_agent: AgentFactory, control, 
 )
 def test_os_errors_map_to_codes(err: int, code: FailureCode):
     refusal = refusal_for_os_error(OSError(err, "boom", "/var/lib/xdp47/x"))
-    assert refusal.code is code
+    assert refusal.code.value == code.value
     assert errno.errorcode[err] in refusal.message
     assert "/var/lib/xdp47/x" in refusal.message
 

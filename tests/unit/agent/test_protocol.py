@@ -18,6 +18,7 @@ import pytest
 from tests.unit.agent.conftest import AgentFactory
 from tests.unit.agent.support import CONTROL, FakeControlPlane, Sleeps, make_config
 from xdp47_agent.agent import Agent
+from xdp47_agent.httpx_adapter import HttpxHttp
 from xdp47_agent.protocol import ProtocolError, parse_retry_after
 from xdp47_agent.state import SEQ_BLOCK
 from xdp47_demoapp import DemoApp
@@ -92,7 +93,7 @@ async def test_network_errors_are_retried_with_backoff(control, state_dir):
 
     sleeps = Sleeps()
     async with httpx.AsyncClient(transport=Flaky()) as client:
-        agent = Agent(make_config(state_dir), client, sleep=sleeps)
+        agent = Agent(make_config(state_dir), HttpxHttp(client), sleep=sleeps)
         await agent.step()
     assert len(sleeps.delays) == 2
     assert len(control.heartbeats) == 1
@@ -155,7 +156,7 @@ async def test_fake_control_plane_drives_a_full_update(control, state_dir, tmp_p
     url = app.start()
     try:
         async with httpx.AsyncClient(transport=control) as client:
-            agent = Agent(make_config(state_dir, metrics_url=url), client)
+            agent = Agent(make_config(state_dir, metrics_url=url), HttpxHttp(client))
             await agent.step()
             assert control.heartbeats[-1]["current_version"] is None
             assert control.heartbeats[-1]["health"] == "ok"

@@ -4,8 +4,11 @@ control plane asks for, report the outcome in the next heartbeat.
 Everything that touches the outside (HTTP client, clock, sleep, metrics, random,
 fault points) is injected, so one process can run thousands of agents on one
 event loop and tests can drive ``step()`` one heartbeat at a time. The apply
-itself is ``applying.fetch_and_commit``; the checks on a desired state, the
-server's retry wait and the per-artifact backoff are ``desired_checks``.
+itself is an ``Installer``: ``applying.fetch_and_commit`` in this process
+(``applying.InProcess``, the default) or in a child process
+(``installer.ChildInstaller``, the ``xdp47-agent`` process); the checks on a
+desired state, the server's retry wait and the per-artifact backoff are
+``desired_checks``.
 
 Two retry regimes: when the desired state names the device's try
 (``device_attempt``, per-device retries of a running rollout), the server
@@ -18,18 +21,13 @@ that predates the field) the agent backs off on its own
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-import httpx
-from pydantic import ValidationError
-
-from xdp47_agent.applying import fetch_and_commit
 from xdp47_agent.config import AgentConfig
 from xdp47_agent.desired_checks import (
     ArtifactBackoff,
@@ -37,27 +35,60 @@ from xdp47_agent.desired_checks import (
     retry_wait,
     stale_reason,
 )
-from xdp47_agent.download import DownloadLimits
 from xdp47_agent.fsutil import FaultHook, no_fault
+from xdp47_agent.http import Http
 from xdp47_agent.identity import DeviceIdentity
 from xdp47_agent.metrics import HttpMetrics, MetricsSource
 from xdp47_agent.protocol import ControlClient, CredentialRejected
 from xdp47_agent.rejected import VERIFICATION_CODES, Rejected, RejectedStore
 from xdp47_agent.state import Applied, Identity, StateDir
-from xdp47_agent.tasks import until_stopped
 from xdp47_agent.verify import ApplyRefused, refusal_for_os_error
-from xdp47_common.clock import utcnow
-from xdp47_common.messages import DesiredState, HeartbeatBody
-from xdp47_common.models import ApplyResult, LastApply
+from xdp47_agent.wire import (
+    ApplyResult,
+    DesiredState,
+    HeartbeatBody,
+    InvalidMessage,
+    LastApply,
+    utcnow,
+)
 
-__all__ = ["Agent"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["Agent", "Installer"]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 _MAX_ERROR_BACKOFF = 300.0
+
+
+async def _asyncio_sleep(delay: float) -> None:
+    import asyncio  # only agents on an event loop sleep this way
+
+    await asyncio.sleep(delay)
+
+
 _RETRY_MARGIN = 0.05
+
+
+class Installer(Protocol):
+    """Fetch, verify and commit ``desired`` (``applying.fetch_and_commit``).
+
+    Raises:
+        ApplyRefused: the bytes or the desired state were refused.
+        OSError: writing the state dir failed.
+    """
+
+    async def __call__(
+        self,
+        desired: DesiredState,
+        aid: UUID,
+        *,
+        identity: Identity | None,
+        current: Applied | None,
+    ) -> Applied: ...
 
 
 class Agent:
@@ -71,34 +102,37 @@ class Agent:
         metrics: where samples come from; defaults to ``config.metrics_url``.
         rng: jitter source.
         fault: called at named points of the apply path (crash tests).
+        installer: applies an artifact; defaults to ``applying.InProcess``.
     """
 
     def __init__(
         self,
         config: AgentConfig,
-        client: httpx.AsyncClient,
+        client: Http,
         *,
         clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep | None = None,
         metrics: MetricsSource | None = None,
         rng: random.Random | None = None,
         fault: FaultHook = no_fault,
+        installer: Installer | None = None,
     ) -> None:
         self.config = config
         self.state = StateDir(config.state_dir, fault=fault)
         self._client = client
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep or _asyncio_sleep
         self._rng = rng or random.Random()
         self._fault = fault
-        self._control = ControlClient(client, config, sleep=sleep)
+        self._control = ControlClient(client, config, sleep=self._sleep, rng=self._rng)
         self._metrics = metrics or HttpMetrics(client, config.metrics_url)
-        self._limits = DownloadLimits(
-            max_bytes=config.max_artifact_bytes,
-            stall_timeout=config.download_stall_timeout,
-            deadline=config.download_timeout,
-            connect_timeout=config.request_timeout,
-        )
+        if installer is None:
+            # Imported here: the download path (hashlib) is loaded only by a
+            # process that installs in place.
+            from xdp47_agent.applying import InProcess
+
+            installer = InProcess(config, self.state, client, fault)
+        self._install = installer
         self._opened = False
         self._identity = DeviceIdentity(config, self.state, self._control)
         self._current: Applied | None = None
@@ -190,9 +224,9 @@ class Agent:
         log.debug("heartbeat %d of %s answered", body.seq, identity.device_id)
         self._agent_error = None
         try:
-            desired = DesiredState.model_validate(raw)
-        except ValidationError as exc:
-            fields = ",".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+            desired = DesiredState.from_json(raw)
+        except InvalidMessage as exc:
+            fields = ",".join(exc.fields)
             self._agent_error = f"invalid desired state: {fields or 'body'}"
             self._log_error("%s: %s", self._agent_error, exc)
             return self._interval(None)
@@ -322,16 +356,8 @@ class Agent:
 
     async def _apply(self, desired: DesiredState, aid: UUID) -> None:
         try:
-            applied = await fetch_and_commit(
-                desired,
-                aid,
-                config=self.config,
-                state=self.state,
-                client=self._client,
-                limits=self._limits,
-                fault=self._fault,
-                identity=self._identity.current,
-                current=self._current,
+            applied = await self._install(
+                desired, aid, identity=self._identity.current, current=self._current
             )
         except OSError as exc:
             self._reload_current()
@@ -354,26 +380,38 @@ class Agent:
 
     # -- loop -----------------------------------------------------------------
 
+    async def guarded_step(self) -> float:
+        """``step``, with its failure logged and backed off: the seconds to
+        wait before the next one."""
+        delay: float
+        try:
+            delay = await self.step()
+        except Exception as exc:
+            self._errors += 1
+            delay = min(
+                self.config.heartbeat_interval * 2 ** min(self._errors, 10),
+                _MAX_ERROR_BACKOFF,
+            ) * self._rng.uniform(0.5, 1.0)
+            # ERROR when a problem starts (or changes), DEBUG while it lasts.
+            same = str(exc) == self._step_error
+            self._step_error = str(exc)
+            level = logging.DEBUG if same else logging.ERROR
+            log.log(level, "step failed (%s); next try in %.1fs", exc, delay)
+            return delay
+        if self._errors:
+            log.info("steps succeed again after %d failed", self._errors)
+        self._errors, self._step_error = 0, None
+        return delay
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Heartbeat until ``stop`` is set; errors are logged and backed off."""
+        """Heartbeat until ``stop`` is set, on an event loop (many agents in
+        one process); the ``xdp47-agent`` process drives ``guarded_step``
+        itself (``main``)."""
+        from xdp47_agent.tasks import until_stopped
+
         self.open()
         while not stop.is_set():
-            try:
-                delay = await until_stopped(self.step(), stop)
-                if self._errors:
-                    log.info("steps succeed again after %d failed", self._errors)
-                self._errors, self._step_error = 0, None
-            except Exception as exc:
-                self._errors += 1
-                delay = min(
-                    self.config.heartbeat_interval * 2 ** min(self._errors, 10),
-                    _MAX_ERROR_BACKOFF,
-                ) * self._rng.uniform(0.5, 1.0)
-                # ERROR when a problem starts (or changes), DEBUG while it lasts.
-                same = str(exc) == self._step_error
-                self._step_error = str(exc)
-                level = logging.DEBUG if same else logging.ERROR
-                log.log(level, "step failed (%s); next try in %.1fs", exc, delay)
+            delay = await until_stopped(self.guarded_step(), stop)
             if delay is None or stop.is_set():
                 break
             if delay > 0:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 __all__ = ["Applied", "artifact_name"]
@@ -26,8 +26,7 @@ def artifact_name(artifact_id: UUID | str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Applied:
+class Applied(NamedTuple):
     artifact_id: UUID
     version: str
     sha256: str

@@ -7,20 +7,18 @@ from __future__ import annotations
 import logging
 from uuid import UUID
 
-import httpx
-
 from xdp47_agent.compat import compact, is_compatible
 from xdp47_agent.config import AgentConfig
 from xdp47_agent.desired_checks import downgrade_reason, issued_at, valid_version
-from xdp47_agent.download import DownloadLimits, download
+from xdp47_agent.download import DownloadLimits, download, limits_of
 from xdp47_agent.fsutil import FaultHook
+from xdp47_agent.http import Http
 from xdp47_agent.protocol import heartbeat_base
 from xdp47_agent.state import Applied, Identity, StateDir, artifact_name
 from xdp47_agent.verify import ApplyRefused, Reason, check_signature
-from xdp47_common.clock import utcnow
-from xdp47_common.messages import DesiredState
+from xdp47_agent.wire import DesiredState, utcnow
 
-__all__ = ["fetch_and_commit"]
+__all__ = ["InProcess", "fetch_and_commit"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +29,7 @@ async def fetch_and_commit(
     *,
     config: AgentConfig,
     state: StateDir,
-    client: httpx.AsyncClient,
+    client: Http,
     limits: DownloadLimits,
     fault: FaultHook,
     identity: Identity | None,
@@ -110,3 +108,37 @@ async def fetch_and_commit(
         state.discard_staging(aid)
         raise
     return applied
+
+
+class InProcess:
+    """``Agent``'s installer for agents on an event loop (many in one process,
+    tests with fault points): ``fetch_and_commit`` in this process."""
+
+    def __init__(
+        self, config: AgentConfig, state: StateDir, client: Http, fault: FaultHook
+    ) -> None:
+        self._config = config
+        self._state = state
+        self._client = client
+        self._fault = fault
+        self._limits = limits_of(config)
+
+    async def __call__(
+        self,
+        desired: DesiredState,
+        aid: UUID,
+        *,
+        identity: Identity | None,
+        current: Applied | None,
+    ) -> Applied:
+        return await fetch_and_commit(
+            desired,
+            aid,
+            config=self._config,
+            state=self._state,
+            client=self._client,
+            limits=self._limits,
+            fault=self._fault,
+            identity=identity,
+            current=current,
+        )

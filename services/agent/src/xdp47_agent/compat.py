@@ -1,16 +1,16 @@
 """What this device is, as the agent declares it: the fingerprint of what it
 claimed with (labels, properties, channel), and the compatibility check of an
-artifact against its properties (the shared rule of ``xdp47_common.compat``)."""
+artifact against its properties (``labels.is_compatible``)."""
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from xdp47_agent.config import AgentConfig
-from xdp47_common.compat import is_compatible
+from xdp47_agent.labels import is_compatible
 
 __all__ = ["claim_fingerprint", "compact", "is_compatible"]
 
@@ -26,7 +26,22 @@ def claim_fingerprint(config: AgentConfig) -> str:
     if config.device_timezone:  # absent: the digest of an agent before the field
         declared["timezone"] = config.device_timezone
     raw = json.dumps(declared, sort_keys=True).encode()
-    return hashlib.sha256(raw).hexdigest()[:32]
+    return _sha256_hex(raw)[:32]
+
+
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 by CPython's own implementation (``_sha256``, ``_sha2`` from 3.12),
+    which every CPython builds; ``hashlib`` would map OpenSSL's libcrypto
+    (~3.7 MB resident) into the idle agent for this one small digest."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return str(module.sha256(data).hexdigest())
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def compact(value: Mapping[str, Any] | None, limit: int = 200) -> str:

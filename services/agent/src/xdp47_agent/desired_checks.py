@@ -5,14 +5,12 @@ when the server directs no retries: pure functions of their arguments."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 from uuid import UUID
 
-from packaging.version import InvalidVersion, Version
-
 from xdp47_agent.applied import Applied
-from xdp47_common.messages import DesiredState
+from xdp47_agent.wire import DesiredState
 
 __all__ = [
     "ArtifactBackoff",
@@ -25,8 +23,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class TryKey:
+class TryKey(NamedTuple):
     """One try the server asked for: the rollout, its attempt, the device's try
     within it (``device_attempt``) and the artifact. The agent makes each once:
     after a failed try, the next one is the server's to grant (a new
@@ -66,8 +63,7 @@ def retry_wait(desired: DesiredState, now: datetime) -> float:
     return max(0.0, (after - reference).total_seconds())
 
 
-@dataclass
-class ArtifactBackoff:
+class ArtifactBackoff(NamedTuple):
     """How often an artifact failed to apply, and when to try it again."""
 
     failures: int
@@ -132,6 +128,9 @@ def downgrade_reason(desired: DesiredState, current: Applied | None) -> str | No
     """
     if desired.rollback or current is None or not desired.version:
         return None
+    # Imported here: only an update over an applied version compares them.
+    from packaging.version import InvalidVersion, Version
+
     try:
         wanted, running = Version(desired.version), Version(current.version)
     except InvalidVersion:

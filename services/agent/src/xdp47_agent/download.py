@@ -19,21 +19,31 @@ instead (200: it ignores ranges, or the ETag changed) starts the file over.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
-import httpx
-
+from xdp47_agent.config import AgentConfig
 from xdp47_agent.fsutil import FaultHook, no_fault
+from xdp47_agent.http import (
+    BodyCut,
+    ConnectionLost,
+    DeadlineExceeded,
+    Http,
+    HttpError,
+    ReadTimeout,
+    Response,
+    origin,
+)
 from xdp47_agent.verify import ApplyRefused, Reason, refusal_for_os_error
 
-__all__ = ["DownloadLimits", "check_uri", "download", "origin_trusted"]
+__all__ = ["DownloadLimits", "check_uri", "download", "limits_of", "origin_trusted"]
 
 _MAX_REDIRECTS = 3
 _RESUMES = 3
@@ -47,59 +57,85 @@ class DownloadLimits:
     connect_timeout: float = 10.0
 
 
-def check_uri(uri: str) -> httpx.URL:
+def limits_of(config: AgentConfig) -> DownloadLimits:
+    """The bounds ``config`` sets on a download."""
+    return DownloadLimits(
+        max_bytes=config.max_artifact_bytes,
+        stall_timeout=config.download_stall_timeout,
+        deadline=config.download_timeout,
+        connect_timeout=config.request_timeout,
+    )
+
+
+def check_uri(uri: str) -> str:
     """Refuse anything but a plain http(s) URL with a host and no userinfo.
 
     Raises:
         ApplyRefused: with ``Reason.URI_REFUSED``.
     """
+    if not isinstance(uri, str) or any(c.isspace() or ord(c) < 0x20 for c in uri):
+        raise ApplyRefused(Reason.URI_REFUSED, "not a URL")
     try:
-        url = httpx.URL(uri)
-    except (httpx.InvalidURL, TypeError) as exc:
+        parts = urlsplit(uri)
+    except ValueError as exc:
         raise ApplyRefused(Reason.URI_REFUSED, "not a URL") from exc
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ApplyRefused(Reason.URI_REFUSED, f"scheme {url.scheme!r} not allowed")
-    if url.userinfo:
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ApplyRefused(Reason.URI_REFUSED, f"scheme {parts.scheme!r} not allowed")
+    if "@" in parts.netloc:
         raise ApplyRefused(Reason.URI_REFUSED, "credentials in the URL")
-    return url
+    try:
+        origin(uri)
+    except ValueError as exc:
+        raise ApplyRefused(Reason.URI_REFUSED, "not a URL with a host") from exc
+    return uri
 
 
-def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
-    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
-
-
-def origin_trusted(url: httpx.URL, trusted: Iterable[str]) -> bool:
+def origin_trusted(url: str, trusted: Iterable[str]) -> bool:
     """Whether ``url`` has the scheme, host and port of one of ``trusted``."""
-    # httpx.URL.port is None for the scheme's default port, on both sides.
-    return any(_same_origin(url, httpx.URL(base)) for base in trusted)
+    try:
+        wanted = origin(url)
+        return any(wanted == origin(base) for base in trusted)
+    except ValueError:
+        return False
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 async def _open(
-    client: httpx.AsyncClient,
-    url: httpx.URL,
-    http_timeout: httpx.Timeout,
+    client: Http,
+    url: str,
+    limits: DownloadLimits,
+    deadline: float,
     credential: str | None,
     extra: dict[str, str] | None = None,
-) -> httpx.Response:
-    origin = url
+) -> Response:
+    first = origin(url)
     headers = {"Accept-Encoding": "identity", **(extra or {})}
     if credential is not None:
         headers["Authorization"] = f"Bearer {credential}"
     for _ in range(_MAX_REDIRECTS + 1):
         # Redirects stay on the first URL's origin (below), so the credential
         # never follows one to another host.
-        request = client.build_request(
-            "GET", url, headers=headers, timeout=http_timeout
+        response = await client.request(
+            "GET",
+            url,
+            headers=headers,
+            read_timeout=limits.stall_timeout,
+            deadline=deadline,
         )
-        response = await client.send(request, stream=True, follow_redirects=False)
-        if not response.is_redirect:
+        location = response.headers.get("location")
+        if response.status not in _REDIRECTS or location is None:
             return response
         await response.aclose()
-        target = url.join(response.headers.get("location", ""))
-        if not _same_origin(origin, target):
+        target = urljoin(url, location)
+        try:
+            to = origin(target)
+        except ValueError:
+            to = ("", target[:80], 0)
+        if to != first:
             raise ApplyRefused(
-                Reason.REDIRECT_REFUSED,
-                f"to {target.scheme}://{target.host}:{target.port or ''}",
+                Reason.REDIRECT_REFUSED, f"to {to[0]}://{to[1]}:{to[2] or ''}"
             )
         url = target
     raise ApplyRefused(Reason.REDIRECT_REFUSED, f"more than {_MAX_REDIRECTS}")
@@ -120,13 +156,13 @@ class _Progress:
 
 
 async def _stream_to(
-    response: httpx.Response,
+    response: Response,
     fd: int,
     limit: int,
     fault: FaultHook,
     progress: _Progress,
 ) -> None:
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.chunks():
         if progress.received + len(chunk) > limit:
             raise ApplyRefused(Reason.SIZE_EXCEEDED, f"more than {limit} bytes")
         view = memoryview(chunk)
@@ -137,9 +173,9 @@ async def _stream_to(
         fault("download:chunk")
 
 
-def _check_answer(response: httpx.Response, progress: _Progress, fd: int) -> None:
+def _check_answer(response: Response, progress: _Progress, fd: int) -> None:
     """Accept a 200 (from the start) or the 206 that continues ``progress``."""
-    status = response.status_code
+    status = response.status
     if status == 206 and progress.received:
         content_range = response.headers.get("content-range", "")
         if not content_range.startswith(f"bytes {progress.received}-"):
@@ -154,12 +190,13 @@ def _check_answer(response: httpx.Response, progress: _Progress, fd: int) -> Non
 
 
 async def _fetch(
-    client: httpx.AsyncClient,
-    url: httpx.URL,
+    client: Http,
+    url: str,
     fd: int,
     *,
     limit: int,
-    http_timeout: httpx.Timeout,
+    limits: DownloadLimits,
+    deadline: float,
     credential: str | None,
     fault: FaultHook,
 ) -> _Progress:
@@ -170,7 +207,7 @@ async def _fetch(
             extra["Range"] = f"bytes={progress.received}-"
             if progress.etag:
                 extra["If-Range"] = progress.etag
-        response = await _open(client, url, http_timeout, credential, extra)
+        response = await _open(client, url, limits, deadline, credential, extra)
         try:
             _check_answer(response, progress, fd)
             declared = response.headers.get("content-length")
@@ -180,11 +217,11 @@ async def _fetch(
                     Reason.SIZE_EXCEEDED, f"Content-Length {declared} > {left}"
                 )
             await _stream_to(response, fd, limit, fault, progress)
-        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+        except ConnectionLost as exc:
             if attempt < _RESUMES and progress.received:
                 continue  # the connection dropped mid-body: ask for the rest
             declared = response.headers.get("content-length")
-            if isinstance(exc, httpx.RemoteProtocolError) and declared is not None:
+            if isinstance(exc, BodyCut) and declared is not None:
                 # The server promised more (Content-Length) and closed early: a
                 # truncated body, which is a size problem, not a refused download.
                 raise ApplyRefused(
@@ -201,7 +238,7 @@ async def _fetch(
 
 
 async def download(
-    client: httpx.AsyncClient,
+    client: Http,
     uri: str,
     dest: Path,
     *,
@@ -226,26 +263,21 @@ async def download(
             Reason.SIZE_EXCEEDED, f"declared {size} > {limits.max_bytes}"
         )
     limit = limits.max_bytes if size is None else size
-    timeout = httpx.Timeout(
-        limits.stall_timeout,
-        connect=limits.connect_timeout,
-        pool=limits.connect_timeout,
-    )
     try:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as exc:
         raise refusal_for_os_error(exc) from exc
     try:
-        async with asyncio.timeout(limits.deadline):
-            progress = await _fetch(
-                client,
-                url,
-                fd,
-                limit=limit,
-                http_timeout=timeout,
-                credential=send_credential,
-                fault=fault,
-            )
+        progress = await _fetch(
+            client,
+            url,
+            fd,
+            limit=limit,
+            limits=limits,
+            deadline=time.monotonic() + limits.deadline,
+            credential=send_credential,
+            fault=fault,
+        )
         received = progress.received
         if size is not None and received != size:
             raise ApplyRefused(Reason.SIZE_MISMATCH, f"got {received} of {size} bytes")
@@ -260,11 +292,11 @@ async def download(
             os.unlink(dest)
         if isinstance(exc, ApplyRefused):
             raise
-        if isinstance(exc, TimeoutError):
+        if isinstance(exc, DeadlineExceeded):
             raise ApplyRefused(Reason.DEADLINE, f"after {limits.deadline}s") from exc
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, ReadTimeout):
             raise ApplyRefused(Reason.STALLED, type(exc).__name__) from exc
-        if isinstance(exc, httpx.HTTPError):
+        if isinstance(exc, HttpError):
             raise ApplyRefused(Reason.HTTP_ERROR, type(exc).__name__) from exc
         if isinstance(exc, OSError):
             raise refusal_for_os_error(exc) from exc

@@ -9,14 +9,16 @@ still sees a live device: health ``ok`` when there is no app to watch,
 
 from __future__ import annotations
 
+import binascii
+import json
 import logging
-import random
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
-import httpx
-
-from xdp47_common.models import Health
+from xdp47_agent.http import Http, HttpError, read_bounded
+from xdp47_agent.wire import Health
 
 __all__ = ["HttpMetrics", "MetricsSource", "Sample", "synthetic_metrics", "to_sample"]
 
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 MetricValue = float | int | str | bool | None
 _MAX_METRICS = 60  # the body allows 64; leave room for the agent's own keys
 _MAX_KEY = 64
+_MAX_BODY = 256 << 10
 _HEALTH_BY_STATUS = {
     "ok": Health.OK,
     "healthy": Health.OK,
@@ -34,10 +37,9 @@ _HEALTH_BY_STATUS = {
 }
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     health: Health
-    metrics: dict[str, MetricValue] = field(default_factory=dict)
+    metrics: Mapping[str, MetricValue] = MappingProxyType({})
 
 
 class MetricsSource(Protocol):
@@ -46,15 +48,21 @@ class MetricsSource(Protocol):
     async def sample(self, device_id: str, seq: int) -> Sample: ...
 
 
+def _spread(key: bytes, salt: int, low: float, high: float) -> float:
+    """A value in [low, high] determined by ``key`` and ``salt`` (CRC-32: seeding
+    a ``random.Random`` per heartbeat cost more CPU than the rest of it)."""
+    return low + (high - low) * (binascii.crc32(key, salt) / 0xFFFFFFFF)
+
+
 def synthetic_metrics(device_id: str, seq: int, health: Health) -> Sample:
     """Plausible, deterministic values for (device, seq), so tests can predict them."""
-    rng = random.Random(f"{device_id}:{seq}")
+    key = f"{device_id}:{seq}".encode()
     return Sample(
         health=health,
         metrics={
-            "cpu": round(rng.uniform(5, 30), 2),
-            "mem": round(rng.uniform(100, 250), 1),
-            "error_rate": round(rng.uniform(0, 0.01), 4),
+            "cpu": round(_spread(key, 1, 5, 30), 2),
+            "mem": round(_spread(key, 2, 100, 250), 1),
+            "error_rate": round(_spread(key, 3, 0, 0.01), 4),
             "synthetic": True,
         },
     )
@@ -85,9 +93,7 @@ def to_sample(data: Any) -> Sample | None:
 class HttpMetrics:
     """GET a metrics URL; synthetic values when it is unset or does not answer."""
 
-    def __init__(
-        self, client: httpx.AsyncClient, url: str | None, *, timeout: float = 2.0
-    ) -> None:
+    def __init__(self, client: Http, url: str | None, *, timeout: float = 2.0) -> None:
         self._client = client
         self._url = url
         self._timeout = timeout
@@ -96,10 +102,21 @@ class HttpMetrics:
         if self._url is None:
             return synthetic_metrics(device_id, seq, Health.OK)
         try:
-            response = await self._client.get(self._url, timeout=self._timeout)
-            response.raise_for_status()
-            sample = to_sample(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+            response = await self._client.request(
+                "GET",
+                self._url,
+                headers={"Accept": "application/json"},
+                read_timeout=self._timeout,
+                deadline=time.monotonic() + self._timeout,
+            )
+            try:
+                if response.status >= 400:
+                    raise ValueError(f"HTTP {response.status}")
+                body = await read_bounded(response, _MAX_BODY, "metrics")
+            finally:
+                await response.aclose()
+            sample = to_sample(json.loads(body))
+        except (HttpError, ValueError) as exc:
             log.debug("metrics from %s unavailable: %s", self._url, exc)
             sample = None
         if sample is None:

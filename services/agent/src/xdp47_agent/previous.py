@@ -19,7 +19,6 @@ signature as for a download.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from uuid import UUID
@@ -74,6 +73,8 @@ class PreviousSlot:
         held = self.load()
         if held is None or held.artifact_id != artifact_id or held.sha256 != sha256:
             return False
+        import hashlib  # only an install hashes (the installer child)
+
         slot = self.path(artifact_id)
         digest = hashlib.sha256()
         with slot.open("rb") as f:

@@ -1,7 +1,7 @@
 """The device protocol over HTTP: claim and heartbeat, with retries.
 
 Network errors and 429/502/503/504 are retried with jittered exponential backoff
-(tenacity), never sooner than the server's ``Retry-After``. A 401 on heartbeat
+(full jitter), never sooner than the server's ``Retry-After``. A 401 on heartbeat
 surfaces as ``CredentialRejected`` so the agent can re-claim; other 4xx are
 ``ProtocolError`` (a bug or a misconfiguration, not worth hammering the server).
 
@@ -14,32 +14,22 @@ alphabet, since the id becomes part of URLs and is stored.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import random
 import re
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
-
-from xdp47_agent.config import AgentConfig, check_http_url
-from xdp47_common.clock import utcnow
-from xdp47_common.messages import HeartbeatBody
-from xdp47_common.models import DeviceClaim, DeviceClaimed
-from xdp47_common.models.base import DEVICE_ID_PATTERN
+from xdp47_agent.config import DEVICE_ID_PATTERN, AgentConfig, check_http_url
+from xdp47_agent.http import Http, HttpError, read_bounded
+from xdp47_agent.wire import HeartbeatBody, claim_body, utcnow
 
 __all__ = [
     "MAX_ANSWER_BYTES",
+    "Claimed",
     "ControlClient",
     "CredentialRejected",
     "ProtocolError",
@@ -81,6 +71,15 @@ def heartbeat_base(config: AgentConfig, claimed: str | None) -> tuple[str, str]:
     return config.control_url, "XDP47_CONTROL_URL"
 
 
+class Claimed(NamedTuple):
+    """A claim answer (``DeviceClaimed``)."""
+
+    device_id: str
+    tenant: str
+    credential: str
+    ingest_url: str | None = None
+
+
 class Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -106,6 +105,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     value = value.strip()
     if value.isdigit():
         return float(value)
+    from email.utils import parsedate_to_datetime  # rare: spare the import
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -115,54 +116,42 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or utcnow())).total_seconds())
 
 
-async def _read_bounded(response: httpx.Response, what: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise ProtocolError(f"{what}: answer larger than {MAX_ANSWER_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _check(response: httpx.Response, body: bytes, what: str) -> None:
-    if response.status_code in _RETRY_STATUSES:
+def _check(status: int, headers: Mapping[str, str], body: bytes, what: str) -> None:
+    if status in _RETRY_STATUSES:
         raise Retryable(
-            f"{what}: HTTP {response.status_code}",
-            parse_retry_after(response.headers.get("retry-after")),
+            f"{what}: HTTP {status}", parse_retry_after(headers.get("retry-after"))
         )
-    if response.status_code == 401:
+    if status == 401:
         raise CredentialRejected(f"{what}: HTTP 401")
-    if response.status_code >= 400:
+    if status >= 400:
         text = body[:300].decode("utf-8", "replace")
-        raise ProtocolError(
-            f"{what}: HTTP {response.status_code}: {text}", response.status_code
-        )
+        raise ProtocolError(f"{what}: HTTP {status}: {text}", status)
 
 
 class ControlClient:
-    """Claim and heartbeat calls on one shared keep-alive ``httpx.AsyncClient``."""
+    """Claim and heartbeat calls over one shared ``Http``."""
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: Http,
         config: AgentConfig,
         *,
         sleep: Sleep,
         attempts: int = 8,
         max_backoff: float = 30.0,
+        rng: random.Random | None = None,
     ) -> None:
         self._client = client
         self._config = config
         self._sleep = sleep
         self._attempts = attempts
-        self._jitter = wait_random_exponential(multiplier=0.5, max=max_backoff)
+        self._max_backoff = max_backoff
+        self._rng = rng or random.Random()
 
-    def _wait(self, state: RetryCallState) -> float:
-        delay = float(self._jitter(state))
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, Retryable) and exc.retry_after is not None:
+    def _wait(self, attempt: int, exc: Retryable) -> float:
+        # Full jitter, doubling from 0.5 s up to max_backoff.
+        delay = self._rng.uniform(0, min(self._max_backoff, 0.5 * 2 ** (attempt - 1)))
+        if exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, self._config.max_retry_after))
         # A retry is not a change of state: the step's failure, if the retries
         # run out, is logged once by Agent.run.
@@ -172,51 +161,58 @@ class ControlClient:
     async def _post(
         self, url: str, token: str, payload: dict[str, Any], what: str
     ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}"}
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(Retryable),
-            wait=self._wait,
-            stop=stop_after_attempt(self._attempts),
-            sleep=self._sleep,
-            reraise=True,
-        ):
-            with attempt:
-                response, body = await self._send(url, payload, headers, what)
-                _check(response, body, what)
-                try:
-                    data = json.loads(body)
-                except ValueError as exc:
-                    raise ProtocolError(f"{what}: response is not JSON") from exc
-                if not isinstance(data, dict):
-                    raise ProtocolError(f"{what}: response is not a JSON object")
-                return data
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        for attempt in range(1, self._attempts + 1):
+            try:
+                status, answer_headers, answer = await self._send(
+                    url, body, headers, what
+                )
+                _check(status, answer_headers, answer, what)
+            except Retryable as exc:
+                if attempt == self._attempts:
+                    raise
+                await self._sleep(self._wait(attempt, exc))
+                continue
+            try:
+                data = json.loads(answer)
+            except ValueError as exc:
+                raise ProtocolError(f"{what}: response is not JSON") from exc
+            if not isinstance(data, dict):
+                raise ProtocolError(f"{what}: response is not a JSON object")
+            return data
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
 
     async def _send(
-        self, url: str, payload: dict[str, Any], headers: dict[str, str], what: str
-    ) -> tuple[httpx.Response, bytes]:
+        self, url: str, body: bytes, headers: dict[str, str], what: str
+    ) -> tuple[int, Mapping[str, str], bytes]:
         timeout = self._config.request_timeout
-        request = self._client.build_request(
-            "POST", url, json=payload, headers=headers, timeout=timeout
-        )
         try:
-            async with asyncio.timeout(timeout):
-                response = await self._client.send(
-                    request, stream=True, follow_redirects=False
-                )
-                try:
-                    body = await _read_bounded(response, what)
-                finally:
-                    await response.aclose()
-        except TimeoutError as exc:
-            raise Retryable(f"{what}: no complete answer in {timeout}s") from exc
-        except httpx.TransportError as exc:
+            response = await self._client.request(
+                "POST",
+                url,
+                headers=headers,
+                body=body,
+                read_timeout=timeout,
+                deadline=time.monotonic() + timeout,
+            )
+            try:
+                data = await read_bounded(response, MAX_ANSWER_BYTES, what)
+            except ValueError as exc:
+                raise ProtocolError(str(exc)) from None
+            finally:
+                await response.aclose()
+        except HttpError as exc:
             raise Retryable(f"{what}: {type(exc).__name__}: {exc}") from exc
-        return response, body
+        return response.status, response.headers, data
 
-    async def claim(self, device_id: str | None) -> DeviceClaimed:
+    async def claim(self, device_id: str | None) -> Claimed:
         """Claim (or re-claim, rotating the credential) this device."""
-        body = DeviceClaim(
+        body = claim_body(
             tenant=self._config.tenant,
             labels=dict(self._config.device_labels),
             properties=dict(self._config.device_properties),
@@ -227,13 +223,22 @@ class ControlClient:
         data = await self._post(
             f"{self._config.control_url}/api/devices/claim",
             self._config.agent_token.get_secret_value(),
-            body.model_dump(mode="json"),
+            body,
             "claim",
         )
-        try:
-            claimed = DeviceClaimed.model_validate(data)
-        except ValueError as exc:
-            raise ProtocolError(f"claim: unexpected response: {exc}") from exc
+        texts = {k: data.get(k) for k in ("device_id", "tenant", "credential")}
+        ingest = data.get("ingest_url")
+        bad = [k for k, v in texts.items() if not isinstance(v, str)]
+        if ingest is not None and not isinstance(ingest, str):
+            bad.append("ingest_url")
+        if bad:
+            raise ProtocolError(f"claim: unexpected response: {', '.join(bad)}")
+        claimed = Claimed(
+            device_id=str(texts["device_id"]),
+            tenant=str(texts["tenant"]),
+            credential=str(texts["credential"]),
+            ingest_url=ingest,
+        )
         if not _DEVICE_ID.fullmatch(claimed.device_id) or (
             device_id is not None and claimed.device_id != device_id
         ):
@@ -246,7 +251,7 @@ class ControlClient:
                 url = check_http_url(claimed.ingest_url, "claim answer's ingest_url")
             except ValueError as exc:
                 raise ProtocolError(f"claim: {exc}") from None
-            claimed = claimed.model_copy(update={"ingest_url": url})
+            claimed = claimed._replace(ingest_url=url)
         return claimed
 
     async def heartbeat(
@@ -267,7 +272,7 @@ class ControlClient:
             return await self._post(
                 f"{base}/api/devices/{device_id}/heartbeat",
                 credential,
-                body.model_dump(mode="json"),
+                body.to_json(),
                 "heartbeat",
             )
         except ProtocolError as exc:

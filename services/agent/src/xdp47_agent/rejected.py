@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID
 
-from pydantic import ValidationError
-
 from xdp47_agent.fsutil import FaultHook, atomic_write, no_fault, remove_durably
-from xdp47_common.messages import DesiredState
-from xdp47_common.models import FailureCode, LastApply
+from xdp47_agent.wire import DesiredState, FailureCode, LastApply
 
 __all__ = ["VERIFICATION_CODES", "Rejected", "RejectedStore"]
 
@@ -46,8 +43,7 @@ VERIFICATION_CODES = frozenset(
 _FILE = "rejected.json"
 
 
-@dataclass(frozen=True)
-class Rejected:
+class Rejected(NamedTuple):
     """A refused desired state and the failure reported for it."""
 
     artifact_id: UUID
@@ -87,7 +83,7 @@ class Rejected:
                 "rollout_id": str(self.rollout_id) if self.rollout_id else None,
                 "attempt": self.attempt,
                 "device_attempt": self.device_attempt,
-                "failure": self.failure.model_dump(mode="json"),
+                "failure": self.failure.to_json(),
             },
             sort_keys=True,
         ).encode()
@@ -101,7 +97,7 @@ class Rejected:
             str(data["sha256"]),
             UUID(str(rollout)) if rollout else None,
             int(data["attempt"]) if data.get("attempt") is not None else None,
-            LastApply.model_validate(data["failure"]),
+            LastApply.from_json(data["failure"]),
             (
                 int(data["device_attempt"])
                 if data.get("device_attempt") is not None
@@ -123,7 +119,7 @@ class RejectedStore:
             return Rejected.from_json(self.path.read_bytes())
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable %s: %s", self.path.name, exc)
             return None
 

@@ -16,6 +16,8 @@ Layout (all under ``state_dir``)::
                          and the failure reported for it (``rejected``)
     previous.json        the artifact applied before the current one, and
     previous_<uuid>      its bytes: the previous slot (``previous``)
+    install.lock         held (flock) by the installer child while it works
+                         (``installer``)
 
 ``current.json`` is the single commit point: ``applied_version`` and the
 ``applied_<uuid>`` files are derived from it, and ``recover()`` brings them back in
@@ -26,8 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID
 
 from xdp47_agent.applied import Applied, artifact_name
@@ -52,8 +54,7 @@ SEQ_BLOCK = 1000
 _APPLIED_PREFIX = "applied_"
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     device_id: str
     credential: str
     # Where the control plane said heartbeats go (the claim answer); kept with

@@ -1,6 +1,7 @@
 """Artifact verification: the reasons a download is refused, the code each one
 is reported as, and the Ed25519 signature check (over the raw 32-byte SHA256
-digest, signature in base64)."""
+digest, signature in base64) with PyNaCl (libsodium), imported only when a
+signature is checked: an idle agent never loads it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,7 @@ import binascii
 import errno
 from collections.abc import Sequence
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from xdp47_common.models import FailureCode
+from xdp47_agent.wire import FailureCode
 
 __all__ = [
     "MAX_MESSAGE",
@@ -138,10 +136,19 @@ def check_signature(
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ApplyRefused(Reason.SIGNATURE_INVALID, "not base64") from exc
-    for key in keys:
-        try:
-            Ed25519PublicKey.from_public_bytes(key).verify(raw, digest)
-        except InvalidSignature:
-            continue
+    if any(_verifies(key, raw, digest) for key in keys):
         return
     raise ApplyRefused(Reason.SIGNATURE_INVALID, "no configured key verifies it")
+
+
+def _verifies(key: bytes, signature: bytes, digest: bytes) -> bool:
+    """Whether ``signature`` is ``key``'s Ed25519 signature of ``digest``
+    (libsodium's strict check: canonical encodings, ``S`` below the order)."""
+    from nacl.exceptions import BadSignatureError, CryptoError
+    from nacl.signing import VerifyKey
+
+    try:
+        VerifyKey(key).verify(digest, signature)
+    except (BadSignatureError, CryptoError, ValueError, TypeError):
+        return False
+    return True

@@ -4,7 +4,7 @@ Every device is an ``xdp47_agent.Agent`` with a state dir of its own and an
 ``xdp47_demoapp.DemoApp`` (a small HTTP server on a free port, in a thread) that
 reads that state dir, so a bad release shows up in the device's metrics exactly
 as on a real device. All agents run on the caller's event loop and share one
-keep-alive ``httpx.AsyncClient``.
+keep-alive ``httpx.AsyncClient`` (through ``HttpxHttp``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 
 from xdp47_agent import Agent
-from xdp47_agent.config import AgentConfig
+from xdp47_agent.config import AgentConfig, Secret
+from xdp47_agent.httpx_adapter import HttpxHttp
 from xdp47_demoapp import DemoApp
 
 __all__ = ["FLEET_SELECTOR", "Fleet", "device_labels"]
@@ -88,14 +88,14 @@ class Fleet:
                 ingest_url=self._ingest_url,
                 tenant=self._tenant,
                 device_labels=device_labels(i),
-                agent_token=SecretStr(self._token),
+                agent_token=Secret(self._token),
                 metrics_url=metrics_url,
                 state_dir=state_dir,
                 device_id=f"{self._tenant}-{i + 1:03d}",
                 heartbeat_interval=self._interval,
                 apply_backoff=self._interval,
             )
-            agent = Agent(config, self._client)
+            agent = Agent(config, HttpxHttp(self._client))
             self._devices.append(_Device(agent, app))
             self._tasks.append(
                 asyncio.create_task(agent.run(self._stop), name=f"agent-{i + 1}")
