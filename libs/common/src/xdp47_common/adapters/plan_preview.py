@@ -16,9 +16,11 @@ from xdp47_common.adapters.planning import (
     PlanTarget,
     candidate_filter,
     count_candidates,
+    declares_compatibility,
     first_ranks,
     plan_args,
     reserving_cte,
+    unwritten_candidates,
 )
 from xdp47_common.models.plan import (
     PlanExclusion,
@@ -32,21 +34,24 @@ from xdp47_common.rollout.status import RolloutStatus, TargetState
 
 __all__ = ["preview_plan", "stored_plan"]
 
-# $5 is the first rank of each wave (``int8[]``, see ``_first_ranks``): the wave
-# of rank rn is the number of first ranks <= rn. The guard ``rn <= total`` keeps a
-# device that became a candidate between the count and this statement out.
-_RANKED = f"""
-{reserving_cte("$1", "$2")}, ranked AS (
+
+def _preview_sql(compat: bool) -> str:
+    """The first ``$7`` ranked candidates of each wave, with the wave's online count.
+
+    $5 is the first rank of each wave (``int8[]``, see ``first_ranks``): the wave
+    of rank rn is the number of first ranks <= rn. The guard ``rn <= $6`` (the
+    total) keeps a device that became a candidate between the count and this
+    statement out.
+    """
+    return f"""
+WITH {reserving_cte("$1", "$2")}, ranked AS (
     SELECT d.id, d.status, row_number() OVER (ORDER BY {RANK_KEY}) AS rn
     FROM devices AS d
-    WHERE {candidate_filter("$1", "$2", "$3", "$4")}
+    WHERE {candidate_filter("$1", "$2", "$3", "$4", compat=compat)}
 ), placed AS (
     SELECT id, status, rn, width_bucket(rn, $5::int8[]) AS wave
     FROM ranked WHERE rn <= $6
-)"""  # nosec B608
-
-_PREVIEW = f"""
-WITH {_RANKED}, numbered AS (
+), numbered AS (
     SELECT id, status, wave, rn,
            row_number() OVER (PARTITION BY wave ORDER BY rn) AS k,
            count(*) FILTER (WHERE status = 'online') OVER (PARTITION BY wave)
@@ -55,6 +60,9 @@ WITH {_RANKED}, numbered AS (
 )
 SELECT wave, id, status, online FROM numbered WHERE k <= $7 ORDER BY wave, k
 """  # nosec B608
+
+
+_PREVIEW = {compat: _preview_sql(compat) for compat in (False, True)}
 
 # The order of the CASE is the order of ``Exclusion`` (first reason wins), as in
 # ``exclusions.classify_device``.
@@ -105,14 +113,13 @@ WHERE t.rollout_id = $1
 GROUP BY 1, 2
 """  # nosec B608
 # The waves not written yet: who they would hold if they started now ($5 limit).
-_UNWRITTEN = f"""
+_PLACED = f"d.id, d.status, w.wave, {RANK_KEY} AS rk"
+_UNWRITTEN = {
+    compat: f"""
 WITH {reserving_cte("$1", "$2")}, plan AS (
     SELECT firsts, materialised FROM rollout_plans WHERE rollout_id = $1
 ), placed AS (
-    SELECT d.id, d.status, w.wave, {RANK_KEY} AS rk
-    FROM plan CROSS JOIN devices AS d
-    CROSS JOIN LATERAL (SELECT width_bucket({RANK_KEY}, plan.firsts) AS wave) AS w
-    WHERE {candidate_filter("$1", "$2", "$3", "$4")} AND w.wave > plan.materialised
+    {unwritten_candidates("$1", "$2", "$3", "$4", _PLACED, compat=compat)}
 ), numbered AS (
     SELECT wave, id, status, count(*) OVER (PARTITION BY wave) AS n,
            row_number() OVER (PARTITION BY wave ORDER BY rk) AS k
@@ -120,6 +127,8 @@ WITH {reserving_cte("$1", "$2")}, plan AS (
 )
 SELECT wave, id, status, n FROM numbered WHERE k <= $5 ORDER BY wave, k
 """  # nosec B608
+    for compat in (False, True)
+}
 
 
 async def preview_plan(
@@ -143,11 +152,12 @@ async def preview_plan(
         The waves with exact sizes and the excluded devices with their reason.
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        n = await count_candidates(conn, target)
+        compat = await declares_compatibility(conn, target)
+        n = await count_candidates(conn, target, compat=compat)
         bounds = wave_bounds(n, target.waves, target.wave_percentages)
         rows = (
             await conn.fetch(
-                _PREVIEW, *plan_args(target), first_ranks(bounds), n, limit
+                _PREVIEW[compat], *plan_args(target), first_ranks(bounds), n, limit
             )
             if n
             else []
@@ -228,7 +238,8 @@ async def stored_plan(
     unwritten = (
         TargetState.SKIPPED if status is RolloutStatus.ABORTED else TargetState.PENDING
     )
-    for r in await conn.fetch(_UNWRITTEN, *plan_args(target), limit):
+    compat = await declares_compatibility(conn, target)
+    for r in await conn.fetch(_UNWRITTEN[compat], *plan_args(target), limit):
         counts[r["wave"]] = {unwritten.value: int(r["n"])}
         listed[r["wave"]].append(
             PlannedDevice(device_id=r["id"], device_status=r["status"], state=unwritten)
