@@ -17,9 +17,8 @@ from xdp47_cli.output import (
     Column,
     OutputFormat,
     OutputOption,
-    console,
-    emit_data,
     emit_record,
+    emit_secret_once,
     get,
 )
 from xdp47_cli.runtime import runtime
@@ -95,14 +94,7 @@ def create_token(
     with runtime(ctx).client() as client:
         created = client.post("/api/tokens", body)
     token = typed(ApiTokenCreated, created)
-    if fmt.machine:
-        emit_data(created, fmt)
-        return
-    emit_record({k: v for k, v in created.items() if k != "token"}, fmt)
-    out = console()
-    out.print()
-    out.print("[bold]token[/] (shown once; store it now):")
-    out.print(token.token, markup=False, highlight=False, soft_wrap=True)
+    emit_secret_once(created, "token", token.token, fmt)
 
 
 @app.command("revoke")

@@ -20,9 +20,8 @@ from xdp47_cli.output import (
     Column,
     OutputFormat,
     OutputOption,
-    console,
-    emit_data,
     emit_record,
+    emit_secret_once,
     emit_value,
     get,
 )
@@ -81,14 +80,7 @@ def add_webhook(
     with runtime(ctx).client() as client:
         created = client.post("/api/webhooks", body)
     hook = typed(WebhookCreated, created)
-    if fmt.machine:
-        emit_data(created, fmt)
-        return
-    emit_record({k: v for k, v in created.items() if k != "secret"}, fmt)
-    out = console()
-    out.print()
-    out.print("[bold]secret[/] (shown once; store it now):")
-    out.print(hook.secret, markup=False, highlight=False, soft_wrap=True)
+    emit_secret_once(created, "secret", hook.secret, fmt)
 
 
 @app.command("rm")
