@@ -10,6 +10,7 @@ import typer
 
 from xdp47_cli.commands._common import (
     add_ls_command,
+    create_with_secret,
     typed,
 )
 from xdp47_cli.errors import CliError, guarded
@@ -18,7 +19,6 @@ from xdp47_cli.output import (
     OutputFormat,
     OutputOption,
     emit_record,
-    emit_secret_once,
     get,
 )
 from xdp47_cli.runtime import runtime
@@ -91,10 +91,7 @@ def create_token(
         body["expires_in_days"] = expires_in_days
     if tenant is not None:
         body["tenant"] = tenant
-    with runtime(ctx).client() as client:
-        created = client.post("/api/tokens", body)
-    token = typed(ApiTokenCreated, created)
-    emit_secret_once(created, "token", token.token, fmt)
+    create_with_secret(ctx, "/api/tokens", body, ApiTokenCreated, "token", fmt)
 
 
 @app.command("revoke")

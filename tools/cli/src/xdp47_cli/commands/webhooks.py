@@ -12,6 +12,7 @@ from xdp47_cli.commands._common import (
     AllOption,
     LimitOption,
     add_ls_command,
+    create_with_secret,
     list_into,
     typed,
 )
@@ -21,7 +22,6 @@ from xdp47_cli.output import (
     OutputFormat,
     OutputOption,
     emit_record,
-    emit_secret_once,
     emit_value,
     get,
 )
@@ -77,10 +77,7 @@ def add_webhook(
     body: dict[str, object] = {"url": url, "events": events}
     if description is not None:
         body["description"] = description
-    with runtime(ctx).client() as client:
-        created = client.post("/api/webhooks", body)
-    hook = typed(WebhookCreated, created)
-    emit_secret_once(created, "secret", hook.secret, fmt)
+    create_with_secret(ctx, "/api/webhooks", body, WebhookCreated, "secret", fmt)
 
 
 @app.command("rm")
