@@ -28,19 +28,19 @@ from xdp47_scheduler.pg import PgRolloutStore
 from xdp47_scheduler.pg.progress import settle_devices
 from xdp47_scheduler.pg.rollouts import time_out_wave
 
-from .support import Fleet, SimDevice, make_fleet, make_policy, make_rollout, targets
+from .support import (
+    Fleet,
+    SimDevice,
+    gate_policy,
+    make_fleet,
+    make_policy,
+    make_rollout,
+    targets,
+)
 
 pytestmark = pytest.mark.integration
 
-DEFAULTS = EffectivePolicy(
-    require_ok=True,
-    skip_offline=True,
-    grace_seconds=0,
-    min_success_ratio=0.0,
-    max_failures_per_wave=10,
-    abort_on_zero_eligible=False,
-    wave_deadline_seconds=3600,
-)
+DEFAULTS = gate_policy(min_success_ratio=0.0, max_failures_per_wave=10)
 RETRIES = {
     "max_device_retries": 2,
     "retry_backoff_seconds": 30,

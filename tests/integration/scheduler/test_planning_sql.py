@@ -11,7 +11,12 @@ from typing import Any, cast
 
 import pytest
 
-from tests.integration.scheduler.support import add_devices, make_fleet, make_rollout
+from tests.integration.scheduler.support import (
+    add_artifact,
+    add_devices,
+    make_fleet,
+    make_rollout,
+)
 from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.plan_preview import preview_plan
 from xdp47_common.adapters.planning import (
@@ -144,13 +149,11 @@ async def test_no_declared_compatibility_plans_without_the_per_device_check(
             for d, a in props.items()
         ],
     )
-    fitted = dataclasses.replace(fleet, artifact_id=uuid.uuid4())
-    await pool.execute(
-        "INSERT INTO artifacts (id, tenant, uri, sha256, compatible) "
-        "VALUES ($1, $2, 'x', $3, '{\"arch\": [\"arm64\"]}')",
-        fitted.artifact_id,
-        fleet.tenant,
-        "1" * 64,
+    fitted = dataclasses.replace(
+        fleet,
+        artifact_id=await add_artifact(
+            pool, fleet.tenant, version="2.0", compatible={"arch": ["arm64"]}
+        ),
     )
     checked = PlanTarget(
         await make_rollout(pool, fitted), fleet.tenant, "stable", {}, 1

@@ -19,7 +19,6 @@ import asyncpg
 import pytest
 
 from xdp47_common.messages import AbortRollout, RolloutEvent, StartRollout
-from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.rollout.planner import ordering_key
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.pg import read_device
@@ -30,6 +29,7 @@ from .support import (
     Fleet,
     SimDevice,
     add_devices,
+    gate_policy,
     make_fleet,
     make_policy,
     make_rollout,
@@ -39,15 +39,7 @@ from .support import (
 
 pytestmark = pytest.mark.integration
 
-DEFAULTS = EffectivePolicy(
-    require_ok=True,
-    skip_offline=True,
-    grace_seconds=0,
-    min_success_ratio=1.0,
-    max_failures_per_wave=0,
-    abort_on_zero_eligible=False,
-    wave_deadline_seconds=3600,
-)
+DEFAULTS = gate_policy()
 
 
 class _NoEvents:
