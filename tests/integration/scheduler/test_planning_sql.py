@@ -18,7 +18,7 @@ from tests.integration.scheduler.support import (
     make_rollout,
 )
 from xdp47_common.adapters import selector_sql
-from xdp47_common.adapters.plan_preview import preview_plan
+from xdp47_common.adapters.plan_preview import rollout_plan
 from xdp47_common.adapters.planning import (
     PlanTarget,
     count_candidates,
@@ -57,7 +57,7 @@ async def test_sql_plan_equals_the_reference(pool, waves, percentages) -> None:
     expected = plan_waves(rid, ids, waves, percentages)
 
     async with pool.acquire() as conn:
-        preview = await preview_plan(
+        preview = await rollout_plan(
             conn, target, status=RolloutStatus.DRAFT, skip_offline=False, limit=1000
         )
         async with conn.transaction():

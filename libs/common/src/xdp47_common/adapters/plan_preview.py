@@ -1,8 +1,8 @@
 """The plan as the API shows it: a preview before the start, the stored one after.
 
-``preview_plan`` is ``planning``'s ranking as a read-only SELECT (plus the excluded
-devices with their reason), and ``stored_plan`` shows a started rollout: the
-targets of its written waves (states as devices see them), and the waves to come
+``rollout_plan`` shows a draft as ``planning``'s ranking in a read-only SELECT
+(plus the excluded devices with their reason), and a started rollout as the
+targets of its written waves (states as devices see them) and the waves to come
 as they would start now.
 """
 
@@ -32,7 +32,7 @@ from xdp47_common.rollout.exclusions import Exclusion
 from xdp47_common.rollout.planner import wave_bounds
 from xdp47_common.rollout.status import RolloutStatus, TargetState
 
-__all__ = ["preview_plan", "stored_plan"]
+__all__ = ["rollout_plan"]
 
 
 def _preview_sql(compat: bool) -> str:
@@ -131,7 +131,7 @@ SELECT wave, id, status, n FROM numbered WHERE k <= $5 ORDER BY wave, k
 }
 
 
-async def preview_plan(
+async def rollout_plan(
     conn: Connection,
     target: PlanTarget,
     *,
@@ -139,18 +139,31 @@ async def preview_plan(
     skip_offline: bool,
     limit: int,
 ) -> RolloutPlan:
-    """What starting the rollout now would plan, read-only and consistent.
+    """The plan of a rollout: while draft, what starting it now would plan (a
+    read-only, consistent preview: the waves with exact sizes and the excluded
+    devices with their reason); once started, its targets by wave with their
+    state (``excluded`` empty: exclusions were decided at the start).
 
     Args:
-        conn: A connection (not in a transaction: this opens a read-only one).
+        conn: A connection, not in a transaction (a preview opens a read-only one).
         target: The rollout.
-        status: Its status (draft), echoed in the result.
-        skip_offline: The effective skip_offline (flags and ``offline`` exclusions).
-        limit: Most devices listed per wave and per exclusion reason (>= 1).
-
-    Returns:
-        The waves with exact sizes and the excluded devices with their reason.
+        status: Its status, echoed in the result; draft gives the preview.
+        skip_offline: The effective skip_offline it starts (or runs) under: a
+            preview's ``would_skip`` flags and ``offline`` exclusions.
+        limit: Most devices listed per wave and per exclusion reason (>= 1);
+            the counts are exact.
     """
+    show = _preview if status is RolloutStatus.DRAFT else _stored
+    return await show(conn, target, status, skip_offline, limit)
+
+
+async def _preview(
+    conn: Connection,
+    target: PlanTarget,
+    status: RolloutStatus,
+    skip_offline: bool,
+    limit: int,
+) -> RolloutPlan:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         compat = await declares_compatibility(conn, target)
         n = await count_candidates(conn, target, compat=compat)
@@ -209,26 +222,13 @@ async def preview_plan(
     )
 
 
-async def stored_plan(
+async def _stored(
     conn: Connection,
     target: PlanTarget,
-    *,
     status: RolloutStatus,
     skip_offline: bool,
     limit: int,
 ) -> RolloutPlan:
-    """The targets of a started rollout by wave, with their state.
-
-    Args:
-        conn: A connection.
-        target: The rollout.
-        status: Its status, echoed.
-        skip_offline: The effective skip_offline it runs under, echoed.
-        limit: Most devices listed per wave (>= 1); the counts are exact.
-
-    Returns:
-        The plan as stored; ``excluded`` is empty (exclusions were decided at start).
-    """
     counts: dict[int, dict[str, int]] = {w: {} for w in range(1, target.waves + 1)}
     for r in await conn.fetch(_STORED_COUNTS, target.rollout_id):
         counts.setdefault(r["wave"], {})[r["state"]] = int(r["n"])

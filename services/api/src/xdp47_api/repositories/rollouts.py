@@ -19,7 +19,7 @@ from xdp47_api.pagination import (
 )
 from xdp47_api.repositories._paging import page_of, time_id_key
 from xdp47_api.repositories._trail import record, writing
-from xdp47_common.adapters.plan_preview import preview_plan, stored_plan
+from xdp47_common.adapters.plan_preview import rollout_plan
 from xdp47_common.adapters.planning import PlanTarget
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RolloutRun
 from xdp47_common.rollout.policy import EffectivePolicy
@@ -251,10 +251,7 @@ class PgRolloutRepository:
             else:
                 # A LEFT JOIN without a policy gives nulls: the defaults apply.
                 policy = EffectivePolicy.resolve(dict(row), defaults)
-            make = (
-                preview_plan if rollout.status is RolloutStatus.DRAFT else stored_plan
-            )
-            return await make(
+            return await rollout_plan(
                 conn,
                 target,
                 status=rollout.status,
