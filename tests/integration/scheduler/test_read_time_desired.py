@@ -12,18 +12,19 @@ from __future__ import annotations
 import bisect
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import pytest
 
-from xdp47_common.messages import AbortRollout, RolloutEvent, StartRollout
+from xdp47_common.messages import AbortRollout, StartRollout
+from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.rollout.planner import ordering_key
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.pg import read_device
 from xdp47_scheduler.engine import RolloutEngine
-from xdp47_scheduler.pg import PgRolloutStore, waves
+from xdp47_scheduler.pg import waves
 
 from .support import (
     Fleet,
@@ -42,16 +43,9 @@ pytestmark = pytest.mark.integration
 DEFAULTS = gate_policy()
 
 
-class _NoEvents:
-    async def publish(self, events: Sequence[RolloutEvent]) -> None:
-        return None
-
-
 @pytest.fixture
-async def engine(pool: asyncpg.Pool[Any]) -> Any:
-    e = RolloutEngine(PgRolloutStore(pool), DEFAULTS, _NoEvents())
-    yield e
-    await e.drain()
+def engine(sql_engine: Callable[[EffectivePolicy], RolloutEngine]) -> RolloutEngine:
+    return sql_engine(DEFAULTS)
 
 
 async def _answer(pool: asyncpg.Pool[Any], d: SimDevice) -> dict[str, Any]:

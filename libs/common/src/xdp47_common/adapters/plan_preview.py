@@ -8,6 +8,8 @@ as they would start now.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.desired import target_state
 from xdp47_common.adapters.planning import (
@@ -153,17 +155,19 @@ async def rollout_plan(
         limit: Most devices listed per wave and per exclusion reason (>= 1);
             the counts are exact.
     """
+    asked = _Asked(status, skip_offline, limit)
     show = _preview if status is RolloutStatus.DRAFT else _stored
-    return await show(conn, target, status, skip_offline, limit)
+    return await show(conn, target, asked)
 
 
-async def _preview(
-    conn: Connection,
-    target: PlanTarget,
-    status: RolloutStatus,
-    skip_offline: bool,
-    limit: int,
-) -> RolloutPlan:
+class _Asked(NamedTuple):
+    status: RolloutStatus
+    skip_offline: bool
+    limit: int
+
+
+async def _preview(conn: Connection, target: PlanTarget, asked: _Asked) -> RolloutPlan:
+    status, skip_offline, limit = asked
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         compat = await declares_compatibility(conn, target)
         n = await count_candidates(conn, target, compat=compat)
@@ -222,13 +226,8 @@ async def _preview(
     )
 
 
-async def _stored(
-    conn: Connection,
-    target: PlanTarget,
-    status: RolloutStatus,
-    skip_offline: bool,
-    limit: int,
-) -> RolloutPlan:
+async def _stored(conn: Connection, target: PlanTarget, asked: _Asked) -> RolloutPlan:
+    status, skip_offline, limit = asked
     counts: dict[int, dict[str, int]] = {w: {} for w in range(1, target.waves + 1)}
     for r in await conn.fetch(_STORED_COUNTS, target.rollout_id):
         counts.setdefault(r["wave"], {})[r["state"]] = int(r["n"])
