@@ -18,9 +18,9 @@ from xdp47_common.adapters.planning import (
     PlanTarget,
     candidate_filter,
     count_candidates,
-    declares_compatibility,
     first_ranks,
     plan_args,
+    planning_form,
     reserving_cte,
     unwritten_candidates,
 )
@@ -169,7 +169,7 @@ class _Asked(NamedTuple):
 async def _preview(conn: Connection, target: PlanTarget, asked: _Asked) -> RolloutPlan:
     status, skip_offline, limit = asked
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        compat = await declares_compatibility(conn, target)
+        compat = await planning_form(conn, target)
         n = await count_candidates(conn, target, compat=compat)
         bounds = wave_bounds(n, target.waves, target.wave_percentages)
         rows = (
@@ -237,7 +237,7 @@ async def _stored(conn: Connection, target: PlanTarget, asked: _Asked) -> Rollou
     unwritten = (
         TargetState.SKIPPED if status is RolloutStatus.ABORTED else TargetState.PENDING
     )
-    compat = await declares_compatibility(conn, target)
+    compat = await planning_form(conn, target)
     for r in await conn.fetch(_UNWRITTEN[compat], *plan_args(target), limit):
         counts[r["wave"]] = {unwritten.value: int(r["n"])}
         listed[r["wave"]].append(
