@@ -14,13 +14,16 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.e2e.fleet import Fleet
 from tests.e2e.operator_api import Operator, query
-from tests.e2e.slow_server import held_file_server
+from tests.e2e.slow_server import HeldFileServer, held_file_server
 from tests.support.control_plane import ControlPlane
 from tests.support.processes import wait_until
 
@@ -192,29 +195,45 @@ def test_an_agent_killed_mid_download_converges_after_restart(
     assert (victim.state_dir / f"applied_{artifact['id']}").read_bytes() == content
 
 
+@dataclass
+class TamperedRelease:
+    host: HeldFileServer  # serving ``genuine`` with one bit flipped
+    genuine: bytes  # the bytes whose SHA256 the artifact registers
+    artifact: dict[str, Any]
+    rollout: dict[str, Any]  # one wave, strict policy: failed by the agents
+
+
+@contextmanager
+def tampered_release(
+    operator: Operator, fleet: Fleet, version: str, name: str
+) -> Iterator[TamperedRelease]:
+    """A one-wave rollout to the fleet of an artifact whose host serves other
+    bytes than it registers, left ``failed`` (every agent refuses the bytes),
+    while the host still serves."""
+    genuine = os.urandom(64 * 1024)
+    tampered = bytearray(genuine)
+    tampered[1000] ^= 0x01
+    with held_file_server(bytes(tampered)) as host:
+        artifact = operator.register(
+            host.url, hashlib.sha256(genuine).hexdigest(), len(genuine), version
+        )
+        policy = operator.policy(f"strict ({name})", max_failures_per_wave=0)
+        rollout = operator.rollout(
+            artifact["id"], fleet.label, waves=1, policy_id=policy["id"], name=name
+        )
+        operator.start(rollout["id"])
+        operator.wait_status(rollout["id"], "failed")
+        yield TamperedRelease(host, genuine, artifact, rollout)
+
+
 def test_a_tampered_artifact_is_refused_and_says_why_everywhere(
     good_rollout: dict[str, Any], e2e_fleet: Fleet, operator: Operator
 ) -> None:
     """The host serves other bytes than the SHA256 registered: every agent that
     tries refuses it, reports ``sha256_mismatch``, and the code reaches the
     rollout target and ``GET /api/devices/{id}``."""
-    genuine = os.urandom(64 * 1024)
-    tampered = bytearray(genuine)
-    tampered[1000] ^= 0x01
-    with held_file_server(bytes(tampered)) as host:
-        artifact = operator.register(
-            host.url, hashlib.sha256(genuine).hexdigest(), len(genuine), "9.9.9"
-        )
-        policy = operator.policy("strict", max_failures_per_wave=0)
-        rollout = operator.rollout(
-            artifact["id"],
-            e2e_fleet.label,
-            waves=1,
-            policy_id=policy["id"],
-            name="tampered",
-        )
-        operator.start(rollout["id"])
-        operator.wait_status(rollout["id"], "failed")
+    with tampered_release(operator, e2e_fleet, "9.9.9", "tampered") as release:
+        artifact, rollout = release.artifact, release.rollout
 
     rows = query(
         operator.plane.db_url,
@@ -254,26 +273,13 @@ def test_a_retry_fetches_bytes_that_were_refused_once_they_are_fixed(
     """The agents remember bytes that failed verification and do not fetch them
     again for the same order; a retry is a new order (the answer's ``attempt``),
     so once the host serves the right bytes the retry installs them everywhere."""
-    genuine = os.urandom(64 * 1024)
-    tampered = bytearray(genuine)
-    tampered[7] ^= 0x80
     version = "9.9.10"
-    with held_file_server(bytes(tampered)) as host:
-        artifact = operator.register(
-            host.url, hashlib.sha256(genuine).hexdigest(), len(genuine), version
-        )
-        policy = operator.policy("strict, then retried", max_failures_per_wave=0)
-        rollout = operator.rollout(
-            artifact["id"],
-            e2e_fleet.label,
-            waves=1,
-            policy_id=policy["id"],
-            name="fixed, then retried",
-        )
-        operator.start(rollout["id"])
-        operator.wait_status(rollout["id"], "failed")
+    with tampered_release(operator, e2e_fleet, version, "fixed, then retried") as (
+        release
+    ):
+        rollout, host = release.rollout, release.host
         assert host.served >= 1
-        host.content = genuine  # the operator fixes what the host serves
+        host.content = release.genuine  # the operator fixes what the host serves
         operator.retry(rollout["id"])  # 202: the scheduler acts on it next
 
         def retried() -> None:

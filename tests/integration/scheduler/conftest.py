@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -22,8 +22,11 @@ from xdp47_common.messages import (
     RolloutEvent,
     StartRollout,
 )
+from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.topology import Topology
 from xdp47_ingest import IngestSettings, create_app
+from xdp47_scheduler.engine import RolloutEngine
+from xdp47_scheduler.pg import PgRolloutStore
 from xdp47_scheduler.service import Scheduler
 from xdp47_scheduler.settings import SchedulerSettings
 
@@ -61,6 +64,30 @@ def scheduler_settings(db_url: str, amqp_url: str, namespace: str) -> SchedulerS
         publish_timeout=5,
         sched_batch_size=100,
     )
+
+
+class NoEvents:
+    """An event sink that drops what the engine publishes."""
+
+    async def publish(self, events: Sequence[Any]) -> None:
+        return None
+
+
+@pytest.fixture
+async def sql_engine(
+    pool: Any,
+) -> AsyncIterator[Callable[[EffectivePolicy], RolloutEngine]]:
+    """Make engines over the PostgreSQL store (``defaults``: the scheduler's
+    policy defaults), events dropped; each is drained at the test's end."""
+    made: list[RolloutEngine] = []
+
+    def make(defaults: EffectivePolicy) -> RolloutEngine:
+        made.append(RolloutEngine(PgRolloutStore(pool), defaults, NoEvents()))
+        return made[-1]
+
+    yield make
+    for engine in made:
+        await engine.drain()
 
 
 @pytest.fixture(scope="session")

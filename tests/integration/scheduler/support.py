@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
+from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 
 
@@ -98,6 +99,43 @@ class Fleet:
     devices: list[SimDevice]
 
 
+async def add_artifact(
+    pool: asyncpg.Pool[Any],
+    tenant: str,
+    *,
+    version: str,
+    compatible: dict[str, list[str]] | None = None,
+) -> uuid.UUID:
+    """An artifact of the tenant (no bytes: a URI) declaring ``compatible``."""
+    artifact = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO artifacts (id, tenant, uri, sha256, version, compatible) "
+        "VALUES ($1, $2, 'https://example.com/a', $3, $4, $5::text::jsonb)",
+        artifact,
+        tenant,
+        artifact.hex * 2,
+        version,
+        json.dumps(compatible or {}),
+    )
+    return artifact
+
+
+def gate_policy(**fields: Any) -> EffectivePolicy:
+    """Scheduler defaults for a test: every device of a wave must update (no
+    failure allowed), offline devices skipped, no grace, an hour's deadline, a
+    plan with no device ends completed; ``fields`` change any of them."""
+    base: dict[str, Any] = {
+        "require_ok": True,
+        "skip_offline": True,
+        "grace_seconds": 0,
+        "min_success_ratio": 1.0,
+        "max_failures_per_wave": 0,
+        "abort_on_zero_eligible": False,
+        "wave_deadline_seconds": 3600,
+    }
+    return EffectivePolicy(**(base | fields))
+
+
 async def make_fleet(
     pool: asyncpg.Pool[Any],
     n: int,
@@ -112,14 +150,7 @@ async def make_fleet(
     await pool.execute(
         "INSERT INTO tenants (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", tenant
     )
-    artifact = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO artifacts (id, tenant, uri, sha256, version) "
-        "VALUES ($1, $2, 'https://example.com/a', $3, '2.0')",
-        artifact,
-        tenant,
-        "a" * 64,
-    )
+    artifact = await add_artifact(pool, tenant, version="2.0")
     devices = await add_devices(
         pool, tenant, n, labels=labels, channel=channel, status=status, prefix=prefix
     )

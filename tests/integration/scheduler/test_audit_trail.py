@@ -16,6 +16,7 @@ from tests.integration.api.support import auth, client_for, mint, running_app
 from tests.integration.scheduler.support import (
     applies,
     drive,
+    gate_policy,
     make_fleet,
     make_rollout,
     rollout_row,
@@ -23,7 +24,7 @@ from tests.integration.scheduler.support import (
 )
 from xdp47_common.messages import RolloutEvent, StartRollout
 from xdp47_common.models import ALL_SCOPES
-from xdp47_common.rollout import Decision, EffectivePolicy
+from xdp47_common.rollout import Decision
 from xdp47_common.settings import ControlSettings
 from xdp47_scheduler.engine import RolloutEngine
 from xdp47_scheduler.pg import PgRolloutStore
@@ -32,12 +33,10 @@ from xdp47_scheduler.ports import RolloutRow, RolloutTx
 
 pytestmark = pytest.mark.integration
 
-DEFAULTS = EffectivePolicy(
+DEFAULTS = gate_policy(
     require_ok=False,
     skip_offline=False,
     grace_seconds=600,
-    min_success_ratio=1.0,
-    max_failures_per_wave=0,
     abort_on_zero_eligible=True,
     wave_deadline_seconds=600,
 )

@@ -11,36 +11,35 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from xdp47_common.messages import RetryRollout, RolloutEvent, StartRollout
+from xdp47_common.messages import RetryRollout, StartRollout
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.rollout.retries import after_failure
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.pg import read_device
 from xdp47_scheduler.engine import RolloutEngine
-from xdp47_scheduler.pg import PgRolloutStore
 from xdp47_scheduler.pg.progress import settle_devices
 from xdp47_scheduler.pg.rollouts import time_out_wave
 
-from .support import Fleet, SimDevice, make_fleet, make_policy, make_rollout, targets
+from .support import (
+    Fleet,
+    SimDevice,
+    gate_policy,
+    make_fleet,
+    make_policy,
+    make_rollout,
+    targets,
+)
 
 pytestmark = pytest.mark.integration
 
-DEFAULTS = EffectivePolicy(
-    require_ok=True,
-    skip_offline=True,
-    grace_seconds=0,
-    min_success_ratio=0.0,
-    max_failures_per_wave=10,
-    abort_on_zero_eligible=False,
-    wave_deadline_seconds=3600,
-)
+DEFAULTS = gate_policy(min_success_ratio=0.0, max_failures_per_wave=10)
 RETRIES = {
     "max_device_retries": 2,
     "retry_backoff_seconds": 30,
@@ -51,16 +50,9 @@ RETRIES = {
 }
 
 
-class _NoEvents:
-    async def publish(self, events: Sequence[RolloutEvent]) -> None:
-        return None
-
-
 @pytest.fixture
-async def engine(pool: asyncpg.Pool[Any]) -> Any:
-    e = RolloutEngine(PgRolloutStore(pool), DEFAULTS, _NoEvents())
-    yield e
-    await e.drain()
+def engine(sql_engine: Callable[[EffectivePolicy], RolloutEngine]) -> RolloutEngine:
+    return sql_engine(DEFAULTS)
 
 
 async def _running(

@@ -3,14 +3,28 @@ implementations), writes nothing when previewing, and leaves out ineligible devi
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 import uuid
+from typing import Any, cast
 
 import pytest
 
-from tests.integration.scheduler.support import add_devices, make_fleet, make_rollout
-from xdp47_common.adapters.plan_preview import preview_plan
-from xdp47_common.adapters.planning import PlanTarget, materialise_waves, write_plan
+from tests.integration.scheduler.support import (
+    add_artifact,
+    add_devices,
+    make_fleet,
+    make_rollout,
+)
+from xdp47_common.adapters import selector_sql
+from xdp47_common.adapters.plan_preview import rollout_plan
+from xdp47_common.adapters.planning import (
+    PlanTarget,
+    count_candidates,
+    materialise_waves,
+    write_plan,
+)
 from xdp47_common.rollout import RolloutStatus, plan_waves, wave_sizes
 
 pytestmark = pytest.mark.integration
@@ -43,7 +57,7 @@ async def test_sql_plan_equals_the_reference(pool, waves, percentages) -> None:
     expected = plan_waves(rid, ids, waves, percentages)
 
     async with pool.acquire() as conn:
-        preview = await preview_plan(
+        preview = await rollout_plan(
             conn, target, status=RolloutStatus.DRAFT, skip_offline=False, limit=1000
         )
         async with conn.transaction():
@@ -101,3 +115,67 @@ async def test_planning_leaves_out_ineligible_devices(pool) -> None:
     assert again == [0, 0]
     assert not planned & {d.id for d in other_site + beta}
     assert uuid.UUID(str(rid)) == rid
+
+
+class _Recorded:
+    """A connection that records the statements planning runs on it."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self.statements: list[str] = []
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        self.statements.append(query)
+        return await self._conn.fetchval(query, *args)
+
+    async def fetch(self, query: str, *args: Any) -> Any:
+        self.statements.append(query)
+        return await self._conn.fetch(query, *args)
+
+
+async def test_no_declared_compatibility_plans_without_the_per_device_check(
+    pool,
+) -> None:
+    """An artifact that declares no compatibility is compatible with every device,
+    whatever its properties, and planning for it runs no per-device check; one
+    that declares a compatibility keeps the check and plans only what it fits."""
+    fleet = await make_fleet(pool, 0)
+    props = {"arm-1": "arm64", "arm-2": "arm64", "x86-1": "x86_64", "none": None}
+    await pool.executemany(
+        "INSERT INTO devices (tenant, id, channel, properties) "
+        "VALUES ($1, $2, 'stable', $3::text::jsonb)",
+        [
+            (fleet.tenant, d, json.dumps({"arch": a} if a else {}))
+            for d, a in props.items()
+        ],
+    )
+    fitted = dataclasses.replace(
+        fleet,
+        artifact_id=await add_artifact(
+            pool, fleet.tenant, version="2.0", compatible={"arch": ["arm64"]}
+        ),
+    )
+    checked = PlanTarget(
+        await make_rollout(pool, fitted), fleet.tenant, "stable", {}, 1
+    )
+    anything = PlanTarget(
+        await make_rollout(pool, fleet), fleet.tenant, "stable", {}, 1
+    )
+    compat_check = selector_sql.rollout_compatible("$1")
+    async with pool.acquire() as conn:
+        recorded = _Recorded(conn)
+        assert await count_candidates(cast(Any, recorded), checked) == 2
+        assert any(compat_check in s for s in recorded.statements)
+
+        recorded = _Recorded(conn)
+        async with conn.transaction():
+            sizes = await write_plan(cast(Any, recorded), anything)
+            written = await materialise_waves(cast(Any, recorded), anything, 1)
+        assert not any(compat_check in s for s in recorded.statements)
+    assert sizes == [4]
+    assert written == 4
+    planned = await pool.fetch(
+        "SELECT device_id FROM rollout_targets WHERE rollout_id = $1",
+        anything.rollout_id,
+    )
+    assert {r["device_id"] for r in planned} == set(props)

@@ -12,24 +12,25 @@ from __future__ import annotations
 import bisect
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import pytest
 
-from xdp47_common.messages import AbortRollout, RolloutEvent, StartRollout
+from xdp47_common.messages import AbortRollout, StartRollout
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.rollout.planner import ordering_key
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.pg import read_device
 from xdp47_scheduler.engine import RolloutEngine
-from xdp47_scheduler.pg import PgRolloutStore, waves
+from xdp47_scheduler.pg import waves
 
 from .support import (
     Fleet,
     SimDevice,
     add_devices,
+    gate_policy,
     make_fleet,
     make_policy,
     make_rollout,
@@ -39,27 +40,12 @@ from .support import (
 
 pytestmark = pytest.mark.integration
 
-DEFAULTS = EffectivePolicy(
-    require_ok=True,
-    skip_offline=True,
-    grace_seconds=0,
-    min_success_ratio=1.0,
-    max_failures_per_wave=0,
-    abort_on_zero_eligible=False,
-    wave_deadline_seconds=3600,
-)
-
-
-class _NoEvents:
-    async def publish(self, events: Sequence[RolloutEvent]) -> None:
-        return None
+DEFAULTS = gate_policy()
 
 
 @pytest.fixture
-async def engine(pool: asyncpg.Pool[Any]) -> Any:
-    e = RolloutEngine(PgRolloutStore(pool), DEFAULTS, _NoEvents())
-    yield e
-    await e.drain()
+def engine(sql_engine: Callable[[EffectivePolicy], RolloutEngine]) -> RolloutEngine:
+    return sql_engine(DEFAULTS)
 
 
 async def _answer(pool: asyncpg.Pool[Any], d: SimDevice) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.scheduler.support import (
     SimDevice,
+    add_artifact,
     applies,
     drive,
     make_fleet,
@@ -29,14 +30,7 @@ async def test_a_rollback_sends_each_device_back_once(
     pool, scheduler, ingest, commands
 ) -> None:
     fleet = await make_fleet(pool, 4)
-    old = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO artifacts (id, tenant, uri, sha256, version) "
-        "VALUES ($1, $2, 'https://example.com/old', $3, '1.0')",
-        old,
-        fleet.tenant,
-        "b" * 64,
-    )
+    old = await add_artifact(pool, fleet.tenant, version="1.0")
     for d in fleet.devices[:3]:
         d.current_artifact_id = old
     await reported(pool, ingest, fleet.devices)
@@ -92,14 +86,7 @@ async def test_the_desired_state_of_a_rollback_is_marked(
     pool, scheduler, ingest, commands
 ) -> None:
     fleet = await make_fleet(pool, 1)
-    old = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO artifacts (id, tenant, uri, sha256, version) "
-        "VALUES ($1, $2, 'https://example.com/old', $3, '1.0')",
-        old,
-        fleet.tenant,
-        "c" * 64,
-    )
+    old = await add_artifact(pool, fleet.tenant, version="1.0")
     device = fleet.devices[0]
     device.current_artifact_id = old
     await reported(pool, ingest, fleet.devices)

@@ -10,7 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.scheduler.support import make_fleet, make_policy, make_rollout
+from tests.integration.scheduler.support import (
+    gate_policy,
+    make_fleet,
+    make_policy,
+    make_rollout,
+)
 from xdp47_common.rollout import (
     EffectivePolicy,
     RolloutHold,
@@ -25,14 +30,8 @@ from xdp47_scheduler.pg import PgRolloutStore
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
-POLICY = EffectivePolicy(
-    require_ok=True,
-    skip_offline=True,
-    grace_seconds=300,
-    min_success_ratio=1.0,
-    max_failures_per_wave=0,
-    abort_on_zero_eligible=True,
-    wave_deadline_seconds=900,
+POLICY = gate_policy(
+    grace_seconds=300, abort_on_zero_eligible=True, wave_deadline_seconds=900
 )
 
 

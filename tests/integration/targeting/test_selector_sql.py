@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.integration.scheduler.support import make_fleet, make_rollout
 from xdp47_common.adapters import selector_sql
-from xdp47_common.adapters.plan_preview import preview_plan
+from xdp47_common.adapters.plan_preview import rollout_plan
 from xdp47_common.adapters.planning import PlanTarget
 from xdp47_common.compat import compatibility_selector
 from xdp47_common.rollout import RolloutStatus
@@ -116,7 +116,7 @@ async def _labelled(
 async def _preview(pool, fleet, rid, selector) -> tuple[set[str], dict[str, str]]:
     target = PlanTarget(rid, fleet.tenant, "stable", selector, 1)
     async with pool.acquire() as conn:
-        plan = await preview_plan(
+        plan = await rollout_plan(
             conn, target, status=RolloutStatus.DRAFT, skip_offline=False, limit=100
         )
     planned = {d.device_id for w in plan.waves for d in w.devices}

@@ -36,6 +36,7 @@ __all__ = [
     "emit_json",
     "emit_list",
     "emit_record",
+    "emit_secret_once",
     "emit_table",
     "emit_value",
     "get",
@@ -184,6 +185,22 @@ def _nested(value: Any) -> str:
     ):
         return json.dumps(value)
     return cell(value)
+
+
+def emit_secret_once(
+    created: Mapping[str, Any], field: str, secret: str, fmt: OutputFormat
+) -> None:
+    """An object the API answers with a secret it never shows again (a token, a
+    webhook's signing secret): JSON/YAML as answered; for people, the other
+    fields as a record, then the secret alone on its line with a warning."""
+    if fmt.machine:
+        emit_data(created, fmt)
+        return
+    emit_record({k: v for k, v in created.items() if k != field}, fmt)
+    out = console()
+    out.print()
+    out.print(f"[bold]{field}[/] (shown once; store it now):")
+    out.print(secret, markup=False, highlight=False, soft_wrap=True)
 
 
 def emit_value(message: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 import aio_pika
 from aio_pika.abc import (
@@ -40,6 +41,9 @@ MESSAGES_PUBLISHED = Counter(
     registry=PLUMBING,
 )
 
+if TYPE_CHECKING:
+    from pamqp.common import FieldTable
+
 _log = logging.getLogger(__name__)
 
 __all__ = [
@@ -48,6 +52,7 @@ __all__ = [
     "PublishFailed",
     "connect",
     "declare_topology",
+    "declare_work_queue",
     "to_message",
 ]
 
@@ -92,26 +97,41 @@ async def declare_topology(
         topology.webhooks, aio_pika.ExchangeType.DIRECT, durable=True
     )
     for queue_name, exchange, key in topology.work_queues:
-        dead = await channel.declare_queue(
-            topology.dead_queue(queue_name),
-            durable=True,
-            arguments={"x-queue-type": "quorum"},
+        await declare_work_queue(
+            channel, topology, queue_name, exchanges[exchange], key, reject_publish=True
         )
-        await dead.bind(dlx, routing_key=queue_name)
-        queue = await channel.declare_queue(
-            queue_name,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": DELIVERY_LIMIT,
-                "x-dead-letter-exchange": topology.dlx,
-                "x-dead-letter-routing-key": queue_name,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
-        )
-        await queue.bind(exchanges[exchange], routing_key=key)
     return exchanges
+
+
+async def declare_work_queue(
+    channel: AbstractChannel,
+    topology: Topology,
+    name: str,
+    exchange: AbstractExchange,
+    key: str,
+    *,
+    reject_publish: bool,
+) -> None:
+    """A quorum work queue bound to ``exchange`` with ``key``, with its dead queue
+    on the DLX (``topology.dlx``, declared already): a message is dead-lettered
+    at least once after ``DELIVERY_LIMIT`` deliveries. ``reject_publish``: a full
+    queue refuses publishes (the publisher sees it) instead of dropping its
+    oldest message. Idempotent, given the same arguments."""
+    dead = await channel.declare_queue(
+        topology.dead_queue(name), durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dead.bind(topology.dlx, routing_key=name)
+    arguments: FieldTable = {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": topology.dlx,
+        "x-dead-letter-routing-key": name,
+        "x-dead-letter-strategy": "at-least-once",
+    }
+    if reject_publish:
+        arguments["x-overflow"] = "reject-publish"
+    queue = await channel.declare_queue(name, durable=True, arguments=arguments)
+    await queue.bind(exchange, routing_key=key)
 
 
 def to_message(envelope: Envelope | PreparedEnvelope) -> aio_pika.Message:

@@ -9,7 +9,8 @@
   dead-lettered back to ``xdp47.webhooks`` with key ``delivery``, into the work
   queue. No process sleeps through a backoff.
 
-Each work queue has its dead queue on ``xdp47.dlx``, as the others do. Idempotent.
+Each work queue has its dead queue on ``xdp47.dlx``, as the others do
+(``amqp.declare_work_queue``). Idempotent.
 
 The delay queues are as many as the configured delays (``XDP47_WEBHOOK_RETRY_DELAYS``,
 at most ``MAX_RETRY_DELAYS``: a fixed ladder, never a delay computed per job, so
@@ -31,7 +32,8 @@ import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 from aiormq.exceptions import ChannelPreconditionFailed
 
-from xdp47_common.topology import DELIVERY_LIMIT, Topology
+from xdp47_common.adapters.amqp import declare_work_queue
+from xdp47_common.topology import Topology
 
 __all__ = [
     "MAX_RETRY_DELAYS",
@@ -65,31 +67,16 @@ async def declare_webhook_queues(
         jobs = await channel.declare_exchange(
             topology.webhooks, aio_pika.ExchangeType.DIRECT, durable=True
         )
-        dlx = await channel.declare_exchange(
+        await channel.declare_exchange(
             topology.dlx, aio_pika.ExchangeType.DIRECT, durable=True
         )
         for name, exchange, key in (
             (topology.webhook_events_queue, events, "rollout.#"),
             (topology.webhook_deliveries_queue, jobs, DELIVERY_KEY),
         ):
-            dead = await channel.declare_queue(
-                topology.dead_queue(name),
-                durable=True,
-                arguments={"x-queue-type": "quorum"},
+            await declare_work_queue(
+                channel, topology, name, exchange, key, reject_publish=False
             )
-            await dead.bind(dlx, routing_key=name)
-            queue = await channel.declare_queue(
-                name,
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    "x-delivery-limit": DELIVERY_LIMIT,
-                    "x-dead-letter-exchange": topology.dlx,
-                    "x-dead-letter-routing-key": name,
-                    "x-dead-letter-strategy": "at-least-once",
-                },
-            )
-            await queue.bind(exchange, routing_key=key)
     finally:
         await channel.close()
     await declare_retry_queues(connection, topology, delays_ms)

@@ -1,8 +1,8 @@
 """The plan as the API shows it: a preview before the start, the stored one after.
 
-``preview_plan`` is ``planning``'s ranking as a read-only SELECT (plus the excluded
-devices with their reason), and ``stored_plan`` shows a started rollout: the
-targets of its written waves (states as devices see them), and the waves to come
+``rollout_plan`` shows a draft as ``planning``'s ranking in a read-only SELECT
+(plus the excluded devices with their reason), and a started rollout as the
+targets of its written waves (states as devices see them) and the waves to come
 as they would start now.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.desired import DEVICE_ZONE, target_state
@@ -23,7 +23,9 @@ from xdp47_common.adapters.planning import (
     count_candidates,
     first_ranks,
     plan_args,
+    planning_form,
     reserving_cte,
+    unwritten_candidates,
 )
 from xdp47_common.models.plan import (
     PlanExclusion,
@@ -36,7 +38,7 @@ from xdp47_common.rollout.planner import wave_bounds
 from xdp47_common.rollout.status import RolloutStatus, TargetState
 from xdp47_common.rollout.windows import parse_windows, zone_states
 
-__all__ = ["PlanWindows", "preview_plan", "stored_plan"]
+__all__ = ["PlanWindows", "rollout_plan"]
 
 
 @dataclass(frozen=True)
@@ -70,22 +72,24 @@ class PlanWindows:
         return out
 
 
-# $5 is the first rank of each wave (``int8[]``, see ``_first_ranks``): the wave
-# of rank rn is the number of first ranks <= rn. The guard ``rn <= total`` keeps a
-# device that became a candidate between the count and this statement out.
-_RANKED = f"""
-{reserving_cte("$1", "$2")}, ranked AS (
+def _preview_sql(compat: bool) -> str:
+    """The first ``$7`` ranked candidates of each wave, with the wave's online count.
+
+    $5 is the first rank of each wave (``int8[]``, see ``first_ranks``): the wave
+    of rank rn is the number of first ranks <= rn. The guard ``rn <= $6`` (the
+    total) keeps a device that became a candidate between the count and this
+    statement out.
+    """
+    return f"""
+WITH {reserving_cte("$1", "$2")}, ranked AS (
     SELECT d.id, d.status, {DEVICE_ZONE} AS zone,
            row_number() OVER (ORDER BY {RANK_KEY}) AS rn
     FROM devices AS d
-    WHERE {candidate_filter("$1", "$2", "$3", "$4")}
+    WHERE {candidate_filter("$1", "$2", "$3", "$4", compat=compat)}
 ), placed AS (
     SELECT id, status, zone, rn, width_bucket(rn, $5::int8[]) AS wave
     FROM ranked WHERE rn <= $6
-)"""  # nosec B608
-
-_PREVIEW = f"""
-WITH {_RANKED}, numbered AS (
+), numbered AS (
     SELECT id, status, zone, wave, rn,
            row_number() OVER (PARTITION BY wave ORDER BY rn) AS k,
            count(*) FILTER (WHERE status = 'online') OVER (PARTITION BY wave)
@@ -95,6 +99,9 @@ WITH {_RANKED}, numbered AS (
 SELECT wave, id, status, zone, online FROM numbered WHERE k <= $7
 ORDER BY wave, k
 """  # nosec B608
+
+
+_PREVIEW = {compat: _preview_sql(compat) for compat in (False, True)}
 
 # The order of the CASE is the order of ``Exclusion`` (first reason wins), as in
 # ``exclusions.classify_device``.
@@ -148,14 +155,13 @@ WHERE t.rollout_id = $1
 GROUP BY 1, 2
 """  # nosec B608
 # The waves not written yet: who they would hold if they started now ($5 limit).
-_UNWRITTEN = f"""
+_PLACED = f"d.id, d.status, {DEVICE_ZONE} AS zone, w.wave, {RANK_KEY} AS rk"
+_UNWRITTEN = {
+    compat: f"""
 WITH {reserving_cte("$1", "$2")}, plan AS (
     SELECT firsts, materialised FROM rollout_plans WHERE rollout_id = $1
 ), placed AS (
-    SELECT d.id, d.status, {DEVICE_ZONE} AS zone, w.wave, {RANK_KEY} AS rk
-    FROM plan CROSS JOIN devices AS d
-    CROSS JOIN LATERAL (SELECT width_bucket({RANK_KEY}, plan.firsts) AS wave) AS w
-    WHERE {candidate_filter("$1", "$2", "$3", "$4")} AND w.wave > plan.materialised
+    {unwritten_candidates("$1", "$2", "$3", "$4", _PLACED, compat=compat)}
 ), numbered AS (
     SELECT wave, id, status, zone, count(*) OVER (PARTITION BY wave) AS n,
            row_number() OVER (PARTITION BY wave ORDER BY rk) AS k
@@ -163,9 +169,11 @@ WITH {reserving_cte("$1", "$2")}, plan AS (
 )
 SELECT wave, id, status, zone, n FROM numbered WHERE k <= $5 ORDER BY wave, k
 """  # nosec B608
+    for compat in (False, True)
+}
 
 
-async def preview_plan(
+async def rollout_plan(
     conn: Connection,
     target: PlanTarget,
     *,
@@ -174,26 +182,43 @@ async def preview_plan(
     limit: int,
     windows: PlanWindows | None = None,
 ) -> RolloutPlan:
-    """What starting the rollout now would plan, read-only and consistent.
+    """The plan of a rollout: while draft, what starting it now would plan (a
+    read-only, consistent preview: the waves with exact sizes and the excluded
+    devices with their reason); once started, its targets by wave with their
+    state (``excluded`` empty: exclusions were decided at the start).
 
     Args:
-        conn: A connection (not in a transaction: this opens a read-only one).
+        conn: A connection, not in a transaction (a preview opens a read-only one).
         target: The rollout.
-        status: Its status (draft), echoed in the result.
-        skip_offline: The effective skip_offline (flags and ``offline`` exclusions).
-        limit: Most devices listed per wave and per exclusion reason (>= 1).
+        status: Its status, echoed in the result; draft gives the preview.
+        skip_offline: The effective skip_offline it starts (or runs) under: a
+            preview's ``would_skip`` flags and ``offline`` exclusions.
+        limit: Most devices listed per wave and per exclusion reason (>= 1);
+            the counts are exact.
         windows: The policy's maintenance windows: each listed device shows
             its zone's window (open, when it next opens).
-
-    Returns:
-        The waves with exact sizes and the excluded devices with their reason.
     """
+    asked = _Asked(status, skip_offline, limit, windows or PlanWindows())
+    show = _preview if status is RolloutStatus.DRAFT else _stored
+    return await show(conn, target, asked)
+
+
+class _Asked(NamedTuple):
+    status: RolloutStatus
+    skip_offline: bool
+    limit: int
+    windows: PlanWindows
+
+
+async def _preview(conn: Connection, target: PlanTarget, asked: _Asked) -> RolloutPlan:
+    status, skip_offline, limit, windows = asked
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        n = await count_candidates(conn, target)
+        compat = await planning_form(conn, target)
+        n = await count_candidates(conn, target, compat=compat)
         bounds = wave_bounds(n, target.waves, target.wave_percentages)
         rows = (
             await conn.fetch(
-                _PREVIEW, *plan_args(target), first_ranks(bounds), n, limit
+                _PREVIEW[compat], *plan_args(target), first_ranks(bounds), n, limit
             )
             if n
             else []
@@ -204,7 +229,7 @@ async def preview_plan(
     sizes = [b - a for a, b in zip([0, *bounds], bounds, strict=False)]
     listed: dict[int, list[PlannedDevice]] = {w: [] for w in range(1, len(bounds) + 1)}
     online: dict[int, int] = {}
-    shown = (windows or PlanWindows()).of(rows)
+    shown = windows.of(rows)
     for r in rows:
         online[r["wave"]] = int(r["online"])
         listed[r["wave"]].append(
@@ -247,28 +272,8 @@ async def preview_plan(
     )
 
 
-async def stored_plan(
-    conn: Connection,
-    target: PlanTarget,
-    *,
-    status: RolloutStatus,
-    skip_offline: bool,
-    limit: int,
-    windows: PlanWindows | None = None,
-) -> RolloutPlan:
-    """The targets of a started rollout by wave, with their state.
-
-    Args:
-        conn: A connection.
-        target: The rollout.
-        status: Its status, echoed.
-        skip_offline: The effective skip_offline it runs under, echoed.
-        limit: Most devices listed per wave (>= 1); the counts are exact.
-        windows: As for ``preview_plan``.
-
-    Returns:
-        The plan as stored; ``excluded`` is empty (exclusions were decided at start).
-    """
+async def _stored(conn: Connection, target: PlanTarget, asked: _Asked) -> RolloutPlan:
+    status, skip_offline, limit, windows = asked
     counts: dict[int, dict[str, int]] = {w: {} for w in range(1, target.waves + 1)}
     late: dict[int, int] = {}
     for r in await conn.fetch(_STORED_COUNTS, target.rollout_id):
@@ -280,9 +285,10 @@ async def stored_plan(
     unwritten = (
         TargetState.SKIPPED if status is RolloutStatus.ABORTED else TargetState.PENDING
     )
-    later = await conn.fetch(_UNWRITTEN, *plan_args(target), limit)
+    compat = await planning_form(conn, target)
+    later = await conn.fetch(_UNWRITTEN[compat], *plan_args(target), limit)
     stored = await conn.fetch(_STORED, target.rollout_id, limit)
-    shown = (windows or PlanWindows()).of([*later, *stored])
+    shown = windows.of([*later, *stored])
     for r in later:
         counts[r["wave"]] = {unwritten.value: int(r["n"])}
         listed[r["wave"]].append(

@@ -19,7 +19,7 @@ from xdp47_api.pagination import (
 )
 from xdp47_api.repositories._paging import page_of, time_id_key
 from xdp47_api.repositories._trail import record, writing
-from xdp47_common.adapters.plan_preview import PlanWindows, preview_plan, stored_plan
+from xdp47_common.adapters.plan_preview import PlanWindows, rollout_plan
 from xdp47_common.adapters.planning import PlanTarget
 from xdp47_common.clock import utcnow
 from xdp47_common.models import Rollout, RolloutCreate, RolloutPlan, RolloutRun
@@ -257,10 +257,7 @@ class PgRolloutRepository:
             else:
                 # A LEFT JOIN without a policy gives nulls: the defaults apply.
                 policy = EffectivePolicy.resolve(fields, defaults)
-            make = (
-                preview_plan if rollout.status is RolloutStatus.DRAFT else stored_plan
-            )
-            return await make(
+            return await rollout_plan(
                 conn,
                 target,
                 status=rollout.status,

@@ -1,5 +1,6 @@
 """Device group routes: create, list, read, update and delete named groups of a
-tenant's devices, and list a group's members with their count."""
+tenant's devices, and list a group's members with their count. The rules live
+in ``usecases.groups``."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from fastapi import APIRouter, Query, Request, Response
 
 from xdp47_api.auth import Principal, require
 from xdp47_api.pagination import CursorParam, LimitParam, publish_page
-from xdp47_api.repositories import DeviceFilter
 from xdp47_api.routes._responses import errors
 from xdp47_api.state import ServicesDep
-from xdp47_api.usecases.errors import not_found
+from xdp47_api.usecases import groups
 from xdp47_common.models import DeviceSort, Scope
 from xdp47_common.models.group import (
     DeviceGroup,
@@ -41,8 +41,8 @@ async def list_groups(
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> list[DeviceGroup]:
-    page = await services.repos.groups.list(
-        principal.tenant, limit=limit, cursor=cursor
+    page = await groups.list_page(
+        services, principal.tenant, limit=limit, cursor=cursor
     )
     return publish_page(request, response, page)
 
@@ -59,8 +59,7 @@ async def create_group(
     principal: Annotated[Principal, require(Scope.DEVICES_WRITE)],
     services: ServicesDep,
 ) -> DeviceGroup:
-    principal.own_tenant(body.tenant)
-    return await services.repos.groups.create(body)
+    return await groups.create(services, principal, body)
 
 
 @router.get(
@@ -74,10 +73,7 @@ async def get_group(
     principal: Annotated[Principal, require(Scope.DEVICES_READ)],
     services: ServicesDep,
 ) -> DeviceGroup:
-    found = await services.repos.groups.get(principal.tenant, group_id)
-    if found is None:
-        raise not_found("group", group_id)
-    return found
+    return await groups.get(services, principal.tenant, group_id)
 
 
 @router.patch(
@@ -94,12 +90,9 @@ async def update_group(
     # the body; an empty body changes nothing.
     body: DeviceGroupUpdate | None = None,
 ) -> DeviceGroup:
-    found = await services.repos.groups.update(
-        principal.tenant, group_id, body or DeviceGroupUpdate()
+    return await groups.update(
+        services, principal.tenant, group_id, body or DeviceGroupUpdate()
     )
-    if found is None:
-        raise not_found("group", group_id)
-    return found
 
 
 @router.delete(
@@ -113,8 +106,7 @@ async def delete_group(
     principal: Annotated[Principal, require(Scope.DEVICES_WRITE)],
     services: ServicesDep,
 ) -> Response:
-    if not await services.repos.groups.delete(principal.tenant, group_id):
-        raise not_found("group", group_id)
+    await groups.delete(services, principal.tenant, group_id)
     return Response(status_code=204)
 
 
@@ -136,15 +128,8 @@ async def group_devices(
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> GroupMembers:
-    group = await services.repos.groups.get(principal.tenant, group_id)
-    if group is None:
-        raise not_found("group", group_id)
-    page = await services.repos.devices.list(
-        principal.tenant,
-        DeviceFilter(group_id=group_id),
-        limit=limit,
-        cursor=cursor,
-        sort=sort,
+    group, page = await groups.members(
+        services, principal.tenant, group_id, limit=limit, cursor=cursor, sort=sort
     )
     devices = publish_page(request, response, page)
     return GroupMembers(group=group, count=group.count, devices=devices)

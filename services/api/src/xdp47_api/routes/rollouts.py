@@ -5,6 +5,7 @@ The rules live in ``usecases.rollouts`` and ``usecases.rollout_commands``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -25,6 +26,7 @@ from xdp47_common.models import (
     RunProgress,
     Scope,
 )
+from xdp47_common.rollout.commands import CommandName
 from xdp47_common.rollout.status import RolloutHold, RolloutStatus
 
 __all__ = ["router"]
@@ -156,32 +158,6 @@ async def start_rollout(
 
 
 @router.post(
-    "/{rollout_id}:retry",
-    response_model=Rollout,
-    status_code=202,
-    summary="Retry the failed and skipped devices",
-    responses={**errors(404, 409), **_ACCEPTED},
-)
-async def retry_rollout(
-    rollout_id: UUID, principal: Writer, services: ServicesDep
-) -> Rollout:
-    return await rollout_commands.send(services, principal, "retry", rollout_id)
-
-
-@router.post(
-    "/{rollout_id}:abort",
-    response_model=Rollout,
-    status_code=202,
-    summary="Abort: devices not yet updated keep their version",
-    responses={**errors(404, 409), **_ACCEPTED},
-)
-async def abort_rollout(
-    rollout_id: UUID, principal: Writer, services: ServicesDep
-) -> Rollout:
-    return await rollout_commands.send(services, principal, "abort", rollout_id)
-
-
-@router.post(
     "/{rollout_id}:rollback",
     response_model=RollbackAnswer,
     status_code=202,
@@ -204,75 +180,80 @@ async def rollback_rollout(
     return await rollback.rollback(services, principal, rollout_id, body)
 
 
-Approver = Annotated[Principal, require(Scope.ROLLOUTS_APPROVE)]
+@dataclass(frozen=True)
+class _Steering:
+    """The OpenAPI text of a steering command's route."""
+
+    summary: str
+    description: str | None = None
+    codes: tuple[int, ...] = (404, 409)
 
 
-@router.post(
-    "/{rollout_id}:pause",
-    response_model=Rollout,
-    status_code=202,
-    summary="Pause: no new wave starts and no gate judges until resume",
-    description="The rollout stays `running` with `hold: paused`. Devices already "
-    "told to update keep going (their desired state does not change); the "
-    "current wave's grace and deadline do not run while paused. Pausing a "
-    "paused rollout changes nothing (202); 409 unless running (and neither "
-    "awaiting approval nor held by an inconclusive analysis).",
-    responses={**errors(404, 409), **_ACCEPTED},
-)
-async def pause_rollout(
-    rollout_id: UUID, principal: Writer, services: ServicesDep
-) -> Rollout:
-    return await rollout_commands.send(services, principal, "pause", rollout_id)
+# The commands that act on a rollout as it stands (``rollout_commands.send``:
+# the core's table of which phases accept each, the scope each needs), one
+# route each: ``POST /api/rollouts/{id}:<command>``, answered 202 with the
+# rollout.
+_STEERING: dict[CommandName, _Steering] = {
+    CommandName.RETRY: _Steering("Retry the failed and skipped devices"),
+    CommandName.ABORT: _Steering("Abort: devices not yet updated keep their version"),
+    CommandName.PAUSE: _Steering(
+        "Pause: no new wave starts and no gate judges until resume",
+        "The rollout stays `running` with `hold: paused`. Devices already "
+        "told to update keep going (their desired state does not change); the "
+        "current wave's grace and deadline do not run while paused. Pausing a "
+        "paused rollout changes nothing (202); 409 unless running (and neither "
+        "awaiting approval nor held by an inconclusive analysis).",
+    ),
+    CommandName.RESUME: _Steering(
+        "Resume a paused rollout, or one held by an inconclusive analysis",
+        "The current wave goes on with the grace and deadline it had "
+        "left when paused; its gate judges it at once (from `analysis_inconclusive`: "
+        "the analysis is judged again on the telemetry gathered meanwhile, and holds "
+        "again while a side still has too few devices). Resuming a rollout that is "
+        "not held changes nothing (202); 409 when it awaits approval or is not "
+        "running.",
+    ),
+    CommandName.APPROVE: _Steering(
+        "Approve the wave that awaits approval (scope rollouts:approve)",
+        "Starts wave `current_wave + 1` of a rollout with `hold: "
+        "awaiting_approval` (its policy's `approval_before_waves`). Under the "
+        "tenant's `four_eyes_approval`, the token that started the rollout "
+        "(`started_by`) is refused with 403. 409 when no wave awaits approval.",
+        (403, 404, 409),
+    ),
+    CommandName.PROMOTE: _Steering(
+        "Judge the current wave now, skipping the rest of its grace",
+        "For a running rollout whose current wave is in its grace "
+        "period: its gate judges it at once (passes it when its devices are done, "
+        "or as soon as the last one reports). 409 when there is nothing to promote "
+        "(no grace left, promoted already, held, or not running).",
+    ),
+}
 
 
-@router.post(
-    "/{rollout_id}:resume",
-    response_model=Rollout,
-    status_code=202,
-    summary="Resume a paused rollout, or one held by an inconclusive analysis",
-    description="The current wave goes on with the grace and deadline it had "
-    "left when paused; its gate judges it at once (from `analysis_inconclusive`: "
-    "the analysis is judged again on the telemetry gathered meanwhile, and holds "
-    "again while a side still has too few devices). Resuming a rollout that is "
-    "not held changes nothing (202); 409 when it awaits approval or is not "
-    "running.",
-    responses={**errors(404, 409), **_ACCEPTED},
-)
-async def resume_rollout(
-    rollout_id: UUID, principal: Writer, services: ServicesDep
-) -> Rollout:
-    return await rollout_commands.send(services, principal, "resume", rollout_id)
+def _steering_route(command: CommandName, doc: _Steering) -> None:
+    """Register the route of ``command`` (named ``<command>_rollout``, which
+    names its OpenAPI operation), guarded by the command's scope."""
+    verb = command.value
+
+    async def steer(rollout_id: UUID, principal: Any, services: ServicesDep) -> Rollout:
+        return await rollout_commands.send(services, principal, verb, rollout_id)
+
+    # Set here, not in the signature: the scope is the command's, and the
+    # module's annotations are strings FastAPI resolves in its globals.
+    steer.__annotations__["principal"] = Annotated[
+        Principal, require(rollout_commands.COMMAND_SCOPE[verb])
+    ]
+    steer.__name__ = steer.__qualname__ = f"{verb}_rollout"
+    router.post(
+        f"/{{rollout_id}}:{verb}",
+        response_model=Rollout,
+        status_code=202,
+        summary=doc.summary,
+        description=doc.description,
+        responses={**errors(*doc.codes), **_ACCEPTED},
+    )(steer)
 
 
-@router.post(
-    "/{rollout_id}:approve",
-    response_model=Rollout,
-    status_code=202,
-    summary="Approve the wave that awaits approval (scope rollouts:approve)",
-    description="Starts wave `current_wave + 1` of a rollout with `hold: "
-    "awaiting_approval` (its policy's `approval_before_waves`). Under the "
-    "tenant's `four_eyes_approval`, the token that started the rollout "
-    "(`started_by`) is refused with 403. 409 when no wave awaits approval.",
-    responses={**errors(403, 404, 409), **_ACCEPTED},
-)
-async def approve_rollout(
-    rollout_id: UUID, principal: Approver, services: ServicesDep
-) -> Rollout:
-    return await rollout_commands.send(services, principal, "approve", rollout_id)
-
-
-@router.post(
-    "/{rollout_id}:promote",
-    response_model=Rollout,
-    status_code=202,
-    summary="Judge the current wave now, skipping the rest of its grace",
-    description="For a running rollout whose current wave is in its grace "
-    "period: its gate judges it at once (passes it when its devices are done, "
-    "or as soon as the last one reports). 409 when there is nothing to promote "
-    "(no grace left, promoted already, held, or not running).",
-    responses={**errors(404, 409), **_ACCEPTED},
-)
-async def promote_rollout(
-    rollout_id: UUID, principal: Writer, services: ServicesDep
-) -> Rollout:
-    return await rollout_commands.send(services, principal, "promote", rollout_id)
+for _command, _doc in _STEERING.items():
+    _steering_route(_command, _doc)

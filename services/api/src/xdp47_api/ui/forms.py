@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as default
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,6 +18,7 @@ from xdp47_api.ui.messages import human_message, label_of
 __all__ = [
     "FieldErrors",
     "FormInvalid",
+    "FormState",
     "errors_from_validation",
     "field",
     "optional_int",
@@ -30,6 +33,24 @@ class FormInvalid(Exception):
     def __init__(self, errors: FieldErrors) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
+
+
+@dataclass(frozen=True)
+class FormState:
+    """A page's create form as the page shows it: empty (200), or refused (422:
+    ``refused``) with what was typed and each field's error. ``context`` is what
+    the templates read (``values``, ``errors``)."""
+
+    values: Mapping[str, Any] = default(default_factory=dict)
+    errors: FieldErrors = default(default_factory=dict)
+    status: int = 200
+
+    @classmethod
+    def refused(cls, values: Mapping[str, Any], errors: FieldErrors) -> FormState:
+        return cls(values, errors, 422)
+
+    def context(self) -> dict[str, Any]:
+        return {"values": self.values, "errors": self.errors}
 
 
 def field(form: FormData, name: str) -> str:

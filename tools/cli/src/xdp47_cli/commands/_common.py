@@ -12,7 +12,14 @@ from pydantic import BaseModel, ValidationError
 
 from xdp47_cli.client import ApiClient, Query
 from xdp47_cli.errors import CliError, guarded
-from xdp47_cli.output import Column, OutputFormat, OutputOption, emit_list, emit_record
+from xdp47_cli.output import (
+    Column,
+    OutputFormat,
+    OutputOption,
+    emit_list,
+    emit_record,
+    emit_secret_once,
+)
 from xdp47_cli.resolve import rollout_ref
 from xdp47_cli.runtime import runtime
 from xdp47_common.selectors import Selector, SelectorError, parse_selector
@@ -22,6 +29,7 @@ __all__ = [
     "LimitOption",
     "add_get_command",
     "add_ls_command",
+    "create_with_secret",
     "fetch_list",
     "list_into",
     "parse_pairs",
@@ -37,6 +45,22 @@ LimitOption = Annotated[
     typer.Option("--limit", min=1, help="Show at most this many (follows pages)."),
 ]
 AllOption = Annotated[bool, typer.Option("--all", help="Fetch every page.")]
+
+
+def create_with_secret(
+    ctx: typer.Context,
+    path: str,
+    body: dict[str, object],
+    model: type[BaseModel],
+    field: str,
+    fmt: OutputFormat,
+) -> None:
+    """POST ``body`` to ``path``, whose answer (a ``model``) carries a secret in
+    ``field`` that the API never shows again, and print it (``emit_secret_once``)."""
+    with runtime(ctx).client() as client:
+        created = client.post(path, body)
+    secret = getattr(typed(model, created), field)
+    emit_secret_once(created, field, secret, fmt)
 
 
 def typed(model: type[M], data: Any) -> M:

@@ -10,6 +10,7 @@ import typer
 
 from xdp47_cli.commands._common import (
     add_ls_command,
+    create_with_secret,
     typed,
 )
 from xdp47_cli.errors import CliError, guarded
@@ -17,8 +18,6 @@ from xdp47_cli.output import (
     Column,
     OutputFormat,
     OutputOption,
-    console,
-    emit_data,
     emit_record,
     get,
 )
@@ -92,17 +91,7 @@ def create_token(
         body["expires_in_days"] = expires_in_days
     if tenant is not None:
         body["tenant"] = tenant
-    with runtime(ctx).client() as client:
-        created = client.post("/api/tokens", body)
-    token = typed(ApiTokenCreated, created)
-    if fmt.machine:
-        emit_data(created, fmt)
-        return
-    emit_record({k: v for k, v in created.items() if k != "token"}, fmt)
-    out = console()
-    out.print()
-    out.print("[bold]token[/] (shown once; store it now):")
-    out.print(token.token, markup=False, highlight=False, soft_wrap=True)
+    create_with_secret(ctx, "/api/tokens", body, ApiTokenCreated, "token", fmt)
 
 
 @app.command("revoke")

@@ -12,6 +12,7 @@ from xdp47_cli.commands._common import (
     AllOption,
     LimitOption,
     add_ls_command,
+    create_with_secret,
     list_into,
     typed,
 )
@@ -20,8 +21,6 @@ from xdp47_cli.output import (
     Column,
     OutputFormat,
     OutputOption,
-    console,
-    emit_data,
     emit_record,
     emit_value,
     get,
@@ -78,17 +77,7 @@ def add_webhook(
     body: dict[str, object] = {"url": url, "events": events}
     if description is not None:
         body["description"] = description
-    with runtime(ctx).client() as client:
-        created = client.post("/api/webhooks", body)
-    hook = typed(WebhookCreated, created)
-    if fmt.machine:
-        emit_data(created, fmt)
-        return
-    emit_record({k: v for k, v in created.items() if k != "secret"}, fmt)
-    out = console()
-    out.print()
-    out.print("[bold]secret[/] (shown once; store it now):")
-    out.print(hook.secret, markup=False, highlight=False, soft_wrap=True)
+    create_with_secret(ctx, "/api/webhooks", body, WebhookCreated, "secret", fmt)
 
 
 @app.command("rm")

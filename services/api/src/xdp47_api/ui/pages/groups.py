@@ -1,6 +1,7 @@
 """``/ui/groups``: the tenant's device groups with their live counts, a form to
 create one (a saved selector, or a list of device ids), and a group's members;
-``/ui/selector-count``: the live count shown while a selector is typed."""
+``/ui/selector-count``: the live count shown while a selector is typed. Reads
+and writes call ``usecases.groups``, as the REST routes do."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from xdp47_api.repositories import DeviceFilter
 from xdp47_api.state import ServicesDep
-from xdp47_api.ui.forms import FieldErrors, errors_from_validation, field
+from xdp47_api.ui.forms import FormState, errors_from_validation, field
 from xdp47_api.ui.pages._common import call_api, page_scope
-from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
+from xdp47_api.ui.session import SessionDep, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import SECURITY_HEADERS, render, render_fragment
+from xdp47_api.usecases import groups
 from xdp47_common.models import Scope
 from xdp47_common.models.group import DeviceGroupCreate
 from xdp47_common.selectors import SelectorError, parse_selector
@@ -58,22 +59,19 @@ async def _page(
     request: Request,
     session: UiSession,
     services: ServicesDep,
-    *,
-    values: dict[str, str] | None = None,
-    errors: FieldErrors | None = None,
-    status: int = 200,
+    form: FormState | None = None,
 ) -> Response:
-    page = await services.repos.groups.list(
-        session.tenant, limit=LIST_LIMIT, cursor=None
+    form = form or FormState()
+    page = await groups.list_page(
+        services, session.tenant, limit=LIST_LIMIT, cursor=None
     )
     return render(
         request,
         "groups.html",
         session,
-        status=status,
+        status=form.status,
         groups=page.items,
-        values=values or {},
-        errors=errors or {},
+        **form.context(),
     )
 
 
@@ -97,16 +95,12 @@ async def create(
         fields["devices"] = values["devices"].replace(",", " ").split()
     else:
         fields["selector"] = values["selector"]
-    errors: FieldErrors = {}
     try:
         body = DeviceGroupCreate.model_validate(fields)
     except ValidationError as exc:
-        errors = errors_from_validation(exc)
-    if errors:
-        return await _page(
-            request, session, services, values=values, errors=errors, status=422
-        )
-    group = await call_api(services.repos.groups.create(body))
+        refused = FormState.refused(values, errors_from_validation(exc))
+        return await _page(request, session, services, refused)
+    group = await call_api(groups.create(services, session.principal, body))
     return RedirectResponse(f"/ui/groups/{group.id}", status_code=303)
 
 
@@ -115,14 +109,10 @@ async def group_page(
     request: Request, group_id: UUID, session: SessionDep, services: ServicesDep
 ) -> Response:
     page_scope(session, Scope.DEVICES_READ)
-    group = await services.repos.groups.get(session.tenant, group_id)
-    if group is None:
-        raise UiError(404, f"group '{group_id}' not found")
-    page = await services.repos.devices.list(
-        session.tenant,
-        DeviceFilter(group_id=group_id),
-        limit=MEMBERS_LIMIT,
-        cursor=None,
+    group, page = await call_api(
+        groups.members(
+            services, session.tenant, group_id, limit=MEMBERS_LIMIT, cursor=None
+        )
     )
     return render(
         request,
