@@ -10,13 +10,8 @@ itself is an ``Installer``: ``applying.fetch_and_commit`` in this process
 desired state, the server's retry wait and the per-artifact backoff are
 ``desired_checks``.
 
-Two retry regimes: when the desired state names the device's try
-(``device_attempt``, per-device retries of a running rollout), the server
-directs them: the agent makes each try once, not before its ``retry_after``,
-and reports its outcome with the try's number; the scheduler counts the failure
-and grants the next try (or ends it). Otherwise (a kept desired state, a server
-that predates the field) the agent backs off on its own
-(``XDP47_APPLY_BACKOFF`` doubling up to ``XDP47_APPLY_BACKOFF_MAX``).
+The two retry regimes (server-directed tries, own backoff) are described in
+``desired_checks``.
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from xdp47_agent.config import AgentConfig
@@ -55,40 +50,23 @@ from xdp47_agent.wire import (
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Agent", "Installer"]
+    # applying (and what it imports) loads only when an agent applies in process.
+    from xdp47_agent.applying import Installer
+
+__all__ = ["Agent"]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 _MAX_ERROR_BACKOFF = 300.0
+_RETRY_MARGIN = 0.05
 
 
 async def _asyncio_sleep(delay: float) -> None:
     import asyncio  # only agents on an event loop sleep this way
 
     await asyncio.sleep(delay)
-
-
-_RETRY_MARGIN = 0.05
-
-
-class Installer(Protocol):
-    """Fetch, verify and commit ``desired`` (``applying.fetch_and_commit``).
-
-    Raises:
-        ApplyRefused: the bytes or the desired state were refused.
-        OSError: writing the state dir failed.
-    """
-
-    async def __call__(
-        self,
-        desired: DesiredState,
-        aid: UUID,
-        *,
-        identity: Identity | None,
-        current: Applied | None,
-    ) -> Applied: ...
 
 
 class Agent:
@@ -393,9 +371,8 @@ class Agent:
                 _MAX_ERROR_BACKOFF,
             ) * self._rng.uniform(0.5, 1.0)
             # ERROR when a problem starts (or changes), DEBUG while it lasts.
-            same = str(exc) == self._step_error
+            level = logging.DEBUG if str(exc) == self._step_error else logging.ERROR
             self._step_error = str(exc)
-            level = logging.DEBUG if same else logging.ERROR
             log.log(level, "step failed (%s); next try in %.1fs", exc, delay)
             return delay
         if self._errors:

@@ -5,6 +5,7 @@ dir (atomic rename). A refused or failed apply leaves no staging file behind."""
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 from uuid import UUID
 
 from xdp47_agent.compat import compact, is_compatible
@@ -18,9 +19,27 @@ from xdp47_agent.state import Applied, Identity, StateDir, artifact_name
 from xdp47_agent.verify import ApplyRefused, Reason, check_signature
 from xdp47_agent.wire import DesiredState, utcnow
 
-__all__ = ["InProcess", "fetch_and_commit"]
+__all__ = ["InProcess", "Installer", "fetch_and_commit"]
 
 log = logging.getLogger(__name__)
+
+
+class Installer(Protocol):
+    """Fetch, verify and commit ``desired`` (``applying.fetch_and_commit``).
+
+    Raises:
+        ApplyRefused: the bytes or the desired state were refused.
+        OSError: writing the state dir failed.
+    """
+
+    async def __call__(
+        self,
+        desired: DesiredState,
+        aid: UUID,
+        *,
+        identity: Identity | None,
+        current: Applied | None,
+    ) -> Applied: ...
 
 
 async def fetch_and_commit(

@@ -1,6 +1,15 @@
 """Checks an agent makes on a desired state before acting on it, the wait the
 server asks for before a retry, and the per-artifact backoff after a failed apply
-when the server directs no retries: pure functions of their arguments."""
+when the server directs no retries: pure functions of their arguments.
+
+Two retry regimes: when the desired state names the device's try
+(``device_attempt``, per-device retries of a running rollout), the server
+directs them: the agent makes each try once, not before its ``retry_after``,
+and reports its outcome with the try's number; the scheduler counts the failure
+and grants the next try (or ends it). Otherwise (a kept desired state, a server
+that predates the field) the agent backs off on its own
+(``XDP47_APPLY_BACKOFF`` doubling up to ``XDP47_APPLY_BACKOFF_MAX``).
+"""
 
 from __future__ import annotations
 
