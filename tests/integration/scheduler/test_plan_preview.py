@@ -19,6 +19,7 @@ from tests.integration.scheduler.support import (
     rollout_row,
     wait_for,
 )
+from xdp47_common.adapters.planning import RANK_KEY
 from xdp47_common.models import Scope
 from xdp47_common.rollout.windows import parse_windows, window_state
 from xdp47_common.settings import ControlSettings
@@ -174,7 +175,22 @@ async def test_plan_and_progress_count_late_joiners(
         assert (await rollout_row(pool, rid))["status"] == "running"
 
     await wait_for(running)
-    (late_device,) = await add_devices(pool, fleet.tenant, 1, prefix="late")
+    # Only a device whose rank falls in a written wave is late (one ranked into
+    # wave 2 simply joins it when it starts): add devices until one falls in 1.
+    for _ in range(50):
+        (late_device,) = await add_devices(pool, fleet.tenant, 1, prefix="late")
+        in_written_wave = await pool.fetchval(
+            f"SELECT width_bucket({RANK_KEY}, p.firsts) <= p.materialised"
+            " FROM rollout_plans AS p, devices AS d"
+            " WHERE p.rollout_id = $1 AND d.tenant = $2 AND d.id = $3",
+            rid,
+            fleet.tenant,
+            late_device.id,
+        )
+        if in_written_wave:
+            break
+    else:
+        pytest.fail("no added device ranked into the written wave")
     async with pool.acquire() as conn:
         await join_late(conn)
     token = await mint(pool, fleet.tenant, {Scope.ROLLOUTS_READ})

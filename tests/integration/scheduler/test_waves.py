@@ -161,9 +161,12 @@ async def test_grace_seconds_delay_judging(pool, scheduler, ingest, commands) ->
     await drive(pool, ingest, rid, fleet.devices, applies, until=status_is("completed"))
     first, second = await runs(pool, rid)
     # Judged no earlier than grace after the start, though every device applied
-    # at once (database clock on both sides).
-    assert (first["finished_at"] - first["started_at"]).total_seconds() >= 2
-    assert (second["finished_at"] - second["started_at"]).total_seconds() >= 2
+    # at once. The scheduler reads its clock inside the judging transaction,
+    # whose now() (finished_at) is when that transaction began: a few
+    # milliseconds before the judgement on a busy machine.
+    slack = 0.25
+    assert (first["finished_at"] - first["started_at"]).total_seconds() >= 2 - slack
+    assert (second["finished_at"] - second["started_at"]).total_seconds() >= 2 - slack
 
 
 async def test_wave_deadline_turns_silent_devices_into_timed_out(
