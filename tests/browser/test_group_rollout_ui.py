@@ -137,9 +137,7 @@ def test_rollout_from_a_group_through_the_form(
     # The list names the group the rollout targets.
     page.goto(f"{live_server.url}/ui/rollouts")
     row = page.locator(f"tr[data-rollout='{rollout_id}']")
-    expect(row.locator(f"[data-group='{dynamic_id}']")).to_have_text(
-        f"group k3-{run}"
-    )
+    expect(row.locator(f"[data-group='{dynamic_id}']")).to_have_text(f"group k3-{run}")
 
 
 def test_a_group_of_another_tenant_is_not_counted(
