@@ -50,7 +50,9 @@ def test_only_the_provider_configure_builds_gets_the_early_decision():
 
 
 @pytest.mark.parametrize(
-    "sampler", [ParentBasedTraceIdRatio(0.3), TraceIdRatioBased(0.3)], ids=repr
+    "sampler",
+    [ParentBasedTraceIdRatio(0.3), TraceIdRatioBased(0.3)],
+    ids=["parentbased_traceidratio", "traceidratio"],
 )
 def test_root_decisions_follow_the_ratio_and_hold_when_the_span_starts(
     sampler: Sampler,
