@@ -19,7 +19,7 @@ from xdp47_api.ui.session import SessionDep, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import SECURITY_HEADERS, render, render_fragment
 from xdp47_api.usecases import groups
 from xdp47_common.models import Scope
-from xdp47_common.models.group import DeviceGroupCreate
+from xdp47_common.models.group import DeviceGroup, DeviceGroupCreate
 from xdp47_common.selectors import SelectorError, parse_selector
 
 __all__ = ["router"]
@@ -36,23 +36,43 @@ async def selector_count(
     services: ServicesDep,
     label: Annotated[str | None, Query(max_length=4096)] = None,
     selector: Annotated[str | None, Query(max_length=4096)] = None,
+    group_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    """The fragment under a selector field: how many devices it matches now, or
-    where the text is wrong (answered 200 so htmx swaps it in)."""
+    """The fragment under a selector field: how many devices it matches now
+    (within the group when the form names one), or where the text is wrong
+    (answered 200 so htmx swaps it in)."""
     page_scope(session, Scope.DEVICES_READ)
     text = selector if selector is not None else (label or "")
-    ctx: dict[str, Any] = {"error": None, "count": None, "selector": ""}
+    ctx: dict[str, Any] = {"error": None, "count": None, "selector": "", "group": None}
     try:
         parsed = parse_selector(text)
-    except SelectorError as exc:
-        ctx["error"] = str(exc)
+        group = await _named_group(services, session.tenant, group_id)
+    except (SelectorError, UiError) as exc:
+        ctx["error"] = exc.message if isinstance(exc, UiError) else str(exc)
     else:
         ctx["selector"] = parsed.render()
+        ctx["group"] = group
         ctx["count"] = await services.repos.device_counts.count(
-            session.tenant, parsed.to_json()
+            session.tenant, parsed.to_json(), group.id if group else None
         )
     html = render_fragment(request, "_selector_count.html", session, **ctx)
     return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+async def _named_group(
+    services: ServicesDep, tenant: str, group_id: str | None
+) -> DeviceGroup | None:
+    """The tenant's group a form names (none when empty)."""
+    if not group_id:
+        return None
+    try:
+        ident = UUID(group_id)
+    except ValueError:
+        raise UiError(422, f"group '{group_id}' is not a group id") from None
+    group = await services.repos.groups.get(tenant, ident)
+    if group is None:
+        raise UiError(404, f"group '{group_id}' not found")
+    return group
 
 
 async def _page(

@@ -35,8 +35,17 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/ui/rollouts", include_in_schema=False)
 
-FIELDS = ("name", "artifact_id", "channel", "waves", "percentages", "policy_id")
+FIELDS = (
+    "name",
+    "artifact_id",
+    "channel",
+    "waves",
+    "percentages",
+    "policy_id",
+    "group_id",
+)
 LIST_LIMIT = 200
+GROUPS_LIMIT = 500
 
 
 async def _page(
@@ -66,6 +75,14 @@ async def _page(
                 services, session.tenant, limit=1000, cursor=None
             )
         ).items
+    groups: list[Any] = []
+    if session.can(Scope.DEVICES_READ):
+        # The groups a rollout may target, each with its live member count.
+        groups = (
+            await services.repos.groups.list(
+                session.tenant, limit=GROUPS_LIMIT, cursor=None
+            )
+        ).items
     versions = {a.id: a.version or str(a.id)[:8] for a in artifacts}
     listed, _ = await named_rollouts(services, session.tenant, listing.items)
     return render(
@@ -78,6 +95,8 @@ async def _page(
         artifacts=list(reversed(artifacts)),
         versions=versions,
         policies=policies,
+        groups=groups,
+        group_names={g.id: g.name for g in groups},
         statuses=[s.value for s in RolloutStatus],
         status_filter=status_filter.value if status_filter else "",
         values=values or {"channel": "stable", "waves": "3"},
@@ -108,6 +127,8 @@ def _fields(session: UiSession, values: dict[str, str]) -> tuple[Any, FieldError
         errors["artifact_id"] = "Choose an artifact"
     if values["policy_id"]:
         fields["policy_id"] = values["policy_id"]
+    if values["group_id"]:
+        fields["group_id"] = values["group_id"]
     fields["channel"] = values["channel"] or "stable"
     # Percentages, when given, are the plan: their count is the number of waves
     # and the Waves field is not read (it cannot contradict them). Without
