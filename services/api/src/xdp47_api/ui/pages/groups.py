@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from xdp47_api.state import ServicesDep
 from xdp47_api.ui.forms import FormState, errors_from_validation, field
 from xdp47_api.ui.pages._common import call_api, page_scope
-from xdp47_api.ui.session import SessionDep, UiSession, WriteSessionDep
+from xdp47_api.ui.session import SessionDep, UiError, UiSession, WriteSessionDep
 from xdp47_api.ui.templating import SECURITY_HEADERS, render, render_fragment
 from xdp47_api.usecases import groups
 from xdp47_common.models import Scope
