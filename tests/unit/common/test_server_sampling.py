@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from xdp47_common import tracing
-from xdp47_common.trace_ids import PresetTraceIds
+from xdp47_common.trace_sampling import PresetTraceIds, server_sampling
 from xdp47_common.web import RouteTemplate
 from xdp47_common.web.server_span import RawRouteSpan
 
@@ -45,8 +45,8 @@ def test_parent_based_keeps_its_root_sampler_where_the_fast_path_reads_it():
 
 
 def test_only_the_provider_configure_builds_gets_the_early_decision():
-    assert tracing.server_sampling(TracerProvider()) is None
-    assert tracing.server_sampling(trace.NoOpTracerProvider()) is None
+    assert server_sampling(TracerProvider()) is None
+    assert server_sampling(trace.NoOpTracerProvider()) is None
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_root_decisions_follow_the_ratio_and_hold_when_the_span_starts(
     sampler: Sampler,
 ):
     provider, spans = _provider(sampler)
-    decide = tracing.server_sampling(provider)
+    decide = server_sampling(provider)
     assert decide is not None
     tracer = provider.get_tracer("t")
     sampled = 0
@@ -84,7 +84,7 @@ def test_root_decisions_follow_the_ratio_and_hold_when_the_span_starts(
 
 def test_a_remote_parent_decides_and_its_trace_continues():
     provider, spans = _provider(ParentBasedTraceIdRatio(0.0))
-    decide = tracing.server_sampling(provider)
+    decide = server_sampling(provider)
     assert decide is not None
     w3c = TraceContextTextMapPropagator()
     trace_id = 0x0AF7651916CD43DD8448EB211C80319C

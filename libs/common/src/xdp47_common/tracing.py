@@ -29,7 +29,6 @@ import contextlib
 import contextvars
 import os
 from collections.abc import (
-    Callable,
     Iterable,
     Iterator,
     Mapping,
@@ -63,7 +62,6 @@ __all__ = [
     "provider",
     "publishing",
     "sampled_span",
-    "server_sampling",
     "shutdown",
     "span",
 ]
@@ -135,7 +133,7 @@ def configure(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    from xdp47_common.trace_ids import PresetTraceIds
+    from xdp47_common.trace_sampling import PresetTraceIds
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
@@ -204,92 +202,6 @@ def shutdown() -> None:
 
 
 # -- hooks --------------------------------------------------------------------
-
-ServerSampling = Callable[
-    [otel_context.Context | None, str], otel_context.Context | None
-]
-
-
-def server_sampling(tracer_provider: trace.TracerProvider) -> ServerSampling | None:
-    """The sampling decision of a server span, taken before any span is built.
-
-    Starting a span that the sampler drops still builds the span, its context,
-    the sampler's result and a generator-based context manager: ~30 µs of
-    ingest's heartbeat at 1 % sampling (docs/performance.md), most of it in
-    the garbage collections those objects bring on while hundreds of requests
-    are in flight. The returned function decides first and returns the context
-    to run an unsampled request under, or ``None`` (recorded: start the span as
-    usual; a root span takes the trace id the sampler was asked about,
-    ``PresetTraceIds``, so the decision is the same one).
-
-    A root request (no ``traceparent``) under the ratio samplers
-    (``traceidratio``, ``parentbased_traceidratio``) is decided by the SDK's
-    own rule on a fresh trace id (its 64 low bits under the rate's bound) and,
-    dropped, runs under one shared unsampled context whose trace id that rule
-    drops too: no object per request. Any other sampler, or a request with a
-    parent, is asked as the SDK asks it and, dropped, gets the non-recording
-    span the SDK would build. Either way work under it records nothing.
-
-    Returns:
-        The function ``(parent context, span name) -> context or None``; None
-        when the provider is not the one ``configure`` builds.
-    """
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-
-    from xdp47_common.trace_ids import PresetTraceIds
-
-    ids = getattr(tracer_provider, "id_generator", None)
-    sampler = getattr(tracer_provider, "sampler", None)
-    if not isinstance(ids, PresetTraceIds) or sampler is None:
-        return None
-    random_ids = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
-    default = TraceFlags(TraceFlags.DEFAULT)
-    # ParentBased keeps its root sampler private; a test pins the attribute.
-    root = (
-        getattr(sampler, "_root", None) if isinstance(sampler, ParentBased) else sampler
-    )
-    ratio = root if isinstance(root, TraceIdRatioBased) else None
-    limit = TraceIdRatioBased.TRACE_ID_LIMIT
-    dropped_root = trace.set_span_in_context(
-        NonRecordingSpan(
-            SpanContext(
-                (ids.generate_trace_id() & ~limit) | limit,
-                ids.generate_span_id(),
-                is_remote=False,
-                trace_flags=random_ids,
-            )
-        )
-    )
-
-    def decide(parent: otel_context.Context | None, name: str) -> Any:
-        if parent is None and ratio is not None:
-            trace_id = ids.generate_trace_id()
-            if trace_id & limit < ratio.bound:
-                ids.preset(trace_id)
-                return None
-            return dropped_root
-        parent_span = trace.get_current_span(parent).get_span_context()
-        if parent_span.is_valid:
-            trace_id = parent_span.trace_id
-            flags = random_ids if parent_span.trace_flags.random_trace_id else default
-        else:
-            trace_id = ids.generate_trace_id()
-            flags = random_ids
-        result = sampler.should_sample(parent, trace_id, name, SpanKind.SERVER)
-        if result.decision.is_recording():
-            if not parent_span.is_valid:
-                ids.preset(trace_id)
-            return None
-        dropped = SpanContext(
-            trace_id,
-            ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=flags,
-            trace_state=result.trace_state,
-        )
-        return trace.set_span_in_context(NonRecordingSpan(dropped))
-
-    return decide
 
 
 def sampled_span() -> SpanContext | None:

@@ -5,7 +5,7 @@ but it collects every request attribute and wraps ``receive`` and ``send``
 before the sampler is asked: measured at ~70 µs per request at 1 % sampling
 on this machine, about the whole cost of a heartbeat in ingest. Even a bare
 ``start_as_current_span`` that the sampler drops cost ~30 µs there. This layer
-asks the sampler before building any span (``tracing.server_sampling``): an
+asks the sampler before building any span (``trace_sampling``): an
 unsampled request runs under a constant-cost unsampled context (~1 µs), and only
 a sampled one pays for the span, its attributes and the status: the same span
 name (``POST <route template>``), kind, W3C parent and semantic-convention
@@ -20,8 +20,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from xdp47_common import tracing
-
 __all__ = ["RawRouteSpan"]
 
 _W3C = TraceContextTextMapPropagator()
@@ -33,7 +31,9 @@ class RawRouteSpan:
     def __init__(self, app: ASGIApp, *, tracer_provider: trace.TracerProvider) -> None:
         self.app = app
         self._tracer = tracer_provider.get_tracer("xdp47.web")
-        self._sampling = tracing.server_sampling(tracer_provider)
+        from xdp47_common.trace_sampling import server_sampling  # loads the SDK
+
+        self._sampling = server_sampling(tracer_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         carrier: dict[str, str] = {}
