@@ -155,14 +155,7 @@ class StateDir:
         """Store the claim result: the device id first, then its credential."""
         if self.load_device_id() != identity.device_id:
             self.save_device_id(identity.device_id)
-        payload = json.dumps(
-            {
-                "device_id": identity.device_id,
-                "credential": identity.credential,
-                "ingest_url": identity.ingest_url,
-                "claimed_as": identity.claimed_as,
-            }
-        ).encode()
+        payload = json.dumps(identity._asdict()).encode()  # its fields, in order
         atomic_write(self.root / "credential", payload, mode=0o600, fault=self._fault)
 
     # -- heartbeat sequence ---------------------------------------------------

@@ -73,8 +73,6 @@ class BatchConsumer(Generic[T]):
         self._decode = decode
         self._handle = handle
         self._options = options
-        self._max_batch = options.max_batch
-        self._max_wait = options.max_wait_ms / 1000
         self._buffer: asyncio.Queue[Incoming] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         # The batch being handled runs as its own task so that stop() can let it
@@ -140,8 +138,8 @@ class BatchConsumer(Generic[T]):
         batch = [await self._buffer.get()]
         self._holding = True
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_wait
-        while len(batch) < self._max_batch:
+        deadline = loop.time() + self._options.max_wait_ms / 1000
+        while len(batch) < self._options.max_batch:
             if not self._buffer.empty():
                 batch.append(self._buffer.get_nowait())
                 continue
