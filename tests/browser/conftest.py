@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.control_plane import (
     delete_namespace,
@@ -114,3 +114,21 @@ def chromium(live_server: LiveServer) -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+# Every wait of a page (locators, expect) gives up after this long.
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    """A fresh browser context's page; the test fails on any uncaught page
+    error."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert errors == [], errors

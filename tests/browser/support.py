@@ -247,3 +247,12 @@ class SimFleet:
             return
         with self._lock:
             device.react(r.json())
+
+
+def api_client(server: LiveServer) -> httpx.Client:
+    """An HTTP client of the live server's API with the dev token."""
+    return httpx.Client(
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=10,
+    )

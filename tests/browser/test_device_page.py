@@ -11,17 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import LiveServer
-from tests.browser.support import SimFleet
+from tests.browser.conftest import TIMEOUT_MS, LiveServer
+from tests.browser.support import SimFleet, api_client
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-
-TIMEOUT_MS = 20_000
 
 
 @pytest.fixture
@@ -33,30 +30,10 @@ def fleet(live_server: LiveServer) -> Iterator[SimFleet]:
     assert sim.errors == [], sim.errors[:5]
 
 
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], errors
-
-
-def _api(server: LiveServer) -> httpx.Client:
-    return httpx.Client(
-        base_url=server.url,
-        headers={"Authorization": f"Bearer {server.token}"},
-        timeout=10,
-    )
-
-
 def _failed_rollout(server: LiveServer, site: str, device_id: str) -> dict[str, Any]:
     """A started one-wave rollout over ``site``; returns the device's detail once
     the scheduler failed its target."""
-    with _api(server) as api:
+    with api_client(server) as api:
         artifact = api.post(
             "/api/artifacts",
             json={

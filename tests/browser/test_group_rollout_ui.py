@@ -6,45 +6,21 @@ draft it creates targets that group."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import LiveServer
-from tests.browser.support import execute, rollout_id_by_name
+from tests.browser.support import api_client, execute, rollout_id_by_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-
-TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], errors
-
-
-def _api(server: LiveServer) -> httpx.Client:
-    return httpx.Client(
-        base_url=server.url,
-        headers={"Authorization": f"Bearer {server.token}"},
-        timeout=10,
-    )
 
 
 def _groups(server: LiveServer, run: str) -> dict[str, Any]:
     """Five devices of this run (two k2, three k3), a dynamic group of the
     k3 ones and a static group of two devices."""
-    with _api(server) as api:
+    with api_client(server) as api:
         for i, model in enumerate(["k2", "k2", "k3", "k3", "k3"]):
             r = api.post(
                 "/api/devices/claim",
@@ -130,7 +106,7 @@ def test_rollout_from_a_group_through_the_form(
     page.wait_for_url(f"{live_server.url}/ui/rollouts/*")
 
     rollout_id = rollout_id_by_name(live_server, name)
-    with _api(live_server) as api:
+    with api_client(live_server) as api:
         rollout = api.get(f"/api/rollouts/{rollout_id}").json()
     assert rollout["group_id"] == dynamic_id
     assert rollout["status"] == "draft"

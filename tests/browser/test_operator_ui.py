@@ -33,7 +33,7 @@ from playwright.sync_api import (
     expect,
 )
 
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import TIMEOUT_MS, LiveServer
 from tests.browser.support import (
     SimFleet,
     make_tenant_with_artifact,
@@ -48,7 +48,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 SHA = "5e" * 32
 UPLOADED = random.Random(47).randbytes(200_000)  # a file for the upload form
-TIMEOUT_MS = 20_000
 # The timeline follows the real scheduler: an event re-renders it at once, and a
 # missed one is made up by the page's periodic refresh (every 5 s), so waits on
 # live changes get more than Playwright's 5 s default.

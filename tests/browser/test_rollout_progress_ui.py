@@ -19,12 +19,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import TIMEOUT_MS, LiveServer
 from tests.browser.support import SimFleet
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-TIMEOUT_MS = 20_000
 # A live change arrives with the scheduler's event, or at the latest with the
 # page's periodic refresh (every 5 s).
 LIVE_MS = 20_000

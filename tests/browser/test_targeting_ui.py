@@ -6,30 +6,15 @@ shows its properties, and a dynamic group lists its members with their count."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.browser.conftest import LiveServer
 from tests.e2e.operator_api import query
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-
-TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], errors
 
 
 def _set_versions(db_url: str, tenant: str, versions: dict[str, str]) -> None:

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import TIMEOUT_MS, LiveServer
 from tests.browser.support import SimFleet, mint
-from tests.browser.test_operator_ui import LIVE_MS, TIMEOUT_MS, Watch, shot, sign_in
+from tests.browser.test_operator_ui import LIVE_MS, Watch, shot, sign_in
 from tests.support.processes import wait_until
 from xdp47_common.models import ALL_SCOPES
 
