@@ -65,12 +65,20 @@ def e2e_group(
 
 
 @pytest.fixture(scope="module")
+def e2e_plane_env() -> dict[str, str]:
+    """Settings of the module's control plane beyond the defaults: a module
+    that needs others (a shorter interval, a store) overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def e2e_plane(
     e2e_group: ProcessGroup,
     e2e_dir: Path,
     e2e_db_url: str,
     amqp_url: str,
     e2e_namespace: str,
+    e2e_plane_env: dict[str, str],
 ) -> ControlPlane:
     return start_control_plane(
         e2e_group,
@@ -78,6 +86,7 @@ def e2e_plane(
         amqp_url=amqp_url,
         namespace=e2e_namespace,
         blob_dir=e2e_dir / "blobs",
+        extra_env=e2e_plane_env,
     )
 
 

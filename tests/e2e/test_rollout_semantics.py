@@ -23,7 +23,7 @@ import pytest
 from tests.e2e.fleet import Fleet, start_fleet
 from tests.e2e.operator_api import Operator
 from tests.e2e.slow_server import HeldFileServer, held_file_server
-from tests.support.control_plane import ControlPlane, start_control_plane
+from tests.support.control_plane import ControlPlane
 from tests.support.processes import ProcessGroup, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(240)]
@@ -34,26 +34,13 @@ SURE = {"require_ok": True, "skip_offline": False, "max_failures_per_wave": 3}
 
 
 @pytest.fixture(scope="module")
-def e2e_plane(
-    e2e_group: ProcessGroup,
-    e2e_dir: Path,
-    e2e_db_url: str,
-    amqp_url: str,
-    e2e_namespace: str,
-) -> ControlPlane:
-    return start_control_plane(
-        e2e_group,
-        db_url=e2e_db_url,
-        amqp_url=amqp_url,
-        namespace=e2e_namespace,
-        blob_dir=e2e_dir / "blobs",
-        # One heartbeat message per scheduler transaction: the backlog of an
-        # outage takes many batches to read, as a large fleet's does.
-        extra_env={
-            "XDP47_SCHED_OFFLINE_AFTER": str(OFFLINE_AFTER),
-            "XDP47_SCHED_BATCH_SIZE": "1",
-        },
-    )
+def e2e_plane_env() -> dict[str, str]:
+    # One heartbeat message per scheduler transaction: the backlog of an
+    # outage takes many batches to read, as a large fleet's does.
+    return {
+        "XDP47_SCHED_OFFLINE_AFTER": str(OFFLINE_AFTER),
+        "XDP47_SCHED_BATCH_SIZE": "1",
+    }
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import pytest
 
 from tests.e2e.fleet import Fleet, start_fleet
 from tests.e2e.operator_api import Operator
-from tests.support.control_plane import ControlPlane, start_control_plane
+from tests.support.control_plane import ControlPlane
 from tests.support.processes import ProcessGroup, wait_until
 from tests.support.s3 import S3Server, client, new_bucket, s3_settings
 
@@ -36,23 +36,9 @@ def bucket(s3: S3Server) -> str:
 
 
 @pytest.fixture(scope="module")
-def e2e_plane(
-    e2e_group: ProcessGroup,
-    e2e_dir: Path,
-    e2e_db_url: str,
-    amqp_url: str,
-    e2e_namespace: str,
-    s3: S3Server,
-    bucket: str,
-) -> ControlPlane:
-    return start_control_plane(
-        e2e_group,
-        db_url=e2e_db_url,
-        amqp_url=amqp_url,
-        namespace=e2e_namespace,
-        blob_dir=e2e_dir / "unused-blobs",
-        extra_env=s3_settings(s3, bucket) | {"XDP47_S3_PREFIX": "artifacts/"},
-    )
+def e2e_plane_env(s3: S3Server, bucket: str) -> dict[str, str]:
+    # Artifacts in the S3 store (the blob dir goes unused).
+    return s3_settings(s3, bucket) | {"XDP47_S3_PREFIX": "artifacts/"}
 
 
 @pytest.fixture(scope="module")

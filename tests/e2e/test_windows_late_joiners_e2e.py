@@ -25,7 +25,7 @@ import pytest
 
 from tests.e2e.fleet import start_fleet
 from tests.e2e.operator_api import Operator, query
-from tests.support.control_plane import ControlPlane, start_control_plane
+from tests.support.control_plane import ControlPlane
 from tests.support.processes import ProcessGroup, wait_until
 from xdp47_common.rollout.windows import DAYS
 
@@ -37,22 +37,9 @@ ZONES = ("Pacific/Kiritimati", "Etc/GMT+12")
 
 
 @pytest.fixture(scope="module")
-def e2e_plane(
-    e2e_group: ProcessGroup,
-    e2e_dir: Path,
-    e2e_db_url: str,
-    amqp_url: str,
-    e2e_namespace: str,
-) -> ControlPlane:
+def e2e_plane_env() -> dict[str, str]:
     # Late joiners are looked for every half second here (30 s by default).
-    return start_control_plane(
-        e2e_group,
-        db_url=e2e_db_url,
-        amqp_url=amqp_url,
-        namespace=e2e_namespace,
-        blob_dir=e2e_dir / "blobs",
-        extra_env={"XDP47_SCHED_LATE_JOIN_INTERVAL": "0.5"},
-    )
+    return {"XDP47_SCHED_LATE_JOIN_INTERVAL": "0.5"}
 
 
 @pytest.fixture
