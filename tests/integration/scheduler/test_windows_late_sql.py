@@ -29,9 +29,17 @@ from xdp47_common.rollout.windows import (
 from xdp47_scheduler.engine import RolloutEngine
 from xdp47_scheduler.pg import PgRolloutStore
 from xdp47_scheduler.pg.late import join_late
+from xdp47_scheduler.pg.progress import settle_devices
 from xdp47_scheduler.pg.windows import deadline_from, refresh_windows
 
-from .support import Fleet, add_devices, make_fleet, make_policy, make_rollout
+from .support import (
+    Fleet,
+    add_devices,
+    make_fleet,
+    make_policy,
+    make_rollout,
+    rollout_row,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -314,3 +322,89 @@ async def test_no_late_joiner_for_held_rollouts_rollbacks_or_released_devices(
         assert len(late) == 1  # the new device joins, the released one not
     else:
         assert late == {}
+
+
+async def _apply(pool: asyncpg.Pool[Any], fleet: Fleet, device_id: str) -> None:
+    """The device reports it runs the rollout's artifact; its targets are judged."""
+    await pool.execute(
+        "UPDATE devices SET current_artifact_id = $3, health = 'ok', status = 'online'"
+        " WHERE tenant = $1 AND id = $2",
+        fleet.tenant,
+        device_id,
+        fleet.artifact_id,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await settle_devices(conn, [(fleet.tenant, device_id)])
+
+
+async def _wave_one(pool: asyncpg.Pool[Any], rid: uuid.UUID) -> tuple[int, ...]:
+    row = await pool.fetchrow(
+        "SELECT eligible, succeeded, skipped FROM rollout_runs "
+        "WHERE rollout_id = $1 AND wave = 1",
+        rid,
+    )
+    assert row is not None
+    return tuple(row)
+
+
+@pytest.mark.parametrize("order", ["join_then_follow_up", "follow_up_then_join"])
+async def test_a_late_joiner_claimed_before_its_first_heartbeat_is_counted(
+    wpool: asyncpg.Pool[Any], engine: RolloutEngine, order: str
+) -> None:
+    # A claimed device is 'unknown' until its first heartbeat: under
+    # skip_offline it must not join (and be skipped offline by the follow-up)
+    # before it is online; once online it joins, and wave 1's gate waits for it.
+    fleet = await make_fleet(wpool, 2)
+    rid = await _start(
+        wpool, engine, fleet, late_joiners="current_wave", min_success_ratio=1.0
+    )
+    first = {
+        r["device_id"]
+        for r in await wpool.fetch(
+            "SELECT device_id FROM rollout_targets WHERE rollout_id = $1 AND wave = 1",
+            rid,
+        )
+    }
+    (late,) = await add_devices(wpool, fleet.tenant, 1, prefix="late", status="unknown")
+
+    async def join() -> None:
+        async with wpool.acquire() as conn:
+            await join_late(conn)
+
+    async def follow_up() -> None:
+        await engine.follow_up(rid)
+        await engine.drain()
+
+    steps = [join, follow_up] if order == "join_then_follow_up" else [follow_up, join]
+    for run in steps:
+        await run()
+    await wpool.execute(
+        "UPDATE devices SET status = 'online' WHERE tenant = $1 AND id = $2",
+        fleet.tenant,
+        late.id,
+    )
+    for run in steps:
+        await run()
+    await follow_up()  # the timer's next look moves a target joined since
+    assert await _late(wpool, rid) == {late.id: 1}
+    assert (await _targets(wpool, rid))[late.id] == "assigned"
+    assert await _wave_one(wpool, rid) == (len(first) + 1, 0, 0)
+
+    # Wave 1's own devices apply: the gate waits for the late joiner.
+    for device_id in first:
+        await _apply(wpool, fleet, device_id)
+    await engine.evaluate(rid)
+    assert (await rollout_row(wpool, rid))["current_wave"] == 1
+    assert await _wave_one(wpool, rid) == (len(first) + 1, len(first), 0)
+    await _apply(wpool, fleet, late.id)
+    await engine.evaluate(rid)
+    await engine.drain()
+    assert (await rollout_row(wpool, rid))["current_wave"] == 2
+    assert await _wave_one(wpool, rid) == (len(first) + 1, len(first) + 1, 0)
+
+
+async def _targets(pool: asyncpg.Pool[Any], rid: uuid.UUID) -> dict[str, str]:
+    rows = await pool.fetch(
+        "SELECT device_id, state FROM rollout_targets WHERE rollout_id = $1", rid
+    )
+    return {r["device_id"]: r["state"] for r in rows}

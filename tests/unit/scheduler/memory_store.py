@@ -178,6 +178,7 @@ class MemoryRolloutStore(RolloutStore):
             ):
                 continue
             wave = r.current_wave if how == "current_wave" else r.waves
+            skip = (r.effective_policy or {}).get("skip_offline", True)
             tx = MemoryTx(self, self.state)
             for d in self.state.devices.values():
                 if (
@@ -185,6 +186,7 @@ class MemoryRolloutStore(RolloutStore):
                     or d.channel != r.channel
                     or not r.selector.items() <= d.labels.items()
                     or (r.id, d.id) in self.state.targets
+                    or (skip and not d.online)
                     or tx._held_elsewhere(r.id, d.tenant, d.id)
                 ):
                     continue

@@ -106,6 +106,30 @@ async def test_a_late_joiner_joins_the_current_wave_and_its_gate_waits(
     assert len(world.targets(rid)) == 5
 
 
+async def test_a_late_joiner_not_heard_from_yet_joins_once_online(
+    world: World,
+) -> None:
+    # Under skip_offline a device not online does not join (the follow-up would
+    # skip it offline, out of the wave's count); it joins at a later look.
+    pid = _policy(world, late_joiners="current_wave")
+    rid = world.rollout(devices=4, waves=2, policy_id=pid)
+    await world.send(start(rid))
+    first = sorted(world.targets(rid, 1))
+    world.store.state.devices[(TENANT, "late")] = Device(TENANT, "late", online=False)
+    await world.engine.tick()
+    await world.engine.drain()
+    assert _late(world, rid) == {}
+    world.store.state.devices[(TENANT, "late")].online = True
+    world.clock.now += timedelta(seconds=31)  # the next look
+    await world.engine.tick()
+    await world.engine.drain()
+    assert world.targets(rid, 1)["late"] == "assigned"
+    await world.report(*first)
+    assert world.r(rid).current_wave == 1  # the late joiner is counted
+    await world.report("late")
+    assert world.r(rid).current_wave == 2
+
+
 async def test_a_late_joiner_joins_the_last_wave_by_default_setting(
     world: World,
 ) -> None:

@@ -6,7 +6,8 @@ A device whose rank falls in a wave not written yet simply joins that wave when
 it is written (``adapters.planning``); one whose wave is written was left out
 until the policy's ``late_joiners`` said otherwise. The timer (every
 ``XDP47_SCHED_LATE_JOIN_INTERVAL``) gives each such device of a running,
-unheld rollout a target marked ``late``: in the current wave
+unheld rollout a target marked ``late`` (under ``skip_offline``, once it is
+online: a device not heard from yet joins at a later look): in the current wave
 (``current_wave``: told at once, judged by this wave's gate), in the last wave
 (``last_wave``: once the last wave is written; told when it starts) or none
 (``ignore``). The wave's count grows with it (the run's ``eligible`` for the
@@ -30,7 +31,8 @@ __all__ = ["join_late"]
 _TAKING = """
 SELECT r.id, r.tenant, r.attempt, r.current_wave,
        CASE WHEN r.effective_policy->>'late_joiners' = 'current_wave'
-            THEN r.current_wave ELSE r.waves END AS join_wave
+            THEN r.current_wave ELSE r.waves END AS join_wave,
+       coalesce((r.effective_policy->>'skip_offline')::boolean, true) AS skip
 FROM rollouts AS r JOIN rollout_plans AS p ON p.rollout_id = r.id
 WHERE r.status = 'running' AND r.hold IS NULL AND r.kind <> 'rollback'
   AND r.current_wave IS NOT NULL
@@ -41,7 +43,10 @@ ORDER BY r.id
 """
 
 # Today's candidates whose rank falls in a written wave and that have no target
-# of this rollout (a device it skipped or released does not join again).
+# of this rollout (a device it skipped or released does not join again); under
+# skip_offline ($8) only online ones: a device claimed a moment ago is
+# ``unknown`` until its first heartbeat, and the wave-start follow-up would skip
+# it offline (out of ``eligible``) for good. It joins at a later look instead.
 _JOIN = f"""
 WITH plan AS (
     SELECT firsts, materialised FROM rollout_plans WHERE rollout_id = $1
@@ -53,6 +58,7 @@ WITH plan AS (
     CROSS JOIN LATERAL (SELECT width_bucket({RANK_KEY}, plan.firsts) AS wave) AS w
     WHERE {candidate_filter("$1", "$2", "$3", "$4")}
       AND w.wave <= plan.materialised
+      AND (NOT $8 OR d.status = 'online')
       AND NOT EXISTS (SELECT 1 FROM rollout_targets AS o
                       WHERE o.rollout_id = $1 AND o.device_id = d.id)
     ON CONFLICT DO NOTHING
@@ -98,6 +104,7 @@ async def join_late(conn: Connection) -> int:
                 r["join_wave"],
                 r["current_wave"],
                 max(r["attempt"], 1),
+                r["skip"],
             )
             total += int(row["n"]) if row is not None else 0
     return total
