@@ -537,7 +537,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--only", default="B1,B2,B3,B4,B5,B7,SCALE,CACHE")
     p.add_argument(
-        "--b7-smoke", action="store_true", help="B7 with 200 heartbeats, 16 MiB"
+        "--b7-smoke",
+        action="store_true",
+        help="B7 with 200 heartbeats (50 spaced), 16 MiB",
     )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(

@@ -106,6 +106,7 @@ def test_b7_agent_device_smoke_through_the_runner(server_db_url: str) -> None:
     assert line["ok"], line
     assert line["download_applied"], line
     assert line["heartbeats"] >= 200, line
+    assert line["spaced_heartbeats"] >= 50, line
     assert line["baseline_rss_kib"] > 0, line
     assert line["idle_rss_kib"] > 0, line
     assert line["idle_after_install_rss_kib"] > 0, line

@@ -78,6 +78,19 @@ def _route(url: str) -> tuple[Origin, str, str]:
     return key, target, host
 
 
+@functools.lru_cache(maxsize=64)
+def _head(
+    method: str, url: str, headers: tuple[tuple[str, str], ...]
+) -> tuple[Origin, bytes]:
+    """The origin and the request head up to its Content-Length line (cached:
+    a heartbeat's head differs from the last one's only in that line)."""
+    key, target, host = _route(url)
+    text = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers
+    )
+    return key, text.encode("latin-1")
+
+
 class _Conn:
     """One connection and the bytes read past the current answer's head."""
 
@@ -86,6 +99,7 @@ class _Conn:
         self.buf = b""
         self.reused = False
         self._tick = tick
+        self._timeout: float | None = None
 
     def recv(self, timeout: float, deadline: float | None) -> bytes:
         """Some bytes (b"" at EOF); waits in slices so ``tick`` runs."""
@@ -98,7 +112,10 @@ class _Conn:
                 if left <= 0:
                     raise DeadlineExceeded("deadline passed")
                 wait = min(wait, left)
-            self.sock.settimeout(max(wait, 0.001))
+            wait = max(wait, 0.001)
+            if wait != self._timeout:  # each settimeout is a system call
+                self.sock.settimeout(wait)
+                self._timeout = wait
             try:
                 return self.sock.recv(_BLOCK)
             except TimeoutError:
@@ -118,6 +135,20 @@ class _Conn:
             self.buf += data
         line, _, self.buf = self.buf.partition(b"\r\n")
         return line
+
+    def head(self, timeout: float, deadline: float | None) -> list[bytes]:
+        """An answer's status line and header lines, read to the empty line."""
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            if len(self.buf) > _MAX_HEAD:
+                raise HttpError("answer head too large")
+            data = self.recv(timeout, deadline)
+            if not data:
+                raise ConnectionLost("connection closed before the answer")
+            self.buf += data
+        if end > _MAX_HEAD:
+            raise HttpError("answer head too large")
+        head, self.buf = self.buf[:end], self.buf[end + 4 :]
+        return head.split(b"\r\n")
 
     def take(self, limit: int, timeout: float, deadline: float | None) -> bytes:
         """Up to ``limit`` bytes (at least one); b"" at EOF."""
@@ -265,18 +296,16 @@ class BlockingHttp:
         deadline: float | None = None,
     ) -> _Answer:
         timeout = read_timeout
-        key, target, host = _route(url)
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        if body is not None:
-            lines.append(f"Content-Length: {len(body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        payload = head + (body or b"")
+        key, head = _head(method, url, tuple(headers.items()))
+        if body is None:
+            payload = head + b"\r\n"
+        else:
+            payload = b"%bContent-Length: %d\r\n\r\n%b" % (head, len(body), body)
         while True:
             conn = self._idle.pop(key, None) or self._connect(key, timeout)
             try:
                 conn.sock.sendall(payload)
-                status_line = conn.line(timeout, deadline)
+                lines = conn.head(timeout, deadline)
             except (ConnectionLost, OSError) as exc:
                 conn.close()
                 if conn.reused:
@@ -289,7 +318,7 @@ class BlockingHttp:
                 raise
             break
         try:
-            return self._answer(conn, key, status_line, method, timeout, deadline)
+            return self._answer(conn, key, lines, method, timeout, deadline)
         except BaseException:
             conn.close()
             raise
@@ -298,17 +327,18 @@ class BlockingHttp:
         self,
         conn: _Conn,
         key: Origin,
-        status_line: bytes,
+        lines: list[bytes],
         method: str,
         timeout: float,
         deadline: float | None,
     ) -> _Answer:
+        status_line = lines[0]
         version, _, rest = status_line.partition(b" ")
         code = rest[:3]
         if not version.startswith(b"HTTP/1.") or not code.isdigit():
             raise HttpError(f"not an HTTP/1 answer: {status_line[:40]!r}")
         headers: dict[str, str] = {}
-        while line := conn.line(timeout, deadline):
+        for line in lines[1:]:
             name, sep, value = line.decode("latin-1").partition(":")
             if not sep:
                 raise HttpError("malformed header line")

@@ -46,6 +46,8 @@ _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # not one.
 MAX_ANSWER_BYTES = 64 << 10
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+# json.dumps with separators builds an encoder per call; one serves every body.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 # What to change when heartbeats to the URL from each source answer 404.
@@ -166,7 +168,7 @@ class ControlClient:
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = _ENCODE(payload).encode()
         for attempt in range(1, self._attempts + 1):
             try:
                 status, answer_headers, answer = await self._send(
