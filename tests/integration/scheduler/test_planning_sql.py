@@ -284,7 +284,7 @@ async def test_group_and_rollback_conditions_only_when_the_rollout_needs_them(
         ids[4:],
     )
 
-    for columns, members, expected in [
+    cases: list[tuple[dict[str, Any], set[str], PlanningForm]] = [
         ({"group_id": static}, set(ids[:2]), PlanningForm(False, True, False)),
         ({"group_id": dynamic}, set(ids[2:4]), PlanningForm(False, True, False)),
         (
@@ -292,7 +292,8 @@ async def test_group_and_rollback_conditions_only_when_the_rollout_needs_them(
             set(ids[:3]),
             PlanningForm(False, False, True),
         ),
-    ]:
+    ]
+    for columns, members, expected in cases:
         target = await rollout(**columns)
         planned, form, statements = await _planned_with_form(pool, target)
         assert planned == members, columns
