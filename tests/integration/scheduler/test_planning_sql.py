@@ -20,9 +20,13 @@ from tests.integration.scheduler.support import (
 from xdp47_common.adapters import selector_sql
 from xdp47_common.adapters.plan_preview import rollout_plan
 from xdp47_common.adapters.planning import (
+    FORMS,
+    PlanningForm,
     PlanTarget,
+    candidate_filter,
     count_candidates,
     materialise_waves,
+    planning_form,
     write_plan,
 )
 from xdp47_common.rollout import RolloutStatus, plan_waves, wave_sizes
@@ -132,6 +136,10 @@ class _Recorded:
         self.statements.append(query)
         return await self._conn.fetch(query, *args)
 
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        self.statements.append(query)
+        return await self._conn.fetchrow(query, *args)
+
 
 async def test_no_declared_compatibility_plans_without_the_per_device_check(
     pool,
@@ -179,3 +187,119 @@ async def test_no_declared_compatibility_plans_without_the_per_device_check(
         anything.rollout_id,
     )
     assert {r["device_id"] for r in planned} == set(props)
+
+
+async def _planned_with_form(
+    pool: Any, target: PlanTarget
+) -> tuple[set[str], PlanningForm, list[str]]:
+    """Plan and write every wave of ``target``: the devices planned, the form
+    planning used and the statements it ran."""
+    async with pool.acquire() as conn:
+        recorded = _Recorded(conn)
+        async with conn.transaction():
+            form = await planning_form(conn, target.rollout_id)
+            await write_plan(cast(Any, recorded), target)
+            await materialise_waves(cast(Any, recorded), target, target.waves)
+    rows = await pool.fetch(
+        "SELECT device_id FROM rollout_targets WHERE rollout_id = $1",
+        target.rollout_id,
+    )
+    return {r["device_id"] for r in rows}, form, recorded.statements
+
+
+async def test_group_and_rollback_conditions_only_when_the_rollout_needs_them(
+    pool,
+) -> None:
+    """A plain rollout plans by its selector with neither the group nor the
+    rollback condition in its statements; a group rollout (static or dynamic)
+    plans only the group's members; a rollback plans only the devices it sends
+    back. Each carries its condition and no other."""
+    fleet = await make_fleet(pool, 6, labels={"hw": "x"})
+    other = await add_devices(pool, fleet.tenant, 2, labels={"hw": "y"})
+    ids = [d.id for d in fleet.devices]
+    await pool.execute(
+        """UPDATE devices SET labels = '{"hw": "x", "site": "a"}'
+        WHERE tenant = $1 AND id = ANY($2::text[])""",
+        fleet.tenant,
+        ids[2:4],
+    )
+    static, dynamic = uuid.uuid4(), uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO device_groups (id, tenant, name, kind, selector) VALUES "
+        """($1, $3, 'static', 'static', NULL),
+        ($2, $3, 'dynamic', 'dynamic', '{"site": "a"}')""",
+        static,
+        dynamic,
+        fleet.tenant,
+    )
+    await pool.executemany(
+        "INSERT INTO device_group_members (tenant, group_id, device_id) "
+        "VALUES ($1, $2, $3)",
+        [(fleet.tenant, static, i) for i in ids[:2]],
+    )
+
+    async def rollout(**columns: Any) -> PlanTarget:
+        rid = await make_rollout(pool, fleet, selector={"hw": "x"})
+        if columns:
+            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+            await pool.execute(
+                f"UPDATE rollouts SET {sets} WHERE id = $1",  # nosec B608
+                rid,
+                *columns.values(),
+            )
+        return PlanTarget(rid, fleet.tenant, "stable", {"hw": "x"}, 1)
+
+    def carries(statements: list[str], form: PlanningForm) -> bool:
+        text = candidate_filter("$1", "$2", "$3", "$4", form)
+        return any(text in s for s in statements)
+
+    plain = await rollout()
+    planned, form, statements = await _planned_with_form(pool, plain)
+    assert planned == set(ids)
+    assert not planned & {d.id for d in other}
+    assert form == PlanningForm(compat=False, group=False, rollback=False)
+    assert carries(statements, form)
+    assert not any(carries(statements, f) for f in FORMS if f.group or f.rollback)
+    # Undo ``plain``: devices 0-2 applied its artifact (from another one) and
+    # run it still; device 3 went back already; devices 4-5 never applied it.
+    old = await add_artifact(pool, fleet.tenant, version="1.0")
+    await pool.execute(
+        "UPDATE rollout_targets SET from_artifact_id = $2, active = false "
+        "WHERE rollout_id = $1",
+        plain.rollout_id,
+        old,
+    )
+    await pool.execute(
+        "UPDATE devices SET current_artifact_id = CASE WHEN id = ANY($3::text[]) "
+        "THEN $2::uuid ELSE $4::uuid END WHERE tenant = $1",
+        fleet.tenant,
+        fleet.artifact_id,
+        ids[:3],
+        old,
+    )
+    await pool.execute(
+        "UPDATE rollout_targets SET from_artifact_id = NULL "
+        "WHERE rollout_id = $1 AND device_id = ANY($2::text[])",
+        plain.rollout_id,
+        ids[4:],
+    )
+
+    cases: list[tuple[dict[str, Any], set[str], PlanningForm]] = [
+        ({"group_id": static}, set(ids[:2]), PlanningForm(False, True, False)),
+        ({"group_id": dynamic}, set(ids[2:4]), PlanningForm(False, True, False)),
+        (
+            {"kind": "rollback", "rollback_of": plain.rollout_id},
+            set(ids[:3]),
+            PlanningForm(False, False, True),
+        ),
+    ]
+    for columns, members, expected in cases:
+        target = await rollout(**columns)
+        planned, form, statements = await _planned_with_form(pool, target)
+        assert planned == members, columns
+        assert form == expected, columns
+        assert carries(statements, form)
+        await pool.execute(
+            "UPDATE rollout_targets SET active = false WHERE rollout_id = $1",
+            target.rollout_id,
+        )

@@ -18,7 +18,9 @@ from xdp47_common.adapters.desired import DEVICE_ZONE, target_state
 from xdp47_common.adapters.planning import (
     RANK_KEY,
     Connection,
+    PlanningForm,
     PlanTarget,
+    by_form,
     candidate_filter,
     count_candidates,
     first_ranks,
@@ -72,7 +74,7 @@ class PlanWindows:
         return out
 
 
-def _preview_sql(compat: bool) -> str:
+def _preview_sql(form: PlanningForm) -> str:
     """The first ``$7`` ranked candidates of each wave, with the wave's online count.
 
     $5 is the first rank of each wave (``int8[]``, see ``first_ranks``): the wave
@@ -85,7 +87,7 @@ WITH {reserving_cte("$1", "$2")}, ranked AS (
     SELECT d.id, d.status, {DEVICE_ZONE} AS zone,
            row_number() OVER (ORDER BY {RANK_KEY}) AS rn
     FROM devices AS d
-    WHERE {candidate_filter("$1", "$2", "$3", "$4", compat=compat)}
+    WHERE {candidate_filter("$1", "$2", "$3", "$4", form)}
 ), placed AS (
     SELECT id, status, zone, rn, width_bucket(rn, $5::int8[]) AS wave
     FROM ranked WHERE rn <= $6
@@ -101,7 +103,7 @@ ORDER BY wave, k
 """  # nosec B608
 
 
-_PREVIEW = {compat: _preview_sql(compat) for compat in (False, True)}
+_PREVIEW = by_form(_preview_sql)
 
 # The order of the CASE is the order of ``Exclusion`` (first reason wins), as in
 # ``exclusions.classify_device``.
@@ -156,21 +158,22 @@ GROUP BY 1, 2
 """  # nosec B608
 # The waves not written yet: who they would hold if they started now ($5 limit).
 _PLACED = f"d.id, d.status, {DEVICE_ZONE} AS zone, w.wave, {RANK_KEY} AS rk"
-_UNWRITTEN = {
-    compat: f"""
+_UNWRITTEN = by_form(
+    lambda form: (
+        f"""
 WITH {reserving_cte("$1", "$2")}, plan AS (
     SELECT firsts, materialised FROM rollout_plans WHERE rollout_id = $1
 ), placed AS (
-    {unwritten_candidates("$1", "$2", "$3", "$4", _PLACED, compat=compat)}
+    {unwritten_candidates("$1", "$2", "$3", "$4", _PLACED, form)}
 ), numbered AS (
     SELECT wave, id, status, zone, count(*) OVER (PARTITION BY wave) AS n,
            row_number() OVER (PARTITION BY wave ORDER BY rk) AS k
     FROM placed
 )
 SELECT wave, id, status, zone, n FROM numbered WHERE k <= $5 ORDER BY wave, k
-"""  # nosec B608
-    for compat in (False, True)
-}
+"""
+    )  # nosec B608
+)
 
 
 async def rollout_plan(
@@ -213,12 +216,12 @@ class _Asked(NamedTuple):
 async def _preview(conn: Connection, target: PlanTarget, asked: _Asked) -> RolloutPlan:
     status, skip_offline, limit, windows = asked
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        compat = await planning_form(conn, target)
-        n = await count_candidates(conn, target, compat=compat)
+        form = await planning_form(conn, target.rollout_id)
+        n = await count_candidates(conn, target, form)
         bounds = wave_bounds(n, target.waves, target.wave_percentages)
         rows = (
             await conn.fetch(
-                _PREVIEW[compat], *plan_args(target), first_ranks(bounds), n, limit
+                _PREVIEW[form], *plan_args(target), first_ranks(bounds), n, limit
             )
             if n
             else []
@@ -285,8 +288,8 @@ async def _stored(conn: Connection, target: PlanTarget, asked: _Asked) -> Rollou
     unwritten = (
         TargetState.SKIPPED if status is RolloutStatus.ABORTED else TargetState.PENDING
     )
-    compat = await planning_form(conn, target)
-    later = await conn.fetch(_UNWRITTEN[compat], *plan_args(target), limit)
+    form = await planning_form(conn, target.rollout_id)
+    later = await conn.fetch(_UNWRITTEN[form], *plan_args(target), limit)
     stored = await conn.fetch(_STORED, target.rollout_id, limit)
     shown = windows.of([*later, *stored])
     for r in later:

@@ -20,10 +20,11 @@ against later rollouts.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -34,9 +35,13 @@ from xdp47_common.rollout.planner import SQL_ORDERING_KEY, wave_bounds
 from xdp47_common.selectors import SelectorJson
 
 __all__ = [
+    "FORMS",
+    "FULL_FORM",
     "RANK_KEY",
     "Connection",
     "PlanTarget",
+    "PlanningForm",
+    "by_form",
     "candidate_filter",
     "count_candidates",
     "count_incompatible",
@@ -71,6 +76,35 @@ class PlanTarget:
         return json.dumps(self.selector, sort_keys=True)
 
 
+class PlanningForm(NamedTuple):
+    """Which conditions a rollout's planning statements carry (``planning_form``).
+
+    Each flag left False drops a condition that holds for every device of the
+    rollout anyway: ``compat``, the per-device compatibility check (its artifact
+    declares none); ``group``, the group membership (it names no group);
+    ``rollback``, the rollback membership (it is not a rollback). Left in, each
+    is a predicate PostgreSQL cannot estimate; dropped, the estimate of the
+    matched devices is the selector's alone.
+    """
+
+    compat: bool = True
+    group: bool = True
+    rollback: bool = True
+
+
+# Every form; the statements below are built once per form.
+FORMS = tuple(
+    PlanningForm(*flags) for flags in itertools.product((False, True), repeat=3)
+)
+# Every condition: right for any rollout.
+FULL_FORM = PlanningForm()
+
+
+def by_form(build: Callable[[PlanningForm], str]) -> dict[PlanningForm, str]:
+    """A statement in each form."""
+    return {form: build(form) for form in FORMS}
+
+
 # The rank key of ``devices AS d`` in rollout $1: the planner's ordering key followed
 # by the id. md5 hex is fixed-width, so ordering by this one string under "C" is
 # exactly ordering by (key, id), the rule of ``plan_waves``.
@@ -98,20 +132,30 @@ def reserving_cte(rid: str, tenant: str) -> str:
 
 
 def candidate_filter(
-    rid: str, tenant: str, channel: str, selector: str, *, compat: bool = True
+    rid: str,
+    tenant: str,
+    channel: str,
+    selector: str,
+    form: PlanningForm = FULL_FORM,
 ) -> str:
     """The candidate predicate over ``devices AS d`` (needs the ``reserving`` CTE).
 
     The selector is passed as text and cast, so the query works on connections with
-    or without a jsonb codec. ``compat=False`` leaves out the per-device
-    compatibility check, for a rollout whose artifact declares none (every
-    device is compatible then; ``planning_form``): the jsonpath over
-    each device's properties is most of what planning costs beyond the selector.
+    or without a jsonb codec. ``form`` (``planning_form``) leaves out the
+    conditions that hold for every device of the rollout: without
+    ``form.compat`` the per-device compatibility check (the jsonpath over each
+    device's properties is most of what planning costs beyond the selector);
+    without ``form.group`` / ``form.rollback`` the group and rollback
+    membership, whose unestimable predicates made PostgreSQL probe the index of
+    active targets once per device instead of hashing it.
     """
-    compatible = f"AND {selector_sql.rollout_compatible(rid)}" if compat else ""
+    compatible = f"AND {selector_sql.rollout_compatible(rid)}" if form.compat else ""
+    selects = selector_sql.rollout_selects(
+        rid, selector, group=form.group, rollback=form.rollback
+    )
     return f"""
     d.tenant = {tenant} AND d.channel = {channel}
-    AND {selector_sql.rollout_selects(rid, selector)}
+    AND {selects}
     {compatible}
     AND NOT EXISTS (
         SELECT 1 FROM rollout_targets AS o
@@ -125,7 +169,7 @@ def candidate_filter(
 
 
 def wave_members_ctes(
-    rid: str, tenant: str, channel: str, selector: str, wave: str, *, compat: bool
+    rid: str, tenant: str, channel: str, selector: str, wave: str, form: PlanningForm
 ) -> str:
     """CTEs ``plan``, ``bump``, ``reserving`` and ``members`` for a wave start.
 
@@ -135,7 +179,7 @@ def wave_members_ctes(
     records those waves as written. Empty when the waves were written already (or
     the rollout was planned before compact plans, with every target written).
     Use in one statement that inserts ``members`` into ``rollout_targets``.
-    ``compat`` as in ``candidate_filter``.
+    ``form`` as in ``candidate_filter``.
     """
     columns = (
         "d.tenant, d.id, d.status, d.last_apply, w.wave, d.current_artifact_id, "
@@ -148,13 +192,13 @@ def wave_members_ctes(
     UPDATE rollout_plans SET materialised = {wave}
     WHERE rollout_id = {rid}::uuid AND materialised < {wave}
 ), {reserving_cte(rid, tenant)}, members AS (
-    {unwritten_candidates(rid, tenant, channel, selector, columns, compat=compat)}
+    {unwritten_candidates(rid, tenant, channel, selector, columns, form)}
       AND w.wave <= {wave}
 )"""  # nosec B608
 
 
 def unwritten_candidates(
-    rid: str, tenant: str, channel: str, selector: str, columns: str, *, compat: bool
+    rid: str, tenant: str, channel: str, selector: str, columns: str, form: PlanningForm
 ) -> str:
     """SELECT ``columns`` of today's candidates (``candidate_filter``) whose rank
     key falls in a wave of the stored plan not written yet (``w.wave``); needs
@@ -162,30 +206,33 @@ def unwritten_candidates(
     return f"""SELECT {columns}
     FROM plan CROSS JOIN devices AS d
     CROSS JOIN LATERAL (SELECT width_bucket({RANK_KEY}, plan.firsts) AS wave) AS w
-    WHERE {candidate_filter(rid, tenant, channel, selector, compat=compat)}
+    WHERE {candidate_filter(rid, tenant, channel, selector, form)}
       AND w.wave > plan.materialised"""  # nosec B608
 
 
-# Whether rollout $1's artifact declares a compatibility (NULL: no such rollout),
-# and custom plans for the rest of the transaction (``planning_form``).
+# Whether rollout $1's artifact declares a compatibility, whether it names a
+# group and whether it is a rollback (no row: no such rollout), and custom
+# plans for the rest of the transaction (``planning_form``).
 _PLANNING_FORM = """
-SELECT (SELECT a.compatible <> '{}'::jsonb
-        FROM rollouts AS o JOIN artifacts AS a ON a.id = o.artifact_id
-        WHERE o.id = $1) AS compat,
-       set_config('plan_cache_mode', 'force_custom_plan', true)
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true) AS custom, f.*
+FROM (SELECT) AS one LEFT JOIN LATERAL (
+    SELECT a.compatible <> '{}'::jsonb AS compat, o.group_id IS NOT NULL AS grp,
+           o.rollback_of IS NOT NULL AS rollback
+    FROM rollouts AS o JOIN artifacts AS a ON a.id = o.artifact_id
+    WHERE o.id = $1
+) AS f ON true
 """
 
-# The statements below come in two forms, keyed by ``compat`` (``candidate_filter``).
-_COMPAT = (False, True)
-
-_COUNT = {
-    compat: f"""
+# The statements below come in each form (``PlanningForm``, ``candidate_filter``).
+_COUNT = by_form(
+    lambda form: (
+        f"""
 WITH {reserving_cte("$1", "$2")}
 SELECT count(*) FROM devices AS d
-WHERE {candidate_filter("$1", "$2", "$3", "$4", compat=compat)}
-"""  # nosec B608
-    for compat in _COMPAT
-}
+WHERE {candidate_filter("$1", "$2", "$3", "$4", form)}
+"""
+    )  # nosec B608
+)
 
 # Devices the selector and channel match, whatever else keeps them out of the plan
 # (the zero-eligible reason counts them).
@@ -202,17 +249,18 @@ WHERE d.tenant = $1 AND d.channel = $2 AND {selector_sql.rollout_selects("$4", "
 """  # nosec B608
 
 # Rank every candidate once and keep the keys at the given ranks ($5, ``int8[]``).
-_FIRSTS = {
-    compat: f"""
+_FIRSTS = by_form(
+    lambda form: (
+        f"""
 WITH {reserving_cte("$1", "$2")}, ranked AS (
     SELECT {RANK_KEY} AS rk, row_number() OVER (ORDER BY {RANK_KEY}) AS rn
     FROM devices AS d
-    WHERE {candidate_filter("$1", "$2", "$3", "$4", compat=compat)}
+    WHERE {candidate_filter("$1", "$2", "$3", "$4", form)}
 )
 SELECT rn, rk FROM ranked WHERE rn = ANY($5::int8[])
-"""  # nosec B608
-    for compat in _COMPAT
-}
+"""
+    )  # nosec B608
+)
 
 _SAVE_PLAN = """
 INSERT INTO rollout_plans (rollout_id, total, bounds, firsts)
@@ -223,9 +271,10 @@ VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1
 # when its wave starts) and, for a rollback, the artifact it goes back to.
 # Also records how many targets each written wave got (``rollout_waves``, every
 # wave of the range, zeros included): the run's ``eligible`` when the wave starts.
-_MATERIALISE = {
-    compat: f"""
-WITH {wave_members_ctes("$1", "$2", "$3", "$4", "$5", compat=compat)}, inserted AS (
+_MATERIALISE = by_form(
+    lambda form: (
+        f"""
+WITH {wave_members_ctes("$1", "$2", "$3", "$4", "$5", form)}, inserted AS (
     INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, state, active,
                                  from_artifact_id, artifact_id)
     SELECT $1, m.tenant, m.id, m.wave, 'pending', true, m.current_artifact_id,
@@ -242,9 +291,9 @@ WITH {wave_members_ctes("$1", "$2", "$3", "$4", "$5", compat=compat)}, inserted 
     ON CONFLICT (rollout_id, wave) DO UPDATE SET pending = w.pending + EXCLUDED.pending
 )
 SELECT count(*) FROM inserted
-"""  # nosec B608
-    for compat in _COMPAT
-}
+"""
+    )  # nosec B608
+)
 
 
 def plan_args(target: PlanTarget) -> tuple[Any, ...]:
@@ -256,30 +305,35 @@ def first_ranks(bounds: Sequence[int]) -> list[int]:
     return [1, *(b + 1 for b in bounds[:-1])]
 
 
-async def planning_form(conn: Connection, target: PlanTarget) -> bool:
+async def planning_form(conn: Connection, rollout_id: UUID) -> PlanningForm:
     """Ready the transaction for the planning statements and say their form.
 
-    Returns whether the rollout's artifact declares a compatibility (``compat``
-    of ``candidate_filter``; artifacts are immutable, so the answer holds for
-    the rollout's life; True for an unknown rollout, whose statements find
-    nothing anyway). Sets ``plan_cache_mode = force_custom_plan`` until the
-    transaction ends: from its sixth run on a connection PostgreSQL may keep a
+    Returns which conditions the rollout's statements need (``PlanningForm``):
+    whether its artifact declares a compatibility (artifacts are immutable, so
+    that holds for the rollout's life), whether it names a group and whether it
+    is a rollback, as of this transaction; every condition for an unknown
+    rollout, whose statements find nothing anyway. Sets
+    ``plan_cache_mode = force_custom_plan`` until the transaction ends: from
+    its sixth run on a connection PostgreSQL may keep a
     generic plan of a prepared statement, which cannot see the selector (its
     form, its containment's estimate, the GIN index) and evaluates the
     selector's CASE per device; that made a 25 % plan 1.6x as costly. Planning
     once per run is nothing next to a statement over every device.
     """
-    return await conn.fetchval(_PLANNING_FORM, target.rollout_id) is not False
+    row = await conn.fetchrow(_PLANNING_FORM, rollout_id)
+    if row is None or row["compat"] is None:
+        return FULL_FORM
+    return PlanningForm(row["compat"], row["grp"], row["rollback"])
 
 
 async def count_candidates(
-    conn: Connection, target: PlanTarget, *, compat: bool | None = None
+    conn: Connection, target: PlanTarget, form: PlanningForm | None = None
 ) -> int:
-    """Count the devices a rollout would plan now (``compat``: the artifact's
+    """Count the devices a rollout would plan now (``form``: its
     ``planning_form``, looked up when not given)."""
-    if compat is None:
-        compat = await planning_form(conn, target)
-    return int(await conn.fetchval(_COUNT[compat], *plan_args(target)))
+    if form is None:
+        form = await planning_form(conn, target.rollout_id)
+    return int(await conn.fetchval(_COUNT[form], *plan_args(target)))
 
 
 async def count_matched(conn: Connection, target: PlanTarget) -> int:
@@ -328,14 +382,14 @@ async def write_plan(conn: Connection, target: PlanTarget) -> list[int]:
         The planned size of each wave (index 0 is wave 1); all zeros when the
         rollout was planned already.
     """
-    compat = await planning_form(conn, target)
-    n = await count_candidates(conn, target, compat=compat)
+    form = await planning_form(conn, target.rollout_id)
+    n = await count_candidates(conn, target, form)
     bounds = wave_bounds(n, target.waves, target.wave_percentages)
     ranks = first_ranks(bounds)
     keys = {
         int(r["rn"]): r["rk"]
         for r in await conn.fetch(
-            _FIRSTS[compat], *plan_args(target), [k for k in ranks if k <= n]
+            _FIRSTS[form], *plan_args(target), [k for k in ranks if k <= n]
         )
     }
     # Wave 1 starts before every key, so devices ranked before the first one today
@@ -355,5 +409,5 @@ async def materialise_waves(conn: Connection, target: PlanTarget, wave: int) -> 
     ``rollouts.current_wave``. Each written wave's count goes to ``rollout_waves``.
     Idempotent (a wave is written once). Returns the number of targets written.
     """
-    compat = await planning_form(conn, target)
-    return int(await conn.fetchval(_MATERIALISE[compat], *plan_args(target), wave))
+    form = await planning_form(conn, target.rollout_id)
+    return int(await conn.fetchval(_MATERIALISE[form], *plan_args(target), wave))

@@ -109,37 +109,50 @@ def rollback_target_artifact(rid: str, d: str = "d") -> str:
           AND s.device_id = {d}.id) END"""  # nosec B608
 
 
-def rollout_selects(rid: str, selector: str, d: str = "d") -> str:
+def rollout_selects(
+    rid: str, selector: str, d: str = "d", *, group: bool = True, rollback: bool = True
+) -> str:
     """Rollout ``rid``'s selector (given as ``selector``) and group hold for ``d``
     (and, for a rollback, ``rollback_member``).
 
     The selector as in ``matches``; a dynamic group's saved selector joins the
-    path; a static group's members are looked up by primary key. A rollout that
-    is not a rollback pays one comparison per row for the rollback clause (its
-    ``rollback_of`` is an InitPlan).
+    path; a static group's members are looked up by primary key. ``group=False``
+    leaves the group clauses out and ``rollback=False`` the rollback clause, for
+    a rollout known to name no group or not to be a rollback
+    (``planning.planning_form``): each is a predicate on InitPlan values
+    PostgreSQL cannot estimate, and together they made it expect a handful of
+    matched devices where the selector matches thousands.
     """
-    member = rollback_member(
-        _rollback_of(rid),
-        f"SELECT o.artifact_id FROM rollouts AS o WHERE o.id = ({rid})::uuid",  # nosec B608
-        d,
-    )
     sel = f"({selector})::text::jsonb"
-    rest = f"""nullif(concat_ws(' && ',
-            CASE {_EQUALITY_FORM.format(sel=sel)} THEN NULL
-                 ELSE xdp47_selector_path({sel}) END,
+    dynamic = (
+        f""",
             (SELECT xdp47_selector_path(g.selector) FROM rollouts AS o
              JOIN device_groups AS g ON g.id = o.group_id AND g.kind = 'dynamic'
-             WHERE o.id = ({rid})::uuid)), '')"""  # nosec B608
-    return f"""{_split_match(f"{d}.labels", sel, rest)}
-    AND (NOT EXISTS (
+             WHERE o.id = ({rid})::uuid)"""  # nosec B608
+        if group
+        else ""
+    )
+    rest = f"""nullif(concat_ws(' && ',
+            CASE {_EQUALITY_FORM.format(sel=sel)} THEN NULL
+                 ELSE xdp47_selector_path({sel}) END{dynamic}), '')"""
+    clauses = [_split_match(f"{d}.labels", sel, rest)]
+    if group:
+        clauses.append(f"""(NOT EXISTS (
             SELECT 1 FROM rollouts AS o JOIN device_groups AS g ON g.id = o.group_id
             WHERE o.id = ({rid})::uuid AND g.kind = 'static')
          OR EXISTS (
             SELECT 1 FROM rollouts AS o JOIN device_group_members AS m
                 ON m.group_id = o.group_id
             WHERE o.id = ({rid})::uuid AND m.device_id = {d}.id
-              AND m.tenant = {d}.tenant))
-    AND ({_rollback_of(rid)} IS NULL OR {member})"""  # nosec B608
+              AND m.tenant = {d}.tenant))""")  # nosec B608
+    if rollback:
+        member = rollback_member(
+            _rollback_of(rid),
+            f"SELECT o.artifact_id FROM rollouts AS o WHERE o.id = ({rid})::uuid",  # nosec B608
+            d,
+        )
+        clauses.append(f"({_rollback_of(rid)} IS NULL OR {member})")
+    return "\n    AND ".join(clauses)
 
 
 def rollout_compatible(rid: str, d: str = "d") -> str:

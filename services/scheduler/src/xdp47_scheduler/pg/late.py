@@ -20,7 +20,10 @@ from __future__ import annotations
 from xdp47_common.adapters.planning import (
     RANK_KEY,
     Connection,
+    PlanningForm,
+    by_form,
     candidate_filter,
+    planning_form,
     reserving_cte,
 )
 from xdp47_scheduler.pg.rollouts import LOCK_PLAN
@@ -42,12 +45,15 @@ WHERE r.status = 'running' AND r.hold IS NULL AND r.kind <> 'rollback'
 ORDER BY r.id
 """
 
+
 # Today's candidates whose rank falls in a written wave and that have no target
-# of this rollout (a device it skipped or released does not join again); under
-# skip_offline ($8) only online ones: a device claimed a moment ago is
-# ``unknown`` until its first heartbeat, and the wave-start follow-up would skip
-# it offline (out of ``eligible``) for good. It joins at a later look instead.
-_JOIN = f"""
+# of this rollout (a device it skipped or released does not join again), in
+# each ``PlanningForm``; under skip_offline ($8) only online ones: a device
+# claimed a moment ago is ``unknown`` until its first heartbeat, and the
+# wave-start follow-up would skip it offline (out of ``eligible``) for good. It
+# joins at a later look instead.
+def _join_sql(form: PlanningForm) -> str:
+    return f"""
 WITH plan AS (
     SELECT firsts, materialised FROM rollout_plans WHERE rollout_id = $1
 ), {reserving_cte("$1", "$2")}, joined AS (
@@ -56,7 +62,7 @@ WITH plan AS (
     SELECT $1, d.tenant, d.id, $5, 'pending', true, d.current_artifact_id, true
     FROM plan CROSS JOIN devices AS d
     CROSS JOIN LATERAL (SELECT width_bucket({RANK_KEY}, plan.firsts) AS wave) AS w
-    WHERE {candidate_filter("$1", "$2", "$3", "$4")}
+    WHERE {candidate_filter("$1", "$2", "$3", "$4", form)}
       AND w.wave <= plan.materialised
       AND (NOT $8 OR d.status = 'online')
       AND NOT EXISTS (SELECT 1 FROM rollout_targets AS o
@@ -75,6 +81,9 @@ WITH plan AS (
 SELECT c.n, CASE WHEN c.n > 0 THEN pg_notify('xdp47_desired', $2) END
 FROM counted AS c
 """  # nosec B608 (constants only)
+
+
+_JOIN = by_form(_join_sql)
 
 # The rollout's row lock, then its plan's (the lock order of a wave start): a
 # join never races a gate evaluation, a wave start or the rollout's end.
@@ -95,8 +104,9 @@ async def join_late(conn: Connection) -> int:
             if target is None:  # moved on since: the next round sees it
                 continue
             await conn.fetchval(LOCK_PLAN, r["id"])
+            form = await planning_form(conn, r["id"])
             row = await conn.fetchrow(
-                _JOIN,
+                _JOIN[form],
                 r["id"],
                 target["tenant"],
                 target["channel"],
