@@ -20,17 +20,21 @@ against later rollouts.
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any
 from uuid import UUID
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
-
 from xdp47_common.adapters import selector_sql
+from xdp47_common.adapters.planning_forms import (
+    FORMS,
+    FULL_FORM,
+    Connection,
+    PlanningForm,
+    by_form,
+    planning_form,
+)
 from xdp47_common.rollout.planner import SQL_ORDERING_KEY, wave_bounds
 from xdp47_common.selectors import SelectorJson
 
@@ -56,8 +60,6 @@ __all__ = [
     "write_plan",
 ]
 
-Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
-
 
 @dataclass(frozen=True)
 class PlanTarget:
@@ -74,35 +76,6 @@ class PlanTarget:
     @property
     def selector_json(self) -> str:
         return json.dumps(self.selector, sort_keys=True)
-
-
-class PlanningForm(NamedTuple):
-    """Which conditions a rollout's planning statements carry (``planning_form``).
-
-    Each flag left False drops a condition that holds for every device of the
-    rollout anyway: ``compat``, the per-device compatibility check (its artifact
-    declares none); ``group``, the group membership (it names no group);
-    ``rollback``, the rollback membership (it is not a rollback). Left in, each
-    is a predicate PostgreSQL cannot estimate; dropped, the estimate of the
-    matched devices is the selector's alone.
-    """
-
-    compat: bool = True
-    group: bool = True
-    rollback: bool = True
-
-
-# Every form; the statements below are built once per form.
-FORMS = tuple(
-    PlanningForm(*flags) for flags in itertools.product((False, True), repeat=3)
-)
-# Every condition: right for any rollout.
-FULL_FORM = PlanningForm()
-
-
-def by_form(build: Callable[[PlanningForm], str]) -> dict[PlanningForm, str]:
-    """A statement in each form."""
-    return {form: build(form) for form in FORMS}
 
 
 # The rank key of ``devices AS d`` in rollout $1: the planner's ordering key followed
@@ -210,19 +183,6 @@ def unwritten_candidates(
       AND w.wave > plan.materialised"""  # nosec B608
 
 
-# Whether rollout $1's artifact declares a compatibility, whether it names a
-# group and whether it is a rollback (no row: no such rollout), and custom
-# plans for the rest of the transaction (``planning_form``).
-_PLANNING_FORM = """
-SELECT set_config('plan_cache_mode', 'force_custom_plan', true) AS custom, f.*
-FROM (SELECT) AS one LEFT JOIN LATERAL (
-    SELECT a.compatible <> '{}'::jsonb AS compat, o.group_id IS NOT NULL AS grp,
-           o.rollback_of IS NOT NULL AS rollback
-    FROM rollouts AS o JOIN artifacts AS a ON a.id = o.artifact_id
-    WHERE o.id = $1
-) AS f ON true
-"""
-
 # The statements below come in each form (``PlanningForm``, ``candidate_filter``).
 _COUNT = by_form(
     lambda form: (
@@ -303,27 +263,6 @@ def plan_args(target: PlanTarget) -> tuple[Any, ...]:
 def first_ranks(bounds: Sequence[int]) -> list[int]:
     """The rank of each wave's first device; ``total + 1`` for an empty tail."""
     return [1, *(b + 1 for b in bounds[:-1])]
-
-
-async def planning_form(conn: Connection, rollout_id: UUID) -> PlanningForm:
-    """Ready the transaction for the planning statements and say their form.
-
-    Returns which conditions the rollout's statements need (``PlanningForm``):
-    whether its artifact declares a compatibility (artifacts are immutable, so
-    that holds for the rollout's life), whether it names a group and whether it
-    is a rollback, as of this transaction; every condition for an unknown
-    rollout, whose statements find nothing anyway. Sets
-    ``plan_cache_mode = force_custom_plan`` until the transaction ends: from
-    its sixth run on a connection PostgreSQL may keep a
-    generic plan of a prepared statement, which cannot see the selector (its
-    form, its containment's estimate, the GIN index) and evaluates the
-    selector's CASE per device; that made a 25 % plan 1.6x as costly. Planning
-    once per run is nothing next to a statement over every device.
-    """
-    row = await conn.fetchrow(_PLANNING_FORM, rollout_id)
-    if row is None or row["compat"] is None:
-        return FULL_FORM
-    return PlanningForm(row["compat"], row["grp"], row["rollback"])
 
 
 async def count_candidates(
