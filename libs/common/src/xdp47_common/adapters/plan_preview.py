@@ -171,8 +171,8 @@ WITH {reserving_cte("$1", "$2")}, plan AS (
     FROM placed
 )
 SELECT wave, id, status, zone, n FROM numbered WHERE k <= $5 ORDER BY wave, k
-"""
-    )  # nosec B608
+"""  # nosec B608
+    )
 )
 
 

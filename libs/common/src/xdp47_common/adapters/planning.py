@@ -190,8 +190,8 @@ _COUNT = by_form(
 WITH {reserving_cte("$1", "$2")}
 SELECT count(*) FROM devices AS d
 WHERE {candidate_filter("$1", "$2", "$3", "$4", form)}
-"""
-    )  # nosec B608
+"""  # nosec B608
+    )
 )
 
 # Devices the selector and channel match, whatever else keeps them out of the plan
@@ -218,8 +218,8 @@ WITH {reserving_cte("$1", "$2")}, ranked AS (
     WHERE {candidate_filter("$1", "$2", "$3", "$4", form)}
 )
 SELECT rn, rk FROM ranked WHERE rn = ANY($5::int8[])
-"""
-    )  # nosec B608
+"""  # nosec B608
+    )
 )
 
 _SAVE_PLAN = """
@@ -251,8 +251,8 @@ WITH {wave_members_ctes("$1", "$2", "$3", "$4", "$5", form)}, inserted AS (
     ON CONFLICT (rollout_id, wave) DO UPDATE SET pending = w.pending + EXCLUDED.pending
 )
 SELECT count(*) FROM inserted
-"""
-    )  # nosec B608
+"""  # nosec B608
+    )
 )
 
 
