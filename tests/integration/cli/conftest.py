@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +111,11 @@ async def run_async(config_file: Path, *args: str) -> asyncio.subprocess.Process
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+def log_in(xdp47: Any, api: LiveApi) -> None:
+    """``xdp47 login`` with the live API's dev token and tenant."""
+    done = xdp47(
+        "login", "--url", api.url, "--token", api.token, "--tenant", api.tenant
+    )
+    assert done.code == 0, done.stderr

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.integration.cli.conftest import LiveApi
+from tests.integration.cli.conftest import LiveApi, log_in
 from tests.integration.cli.scripted import Run, Script, apply, draft
 
 pytestmark = pytest.mark.integration
@@ -39,11 +39,7 @@ async def _hold(pool: asyncpg.Pool[Any], rid: uuid.UUID, hold: str | None) -> No
 async def test_steering_commands_follow_the_phase(
     live_api: LiveApi, xdp47, pool: asyncpg.Pool[Any]
 ) -> None:
-    login = xdp47(
-        "login", "--url", live_api.url, "--token", live_api.token,
-        "--tenant", live_api.tenant,
-    )  # fmt: skip
-    assert login.code == 0, login.stderr
+    log_in(xdp47, live_api)
     rid = await _running(pool, live_api)
 
     paused = xdp47("rollouts", "pause", str(rid))
@@ -76,11 +72,7 @@ async def test_steering_commands_follow_the_phase(
 async def test_steering_a_draft_is_refused_and_names_are_resolved(
     live_api: LiveApi, xdp47, pool: asyncpg.Pool[Any]
 ) -> None:
-    login = xdp47(
-        "login", "--url", live_api.url, "--token", live_api.token,
-        "--tenant", live_api.tenant,
-    )  # fmt: skip
-    assert login.code == 0, login.stderr
+    log_in(xdp47, live_api)
     rid = await draft(live_api, 2)
     name = f"steer-{uuid.uuid4().hex[:8]}-draft"
     await pool.execute("UPDATE rollouts SET name = $2 WHERE id = $1", rid, name)

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.cli.conftest import LiveApi
+from tests.integration.cli.conftest import LiveApi, log_in
 from tests.integration.cli.scripted import draft
 
 pytestmark = pytest.mark.integration
@@ -32,11 +32,7 @@ def _page(api: LiveApi, rid: str) -> str:
 async def test_a_plan_without_eligible_devices_is_called_out(
     live_api: LiveApi, xdp47, pool: asyncpg.Pool[Any]
 ) -> None:
-    login = xdp47(
-        "login", "--url", live_api.url, "--token", live_api.token,
-        "--tenant", live_api.tenant,
-    )  # fmt: skip
-    assert login.code == 0, login.stderr
+    log_in(xdp47, live_api)
     empty = str(await draft(live_api, 2, selector={"site": "nowhere-at-all"}))
     html = _page(live_api, empty)
     assert 'id="zero-eligible"' in html
@@ -48,7 +44,8 @@ async def test_a_plan_without_eligible_devices_is_called_out(
     # Other tests of this session's tenant may leave a rollout running over all
     # of its devices; the plan rightly excludes the new device for it then.
     await pool.execute(
-        "UPDATE rollouts SET status = 'aborted', finished_at = now()"
+        "UPDATE rollouts SET status = 'aborted', finished_at = now(),"
+        " hold = NULL, held_since = NULL"  # a held one too (only running holds)
         " WHERE tenant = $1 AND status = 'running'",
         live_api.tenant,
     )
