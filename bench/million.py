@@ -30,14 +30,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import statistics
-import time
 import uuid
 from typing import Any
 
-from fleet import percentile, save_devices
-from procstat import cpu_seconds, rss_mib
+from fleet import percentile
+from procstat import cpu_seconds
 from soak import (
-    create_devices,
+    launch_fleet,
     per_heartbeat,
     rollout_completed,
     rollout_state,
@@ -139,24 +138,12 @@ async def million(
         "waves": waves,
         "burst": {"share": burst_share, "window_s": burst_window, "at_s": burst_at},
     }
-    created = time.perf_counter()
-    fleet = await create_devices(stack, devices, "b6")
-    created_s = time.perf_counter() - created
-    path = stack.workdir / "devices-b6.json"
-    save_devices(fleet, path)
-    del fleet
-    out = stack.workdir / f"fleet-b6-{uuid.uuid4().hex[:6]}.json"
-    before = await stack.committed()
-    accepted_before = await stack.accepted()
-    services = stack.service_pids()
-    cpu = await stack.cpu_groups(["batched"], backends=True)
-    proc = stack.run_fleet(
-        stack.urls["batched"],
-        path,
-        out,
+    run, created_s = await launch_fleet(
+        stack,
+        devices,
+        "b6",
         interval=interval,
         seconds=max_minutes * 60,
-        apply_delay=5,
         connections=connections,
         extra=(
             *("--burst-at", str(burst_at)),
@@ -164,20 +151,14 @@ async def million(
             *("--burst-window", str(burst_window)),
         ),
     )
-    services["generator"] = proc.pid
-    assert proc.stdout is not None
-    await asyncio.to_thread(proc.stdout.readline)
-    cpu.start()
+    proc = run.proc
+    run.services["generator"] = proc.pid
     generator_cpu0 = cpu_seconds(proc.pid) or 0.0
-    started = time.monotonic()
-    rss: dict[str, list[tuple[float, float]]] = {k: [] for k in services}
-    backlog: list[tuple[float, int]] = []
-    uncommitted: list[float] = []
     rid: str | None = None
     state: dict[str, Any] = {}
     generator_cpu = 0.0
     while proc.poll() is None:
-        elapsed = time.monotonic() - started
+        elapsed = run.elapsed()
         if rid is None and await stack.online() >= devices:
             rid = await start_rollout(stack, waves)
             line["rollout_started_at_s"] = round(elapsed, 1)
@@ -187,31 +168,26 @@ async def million(
             generator_cpu = (cpu_seconds(proc.pid) or 0.0) - generator_cpu0
             proc.send_signal(signal.SIGTERM)  # the fleet writes its result
             break
-        at = elapsed / 60
-        for name, pid in services.items():
-            mib = rss_mib(pid)
-            if mib is not None:
-                rss[name].append((at, mib))
-        ready, _ = await stack.depth()
-        backlog.append((elapsed, ready))
-        accepted_now = await stack.accepted() - accepted_before
-        uncommitted.append(max(0.0, accepted_now - (await stack.committed() - before)))
+        await run.sample(stack)
         await asyncio.sleep(sample_every)
     if not generator_cpu:
         generator_cpu = (cpu_seconds(proc.pid) or generator_cpu0) - generator_cpu0
     code = await asyncio.to_thread(proc.wait)
+    assert proc.stdout is not None
     proc.stdout.close()
-    elapsed = time.monotonic() - started
+    elapsed = run.elapsed()
     if code != 0:
-        cpu.stop()
+        run.cpu.stop()
         return line | {"ok": False, "reason": f"fleet exited {code}"}
-    result = read_result(out)
+    result = read_result(run.out)
     reasons = []
     if result["non_2xx"]:
         bad = {k: v for k, v in result["counts"].items() if k.split(" ")[1][0] != "2"}
         reasons.append(f"non-2xx or errors: {bad}")
-    ok, reason, committed = await stack.drained(result["accepted"], before, within=600)
-    cpu_used = cpu.stop()
+    ok, reason, committed = await stack.drained(
+        result["accepted"], run.committed_before, within=600
+    )
+    cpu_used = run.cpu.stop()
     if not ok:
         reasons.append(reason)
     else:
@@ -219,7 +195,7 @@ async def million(
         if not seq_ok:
             reasons.append(seq_reason)
     burst_end = burst_at + burst_window
-    after_burst = [(t, n) for t, n in backlog if t >= burst_end]
+    after_burst = [(t, n) for t, n in run.backlog if t >= burst_end]
     back_to_zero = next((t for t, n in after_burst if n == 0), None)
     if after_burst and back_to_zero is None:
         reasons.append("the backlog did not return to 0 after the burst")
@@ -244,11 +220,11 @@ async def million(
         "heartbeat_p50_ms": result["heartbeat_p50_ms"],
         "heartbeat_p99_ms": result["heartbeat_p99_ms"],
         "fleet_lag_p99_ms": result["lag_p99_ms"],
-        "backlog_max": max((n for _, n in backlog), default=0),
+        "backlog_max": max((n for _, n in run.backlog), default=0),
         "backlog_zero_after_burst_s": (
             None if back_to_zero is None else round(back_to_zero - burst_end, 1)
         ),
-        "uncommitted_heartbeats_max": round(max(uncommitted, default=0)),
+        "uncommitted_heartbeats_max": round(max(run.uncommitted, default=0)),
         "rss_mib": {
             k: {
                 "start": round(v[0][1], 1),
@@ -258,7 +234,7 @@ async def million(
                     slope([p for p in v if p[0] >= half])
                 ),
             }
-            for k, v in rss.items()
+            for k, v in run.rss.items()
             if v
         },
         "rollout": state,

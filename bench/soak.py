@@ -18,19 +18,24 @@ and ``rss_slope_after_first_minute`` over everything after the first minute.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fleet import HW, Device, claim_devices, save_devices
-from procstat import rss_mib
+from procstat import CpuGroups, rss_mib
 from stack import Stack, read_result
 
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 
 __all__ = [
+    "FleetRun",
     "create_devices",
+    "launch_fleet",
     "per_heartbeat",
     "provision",
     "rollout_completed",
@@ -179,6 +184,94 @@ async def rollout_completed(
     return state, []
 
 
+@dataclass
+class FleetRun:
+    """A fleet simulator heartbeating against the stack's default ingest, and
+    what is sampled while it runs (``sample``)."""
+
+    proc: subprocess.Popen[str]
+    out: Path  # the simulator's result file
+    committed_before: float
+    accepted_before: float
+    services: dict[str, int]  # processes whose memory is sampled, by name
+    cpu: CpuGroups  # started at the simulator's first request
+    started: float  # time.monotonic() then
+    rss: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    backlog: list[tuple[float, int]] = field(default_factory=list)  # (s, ready)
+    # Accepted by ingest, not yet committed by the scheduler: the queue's ready
+    # messages plus what the consumer has prefetched or is writing.
+    uncommitted: list[float] = field(default_factory=list)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    async def sample(self, stack: Stack) -> None:
+        """Each service's resident memory (at minutes), the heartbeat queue's
+        backlog and the uncommitted heartbeats (at seconds)."""
+        elapsed = self.elapsed()
+        for name, pid in self.services.items():
+            mib = rss_mib(pid)
+            if mib is not None:
+                self.rss.setdefault(name, []).append((elapsed / 60, mib))
+        ready, _ = await stack.depth()
+        self.backlog.append((elapsed, ready))
+        accepted = await stack.accepted() - self.accepted_before
+        committed = await stack.committed() - self.committed_before
+        self.uncommitted.append(max(0.0, accepted - committed))
+
+
+async def launch_fleet(
+    stack: Stack,
+    devices: int,
+    tag: str,
+    *,
+    interval: float,
+    seconds: float,
+    connections: int,
+    extra: tuple[str, ...] = (),
+) -> tuple[FleetRun, float]:
+    """Create ``devices`` devices, start ``fleet.py run`` of them (simulated
+    applies after 5 s) and wait for its first request.
+
+    Returns:
+        The run, and the seconds creating the devices took.
+    """
+    created = time.perf_counter()
+    fleet = await create_devices(stack, devices, tag)
+    created_s = time.perf_counter() - created
+    path = stack.workdir / f"devices-{tag}.json"
+    save_devices(fleet, path)
+    del fleet
+    out = stack.workdir / f"fleet-{tag}-{uuid.uuid4().hex[:6]}.json"
+    committed_before = await stack.committed()
+    accepted_before = await stack.accepted()
+    services = stack.service_pids()
+    cpu = await stack.cpu_groups(["batched"], backends=True)
+    proc = stack.run_fleet(
+        stack.urls["batched"],
+        path,
+        out,
+        interval=interval,
+        seconds=seconds,
+        apply_delay=5,
+        connections=connections,
+        extra=extra,
+    )
+    assert proc.stdout is not None
+    await asyncio.to_thread(proc.stdout.readline)
+    cpu.start()
+    run = FleetRun(
+        proc,
+        out,
+        committed_before,
+        accepted_before,
+        services,
+        cpu,
+        time.monotonic(),
+    )
+    return run, created_s
+
+
 async def soak(
     stack: Stack,
     *,
@@ -188,59 +281,27 @@ async def soak(
 ) -> dict[str, Any]:
     """Run B5; one result line. ``b1``: B1's CPU µs per heartbeat by process
     (batched), when B1 ran in the same ``bench/run``, to print beside the soak's."""
-    claim_started = time.perf_counter()
     how = "claimed through the api" if devices <= CLAIM_LIMIT else "provisioned by COPY"
-    fleet = await create_devices(stack, devices, "soak")
-    claim_seconds = time.perf_counter() - claim_started
-    path = stack.workdir / "devices-soak.json"
-    save_devices(fleet, path)
-    rid: str | None = None
-    out = stack.workdir / f"fleet-soak-{uuid.uuid4().hex[:6]}.json"
-    before = await stack.committed()
-    services = stack.service_pids()
-    cpu = await stack.cpu_groups(["batched"], backends=True)
-    proc = stack.run_fleet(
-        stack.urls["batched"],
-        path,
-        out,
-        interval=INTERVAL,
-        seconds=minutes * 60,
-        apply_delay=5,
-        connections=128,
+    run, claim_seconds = await launch_fleet(
+        stack, devices, "soak", interval=INTERVAL, seconds=minutes * 60, connections=128
     )
-    assert proc.stdout is not None
-    await asyncio.to_thread(proc.stdout.readline)
-    cpu.start()
-    started = time.monotonic()
-    rss: dict[str, list[tuple[float, float]]] = {k: [] for k in services}
-    backlog: list[int] = []
-    # Accepted by ingest, not yet committed by the scheduler: the queue's ready
-    # messages plus what the consumer has prefetched or is writing.
-    uncommitted: list[float] = []
-    accepted_before = await stack.accepted()
+    proc, rid = run.proc, None
     waves_seen: list[dict[str, Any]] = []
     while proc.poll() is None:
         # The rollout starts once every device has heartbeated (is online).
-        if rid is None and time.monotonic() - started > INTERVAL + 5:
+        if rid is None and run.elapsed() > INTERVAL + 5:
             rid = await start_rollout(stack)
-        at = (time.monotonic() - started) / 60
-        for name, pid in services.items():
-            mib = rss_mib(pid)
-            if mib is not None:
-                rss[name].append((at, mib))
-        ready, _ = await stack.depth()
-        backlog.append(ready)
-        accepted_now = await stack.accepted() - accepted_before
-        uncommitted.append(max(0.0, accepted_now - (await stack.committed() - before)))
-        if rid is not None and len(backlog) % 6 == 0:
+        await run.sample(stack)
+        if rid is not None and len(run.backlog) % 6 == 0:
             waves_seen.append(await rollout_state(stack, rid))
         await asyncio.sleep(SAMPLE_EVERY)
     code = proc.wait()
+    assert proc.stdout is not None
     proc.stdout.close()
     line: dict[str, Any] = {"bench": "B5_soak", "devices": devices, "minutes": minutes}
     if code != 0:
         return line | {"ok": False, "reason": f"fleet exited {code}"}
-    result = read_result(out)
+    result = read_result(run.out)
     ok, reason = result["non_2xx"] == 0, ""
     if not ok:
         bad = {k: v for k, v in result["counts"].items() if k.split(" ")[1][0] != "2"}
@@ -248,22 +309,24 @@ async def soak(
     committed = 0.0
     if ok:
         ok, reason, committed = await stack.drained(
-            result["accepted"], before, within=300
+            result["accepted"], run.committed_before, within=300
         )
     if ok:
         ok, reason = await stack.seqs_match(result["accepted_seq"])
     final_backlog, dead = await stack.depth()
-    cpu_used = cpu.stop()
+    cpu_used = run.cpu.stop()
     if not ok:
         return line | {"ok": False, "reason": reason}
     half = minutes / 2
     slopes = {
-        name: slope([p for p in points if p[0] >= half]) for name, points in rss.items()
+        name: slope([p for p in points if p[0] >= half])
+        for name, points in run.rss.items()
     }
     early = {
-        name: slope([p for p in points if p[0] >= 1.0]) for name, points in rss.items()
+        name: slope([p for p in points if p[0] >= 1.0])
+        for name, points in run.rss.items()
     }
-    elapsed = time.monotonic() - started
+    elapsed = run.elapsed()
     return line | {
         "ok": True,
         "accepted": result["accepted"],
@@ -271,15 +334,15 @@ async def soak(
         "lost": max(0, result["accepted"] - int(committed)),
         "heartbeats_per_s": round(result["accepted"] / (minutes * 60), 1),
         "non_2xx": 0,
-        "backlog_max": max(backlog, default=0),
+        "backlog_max": max((n for _, n in run.backlog), default=0),
         "backlog_final": final_backlog,
-        "uncommitted_heartbeats_max": round(max(uncommitted, default=0)),
+        "uncommitted_heartbeats_max": round(max(run.uncommitted, default=0)),
         "uncommitted_heartbeats_final": round(
-            max(0.0, await stack.accepted() - accepted_before - committed)
+            max(0.0, await stack.accepted() - run.accepted_before - committed)
         ),
         "dead_lettered": dead,
         "rss_mib_start_end": {
-            k: [round(v[0][1], 1), round(v[-1][1], 1)] for k, v in rss.items() if v
+            k: [round(v[0][1], 1), round(v[-1][1], 1)] for k, v in run.rss.items() if v
         },
         "rss_slope_mib_per_min": {
             k: None if v is None else round(v, 3) for k, v in slopes.items()
