@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import statistics
+import time
 import uuid
 from typing import Any
 
@@ -160,8 +161,11 @@ async def million(
     while proc.poll() is None:
         elapsed = run.elapsed()
         if rid is None and await stack.online() >= devices:
+            asked = time.perf_counter()
             rid = await start_rollout(stack, waves)
             line["rollout_started_at_s"] = round(elapsed, 1)
+            # Create, then start: the start's answer counts the plan.
+            line["rollout_start_answered_s"] = round(time.perf_counter() - asked, 2)
         elif rid is not None and state.get("status") not in {"completed", "failed"}:
             state = await rollout_state(stack, rid)
         if elapsed >= minutes * 60 and state.get("status") in {"completed", "failed"}:

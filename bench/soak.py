@@ -135,9 +135,13 @@ def slope(points: list[tuple[float, float]]) -> float | None:
 
 async def start_rollout(stack: Stack, waves: int = 5) -> str:
     """Register an artifact and start a ``waves``-wave rollout of it to every
-    device of the stack's tenant; its id."""
+    device of the stack's tenant; its id. The start's answer carries the plan's
+    counts, computed over the whole fleet: at a million devices on a busy
+    machine it takes longer than httpx's default 5 s."""
     cp = stack.cp
-    async with httpx.AsyncClient(base_url=cp.api_url, headers=cp.auth) as api:
+    async with httpx.AsyncClient(
+        base_url=cp.api_url, headers=cp.auth, timeout=httpx.Timeout(120, connect=10)
+    ) as api:
         artifact = await api.post(
             "/api/artifacts",
             json={

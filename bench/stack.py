@@ -78,6 +78,7 @@ class Stack:
     pin_enabled: bool = True
     otlp_sink: OtlpSink | None = None
     _db: asyncpg.Connection[Any] | None = None
+    _generators: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
     def topology(self) -> Topology:
@@ -323,9 +324,15 @@ class Stack:
         )
         if self.pinned:
             pin(proc.pid, LOAD_CPUS)
+        self._generators.append(proc)
         return proc
 
     async def close(self) -> None:
+        # A benchmark that raised leaves its generator running: stop it.
+        for proc in self._generators:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         if self._db is not None:
             await self._db.close()
         if self.otlp_sink is not None:

@@ -54,6 +54,7 @@ async def test_b6_harness_runs_a_burst_and_a_rollout_at_small_size(
         "us_per_heartbeat"
     ].keys()
     assert line["generator_cpu_seconds"] > 0
+    assert line["rollout_start_answered_s"] > 0
     waves = line["waves_timing"]
     assert [w["wave"] for w in waves] == [1, 2, 3]
     assert sum(w["told"] for w in waves) == 300
