@@ -248,7 +248,7 @@ def test_a_tampered_artifact_is_refused_and_says_why_everywhere(
     detail = operator.http.get(f"/api/devices/{device_id}")
     assert detail.status_code == 200, detail.text
     body = detail.json()
-    assert body["last_apply"]["code"] == "sha256_mismatch"
+    assert body["last_apply"]["code"] == "sha256_mismatch", body
     assert body["last_apply"]["artifact_id"] == artifact["id"]
     assert body["last_apply_text"].startswith("The downloaded bytes do not match")
     newest = body["rollout_history"][0]
