@@ -14,6 +14,13 @@ the moment it may be wrong:
   rollback, and needs no code path to remember it. One LISTEN connection per
   replica hears it and invalidates that tenant's entries (a counter per tenant,
   checked on every hit).
+- **A wave start** changes the answer of that wave's devices only: its
+  notification (migration 0027) names the rollout and the waves, and the
+  replica reads those devices' credentials (``pg.wave_credentials``, one query)
+  and drops just their entries. Until that read is done, the tenant's answers
+  are read from the database (and kept: they are newer than the change); if it
+  fails, the whole tenant is dropped as for any other change. A million-device
+  tenant no longer rereads every device at every wave.
 - **No listener, no cache**: while the LISTEN connection is down (database
   restart, network), nothing is served from memory and every request reads the
   database, as without the cache; on reconnect everything cached before is
@@ -61,6 +68,7 @@ import time
 import weakref
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -68,7 +76,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.desired import Desired, DeviceView
-from xdp47_ingest.pg import Pool, connect, read_device
+from xdp47_ingest.pg import Pool, connect, read_device, wave_credentials
 
 __all__ = ["CHANNEL", "DesiredCache"]
 
@@ -136,6 +144,9 @@ class DesiredCache:
         self._second = -1.0  # the whole second of the last expiry made
         self._expires = 0.0  # that second + ttl, shared by its entries
         self._epochs: dict[str, int] = {}
+        # Tenants whose wave-start drop is being read: not answered from memory.
+        self._refreshing: dict[str, int] = {}
+        self._drops: set[asyncio.Task[None]] = set()
         # Bumped by every invalidation: a read that saw it change is not kept.
         self._changes = 0
         self._live = False
@@ -155,6 +166,12 @@ class DesiredCache:
         self._invalidations = Counter(
             "xdp47_ingest_identity_cache_invalidations_total",
             "Tenants invalidated by NOTIFY xdp47_desired.",
+            registry=registry,
+        )
+        self._wave_drops = Counter(
+            "xdp47_ingest_identity_cache_wave_drops_total",
+            "Entries dropped because a wave start named their device "
+            "(the rest of the tenant stays cached).",
             registry=registry,
         )
         self._live_gauge = Gauge(
@@ -181,6 +198,8 @@ class DesiredCache:
             await asyncio.wait_for(self._listening.wait(), wait)
 
     async def close(self) -> None:
+        for drop in list(self._drops):
+            drop.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -210,6 +229,7 @@ class DesiredCache:
             entry is not None
             and entry.epoch == self._epochs.get(entry.desired.tenant, 0)
             and entry.expires > time.monotonic()
+            and not (self._refreshing and entry.desired.tenant in self._refreshing)
         ):
             self._hit.inc()
             return entry
@@ -257,11 +277,56 @@ class DesiredCache:
 
     # -- the listener -------------------------------------------------------
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, tenant: object) -> None:
-        assert isinstance(tenant, str)  # NOTIFY payloads are text
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        assert isinstance(payload, str)  # NOTIFY payloads are text
         self._changes += 1
+        tenant, *wave = payload.split(" ")
+        if len(wave) != 3:
+            self._invalidate(tenant)
+            return
+        try:
+            rollout, after, upto = UUID(wave[0]), int(wave[1]), int(wave[2])
+        except ValueError:
+            self._invalidate(tenant)
+            return
+        self._refreshing[tenant] = self._refreshing.get(tenant, 0) + 1
+        task = asyncio.get_running_loop().create_task(
+            self._drop_wave(tenant, rollout, after, upto)
+        )
+        self._drops.add(task)
+        task.add_done_callback(self._drops.discard)
+
+    def _invalidate(self, tenant: str) -> None:
         self._epochs[tenant] = self._epochs.get(tenant, 0) + 1
         self._invalidations.inc()
+
+    async def _drop_wave(
+        self, tenant: str, rollout: UUID, after: int, upto: int
+    ) -> None:
+        """Drop the entries of the devices in waves (after, upto] of ``rollout``;
+        the whole tenant when they cannot be read."""
+        try:
+            keys = await wave_credentials(
+                self._pool, rollout, after, upto, db_timeout=self._db_timeout
+            )
+        except Exception as exc:  # any failure: the tenant-wide drop is safe
+            _log.warning(
+                "wave start: dropping the tenant's cached answers",
+                tenant=tenant,
+                error=repr(exc),
+            )
+            self._invalidate(tenant)
+        else:
+            entries = self._entries
+            for key in keys:
+                entries.pop(key, None)
+            self._wave_drops.inc(len(keys))
+        finally:
+            left = self._refreshing[tenant] - 1
+            if left:
+                self._refreshing[tenant] = left
+            else:
+                del self._refreshing[tenant]
 
     def _set_live(self, live: bool) -> None:
         # Whatever was kept before a (re)connect may have missed notifications.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, TypeAlias
+from uuid import UUID
 
 import asyncpg
 
@@ -38,7 +39,14 @@ from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.messages import DesiredState
 from xdp47_ingest.desired import DeviceView
 
-__all__ = ["READ_DEVICE", "Pool", "connect", "desired_of", "read_device"]
+__all__ = [
+    "READ_DEVICE",
+    "Pool",
+    "connect",
+    "desired_of",
+    "read_device",
+    "wave_credentials",
+]
 
 Pool: TypeAlias = "asyncpg.Pool[Any]"
 Connection: TypeAlias = "asyncpg.Connection[Any]"
@@ -80,6 +88,32 @@ async def read_device(
     if row is None:
         return None
     return DeviceView.of(row["tenant"], row["id"], desired_of(row, links))
+
+
+# The credentials of a rollout's targets in waves (after, upto]: the devices a
+# wave start changes the answer of (migration 0027). The index on
+# (rollout_id, wave, state) finds them; one devices probe each.
+_WAVE_CREDENTIALS = """
+SELECT d.credential_hash FROM rollout_targets AS t
+JOIN devices AS d ON d.tenant = t.tenant AND d.id = t.device_id
+WHERE t.rollout_id = $1 AND t.wave > $2 AND t.wave <= $3
+  AND d.credential_hash IS NOT NULL
+"""
+
+
+async def wave_credentials(
+    pool: asyncpg.Pool[Any],
+    rollout_id: UUID,
+    after: int,
+    upto: int,
+    *,
+    db_timeout: float,
+) -> list[bytes]:
+    """The credential hashes of ``rollout_id``'s targets in waves (after, upto]."""
+    rows = await pool.fetch(
+        _WAVE_CREDENTIALS, rollout_id, after, upto, timeout=db_timeout
+    )
+    return [bytes(r[0]) for r in rows]
 
 
 def desired_of(row: asyncpg.Record, links: ArtifactLinks | None = None) -> DesiredState:
