@@ -62,6 +62,14 @@ _ACCEPTED = re.compile(
     r'route="/api/devices/\{device_id\}/heartbeat",status="202"\} (\S+)$',
     re.M,
 )
+_CACHE = {
+    result: re.compile(
+        r"^xdp47_ingest_identity_cache_lookups_total"
+        rf'\{{result="{result}"\}} (\S+)$',
+        re.M,
+    )
+    for result in ("hit", "miss", "bypass")
+}
 
 
 @dataclass
@@ -116,6 +124,11 @@ class Stack:
         )
         self._pin(proc.pid)
         return proc, url
+
+    async def cache_lookups(self) -> dict[str, float]:
+        """The default ingest's identity-cache lookups by result since it started."""
+        url = self.cp.ingest_url
+        return {k: await _metric(url, pattern) for k, pattern in _CACHE.items()}
 
     async def online(self) -> int:
         """Devices of the stack's tenant whose status is ``online``."""

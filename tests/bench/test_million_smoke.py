@@ -55,6 +55,8 @@ async def test_b6_harness_runs_a_burst_and_a_rollout_at_small_size(
     ].keys()
     assert line["generator_cpu_seconds"] > 0
     assert line["rollout_start_answered_s"] > 0
+    assert line["cache_lookups"]["hit"] + line["cache_lookups"]["miss"] > 0
+    assert 0 <= line["cache_hit_ratio"] <= 1
     waves = line["waves_timing"]
     assert [w["wave"] for w in waves] == [1, 2, 3]
     assert sum(w["told"] for w in waves) == 300
