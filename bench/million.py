@@ -124,6 +124,7 @@ async def million(
     sample_every: float = 5.0,
     connections: int = 256,
     b1: dict[str, float] | None = None,
+    cache_ttl: float | None = None,
 ) -> dict[str, Any]:
     """Run B6; one result line (``ok`` false with a reason, and no figures,
     when a check fails). ``b1``: B1's CPU µs per heartbeat by process, printed
@@ -138,6 +139,8 @@ async def million(
         "offered_heartbeats_per_s": round(devices / interval, 1),
         "waves": waves,
         "burst": {"share": burst_share, "window_s": burst_window, "at_s": burst_at},
+        # As given to ingest (``--cache-ttl``); None: the service's default.
+        "ingest_cache_ttl_s": cache_ttl,
     }
     run, created_s = await launch_fleet(
         stack,

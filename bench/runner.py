@@ -439,6 +439,8 @@ async def run(args: argparse.Namespace) -> int:
         if args.batch_wait_ms is None
         else {"XDP47_INGEST_BATCH_WAIT_MS": str(args.batch_wait_ms)}
     )
+    if args.cache_ttl is not None:
+        env["XDP47_INGEST_CACHE_TTL_S"] = str(args.cache_ttl)
     if only & {"B1", "B2"}:
         load = Load(
             devices=args.b1_devices,
@@ -502,6 +504,7 @@ async def run(args: argparse.Namespace) -> int:
             burst_window=args.burst_window,
             sample_every=max(1.0, min(5.0, minutes)),
             b1=b1_us,
+            cache_ttl=args.cache_ttl,
         ),
         "SCALE": lambda stack: scale_out(
             stack,
@@ -564,6 +567,11 @@ def parser() -> argparse.ArgumentParser:
         "--batch-wait-ms",
         type=float,
         help="ingest's XDP47_INGEST_BATCH_WAIT_MS (default: the service's)",
+    )
+    p.add_argument(
+        "--cache-ttl",
+        type=float,
+        help="ingest's XDP47_INGEST_CACHE_TTL_S (default: the service's, 600)",
     )
     p.add_argument("--b3-devices", type=int, nargs="+", default=[1_000_000])
     p.add_argument("--b3-rounds", type=int, default=3)
