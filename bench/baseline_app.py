@@ -10,7 +10,7 @@ way); it stays as it is, the yardstick the targets name.
 
 ``--app raw`` is the floor of a server: a plain ASGI callable that reads the
 body and answers with a fixed heartbeat-sized JSON body (202, 304 for GET),
-served exactly as ingest serves (``xdp47_ingest.server.serve``, ``--server
+served exactly as ingest serves (``xdp47_ingest.server.runner``, ``--server
 uvicorn|granian``): what the server and the event loop cost per request with
 no framework and no work at all.
 
@@ -27,7 +27,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Response
 
-from xdp47_ingest.server import serve
+from xdp47_ingest.server import runner
 
 __all__ = ["create_app", "main", "raw_app"]
 
@@ -90,9 +90,10 @@ def main() -> None:
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     args = parser.parse_args()
     if args.app == "raw":
+        serve = runner(args.server)
         gc.collect()
         gc.freeze()  # as ingest does before serving
-        serve(raw_app, args.server, args.host, args.port)  # type: ignore[arg-type]
+        serve(raw_app, args.host, args.port)  # type: ignore[arg-type]
         return
     uvicorn.run(
         create_app(),

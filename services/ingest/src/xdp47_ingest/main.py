@@ -23,7 +23,7 @@ from xdp47_common.cli import (
 from xdp47_common.logging import configure_logging
 from xdp47_ingest import pg
 from xdp47_ingest.app import create_app
-from xdp47_ingest.server import serve
+from xdp47_ingest.server import runner
 from xdp47_ingest.settings import IngestSettings
 
 __all__ = ["main", "preflight"]
@@ -81,6 +81,7 @@ def main() -> None:
     except ValueError as exc:
         fail(PROG, str(exc))
     app = create_app(settings)
+    serve = runner(settings.ingest_server)
     # What is imported and built by now lives as long as the process: frozen
     # out of the collector's sight, the collections that the requests' objects
     # bring on no longer walk it (in process, 200 heartbeats in flight: ~15 µs
@@ -88,5 +89,5 @@ def main() -> None:
     # modules would otherwise be walked too; docs/performance.md).
     gc.collect()
     gc.freeze()
-    serve(app, settings.ingest_server, settings.listen_host, settings.listen_port)
+    serve(app, settings.listen_host, settings.listen_port)
     tracing.shutdown()  # export the spans still buffered
