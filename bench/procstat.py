@@ -19,6 +19,7 @@ __all__ = [
     "cpu_seconds",
     "pin",
     "rss_mib",
+    "tree_pids",
 ]
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -43,6 +44,27 @@ def rss_mib(pid: int) -> float | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return None
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and every process descended from it (its threads are in its own
+    figures already)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(text.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found
 
 
 def _listen_inodes(port: int) -> set[str]:

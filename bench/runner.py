@@ -49,6 +49,8 @@ AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 B1_TARGET, B1_RATIO_TARGET, B2_TARGET = 5000, 0.6, 10_000
 # The telemetry analysis may cost at most this share of B1's CPU per heartbeat.
 ANALYSIS_COST_TARGET = 0.10
+# The HTTP servers ingest can run on (``XDP47_INGEST_SERVER``).
+SERVERS = ("uvicorn", "granian")
 SHARED = (
     "broker and postgres are shared system servers: their CPU in the window "
     "includes any other load on them"
@@ -180,32 +182,46 @@ class Load:
 async def bench_heartbeats(
     stack: Stack, load: Load, *, warmup: float = 2.0
 ) -> dict[str, Any]:
-    """B1: heartbeats per CPU-s end to end (batched and unbatched ingest,
-    batched without the identity cache, batched with tracing on at 1 %
-    sampling, and batched from devices in a running rollout with the telemetry
-    analysis off and on: ``analysed.py``) and the empty FastAPI handler's
-    requests per CPU-s, interleaved."""
+    """B1: heartbeats per CPU-s end to end (batched ingest on uvicorn and on
+    granian, unbatched, batched without the identity cache, batched with
+    tracing on at 1 % sampling, and batched from devices in a running rollout
+    with the telemetry analysis off and on: ``analysed.py``), the empty FastAPI
+    handler's requests per CPU-s and each server's floor (a bare ASGI app),
+    interleaved."""
     stack.add_ingest("unbatched", XDP47_INGEST_BATCH_MAX="1")
     if "traced" not in stack.urls:
         stack.add_ingest("traced", **_traced_env(stack))
     if "uncached" not in stack.urls:
         stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
-    stack.add_baseline()
+    if "granian" not in stack.urls:
+        stack.add_ingest("granian", XDP47_INGEST_SERVER="granian")
+    if "empty" not in stack.urls:
+        stack.add_baseline()
+    for server in SERVERS:
+        stack.add_baseline(f"floor_{server}", app="raw", server=server)
     path = await _claim(stack, load.devices, "b1")
     paths = await analysed_fleets(stack, load.devices)
     args = ["--interval", str(load.interval), *load.fleet_args()]
     e2e = ["ingest", "broker", "scheduler", "postgres"]
     # Warm-up: every variant once, short, not measured.
     warm = ["--interval", str(load.interval), *load.fleet_args(seconds=warmup)]
-    variants = ("batched", "unbatched", "uncached", "traced", *ANALYSIS_VARIANTS)
-    for v in (*variants, "empty"):
+    variants = (
+        "batched",
+        "granian",
+        "unbatched",
+        "uncached",
+        "traced",
+        *ANALYSIS_VARIANTS,
+    )
+    servers_only = ("empty", *(f"floor_{s}" for s in SERVERS))
+    for v in (*variants, *servers_only):
         w = await measure(
             stack,
             v,
             warm,
             paths.get(v, path),
             groups=["ingest"],
-            persisted=v != "empty",
+            persisted=v not in servers_only,
         )
         if not w["ok"]:
             return {
@@ -213,7 +229,7 @@ async def bench_heartbeats(
                 "ok": False,
                 "reason": f"warm-up {v}: {w['reason']}",
             }
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in (*variants, "empty")}
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in (*variants, *servers_only)}
     for order in _rounds(list(runs), load.rounds):
         for v in order:
             r = await measure(
@@ -221,8 +237,8 @@ async def bench_heartbeats(
                 v,
                 args,
                 paths.get(v, path),
-                groups=["ingest"] if v == "empty" else e2e,
-                persisted=v != "empty",
+                groups=["ingest"] if v in servers_only else e2e,
+                persisted=v not in servers_only,
             )
             if not r["ok"]:
                 return {
@@ -246,6 +262,7 @@ async def bench_heartbeats(
     cost = [o / a - 1 for o, a in zip(rollout, analysed, strict=True)]
     empty = [rate(r) for r in runs["empty"]]
     ratio = [b / e for b, e in zip(batched, empty, strict=True)]
+    granian = [rate(r) for r in runs["granian"]]
     gain = [b / u for b, u in zip(batched, unbatched, strict=True)]
     figure = statistics.median(batched)
     accepted = sum(r["accepted"] for r in runs["batched"])
@@ -269,6 +286,21 @@ async def bench_heartbeats(
         "ratio_min_max": [_ratio_stats(ratio)["min"], _ratio_stats(ratio)["max"]],
         "ratio_target": B1_RATIO_TARGET,
         "meets_ratio_target": statistics.median(ratio) >= B1_RATIO_TARGET,
+        "granian": round(statistics.median(granian)),
+        "granian_ratio": _ratio_stats(
+            [g / e for g, e in zip(granian, empty, strict=True)]
+        ),
+        "granian_over_uvicorn": _ratio_stats(
+            [g / b for g, b in zip(granian, batched, strict=True)]
+        ),
+        "us_per_heartbeat_granian": per_stage(runs["granian"]),
+        "wall_hb_per_s_granian": round(
+            statistics.median(
+                r["accepted"] / r["load_seconds"] for r in runs["granian"]
+            )
+        ),
+        "p99_ms_granian": max(r["p99_ms"] for r in runs["granian"]),
+        "server_floor": _floors(runs, empty),
         "unbatched": round(statistics.median(unbatched)),
         "batched_over_unbatched": _ratio_stats(gain),
         "us_per_heartbeat_batched": per_stage(runs["batched"]),
@@ -309,6 +341,27 @@ async def bench_heartbeats(
     }
 
 
+def _floors(
+    runs: dict[str, list[dict[str, Any]]], empty: list[float]
+) -> dict[str, dict[str, Any]]:
+    """Per server, a bare ASGI app's requests per CPU-s, its ratio to the empty
+    FastAPI POST (same rounds) and CPU µs per request: what the server and the
+    event loop alone cost."""
+    out = {}
+    for server in SERVERS:
+        rs = runs[f"floor_{server}"]
+        rates = [r["accepted"] / r["cpu_total"] for r in rs]
+        out[server] = {
+            "requests_per_cpu_s": round(statistics.median(rates)),
+            "ratio": _ratio_stats([f / e for f, e in zip(rates, empty, strict=True)]),
+            "us_per_request": round(
+                sum(r["cpu_total"] for r in rs) / sum(r["accepted"] for r in rs) * 1e6,
+                1,
+            ),
+        }
+    return out
+
+
 def _traced_env(stack: Stack) -> dict[str, str]:
     """The traced variant: ingest with tracing on through the standard OTEL_*
     variables, 1 % of heartbeats sampled, exported over OTLP/HTTP to a sink."""
@@ -324,16 +377,20 @@ def _traced_env(stack: Stack) -> dict[str, str]:
 
 
 async def bench_polls(stack: Stack, load: Load) -> dict[str, Any]:
-    """B2: desired-state polls with ETag/304 per CPU-s of ingest + PostgreSQL,
-    beside the empty handler's GET."""
+    """B2: desired-state polls with ETag/304 per CPU-s of ingest + PostgreSQL
+    (ingest on uvicorn, on granian, and without the identity cache), beside the
+    empty handler's GET."""
     if "empty" not in stack.urls:
         stack.add_baseline()
     if "uncached" not in stack.urls:
         stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
+    if "granian" not in stack.urls:
+        stack.add_ingest("granian", XDP47_INGEST_SERVER="granian")
     path = await _claim(stack, load.devices, "b2")
     args = ["--poll-interval", str(load.interval), *load.fleet_args()]
-    runs: dict[str, list[dict[str, Any]]] = {"batched": [], "uncached": [], "empty": []}
-    for v in ("batched", "uncached"):
+    variants = ("batched", "granian", "uncached")
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in (*variants, "empty")}
+    for v in variants:
         await measure(
             stack,
             v,
@@ -362,6 +419,7 @@ async def bench_polls(stack: Stack, load: Load) -> dict[str, Any]:
             runs[v].append(r)
     polls = [r["polls"] / r["cpu_total"] for r in runs["batched"]]
     uncached = [r["polls"] / r["cpu_total"] for r in runs["uncached"]]
+    granian = [r["polls"] / r["cpu_total"] for r in runs["granian"]]
     empty = [r["polls"] / r["cpu_total"] for r in runs["empty"]]
     n304 = sum(r["counts"].get("poll 304", 0) for r in runs["batched"])
     n = sum(r["polls"] for r in runs["batched"])
@@ -379,6 +437,19 @@ async def bench_polls(stack: Stack, load: Load) -> dict[str, Any]:
         "ratio": _ratio_stats(ratio)["median"],
         "ratio_min_max": [_ratio_stats(ratio)["min"], _ratio_stats(ratio)["max"]],
         "share_304": round(n304 / n, 3) if n else 0,
+        "granian": round(statistics.median(granian)),
+        "granian_ratio": _ratio_stats(
+            [g / e for g, e in zip(granian, empty, strict=True)]
+        ),
+        "us_per_poll_granian": {
+            k: round(
+                sum(r["cpu"][k] for r in runs["granian"])
+                / sum(r["polls"] for r in runs["granian"])
+                * 1e6,
+                1,
+            )
+            for k in runs["granian"][0]["cpu"]
+        },
         "uncached": round(statistics.median(uncached)),
         "cached_over_uncached": _ratio_stats(
             [p / u for p, u in zip(polls, uncached, strict=True)]

@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:  # tests.support is the process harness we reuse
     sys.path.insert(0, str(ROOT))
 
 from otlp_sink import OtlpSink  # noqa: E402
-from procstat import CpuGroups, beam_pids, pin  # noqa: E402
+from procstat import CpuGroups, beam_pids, pin, tree_pids  # noqa: E402
 from tests.support.control_plane import (  # noqa: E402
     ControlPlane,
     delete_namespace,
@@ -147,18 +147,23 @@ class Stack:
         """Heartbeats one ingest answered 202 since it started."""
         return await _metric(ingest_url, _ACCEPTED)
 
-    def add_baseline(self) -> str:
+    def add_baseline(
+        self, name: str = "empty", *, app: str = "fastapi", server: str = "uvicorn"
+    ) -> str:
+        """Start ``baseline_app.py`` as ``name``: the empty FastAPI baseline, or
+        (``app="raw"``) the floor of ``server``; return its URL."""
         port = free_port()
+        argv = [sys.executable, str(BENCH / "baseline_app.py"), "--port", str(port)]
         proc = self.group.start(
-            "baseline",
-            [sys.executable, str(BENCH / "baseline_app.py"), "--port", str(port)],
+            "baseline" if name == "empty" else f"baseline-{name}",
+            [*argv, "--app", app, "--server", server],
             clean_env(),
             ready_url=f"http://127.0.0.1:{port}/livez",
         )
-        self.ingests["empty"] = proc
-        self.urls["empty"] = f"http://127.0.0.1:{port}"
+        self.ingests[name] = proc
+        self.urls[name] = f"http://127.0.0.1:{port}"
         self._pin(proc.pid)
-        return self.urls["empty"]
+        return self.urls[name]
 
     def _pin(self, pid: int) -> None:
         if self.pin_enabled and len(os.sched_getaffinity(0)) >= 2:
@@ -200,7 +205,9 @@ class Stack:
         stack's one (``scheduler``)."""
         pg = await self.pg_pids()
         beams = beam_pids()
-        groups = {f"ingest:{n}": _const(self.ingests[n].pid) for n in names}
+        # A variant's whole process tree: a server that runs its workers as
+        # child processes is counted with them.
+        groups = {f"ingest:{n}": _tree(self.ingests[n].pid) for n in names}
         if schedulers is None:
             groups["scheduler"] = _const(self.cp.scheduler.pid)
         else:
@@ -371,6 +378,10 @@ def _ppid(pid: int) -> int | None:
 
 def _const(pid: int) -> Any:
     return lambda: [pid]
+
+
+def _tree(pid: int) -> Any:
+    return lambda: tree_pids(pid)
 
 
 def _later(stack: Stack, first: list[int]) -> Any:

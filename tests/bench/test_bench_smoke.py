@@ -23,7 +23,8 @@ if str(BENCH) not in sys.path:  # the bench scripts import each other by name
 runner = importlib.import_module("runner")
 open_stack = importlib.import_module("stack").open_stack
 
-# B1 runs seven variants (two of them in rollouts with the analysis off and on).
+# B1 runs ten variants (two of them in rollouts with the analysis off and on,
+# three of them servers without the app).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
@@ -60,6 +61,9 @@ async def test_b1_heartbeats_end_to_end_are_all_persisted(
     assert (ready, dead) == (0, 0)
     # The figures exist (their size is not this test's business).
     assert {"figure", "baseline", "ratio", "unbatched", "traced"} <= line.keys()
+    # Ingest on granian ran the same rounds, and each server's floor.
+    assert {"granian", "granian_ratio", "us_per_heartbeat_granian"} <= line.keys()
+    assert set(line["server_floor"]) == {"uvicorn", "granian"}
     # The analysis variants ran in the same run: the analysed fleet's heartbeats
     # were aggregated on both sides, the other rollout's never.
     assert {"rollout", "analysed", "analysis_cost"} <= line.keys()

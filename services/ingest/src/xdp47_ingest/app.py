@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -39,6 +40,8 @@ from xdp47_ingest.openapi import install_openapi
 from xdp47_ingest.settings import IngestSettings
 
 __all__ = ["create_app"]
+
+_log = structlog.get_logger(__name__)
 
 
 def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
@@ -96,6 +99,9 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
             if owned:
                 await publisher.close()
             await pool.close()
+            # Whichever server ran the app: the last batch is published and
+            # every connection closed.
+            _log.info("ingest stopped")
 
     app = RawRoutesFastAPI(
         title="XDP47 ingest",

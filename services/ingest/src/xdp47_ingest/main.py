@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 
-import uvicorn
-
 from xdp47_common import tracing
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.cli import (
@@ -25,6 +23,7 @@ from xdp47_common.cli import (
 from xdp47_common.logging import configure_logging
 from xdp47_ingest import pg
 from xdp47_ingest.app import create_app
+from xdp47_ingest.server import runner
 from xdp47_ingest.settings import IngestSettings
 
 __all__ = ["main", "preflight"]
@@ -82,6 +81,7 @@ def main() -> None:
     except ValueError as exc:
         fail(PROG, str(exc))
     app = create_app(settings)
+    serve = runner(settings.ingest_server)
     # What is imported and built by now lives as long as the process: frozen
     # out of the collector's sight, the collections that the requests' objects
     # bring on no longer walk it (in process, 200 heartbeats in flight: ~15 µs
@@ -89,16 +89,5 @@ def main() -> None:
     # modules would otherwise be walked too; docs/performance.md).
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        app,
-        host=settings.listen_host,
-        port=settings.listen_port,
-        access_log=False,
-        log_config=None,  # keep configure_logging's structured handler
-        timeout_keep_alive=75,  # devices keep connections alive between heartbeats
-        # Ingest uses no client address (devices are known by their credential),
-        # so X-Forwarded-* is not parsed on every request; no Server header.
-        proxy_headers=False,
-        server_header=False,
-    )
+    serve(app, settings.listen_host, settings.listen_port)
     tracing.shutdown()  # export the spans still buffered

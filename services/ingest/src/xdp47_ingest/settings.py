@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -14,6 +14,13 @@ __all__ = ["IngestSettings"]
 class IngestSettings(ControlSettings):
     """What ingest reads besides the shared settings."""
 
+    ingest_server: Literal["uvicorn", "granian"] = Field(
+        default="uvicorn",
+        description="The HTTP server that runs ingest: uvicorn (HTTP in Python, "
+        "the least CPU per request here) or granian (HTTP in Rust on a thread of "
+        "its own: more requests per second of wall time, more CPU per request); "
+        "the same app, endpoints and behaviour either way (docs/ingest.md).",
+    )
     ingest_retry_after: Annotated[int, Field(ge=1, le=3600)] = Field(
         default=5,
         description="Retry-After seconds sent with a 503 when the broker or the "
