@@ -134,6 +134,14 @@ class _Metrics:
     def tenant_drops(self) -> float:
         return self.value("xdp47_ingest_identity_cache_invalidations_total")
 
+    async def tenant_dropped_since(self, before: float) -> None:
+        """Wait for a tenant-wide drop after ``before`` drops."""
+
+        async def dropped() -> bool:
+            return self.tenant_drops > before
+
+        await _until(dropped)
+
     @property
     def wave_drops(self) -> float:
         return self.value("xdp47_ingest_identity_cache_wave_drops_total")
@@ -195,12 +203,7 @@ async def test_a_wave_start_drops_only_the_new_wave_s_devices(
     await pool.execute(
         "UPDATE rollouts SET status = 'aborted' WHERE id = $1", fleet.rollout
     )
-
-    async def tenant_dropped() -> bool:
-        total = m.tenant_drops
-        return total > tenant_drops
-
-    await _until(tenant_dropped)
+    await m.tenant_dropped_since(tenant_drops)
     assert await _actions(cache, fleet) == ["none", "none", "none"]
 
 
@@ -215,12 +218,7 @@ async def test_a_failed_wave_read_drops_the_whole_tenant(
     await pool.execute(
         "UPDATE rollouts SET current_wave = 2 WHERE id = $1", fleet.rollout
     )
-
-    async def tenant_dropped() -> bool:
-        total = m.tenant_drops
-        return total > tenant_drops
-
-    await _until(tenant_dropped)
+    await m.tenant_dropped_since(tenant_drops)
     misses = m.misses
     assert await _actions(cache, fleet) == ["update", "update", "none"]
     after = m.misses
