@@ -40,11 +40,16 @@ def _lookups(metrics: str, result: str) -> float:
 
 
 def _invalidations(metrics: str) -> float:
-    name = "xdp47_ingest_identity_cache_invalidations_total"
-    for line in metrics.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
+    """Drops heard: tenant-wide, and of a wave's devices (a rollout's start)."""
+    total = 0.0
+    for name in (
+        "xdp47_ingest_identity_cache_invalidations_total",
+        "xdp47_ingest_identity_cache_wave_drops_total",
+    ):
+        for line in metrics.splitlines():
+            if line.startswith(name + " "):
+                total += float(line.split()[-1])
+    return total
 
 
 async def _eventually(

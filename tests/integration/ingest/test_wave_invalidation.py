@@ -43,7 +43,8 @@ class _Fleet:
         return self.first, self.second, self.bystander
 
 
-async def _fleet(pool: asyncpg.Pool[Any]) -> _Fleet:
+async def _fleet(pool: asyncpg.Pool[Any], m: _Metrics | None = None) -> _Fleet:
+    """With ``m``, the rollout is started (and its drop done); without, a draft."""
     first = await make_device(pool)
     fleet = _Fleet(
         first,
@@ -68,12 +69,25 @@ async def _fleet(pool: asyncpg.Pool[Any]) -> _Fleet:
             device.id,
             wave,
         )
+    if m is not None:
+        await _start(pool, fleet, m)
+    return fleet
+
+
+async def _start(pool: asyncpg.Pool[Any], fleet: _Fleet, m: _Metrics) -> None:
+    """Start the draft as the scheduler does (running at wave 1, attempt 1) and
+    wait for the cache to drop wave 1's device."""
+    before = m.wave_drops
     await pool.execute(
         "UPDATE rollouts SET status = 'running', current_wave = 1, attempt = 1"
         " WHERE id = $1",
         fleet.rollout,
     )
-    return fleet
+
+    async def dropped() -> bool:
+        return m.wave_drops > before
+
+    await _until(dropped)
 
 
 class _Pool:
@@ -177,16 +191,16 @@ async def test_a_wave_start_drops_only_the_new_wave_s_devices(
     cache: DesiredCache, pool: asyncpg.Pool[Any], registry: CollectorRegistry
 ) -> None:
     m = _Metrics(registry)
-    fleet = await _fleet(pool)
+    fleet = await _fleet(pool, m)
     await _all_kept(cache, fleet)
     assert await _actions(cache, fleet) == ["update", "none", "none"]
-    tenant_drops = m.tenant_drops
+    tenant_drops, wave_drops = m.tenant_drops, m.wave_drops
     await pool.execute(
         "UPDATE rollouts SET current_wave = 2 WHERE id = $1", fleet.rollout
     )
 
     async def dropped() -> bool:
-        return m.wave_drops >= 1
+        return m.wave_drops > wave_drops
 
     await _until(dropped)
     assert len(cache._entries) == 2  # the second device's entry went
@@ -207,11 +221,28 @@ async def test_a_wave_start_drops_only_the_new_wave_s_devices(
     assert await _actions(cache, fleet) == ["none", "none", "none"]
 
 
+async def test_a_start_drops_only_its_first_wave_s_devices(
+    cache: DesiredCache, pool: asyncpg.Pool[Any], registry: CollectorRegistry
+) -> None:
+    """A draft told nobody: its start changes the answer of wave 1 only."""
+    m = _Metrics(registry)
+    fleet = await _fleet(pool)
+    await _all_kept(cache, fleet)
+    assert await _actions(cache, fleet) == ["none", "none", "none"]
+    tenant_drops = m.tenant_drops
+    await _start(pool, fleet, m)
+    assert len(cache._entries) == 2  # the first device's entry went
+    hits = m.hits
+    assert await _actions(cache, fleet) == ["update", "none", "none"]
+    assert m.hits - hits == 2
+    assert m.tenant_drops == tenant_drops
+
+
 async def test_a_failed_wave_read_drops_the_whole_tenant(
     cache: DesiredCache, pool: asyncpg.Pool[Any], registry: CollectorRegistry
 ) -> None:
     m = _Metrics(registry)
-    fleet = await _fleet(pool)
+    fleet = await _fleet(pool, m)
     await _all_kept(cache, fleet)
     tenant_drops = m.tenant_drops
     cache._pool.fail = True  # type: ignore[attr-defined]
@@ -231,7 +262,7 @@ async def test_a_device_is_not_answered_from_memory_while_its_wave_is_read(
     """Between the notification and the end of the read of the wave's
     credentials, the tenant's answers come from the database."""
     m = _Metrics(registry)
-    fleet = await _fleet(pool)
+    fleet = await _fleet(pool, m)
     await _all_kept(cache, fleet)
     cache._on_notify(
         None, 0, "xdp47_desired", f"{fleet.first.tenant} {uuid.uuid4()} 1 2"

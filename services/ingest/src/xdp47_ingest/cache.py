@@ -170,8 +170,8 @@ class DesiredCache:
         )
         self._wave_drops = Counter(
             "xdp47_ingest_identity_cache_wave_drops_total",
-            "Entries dropped because a wave start named their device "
-            "(the rest of the tenant stays cached).",
+            "Wave starts heard by NOTIFY xdp47_desired whose devices' entries "
+            "were dropped (the rest of the tenant stays cached).",
             registry=registry,
         )
         self._live_gauge = Gauge(
@@ -320,7 +320,7 @@ class DesiredCache:
             entries = self._entries
             for key in keys:
                 entries.pop(key, None)
-            self._wave_drops.inc(len(keys))
+            self._wave_drops.inc()
         finally:
             left = self._refreshing[tenant] - 1
             if left:

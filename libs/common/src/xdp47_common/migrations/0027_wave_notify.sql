@@ -10,8 +10,9 @@
 -- device's next request a database read. For that one change the payload is
 -- '<tenant> <rollout id> <previous wave> <new wave>': each replica drops the
 -- credentials of the targets in waves (previous, new] (xdp47_ingest.cache).
--- Every other change (status, attempt, artifact, a first wave, a wave going
--- back) still sends the tenant alone.
+-- A draft's start is the same change from wave 0 (a draft tells nobody). Every
+-- other change (an end, a retry, an artifact, a wave going back) still sends
+-- the tenant alone.
 
 CREATE FUNCTION xdp47_notify_rollout() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -26,6 +27,17 @@ BEGIN
             'xdp47_desired',
             format('%s %s %s %s', NEW.tenant, NEW.id, OLD.current_wave,
                    NEW.current_wave));
+        RETURN NEW;
+    END IF;
+    -- A draft has told nobody: its start changes the answer of the waves it
+    -- starts with only (0, current_wave].
+    IF TG_OP = 'UPDATE'
+       AND OLD.status = 'draft' AND NEW.status = 'running'
+       AND OLD.artifact_id IS NOT DISTINCT FROM NEW.artifact_id
+       AND NEW.current_wave > 0 THEN
+        PERFORM pg_notify(
+            'xdp47_desired',
+            format('%s %s %s %s', NEW.tenant, NEW.id, 0, NEW.current_wave));
         RETURN NEW;
     END IF;
     -- A NULL in the test above lands here too: the tenant-wide drop is safe.
