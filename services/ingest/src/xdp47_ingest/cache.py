@@ -14,9 +14,9 @@ the moment it may be wrong:
   rollback, and needs no code path to remember it. One LISTEN connection per
   replica hears it and invalidates that tenant's entries (a counter per tenant,
   checked on every hit).
-- **A wave start** changes the answer of that wave's devices only: its
-  notification (migration 0027) names the rollout and the waves, and the
-  replica reads those devices' credentials (``pg.wave_credentials``, one query)
+- **A wave start** (and a draft's start) changes the answer of that wave's
+  devices only: its notification (migration 0027) names the rollout and the
+  waves, and the replica reads those devices' credentials (``pg.wave_credentials``, one query)
   and drops just their entries. Until that read is done, the tenant's answers
   are read from the database (and kept: they are newer than the change); if it
   fails, the whole tenant is dropped as for any other change. A million-device
