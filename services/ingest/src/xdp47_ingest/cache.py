@@ -16,11 +16,12 @@ the moment it may be wrong:
   checked on every hit).
 - **A wave start** (and a draft's start) changes the answer of that wave's
   devices only: its notification (migration 0027) names the rollout and the
-  waves, and the replica reads those devices' credentials (``pg.wave_credentials``, one query)
-  and drops just their entries. Until that read is done, the tenant's answers
-  are read from the database (and kept: they are newer than the change); if it
-  fails, the whole tenant is dropped as for any other change. A million-device
-  tenant no longer rereads every device at every wave.
+  waves, and the replica reads those devices' credentials
+  (``pg.wave_credentials``, one query) and drops just their entries. Until
+  that read is done, the tenant's answers are read from the database (and
+  kept: they are newer than the change); if it fails, the whole tenant is
+  dropped as for any other change. A million-device tenant no longer rereads
+  every device at every wave.
 - **No listener, no cache**: while the LISTEN connection is down (database
   restart, network), nothing is served from memory and every request reads the
   database, as without the cache; on reconnect everything cached before is
