@@ -252,7 +252,12 @@ CASES: dict[str, Case] = {
 async def _harness(root: Path, server: ArtifactServer) -> Harness:
     control = HostileControlPlane()
     client = httpx.AsyncClient(transport=control)
-    config = make_config(root / "state", device_id=DEVICE, request_timeout=0.3)
+    config = make_config(
+        root / "state",
+        device_id=DEVICE,
+        request_timeout=0.3,
+        download_stall_timeout=1.0,
+    )
     agent = Agent(config, HttpxHttp(client), sleep=Sleeps(), rng=random.Random(7))
     h = Harness(agent, control, server, root)
     server.routes["/v1"] = ArtifactServer.body(V1)

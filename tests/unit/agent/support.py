@@ -43,8 +43,10 @@ def make_config(state_dir: Path, **overrides: Any) -> AgentConfig:
         "agent_token": "claim-token",
         "state_dir": state_dir,
         "heartbeat_interval": 1.0,
-        "download_stall_timeout": 0.3,
-        "download_timeout": 3.0,
+        # Generous, so a good download on a loaded machine never trips them;
+        # the tests of a stall or a deadline set their own.
+        "download_stall_timeout": 5.0,
+        "download_timeout": 10.0,
         "max_artifact_bytes": 1 << 20,
         "request_timeout": 2.0,
     }

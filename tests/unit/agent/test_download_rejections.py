@@ -165,7 +165,7 @@ async def test_declared_size_above_maximum_is_refused_before_connecting(
 
 
 async def test_stalled_server_is_abandoned(make_agent, control, server, state_dir):
-    agent = make_agent()
+    agent = make_agent(download_stall_timeout=1.0)
     await _baseline(agent, control, server)
     server.routes["/a"] = ArtifactServer.stall(CONTENT[:1000], len(CONTENT))
     reason = await _refused(
@@ -187,7 +187,7 @@ async def test_trickle_hits_the_overall_deadline(
             await w.drain()
             await asyncio.sleep(0.1)
 
-    agent = make_agent(download_timeout=0.8, download_stall_timeout=0.5)
+    agent = make_agent(download_timeout=2.0, download_stall_timeout=1.0)
     await _baseline(agent, control, server)
     server.routes["/a"] = trickle
     reason = await _refused(
