@@ -10,6 +10,7 @@ falls back to reading the database until it is back.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -155,8 +156,17 @@ async def test_without_its_listener_the_cache_reads_the_database(
     a change made meanwhile is seen without a notification), and memory is used
     again once the listener is back."""
     device = await make_device(pool)
+    # Its listener is named, so only it is killed: other tests' listeners on
+    # the same server (other workers) keep theirs.
+    name = f"xdp47-test-{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in db_url else "?"
     cache = DesiredCache(
-        pool, db_url=db_url, max_entries=10, ttl=60, db_timeout=5, reconnect_delay=1.0
+        pool,
+        db_url=f"{db_url}{sep}application_name={name}",
+        max_entries=10,
+        ttl=60,
+        db_timeout=5,
+        reconnect_delay=1.0,
     )
     await cache.start()
     try:
@@ -166,8 +176,9 @@ async def test_without_its_listener_the_cache_reads_the_database(
         assert first.action == "none"
         killed = await pool.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+            " WHERE query LIKE $1 AND application_name = $2",
             f"LISTEN%{CHANNEL}%",
+            name,
         )
         assert killed >= 1
         for _ in range(100):
