@@ -1,10 +1,12 @@
 """The identity cache's compact layout: devices told the same thing share one
 ``Desired``, a hit answers exactly what the read did, a full cache drops its
-oldest reads, an expired entry is read again, and an entry costs a few hundred
-bytes (``bench/cache_memory.py`` measures a million)."""
+oldest reads, an expired entry is read again, desired states no entry uses are
+forgotten, the entries are nothing the cyclic GC walks, and an entry costs a
+few hundred bytes (``bench/cache_memory.py`` measures a million)."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib
 import sys
@@ -114,6 +116,52 @@ async def test_an_expired_entry_is_read_again(monkeypatch: pytest.MonkeyPatch) -
     clock[0] += 1
     await cache.lookup_hash(key)
     assert pool.reads == 2
+
+
+async def test_desired_states_no_entry_uses_are_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every release a device was told is interned while an entry uses it; the
+    table is pruned, so a long-lived replica does not keep them all."""
+    monkeypatch.setattr("xdp47_ingest.cache._PRUNE_FLOOR", 4)
+    pool = _Pool()
+    key = pool.add(1)
+    other = pool.add(2)
+    cache = _cache(pool)
+    kept = await cache.lookup_hash(other)  # release 2.4.1, used throughout
+    assert kept is not None
+    for n in range(20):
+        pool.rows[key]["version"] = f"3.0.{n}"
+        cache._invalidate("t1")  # what a NOTIFY for the tenant does
+        view = await cache.lookup_hash(key)
+        assert view is not None
+        assert f'"version":"3.0.{n}"'.encode() in view.payload
+    assert len(cache._desired) <= 4
+    assert len(cache._numbers) == len(cache._desired)
+    hit = await cache.lookup_hash(key)
+    assert hit is not None
+    assert b'"version":"3.0.19"' in hit.payload
+    cache._invalidate("t1")
+    again = await cache.lookup_hash(other)
+    assert again is not None
+    assert again.payload == kept.payload
+
+
+async def test_the_entries_are_nothing_the_cyclic_gc_walks() -> None:
+    """A million tracked entries made every full collection walk a million
+    objects; the cache's entries and their dict are not tracked at all."""
+    pool = _Pool()
+    keys = [pool.add(i) for i in range(5_000)]
+    cache = _cache(pool, size=10_000)
+    await cache.lookup_hash(keys[0])
+    gc.collect()
+    before = len(gc.get_objects())
+    for k in keys:
+        await cache.lookup_hash(k)
+    gc.collect()
+    assert len(cache._entries) == 5_000
+    assert not gc.is_tracked(cache._entries)
+    assert len(gc.get_objects()) - before < 100
 
 
 def test_a_view_is_built_from_any_desired_state_with_its_device_id() -> None:

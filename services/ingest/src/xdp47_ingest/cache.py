@@ -34,18 +34,25 @@ the moment it may be wrong:
 
 **Memory.** A replica keeps one entry per device it serves, so an entry is
 kept small (``bench/cache_memory.py`` measures it: ~1 KB per device before this
-layout, ~270 bytes with it; a million devices fit ingest's 600 MiB budget):
+layout, ~195 bytes with it; a million devices fit ingest's 600 MiB budget), and
+out of the cyclic garbage collector's sight:
 
-- one plain dict from the credential's 32-byte SHA256 digest to an entry of
-  four slots (``desired``, ``device_id``, ``epoch``, ``expires``), which is the
-  ``DeviceView`` a hit answers; no per-entry link objects;
-- ``desired`` (``xdp47_ingest.desired.Desired``: tenant, desired artifact, the
-  answer's JSON less the device id) is interned: every device told the same
-  thing shares one object (held weakly by the intern table, so one no entry
-  uses any more goes away with its last entry);
-- ``epoch`` (the tenant's invalidation counter when the entry was read) and
-  ``expires`` (rounded down to the second) are objects shared by the entries
-  made in the same epoch and second.
+- one plain dict from the credential's 32-byte SHA256 digest to an entry, a
+  ``bytes`` of the desired state's number, the epoch and the expiry (packed)
+  followed by the device id (UTF-8); a hit builds the ``DeviceView`` it
+  answers from it;
+- bytes are not containers, so the collector tracks neither the entries nor
+  the dict that holds them. A million entries as objects made every full
+  collection walk a million objects (~330 ms each; with hundreds of requests
+  in flight full collections come every few seconds: 42 % of a busy
+  replica's CPU); as bytes, a full collection does not see them;
+- ``Desired`` (``xdp47_ingest.desired.Desired``: tenant, desired artifact, the
+  answer's JSON less the device id) is interned under a number: every device
+  told the same thing shares one object. Numbers no entry uses any more are
+  forgotten when the table has doubled since it was last pruned (one pass
+  over the entries);
+- ``epoch`` is the tenant's invalidation counter when the entry was read,
+  ``expires`` the ``time.monotonic()`` past which it is not used.
 
 The dict's order is the order entries were (re)read, oldest first; a full
 cache drops the oldest 1/64th at once (first in, first out: with a TTL every
@@ -65,8 +72,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -82,21 +89,14 @@ from xdp47_ingest.pg import Pool, connect, read_device, wave_credentials
 __all__ = ["CHANNEL", "DesiredCache"]
 
 CHANNEL = "xdp47_desired"
+_PRUNE_FLOOR = 1024  # interned desired states kept before the first prune
 _log = structlog.get_logger(__name__)
 
 
-class _Entry(DeviceView):
-    """A kept view: 64 bytes with its four slots (a tuple of four takes 72), and
-    answered as it is, so a hit allocates nothing."""
-
-    __slots__ = ("epoch", "expires")
-
-    def __init__(
-        self, desired: Desired, device_id: str, epoch: int, expires: float
-    ) -> None:
-        super().__init__(desired, device_id)
-        self.epoch = epoch  # the tenant's invalidation counter when read
-        self.expires = expires  # time.monotonic() past which it is not used
+# What the cache keeps per credential: _HEAD (desired number, epoch, expires)
+# and the device id's UTF-8. Bytes: nothing the cyclic GC tracks (see above).
+_HEAD = struct.Struct("<QQd")
+_unpack = _HEAD.unpack_from
 
 
 class DesiredCache:
@@ -138,12 +138,12 @@ class DesiredCache:
         self.enabled = max_entries > 0 and ttl > 0
         self._max_entries = max(max_entries, 1)
         self._ttl = ttl
-        self._entries: dict[bytes, _Entry] = {}
-        self._shared: weakref.WeakValueDictionary[Desired, Desired] = (
-            weakref.WeakValueDictionary()
-        )
-        self._second = -1.0  # the whole second of the last expiry made
-        self._expires = 0.0  # that second + ttl, shared by its entries
+        self._entries: dict[bytes, bytes] = {}
+        # Interned desired states by number, and their numbers.
+        self._desired: dict[int, Desired] = {}
+        self._numbers: dict[Desired, int] = {}
+        self._next_number = 0
+        self._prune_at = _PRUNE_FLOOR  # table size that triggers the next prune
         self._epochs: dict[str, int] = {}
         # Tenants whose wave-start drop is being read: not answered from memory.
         self._refreshing: dict[str, int] = {}
@@ -226,14 +226,17 @@ class DesiredCache:
                 self._pool, key, db_timeout=self._db_timeout, links=self._links
             )
         entry = self._entries.get(key)
-        if (
-            entry is not None
-            and entry.epoch == self._epochs.get(entry.desired.tenant, 0)
-            and entry.expires > time.monotonic()
-            and not (self._refreshing and entry.desired.tenant in self._refreshing)
-        ):
-            self._hit.inc()
-            return entry
+        if entry is not None:
+            number, epoch, expires = _unpack(entry)
+            desired = self._desired[number]
+            tenant = desired.tenant
+            if (
+                epoch == self._epochs.get(tenant, 0)
+                and expires > time.monotonic()
+                and not (self._refreshing and tenant in self._refreshing)
+            ):
+                self._hit.inc()
+                return DeviceView(desired, entry[_HEAD.size :].decode())
         self._miss.inc()
         before = self._changes
         view = await read_device(
@@ -249,18 +252,32 @@ class DesiredCache:
         entries.pop(key, None)
         if len(entries) >= self._max_entries:
             self._trim()
-        desired = self._shared.setdefault(view.desired, view.desired)
-        epoch = self._epochs.get(desired.tenant, 0)
-        entry = entries[key] = _Entry(desired, view.device_id, epoch, self._expiry())
-        return entry
+        number = self._number(view.desired)
+        epoch = self._epochs.get(view.desired.tenant, 0)
+        expires = time.monotonic() + self._ttl
+        entries[key] = _HEAD.pack(number, epoch, expires) + view.device_id.encode()
+        view.desired = self._desired[number]  # the shared one
+        return view
 
-    def _expiry(self) -> float:
-        """Now + TTL, rounded down to the second: one float per second, shared."""
-        second = float(int(time.monotonic()))
-        if second != self._second:
-            self._second = second
-            self._expires = second + self._ttl
-        return self._expires
+    def _number(self, desired: Desired) -> int:
+        """``desired``'s number in the intern table (a new one if it is new)."""
+        number = self._numbers.get(desired)
+        if number is None:
+            if len(self._desired) >= self._prune_at:
+                self._prune()
+            number = self._next_number
+            self._next_number += 1
+            self._desired[number] = desired
+            self._numbers[desired] = number
+        return number
+
+    def _prune(self) -> None:
+        """Forget the desired states no entry uses; prune again at twice what
+        is left (so the passes cost O(1) per interned state)."""
+        used = {_unpack(entry)[0] for entry in self._entries.values()}
+        for number in [n for n in self._desired if n not in used]:
+            del self._numbers[self._desired.pop(number)]
+        self._prune_at = max(_PRUNE_FLOOR, 2 * len(self._desired))
 
     def _trim(self) -> None:
         """Drop the oldest 1/64th of a full cache, and the expired entries that
@@ -270,7 +287,7 @@ class DesiredCache:
         now = time.monotonic()
         drop = []
         for i, (key, entry) in enumerate(entries.items()):
-            if i >= batch and entry.expires > now:
+            if i >= batch and _unpack(entry)[2] > now:
                 break
             drop.append(key)
         for key in drop:
@@ -333,6 +350,8 @@ class DesiredCache:
         # Whatever was kept before a (re)connect may have missed notifications.
         self._changes += 1
         self._entries.clear()
+        self._desired.clear()
+        self._numbers.clear()
         self._live = live
         self._live_gauge.set(1 if live else 0)
 

@@ -41,7 +41,7 @@ class IngestSettings(ControlSettings):
     ingest_cache_size: Annotated[int, Field(ge=0, le=50_000_000)] = Field(
         default=1_000_000,
         description="Credentials whose identity and desired state each replica "
-        "keeps in memory (about 300 bytes each: a million fit in ~300 MiB; "
+        "keeps in memory (about 250 bytes each: a million fit in ~250 MiB; "
         "bench/cache_memory.py); 0 turns the cache off. Entries are "
         "dropped by NOTIFY from PostgreSQL with the commit that changes them "
         "(docs/ingest.md).",
