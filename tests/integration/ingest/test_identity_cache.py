@@ -9,7 +9,6 @@ falls back to reading the database until it is back.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +24,7 @@ from tests.integration.ingest.conftest import (
     running_rollout,
     settings_for,
 )
+from tests.support.waiting import until
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 from xdp47_ingest import create_app
 from xdp47_ingest.cache import CHANNEL, DesiredCache
@@ -58,12 +58,14 @@ async def _eventually(
     done: Callable[[httpx.Response], bool],
 ) -> httpx.Response:
     """Probe until ``done``: a notification arrives a moment after its commit."""
-    for _ in range(300):
-        r = await probe()
-        if done(r):
-            return r
-        await asyncio.sleep(0.01)
-    return r
+    last: list[httpx.Response] = []
+
+    async def held() -> bool:
+        last[:] = [await probe()]
+        return done(last[0])
+
+    await until(held, what="the notification's effect")
+    return last[0]
 
 
 async def test_answers_come_from_memory_after_the_first_read(client, pool) -> None:
@@ -181,21 +183,13 @@ async def test_without_its_listener_the_cache_reads_the_database(
             name,
         )
         assert killed >= 1
-        for _ in range(100):
-            if not cache.live:
-                break
-            await asyncio.sleep(0.005)
-        assert not cache.live
+        await until(lambda: not cache.live, what="the listener's loss noticed")
         await running_rollout(pool, device, await add_artifact(pool, device.tenant))
         down = await cache.lookup(device.credential)
         assert down is not None
         assert down.action == "update"
         assert len(cache._entries) == 0  # nothing kept while down
-        for _ in range(300):
-            if cache.live:
-                break
-            await asyncio.sleep(0.01)
-        assert cache.live
+        await until(lambda: cache.live, what="the listener back")
         back = await cache.lookup(device.credential)
         assert back is not None
         assert back.action == "update"

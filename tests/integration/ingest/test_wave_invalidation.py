@@ -10,8 +10,6 @@ credentials, drops the whole tenant as before.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,6 +24,7 @@ from tests.integration.ingest.conftest import (
     add_artifact,
     make_device,
 )
+from tests.support.waiting import until
 from xdp47_ingest.cache import DesiredCache
 
 pytestmark = pytest.mark.integration
@@ -88,7 +87,7 @@ async def _start(pool: asyncpg.Pool[Any], fleet: _Fleet, m: _Metrics) -> None:
     async def dropped() -> bool:
         return m.wave_drops > before
 
-    await _until(dropped)
+    await until(dropped)
 
 
 class _Pool:
@@ -155,21 +154,11 @@ class _Metrics:
         async def dropped() -> bool:
             return self.tenant_drops > before
 
-        await _until(dropped)
+        await until(dropped)
 
     @property
     def wave_drops(self) -> float:
         return self.value("xdp47_ingest_identity_cache_wave_drops_total")
-
-
-async def _until(probe: Any, within: float = 30.0) -> None:
-    """Wait for ``probe()`` to be true: a notification arrives after its commit
-    (the bound is for a loaded machine; the wait ends as soon as it holds)."""
-    deadline = time.monotonic() + within
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition never held within {within:g}s")
-        await asyncio.sleep(0.01)
 
 
 async def _all_kept(cache: DesiredCache, fleet: _Fleet) -> None:
@@ -181,7 +170,7 @@ async def _all_kept(cache: DesiredCache, fleet: _Fleet) -> None:
             await cache.lookup(device.credential)
         return len(cache._entries) == 3
 
-    await _until(kept)
+    await until(kept)
 
 
 async def _actions(cache: DesiredCache, fleet: _Fleet) -> list[str]:
@@ -204,7 +193,7 @@ async def test_a_wave_start_drops_only_the_new_wave_s_devices(
     async def dropped() -> bool:
         return m.wave_drops > wave_drops
 
-    await _until(dropped)
+    await until(dropped)
     assert len(cache._entries) == 2  # the second device's entry went
     hits = m.hits
     assert await _actions(cache, fleet) == ["update", "update", "none"]
@@ -274,7 +263,7 @@ async def test_a_device_is_not_answered_from_memory_while_its_wave_is_read(
     hits = m.hits
     await cache.lookup(fleet.bystander.credential)
     assert m.hits == hits
-    await _until(lambda: _no_refresh(cache))
+    await until(lambda: _no_refresh(cache))
     await cache.lookup(fleet.bystander.credential)
     assert m.hits == hits + 1
 
