@@ -195,6 +195,8 @@ async def bench_heartbeats(
         stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
     if "granian" not in stack.urls:
         stack.add_ingest("granian", XDP47_INGEST_SERVER="granian")
+    if "asgi" not in stack.urls:
+        stack.add_ingest("asgi", XDP47_INGEST_FAST_LANE="false")
     if "empty" not in stack.urls:
         stack.add_baseline()
     for server in SERVERS:
@@ -207,6 +209,7 @@ async def bench_heartbeats(
     warm = ["--interval", str(load.interval), *load.fleet_args(seconds=warmup)]
     variants = (
         "batched",
+        "asgi",
         "granian",
         "unbatched",
         "uncached",
@@ -263,6 +266,7 @@ async def bench_heartbeats(
     empty = [rate(r) for r in runs["empty"]]
     ratio = [b / e for b, e in zip(batched, empty, strict=True)]
     granian = [rate(r) for r in runs["granian"]]
+    asgi = [rate(r) for r in runs["asgi"]]
     gain = [b / u for b, u in zip(batched, unbatched, strict=True)]
     figure = statistics.median(batched)
     accepted = sum(r["accepted"] for r in runs["batched"])
@@ -286,6 +290,12 @@ async def bench_heartbeats(
         "ratio_min_max": [_ratio_stats(ratio)["min"], _ratio_stats(ratio)["max"]],
         "ratio_target": B1_RATIO_TARGET,
         "meets_ratio_target": statistics.median(ratio) >= B1_RATIO_TARGET,
+        "asgi": round(statistics.median(asgi)),
+        "asgi_ratio": _ratio_stats([a / e for a, e in zip(asgi, empty, strict=True)]),
+        "lane_over_asgi": _ratio_stats(
+            [b / a for b, a in zip(batched, asgi, strict=True)]
+        ),
+        "us_per_heartbeat_asgi": per_stage(runs["asgi"]),
         "granian": round(statistics.median(granian)),
         "granian_ratio": _ratio_stats(
             [g / e for g, e in zip(granian, empty, strict=True)]
@@ -362,6 +372,12 @@ def _floors(
     return out
 
 
+def _per_poll(rs: list[dict[str, Any]]) -> dict[str, float]:
+    """CPU µs per poll by process over the rounds ``rs``."""
+    n = sum(r["polls"] for r in rs)
+    return {k: round(sum(r["cpu"][k] for r in rs) / n * 1e6, 1) for k in rs[0]["cpu"]}
+
+
 def _traced_env(stack: Stack) -> dict[str, str]:
     """The traced variant: ingest with tracing on through the standard OTEL_*
     variables, 1 % of heartbeats sampled, exported over OTLP/HTTP to a sink."""
@@ -386,9 +402,11 @@ async def bench_polls(stack: Stack, load: Load) -> dict[str, Any]:
         stack.add_ingest("uncached", XDP47_INGEST_CACHE_SIZE="0")
     if "granian" not in stack.urls:
         stack.add_ingest("granian", XDP47_INGEST_SERVER="granian")
+    if "asgi" not in stack.urls:
+        stack.add_ingest("asgi", XDP47_INGEST_FAST_LANE="false")
     path = await _claim(stack, load.devices, "b2")
     args = ["--poll-interval", str(load.interval), *load.fleet_args()]
-    variants = ("batched", "granian", "uncached")
+    variants = ("batched", "asgi", "granian", "uncached")
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in (*variants, "empty")}
     for v in variants:
         await measure(
@@ -420,6 +438,7 @@ async def bench_polls(stack: Stack, load: Load) -> dict[str, Any]:
     polls = [r["polls"] / r["cpu_total"] for r in runs["batched"]]
     uncached = [r["polls"] / r["cpu_total"] for r in runs["uncached"]]
     granian = [r["polls"] / r["cpu_total"] for r in runs["granian"]]
+    asgi = [r["polls"] / r["cpu_total"] for r in runs["asgi"]]
     empty = [r["polls"] / r["cpu_total"] for r in runs["empty"]]
     n304 = sum(r["counts"].get("poll 304", 0) for r in runs["batched"])
     n = sum(r["polls"] for r in runs["batched"])
@@ -437,27 +456,22 @@ async def bench_polls(stack: Stack, load: Load) -> dict[str, Any]:
         "ratio": _ratio_stats(ratio)["median"],
         "ratio_min_max": [_ratio_stats(ratio)["min"], _ratio_stats(ratio)["max"]],
         "share_304": round(n304 / n, 3) if n else 0,
+        "asgi": round(statistics.median(asgi)),
+        "asgi_ratio": _ratio_stats([a / e for a, e in zip(asgi, empty, strict=True)]),
+        "lane_over_asgi": _ratio_stats(
+            [p / a for p, a in zip(polls, asgi, strict=True)]
+        ),
+        "us_per_poll_asgi": _per_poll(runs["asgi"]),
         "granian": round(statistics.median(granian)),
         "granian_ratio": _ratio_stats(
             [g / e for g, e in zip(granian, empty, strict=True)]
         ),
-        "us_per_poll_granian": {
-            k: round(
-                sum(r["cpu"][k] for r in runs["granian"])
-                / sum(r["polls"] for r in runs["granian"])
-                * 1e6,
-                1,
-            )
-            for k in runs["granian"][0]["cpu"]
-        },
+        "us_per_poll_granian": _per_poll(runs["granian"]),
         "uncached": round(statistics.median(uncached)),
         "cached_over_uncached": _ratio_stats(
             [p / u for p, u in zip(polls, uncached, strict=True)]
         ),
-        "us_per_poll": {
-            k: round(sum(r["cpu"][k] for r in runs["batched"]) / n * 1e6, 1)
-            for k in runs["batched"][0]["cpu"]
-        },
+        "us_per_poll": _per_poll(runs["batched"]),
         "p99_ms": max(r["p99_ms"] for r in runs["batched"]),
         "ingest_busy": _busy(runs["batched"]),
         "rounds": load.rounds,

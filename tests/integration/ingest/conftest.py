@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import uuid
@@ -13,17 +14,21 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import FastAPI
 
 from tests.support.amqp import declared
+from tests.support.processes import free_port
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import until
 from xdp47_common.adapters.amqp import connect
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.tokens import SecretKind, hash_secret, new_secret
 from xdp47_common.topology import Topology
 from xdp47_ingest import IngestSettings, create_app
+from xdp47_ingest.device_lane import device_protocol
 from xdp47_scheduler.consumer import HeartbeatConsumer
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult
 
@@ -135,25 +140,64 @@ def settings_for(db_url: str, amqp_url: str, topology: Topology) -> IngestSettin
     )
 
 
-@pytest.fixture(scope="module")
+# How a test talks to ingest: through ASGI in process ("asgi"), or over TCP to
+# uvicorn with the device lane answering the usual device request ("lane").
+PATHS = ["asgi", "lane"]
+
+
+@pytest.fixture(scope="module", params=PATHS)
 async def client(
-    db_url: str, amqp_url: str, topology: Topology
+    request: pytest.FixtureRequest, db_url: str, amqp_url: str, topology: Topology
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings_for(db_url, amqp_url, topology))
-    async with running(app) as c:
+    async with running(app, over=request.param) as c:
         yield c
 
 
 @contextlib.asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and talk to it in-process."""
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-        ) as c,
-    ):
-        yield c
+async def running(
+    app: FastAPI, *, over: str = "asgi"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and talk to it: in process through ASGI, or
+    (``over="lane"``) over TCP to uvicorn serving it as ``xdp47-ingest`` does."""
+    async with app.router.lifespan_context(app):
+        if over == "asgi":
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://ingest"
+            ) as c:
+                yield c
+            return
+        async with (
+            served(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as c,
+        ):
+            yield c
+
+
+@contextlib.asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """uvicorn serving ``app`` (its lifespan run by the caller) with the app's
+    device lane, on a free port of this host; yields its URL."""
+    lane = app.state.device_lane
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        http=device_protocol(lane),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await until(lambda: server.started, what="uvicorn started")
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 @pytest.fixture

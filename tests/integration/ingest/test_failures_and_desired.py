@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from tests.integration.ingest.conftest import (
+    PATHS,
     make_device,
     running,
     running_rollout,
@@ -22,13 +23,14 @@ from xdp47_ingest import create_app
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("over", PATHS)
 async def test_broker_unreachable_gives_503_with_retry_after(
-    db_url: str, amqp_url: str, topology, pool, proxy: TcpProxy
+    db_url: str, amqp_url: str, topology, pool, proxy: TcpProxy, over: str
 ) -> None:
     """With the broker cut off, a heartbeat is refused (never a false 202)."""
     device = await make_device(pool)
     app = create_app(settings_for(db_url, through(amqp_url, proxy), topology))
-    async with running(app) as client:
+    async with running(app, over=over) as client:
         url = f"/api/devices/{device.id}/heartbeat"
         ok = await client.post(url, json={"seq": 1}, headers=device.auth)
         assert ok.status_code == 202

@@ -11,7 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support.processes import free_port
+from xdp47_common import tracing
 from xdp47_common.cli import settings_problem
+from xdp47_ingest import create_app
+from xdp47_ingest.device_lane import DeviceLane
 from xdp47_ingest.server import APP_FAILED, serve
 from xdp47_ingest.settings import IngestSettings
 
@@ -47,3 +50,31 @@ def test_an_app_that_cannot_start_ends_the_process_non_zero(
         serve(_failing_lifespan, server, "127.0.0.1", free_port())  # type: ignore[arg-type]
     assert ended.value.code == APP_FAILED
     assert "no database" in caplog.text
+
+
+def _lane(**settings: Any) -> object:
+    app = create_app(
+        IngestSettings(
+            db_url="postgresql://x@127.0.0.1:1/x",
+            amqp_url="amqp://guest:guest@127.0.0.1:1/",
+            **settings,
+        )
+    )
+    return getattr(app.state, "device_lane", None)
+
+
+def test_the_device_lane_is_on_by_default_and_off_where_it_cannot_serve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Off by setting, with device limits in a shared storage (counting is a
+    round trip) and with tracing on (the ASGI path opens the request's span)."""
+    assert isinstance(_lane(), DeviceLane)
+    assert _lane(ingest_fast_lane=False) is None
+    assert _lane(rate_limit_storage="redis://127.0.0.1:1/0") is None
+    # No device limit: nothing to count, the lane serves whatever the storage.
+    assert isinstance(
+        _lane(rate_limit_storage="redis://127.0.0.1:1/0", device_rate_limit="off"),
+        DeviceLane,
+    )
+    monkeypatch.setattr(tracing, "_provider", object())
+    assert _lane() is None

@@ -21,6 +21,7 @@ import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from xdp47_common import tracing
 from xdp47_common.adapters.amqp_bus import AmqpBus
 from xdp47_common.adapters.objects import links_from_settings
 from xdp47_common.adapters.pg import create_pool
@@ -35,6 +36,7 @@ from xdp47_common.web import (
 from xdp47_ingest.batcher import HeartbeatBatcher
 from xdp47_ingest.cache import DesiredCache
 from xdp47_ingest.deps import Deps
+from xdp47_ingest.device_lane import DeviceLane
 from xdp47_ingest.device_routes import DeviceRoutes
 from xdp47_ingest.openapi import install_openapi
 from xdp47_ingest.settings import IngestSettings
@@ -118,7 +120,7 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
             raise ConnectionError("no open channel to the broker")
 
     rate_limits = RateLimits.from_settings(settings)
-    install_web_basics(
+    metrics = install_web_basics(
         app,
         max_body_bytes=settings.max_body_bytes,
         checks={"postgres": db_ready, "rabbitmq": broker_ready},
@@ -133,4 +135,18 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
         ),
     )
     install_openapi(app)
+    if (
+        settings.ingest_fast_lane
+        and tracing.provider() is None
+        and rate_limits.counts_in_process
+    ):
+        # Read by the server (``server.runner``): uvicorn answers the usual
+        # device request in its protocol (``device_lane``).
+        app.state.device_lane = DeviceLane(
+            app,
+            metrics=metrics,
+            rate_limits=rate_limits,
+            max_body_bytes=settings.max_body_bytes,
+            retry_after=settings.ingest_retry_after,
+        )
     return app

@@ -81,6 +81,7 @@ class HeartbeatBatcher:
         self._max_batch = max_batch
         self._max_wait = max_wait
         self._open: dict[str, _Pending] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def submit(self, tenant: str, heartbeat: bytes) -> None:
@@ -90,7 +91,16 @@ class HeartbeatBatcher:
         Raises:
             PublishFailed: the broker refused or did not confirm that batch.
         """
-        loop = asyncio.get_running_loop()
+        await self.add(tenant, heartbeat)
+
+    def add(self, tenant: str, heartbeat: bytes) -> asyncio.Future[None]:
+        """``submit`` without waiting: the future is done when the batch holding
+        ``heartbeat`` is confirmed, or fails with ``PublishFailed``."""
+        # The loop of the first heartbeat, kept: asking for the running loop
+        # checks the process id, a system call per heartbeat.
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         pending = self._open.get(tenant)
         if pending is None:
             pending = self._open[tenant] = _Pending()
@@ -106,7 +116,7 @@ class HeartbeatBatcher:
             pending.traced.append(traced)
         if len(pending.beats) >= self._max_batch:
             self._flush(tenant)
-        await waiter
+        return waiter
 
     def _flush(self, tenant: str) -> None:
         pending = self._open.pop(tenant, None)
@@ -114,7 +124,8 @@ class HeartbeatBatcher:
             return
         if pending.timer is not None:
             pending.timer.cancel()
-        task = asyncio.get_running_loop().create_task(self._publish(tenant, pending))
+        loop = self._loop or asyncio.get_running_loop()
+        task = loop.create_task(self._publish(tenant, pending))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 

@@ -225,18 +225,9 @@ class DesiredCache:
             return await read_device(
                 self._pool, key, db_timeout=self._db_timeout, links=self._links
             )
-        entry = self._entries.get(key)
-        if entry is not None:
-            number, epoch, expires = _unpack(entry)
-            desired = self._desired[number]
-            tenant = desired.tenant
-            if (
-                epoch == self._epochs.get(tenant, 0)
-                and expires > time.monotonic()
-                and not (self._refreshing and tenant in self._refreshing)
-            ):
-                self._hit.inc()
-                return DeviceView(desired, entry[_HEAD.size :].decode())
+        view = self.cached(key)
+        if view is not None:
+            return view
         self._miss.inc()
         before = self._changes
         view = await read_device(
@@ -245,6 +236,28 @@ class DesiredCache:
         if view is not None and self._live and self._changes == before:
             return self._keep(key, view)
         return view
+
+    def cached(self, key: bytes) -> DeviceView | None:
+        """The view of the credential hashed to ``key`` when the cache holds it
+        and may answer from it (counted as a hit); ``None`` otherwise, counted
+        as nothing: only ``lookup_hash``, which reads the database then, counts
+        a miss or a bypass."""
+        if not self._live:
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        number, epoch, expires = _unpack(entry)
+        desired = self._desired[number]
+        tenant = desired.tenant
+        if (
+            epoch == self._epochs.get(tenant, 0)
+            and expires > time.monotonic()
+            and not (self._refreshing and tenant in self._refreshing)
+        ):
+            self._hit.inc()
+            return DeviceView(desired, entry[_HEAD.size :].decode())
+        return None
 
     def _keep(self, key: bytes, view: DeviceView) -> DeviceView:
         entries = self._entries

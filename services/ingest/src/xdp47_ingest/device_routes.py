@@ -14,6 +14,9 @@ request), device id in the path (422), who the credential belongs to (401
 unknown, 403 another device's, 503 database down), then the body (413 over
 ``XDP47_MAX_BODY_BYTES``, 422) and the publish (503). The OpenAPI document
 describes both operations (``xdp47_ingest.openapi``, generated from the models).
+Under uvicorn the usual request never reaches these handlers: the device lane
+(``xdp47_ingest.device_lane``) answers it in the protocol, and hands everything
+unusual to them.
 """
 
 from __future__ import annotations

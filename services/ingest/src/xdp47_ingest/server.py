@@ -16,7 +16,9 @@ second of wall time and with a lower p99 (two threads at work), but it is no
 cheaper per CPU-second: end to end within the rounds' spread of uvicorn, and
 its floor (a bare app) costs more CPU per request, each request crossing
 between the threads twice. CPU per heartbeat is what a fleet's bill counts, so
-uvicorn is the default.
+uvicorn is the default. Under uvicorn, an app with a device lane
+(``app.state.device_lane``) has the usual device request answered in uvicorn's
+protocol (``xdp47_ingest.device_lane``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Literal
 
 import uvicorn
 from fastapi import FastAPI
+
+from xdp47_ingest.device_lane import DeviceLane, device_protocol
 
 __all__ = ["APP_FAILED", "KEEP_ALIVE_S", "Serve", "Server", "runner", "serve"]
 
@@ -55,10 +59,14 @@ def serve(app: FastAPI, server: Server, host: str, port: int) -> None:
 
 
 def _uvicorn(app: FastAPI, host: str, port: int) -> None:
+    # The app's device lane, when it has one: uvicorn's httptools protocol
+    # answering the usual device request itself (``device_lane``).
+    lane: DeviceLane | None = getattr(getattr(app, "state", None), "device_lane", None)
     uvicorn.run(
         app,
         host=host,
         port=port,
+        http=device_protocol(lane) if lane is not None else "auto",
         access_log=False,
         log_config=None,  # keep configure_logging's structured handler
         timeout_keep_alive=KEEP_ALIVE_S,

@@ -21,6 +21,14 @@ class IngestSettings(ControlSettings):
         "its own: more requests per second of wall time, more CPU per request); "
         "the same app, endpoints and behaviour either way (docs/ingest.md).",
     )
+    ingest_fast_lane: bool = Field(
+        default=True,
+        description="Answer the usual device heartbeat or poll inside uvicorn's "
+        "HTTP protocol instead of through ASGI: the same checks, answers and "
+        "metrics for less CPU per request; anything unusual still takes the "
+        "ASGI path. Not used on granian, with tracing on or with the device "
+        "rate limits in a shared storage (docs/ingest.md).",
+    )
     ingest_retry_after: Annotated[int, Field(ge=1, le=3600)] = Field(
         default=5,
         description="Retry-After seconds sent with a 503 when the broker or the "

@@ -183,6 +183,25 @@ class RateLimits:
             self.device_limits, "device", rate_key(credential_hash)
         )
 
+    @property
+    def counts_in_process(self) -> bool:
+        """Whether a device's request is counted without waiting on anything
+        (no device limit, or ``memory://`` windows): ``hit_device_now`` serves."""
+        return not self.device_limits or self._local is not None
+
+    def hit_device_now(self, credential_hash: bytes) -> RateVerdict | None:
+        """``hit_device`` without a suspension, where ``counts_in_process``.
+
+        Raises:
+            RuntimeError: the windows live in a shared storage (await
+                ``hit_device``).
+        """
+        if not self.device_limits:
+            return None
+        if self._local is None:
+            raise RuntimeError("device limits in a shared storage: await hit_device")
+        return self._local.hit(self.device_limits, "device", rate_key(credential_hash))
+
     async def _count(
         self, items: Sequence[RateLimitItem], kind: str, key: str
     ) -> RateVerdict | None:
