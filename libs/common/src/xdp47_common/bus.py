@@ -159,6 +159,9 @@ class ConsumerOptions:
 
     Attributes:
         max_batch: most messages per ``handle`` call.
+        max_batch_bytes: most body bytes per ``handle`` call (None: no bound);
+            a message that would cross it waits for the next batch, and a
+            batch always takes its first message whatever its size.
         max_wait_ms: longest wait for a batch to fill after its first message.
         prefetch: most unacked deliveries held (``>= max_batch`` or batches
             never fill).
@@ -170,6 +173,11 @@ class ConsumerOptions:
     """
 
     max_batch: int = 500
+    # A count of messages does not bound what a batch holds once a message is
+    # itself a batch (ingest's HeartbeatBatch: up to 256 heartbeats, ~100 kB):
+    # 500 of those decode to ~330 MiB of objects at once, a high-water mark the
+    # process keeps. Bodies are the one size known before decoding.
+    max_batch_bytes: int | None = None
     max_wait_ms: float = 50
     prefetch: int = 1000
     on_poison: OnPoison | None = None
@@ -180,6 +188,8 @@ class ConsumerOptions:
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.prefetch < 1:
             raise ValueError("max_batch and prefetch must be at least 1")
+        if self.max_batch_bytes is not None and self.max_batch_bytes < 1:
+            raise ValueError("max_batch_bytes must be at least 1")
 
 
 class WorkQueues(Protocol):

@@ -226,6 +226,12 @@ class ControlSettings(BaseSettings):
         description="Most heartbeat messages (a single heartbeat or one of "
         "ingest's batches) written per database transaction.",
     )
+    sched_batch_bytes: Annotated[int, Field(ge=1024, le=256 << 20)] = Field(
+        default=1 << 20,
+        description="Most message bytes written per database transaction: what "
+        "bounds the scheduler's memory, since one of ingest's batches (up to 256 "
+        "heartbeats, ~100 kB) decodes to ~7 times its size.",
+    )
     sched_prefetch: Annotated[int, Field(ge=1, le=10_000)] = Field(
         default=1000,
         description="AMQP prefetch of the heartbeat consumer, in messages.",

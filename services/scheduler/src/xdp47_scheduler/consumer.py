@@ -78,6 +78,7 @@ class HeartbeatConsumer:
         topology: Topology,
         *,
         batch_size: int = 500,
+        batch_bytes: int | None = 1 << 20,
         prefetch: int = 1000,
         max_wait_ms: float = 50,
         after_write: AfterWrite | None = None,
@@ -89,6 +90,12 @@ class HeartbeatConsumer:
         self._queues = queues
         self._queue_name = topology.heartbeats_queue
         self._batch_size = batch_size
+        # Messages are ingest's batches of up to 256 heartbeats: 500 of them
+        # (a backlog after a burst or a slow transaction) decode to ~330 MiB of
+        # objects in one transaction, and the process keeps that high-water
+        # mark (freed pymalloc arenas and glibc heap are not given back). A byte
+        # bound keeps a batch to a few thousand heartbeats whatever the backlog.
+        self._batch_bytes = batch_bytes
         self._max_wait_ms = max_wait_ms
         self._prefetch = max(prefetch, batch_size)
         self._consumer: WorkConsumer | None = None
@@ -113,6 +120,7 @@ class HeartbeatConsumer:
             self.handle,
             ConsumerOptions(
                 max_batch=self._batch_size,
+                max_batch_bytes=self._batch_bytes,
                 max_wait_ms=self._max_wait_ms,
                 prefetch=self._prefetch,
                 is_transient=is_transient_db_error,

@@ -110,6 +110,7 @@ class Scheduler:
             self.bus,
             self.topology,
             batch_size=s.sched_batch_size,
+            batch_bytes=s.sched_batch_bytes,
             prefetch=s.sched_prefetch,
             after_write=engine.after_write,
             after_commit=engine.after_commit,

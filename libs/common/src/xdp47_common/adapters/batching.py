@@ -54,10 +54,12 @@ log = logging.getLogger(__name__)
 class BatchConsumer(Generic[T]):
     """Consume ``queue_name`` in batches of up to ``max_batch`` messages.
 
-    A batch is cut when ``max_batch`` messages are buffered or ``max_wait_ms``
-    passed since its first message. Keep ``prefetch >= max_batch`` or batches never
-    fill. The consumer owns no connection: the caller opens and closes the channel
-    (a robust channel resubscribes this consumer after a reconnect).
+    A batch is cut when ``max_batch`` messages are buffered, when the next one
+    would take its bodies past ``max_batch_bytes`` (that one opens the next
+    batch), or when ``max_wait_ms`` passed since its first message. Keep
+    ``prefetch >= max_batch`` or batches never fill. The consumer owns no
+    connection: the caller opens and closes the channel (a robust channel
+    resubscribes this consumer after a reconnect).
     """
 
     def __init__(
@@ -74,6 +76,9 @@ class BatchConsumer(Generic[T]):
         self._handle = handle
         self._options = options
         self._buffer: asyncio.Queue[Incoming] = asyncio.Queue()
+        # Taken from the buffer but past the previous batch's byte bound: the
+        # first message of the next batch.
+        self._carried: Incoming | None = None
         self._task: asyncio.Task[None] | None = None
         # The batch being handled runs as its own task so that stop() can let it
         # finish (commit and ack) instead of cancelling it half-way.
@@ -87,7 +92,12 @@ class BatchConsumer(Generic[T]):
     def idle(self) -> bool:
         """No delivery in hand: none buffered, none in a batch being collected
         or handled."""
-        return self._started and not self._holding and self._buffer.empty()
+        return (
+            self._started
+            and not self._holding
+            and self._carried is None
+            and self._buffer.empty()
+        )
 
     async def start(self) -> None:
         """Subscribe and start the batching loop; the queue must exist."""
@@ -135,21 +145,29 @@ class BatchConsumer(Generic[T]):
                 self._holding = False
 
     async def _next_batch(self) -> list[Incoming]:
-        batch = [await self._buffer.get()]
+        first, self._carried = self._carried, None
+        batch = [first if first is not None else await self._buffer.get()]
         self._holding = True
+        limit = self._options.max_batch_bytes
+        size = len(batch[0].body)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.max_wait_ms / 1000
         while len(batch) < self._options.max_batch:
             if not self._buffer.empty():
-                batch.append(self._buffer.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+                message = self._buffer.get_nowait()
+            else:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    message = await asyncio.wait_for(self._buffer.get(), remaining)
+                except TimeoutError:
+                    break
+            if limit is not None and size + len(message.body) > limit:
+                self._carried = message
                 break
-            try:
-                batch.append(await asyncio.wait_for(self._buffer.get(), remaining))
-            except TimeoutError:
-                break
+            batch.append(message)
+            size += len(message.body)
         return batch
 
     async def _process(self, batch: Sequence[Incoming]) -> None:
