@@ -293,6 +293,11 @@ async def test_unusual_requests_take_the_asgi_path(ingest: Served, pool) -> None
         ),
         (request("POST", path + "?x=1", device, json.dumps({"seq": 6}).encode()), 202),
         (request("PUT", path, device, body), 405),
+        # A poll with a body over the limit: not the lane's to buffer.
+        (
+            request("GET", f"/api/devices/{device.id}/desired", device, b" " * 5000),
+            200,
+        ),
     ]
     for raw, status in cases:
         wire = await ingest.wire()

@@ -54,6 +54,8 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
     """
     topology = bus.topology if bus is not None else Topology(settings.amqp_namespace)
     registry = CollectorRegistry()
+    # The device lane, when the app has one (set below, read by the lifespan).
+    lane: DeviceLane | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,9 +94,13 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
                 max_wait=settings.ingest_batch_wait_ms / 1000,
             )
             app.state.deps = Deps(pool, publisher, topology, cache, batcher)
+            if lane is not None:
+                lane.deps = app.state.deps
             try:
                 yield
             finally:
+                if lane is not None:
+                    lane.deps = None
                 await batcher.close()
         finally:
             await cache.close()
@@ -142,8 +148,7 @@ def create_app(settings: IngestSettings, *, bus: Bus | None = None) -> FastAPI:
     ):
         # Read by the server (``server.runner``): uvicorn answers the usual
         # device request in its protocol (``device_lane``).
-        app.state.device_lane = DeviceLane(
-            app,
+        lane = app.state.device_lane = DeviceLane(
             metrics=metrics,
             rate_limits=rate_limits,
             max_body_bytes=settings.max_body_bytes,

@@ -36,13 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import structlog
-from fastapi import FastAPI
 from pydantic import ValidationError
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -50,7 +48,6 @@ from xdp47_common.bus import PublishFailed
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import HeartbeatBody
 from xdp47_common.messages.wire import heartbeat_json
-from xdp47_common.models.base import DEVICE_ID_PATTERN
 from xdp47_common.web import RateLimits, ServiceUnavailable
 from xdp47_common.web.errors import answer_error
 from xdp47_common.web.metrics import HttpMetrics
@@ -67,7 +64,6 @@ __all__ = ["DeviceLane", "device_protocol"]
 
 _log = structlog.get_logger(__name__)
 _PREFIX = PREFIX.encode()
-_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _JSON = b"content-type: application/json\r\n"
 _INTERNAL = b'{"detail":"internal error"}'
 
@@ -111,8 +107,6 @@ class DeviceLane:
     """What admits and answers device requests in the protocol (see module).
 
     Args:
-        app: the ingest app; ``app.state.deps`` (set by the lifespan) is read
-            per request, so nothing is admitted before startup.
         metrics: the app's HTTP metrics (``install_web_basics``).
         rate_limits: the app's limits (``counts_in_process`` must hold).
         max_body_bytes: the largest heartbeat body admitted (larger: 413 there).
@@ -121,7 +115,6 @@ class DeviceLane:
 
     def __init__(
         self,
-        app: FastAPI,
         *,
         metrics: HttpMetrics,
         rate_limits: RateLimits,
@@ -130,7 +123,9 @@ class DeviceLane:
     ) -> None:
         if not rate_limits.counts_in_process:
             raise ValueError("the device lane needs in-process rate windows")
-        self._state = app.state
+        # Set by the app's lifespan while it runs (nothing is admitted before
+        # startup or after shutdown).
+        self.deps: Deps | None = None
         self._metrics = metrics
         self._limits = rate_limits
         self._max_body = max_body_bytes
@@ -140,8 +135,10 @@ class DeviceLane:
         """At the end of a request's headers: the request when this lane answers
         it, ``None`` when the ASGI path does."""
         url: bytes = proto.url
-        if not url.startswith(_PREFIX) or b"?" in url or b"%" in url:
+        if not url.startswith(_PREFIX):
             return None
+        # A query or a percent-escape ends up in ``leaf`` or ``device_id``,
+        # neither of which then matches below.
         device_id, _, leaf = url[len(_PREFIX) :].partition(b"/")
         method: bytes = proto.parser.get_method()
         if not (
@@ -167,7 +164,9 @@ class DeviceLane:
                 length = int(value)
             elif name in (b"transfer-encoding", b"expect"):
                 return None
-        if method == b"POST" and not 0 <= length <= self._max_body:
+        # A heartbeat states its length; no body the lane buffers is over the
+        # limit (a poll's, if it has one, is read and ignored).
+        if length > self._max_body or (method == b"POST" and length < 0):
             return None
         if authorization is None:
             return None
@@ -177,13 +176,13 @@ class DeviceLane:
         scheme, _, credential = authorization.partition(b" ")
         if scheme.lower() != b"bearer":
             return None
-        if _DEVICE_ID.match(device_id.decode("latin-1")) is None:
-            return None
-        deps: Deps | None = getattr(self._state, "deps", None)
+        deps = self.deps
         if deps is None:
             return None
         key = hashlib.sha256(credential.strip()).digest()  # ``hash_secret``
         view = deps.cache.cached(key)
+        # The device id in the path is the cached one (a valid id, so the path's
+        # is too), or the ASGI path answers (422, 403).
         if view is None or view.device_id.encode() != device_id:
             return None
         return _Request(method, deps, key, view)
