@@ -8,7 +8,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -169,23 +169,25 @@ async def running(
                 yield c
             return
         async with (
-            served(app) as url,
-            httpx.AsyncClient(base_url=url, timeout=30) as c,
+            served(app, lifespan="off") as server,
+            httpx.AsyncClient(base_url=url_of(server), timeout=30) as c,
         ):
             yield c
 
 
 @contextlib.asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """uvicorn serving ``app`` (its lifespan run by the caller) with the app's
-    device lane, on a free port of this host; yields its URL."""
-    lane = app.state.device_lane
+async def served(
+    app: FastAPI, *, lifespan: Literal["on", "off"]
+) -> AsyncIterator[uvicorn.Server]:
+    """uvicorn serving ``app`` with the app's device lane on a free port of this
+    host, its lifespan run by uvicorn (``"on"``) or by the caller (``"off"``);
+    stopped (``should_exit``) at the end."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=free_port(),
-        http=device_protocol(lane),
-        lifespan="off",
+        http=device_protocol(app.state.device_lane),
+        lifespan=lifespan,
         log_config=None,
         access_log=False,
         server_header=False,
@@ -194,10 +196,14 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
     task = asyncio.create_task(server.serve())
     try:
         await until(lambda: server.started, what="uvicorn started")
-        yield f"http://127.0.0.1:{config.port}"
+        yield server
     finally:
         server.should_exit = True
         await task
+
+
+def url_of(server: uvicorn.Server) -> str:
+    return f"http://127.0.0.1:{server.config.port}"
 
 
 @pytest.fixture

@@ -17,12 +17,16 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from tests.integration.ingest.conftest import Device, make_device, settings_for
-from tests.support.processes import free_port
+from tests.integration.ingest.conftest import (
+    Device,
+    make_device,
+    served,
+    settings_for,
+    url_of,
+)
 from tests.support.waiting import until
 from xdp47_common.topology import Topology
 from xdp47_ingest import create_app
-from xdp47_ingest.device_lane import device_protocol
 
 pytestmark = pytest.mark.integration
 
@@ -124,39 +128,30 @@ class Served:
 
 
 async def serve(app: FastAPI) -> AsyncIterator[Served]:
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=free_port(),
-        http=device_protocol(app.state.device_lane),
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await until(lambda: server.started, what="uvicorn started")
-        served = Served(app, server, f"http://127.0.0.1:{config.port}")
+    async with served(app, lifespan="on") as server:
+        lane = Served(app, server, url_of(server))
         try:
-            yield served
+            yield lane
         finally:
-            for wire in served.wires:
+            for wire in lane.wires:
                 await wire.close()
-    finally:
-        server.should_exit = True
-        await task
+
+
+async def _ingest(
+    db_url: str, amqp_url: str, topology: Topology, **settings: Any
+) -> AsyncIterator[Served]:
+    base = settings_for(db_url, amqp_url, topology)
+    async for lane in serve(create_app(base.model_copy(update=settings))):
+        yield lane
 
 
 @pytest.fixture
 async def ingest(
     db_url: str, amqp_url: str, topology: Topology, consumer: Any
 ) -> AsyncIterator[Served]:
-    settings = settings_for(db_url, amqp_url, topology).model_copy(
-        update={"max_body_bytes": 4096}
-    )
-    async for served in serve(create_app(settings)):
-        yield served
+    """Ingest with a 4096-byte body limit."""
+    async for lane in _ingest(db_url, amqp_url, topology, max_body_bytes=4096):
+        yield lane
 
 
 @pytest.fixture
@@ -164,11 +159,8 @@ async def limited(
     db_url: str, amqp_url: str, topology: Topology, consumer: Any
 ) -> AsyncIterator[Served]:
     """Ingest with devices limited to 5 requests a minute."""
-    settings = settings_for(db_url, amqp_url, topology).model_copy(
-        update={"device_rate_limit": "5/minute"}
-    )
-    async for served in serve(create_app(settings)):
-        yield served
+    async for lane in _ingest(db_url, amqp_url, topology, device_rate_limit="5/minute"):
+        yield lane
 
 
 async def last_seq(pool: Any, device: Device) -> int | None:
@@ -180,10 +172,10 @@ async def last_seq(pool: Any, device: Device) -> int | None:
     return seq
 
 
-async def warm(served: Served, device: Device) -> None:
+async def warm(ingest: Served, device: Device) -> None:
     """One poll through the ASGI path (a cache miss) puts the device's identity
     in the cache: its next requests are the lane's."""
-    wire = await served.wire()
+    wire = await ingest.wire()
     await wire.send(poll(device))
     assert (await wire.answer()).status == 200
 
@@ -366,12 +358,12 @@ async def test_a_shutdown_answers_what_is_in_flight_then_closes(
     )
     app = create_app(settings)
     device = await make_device(pool)
-    async for served in serve(app):
-        await warm(served, device)
-        wire = await served.wire()
+    async for lane in serve(app):
+        await warm(lane, device)
+        wire = await lane.wire()
         await wire.send(beat(device, 4))
         await until(lambda: bool(app.state.deps.batcher._open), what="in a batch")
-        served.server.should_exit = True
+        lane.server.should_exit = True
         answer = await wire.answer()
         assert answer.status == 202
         assert answer.headers.get("connection") == "close"

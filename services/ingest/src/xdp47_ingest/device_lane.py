@@ -219,14 +219,14 @@ class DeviceLane:
     def _poll(
         self, proto: HttpToolsProtocol, request: _Request, view: DeviceView
     ) -> None:
-        etag = view.etag.encode()
-        headers = b"etag: " + etag + b"\r\ncache-control: no-cache\r\n"
+        etag = view.etag  # a hash of the payload: once
+        headers = b"etag: " + etag.encode() + b"\r\ncache-control: no-cache\r\n"
         if_none_match = None
         for name, value in proto.headers:
             if name == b"if-none-match":
                 if_none_match = value.decode("latin-1")
                 break
-        if etag_matches(if_none_match, view.etag):
+        if etag_matches(if_none_match, etag):
             self._write(proto, request, 304, headers, b"")
         else:
             self._write(proto, request, 200, _JSON + headers, view.payload)
