@@ -48,12 +48,12 @@ from xdp47_common.bus import PublishFailed
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import HeartbeatBody
 from xdp47_common.messages.wire import heartbeat_json
-from xdp47_common.web import RateLimits, ServiceUnavailable
+from xdp47_common.web import RateLimits
 from xdp47_common.web.errors import answer_error
 from xdp47_common.web.metrics import HttpMetrics
 from xdp47_common.web.request_id import request_id_of
 from xdp47_ingest.desired import DeviceView, etag_matches
-from xdp47_ingest.device_routes import DESIRED, HEARTBEAT, PREFIX
+from xdp47_ingest.device_routes import DESIRED, HEARTBEAT, PREFIX, not_accepted
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -250,10 +250,7 @@ class DeviceLane:
                 _log.exception("unhandled error", path=HEARTBEAT.path)
                 status, body = 500, _INTERNAL
         elif isinstance(error, PublishFailed):
-            unavailable = ServiceUnavailable(
-                f"heartbeat not accepted: {error}; retry later", self._retry_after
-            )
-            answer = answer_error(unavailable)
+            answer = answer_error(not_accepted(error, self._retry_after))
             status, body = answer.status_code, bytes(answer.body)
             headers = b"".join(
                 name + b": " + value + b"\r\n"

@@ -53,7 +53,7 @@ from xdp47_common.web.device_auth import (
 from xdp47_ingest.deps import Deps
 from xdp47_ingest.desired import DeviceView, etag_matches
 
-__all__ = ["DESIRED", "HEARTBEAT", "DeviceRoutes"]
+__all__ = ["DESIRED", "HEARTBEAT", "DeviceRoutes", "not_accepted"]
 
 PREFIX = "/api/devices/"
 HEARTBEAT = RouteTemplate(PREFIX + "{device_id}/heartbeat")
@@ -76,6 +76,13 @@ async def _methods(scope: Scope, send: Send, served: str) -> None:
     if scope["method"] != "OPTIONS":
         raise HTTPException(405, "Method Not Allowed", headers={"Allow": allow})
     await send_answer(send, 204, b"", [(b"allow", allow.encode())])
+
+
+def not_accepted(failure: PublishFailed, retry_after: int) -> ServiceUnavailable:
+    """The 503 of a heartbeat whose batch the broker did not confirm."""
+    return ServiceUnavailable(
+        f"heartbeat not accepted: {failure}; retry later", retry_after
+    )
 
 
 def _checked_device_id(device_id: str) -> str:
@@ -172,9 +179,7 @@ class DeviceRoutes:
                 view.tenant, heartbeat_json(body, view.device_id, now)
             )
         except PublishFailed as exc:
-            raise ServiceUnavailable(
-                f"heartbeat not accepted: {exc}; retry later", self._retry_after
-            ) from exc
+            raise not_accepted(exc, self._retry_after) from exc
         # "update" unless the heartbeat says the device runs the desired artifact.
         await send_answer(
             send, 202, view.answer_json(body.current_artifact_id, now), [_JSON]
