@@ -29,7 +29,7 @@ from xdp47_scheduler.backlog import DrainedProbe, HeardUntil
 from xdp47_scheduler.events import EventSink
 from xdp47_scheduler.followup import FollowUps
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult
-from xdp47_scheduler.metrics import HEARTBEAT_LAG
+from xdp47_scheduler.metrics import HEARTBEAT_LAG, observe_all
 from xdp47_scheduler.ports import RolloutStore
 from xdp47_scheduler.runner import Runner
 from xdp47_scheduler.timer import OFFLINE_CHECKS, Timer
@@ -105,8 +105,10 @@ class RolloutEngine:
         of devices in analysed rollouts to the running aggregates (after the
         moves, so a device that applies with this heartbeat counts as updated)."""
         now = self._ctx.clock()
-        for device in result.changed:
-            HEARTBEAT_LAG.observe(max(0.0, (now - device.last_seen).total_seconds()))
+        observe_all(
+            HEARTBEAT_LAG,
+            [max(0.0, (now - d.last_seen).total_seconds()) for d in result.changed],
+        )
         tx = self.store.joined(conn)
         # Only devices whose active target is assigned (the write probed it):
         # no other target can move, and most batches have none.

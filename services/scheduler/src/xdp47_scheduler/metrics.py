@@ -9,6 +9,9 @@ alerts watch: queue depths and consumers, rollouts past their wave deadline.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "ROLLOUTS_HELD",
     "WAVES_STARTED",
     "WAVE_DURATION",
+    "observe_all",
 ]
 
 ROLLOUTS = Gauge(
@@ -117,3 +121,24 @@ PAST_DEADLINE = Gauge(
     "wave_deadline_seconds after the wave started); the gate normally closes "
     "such a wave at its next evaluation, so a lasting value means stuck.",
 )
+
+
+def observe_all(histogram: Histogram, values: Iterable[float]) -> None:
+    """``histogram.observe(value)`` for each of ``values`` (finite; a histogram
+    without labels), counted per bucket first: one locked increment per bucket
+    touched and one for the sum, instead of two per value (a heartbeat batch
+    observes hundreds of lags). Reads prometheus_client's ``_upper_bounds``,
+    ``_buckets`` and ``_sum``; a unit test holds it to ``observe``."""
+    bounds = histogram._upper_bounds
+    counts: dict[int, int] = {}
+    total = 0.0
+    for value in values:
+        index = bisect_left(bounds, value)  # the first bound >= value
+        counts[index] = counts.get(index, 0) + 1
+        total += value
+    if not counts:
+        return
+    histogram._sum.inc(total)
+    buckets = histogram._buckets
+    for index, count in counts.items():
+        buckets[index].inc(count)
