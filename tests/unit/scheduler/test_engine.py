@@ -7,6 +7,7 @@ hooks, as a heartbeat batch does.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from xdp47_common.messages import (
     StartRollout,
 )
 from xdp47_common.rollout import EffectivePolicy, RolloutStatus
+from xdp47_scheduler import gates
 from xdp47_scheduler.engine import RolloutEngine
 
 TENANT = "t"
@@ -325,3 +327,38 @@ async def test_a_command_for_another_tenants_rollout_is_poison(world: World) -> 
         await world.send(StartRollout(tenant="other", rollout_id=rid))
     assert world.r(rid).status is RolloutStatus.DRAFT
     assert not world.store.state.inbox
+
+
+async def test_the_heartbeat_hooks_do_not_wait_for_the_gates(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that completes a rollout returns from ``after_commit`` while the
+    gate evaluation it asked for still runs (the consumer goes on with the next
+    batch); the evaluation then completes the rollout, once."""
+    rid = world.rollout(devices=2, waves=1)
+    await world.send(start(rid))
+    devices = sorted(world.targets(rid, 1))
+    release = asyncio.Event()
+    entered = asyncio.Event()
+    evaluate = gates.evaluate
+
+    async def held(*args: Any, **kwargs: Any) -> None:
+        entered.set()
+        await release.wait()
+        await evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(gates, "evaluate", held)
+    for d in devices:
+        world.store.state.devices[(TENANT, d)].artifact = ARTIFACT
+    batch = cast(Any, Batch(tuple(Changed(TENANT, d, world.clock()) for d in devices)))
+    await world.engine.after_write(None, batch)
+    await world.engine.after_commit(batch)
+    await entered.wait()
+    assert world.r(rid).status is RolloutStatus.RUNNING  # judged, not yet decided
+    # A second batch naming the same rollout while its evaluation is held.
+    await world.engine.after_write(None, batch)
+    await world.engine.after_commit(batch)
+    release.set()
+    await world.engine.drain()
+    assert world.r(rid).status is RolloutStatus.COMPLETED
+    assert world.events.names().count("completed") == 1

@@ -5,9 +5,9 @@ The queue carries ingest's micro-batches (``HeartbeatBatch``; a single
 batch of them is written at once. One transaction per consumer batch:
 ``write_heartbeats`` and then the pluggable ``after_write`` (the rollout engine
 updates rollout targets there) commit together, and the batch is acked only after
-that commit. ``after_commit`` runs after the
-commit and before the ack (the engine evaluates the gates the batch moved). A
-database outage is retried in place (the deliveries stay unacked); anything else
+that commit. ``after_commit`` runs after the commit and before the ack (the
+engine asks for the gates the batch moved; they are judged in tasks of their
+own). A database outage is retried in place (the deliveries stay unacked); anything else
 nacks, and the queue's delivery limit dead-letters a message that can never be
 written.
 """

@@ -16,7 +16,6 @@ go to the outbox in that transaction. The engine knows the store only by its por
 
 from __future__ import annotations
 
-import logging
 from uuid import UUID
 
 from xdp47_common.clock import utcnow
@@ -30,13 +29,12 @@ from xdp47_scheduler.events import EventSink
 from xdp47_scheduler.followup import FollowUps
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult
 from xdp47_scheduler.metrics import HEARTBEAT_LAG, observe_all
+from xdp47_scheduler.per_rollout import PerRollout
 from xdp47_scheduler.ports import RolloutStore
 from xdp47_scheduler.runner import Runner
 from xdp47_scheduler.timer import OFFLINE_CHECKS, Timer
 
 __all__ = ["OFFLINE_CHECKS", "Clock", "RolloutEngine"]
-
-log = logging.getLogger(__name__)
 
 
 class RolloutEngine:
@@ -69,6 +67,8 @@ class RolloutEngine:
             late_join_interval=late_join_interval,
         )
         self._touched: set[UUID] = set()
+        # The gates a heartbeat batch made due, judged off the consumer's path.
+        self._gates = PerRollout(self.evaluate, "gate evaluation")
         self._analysis = AnalysisFeed()
 
     def _follow(self, rollout_id: UUID) -> None:
@@ -94,8 +94,11 @@ class RolloutEngine:
         await self._follow_ups.follow_up(rollout_id)
 
     async def drain(self) -> None:
-        """Wait until no follow-up runs (including ones they schedule)."""
-        await self._follow_ups.drain()
+        """Wait until no gate evaluation a heartbeat batch asked for and no
+        follow-up runs (including ones they schedule)."""
+        while not (self._gates.idle and self._follow_ups.idle):
+            await self._gates.drain()
+            await self._follow_ups.drain()
 
     # -- heartbeat hooks ----------------------------------------------------------
 
@@ -119,11 +122,15 @@ class RolloutEngine:
 
     async def after_commit(self, result: HeartbeatWriteResult) -> None:
         """After the batch committed: advance the watermark to the newest
-        heartbeat committed, judge the rollouts whose counters moved."""
+        heartbeat committed, and ask for the gates of the rollouts whose counters
+        moved. They are judged in a task per rollout (``drain`` waits for them),
+        so the consumer goes on with the next batch meanwhile: a decision can be
+        a rollout's end, which releases every one of its targets in one
+        statement (a million rows for a million-device rollout), and the
+        heartbeats stalled behind it would pile up in the consumer's prefetch.
+        An evaluation lost in a crash after the ack is the timer's on its next
+        tick."""
         self.heard.committed(result, self._ctx.clock())
         touched, self._touched = self._touched, set()
         for rollout_id in sorted(touched):
-            try:
-                await self.evaluate(rollout_id)
-            except Exception:
-                log.exception("gate evaluation of rollout %s failed", rollout_id)
+            self._gates.request(rollout_id)

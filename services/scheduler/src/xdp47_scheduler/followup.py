@@ -10,23 +10,20 @@ rollout (also scheduled by the timer when it finds work left, e.g. after a crash
 2. asks the gates again if anything moved (all skipped, all done);
 3. writes the next wave's targets ahead (pending), so its start is again a flip.
 
-Idempotent: each step does what is left. ``drain`` waits for the running ones
-(shutdown, tests, benchmarks).
+Idempotent: each step does what is left; the tasks are ``PerRollout``'s.
+``drain`` waits for the running ones (shutdown, tests, benchmarks).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
+from xdp47_scheduler.per_rollout import PerRollout
 from xdp47_scheduler.ports import RolloutTx
 from xdp47_scheduler.runner import Runner
 
 __all__ = ["CHUNK", "FollowUps"]
-
-log = logging.getLogger(__name__)
 
 # Targets moved per follow-up transaction: short enough that a heartbeat batch
 # touching one of them waits milliseconds, not the whole wave.
@@ -41,8 +38,7 @@ class FollowUps:
     ) -> None:
         self._runner = runner
         self._evaluate = evaluate
-        self._due: set[UUID] = set()
-        self._tasks: dict[UUID, asyncio.Task[None]] = {}
+        self._tasks = PerRollout(self.follow_up, "follow-up")
 
     async def follow_up(self, rollout_id: UUID) -> None:
         """The work a wave start leaves, after its commit; idempotent."""
@@ -64,31 +60,19 @@ class FollowUps:
     def follow(self, rollout_id: UUID) -> None:
         """Schedule ``follow_up`` (one task per rollout; a request that arrives
         while it runs makes it run once more)."""
-        self._due.add(rollout_id)
-        if rollout_id not in self._tasks:
-            self._tasks[rollout_id] = asyncio.create_task(
-                self._loop(rollout_id), name=f"follow-up-{rollout_id}"
-            )
-
-    async def _loop(self, rollout_id: UUID) -> None:
-        try:
-            while rollout_id in self._due:
-                self._due.discard(rollout_id)
-                try:
-                    await self.follow_up(rollout_id)
-                except Exception:
-                    log.exception("follow-up of rollout %s failed", rollout_id)
-        finally:
-            self._tasks.pop(rollout_id, None)
+        self._tasks.request(rollout_id)
 
     async def follow_if_due(self, rollout_id: UUID) -> None:
         """Schedule the follow-up if the store has wave-start work left."""
-        if rollout_id in self._tasks:
+        if self._tasks.running(rollout_id):
             return
         if await self._runner.store.follow_up_due(rollout_id):
             self.follow(rollout_id)
 
     async def drain(self) -> None:
         """Wait until no follow-up runs (including ones they schedule)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._tasks.drain()
+
+    @property
+    def idle(self) -> bool:
+        return self._tasks.idle
