@@ -6,16 +6,20 @@ import asyncpg
 
 __all__ = ["database_problem"]
 
-# Columns of the newest migration the scheduler relies on.
+# Columns of the newest migrations the scheduler relies on (with the type where
+# a migration changed it: the heartbeat statement writes the ring as json[]).
 _SCHEMA_CHECK = """
-SELECT count(*) FROM (VALUES ('rollouts', 'effective_policy'),
-                             ('rollout_targets', 'baseline_apply'),
-                             ('rollout_targets', 'device_attempt'),
-                             ('outbox', 'sent_at'),
-                             ('rollout_targets', 'late')) AS c(t, col)
+SELECT count(*) FROM (VALUES ('rollouts', 'effective_policy', NULL),
+                             ('rollout_targets', 'baseline_apply', NULL),
+                             ('rollout_targets', 'device_attempt', NULL),
+                             ('outbox', 'sent_at', NULL),
+                             ('rollout_targets', 'late', NULL),
+                             ('devices', 'recent_heartbeats', 'ARRAY'))
+    AS c(t, col, typ)
 WHERE NOT EXISTS (
     SELECT 1 FROM information_schema.columns
     WHERE table_schema = current_schema() AND table_name = c.t AND column_name = c.col
+      AND (c.typ IS NULL OR data_type = c.typ)
 )
 """
 
