@@ -8,8 +8,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import create_database, drop_database
-from tests.support.services import unique_name
 from xdp47_common.adapters.migrations import (
     Migration,
     MigrationError,
@@ -19,14 +17,6 @@ from xdp47_common.adapters.migrations import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def empty_db(server_db_url: str):
-    name = unique_name("xdp47_mig")
-    url = await create_database(server_db_url, name)
-    yield url
-    await drop_database(server_db_url, name)
 
 
 async def test_second_run_applies_nothing(empty_db: str) -> None:

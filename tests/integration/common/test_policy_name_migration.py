@@ -10,21 +10,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from tests.conftest import create_database, drop_database
-from tests.support.services import unique_name
 from xdp47_common.adapters.migrations import load_migrations, migrate
 
 pytestmark = pytest.mark.integration
 
 UNIQUE_NAMES = 18
-
-
-@pytest.fixture
-async def empty_db(server_db_url: str):
-    name = unique_name("xdp47_mig")
-    url = await create_database(server_db_url, name)
-    yield url
-    await drop_database(server_db_url, name)
 
 
 async def test_repeated_names_are_renamed_then_refused(empty_db: str) -> None:

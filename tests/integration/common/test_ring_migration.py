@@ -10,22 +10,12 @@ import json
 import asyncpg
 import pytest
 
-from tests.conftest import create_database, drop_database
-from tests.support.services import unique_name
 from xdp47_common.adapters.migrations import load_migrations, migrate
 from xdp47_scheduler.pg import database_problem
 
 pytestmark = pytest.mark.integration
 
 RING_AS_JSON_ARRAY = 28
-
-
-@pytest.fixture
-async def empty_db(server_db_url: str):
-    name = unique_name("xdp47_mig")
-    url = await create_database(server_db_url, name)
-    yield url
-    await drop_database(server_db_url, name)
 
 
 def _entry(seq: int) -> dict[str, object]:
