@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 GOOD = "2.0.0"
 BAD = "3.0.0-bad"
 NEXT = "2.1.0"
+SETTLED = "4.0.0"  # above the releases before it (agents refuse downgrades)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +233,14 @@ def test_a_tampered_artifact_is_refused_and_says_why_everywhere(
     """The host serves other bytes than the SHA256 registered: every agent that
     tries refuses it, reports ``sha256_mismatch``, and the code reaches the
     rollout target and ``GET /api/devices/{id}``."""
+    # Every device on one release first, newer than any earlier test's. A device
+    # still running an earlier test's failed release (the bad one) falls back to
+    # the last release it applied once this rollout fails, and applies it: a
+    # newer last_apply than its refusal.
+    settled = operator.upload(os.urandom(64 * 1024), SETTLED)
+    again = operator.rollout(settled["id"], e2e_fleet.label, waves=1, name="settled")
+    operator.start(again["id"])
+    operator.wait_status(again["id"], "completed")
     with tampered_release(operator, e2e_fleet, "9.9.9", "tampered") as release:
         artifact, rollout = release.artifact, release.rollout
 
