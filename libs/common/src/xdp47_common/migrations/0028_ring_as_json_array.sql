@@ -10,8 +10,8 @@
 -- ~16.5 µs of backend CPU per row with the jsonb ring against ~7.3 with json[]
 -- (docs/performance.md). Readers get the same entries in the same order.
 --
--- The conversion rewrites the table once, under its lock (seconds per million
--- devices).
+-- The conversion rewrites the devices table and its indexes once, under an
+-- exclusive lock: heartbeats wait (and are kept by the queue) until it commits.
 
 CREATE FUNCTION pg_temp.xdp47_ring(ring jsonb) RETURNS json[]
 LANGUAGE sql IMMUTABLE AS $$
