@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import socket
 import sys
@@ -29,6 +30,7 @@ __all__ = [
     "check_can_listen",
     "command_line",
     "fail",
+    "freeze_startup_heap",
     "load_settings",
     "muted",
     "parse_listen_addr",
@@ -177,3 +179,17 @@ def parse_listen_addr(value: str, variable: str) -> tuple[str, int]:
             f"every interface), got {value!r}"
         )
     return host, int(port)
+
+
+def freeze_startup_heap() -> None:
+    """Move what the process has imported and built so far out of the cyclic
+    collector's sight; call once, when a service is built and about to serve.
+
+    Those objects live as long as the process, yet every full collection walked
+    them: tens of thousands of module, class and function objects, each time
+    the objects of requests or batches in flight were promoted far enough to
+    bring one on. Frozen, a collection walks only what was made since
+    (docs/performance.md: ~15 µs less CPU per heartbeat in ingest; in the
+    scheduler's decode of a batch, ~0.9 of ~5 µs per heartbeat)."""
+    gc.collect()
+    gc.freeze()

@@ -7,7 +7,6 @@ traceback: the supervisor restarts the process and the operator sees why.
 from __future__ import annotations
 
 import asyncio
-import gc
 
 from xdp47_common import tracing
 from xdp47_common.adapters.amqp import connect
@@ -16,6 +15,7 @@ from xdp47_common.cli import (
     check_can_listen,
     command_line,
     fail,
+    freeze_startup_heap,
     load_settings,
     muted,
     where,
@@ -82,12 +82,8 @@ def main() -> None:
         fail(PROG, str(exc))
     app = create_app(settings)
     serve = runner(settings.ingest_server)
-    # What is imported and built by now lives as long as the process: frozen
-    # out of the collector's sight, the collections that the requests' objects
-    # bring on no longer walk it (in process, 200 heartbeats in flight: ~15 µs
-    # less CPU per heartbeat, ~20 µs with tracing on, whose SDK and exporter
-    # modules would otherwise be walked too; docs/performance.md).
-    gc.collect()
-    gc.freeze()
+    # (With tracing on, its SDK and exporter modules are frozen too: ~20 µs
+    # less per heartbeat there.)
+    freeze_startup_heap()
     serve(app, settings.listen_host, settings.listen_port)
     tracing.shutdown()  # export the spans still buffered

@@ -19,6 +19,7 @@ from xdp47_common.cli import (
     EXIT_UNAVAILABLE,
     command_line,
     fail,
+    freeze_startup_heap,
     load_settings,
     muted,
     where,
@@ -63,6 +64,7 @@ async def _serve(settings: SchedulerSettings) -> None:
         raise StartupError(str(exc)) from exc
     scheduler = Scheduler(settings)
     await scheduler.start()
+    freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
