@@ -111,6 +111,48 @@ async def test_close_publishes_what_is_open() -> None:
     assert len(pub.published) == 1
 
 
+@pytest.mark.parametrize("fail", [False, True])
+async def test_callbacks_share_the_batch_with_futures_and_are_called_once_it_settles(
+    fail: bool,
+) -> None:
+    pub = FakePublisher(fail=fail)
+    batcher = HeartbeatBatcher(pub, TOPOLOGY, max_batch=100, max_wait=0.001)
+    settled: list[BaseException | None] = []
+
+    def broken(error: BaseException | None) -> None:
+        raise RuntimeError("an answer that fails")
+
+    batcher.add_callback("acme", beat("d0", 1), settled.append)
+    batcher.add_callback("acme", beat("d1", 1), broken)
+    waiter = batcher.add("acme", beat("d2", 1))
+    batcher.add_callback("acme", beat("d3", 1), settled.append)
+    for _ in range(1000):
+        if pub.published:
+            break
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0)
+    # Published, not confirmed yet: no callback has been called.
+    assert settled == []
+    pub.confirm.set()
+    await asyncio.gather(waiter, return_exceptions=True)
+    assert len(pub.published) == 1
+    assert [b.device_id for b in pub.published[0][2].heartbeats] == [
+        "d0",
+        "d1",
+        "d2",
+        "d3",
+    ]
+    # Both callbacks were called (the failing one between them did not stop
+    # the second), with the batch's outcome, as the future was.
+    assert len(settled) == 2
+    if fail:
+        assert all(isinstance(e, PublishFailed) for e in settled)
+        assert isinstance(waiter.exception(), PublishFailed)
+    else:
+        assert settled == [None, None]
+        assert waiter.result() is None
+
+
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         HeartbeatBatcher(FakePublisher(), TOPOLOGY, max_batch=0)

@@ -34,7 +34,6 @@ with ``XDP47_INGEST_FAST_LANE=false``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -203,17 +202,16 @@ class DeviceLane:
         if self._limits.hit_device_now(request.key) is not None:
             return False
         now = utcnow()
-        waiter = request.deps.batcher.add(
-            view.tenant, heartbeat_json(body, view.device_id, now)
-        )
         cycle = _InFlight()
-        proto.cycle = cycle  # type: ignore[assignment]
         artifact = body.current_artifact_id
 
-        def confirmed(done: asyncio.Future[None]) -> None:
-            self._heartbeat_answer(proto, request, cycle, done, artifact, now)
+        def confirmed(error: BaseException | None) -> None:
+            self._heartbeat_answer(proto, request, cycle, error, artifact, now)
 
-        waiter.add_done_callback(confirmed)
+        proto.cycle = cycle  # type: ignore[assignment]
+        request.deps.batcher.add_callback(
+            view.tenant, heartbeat_json(body, view.device_id, now), confirmed
+        )
         return True
 
     def _poll(
@@ -237,11 +235,10 @@ class DeviceLane:
         proto: HttpToolsProtocol,
         request: _Request,
         cycle: _InFlight,
-        done: asyncio.Future[None],
+        error: BaseException | None,
         artifact: UUID | None,
         now: datetime,
     ) -> None:
-        error = done.exception() if not done.cancelled() else PublishFailed("cancelled")
         if error is None:
             status, headers = 202, _JSON
             try:
