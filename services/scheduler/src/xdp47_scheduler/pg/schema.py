@@ -7,14 +7,16 @@ import asyncpg
 __all__ = ["database_problem"]
 
 # Columns of the newest migrations the scheduler relies on (with the type where
-# a migration changed it: the heartbeat statement writes the ring as json[]).
+# a migration changed it: the heartbeat statement writes the ring as json[]),
+# and the type its heartbeat statement takes (migration 0029).
 _SCHEMA_CHECK = """
-SELECT count(*) FROM (VALUES ('rollouts', 'effective_policy', NULL),
-                             ('rollout_targets', 'baseline_apply', NULL),
-                             ('rollout_targets', 'device_attempt', NULL),
-                             ('outbox', 'sent_at', NULL),
-                             ('rollout_targets', 'late', NULL),
-                             ('devices', 'recent_heartbeats', 'ARRAY'))
+SELECT (to_regtype('heartbeat_row') IS NULL)::int + count(*)
+FROM (VALUES ('rollouts', 'effective_policy', NULL),
+             ('rollout_targets', 'baseline_apply', NULL),
+             ('rollout_targets', 'device_attempt', NULL),
+             ('outbox', 'sent_at', NULL),
+             ('rollout_targets', 'late', NULL),
+             ('devices', 'recent_heartbeats', 'ARRAY'))
     AS c(t, col, typ)
 WHERE NOT EXISTS (
     SELECT 1 FROM information_schema.columns
