@@ -35,11 +35,11 @@ from xdp47_scheduler.ports import MetricSample, RolloutRow
 __all__ = ["analysed_metrics", "read_observations", "record_samples"]
 
 # Waves are at most 100 (rollouts.waves CHECK), so attempt * 1000 + wave names
-# one window of one rollout.
+# one window of one rollout. The samples come as one array of
+# ``metric_sample`` (migration 0030), the ``MetricSample`` tuples as they are.
 _RECORD = """
 WITH beat AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[])
-        AS b(tenant, device_id, metric, value)
+    SELECT * FROM unnest($1::metric_sample[]) AS b
 ), dev AS (
     SELECT DISTINCT tenant, device_id FROM beat
 ), counted AS (
@@ -99,13 +99,7 @@ async def record_samples(conn: Connection, samples: Sequence[MetricSample]) -> N
     """Add ``samples`` to the running aggregates; call in the batch's transaction."""
     if not samples:
         return
-    await conn.execute(
-        _RECORD,
-        [s.tenant for s in samples],
-        [s.device_id for s in samples],
-        [s.metric for s in samples],
-        [s.value for s in samples],
-    )
+    await conn.execute(_RECORD, samples)
 
 
 async def read_observations(conn: Connection, row: RolloutRow) -> Observations:

@@ -1,6 +1,7 @@
-"""Migration 0029: the scheduler's heartbeat statement takes one array of
-``heartbeat_row``; a scheduler does not start on a database without the type,
-and the statement writes every field of a heartbeat through it."""
+"""Migrations 0029 and 0030: the scheduler's heartbeat statement takes one
+array of ``heartbeat_row``, its analysis statement one of ``metric_sample``; a
+scheduler does not start on a database without them, and the heartbeat
+statement writes every field of a heartbeat through its type."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from xdp47_scheduler.pg import database_problem
 pytestmark = pytest.mark.integration
 
 HEARTBEAT_ROW = 29
+METRIC_SAMPLE = 30
 
 
 async def test_the_scheduler_needs_the_type_and_writes_through_it(
@@ -33,7 +35,12 @@ async def test_the_scheduler_needs_the_type_and_writes_through_it(
         problem = await database_problem(empty_db, "here")
         assert problem is not None
         assert "run xdp47-migrate first" in problem
-        assert HEARTBEAT_ROW in await migrate(conn)
+        with_row = [m for m in load_migrations() if m.version < METRIC_SAMPLE]
+        assert HEARTBEAT_ROW in await migrate(conn, with_row)
+        problem = await database_problem(empty_db, "here")
+        assert problem is not None
+        assert "run xdp47-migrate first" in problem
+        assert METRIC_SAMPLE in await migrate(conn)
         assert await database_problem(empty_db, "here") is None
 
         await conn.execute("INSERT INTO tenants (id, name) VALUES ('a', 'a')")
