@@ -28,6 +28,7 @@ class FakePublisher:
 
     def __init__(self, *, fail: bool = False) -> None:
         self.published: list[tuple[str, str, HeartbeatBatch]] = []
+        self.arrived = asyncio.Event()  # a batch was published
         self.confirm = asyncio.Event()
         self.fail = fail
 
@@ -40,6 +41,7 @@ class FakePublisher:
         assert isinstance(message, HeartbeatBatch)
         assert message.message_id == envelope.message_id
         self.published.append((exchange, routing_key, message))
+        self.arrived.set()
         await self.confirm.wait()
         if self.fail:
             raise PublishFailed("nack")
@@ -55,11 +57,8 @@ async def test_concurrent_heartbeats_share_one_message_and_one_confirm() -> None
     waiters = [
         asyncio.create_task(batcher.submit("acme", beat(f"d{i}", i))) for i in range(10)
     ]
-    for _ in range(100):
-        if pub.published:
-            break
-        await asyncio.sleep(0.001)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(pub.arrived.wait(), timeout=10)
+    await asyncio.sleep(0)  # one turn of the loop: a release would run in it
     # Published, not confirmed yet: nobody is released.
     assert not any(w.done() for w in waiters)
     pub.confirm.set()
@@ -104,8 +103,7 @@ async def test_close_publishes_what_is_open() -> None:
     pub = FakePublisher()
     pub.confirm.set()
     batcher = HeartbeatBatcher(pub, TOPOLOGY, max_batch=100, max_wait=10)
-    waiter = asyncio.create_task(batcher.submit("acme", beat("d", 1)))
-    await asyncio.sleep(0)
+    waiter = batcher.add("acme", beat("d", 1))
     await batcher.close()
     await asyncio.wait_for(waiter, timeout=5)
     assert len(pub.published) == 1
@@ -126,11 +124,8 @@ async def test_callbacks_share_the_batch_with_futures_and_are_called_once_it_set
     batcher.add_callback("acme", beat("d1", 1), broken)
     waiter = batcher.add("acme", beat("d2", 1))
     batcher.add_callback("acme", beat("d3", 1), settled.append)
-    for _ in range(1000):
-        if pub.published:
-            break
-        await asyncio.sleep(0.001)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(pub.arrived.wait(), timeout=10)
+    await asyncio.sleep(0)  # one turn of the loop: a release would run in it
     # Published, not confirmed yet: no callback has been called.
     assert settled == []
     pub.confirm.set()
