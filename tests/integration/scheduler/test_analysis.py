@@ -3,6 +3,7 @@ and cohort written by the heartbeat batches, and the gates that read them."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from tests.integration.scheduler.support import (
     Fleet,
     SimDevice,
+    add_devices,
     applies,
     drive,
     make_fleet,
@@ -242,3 +244,58 @@ async def test_a_rollout_without_analysis_writes_no_aggregate(
     await commands.start(fleet.tenant, rid)
     await drive(pool, ingest, rid, fleet.devices, applies, until=status_is("completed"))
     assert await _aggregates(pool, rid) == {}
+
+
+async def test_rollouts_running_side_by_side_each_aggregate_their_own_devices(
+    pool, scheduler, ingest, commands
+) -> None:
+    """Devices of three running rollouts heartbeat into the same batches (two
+    analysed, one not): each analysed rollout aggregates exactly its own
+    baseline devices, once each, and the third nothing."""
+    first = await _fleet(pool, 6)
+    fleets = [first]
+    for channel in ("beta", "gamma"):
+        devices = await add_devices(pool, first.tenant, 6, channel=channel)
+        for d in devices:
+            d.metrics = {"error_rate": 0.01}
+        fleets.append(Fleet(first.tenant, first.artifact_id, devices))
+    channels = ("stable", "beta", "gamma")
+    rids = []
+    for fleet, channel in zip(fleets, channels, strict=True):
+        pid = (
+            None
+            if channel == "gamma"
+            else await make_policy(pool, first.tenant, analysis=_analysis(ERR))
+        )
+        rid = await make_rollout(pool, fleet, waves=3, policy_id=pid, channel=channel)
+        await commands.start(first.tenant, rid)
+        rids.append(rid)
+
+    async def wave_two_written(rid: uuid.UUID) -> dict[str, Any]:
+        t = await targets(pool, rid)
+        assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2]
+        assert {r["state"] for r in t.values() if r["wave"] == 1} == {"assigned"}
+        return t
+
+    for fleet, rate in zip(fleets, (0.01, 0.03, 0.05), strict=True):
+        for d in fleet.devices:
+            d.metrics = d.metrics | {"error_rate": rate}
+    for rid in rids:
+        await wait_for(functools.partial(wave_two_written, rid))
+    # Interleaved, so the consumer's batches hold devices of every rollout.
+    mixed = [d for beat in zip(*(f.devices for f in fleets), strict=True) for d in beat]
+    await reported(pool, ingest, mixed)
+
+    async def counted() -> None:
+        assert await _aggregates(pool, rids[0]) == {
+            (1, 1, "baseline", "error_rate"): (2, 2, pytest.approx(0.02))
+        }
+        assert await _aggregates(pool, rids[1]) == {
+            (1, 1, "baseline", "error_rate"): (2, 2, pytest.approx(0.06))
+        }
+
+    await wait_for(counted)
+    assert await _aggregates(pool, rids[2]) == {}
+    for rid in rids:
+        await commands.abort(first.tenant, rid)
+        await wait_for(functools.partial(_status, pool, rid, "aborted"))

@@ -6,7 +6,11 @@ target belongs to a rollout with an analysis (the heartbeat write already
 returned which rollout holds each device). One statement per batch:
 
 - each device's active target is probed once (the partial unique index of
-  active targets, as the progress statement does) and its cohort decided now:
+  active targets, as the progress statement does), and only then joined to its
+  rollout. With the rollouts inside the probe's join, PostgreSQL put the few
+  running rollouts outside and probed every device once per running rollout
+  (twice with B1's two; PostgreSQL's time per 300-device batch 1.75 → 1.35
+  ms with the probe materialized first). The cohort is decided now:
   ``updated`` when it applied in the rollout's current wave, ``baseline`` when it
   is pending in a later wave (same selector, not told yet), else none (still
   updating, failed, skipped, or applied in an earlier wave);
@@ -42,22 +46,26 @@ WITH beat AS (
     SELECT * FROM unnest($1::metric_sample[]) AS b
 ), dev AS (
     SELECT DISTINCT tenant, device_id FROM beat
-), counted AS (
-    SELECT dev.tenant, dev.device_id, t.rollout_id, t.tid, r.attempt,
-           r.current_wave AS wave, r.attempt * 1000 + r.current_wave AS win,
-           t.analysed_window IS DISTINCT FROM r.attempt * 1000 + r.current_wave
-               AS first,
-           CASE WHEN t.state = 'applied' AND t.wave = r.current_wave
-                    THEN 'updated'
-                WHEN t.state = 'pending' AND t.wave > r.current_wave
-                    THEN 'baseline'
-           END AS cohort
+), target AS MATERIALIZED (
+    SELECT dev.tenant, dev.device_id, t.*
     FROM dev CROSS JOIN LATERAL (
-        SELECT o.rollout_id, o.state, o.wave, o.analysed_window, o.ctid AS tid
+        SELECT o.rollout_id, o.state, o.wave AS target_wave, o.analysed_window,
+               o.ctid AS tid
         FROM rollout_targets AS o
         WHERE o.tenant = dev.tenant AND o.device_id = dev.device_id AND o.active
         LIMIT 1
     ) AS t
+), counted AS (
+    SELECT t.tenant, t.device_id, t.rollout_id, t.tid, r.attempt,
+           r.current_wave AS wave, r.attempt * 1000 + r.current_wave AS win,
+           t.analysed_window IS DISTINCT FROM r.attempt * 1000 + r.current_wave
+               AS first,
+           CASE WHEN t.state = 'applied' AND t.target_wave = r.current_wave
+                    THEN 'updated'
+                WHEN t.state = 'pending' AND t.target_wave > r.current_wave
+                    THEN 'baseline'
+           END AS cohort
+    FROM target AS t
     JOIN rollouts AS r ON r.id = t.rollout_id AND r.status = 'running'
     WHERE r.current_wave IS NOT NULL
 ), marked AS (
