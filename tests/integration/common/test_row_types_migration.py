@@ -1,5 +1,5 @@
-"""Migrations 0029 and 0030: the scheduler's heartbeat statement takes one
-array of ``heartbeat_row``, its analysis statement one of ``metric_sample``; a
+"""Migrations 0029 and 0032: the scheduler's heartbeat statement takes one
+array of ``heartbeat_row``, its analysis statement one of ``analysed_beat``; a
 scheduler does not start on a database without them, and the heartbeat
 statement writes every field of a heartbeat through its type."""
 
@@ -22,7 +22,7 @@ from xdp47_scheduler.pg import database_problem
 pytestmark = pytest.mark.integration
 
 HEARTBEAT_ROW = 29
-METRIC_SAMPLE = 30
+ANALYSED_BEAT = 32
 
 
 async def test_the_scheduler_needs_the_type_and_writes_through_it(
@@ -35,12 +35,12 @@ async def test_the_scheduler_needs_the_type_and_writes_through_it(
         problem = await database_problem(empty_db, "here")
         assert problem is not None
         assert "run xdp47-migrate first" in problem
-        with_row = [m for m in load_migrations() if m.version < METRIC_SAMPLE]
+        with_row = [m for m in load_migrations() if m.version < ANALYSED_BEAT]
         assert HEARTBEAT_ROW in await migrate(conn, with_row)
         problem = await database_problem(empty_db, "here")
         assert problem is not None
         assert "run xdp47-migrate first" in problem
-        assert METRIC_SAMPLE in await migrate(conn)
+        assert ANALYSED_BEAT in await migrate(conn)
         assert await database_problem(empty_db, "here") is None
 
         await conn.execute("INSERT INTO tenants (id, name) VALUES ('a', 'a')")

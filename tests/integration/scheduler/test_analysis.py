@@ -21,6 +21,7 @@ from tests.integration.scheduler.support import (
     reported,
     runs,
     status_is,
+    step,
     targets,
     wait_for,
 )
@@ -299,3 +300,51 @@ async def test_rollouts_running_side_by_side_each_aggregate_their_own_devices(
     for rid in rids:
         await commands.abort(first.tenant, rid)
         await wait_for(functools.partial(_status, pool, rid, "aborted"))
+
+
+async def test_the_heartbeat_that_applies_counts_as_updated_in_its_own_batch(
+    pool, scheduler, ingest, commands
+) -> None:
+    """A device whose target is assigned when its heartbeat is written, and
+    which that heartbeat reports applied, is sampled as updated by the same
+    batch: its target is read again after the batch's settling."""
+    fleet = await _fleet(pool, 4)
+    pid = await make_policy(pool, fleet.tenant, analysis=_analysis(ERR))
+    rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)
+    await commands.start(fleet.tenant, rid)
+
+    async def wave_one_assigned() -> dict[str, Any]:
+        t = await targets(pool, rid)
+        assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2]
+        assert {r["state"] for r in t.values() if r["wave"] == 1} == {"assigned"}
+        return t
+
+    t = await wait_for(wave_one_assigned)
+    first = [d for d in fleet.devices if t[d.id]["wave"] == 1]
+    for d in first:
+        d.metrics = d.metrics | {"error_rate": 0.02}
+    # Told to update (this heartbeat still reports the old version: no sample)…
+    await step(ingest, first, applies)
+
+    async def told_and_written() -> None:
+        rows = await pool.fetch(
+            "SELECT id, last_seq FROM devices WHERE id = ANY($1::text[])",
+            [d.id for d in first],
+        )
+        assert {r["id"]: r["last_seq"] for r in rows} == {d.id: d.seq for d in first}
+
+    await wait_for(told_and_written)
+    assert await _aggregates(pool, rid) == {}
+    # …then the one heartbeat that reports the update.
+    await reported(pool, ingest, first)
+
+    async def applied_and_counted() -> None:
+        after = await targets(pool, rid)
+        assert {after[d.id]["state"] for d in first} == {"applied"}
+        assert await _aggregates(pool, rid) == {
+            (1, 1, "updated", "error_rate"): (2, 2, pytest.approx(0.04))
+        }
+
+    await wait_for(applied_and_counted)
+    await commands.abort(fleet.tenant, rid)
+    await wait_for(lambda: _status(pool, rid, "aborted"))

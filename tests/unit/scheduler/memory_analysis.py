@@ -5,7 +5,7 @@ in plain Python, keyed (rollout, attempt, wave, cohort, metric)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from xdp47_common.rollout import (
@@ -15,7 +15,7 @@ from xdp47_common.rollout import (
     Observations,
     RolloutStatus,
 )
-from xdp47_scheduler.ports import MetricSample, RolloutRow
+from xdp47_scheduler.ports import AnalysedBeat, RolloutRow
 
 if TYPE_CHECKING:
     from tests.unit.scheduler.memory_state import State
@@ -37,34 +37,36 @@ class MemoryAnalysis:
             )
         return out
 
-    async def record_samples(self, samples: Sequence[MetricSample]) -> None:
-        counted: list[tuple[Any, tuple[int, int]]] = []  # (Target, window)
-        for sample in samples:
-            held = [
-                (rid, t)
-                for (rid, dev), t in self.s.targets.items()
-                if dev == sample.device_id and t.tenant == sample.tenant and t.active
-            ]
-            if not held:
+    async def record_samples(self, beats: Sequence[AnalysedBeat]) -> None:
+        for beat in beats:
+            t = self.s.targets.get((beat.rollout_id, beat.device_id))
+            if t is None or t.tenant != beat.tenant or not t.active:
                 continue
-            rid, t = held[0]
-            r = self.s.rollouts[rid]
+            r = self.s.rollouts[beat.rollout_id]
             if r.status is not RolloutStatus.RUNNING or r.current_wave is None:
                 continue
-            if t.state == "applied" and t.wave == r.current_wave:
+            # As the write found the target, unless it was assigned then.
+            state, wave = (
+                (t.state, t.wave)
+                if beat.state is None
+                else (
+                    beat.state,
+                    beat.wave,
+                )
+            )
+            assert wave is not None
+            if state == "applied" and wave == r.current_wave:
                 cohort = Cohort.UPDATED.value
-            elif t.state == "pending" and t.wave > r.current_wave:
+            elif state == "pending" and wave > r.current_wave:
                 cohort = Cohort.BASELINE.value
             else:
                 continue
             window = (r.attempt, r.current_wave)
-            key = (rid, r.attempt, r.current_wave, cohort, sample.metric)
-            devices, n, total = self.s.analysis.get(key, (0, 0, 0.0))
             first = t.analysed_window != window
-            self.s.analysis[key] = (devices + first, n + 1, total + sample.value)
-            counted.append((t, window))
-        # A device counts once per window: marked after all its samples.
-        for t, window in counted:
+            for metric, value in zip(beat.metrics, beat.values, strict=True):
+                key = (beat.rollout_id, r.attempt, r.current_wave, cohort, metric)
+                devices, n, total = self.s.analysis.get(key, (0, 0, 0.0))
+                self.s.analysis[key] = (devices + first, n + 1, total + value)
             t.analysed_window = window
 
     async def analysis(self, row: RolloutRow) -> Observations:

@@ -77,6 +77,10 @@ class Changed:
     last_seen: datetime
     assigned: bool = True
     rollout_id: uuid.UUID | None = None
+    # The target as the heartbeat write found it (the analysis's cohort).
+    state: str | None = None
+    wave: int | None = None
+    analysed_window: int | None = None
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ async def _beat(
             world.clock(),
             assigned=state.targets[(rid, d)].state == "assigned",
             rollout_id=rid,
+            state=state.targets[(rid, d)].state,
+            wave=state.targets[(rid, d)].wave,
         )
         for d in devices
     )

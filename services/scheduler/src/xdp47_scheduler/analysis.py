@@ -1,7 +1,10 @@
 """Feed the telemetry analysis from heartbeat batches, on the batch's transaction.
 
 The heartbeat write returns, for each changed device, the rollout of its active
-target (``DeviceHeartbeatState.rollout_id``). Only devices of rollouts whose
+target (``DeviceHeartbeatState.rollout_id``) with the target's state, wave and
+analysed window, which the store decides the device's cohort from (reading the
+target again only where it was assigned: the batch's settling may have moved
+it). Only devices of rollouts whose
 policy has an analysis are sampled, and only the metrics its checks read: the
 analysed metrics of each rollout are asked once (a rollout keeps its policy
 from its start) and remembered, so a batch of devices in no analysed rollout
@@ -15,7 +18,7 @@ import math
 from uuid import UUID
 
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult
-from xdp47_scheduler.ports import MetricSample, RolloutTx
+from xdp47_scheduler.ports import AnalysedBeat, RolloutTx
 
 __all__ = ["AnalysisFeed"]
 
@@ -48,7 +51,8 @@ class AnalysisFeed:
                 self._metrics.clear()
             ids = sorted(r for r in unknown if r is not None)
             self._metrics.update(await tx.analysed_metrics(ids))
-        samples: list[MetricSample] = []
+        beats: list[AnalysedBeat] = []
+        samples = 0
         for device in held:
             assert device.rollout_id is not None  # filtered above
             names = self._metrics.get(device.rollout_id)
@@ -57,12 +61,27 @@ class AnalysisFeed:
             beat = result.beats.get((device.tenant, device.device_id))
             if beat is None:
                 continue
+            metrics: list[str] = []
+            values: list[float] = []
             for name in names:
                 value = _number(beat.metrics.get(name))
                 if value is not None:
-                    samples.append(
-                        MetricSample(device.tenant, device.device_id, name, value)
+                    metrics.append(name)
+                    values.append(value)
+            if metrics:
+                beats.append(
+                    AnalysedBeat(
+                        device.tenant,
+                        device.device_id,
+                        device.rollout_id,
+                        None if device.assigned else device.state,
+                        device.wave,
+                        device.analysed_window,
+                        metrics,
+                        values,
                     )
-        if samples:
-            await tx.record_samples(samples)
-        return len(samples)
+                )
+                samples += len(metrics)
+        if beats:
+            await tx.record_samples(beats)
+        return samples

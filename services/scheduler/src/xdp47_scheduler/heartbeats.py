@@ -57,8 +57,12 @@ class DeviceHeartbeatState(NamedTuple):
     # only such devices can move a target (``progress.settle_devices``).
     assigned: bool
     # The rollout of its active target, in any state (None: no running rollout
-    # holds the device): the telemetry analysis aggregates only such devices.
+    # holds the device): the telemetry analysis aggregates only such devices,
+    # and decides their cohort from the target's state and wave.
     rollout_id: UUID | None = None
+    state: str | None = None
+    wave: int | None = None
+    analysed_window: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ class HeartbeatWriteResult:
 # index is unique), so the rollout engine settles only devices whose target waits
 # for them (``state = 'assigned'``; most heartbeats have none, and the settling
 # statement costs PostgreSQL ~0.4 ms per call before any row), and the telemetry
-# analysis sees which rollout holds each device without a query of its own. A
+# analysis has each device's rollout, target state, wave and analysed window
+# without probing the index again (it does only for an assigned target, which
+# the settling may move). A
 # CTE-shaped statement that also told unknown from stale devices cost PostgreSQL
 # twice as much per heartbeat (two more joins over a materialized copy of the
 # batch; docs/performance.md).
@@ -111,7 +117,8 @@ FROM unnest($1::heartbeat_row[]) AS i
 WHERE d.tenant = i.tenant AND d.id = i.device_id AND i.seq > d.last_seq
 RETURNING d.tenant, d.id, d.last_seen,
     (
-        SELECT row(t.rollout_id, t.state) FROM rollout_targets AS t
+        SELECT row(t.rollout_id, t.state, t.wave, t.analysed_window)
+        FROM rollout_targets AS t
         WHERE t.tenant = d.tenant AND t.device_id = d.id AND t.active
     ) AS target
 """  # nosec B608 (a constant, not input)
@@ -204,8 +211,16 @@ def _state(row: Any) -> DeviceHeartbeatState:
     target = row["target"]
     if target is None:
         return DeviceHeartbeatState(row["tenant"], row["id"], row["last_seen"], False)
+    rollout_id, state, wave, window = target
     return DeviceHeartbeatState(
-        row["tenant"], row["id"], row["last_seen"], target[1] == "assigned", target[0]
+        row["tenant"],
+        row["id"],
+        row["last_seen"],
+        state == "assigned",
+        rollout_id,
+        state,
+        wave,
+        window,
     )
 
 

@@ -38,7 +38,7 @@ from xdp47_common.rollout import (
 from xdp47_common.selectors import SelectorJson
 
 __all__ = [
-    "MetricSample",
+    "AnalysedBeat",
     "Outbox",
     "OutboxRow",
     "RolloutRow",
@@ -48,17 +48,25 @@ __all__ = [
 ]
 
 
-class MetricSample(NamedTuple):
-    """One numeric metric of one heartbeat of a device in an analysed rollout.
+class AnalysedBeat(NamedTuple):
+    """One heartbeat of a device in an analysed rollout: the values of the
+    metrics its checks read, and the device's target as the heartbeat write
+    found it.
 
-    A named tuple: a batch makes one per sample of each analysed metric, and
-    the PostgreSQL adapter passes them as they are as ``metric_sample`` rows
-    (migration 0030); a frozen dataclass cost twice as much to make."""
+    A named tuple: a batch makes one per such device, and the PostgreSQL
+    adapter passes them as they are as ``analysed_beat`` rows (migration 0032)."""
 
     tenant: str
     device_id: str
-    metric: str
-    value: float
+    rollout_id: UUID
+    # The target's state at the write; None when it was ``assigned``: the
+    # batch's settling may have moved it, so the store reads it again.
+    state: str | None
+    wave: int | None
+    # ``attempt * 1000 + wave`` of the window the device was last counted in.
+    analysed_window: int | None
+    metrics: list[str]
+    values: list[float]
 
 
 @dataclass(frozen=True)
@@ -223,10 +231,11 @@ class RolloutTx(Protocol):
         rollout keeps its policy from its start, so the answer never changes."""
         ...
 
-    async def record_samples(self, samples: Sequence[MetricSample]) -> None:
-        """Add heartbeat samples to the running aggregates of their devices'
-        rollouts (cohort by the device's target now: updated when applied in
-        the current wave, baseline when pending in a later wave; else none)."""
+    async def record_samples(self, beats: Sequence[AnalysedBeat]) -> None:
+        """Add the heartbeats' values to the running aggregates of their
+        devices' rollouts (cohort by the device's target: updated when applied
+        in the current wave, baseline when pending in a later wave; else none),
+        each device counted once per window."""
         ...
 
     async def analysis(self, row: RolloutRow) -> Observations:

@@ -5,15 +5,14 @@ progress (``progress.settle_devices``), for the samples of devices whose active
 target belongs to a rollout with an analysis (the heartbeat write already
 returned which rollout holds each device). One statement per batch:
 
-- each device's active target is probed once (the partial unique index of
-  active targets, as the progress statement does), and only then joined to its
-  rollout. With the rollouts inside the probe's join, PostgreSQL put the few
-  running rollouts outside and probed every device once per running rollout
-  (twice with B1's two; PostgreSQL's time per 300-device batch 1.75 → 1.35
-  ms with the probe materialized first). The cohort is decided now:
-  ``updated`` when it applied in the rollout's current wave, ``baseline`` when it
-  is pending in a later wave (same selector, not told yet), else none (still
-  updating, failed, skipped, or applied in an earlier wave);
+- each device's cohort is decided from its target as the heartbeat write
+  found it (that statement probes the partial unique index of active targets
+  anyway); only a target that was assigned is read again, after the settling
+  that may have moved it. ``updated`` when it applied in the rollout's current
+  wave, ``baseline`` when it is pending in a later wave (same selector, not
+  told yet), else none (still updating, failed, skipped, or applied in an
+  earlier wave). A second probe of every device here was ~17 % of PostgreSQL's
+  CPU under B1's analysed load (docs/performance.md);
 - a device counts once per window (``attempt * 1000 + wave``) in ``devices``:
   its target's ``analysed_window`` is set at its first counted heartbeat there;
 - the samples are added to ``rollout_analysis`` by relative increments, one row
@@ -34,58 +33,66 @@ from pydantic import ValidationError
 
 from xdp47_common.adapters.planning import Connection
 from xdp47_common.rollout import AnalysisPolicy, Cohort, MetricAggregate, Observations
-from xdp47_scheduler.ports import MetricSample, RolloutRow
+from xdp47_scheduler.ports import AnalysedBeat, RolloutRow
 
 __all__ = ["analysed_metrics", "read_observations", "record_samples"]
 
 # Waves are at most 100 (rollouts.waves CHECK), so attempt * 1000 + wave names
-# one window of one rollout. The samples come as one array of
-# ``metric_sample`` (migration 0030), the ``MetricSample`` tuples as they are.
+# one window of one rollout. The batch comes as one array of ``analysed_beat``
+# (migration 0032), the ``AnalysedBeat`` tuples as they are: one per device,
+# with its target as the heartbeat write found it. Only a target that was
+# assigned is read again (``state`` NULL; the gating condition keeps the probe
+# from running for the others). A device is counted in ``devices`` only when
+# this statement marks its target: a concurrent batch that marked it first
+# fails the recheck of ``analysed_window`` on the newer row version.
 _RECORD = """
-WITH beat AS (
-    SELECT * FROM unnest($1::metric_sample[]) AS b
-), dev AS (
-    SELECT DISTINCT tenant, device_id FROM beat
-), target AS MATERIALIZED (
-    SELECT dev.tenant, dev.device_id, t.*
-    FROM dev CROSS JOIN LATERAL (
-        SELECT o.rollout_id, o.state, o.wave AS target_wave, o.analysed_window,
-               o.ctid AS tid
+WITH beat AS MATERIALIZED (
+    SELECT b.tenant, b.device_id, b.rollout_id, b.metrics, b.vals,
+           coalesce(b.state, p.state) AS state,
+           coalesce(b.wave, p.wave) AS target_wave,
+           CASE WHEN b.state IS NULL THEN p.analysed_window
+                ELSE b.analysed_window END AS analysed_window
+    FROM unnest($1::analysed_beat[]) AS b
+    LEFT JOIN LATERAL (
+        SELECT o.state, o.wave, o.analysed_window
         FROM rollout_targets AS o
-        WHERE o.tenant = dev.tenant AND o.device_id = dev.device_id AND o.active
+        WHERE b.state IS NULL
+          AND o.tenant = b.tenant AND o.device_id = b.device_id AND o.active
+          AND o.rollout_id = b.rollout_id
         LIMIT 1
-    ) AS t
+    ) AS p ON true
 ), counted AS (
-    SELECT t.tenant, t.device_id, t.rollout_id, t.tid, r.attempt,
+    SELECT b.tenant, b.device_id, b.rollout_id, b.metrics, b.vals, r.attempt,
            r.current_wave AS wave, r.attempt * 1000 + r.current_wave AS win,
-           t.analysed_window IS DISTINCT FROM r.attempt * 1000 + r.current_wave
+           b.analysed_window IS DISTINCT FROM r.attempt * 1000 + r.current_wave
                AS first,
-           CASE WHEN t.state = 'applied' AND t.target_wave = r.current_wave
+           CASE WHEN b.state = 'applied' AND b.target_wave = r.current_wave
                     THEN 'updated'
-                WHEN t.state = 'pending' AND t.target_wave > r.current_wave
+                WHEN b.state = 'pending' AND b.target_wave > r.current_wave
                     THEN 'baseline'
            END AS cohort
-    FROM target AS t
-    JOIN rollouts AS r ON r.id = t.rollout_id AND r.status = 'running'
+    FROM beat AS b
+    JOIN rollouts AS r ON r.id = b.rollout_id AND r.status = 'running'
     WHERE r.current_wave IS NOT NULL
 ), marked AS (
     UPDATE rollout_targets AS t SET analysed_window = c.win
     FROM counted AS c
-    WHERE c.cohort IS NOT NULL AND c.first AND t.ctid = c.tid
-      AND (t.rollout_id = c.rollout_id AND t.device_id = c.device_id
-           AND t.active) IS TRUE
+    WHERE c.cohort IS NOT NULL AND c.first
+      AND t.tenant = c.tenant AND t.device_id = c.device_id AND t.active
+      AND t.rollout_id = c.rollout_id
+      AND t.analysed_window IS DISTINCT FROM c.win
     RETURNING t.rollout_id, t.device_id
 )
 INSERT INTO rollout_analysis AS a
     (rollout_id, attempt, wave, cohort, metric, devices, samples, total)
-SELECT c.rollout_id, c.attempt, c.wave, c.cohort, b.metric,
-       count(m.device_id), count(*), sum(b.value)
+SELECT c.rollout_id, c.attempt, c.wave, c.cohort, s.metric,
+       count(m.device_id), count(*), sum(s.value)
 FROM counted AS c
-JOIN beat AS b ON b.tenant = c.tenant AND b.device_id = c.device_id
+CROSS JOIN LATERAL unnest(c.metrics, c.vals) AS s(metric, value)
 LEFT JOIN marked AS m ON m.rollout_id = c.rollout_id AND m.device_id = c.device_id
 WHERE c.cohort IS NOT NULL
-GROUP BY c.rollout_id, c.attempt, c.wave, c.cohort, b.metric
-ORDER BY c.rollout_id, c.attempt, c.wave, c.cohort, b.metric
+GROUP BY c.rollout_id, c.attempt, c.wave, c.cohort, s.metric
+ORDER BY c.rollout_id, c.attempt, c.wave, c.cohort, s.metric
 ON CONFLICT (rollout_id, attempt, wave, cohort, metric) DO UPDATE SET
     devices = a.devices + excluded.devices,
     samples = a.samples + excluded.samples,
@@ -103,11 +110,11 @@ WHERE id = ANY($1::uuid[])
 """
 
 
-async def record_samples(conn: Connection, samples: Sequence[MetricSample]) -> None:
-    """Add ``samples`` to the running aggregates; call in the batch's transaction."""
-    if not samples:
+async def record_samples(conn: Connection, beats: Sequence[AnalysedBeat]) -> None:
+    """Add ``beats`` to the running aggregates; call in the batch's transaction."""
+    if not beats:
         return
-    await conn.execute(_RECORD, samples)
+    await conn.execute(_RECORD, beats)
 
 
 async def read_observations(conn: Connection, row: RolloutRow) -> Observations:

@@ -9,10 +9,10 @@ __all__ = ["database_problem"]
 # Columns of the newest migrations the scheduler relies on (with the type where
 # a migration changed it: the heartbeat statement writes the ring as json[]),
 # and the types its heartbeat and analysis statements take (migrations 0029
-# and 0030).
+# and 0032).
 _SCHEMA_CHECK = """
 SELECT (to_regtype('heartbeat_row') IS NULL)::int
-     + (to_regtype('metric_sample') IS NULL)::int + count(*)
+     + (to_regtype('analysed_beat') IS NULL)::int + count(*)
 FROM (VALUES ('rollouts', 'effective_policy', NULL),
              ('rollout_targets', 'baseline_apply', NULL),
              ('rollout_targets', 'device_attempt', NULL),

@@ -41,7 +41,7 @@ from xdp47_scheduler.pg import (
     windows,
 )
 from xdp47_scheduler.pg.reconcile import Reconciler
-from xdp47_scheduler.ports import MetricSample, RolloutRow, RolloutStore, RolloutTx
+from xdp47_scheduler.ports import AnalysedBeat, RolloutRow, RolloutStore, RolloutTx
 
 __all__ = ["PgRolloutStore", "PgRolloutTx"]
 
@@ -192,8 +192,8 @@ class PgRolloutTx(RolloutTx):
     ) -> dict[UUID, frozenset[str]]:
         return await analysis.analysed_metrics(self.conn, rollout_ids)
 
-    async def record_samples(self, samples: Sequence[MetricSample]) -> None:
-        await analysis.record_samples(self.conn, samples)
+    async def record_samples(self, beats: Sequence[AnalysedBeat]) -> None:
+        await analysis.record_samples(self.conn, beats)
 
     async def analysis(self, row: RolloutRow) -> Observations:
         return await analysis.read_observations(self.conn, row)
