@@ -288,10 +288,14 @@ async def wait_for(check: Callable[[], Any], within: float = 15.0) -> Any:
 
 
 async def reported(
-    pool: asyncpg.Pool[Any], client: httpx.AsyncClient, devices: Sequence[SimDevice]
+    pool: asyncpg.Pool[Any],
+    client: httpx.AsyncClient,
+    devices: Sequence[SimDevice],
+    behave: Behaviour = silent,
 ) -> None:
-    """One more heartbeat each (reacting to nothing), until all are written."""
-    await step(client, devices, silent)
+    """One more heartbeat each (reacting with ``behave``, by default to
+    nothing), until all are written."""
+    await step(client, devices, behave)
 
     async def written() -> None:
         rows = await pool.fetch(

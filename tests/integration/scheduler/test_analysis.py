@@ -21,7 +21,6 @@ from tests.integration.scheduler.support import (
     reported,
     runs,
     status_is,
-    step,
     targets,
     wait_for,
 )
@@ -65,6 +64,16 @@ async def _aggregates(pool: Any, rid: uuid.UUID) -> dict[tuple[Any, ...], Any]:
         )
         for r in rows
     }
+
+
+async def _wave_two_written(pool: Any, rid: uuid.UUID) -> dict[str, Any]:
+    """A rollout's targets once waves 1 and 2 hold two devices each (wave 2's
+    written ahead, as pending; a later wave's not yet) and wave 1's are
+    assigned."""
+    t = await targets(pool, rid)
+    assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2]
+    assert {r["state"] for r in t.values() if r["wave"] == 1} == {"assigned"}
+    return t
 
 
 async def test_a_worse_error_rate_fails_wave_one_with_the_numbers(
@@ -116,13 +125,7 @@ async def test_baseline_is_the_later_wave_and_not_the_devices_updating(
     rid = await make_rollout(pool, fleet, waves=3, policy_id=pid)
     await commands.start(fleet.tenant, rid)
 
-    async def wave_two_written() -> dict[str, Any]:
-        t = await targets(pool, rid)
-        assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2]
-        assert {r["state"] for r in t.values() if r["wave"] == 1} == {"assigned"}
-        return t
-
-    t = await wait_for(wave_two_written)
+    t = await wait_for(functools.partial(_wave_two_written, pool, rid))
     baseline = [d for d in fleet.devices if d.id in t and t[d.id]["wave"] == 2]
     for value in (0.01, 0.03, 0.05):
         for d in fleet.devices:
@@ -272,17 +275,11 @@ async def test_rollouts_running_side_by_side_each_aggregate_their_own_devices(
         await commands.start(first.tenant, rid)
         rids.append(rid)
 
-    async def wave_two_written(rid: uuid.UUID) -> dict[str, Any]:
-        t = await targets(pool, rid)
-        assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2]
-        assert {r["state"] for r in t.values() if r["wave"] == 1} == {"assigned"}
-        return t
-
     for fleet, rate in zip(fleets, (0.01, 0.03, 0.05), strict=True):
         for d in fleet.devices:
             d.metrics = d.metrics | {"error_rate": rate}
     for rid in rids:
-        await wait_for(functools.partial(wave_two_written, rid))
+        await wait_for(functools.partial(_wave_two_written, pool, rid))
     # Interleaved, so the consumer's batches hold devices of every rollout.
     mixed = [d for beat in zip(*(f.devices for f in fleets), strict=True) for d in beat]
     await reported(pool, ingest, mixed)
@@ -313,27 +310,12 @@ async def test_the_heartbeat_that_applies_counts_as_updated_in_its_own_batch(
     rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)
     await commands.start(fleet.tenant, rid)
 
-    async def wave_one_assigned() -> dict[str, Any]:
-        t = await targets(pool, rid)
-        assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2]
-        assert {r["state"] for r in t.values() if r["wave"] == 1} == {"assigned"}
-        return t
-
-    t = await wait_for(wave_one_assigned)
+    t = await wait_for(functools.partial(_wave_two_written, pool, rid))
     first = [d for d in fleet.devices if t[d.id]["wave"] == 1]
     for d in first:
         d.metrics = d.metrics | {"error_rate": 0.02}
     # Told to update (this heartbeat still reports the old version: no sample)…
-    await step(ingest, first, applies)
-
-    async def told_and_written() -> None:
-        rows = await pool.fetch(
-            "SELECT id, last_seq FROM devices WHERE id = ANY($1::text[])",
-            [d.id for d in first],
-        )
-        assert {r["id"]: r["last_seq"] for r in rows} == {d.id: d.seq for d in first}
-
-    await wait_for(told_and_written)
+    await reported(pool, ingest, first, applies)
     assert await _aggregates(pool, rid) == {}
     # …then the one heartbeat that reports the update.
     await reported(pool, ingest, first)
