@@ -44,12 +44,15 @@ __all__ = ["analysed_metrics", "read_observations", "record_samples"]
 # assigned is read again (``state`` NULL; the gating condition keeps the probe
 # from running for the others). A device is counted in ``devices`` only when
 # this statement marks its target: a concurrent batch that marked it first
-# fails the recheck of ``analysed_window`` on the newer row version.
+# fails the recheck of ``analysed_window`` on the newer row version. The mark
+# finds a target by the partial unique index of active targets; its other
+# conditions are wrapped in IS TRUE, which no index serves, so the plan cannot
+# prefer scanning the whole rollout by ``rollout_id``.
 _RECORD = """
 WITH beat AS MATERIALIZED (
     SELECT b.tenant, b.device_id, b.rollout_id, b.metrics, b.vals,
            coalesce(b.state, p.state) AS state,
-           coalesce(b.wave, p.wave) AS target_wave,
+           CASE WHEN b.state IS NULL THEN p.wave ELSE b.wave END AS target_wave,
            CASE WHEN b.state IS NULL THEN p.analysed_window
                 ELSE b.analysed_window END AS analysed_window
     FROM unnest($1::analysed_beat[]) AS b
@@ -79,8 +82,8 @@ WITH beat AS MATERIALIZED (
     FROM counted AS c
     WHERE c.cohort IS NOT NULL AND c.first
       AND t.tenant = c.tenant AND t.device_id = c.device_id AND t.active
-      AND t.rollout_id = c.rollout_id
-      AND t.analysed_window IS DISTINCT FROM c.win
+      AND (t.rollout_id = c.rollout_id
+           AND t.analysed_window IS DISTINCT FROM c.win) IS TRUE
     RETURNING t.rollout_id, t.device_id
 )
 INSERT INTO rollout_analysis AS a
