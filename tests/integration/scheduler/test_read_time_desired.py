@@ -346,7 +346,7 @@ def _changed(tenant: str, ids: list[str]) -> Any:
                 tenant=tenant,
                 device_id=i,
                 last_seen=now,
-                assigned=True,
+                state="assigned",
             )
             for i in ids
         ),

@@ -42,8 +42,7 @@ def engine(drained: list[bool] | None) -> tuple[RolloutEngine, Clock]:
 def batch(*last_seen: datetime) -> HeartbeatWriteResult:
     return HeartbeatWriteResult(
         changed=tuple(
-            DeviceHeartbeatState("t", f"d{i}", seen, False)
-            for i, seen in enumerate(last_seen)
+            DeviceHeartbeatState("t", f"d{i}", seen) for i, seen in enumerate(last_seen)
         ),
         unknown=0,
         stale=0,

@@ -53,16 +53,20 @@ class DeviceHeartbeatState(NamedTuple):
     tenant: str
     device_id: str
     last_seen: datetime
-    # Its active rollout target waits for its report (``state = 'assigned'``):
-    # only such devices can move a target (``progress.settle_devices``).
-    assigned: bool
     # The rollout of its active target, in any state (None: no running rollout
-    # holds the device): the telemetry analysis aggregates only such devices,
-    # and decides their cohort from the target's state and wave.
+    # holds the device), and that target's state, wave and analysed window: the
+    # telemetry analysis aggregates only such devices, and decides their cohort
+    # from the target.
     rollout_id: UUID | None = None
     state: str | None = None
     wave: int | None = None
     analysed_window: int | None = None
+
+    @property
+    def assigned(self) -> bool:
+        """Its active rollout target waits for its report: only such devices
+        can move a target (``progress.settle_devices``)."""
+        return self.state == "assigned"
 
 
 @dataclass(frozen=True)
@@ -210,18 +214,8 @@ async def write_heartbeats(
 def _state(row: Any) -> DeviceHeartbeatState:
     target = row["target"]
     if target is None:
-        return DeviceHeartbeatState(row["tenant"], row["id"], row["last_seen"], False)
-    rollout_id, state, wave, window = target
-    return DeviceHeartbeatState(
-        row["tenant"],
-        row["id"],
-        row["last_seen"],
-        state == "assigned",
-        rollout_id,
-        state,
-        wave,
-        window,
-    )
+        return DeviceHeartbeatState(row["tenant"], row["id"], row["last_seen"])
+    return DeviceHeartbeatState(row["tenant"], row["id"], row["last_seen"], *target)
 
 
 async def mark_offline(conn: Connection, older_than: datetime) -> int:
