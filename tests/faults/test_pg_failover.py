@@ -51,6 +51,10 @@ from tests.support.processes import run_migrate
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(600)]
 
 _SEQS = "SELECT id, last_seq FROM devices"
+_REPLAYED = (
+    "SELECT coalesce(pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(), true)"
+    " AS done"
+)
 _RUNS = (
     "SELECT attempt, wave, started_at IS NOT NULL AS started, outcome "
     "FROM rollout_runs WHERE rollout_id = $1::text::uuid"
@@ -149,6 +153,15 @@ async def test_primary_killed_and_standby_promoted(
             await wait_for(wave_two, within=120)
             killed_at = loop.time()
             await asyncio.to_thread(pair.primary.kill)
+
+            # A hot standby's reads see what it has replayed, which can trail
+            # what it has received (and, with synchronous replication,
+            # acknowledged): wait until it has replayed it all.
+            async def replayed() -> bool:
+                rows = await fetch(standby_url, _REPLAYED)
+                return bool(rows[0]["done"])
+
+            await wait_for(replayed, within=60, every=0.05)
             # What survives is what the standby holds now (read-only queries).
             seen["seqs"] = {
                 r["id"]: r["last_seq"] for r in await fetch(standby_url, _SEQS)
