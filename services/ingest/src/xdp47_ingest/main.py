@@ -15,9 +15,9 @@ from xdp47_common.cli import (
     check_can_listen,
     command_line,
     fail,
-    freeze_startup_heap,
     load_settings,
     muted,
+    prepare_heap_for_serving,
     where,
 )
 from xdp47_common.logging import configure_logging
@@ -84,6 +84,6 @@ def main() -> None:
     serve = runner(settings.ingest_server)
     # (With tracing on, its SDK and exporter modules are frozen too: ~20 µs
     # less per heartbeat there.)
-    freeze_startup_heap()
+    prepare_heap_for_serving()
     serve(app, settings.listen_host, settings.listen_port)
     tracing.shutdown()  # export the spans still buffered

@@ -19,9 +19,9 @@ from xdp47_common.cli import (
     EXIT_UNAVAILABLE,
     command_line,
     fail,
-    freeze_startup_heap,
     load_settings,
     muted,
+    prepare_heap_for_serving,
     where,
 )
 from xdp47_common.logging import configure_logging
@@ -64,7 +64,7 @@ async def _serve(settings: SchedulerSettings) -> None:
         raise StartupError(str(exc)) from exc
     scheduler = Scheduler(settings)
     await scheduler.start()
-    freeze_startup_heap()
+    prepare_heap_for_serving()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
