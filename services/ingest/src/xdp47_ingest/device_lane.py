@@ -53,6 +53,7 @@ from xdp47_common.web.metrics import HttpMetrics
 from xdp47_common.web.request_id import request_id_of
 from xdp47_ingest.desired import DeviceView, etag_matches
 from xdp47_ingest.device_routes import DESIRED, HEARTBEAT, PREFIX, not_accepted
+from xdp47_ingest.keep_alive import KeepAliveProtocol
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -301,9 +302,10 @@ class DeviceLane:
 
 
 def device_protocol(lane: DeviceLane) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with ``lane`` answering what it admits."""
+    """uvicorn's httptools protocol (with the lazy keep-alive timer,
+    ``KeepAliveProtocol``) with ``lane`` answering what it admits."""
 
-    class DeviceProtocol(HttpToolsProtocol):
+    class DeviceProtocol(KeepAliveProtocol):
         _lane: ClassVar[DeviceLane] = lane
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -18,7 +18,8 @@ its floor (a bare app) costs more CPU per request, each request crossing
 between the threads twice. CPU per heartbeat is what a fleet's bill counts, so
 uvicorn is the default. Under uvicorn, an app with a device lane
 (``app.state.device_lane``) has the usual device request answered in uvicorn's
-protocol (``xdp47_ingest.device_lane``).
+protocol (``xdp47_ingest.device_lane``). Either way its keep-alive timer is armed
+once per idle period, not once per request (``xdp47_ingest.keep_alive``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from xdp47_ingest.device_lane import DeviceLane, device_protocol
+from xdp47_ingest.keep_alive import KeepAliveProtocol
 
 __all__ = ["APP_FAILED", "KEEP_ALIVE_S", "Serve", "Server", "runner", "serve"]
 
@@ -66,7 +68,7 @@ def _uvicorn(app: FastAPI, host: str, port: int) -> None:
         app,
         host=host,
         port=port,
-        http=device_protocol(lane) if lane is not None else "auto",
+        http=device_protocol(lane) if lane is not None else KeepAliveProtocol,
         access_log=False,
         log_config=None,  # keep configure_logging's structured handler
         timeout_keep_alive=KEEP_ALIVE_S,
