@@ -17,6 +17,7 @@ import pytest
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
 from tests.contract.bus.conftest import Harness
+from tests.support.waiting import until
 from xdp47_common.bus import ConsumerOptions, Delivery, PublishFailed
 from xdp47_common.clock import utcnow
 from xdp47_common.messages import (
@@ -81,6 +82,27 @@ async def test_topology_is_idempotent(harness: Harness) -> None:
     assert harness.bus.is_ready
     with pytest.raises(LookupError):
         await harness.bus.queue_depth(f"{harness.topology.namespace}.missing")
+
+
+async def test_each_look_at_a_queue_is_the_brokers_answer_of_now(
+    harness: Harness,
+) -> None:
+    """Looks at a queue follow what it holds, before and after a look at a
+    missing queue (which the broker answers by closing the channel)."""
+    await harness.bus.start()
+    queue = harness.topology.heartbeats_queue
+
+    async def holds(n: int) -> bool:
+        return (await harness.bus.queue_depth(queue)).messages == n
+
+    assert await holds(0)
+    await _send(harness, _hb(1))
+    await until(lambda: holds(1), what="the queue holds 1")
+    with pytest.raises(LookupError):
+        await harness.bus.queue_depth(f"{harness.topology.namespace}.missing")
+    assert await holds(1)
+    await _send(harness, _hb(2))
+    await until(lambda: holds(2), what="the queue holds 2")
 
 
 async def test_publish_to_an_undeclared_exchange_fails(harness: Harness) -> None:

@@ -85,8 +85,11 @@ async def create_pool(
         max_size: upper bound of connections.
         reset: reset each connection when it goes back to the pool (asyncpg's
             default: one more round trip per acquire, ``RESET ALL``, ``UNLISTEN``
-            ...). A pool whose users only run single statements and never change
-            session state (ingest's reads) passes False and saves that trip.
+            ...). A pool whose users never change session state (ingest's
+            reads; the scheduler, whose settings are transaction-local) passes
+            False and saves that trip: ~25 µs of PostgreSQL's CPU and 30-90 µs
+            of the caller's per acquire. A transaction left open is rolled back
+            either way (asyncpg does it before any reset).
 
     Returns:
         An open pool whose connections decode JSON.
