@@ -304,7 +304,8 @@ async def test_the_heartbeat_that_applies_counts_as_updated_in_its_own_batch(
 ) -> None:
     """A device whose target is assigned when its heartbeat is written, and
     which that heartbeat reports applied, is sampled as updated by the same
-    batch: its target is read again after the batch's settling."""
+    batch: as the batch's settling moved its target. While it is still
+    assigned, its heartbeats are no sample."""
     fleet = await _fleet(pool, 4)
     pid = await make_policy(pool, fleet.tenant, analysis=_analysis(ERR))
     rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)

@@ -45,16 +45,8 @@ class MemoryAnalysis:
             r = self.s.rollouts[beat.rollout_id]
             if r.status is not RolloutStatus.RUNNING or r.current_wave is None:
                 continue
-            # As the write found the target, unless it was assigned then.
-            state, wave = (
-                (t.state, t.wave)
-                if beat.state is None
-                else (
-                    beat.state,
-                    beat.wave,
-                )
-            )
-            assert wave is not None
+            # As the write found the target, or as the batch's settling moved it.
+            state, wave = beat.state, beat.wave
             if state == "applied" and wave == r.current_wave:
                 cohort = Cohort.UPDATED.value
             elif state == "pending" and wave > r.current_wave:

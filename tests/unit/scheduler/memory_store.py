@@ -44,7 +44,7 @@ from xdp47_common.rollout import (
     plan_waves,
 )
 from xdp47_common.rollout.windows import first_open_at, parse_windows, resolve_zone
-from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx
+from xdp47_scheduler.ports import RolloutRow, RolloutStore, RolloutTx, Settled
 
 __all__ = [
     "Crash",
@@ -475,8 +475,9 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
     async def prewrite_next(self, rollout_id: UUID) -> int | None:
         return 0  # the whole plan was written at the start
 
-    async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> set[UUID]:
-        moved: set[UUID] = set()
+    async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> Settled:
+        touched: set[UUID] = set()
+        moved: dict[tuple[str, str], tuple[str, int]] = {}
         for tenant, device_id in devices:
             d = self.s.devices[(tenant, device_id)]
             for (rid, dev), t in self.s.targets.items():
@@ -501,8 +502,9 @@ class MemoryTx(MemoryAnalysis, RolloutTx):
                     run.succeeded += 1
                 else:
                     run.failed += 1
-                moved.add(rid)
-        return moved
+                touched.add(rid)
+                moved[(tenant, device_id)] = (t.state, t.wave)
+        return Settled(touched, moved)
 
     async def enqueue_events(self, events: Sequence[RolloutEvent]) -> None:
         self._store.fail("enqueue_events")

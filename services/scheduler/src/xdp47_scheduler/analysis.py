@@ -2,9 +2,12 @@
 
 The heartbeat write returns, for each changed device, the rollout of its active
 target (``DeviceHeartbeatState.rollout_id``) with the target's state, wave and
-analysed window, which the store decides the device's cohort from (reading the
-target again only where it was assigned: the batch's settling may have moved
-it). Only devices of rollouts whose
+analysed window, which the store decides the device's cohort from. A target
+that was assigned is taken as the batch's settling left it: moved (applied or
+failed, ``Settled.moved``: a device that applies with this heartbeat counts as
+updated in this very batch), or still assigned, which is no cohort, so its
+heartbeat is not sent at all (in a running wave, every device that has not
+reported yet). Only devices of rollouts whose
 policy has an analysis are sampled, and only the metrics its checks read: the
 analysed metrics of each rollout are asked once (a rollout keeps its policy
 from its start) and remembered, so a batch of devices in no analysed rollout
@@ -15,6 +18,7 @@ NaN) are not samples.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from uuid import UUID
 
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult
@@ -40,8 +44,14 @@ class AnalysisFeed:
     def __init__(self) -> None:
         self._metrics: dict[UUID, frozenset[str]] = {}
 
-    async def record(self, tx: RolloutTx, result: HeartbeatWriteResult) -> int:
-        """Add the batch's samples to the aggregates; how many were added."""
+    async def record(
+        self,
+        tx: RolloutTx,
+        result: HeartbeatWriteResult,
+        moved: Mapping[tuple[str, str], tuple[str, int]],
+    ) -> int:
+        """Add the batch's samples to the aggregates; how many were added.
+        ``moved``: the targets the batch's settling moved (``Settled.moved``)."""
         held = [d for d in result.changed if d.rollout_id is not None]
         if not held:
             return 0
@@ -58,7 +68,17 @@ class AnalysisFeed:
             names = self._metrics.get(device.rollout_id)
             if not names:
                 continue
-            beat = result.beats.get((device.tenant, device.device_id))
+            key = (device.tenant, device.device_id)
+            if device.assigned:
+                now = moved.get(key)
+                if now is None:
+                    continue  # still assigned (or released): no cohort
+                state, wave = now
+            elif device.state is None or device.wave is None:
+                continue
+            else:
+                state, wave = device.state, device.wave
+            beat = result.beats.get(key)
             if beat is None:
                 continue
             metrics: list[str] = []
@@ -74,8 +94,8 @@ class AnalysisFeed:
                         device.tenant,
                         device.device_id,
                         device.rollout_id,
-                        None if device.assigned else device.state,
-                        device.wave,
+                        state,
+                        wave,
                         device.analysed_window,
                         metrics,
                         values,

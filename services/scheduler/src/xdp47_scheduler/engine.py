@@ -30,7 +30,7 @@ from xdp47_scheduler.followup import FollowUps
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult
 from xdp47_scheduler.metrics import HEARTBEAT_LAG, observe_all
 from xdp47_scheduler.per_rollout import PerRollout
-from xdp47_scheduler.ports import RolloutStore
+from xdp47_scheduler.ports import NOTHING_SETTLED, RolloutStore
 from xdp47_scheduler.runner import Runner
 from xdp47_scheduler.timer import OFFLINE_CHECKS, Timer
 
@@ -116,9 +116,11 @@ class RolloutEngine:
         # Only devices whose active target is assigned (the write probed it):
         # no other target can move, and most batches have none.
         devices = [(d.tenant, d.device_id) for d in result.changed if d.assigned]
+        settled = NOTHING_SETTLED
         if devices:
-            self._touched |= await tx.settle_devices(devices)
-        await self._analysis.record(tx, result)
+            settled = await tx.settle_devices(devices)
+            self._touched |= settled.touched
+        await self._analysis.record(tx, result, settled.moved)
 
     async def after_commit(self, result: HeartbeatWriteResult) -> None:
         """After the batch committed: advance the watermark to the newest

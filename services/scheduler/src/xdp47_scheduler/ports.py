@@ -38,6 +38,7 @@ from xdp47_common.rollout import (
 from xdp47_common.selectors import SelectorJson
 
 __all__ = [
+    "NOTHING_SETTLED",
     "AnalysedBeat",
     "Outbox",
     "OutboxRow",
@@ -45,6 +46,7 @@ __all__ = [
     "RolloutStore",
     "RolloutTx",
     "Send",
+    "Settled",
 ]
 
 
@@ -59,14 +61,27 @@ class AnalysedBeat(NamedTuple):
     tenant: str
     device_id: str
     rollout_id: UUID
-    # The target's state at the write; None when it was ``assigned``: the
-    # batch's settling may have moved it, so the store reads it again.
-    state: str | None
-    wave: int | None
+    # The target's state and wave at the write, or as the batch's settling
+    # moved it (a target still assigned is never a sample: not sent).
+    state: str
+    wave: int
     # ``attempt * 1000 + wave`` of the window the device was last counted in.
     analysed_window: int | None
     metrics: list[str]
     values: list[float]
+
+
+class Settled(NamedTuple):
+    """What settling devices did (``RolloutTx.settle_devices``)."""
+
+    # The running rollouts whose counters moved: their gates are due.
+    touched: set[UUID]
+    # The targets it moved, by (tenant, device): their new state (applied or
+    # failed) and their wave.
+    moved: dict[tuple[str, str], tuple[str, int]]
+
+
+NOTHING_SETTLED = Settled(set(), {})
 
 
 @dataclass(frozen=True)
@@ -214,9 +229,10 @@ class RolloutTx(Protocol):
         rollout's lock; None when the rollout has no compact plan."""
         ...
 
-    async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> set[UUID]:
+    async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> Settled:
         """Move the targets of these (tenant, device) pairs by what the devices
-        report now (applied, failed); the running rollouts whose counters moved."""
+        report now (applied, failed): the running rollouts whose counters
+        moved, and the targets moved."""
         ...
 
     async def enqueue_events(self, events: Sequence[RolloutEvent]) -> None:

@@ -7,12 +7,12 @@ returned which rollout holds each device). One statement per batch:
 
 - each device's cohort is decided from its target as the heartbeat write
   found it (that statement probes the partial unique index of active targets
-  anyway); only a target that was assigned is read again, after the settling
-  that may have moved it. ``updated`` when it applied in the rollout's current
-  wave, ``baseline`` when it is pending in a later wave (same selector, not
-  told yet), else none (still updating, failed, skipped, or applied in an
-  earlier wave). A second probe of every device here was ~17 % of PostgreSQL's
-  CPU under B1's analysed load (docs/performance.md);
+  anyway), or, for a target that was assigned, as the batch's settling moved
+  it (one still assigned is not sent). ``updated`` when it applied in the
+  rollout's current wave, ``baseline`` when it is pending in a later wave
+  (same selector, not told yet), else none (still updating, failed, skipped,
+  or applied in an earlier wave). A second probe of every device here was
+  ~17 % of PostgreSQL's CPU under B1's analysed load (docs/performance.md);
 - a device counts once per window (``attempt * 1000 + wave``) in ``devices``:
   its target's ``analysed_window`` is set at its first counted heartbeat there;
 - the samples are added to ``rollout_analysis`` by relative increments, one row
@@ -40,41 +40,27 @@ __all__ = ["analysed_metrics", "read_observations", "record_samples"]
 # Waves are at most 100 (rollouts.waves CHECK), so attempt * 1000 + wave names
 # one window of one rollout. The batch comes as one array of ``analysed_beat``
 # (migration 0032), the ``AnalysedBeat`` tuples as they are: one per device,
-# with its target as the heartbeat write found it. Only a target that was
-# assigned is read again (``state`` NULL; the gating condition keeps the probe
-# from running for the others). A device is counted in ``devices`` only when
+# with its target's state and wave as the heartbeat write found them or the
+# batch's settling moved them (``state`` is never NULL: the type allows it for
+# a scheduler of the previous release, which had this statement read such a
+# target again). A device is counted in ``devices`` only when
 # this statement marks its target: a concurrent batch that marked it first
 # fails the recheck of ``analysed_window`` on the newer row version. The mark
 # finds a target by the partial unique index of active targets; its other
 # conditions are wrapped in IS TRUE, which no index serves, so the plan cannot
 # prefer scanning the whole rollout by ``rollout_id``.
 _RECORD = """
-WITH beat AS MATERIALIZED (
-    SELECT b.tenant, b.device_id, b.rollout_id, b.metrics, b.vals,
-           coalesce(b.state, p.state) AS state,
-           CASE WHEN b.state IS NULL THEN p.wave ELSE b.wave END AS target_wave,
-           CASE WHEN b.state IS NULL THEN p.analysed_window
-                ELSE b.analysed_window END AS analysed_window
-    FROM unnest($1::analysed_beat[]) AS b
-    LEFT JOIN LATERAL (
-        SELECT o.state, o.wave, o.analysed_window
-        FROM rollout_targets AS o
-        WHERE b.state IS NULL
-          AND o.tenant = b.tenant AND o.device_id = b.device_id AND o.active
-          AND o.rollout_id = b.rollout_id
-        LIMIT 1
-    ) AS p ON true
-), counted AS (
+WITH counted AS (
     SELECT b.tenant, b.device_id, b.rollout_id, b.metrics, b.vals, r.attempt,
            r.current_wave AS wave, r.attempt * 1000 + r.current_wave AS win,
            b.analysed_window IS DISTINCT FROM r.attempt * 1000 + r.current_wave
                AS first,
-           CASE WHEN b.state = 'applied' AND b.target_wave = r.current_wave
+           CASE WHEN b.state = 'applied' AND b.wave = r.current_wave
                     THEN 'updated'
-                WHEN b.state = 'pending' AND b.target_wave > r.current_wave
+                WHEN b.state = 'pending' AND b.wave > r.current_wave
                     THEN 'baseline'
            END AS cohort
-    FROM beat AS b
+    FROM unnest($1::analysed_beat[]) AS b
     JOIN rollouts AS r ON r.id = b.rollout_id AND r.status = 'running'
     WHERE r.current_wave IS NOT NULL
 ), marked AS (

@@ -38,10 +38,10 @@ already run the artifact count at once).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from uuid import UUID
 
 from xdp47_common.adapters.planning import Connection
 from xdp47_common.rollout.retries import NOT_RETRIED
+from xdp47_scheduler.ports import NOTHING_SETTLED, Settled
 
 __all__ = ["settle_devices"]
 
@@ -171,7 +171,9 @@ judged AS (
       AND rr.wave = tally.wave
     RETURNING rr.rollout_id
 )
-SELECT DISTINCT rollout_id FROM bumped
+SELECT m.rollout_id, m.tenant, m.device_id, m.state, m.wave,
+       m.rollout_id IN (SELECT rollout_id FROM bumped) AS counted
+FROM moved AS m
 """  # nosec B608
 
 # Shaped so the plan cannot depend on the statistics of rollout_targets, which are
@@ -206,18 +208,23 @@ WITH scope AS (
 
 async def settle_devices(
     conn: Connection, devices: Sequence[tuple[str, str]]
-) -> set[UUID]:
+) -> Settled:
     """Move the targets of these (tenant, device) pairs; call in their write's tx.
 
     Returns:
-        The running rollouts whose counters changed (their gates are due).
+        The running rollouts whose counters changed (their gates are due), and
+        the targets moved with their new state and wave (the telemetry
+        analysis counts a device that applied with this heartbeat as updated).
     """
     if not devices:
-        return set()
+        return NOTHING_SETTLED
     rows = await conn.fetch(
         _BY_DEVICES,
         [t for t, _ in devices],
         [d for _, d in devices],
         sorted(NOT_RETRIED),
     )
-    return {r["rollout_id"] for r in rows}
+    return Settled(
+        touched={r["rollout_id"] for r in rows if r["counted"]},
+        moved={(r["tenant"], r["device_id"]): (r["state"], r["wave"]) for r in rows},
+    )

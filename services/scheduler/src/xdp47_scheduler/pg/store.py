@@ -41,7 +41,13 @@ from xdp47_scheduler.pg import (
     windows,
 )
 from xdp47_scheduler.pg.reconcile import Reconciler
-from xdp47_scheduler.ports import AnalysedBeat, RolloutRow, RolloutStore, RolloutTx
+from xdp47_scheduler.ports import (
+    AnalysedBeat,
+    RolloutRow,
+    RolloutStore,
+    RolloutTx,
+    Settled,
+)
 
 __all__ = ["PgRolloutStore", "PgRolloutTx"]
 
@@ -181,7 +187,7 @@ class PgRolloutTx(RolloutTx):
     async def prewrite_next(self, rollout_id: UUID) -> int | None:
         return await waves.prewrite_next(self.conn, rollout_id)
 
-    async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> set[UUID]:
+    async def settle_devices(self, devices: Sequence[tuple[str, str]]) -> Settled:
         return await progress.settle_devices(self.conn, devices)
 
     async def enqueue_events(self, events: Sequence[RolloutEvent]) -> None:
