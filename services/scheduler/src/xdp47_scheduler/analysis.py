@@ -70,10 +70,10 @@ class AnalysisFeed:
                 continue
             key = (device.tenant, device.device_id)
             if device.assigned:
-                now = moved.get(key)
-                if now is None:
+                settled = moved.get(key)
+                if settled is None:
                     continue  # still assigned (or released): no cohort
-                state, wave = now
+                state, wave = settled
             elif device.state is None or device.wave is None:
                 continue
             else:

@@ -15,10 +15,12 @@ change by the moves that cause them, never by recounting a wave.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -75,13 +77,13 @@ class Settled(NamedTuple):
     """What settling devices did (``RolloutTx.settle_devices``)."""
 
     # The running rollouts whose counters moved: their gates are due.
-    touched: set[UUID]
+    touched: AbstractSet[UUID]
     # The targets it moved, by (tenant, device): their new state (applied or
     # failed) and their wave.
-    moved: dict[tuple[str, str], tuple[str, int]]
+    moved: Mapping[tuple[str, str], tuple[str, int]]
 
 
-NOTHING_SETTLED = Settled(set(), {})
+NOTHING_SETTLED = Settled(frozenset(), MappingProxyType({}))
 
 
 @dataclass(frozen=True)
