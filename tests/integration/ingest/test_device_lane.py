@@ -5,8 +5,6 @@ validation after they were read, limits, lost clients, a shutdown in flight)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,51 +23,11 @@ from tests.integration.ingest.conftest import (
     url_of,
 )
 from tests.support.waiting import until
+from tests.support.wire import Wire, connect
 from xdp47_common.topology import Topology
 from xdp47_ingest import create_app
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Wire:
-    """One TCP connection speaking raw HTTP/1.1 (several requests per write)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader = reader
-        self.writer = writer
-
-    async def send(self, *requests: bytes) -> None:
-        self.writer.write(b"".join(requests))
-        await self.writer.drain()
-
-    async def answer(self) -> Answer:
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 30)
-        lines = head[:-4].decode("latin-1").split("\r\n")
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        size = int(headers.get("content-length", "0"))
-        body = await self.reader.readexactly(size) if size else b""
-        return Answer(int(lines[0].split(" ", 2)[1]), headers, body)
-
-    async def closed(self) -> bool:
-        return await asyncio.wait_for(self.reader.read(), 30) == b""
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(OSError):
-            await self.writer.wait_closed()
 
 
 def request(
@@ -106,10 +64,7 @@ class Served:
     wires: list[Wire] = field(default_factory=list)
 
     async def wire(self) -> Wire:
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", self.server.config.port
-        )
-        self.wires.append(Wire(reader, writer))
+        self.wires.append(await connect(self.server.config.port))
         return self.wires[-1]
 
     async def requests(self, route: str, status: int) -> float:
