@@ -62,6 +62,8 @@ async def test_assigned_targets_count_as_the_settling_left_them() -> None:
         _device("applies-now", ANALYSED, "assigned", 1),
         _device("still-updating", ANALYSED, "assigned", 1),
         _device("applied-before", ANALYSED, "applied", 1),
+        _device("failed", ANALYSED, "failed", 1),
+        _device("skipped", ANALYSED, "skipped", 2),
         _device("unanalysed", PLAIN, "pending", 2),
         _device("in-no-rollout", None, None, None),
     )
@@ -86,3 +88,29 @@ async def test_a_batch_whose_analysed_devices_all_wait_sends_nothing() -> None:
     result = _result(_device("still-updating", ANALYSED, "assigned", 1))
     assert await AnalysisFeed().record(tx, result, {}) == 0
     assert tx.sent == []
+
+
+async def test_only_finite_numbers_are_samples() -> None:
+    tx: Any = _Tx()
+    values = {
+        "float": 0.25,
+        "int": 3,
+        "nan": float("nan"),
+        "inf": float("inf"),
+        "bool": True,
+        "text": "0.5",
+    }
+    devices = [_device(name, ANALYSED, "pending", 2) for name in values]
+    result = _result(*devices)
+    beats = {
+        key: beat.model_copy(update={"metrics": {"cpu": values[key[1]]}})
+        for key, beat in result.beats.items()
+    }
+    result = HeartbeatWriteResult(
+        changed=result.changed, unknown=0, stale=0, superseded=0, beats=beats
+    )
+    await AnalysisFeed().record(tx, result, {})
+    assert {b.device_id: b.values for b in tx.sent} == {
+        "float": [0.25],
+        "int": [3.0],
+    }

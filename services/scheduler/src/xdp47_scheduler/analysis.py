@@ -26,12 +26,19 @@ from xdp47_scheduler.ports import AnalysedBeat, RolloutTx
 
 __all__ = ["AnalysisFeed"]
 
+# The target states a cohort is made of: ``updated`` (applied in the current
+# wave) and ``baseline`` (pending in a later one); the statement decides which
+# by the rollout's current wave.
+_COHORT_STATES = frozenset({"applied", "pending"})
+
 # Remembered rollouts at most; forgetting costs one small query on the next
 # heartbeat of a device of a forgotten rollout.
 _REMEMBERED = 10_000
 
 
 def _number(value: object) -> float | None:
+    if type(value) is float:  # the usual metric: skip the generic checks
+        return value if value - value == 0.0 else None  # NaN and inf are not
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     number = float(value)
@@ -78,6 +85,8 @@ class AnalysisFeed:
                 continue
             else:
                 state, wave = device.state, device.wave
+            if state not in _COHORT_STATES:
+                continue  # failed or skipped: in no cohort, whatever the wave
             beat = result.beats.get(key)
             if beat is None:
                 continue
