@@ -4,18 +4,23 @@ and cohort written by the heartbeat batches, and the gates that read them."""
 from __future__ import annotations
 
 import functools
-import uuid
-from typing import Any
 
 import pytest
 
+from tests.integration.scheduler.analysis_support import (
+    ERR,
+    aggregates,
+    analysed_fleet,
+    analysis_policy,
+    applies_with,
+    has_status,
+    wave_two_written,
+)
 from tests.integration.scheduler.support import (
     Fleet,
-    SimDevice,
     add_devices,
     applies,
     drive,
-    make_fleet,
     make_policy,
     make_rollout,
     reported,
@@ -28,59 +33,12 @@ from xdp47_common.messages import ResumeRollout
 
 pytestmark = pytest.mark.integration
 
-ERR = "error_rate: updated - baseline <= 0.02"
-
-
-def _analysis(*checks: str, min_devices: int = 2) -> dict[str, Any]:
-    return {"checks": list(checks), "min_devices": min_devices}
-
-
-async def _fleet(pool: Any, n: int) -> Fleet:
-    fleet = await make_fleet(pool, n)
-    for d in fleet.devices:
-        d.metrics = {"error_rate": 0.01, "cpu": 20, "version": "1.0", "ok": True}
-    return fleet
-
-
-def _applies_with(**metrics: Any):
-    def behave(device: SimDevice, artifact: uuid.UUID) -> None:
-        applies(device, artifact)
-        device.metrics = device.metrics | metrics
-
-    return behave
-
-
-async def _aggregates(pool: Any, rid: uuid.UUID) -> dict[tuple[Any, ...], Any]:
-    rows = await pool.fetch(
-        "SELECT attempt, wave, cohort, metric, devices, samples, total "
-        "FROM rollout_analysis WHERE rollout_id = $1",
-        rid,
-    )
-    return {
-        (r["attempt"], r["wave"], r["cohort"], r["metric"]): (
-            r["devices"],
-            r["samples"],
-            r["total"],
-        )
-        for r in rows
-    }
-
-
-async def _wave_two_written(pool: Any, rid: uuid.UUID) -> dict[str, Any]:
-    """A rollout's targets once waves 1 and 2 hold two devices each (wave 2's
-    written ahead, as pending; a later wave's not yet) and wave 1's are
-    assigned."""
-    t = await targets(pool, rid)
-    assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2]
-    assert {r["state"] for r in t.values() if r["wave"] == 1} == {"assigned"}
-    return t
-
 
 async def test_a_worse_error_rate_fails_wave_one_with_the_numbers(
     pool, scheduler, ingest, commands
 ) -> None:
-    fleet = await _fleet(pool, 6)
-    pid = await make_policy(pool, fleet.tenant, analysis=_analysis(ERR))
+    fleet = await analysed_fleet(pool, 6)
+    pid = await make_policy(pool, fleet.tenant, analysis=analysis_policy(ERR))
     rid = await make_rollout(pool, fleet, waves=3, policy_id=pid)
     await commands.start(fleet.tenant, rid)
     row = await drive(
@@ -88,7 +46,7 @@ async def test_a_worse_error_rate_fails_wave_one_with_the_numbers(
         ingest,
         rid,
         fleet.devices,
-        _applies_with(error_rate=0.13),
+        applies_with(error_rate=0.13),
         until=status_is("failed"),
     )
     reason = row["reason"]
@@ -99,7 +57,7 @@ async def test_a_worse_error_rate_fails_wave_one_with_the_numbers(
     assert "updated mean 0.13 (2 devices" in reason
     assert "baseline mean 0.01 (2 devices" in reason
     assert [r["outcome"] for r in await runs(pool, rid)] == ["failed"]
-    agg = await _aggregates(pool, rid)
+    agg = await aggregates(pool, rid)
     # Only the analysed metric, only wave 1's window, two devices a side; each
     # sample's value is the device's, so the sums are exact multiples.
     assert {k[:3] for k in agg} == {(1, 1, "updated"), (1, 1, "baseline")}
@@ -120,12 +78,12 @@ async def test_baseline_is_the_later_wave_and_not_the_devices_updating(
     """While wave 1's devices are told and silent, only the pending devices of
     wave 2 are sampled (wave 3 has no targets yet), each counted once however
     many heartbeats it sends."""
-    fleet = await _fleet(pool, 6)
-    pid = await make_policy(pool, fleet.tenant, analysis=_analysis(ERR))
+    fleet = await analysed_fleet(pool, 6)
+    pid = await make_policy(pool, fleet.tenant, analysis=analysis_policy(ERR))
     rid = await make_rollout(pool, fleet, waves=3, policy_id=pid)
     await commands.start(fleet.tenant, rid)
 
-    t = await wait_for(functools.partial(_wave_two_written, pool, rid))
+    t = await wait_for(functools.partial(wave_two_written, pool, rid))
     baseline = [d for d in fleet.devices if d.id in t and t[d.id]["wave"] == 2]
     for value in (0.01, 0.03, 0.05):
         for d in fleet.devices:
@@ -134,7 +92,7 @@ async def test_baseline_is_the_later_wave_and_not_the_devices_updating(
         await reported(pool, ingest, fleet.devices)
 
     async def three_beats_counted() -> None:
-        agg = await _aggregates(pool, rid)
+        agg = await aggregates(pool, rid)
         assert set(agg) == {(1, 1, "baseline", "error_rate")}
         devices, samples, total = agg[(1, 1, "baseline", "error_rate")]
         assert (devices, samples) == (2, 6)
@@ -150,22 +108,17 @@ async def test_baseline_is_the_later_wave_and_not_the_devices_updating(
         r["device_id"]: 1001 if r["device_id"] in counted else None for r in marks
     }
     await commands.abort(fleet.tenant, rid)
-    await wait_for(lambda: _status(pool, rid, "aborted"))
-
-
-async def _status(pool: Any, rid: uuid.UUID, status: str) -> None:
-    row = await pool.fetchrow("SELECT status FROM rollouts WHERE id = $1", rid)
-    assert row["status"] == status
+    await wait_for(lambda: has_status(pool, rid, "aborted"))
 
 
 async def test_a_healthy_release_passes_and_the_last_wave_says_why_unjudged(
     pool, scheduler, ingest, commands
 ) -> None:
-    fleet = await _fleet(pool, 4)
+    fleet = await analysed_fleet(pool, 4)
     pid = await make_policy(
         pool,
         fleet.tenant,
-        analysis=_analysis(ERR, "cpu: updated / baseline <= 1.3"),
+        analysis=analysis_policy(ERR, "cpu: updated / baseline <= 1.3"),
     )
     rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)
     await commands.start(fleet.tenant, rid)
@@ -174,7 +127,7 @@ async def test_a_healthy_release_passes_and_the_last_wave_says_why_unjudged(
         ingest,
         rid,
         fleet.devices,
-        _applies_with(error_rate=0.015, cpu=22),
+        applies_with(error_rate=0.015, cpu=22),
         until=status_is("completed"),
     )
     first, last = await runs(pool, rid)
@@ -189,8 +142,10 @@ async def test_a_healthy_release_passes_and_the_last_wave_says_why_unjudged(
 async def test_too_few_devices_holds_the_rollout_with_a_reason(
     pool, scheduler, ingest, commands, events
 ) -> None:
-    fleet = await _fleet(pool, 4)
-    pid = await make_policy(pool, fleet.tenant, analysis=_analysis(ERR, min_devices=3))
+    fleet = await analysed_fleet(pool, 4)
+    pid = await make_policy(
+        pool, fleet.tenant, analysis=analysis_policy(ERR, min_devices=3)
+    )
     rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)
     await commands.start(fleet.tenant, rid)
     row = await drive(
@@ -198,7 +153,7 @@ async def test_too_few_devices_holds_the_rollout_with_a_reason(
         ingest,
         rid,
         fleet.devices,
-        _applies_with(error_rate=0.5),
+        applies_with(error_rate=0.5),
         until=lambda r: "baseline 2 < min_devices 3" in (r["reason"] or ""),
     )
     assert row["status"] == "running"
@@ -220,7 +175,7 @@ async def test_too_few_devices_holds_the_rollout_with_a_reason(
     # Held, not guessed: more heartbeats of the same devices change nothing.
     await reported(pool, ingest, fleet.devices)
     await reported(pool, ingest, fleet.devices)
-    await _status(pool, rid, "running")
+    await has_status(pool, rid, "running")
     # The operator's resume judges the wave again: still too few, held again.
     await commands.send(
         ResumeRollout(tenant=fleet.tenant, rollout_id=rid, requested_by="token:ops")
@@ -235,7 +190,7 @@ async def test_too_few_devices_holds_the_rollout_with_a_reason(
     assert again["hold"] == "analysis_inconclusive"
     assert "baseline 2 < min_devices 3" in again["reason"]
     await commands.abort(fleet.tenant, rid)
-    await wait_for(lambda: _status(pool, rid, "aborted"))
+    await wait_for(lambda: has_status(pool, rid, "aborted"))
     ended = await pool.fetchrow("SELECT hold FROM rollouts WHERE id = $1", rid)
     assert ended["hold"] is None
 
@@ -243,11 +198,11 @@ async def test_too_few_devices_holds_the_rollout_with_a_reason(
 async def test_a_rollout_without_analysis_writes_no_aggregate(
     pool, scheduler, ingest, commands
 ) -> None:
-    fleet = await _fleet(pool, 4)
+    fleet = await analysed_fleet(pool, 4)
     rid = await make_rollout(pool, fleet, waves=2)
     await commands.start(fleet.tenant, rid)
     await drive(pool, ingest, rid, fleet.devices, applies, until=status_is("completed"))
-    assert await _aggregates(pool, rid) == {}
+    assert await aggregates(pool, rid) == {}
 
 
 async def test_rollouts_running_side_by_side_each_aggregate_their_own_devices(
@@ -256,7 +211,7 @@ async def test_rollouts_running_side_by_side_each_aggregate_their_own_devices(
     """Devices of three running rollouts heartbeat into the same batches (two
     analysed, one not): each analysed rollout aggregates exactly its own
     baseline devices, once each, and the third nothing."""
-    first = await _fleet(pool, 6)
+    first = await analysed_fleet(pool, 6)
     fleets = [first]
     for channel in ("beta", "gamma"):
         devices = await add_devices(pool, first.tenant, 6, channel=channel)
@@ -269,7 +224,7 @@ async def test_rollouts_running_side_by_side_each_aggregate_their_own_devices(
         pid = (
             None
             if channel == "gamma"
-            else await make_policy(pool, first.tenant, analysis=_analysis(ERR))
+            else await make_policy(pool, first.tenant, analysis=analysis_policy(ERR))
         )
         rid = await make_rollout(pool, fleet, waves=3, policy_id=pid, channel=channel)
         await commands.start(first.tenant, rid)
@@ -279,24 +234,24 @@ async def test_rollouts_running_side_by_side_each_aggregate_their_own_devices(
         for d in fleet.devices:
             d.metrics = d.metrics | {"error_rate": rate}
     for rid in rids:
-        await wait_for(functools.partial(_wave_two_written, pool, rid))
+        await wait_for(functools.partial(wave_two_written, pool, rid))
     # Interleaved, so the consumer's batches hold devices of every rollout.
     mixed = [d for beat in zip(*(f.devices for f in fleets), strict=True) for d in beat]
     await reported(pool, ingest, mixed)
 
     async def counted() -> None:
-        assert await _aggregates(pool, rids[0]) == {
+        assert await aggregates(pool, rids[0]) == {
             (1, 1, "baseline", "error_rate"): (2, 2, pytest.approx(0.02))
         }
-        assert await _aggregates(pool, rids[1]) == {
+        assert await aggregates(pool, rids[1]) == {
             (1, 1, "baseline", "error_rate"): (2, 2, pytest.approx(0.06))
         }
 
     await wait_for(counted)
-    assert await _aggregates(pool, rids[2]) == {}
+    assert await aggregates(pool, rids[2]) == {}
     for rid in rids:
         await commands.abort(first.tenant, rid)
-        await wait_for(functools.partial(_status, pool, rid, "aborted"))
+        await wait_for(functools.partial(has_status, pool, rid, "aborted"))
 
 
 async def test_the_heartbeat_that_applies_counts_as_updated_in_its_own_batch(
@@ -306,28 +261,28 @@ async def test_the_heartbeat_that_applies_counts_as_updated_in_its_own_batch(
     which that heartbeat reports applied, is sampled as updated by the same
     batch: as the batch's settling moved its target. While it is still
     assigned, its heartbeats are no sample."""
-    fleet = await _fleet(pool, 4)
-    pid = await make_policy(pool, fleet.tenant, analysis=_analysis(ERR))
+    fleet = await analysed_fleet(pool, 4)
+    pid = await make_policy(pool, fleet.tenant, analysis=analysis_policy(ERR))
     rid = await make_rollout(pool, fleet, waves=2, policy_id=pid)
     await commands.start(fleet.tenant, rid)
 
-    t = await wait_for(functools.partial(_wave_two_written, pool, rid))
+    t = await wait_for(functools.partial(wave_two_written, pool, rid))
     first = [d for d in fleet.devices if t[d.id]["wave"] == 1]
     for d in first:
         d.metrics = d.metrics | {"error_rate": 0.02}
     # Told to update (this heartbeat still reports the old version: no sample)…
     await reported(pool, ingest, first, applies)
-    assert await _aggregates(pool, rid) == {}
+    assert await aggregates(pool, rid) == {}
     # …then the one heartbeat that reports the update.
     await reported(pool, ingest, first)
 
     async def applied_and_counted() -> None:
         after = await targets(pool, rid)
         assert {after[d.id]["state"] for d in first} == {"applied"}
-        assert await _aggregates(pool, rid) == {
+        assert await aggregates(pool, rid) == {
             (1, 1, "updated", "error_rate"): (2, 2, pytest.approx(0.04))
         }
 
     await wait_for(applied_and_counted)
     await commands.abort(fleet.tenant, rid)
-    await wait_for(lambda: _status(pool, rid, "aborted"))
+    await wait_for(lambda: has_status(pool, rid, "aborted"))

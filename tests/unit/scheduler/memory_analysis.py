@@ -15,7 +15,12 @@ from xdp47_common.rollout import (
     Observations,
     RolloutStatus,
 )
-from xdp47_scheduler.ports import AnalysedBeat, RolloutRow
+from xdp47_scheduler.ports import (
+    AnalysedBeat,
+    RolloutRow,
+    SummedSamples,
+    analysis_window,
+)
 
 if TYPE_CHECKING:
     from tests.unit.scheduler.memory_state import State
@@ -37,7 +42,12 @@ class MemoryAnalysis:
             )
         return out
 
-    async def record_samples(self, beats: Sequence[AnalysedBeat]) -> None:
+    async def record_samples(
+        self,
+        beats: Sequence[AnalysedBeat],
+        sums: Sequence[SummedSamples],
+        rollouts: Sequence[UUID],
+    ) -> dict[UUID, int]:
         for beat in beats:
             t = self.s.targets.get((beat.rollout_id, beat.device_id))
             if t is None or t.tenant != beat.tenant or not t.active:
@@ -53,13 +63,31 @@ class MemoryAnalysis:
                 cohort = Cohort.BASELINE.value
             else:
                 continue
-            window = (r.attempt, r.current_wave)
+            window = analysis_window(r.attempt, r.current_wave)
             first = t.analysed_window != window
             for metric, value in zip(beat.metrics, beat.values, strict=True):
-                key = (beat.rollout_id, r.attempt, r.current_wave, cohort, metric)
-                devices, n, total = self.s.analysis.get(key, (0, 0, 0.0))
-                self.s.analysis[key] = (devices + first, n + 1, total + value)
+                self._add(beat.rollout_id, cohort, metric, first, 1, value)
             t.analysed_window = window
+        for s in sums:
+            if self._window(s.rollout_id) == s.window:
+                self._add(s.rollout_id, s.cohort, s.metric, False, s.samples, s.total)
+        current = {rid: self._window(rid) for rid in rollouts}
+        return {rid: w for rid, w in current.items() if w is not None}
+
+    def _window(self, rid: UUID) -> int | None:
+        r = self.s.rollouts[rid]
+        if r.status is not RolloutStatus.RUNNING or r.current_wave is None:
+            return None
+        return analysis_window(r.attempt, r.current_wave)
+
+    def _add(
+        self, rid: UUID, cohort: str, metric: str, first: bool, n: int, total: float
+    ) -> None:
+        r = self.s.rollouts[rid]
+        assert r.current_wave is not None  # running, with a current wave
+        key = (rid, r.attempt, r.current_wave, cohort, metric)
+        devices, samples, summed = self.s.analysis.get(key, (0, 0, 0.0))
+        self.s.analysis[key] = (devices + first, samples + n, summed + total)
 
     async def analysis(self, row: RolloutRow) -> Observations:
         return {

@@ -65,7 +65,7 @@ class Target:
     state: str = "pending"
     active: bool = True
     reason: str | None = None
-    analysed_window: tuple[int, int] | None = None  # see memory_analysis
+    analysed_window: int | None = None  # see memory_analysis
     from_artifact: UUID | None = None
     artifact: UUID | None = None  # None: the rollout's
     late: bool = False  # a late joiner (memory_store.join_late)

@@ -62,6 +62,7 @@ async def _beat(
             rollout_id=rid,
             state=state.targets[(rid, d)].state,
             wave=state.targets[(rid, d)].wave,
+            analysed_window=state.targets[(rid, d)].analysed_window,
         )
         for d in devices
     )

@@ -13,6 +13,18 @@ analysed metrics of each rollout are asked once (a rollout keeps its policy
 from its start) and remembered, so a batch of devices in no analysed rollout
 costs no statement at all. Values that are not finite numbers (text, booleans,
 NaN) are not samples.
+
+A device is sent on its own only while it is not yet counted in its rollout's
+current window (its target's ``analysed_window`` as the write found it): the
+statement decides its cohort and marks it. The heartbeats of devices counted
+there already (in a steady wave, nearly all) are summed here instead, per
+rollout, cohort and metric, with the cohort decided by the window the feed
+knows: the one the statement returned the last time it was sent a device of
+that rollout. The statement drops sums whose window is no longer current, so
+after a wave starts, the first batch of each scheduler process may lose those
+sums (never a device's count: such a device is sent on its own at its next
+heartbeat). A rollout whose window is not known (first seen, or not running)
+has every device sent on its own.
 """
 
 from __future__ import annotations
@@ -21,8 +33,14 @@ import math
 from collections.abc import Mapping
 from uuid import UUID
 
+from xdp47_common.rollout import Cohort
 from xdp47_scheduler.heartbeats import HeartbeatWriteResult
-from xdp47_scheduler.ports import AnalysedBeat, RolloutTx
+from xdp47_scheduler.ports import (
+    AnalysedBeat,
+    RolloutTx,
+    SummedSamples,
+    window_wave,
+)
 
 __all__ = ["AnalysisFeed"]
 
@@ -30,6 +48,8 @@ __all__ = ["AnalysisFeed"]
 # wave) and ``baseline`` (pending in a later one); the statement decides which
 # by the rollout's current wave.
 _COHORT_STATES = frozenset({"applied", "pending"})
+
+_UPDATED, _BASELINE = Cohort.UPDATED.value, Cohort.BASELINE.value
 
 # Remembered rollouts at most; forgetting costs one small query on the next
 # heartbeat of a device of a forgotten rollout.
@@ -50,6 +70,9 @@ class AnalysisFeed:
 
     def __init__(self) -> None:
         self._metrics: dict[UUID, frozenset[str]] = {}
+        # The current window of each running analysed rollout, as the last
+        # statement sent one of its devices answered.
+        self._windows: dict[UUID, int] = {}
 
     async def record(
         self,
@@ -69,10 +92,13 @@ class AnalysisFeed:
             ids = sorted(r for r in unknown if r is not None)
             self._metrics.update(await tx.analysed_metrics(ids))
         beats: list[AnalysedBeat] = []
+        sums: dict[tuple[UUID, str, str], list[float]] = {}
+        windows = self._windows
         samples = 0
         for device in held:
-            assert device.rollout_id is not None  # filtered above
-            names = self._metrics.get(device.rollout_id)
+            rollout = device.rollout_id
+            assert rollout is not None  # filtered above
+            names = self._metrics.get(rollout)
             if not names:
                 continue
             key = (device.tenant, device.device_id)
@@ -90,6 +116,23 @@ class AnalysisFeed:
             beat = result.beats.get(key)
             if beat is None:
                 continue
+            window = windows.get(rollout)
+            if window is not None and device.analysed_window == window:
+                # Counted in this window already: only its values add up.
+                cohort = _cohort(state, wave, window_wave(window))
+                if cohort is None:
+                    continue
+                for name in names:
+                    value = _number(beat.metrics.get(name))
+                    if value is not None:
+                        total = sums.get((rollout, cohort, name))
+                        if total is None:
+                            sums[(rollout, cohort, name)] = [1.0, value]
+                        else:
+                            total[0] += 1.0
+                            total[1] += value
+                        samples += 1
+                continue
             metrics: list[str] = []
             values: list[float] = []
             for name in names:
@@ -102,7 +145,7 @@ class AnalysisFeed:
                     AnalysedBeat(
                         device.tenant,
                         device.device_id,
-                        device.rollout_id,
+                        rollout,
                         state,
                         wave,
                         device.analysed_window,
@@ -111,6 +154,29 @@ class AnalysisFeed:
                     )
                 )
                 samples += len(metrics)
-        if beats:
-            await tx.record_samples(beats)
+        if beats or sums:
+            summed = [
+                SummedSamples(rollout, windows[rollout], cohort, name, int(n), total)
+                for (rollout, cohort, name), (n, total) in sums.items()
+            ]
+            sent = sorted({b.rollout_id for b in beats} | {s[0] for s in sums})
+            current = await tx.record_samples(beats, summed, sent)
+            if len(windows) > _REMEMBERED:
+                windows.clear()
+            for rollout in sent:
+                window = current.get(rollout)
+                if window is None:
+                    windows.pop(rollout, None)
+                else:
+                    windows[rollout] = window
         return samples
+
+
+def _cohort(state: str, wave: int, current_wave: int) -> str | None:
+    """The cohort of a target in ``state`` in ``wave`` while the rollout runs
+    ``current_wave`` (the rule of ``pg.analysis``'s statement)."""
+    if state == "applied" and wave == current_wave:
+        return _UPDATED
+    if state == "pending" and wave > current_wave:
+        return _BASELINE
+    return None

@@ -49,7 +49,25 @@ __all__ = [
     "RolloutTx",
     "Send",
     "Settled",
+    "SummedSamples",
+    "analysis_window",
+    "window_wave",
 ]
+
+# Waves are at most 100 (rollouts.waves CHECK), so ``attempt * 1000 + wave``
+# names one window of one rollout: where a device counts once
+# (``rollout_targets.analysed_window``).
+_WINDOWS_PER_ATTEMPT = 1000
+
+
+def analysis_window(attempt: int, wave: int) -> int:
+    """The telemetry analysis's window of a rollout's ``attempt`` and ``wave``."""
+    return attempt * _WINDOWS_PER_ATTEMPT + wave
+
+
+def window_wave(window: int) -> int:
+    """The wave of an ``analysis_window``."""
+    return window % _WINDOWS_PER_ATTEMPT
 
 
 class AnalysedBeat(NamedTuple):
@@ -71,6 +89,20 @@ class AnalysedBeat(NamedTuple):
     analysed_window: int | None
     metrics: list[str]
     values: list[float]
+
+
+class SummedSamples(NamedTuple):
+    """The samples of one (rollout, cohort, metric) from devices already counted
+    in the rollout's window ``window``, summed by the scheduler: they add to
+    ``samples`` and ``total`` and never to ``devices``. Dropped when ``window``
+    is no longer the rollout's current one (their cohort was decided by it)."""
+
+    rollout_id: UUID
+    window: int
+    cohort: str
+    metric: str
+    samples: int
+    total: float
 
 
 class Settled(NamedTuple):
@@ -249,11 +281,18 @@ class RolloutTx(Protocol):
         rollout keeps its policy from its start, so the answer never changes."""
         ...
 
-    async def record_samples(self, beats: Sequence[AnalysedBeat]) -> None:
+    async def record_samples(
+        self,
+        beats: Sequence[AnalysedBeat],
+        sums: Sequence[SummedSamples],
+        rollouts: Sequence[UUID],
+    ) -> dict[UUID, int]:
         """Add the heartbeats' values to the running aggregates of their
         devices' rollouts (cohort by the device's target: updated when applied
         in the current wave, baseline when pending in a later wave; else none),
-        each device counted once per window."""
+        each device counted once per window; add ``sums`` whose window is still
+        their rollout's current one. The current window of each of ``rollouts``
+        that is running (a rollout not running is absent)."""
         ...
 
     async def analysis(self, row: RolloutRow) -> Observations:

@@ -47,6 +47,7 @@ from xdp47_scheduler.ports import (
     RolloutStore,
     RolloutTx,
     Settled,
+    SummedSamples,
 )
 
 __all__ = ["PgRolloutStore", "PgRolloutTx"]
@@ -198,8 +199,13 @@ class PgRolloutTx(RolloutTx):
     ) -> dict[UUID, frozenset[str]]:
         return await analysis.analysed_metrics(self.conn, rollout_ids)
 
-    async def record_samples(self, beats: Sequence[AnalysedBeat]) -> None:
-        await analysis.record_samples(self.conn, beats)
+    async def record_samples(
+        self,
+        beats: Sequence[AnalysedBeat],
+        sums: Sequence[SummedSamples],
+        rollouts: Sequence[UUID],
+    ) -> dict[UUID, int]:
+        return await analysis.record_samples(self.conn, beats, sums, rollouts)
 
     async def analysis(self, row: RolloutRow) -> Observations:
         return await analysis.read_observations(self.conn, row)
