@@ -5,6 +5,7 @@ only in the window they were decided by."""
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import pytest
 
@@ -83,8 +84,13 @@ async def test_wave_two_counts_its_own_cohorts_after_the_wave_changed(
         applies_with(error_rate=0.01),
         until=lambda r: r["current_wave"] == 2,
     )
-    t = await targets(pool, rid)
-    assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2, 3, 3]
+
+    async def wave_three_written() -> dict[str, Any]:
+        t = await targets(pool, rid)
+        assert sorted(r["wave"] for r in t.values()) == [1, 1, 2, 2, 3, 3]
+        return t
+
+    t = await wait_for(wave_three_written)
     by_wave = {w: [d for d in fleet.devices if t[d.id]["wave"] == w] for w in (1, 2, 3)}
     for d in by_wave[1]:
         d.metrics = d.metrics | {"error_rate": 0.9}  # counted in no cohort now

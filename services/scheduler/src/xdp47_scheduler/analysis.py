@@ -120,18 +120,8 @@ class AnalysisFeed:
             if window is not None and device.analysed_window == window:
                 # Counted in this window already: only its values add up.
                 cohort = _cohort(state, wave, window_wave(window))
-                if cohort is None:
-                    continue
-                for name in names:
-                    value = _number(beat.metrics.get(name))
-                    if value is not None:
-                        total = sums.get((rollout, cohort, name))
-                        if total is None:
-                            sums[(rollout, cohort, name)] = [1.0, value]
-                        else:
-                            total[0] += 1.0
-                            total[1] += value
-                        samples += 1
+                if cohort is not None:
+                    samples += _sum_into(sums, rollout, cohort, names, beat.metrics)
                 continue
             metrics: list[str] = []
             values: list[float] = []
@@ -170,6 +160,26 @@ class AnalysisFeed:
                 else:
                     windows[rollout] = window
         return samples
+
+
+def _sum_into(
+    sums: dict[tuple[UUID, str, str], list[float]],
+    rollout: UUID,
+    cohort: str,
+    names: frozenset[str],
+    metrics: Mapping[str, object],
+) -> int:
+    """Add a heartbeat's values of ``names`` to ``sums`` (per rollout, cohort and
+    metric: [samples, total]); how many were added."""
+    added = 0
+    for name in names:
+        value = _number(metrics.get(name))
+        if value is not None:
+            total = sums.setdefault((rollout, cohort, name), [0.0, 0.0])
+            total[0] += 1.0
+            total[1] += value
+            added += 1
+    return added
 
 
 def _cohort(state: str, wave: int, current_wave: int) -> str | None:
