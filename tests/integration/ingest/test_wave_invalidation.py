@@ -25,6 +25,7 @@ from tests.integration.ingest.conftest import (
     make_device,
 )
 from tests.support.waiting import until
+from xdp47_common.tokens import hash_secret
 from xdp47_ingest.cache import DesiredCache
 
 pytestmark = pytest.mark.integration
@@ -270,3 +271,41 @@ async def test_a_device_is_not_answered_from_memory_while_its_wave_is_read(
 
 async def _no_refresh(cache: DesiredCache) -> bool:
     return not cache._refreshing
+
+
+async def test_a_late_joiner_of_the_running_wave_drops_only_its_own_entry(
+    cache: DesiredCache, pool: asyncpg.Pool[Any], registry: CollectorRegistry
+) -> None:
+    """The scheduler's late join names the rollout, the running wave and
+    ``late`` (``xdp47_scheduler.pg.late``): only that wave's late targets are
+    dropped, so the joiner is told at its next request and the rest of the
+    tenant stays answered from memory."""
+    m = _Metrics(registry)
+    fleet = await _fleet(pool, m)
+    await _all_kept(cache, fleet)
+    assert await _actions(cache, fleet) == ["update", "none", "none"]
+    tenant_drops, wave_drops = m.tenant_drops, m.wave_drops
+    joiner = fleet.bystander
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO rollout_targets (rollout_id, tenant, device_id, wave, late)"
+            " VALUES ($1, $2, $3, 1, true)",
+            fleet.rollout,
+            joiner.tenant,
+            joiner.id,
+        )
+        await conn.execute(
+            "SELECT pg_notify('xdp47_desired', $1)",
+            f"{joiner.tenant} {fleet.rollout} 0 1 late",
+        )
+
+    async def dropped() -> bool:
+        return m.wave_drops > wave_drops
+
+    await until(dropped)
+    assert hash_secret(joiner.credential) not in cache._entries
+    assert len(cache._entries) == 2
+    hits = m.hits
+    assert await _actions(cache, fleet) == ["update", "none", "update"]
+    assert m.hits - hits == 2  # the first device (not late) and the second
+    assert m.tenant_drops == tenant_drops

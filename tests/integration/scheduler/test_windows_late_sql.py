@@ -9,7 +9,7 @@ tests move (a wave starts at the database's ``now()``)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import migrated_database
+from tests.support.waiting import until
 from xdp47_common.messages import RolloutEvent, StartRollout
 from xdp47_common.rollout import EffectivePolicy
 from xdp47_common.rollout.windows import (
@@ -26,6 +27,7 @@ from xdp47_common.rollout.windows import (
     window_state,
     zone_names,
 )
+from xdp47_ingest.notices import WaveChange, parse_notice
 from xdp47_scheduler.engine import RolloutEngine
 from xdp47_scheduler.pg import PgRolloutStore
 from xdp47_scheduler.pg.late import join_late
@@ -248,6 +250,35 @@ async def _late(pool: asyncpg.Pool[Any], rid: uuid.UUID) -> dict[str, int]:
     return {r["device_id"]: r["wave"] for r in rows}
 
 
+async def _heard(
+    pool: asyncpg.Pool[Any],
+    action: Callable[[Any], Awaitable[None]],
+) -> list[str]:
+    """The ``xdp47_desired`` payloads sent while ``action`` ran on a connection
+    of ``pool``: a marker sent after it arrives last (notifications come in
+    commit order), so every payload of ``action`` has arrived by then."""
+    heard: list[str] = []
+
+    def hear(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+        heard.append(str(payload))
+
+    marker = f"marker {uuid.uuid4()}"
+    async with pool.acquire() as listener:
+        await listener.add_listener("xdp47_desired", hear)
+        try:
+            async with pool.acquire() as conn:
+                await action(conn)
+                await conn.execute("SELECT pg_notify('xdp47_desired', $1)", marker)
+
+            async def arrived() -> bool:
+                return marker in heard
+
+            await until(arrived)
+        finally:
+            await listener.remove_listener("xdp47_desired", hear)
+    return heard[: heard.index(marker)]
+
+
 async def _counts(pool: asyncpg.Pool[Any], rid: uuid.UUID) -> dict[str, int]:
     """Wave 1's run's ``eligible`` and wave 2's ``pending`` (its count to come)."""
     row = await pool.fetchrow(
@@ -271,15 +302,27 @@ async def test_a_late_joiner_gets_a_target_per_the_setting(
     rid = await _start(wpool, engine, fleet, late_joiners=setting)
     before = await _counts(wpool, rid)
     (late,) = await add_devices(wpool, fleet.tenant, 1, prefix="late")
-    async with wpool.acquire() as conn:
+
+    async def join_twice(conn: Any) -> None:
         await join_late(conn)
         await join_late(conn)  # a second look joins nobody again
+
+    heard = await _heard(wpool, join_twice)
     after = await _counts(wpool, rid)
     if wave is None:
         assert await _late(wpool, rid) == {}
         assert after == before
+        assert heard == []
         return
     assert await _late(wpool, rid) == {late.id: wave}
+    # Ingest's cached answers: a joiner of the running wave drops only that
+    # wave's late targets; one of a later wave waits for that wave's start.
+    if wave == 1:
+        assert [parse_notice(p) for p in heard] == [
+            (fleet.tenant, WaveChange(rid, 0, 1, late_only=True))
+        ]
+    else:
+        assert heard == []
     if wave == 1:  # the running wave's count grows: its gate waits for it
         assert after["eligible"] == before["eligible"] + 1
         assert after["pending"] == before["pending"]

@@ -21,7 +21,8 @@ the moment it may be wrong:
   that read is done, the tenant's answers are read from the database (and
   kept: they are newer than the change); if it fails, the whole tenant is
   dropped as for any other change. A million-device tenant no longer rereads
-  every device at every wave.
+  every device at every wave. A late joiner of the running wave is the same
+  drop of that wave's late targets only (``xdp47_ingest.notices``).
 - **No listener, no cache**: while the LISTEN connection is down (database
   restart, network), nothing is served from memory and every request reads the
   database, as without the cache; on reconnect everything cached before is
@@ -76,7 +77,6 @@ import struct
 import time
 from collections.abc import Callable
 from typing import Any
-from uuid import UUID
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -84,6 +84,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.tokens import hash_secret
 from xdp47_ingest.desired import Desired, DeviceView
+from xdp47_ingest.notices import WaveChange, parse_notice
 from xdp47_ingest.pg import Pool, connect, read_device, wave_credentials
 
 __all__ = ["CHANNEL", "DesiredCache"]
@@ -171,8 +172,8 @@ class DesiredCache:
         )
         self._wave_drops = Counter(
             "xdp47_ingest_identity_cache_wave_drops_total",
-            "Wave starts heard by NOTIFY xdp47_desired whose devices' entries "
-            "were dropped (the rest of the tenant stays cached).",
+            "Wave starts and late joins heard by NOTIFY xdp47_desired whose "
+            "devices' entries were dropped (the rest of the tenant stays cached).",
             registry=registry,
         )
         self._live_gauge = Gauge(
@@ -306,19 +307,12 @@ class DesiredCache:
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
         assert isinstance(payload, str)  # NOTIFY payloads are text
         self._changes += 1
-        tenant, *wave = payload.split(" ")
-        if len(wave) != 3:
-            self._invalidate(tenant)
-            return
-        try:
-            rollout, after, upto = UUID(wave[0]), int(wave[1]), int(wave[2])
-        except ValueError:
+        tenant, change = parse_notice(payload)
+        if change is None:
             self._invalidate(tenant)
             return
         self._refreshing[tenant] = self._refreshing.get(tenant, 0) + 1
-        task = asyncio.get_running_loop().create_task(
-            self._drop_wave(tenant, rollout, after, upto)
-        )
+        task = asyncio.get_running_loop().create_task(self._drop_wave(tenant, change))
         self._drops.add(task)
         task.add_done_callback(self._drops.discard)
 
@@ -326,18 +320,16 @@ class DesiredCache:
         self._epochs[tenant] = self._epochs.get(tenant, 0) + 1
         self._invalidations.inc()
 
-    async def _drop_wave(
-        self, tenant: str, rollout: UUID, after: int, upto: int
-    ) -> None:
-        """Drop the entries of the devices in waves (after, upto] of ``rollout``;
-        the whole tenant when they cannot be read."""
+    async def _drop_wave(self, tenant: str, change: WaveChange) -> None:
+        """Drop the entries of the devices ``change`` names (a wave start's, or
+        a late joiner's); the whole tenant when they cannot be read."""
         try:
             keys = await wave_credentials(
-                self._pool, rollout, after, upto, db_timeout=self._db_timeout
+                self._pool, change, db_timeout=self._db_timeout
             )
         except Exception as exc:  # any failure: the tenant-wide drop is safe
             _log.warning(
-                "wave start: dropping the tenant's cached answers",
+                "wave change: dropping the tenant's cached answers",
                 tenant=tenant,
                 error=repr(exc),
             )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from typing import Any, TypeAlias
-from uuid import UUID
 
 import asyncpg
 
@@ -38,6 +37,7 @@ from xdp47_common.adapters.desired import (
 from xdp47_common.adapters.objects import ArtifactLinks
 from xdp47_common.messages import DesiredState
 from xdp47_ingest.desired import DeviceView
+from xdp47_ingest.notices import WaveChange
 
 __all__ = [
     "READ_DEVICE",
@@ -91,27 +91,29 @@ async def read_device(
 
 
 # The credentials of a rollout's targets in waves (after, upto]: the devices a
-# wave start changes the answer of (migration 0027). The index on
-# (rollout_id, wave, state) finds them; one devices probe each.
+# wave start changes the answer of (migration 0027), or only its late targets
+# there (a late joiner of the running wave, ``xdp47_scheduler.pg.late``). The
+# index on (rollout_id, wave, state) finds them; one devices probe each.
 _WAVE_CREDENTIALS = """
 SELECT d.credential_hash FROM rollout_targets AS t
 JOIN devices AS d ON d.tenant = t.tenant AND d.id = t.device_id
 WHERE t.rollout_id = $1 AND t.wave > $2 AND t.wave <= $3
+  AND (t.late OR NOT $4::boolean)
   AND d.credential_hash IS NOT NULL
 """
 
 
 async def wave_credentials(
-    pool: asyncpg.Pool[Any],
-    rollout_id: UUID,
-    after: int,
-    upto: int,
-    *,
-    db_timeout: float,
+    pool: asyncpg.Pool[Any], change: WaveChange, *, db_timeout: float
 ) -> list[bytes]:
-    """The credential hashes of ``rollout_id``'s targets in waves (after, upto]."""
+    """The credential hashes of the targets ``change`` names."""
     rows = await pool.fetch(
-        _WAVE_CREDENTIALS, rollout_id, after, upto, timeout=db_timeout
+        _WAVE_CREDENTIALS,
+        change.rollout,
+        change.after,
+        change.upto,
+        change.late_only,
+        timeout=db_timeout,
     )
     return [bytes(r[0]) for r in rows]
 

@@ -46,6 +46,14 @@ ORDER BY r.id
 """
 
 
+# Ingest's cached answers: a joiner of the running wave is told at once, so
+# the transaction names the rollout, the wave and ``late`` (each ingest replica
+# drops the entries of that wave's late targets only, ``xdp47_ingest.notices``);
+# a joiner of a later wave is told when that wave starts, whose notification
+# drops it with the rest of its wave, so nothing is sent now. A tenant-wide drop
+# here, at every look that found a joiner, kept a growing million-device
+# tenant's cache empty.
+#
 # Today's candidates whose rank falls in a written wave and that have no target
 # of this rollout (a device it skipped or released does not join again), in
 # each ``PlanningForm``; under skip_offline ($8) only online ones: a device
@@ -78,7 +86,8 @@ WITH plan AS (
     UPDATE rollout_waves SET pending = pending + c.n FROM counted AS c
     WHERE c.n > 0 AND rollout_id = $1 AND wave = $5
 )
-SELECT c.n, CASE WHEN c.n > 0 THEN pg_notify('xdp47_desired', $2) END
+SELECT c.n, CASE WHEN c.n > 0 AND $5 <= $6 THEN pg_notify(
+    'xdp47_desired', format('%s %s %s %s late', $2, $1, $5 - 1, $5)) END
 FROM counted AS c
 """  # nosec B608 (constants only)
 
