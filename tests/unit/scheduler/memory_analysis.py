@@ -16,10 +16,10 @@ from xdp47_common.rollout import (
     RolloutStatus,
 )
 from xdp47_scheduler.ports import (
+    WINDOWS_PER_ATTEMPT,
     AnalysedBeat,
     RolloutRow,
     SummedSamples,
-    analysis_window,
 )
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class MemoryAnalysis:
                 cohort = Cohort.BASELINE.value
             else:
                 continue
-            window = analysis_window(r.attempt, r.current_wave)
+            window = r.attempt * WINDOWS_PER_ATTEMPT + r.current_wave
             first = t.analysed_window != window
             for metric, value in zip(beat.metrics, beat.values, strict=True):
                 self._add(beat.rollout_id, cohort, metric, first, 1, value)
@@ -78,7 +78,7 @@ class MemoryAnalysis:
         r = self.s.rollouts[rid]
         if r.status is not RolloutStatus.RUNNING or r.current_wave is None:
             return None
-        return analysis_window(r.attempt, r.current_wave)
+        return r.attempt * WINDOWS_PER_ATTEMPT + r.current_wave
 
     def _add(
         self, rid: UUID, cohort: str, metric: str, first: bool, n: int, total: float

@@ -149,7 +149,7 @@ class AnalysisFeed:
                 SummedSamples(rollout, windows[rollout], cohort, name, int(n), total)
                 for (rollout, cohort, name), (n, total) in sums.items()
             ]
-            sent = sorted({b.rollout_id for b in beats} | {s[0] for s in sums})
+            sent = sorted({b.rollout_id for b in beats} | {r for r, _, _ in sums})
             current = await tx.record_samples(beats, summed, sent)
             if len(windows) > _REMEMBERED:
                 windows.clear()

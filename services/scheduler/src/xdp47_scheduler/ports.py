@@ -41,6 +41,7 @@ from xdp47_common.selectors import SelectorJson
 
 __all__ = [
     "NOTHING_SETTLED",
+    "WINDOWS_PER_ATTEMPT",
     "AnalysedBeat",
     "Outbox",
     "OutboxRow",
@@ -50,24 +51,18 @@ __all__ = [
     "Send",
     "Settled",
     "SummedSamples",
-    "analysis_window",
     "window_wave",
 ]
 
 # Waves are at most 100 (rollouts.waves CHECK), so ``attempt * 1000 + wave``
 # names one window of one rollout: where a device counts once
-# (``rollout_targets.analysed_window``).
-_WINDOWS_PER_ATTEMPT = 1000
-
-
-def analysis_window(attempt: int, wave: int) -> int:
-    """The telemetry analysis's window of a rollout's ``attempt`` and ``wave``."""
-    return attempt * _WINDOWS_PER_ATTEMPT + wave
+# (``rollout_targets.analysed_window``; the analysis statement computes it).
+WINDOWS_PER_ATTEMPT = 1000
 
 
 def window_wave(window: int) -> int:
-    """The wave of an ``analysis_window``."""
-    return window % _WINDOWS_PER_ATTEMPT
+    """The wave of an analysis window (``WINDOWS_PER_ATTEMPT``)."""
+    return window % WINDOWS_PER_ATTEMPT
 
 
 class AnalysedBeat(NamedTuple):

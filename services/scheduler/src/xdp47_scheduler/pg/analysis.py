@@ -41,13 +41,18 @@ from pydantic import ValidationError
 
 from xdp47_common.adapters.planning import Connection
 from xdp47_common.rollout import AnalysisPolicy, Cohort, MetricAggregate, Observations
-from xdp47_scheduler.ports import AnalysedBeat, RolloutRow, SummedSamples
+from xdp47_scheduler.ports import (
+    WINDOWS_PER_ATTEMPT,
+    AnalysedBeat,
+    RolloutRow,
+    SummedSamples,
+)
 
 __all__ = ["analysed_metrics", "read_observations", "record_samples"]
 
-# Waves are at most 100 (rollouts.waves CHECK), so attempt * 1000 + wave names
-# one window of one rollout. The batch comes as one array of ``analysed_beat``
-# (migration 0032), the ``AnalysedBeat`` tuples as they are: one per device,
+# A window is ``attempt * WINDOWS_PER_ATTEMPT + wave`` (``_WIN``). The batch
+# comes as one array of ``analysed_beat`` (migration 0032), the
+# ``AnalysedBeat`` tuples as they are: one per device,
 # with its target's state and wave as the heartbeat write found them or the
 # batch's settling moved them (``state`` is never NULL: the type allows it for
 # a scheduler of the previous release, which had this statement read such a
@@ -58,11 +63,12 @@ __all__ = ["analysed_metrics", "read_observations", "record_samples"]
 # conditions are wrapped in IS TRUE, which no index serves, so the plan cannot
 # prefer scanning the whole rollout by ``rollout_id``. The sums ($2-$7) join
 # their rollout by its primary key and count no device.
-_RECORD = """
+_WIN = f"r.attempt * {WINDOWS_PER_ATTEMPT} + r.current_wave"
+_RECORD = f"""
 WITH counted AS (
     SELECT b.tenant, b.device_id, b.rollout_id, b.metrics, b.vals, r.attempt,
-           r.current_wave AS wave, r.attempt * 1000 + r.current_wave AS win,
-           b.analysed_window IS DISTINCT FROM r.attempt * 1000 + r.current_wave
+           r.current_wave AS wave, {_WIN} AS win,
+           b.analysed_window IS DISTINCT FROM {_WIN}
                AS first,
            CASE WHEN b.state = 'applied' AND b.wave = r.current_wave
                     THEN 'updated'
@@ -95,7 +101,7 @@ WITH counted AS (
     FROM unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::bigint[],
                 $7::float8[]) AS s(rollout_id, win, cohort, metric, samples, total)
     JOIN rollouts AS r ON r.id = s.rollout_id AND r.status = 'running'
-        AND r.attempt * 1000 + r.current_wave = s.win
+        AND {_WIN} = s.win
 ), written AS (
     INSERT INTO rollout_analysis AS a
         (rollout_id, attempt, wave, cohort, metric, devices, samples, total)
@@ -109,9 +115,10 @@ WITH counted AS (
         samples = a.samples + excluded.samples,
         total = a.total + excluded.total
 )
-SELECT id, attempt * 1000 + current_wave AS win FROM rollouts
-WHERE id = ANY($8::uuid[]) AND status = 'running' AND current_wave IS NOT NULL
-"""
+SELECT r.id, {_WIN} AS win FROM rollouts AS r
+WHERE r.id = ANY($8::uuid[]) AND r.status = 'running'
+  AND r.current_wave IS NOT NULL
+"""  # nosec B608 (constants only)
 
 _READ = """
 SELECT cohort, metric, devices, samples, total FROM rollout_analysis
